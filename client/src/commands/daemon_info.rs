@@ -1,0 +1,65 @@
+//! `status` and `ping`.
+
+use std::time::Instant;
+
+use appforge_shared::protocol::{Reply, Request};
+use serde_json::json;
+
+use super::accounts::unexpected;
+use super::Ctx;
+use crate::error::ClientError;
+use crate::output::emit;
+
+/// `appforge status`
+pub async fn status(ctx: &mut Ctx) -> Result<(), ClientError> {
+    let reply = ctx.conn.request(None, Request::Status, |_| {}).await?;
+    let Reply::Status(s) = reply else {
+        return Err(unexpected(&reply));
+    };
+    emit(
+        ctx.json,
+        json!({
+            "version": s.version, "pid": s.pid, "uptime_s": s.uptime_s,
+            "socket": s.socket, "data_dir": s.data_dir, "database": s.database,
+            "users": s.users, "projects": s.projects, "connections": s.connections,
+        }),
+        || {
+            format!(
+                "appforged {}\n  pid:         {}\n  uptime:      {} s\n  socket:      {}\n  \
+                 data dir:    {}\n  database:    {}\n  users:       {}\n  projects:    {}\n  \
+                 connections: {}",
+                s.version,
+                s.pid,
+                s.uptime_s,
+                s.socket,
+                s.data_dir,
+                s.database,
+                s.users,
+                s.projects,
+                s.connections
+            )
+        },
+    );
+    Ok(())
+}
+
+/// `appforge ping`
+pub async fn ping(ctx: &mut Ctx) -> Result<(), ClientError> {
+    let started = Instant::now();
+    let reply = ctx.conn.request(None, Request::Ping, |_| {}).await?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let Reply::Pong(w) = reply else {
+        return Err(unexpected(&reply));
+    };
+    emit(
+        ctx.json,
+        json!({"daemon_version": w.daemon_version, "protocol": w.protocol, "elapsed_ms": elapsed_ms}),
+        || {
+            format!(
+                "pong from appforged {} (protocol {}) in {elapsed_ms:.2} ms",
+                w.daemon_version, w.protocol
+            )
+        },
+    );
+    Ok(())
+}

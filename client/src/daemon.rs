@@ -1,0 +1,96 @@
+//! Talking to the daemon: connect, shake hands, send a request, and read its
+//! progress frames until the final one.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use appforge_shared::codec;
+use appforge_shared::protocol::{
+    ClientFrame, Envelope, Hello, Progress, Reply, Request, ServerFrame, SessionToken,
+};
+use interprocess::local_socket::tokio::Stream;
+use interprocess::local_socket::traits::tokio::Stream as _;
+use interprocess::local_socket::{GenericFilePath, ToFsName};
+
+use crate::error::ClientError;
+
+/// An open, greeted connection to the daemon.
+pub struct DaemonConn {
+    stream: Stream,
+}
+
+/// The socket to use: `--socket`/`APPFORGE_SOCKET`, else the default.
+pub fn socket_path(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .unwrap_or_else(appforge_shared::paths::default_socket_path)
+}
+
+impl DaemonConn {
+    /// Connects to the daemon on `socket` and completes the handshake.
+    pub async fn connect(socket: &Path) -> Result<DaemonConn, ClientError> {
+        let unreachable = |reason: String| ClientError::Unreachable {
+            socket: socket.to_path_buf(),
+            reason,
+        };
+        let name = socket.to_fs_name::<GenericFilePath>().map_err(|e| {
+            ClientError::Usage(format!("bad socket path {}: {e}", socket.display()))
+        })?;
+        let stream = Stream::connect(name).await.map_err(|e| match e.kind() {
+            ErrorKind::NotFound => unreachable("no socket there".into()),
+            ErrorKind::ConnectionRefused => unreachable("nothing listens there".into()),
+            ErrorKind::PermissionDenied => unreachable("permission denied".into()),
+            _ => unreachable(e.to_string()),
+        })?;
+        let mut conn = DaemonConn { stream };
+        conn.send(&ClientFrame::Hello(Hello::current())).await?;
+        match conn.receive().await? {
+            ServerFrame::Welcome(_) => Ok(conn),
+            ServerFrame::Error(e) => Err(ClientError::Daemon(e)),
+            other => Err(ClientError::Protocol(format!(
+                "the daemon answered the handshake with {other:?}"
+            ))),
+        }
+    }
+
+    /// Sends a request and returns its final reply, handing each progress
+    /// frame to `on_progress` as it arrives.
+    pub async fn request(
+        &mut self,
+        token: Option<SessionToken>,
+        request: Request,
+        mut on_progress: impl FnMut(Progress),
+    ) -> Result<Reply, ClientError> {
+        self.send(&ClientFrame::Request(Envelope { token, request }))
+            .await?;
+        loop {
+            match self.receive().await? {
+                ServerFrame::Progress(p) => on_progress(p),
+                ServerFrame::Reply(reply) => return Ok(reply),
+                ServerFrame::Error(e) => return Err(ClientError::Daemon(e)),
+                ServerFrame::Welcome(_) => {
+                    return Err(ClientError::Protocol(
+                        "the daemon sent a second handshake".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, frame: &ClientFrame) -> Result<(), ClientError> {
+        codec::write_frame(&mut self.stream, frame)
+            .await
+            .map_err(|e| ClientError::Protocol(format!("could not send to the daemon: {e}")))
+    }
+
+    async fn receive(&mut self) -> Result<ServerFrame, ClientError> {
+        match codec::read_frame(&mut self.stream).await {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => Err(ClientError::Protocol(
+                "the daemon closed the connection without answering; see its log".into(),
+            )),
+            Err(e) => Err(ClientError::Protocol(format!(
+                "bad answer from the daemon: {e}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! `appforge`: the command-line client of `appforged`. It parses arguments,
+//! sends one request over the daemon's socket, renders the reply and exits.
+
+mod cli;
+mod commands;
+mod daemon;
+mod error;
+mod output;
+mod session;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("appforge: could not start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::print_error(&e, json);
+            ExitCode::from(e.exit_status())
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Accounts and sessions: sign-up, sign-in, sign-out and resolving a session
+//! token to its user.
+
+mod password;
+mod throttle;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use appforge_shared::protocol::{Credentials, SessionInfo, SessionToken, UserInfo};
+use rand::RngCore;
+use rusqlite::{params, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+use crate::db::{Db, DbError, NOW};
+
+/// How long a session lasts.
+const SESSION_DAYS: u32 = 30;
+
+/// Why an account operation failed. Messages say what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The email is not a plausible address.
+    #[error("`{0}` is not a valid email address")]
+    InvalidEmail(String),
+    /// The password is too short or too long.
+    #[error("passwords must be {min} to {max} bytes long", min = password::MIN_LEN, max = password::MAX_LEN)]
+    PasswordLength,
+    /// Someone already signed up with this email.
+    #[error("an account with this email already exists; sign in with `appforge login`")]
+    EmailTaken,
+    /// Unknown email or wrong password (deliberately not told apart).
+    #[error("wrong email or password")]
+    WrongCredentials,
+    /// Too many failures for this email.
+    #[error("too many failed sign-ins for this email; try again in {} s", retry_after.as_secs().max(1))]
+    Throttled {
+        /// How long until the next attempt is allowed.
+        retry_after: Duration,
+    },
+    /// The request carries no session token.
+    #[error("you are not signed in; run `appforge login` (or `appforge signup`)")]
+    NotSignedIn,
+    /// The token is unknown or expired.
+    #[error("your session has ended; run `appforge login` again")]
+    SessionEnded,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Hashing failed.
+    #[error("{0}")]
+    Hashing(String),
+}
+
+/// A signed-in user, as handlers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The user's id, the `owner_id` of their projects.
+    pub id: i64,
+    /// The user's email.
+    pub email: String,
+}
+
+/// The account service.
+pub struct Accounts {
+    db: Db,
+    throttle: Mutex<throttle::Throttle>,
+}
+
+impl Accounts {
+    /// An account service over `db`.
+    pub fn new(db: Db) -> Self {
+        Accounts {
+            db,
+            throttle: Mutex::new(throttle::Throttle::default()),
+        }
+    }
+
+    /// Creates an account and signs it in.
+    pub async fn signup(&self, creds: Credentials) -> Result<SessionInfo, AuthError> {
+        let email = normalize_email(&creds.email)?;
+        check_password_length(&creds.password.0)?;
+        let password = creds.password.0;
+        let hash = blocking(move || password::hash(&password))
+            .await?
+            .map_err(AuthError::Hashing)?;
+        let user_id = self
+            .db
+            .call(move |c| {
+                let inserted = c.execute(
+                    "INSERT INTO users (email, password_hash) VALUES (?1, ?2) \
+                     ON CONFLICT (email) DO NOTHING",
+                    params![email, hash],
+                )?;
+                Ok((inserted == 1).then(|| c.last_insert_rowid()))
+            })
+            .await?
+            .ok_or(AuthError::EmailTaken)?;
+        tracing::info!(user_id, "account created");
+        self.new_session(user_id).await
+    }
+
+    /// Signs in with an email and password.
+    pub async fn login(&self, creds: Credentials) -> Result<SessionInfo, AuthError> {
+        let email = normalize_email(&creds.email)?;
+        check_password_length(&creds.password.0)?;
+        if let Some(retry_after) = self.lock().wait_for(&email, Instant::now()) {
+            return Err(AuthError::Throttled { retry_after });
+        }
+        let lookup = email.clone();
+        let stored: Option<(i64, String)> = self
+            .db
+            .call(move |c| {
+                Ok(c.query_row(
+                    "SELECT id, password_hash FROM users WHERE email = ?1",
+                    [lookup],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?)
+            })
+            .await?;
+        let password = creds.password.0;
+        let user_id = blocking(move || match stored {
+            Some((id, hash)) => password::verify(&password, &hash).then_some(id),
+            None => {
+                password::verify_against_dummy(&password);
+                None
+            }
+        })
+        .await?;
+        let Some(user_id) = user_id else {
+            self.lock().fail(&email, Instant::now());
+            tracing::info!("failed sign-in");
+            return Err(AuthError::WrongCredentials);
+        };
+        self.lock().succeed(&email);
+        tracing::info!(user_id, "signed in");
+        self.new_session(user_id).await
+    }
+
+    /// Ends the session the token names.
+    pub async fn logout(&self, token: Option<&SessionToken>) -> Result<(), AuthError> {
+        let user = self.authenticate(token).await?;
+        let token_hash = hash_token(token.ok_or(AuthError::NotSignedIn)?);
+        self.db
+            .call(move |c| {
+                c.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+                Ok(())
+            })
+            .await?;
+        tracing::info!(user_id = user.id, "signed out");
+        Ok(())
+    }
+
+    /// The user a session token belongs to.
+    pub async fn authenticate(&self, token: Option<&SessionToken>) -> Result<User, AuthError> {
+        let token_hash = hash_token(token.ok_or(AuthError::NotSignedIn)?);
+        self.db
+            .call(move |c| {
+                Ok(c.query_row(
+                    &format!(
+                        "SELECT u.id, u.email FROM sessions s JOIN users u ON u.id = s.user_id \
+                         WHERE s.token_hash = ?1 AND s.expires_at > {NOW}"
+                    ),
+                    [token_hash],
+                    |r| {
+                        Ok(User {
+                            id: r.get(0)?,
+                            email: r.get(1)?,
+                        })
+                    },
+                )
+                .optional()?)
+            })
+            .await?
+            .ok_or(AuthError::SessionEnded)
+    }
+
+    /// The signed-in user's account details.
+    pub async fn whoami(&self, token: Option<&SessionToken>) -> Result<UserInfo, AuthError> {
+        let user = self.authenticate(token).await?;
+        let created_at: String = self
+            .db
+            .call(move |c| {
+                Ok(c.query_row(
+                    "SELECT created_at FROM users WHERE id = ?1",
+                    [user.id],
+                    |r| r.get(0),
+                )?)
+            })
+            .await?;
+        Ok(UserInfo {
+            user_id: user.id,
+            email: user.email,
+            created_at,
+        })
+    }
+
+    async fn new_session(&self, user_id: i64) -> Result<SessionInfo, AuthError> {
+        let token = new_token();
+        let token_hash = hash_token(&token);
+        let (email, expires_at) = self
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                // Expired sessions are swept here rather than by a timer, so an
+                // idle daemon does no work.
+                tx.execute(&format!("DELETE FROM sessions WHERE expires_at <= {NOW}"), [])?;
+                let row = tx.query_row(
+                    &format!(
+                        "INSERT INTO sessions (user_id, token_hash, expires_at) \
+                         VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%SZ','now','+{SESSION_DAYS} days')) \
+                         RETURNING expires_at, (SELECT email FROM users WHERE id = ?1)"
+                    ),
+                    params![user_id, token_hash],
+                    |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(0)?)),
+                )?;
+                tx.commit()?;
+                Ok(row)
+            })
+            .await?;
+        Ok(SessionInfo {
+            token,
+            user_id,
+            email,
+            expires_at,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, throttle::Throttle> {
+        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs CPU-heavy work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AuthError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AuthError::Hashing(format!("hashing task failed: {e}")))
+}
+
+/// A new session token: 256 random bits, hex, with a prefix that secret
+/// scanners can recognise.
+fn new_token() -> SessionToken {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    SessionToken(format!("afs_{}", hex::encode(bytes)))
+}
+
+/// Only this hash of a token is stored, so a copy of the database signs no one in.
+fn hash_token(token: &SessionToken) -> String {
+    hex::encode(Sha256::digest(token.0.as_bytes()))
+}
+
+fn check_password_length(password: &str) -> Result<(), AuthError> {
+    if (password::MIN_LEN..=password::MAX_LEN).contains(&password.len()) {
+        Ok(())
+    } else {
+        Err(AuthError::PasswordLength)
+    }
+}
+
+/// Trims and lower-cases an email after checking its shape.
+pub fn normalize_email(raw: &str) -> Result<String, AuthError> {
+    let email = raw.trim().to_lowercase();
+    let shown = || {
+        let mut s: String = raw.chars().take(80).collect();
+        s.retain(|c| !c.is_control());
+        AuthError::InvalidEmail(s)
+    };
+    if email.len() > 254 {
+        return Err(shown());
+    }
+    let (local, domain) = email.rsplit_once('@').ok_or_else(shown)?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local
+            .chars()
+            .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+    let domain_ok = domain.contains('.')
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    if local_ok && domain_ok {
+        Ok(email)
+    } else {
+        Err(shown())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_checked_and_normalized() {
+        assert_eq!(
+            normalize_email("  Ada@Example.ORG ").unwrap(),
+            "ada@example.org"
+        );
+        assert_eq!(normalize_email("a.b+tag@x.co").unwrap(), "a.b+tag@x.co");
+        for bad in [
+            "", "plain", "@x.co", "a@", "a@x", "a@@x.co", "a b@x.co", "a@x..co", ".a@x.co",
+            "a@-x.co", "a\n@x.co", "a@x.co\0",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(normalize_email(&format!("{}@x.co", "a".repeat(65))).is_err());
+    }
+
+    #[test]
+    fn tokens_are_random_and_stored_hashed() {
+        let a = new_token();
+        let b = new_token();
+        assert_ne!(a, b);
+        assert_eq!(a.0.len(), 4 + 64);
+        assert_ne!(hash_token(&a), a.0);
+        assert_eq!(hash_token(&a), hash_token(&a));
+    }
+}

@@ -1,0 +1,65 @@
+//! `appforged`: the appforge daemon. It owns the database, the AI client and
+//! every app process, and serves the `appforge` client over a Unix socket.
+
+mod auth;
+mod config;
+mod db;
+mod error;
+mod server;
+mod state;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing::info;
+
+use crate::config::{Cli, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("appforged: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = config::Settings::from_cli(cli)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("appforged-worker")
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async move {
+        let daemon = state::Daemon::open(&settings).await?;
+        let listener = server::bind(&settings)?;
+        info!(
+            socket = %settings.socket.display(),
+            data_dir = %settings.data_dir.display(),
+            pid = std::process::id(),
+            version = env!("CARGO_PKG_VERSION"),
+            "appforged ready"
+        );
+        server::run(listener, daemon, server::shutdown_signal()?).await;
+        info!("appforged stopped");
+        Ok(())
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("APPFORGE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

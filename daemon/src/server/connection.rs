@@ -1,0 +1,246 @@
+//! One client connection: the handshake, then requests answered one at a
+//! time, each with its progress frames and one final frame.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use appforge_shared::codec::{self, CodecError};
+use appforge_shared::protocol::{
+    ClientFrame, Envelope, Progress, ServerFrame, Welcome, PROTOCOL_VERSION,
+};
+use appforge_shared::{ErrorCode, WireError};
+use interprocess::local_socket::tokio::Stream;
+use interprocess::local_socket::traits::StreamCommon as _;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tracing::{debug, info, warn};
+
+use super::handlers;
+use crate::state::Daemon;
+
+/// Serves one client until it leaves, misbehaves, stays silent too long, or
+/// the daemon shuts down.
+pub async fn serve(
+    stream: Stream,
+    daemon: Arc<Daemon>,
+    mut stop: watch::Receiver<bool>,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    let peer_uid = stream.peer_creds().ok().and_then(|c| c.euid());
+    // `&Stream` reads and writes, so one borrow reads while another writes.
+    let (mut reader, mut writer) = (&stream, &stream);
+    if permit.is_none() {
+        let message = format!(
+            "appforged is already serving its limit of {} clients; try again shortly",
+            daemon.settings.max_connections
+        );
+        let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
+        return;
+    }
+    if let Err(message) = check_peer(peer_uid, daemon.settings.socket_mode) {
+        warn!(?peer_uid, "refused a client from another user");
+        let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
+        return;
+    }
+    daemon.connections.fetch_add(1, Ordering::Relaxed);
+    let outcome = converse(&daemon, &mut reader, &mut writer, &mut stop).await;
+    daemon.connections.fetch_sub(1, Ordering::Relaxed);
+    match outcome {
+        Ok(()) => {}
+        Err(Ended::BadFrame(e)) => {
+            info!(error = %e, "dropped a client that sent a bad frame");
+            let _ = send_error(
+                &mut writer,
+                ErrorCode::InvalidInput,
+                format!("{e}; closing the connection"),
+            )
+            .await;
+        }
+        Err(Ended::Silent) => {
+            debug!("dropped a silent client");
+            let message = format!(
+                "no request within {:.0?}; closing the connection",
+                daemon.settings.client_timeout
+            );
+            let _ = send_error(&mut writer, ErrorCode::InvalidInput, message).await;
+        }
+        Err(Ended::Handshake(message)) => {
+            info!(%message, "refused a handshake");
+            let _ = send_error(&mut writer, ErrorCode::InvalidInput, message).await;
+        }
+        Err(Ended::Gone) => debug!("client went away"),
+    }
+}
+
+/// Why a conversation ended early.
+enum Ended {
+    /// The client sent something that is not a valid frame.
+    BadFrame(CodecError),
+    /// The client said nothing for too long.
+    Silent,
+    /// The handshake failed; the message says why.
+    Handshake(String),
+    /// The client closed the connection or it broke.
+    Gone,
+}
+
+/// Only the daemon's own user (or root) may use a per-user daemon; a system
+/// daemon's socket is opened to its group by file permissions instead.
+fn check_peer(peer_uid: Option<u32>, socket_mode: u32) -> Result<(), String> {
+    if socket_mode & 0o070 != 0 {
+        return Ok(());
+    }
+    let own = nix::unistd::geteuid().as_raw();
+    match peer_uid {
+        Some(uid) if uid == own || uid == 0 => Ok(()),
+        Some(uid) => Err(format!(
+            "this appforged belongs to uid {own}; uid {uid} may not use it"
+        )),
+        None => Err("could not read the client's user id".to_string()),
+    }
+}
+
+async fn converse(
+    daemon: &Daemon,
+    reader: &mut &Stream,
+    writer: &mut &Stream,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), Ended> {
+    let timeout = daemon.settings.client_timeout;
+    let hello = match tokio::time::timeout(timeout, codec::read_frame(reader)).await {
+        Err(_) => return Err(Ended::Silent),
+        Ok(frame) => frame.map_err(classify)?.ok_or(Ended::Gone)?,
+    };
+    match hello {
+        ClientFrame::Hello(h) if h.protocol == PROTOCOL_VERSION => {}
+        ClientFrame::Hello(h) => return Err(Ended::Handshake(format!(
+            "protocol mismatch: the client speaks version {} and appforged {} speaks version {}; \
+                 use a client and daemon from the same release",
+            h.protocol,
+            env!("CARGO_PKG_VERSION"),
+            PROTOCOL_VERSION
+        ))),
+        ClientFrame::Request(_) => {
+            return Err(Ended::Handshake(
+                "expected a handshake before the first request".to_string(),
+            ))
+        }
+    }
+    send(writer, &ServerFrame::Welcome(welcome())).await?;
+    loop {
+        let next = tokio::select! {
+            frame = tokio::time::timeout(timeout, codec::read_frame(reader)) => frame,
+            _ = stop.changed() => return Ok(()),
+        };
+        let frame = match next {
+            Err(_) => return Err(Ended::Silent),
+            Ok(frame) => match frame.map_err(classify)? {
+                None => return Ok(()),
+                Some(frame) => frame,
+            },
+        };
+        match frame {
+            ClientFrame::Request(envelope) => answer(daemon, envelope, reader, writer).await?,
+            ClientFrame::Hello(_) => {
+                return Err(Ended::Handshake(
+                    "a second handshake on one connection".to_string(),
+                ))
+            }
+        }
+    }
+}
+
+/// Runs one request, streaming its progress, and cancels it if the client
+/// goes away first.
+async fn answer(
+    daemon: &Daemon,
+    envelope: Envelope,
+    reader: &mut &Stream,
+    writer: &mut &Stream,
+) -> Result<(), Ended> {
+    let kind = envelope.request.kind();
+    let started = Instant::now();
+    let (progress_tx, mut progress_rx) = mpsc::channel::<Progress>(64);
+    let work = handlers::dispatch(daemon, envelope, progress_tx);
+    tokio::pin!(work);
+    // A well-behaved client sends nothing while a request runs, so any read
+    // completing here means it hung up (or broke the protocol): either way
+    // the work is dropped, which cancels it.
+    let client_left = codec::read_frame::<_, ClientFrame>(reader);
+    tokio::pin!(client_left);
+    let result = loop {
+        tokio::select! {
+            biased;
+            result = &mut work => break result,
+            Some(progress) = progress_rx.recv() => send(writer, &ServerFrame::Progress(progress)).await?,
+            _ = &mut client_left => {
+                info!(request = kind, "client left; request cancelled");
+                return Err(Ended::Gone);
+            }
+        }
+    };
+    while let Ok(progress) = progress_rx.try_recv() {
+        send(writer, &ServerFrame::Progress(progress)).await?;
+    }
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let last = match result {
+        Ok(reply) => {
+            debug!(request = kind, elapsed_ms, "request done");
+            ServerFrame::Reply(reply)
+        }
+        Err(e) => {
+            let wire = WireError::from(e);
+            if wire.code == ErrorCode::Internal {
+                tracing::error!(request = kind, error = %wire.message, "request failed");
+            } else {
+                debug!(
+                    request = kind,
+                    code = wire.code.as_str(),
+                    elapsed_ms,
+                    "request refused"
+                );
+            }
+            ServerFrame::Error(wire)
+        }
+    };
+    send(writer, &last).await
+}
+
+fn welcome() -> Welcome {
+    Welcome {
+        protocol: PROTOCOL_VERSION,
+        daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+fn classify(e: CodecError) -> Ended {
+    match e {
+        CodecError::TooLarge { .. } | CodecError::Malformed(_) => Ended::BadFrame(e),
+        CodecError::Truncated | CodecError::Io(_) | CodecError::Encode(_) => Ended::Gone,
+    }
+}
+
+async fn send(writer: &mut &Stream, frame: &ServerFrame) -> Result<(), Ended> {
+    codec::write_frame(writer, frame)
+        .await
+        .map_err(|_| Ended::Gone)
+}
+
+async fn send_error(writer: &mut &Stream, code: ErrorCode, message: String) -> Result<(), Ended> {
+    send(writer, &ServerFrame::Error(WireError::new(code, message))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_per_user_daemon_admits_only_its_user_and_root() {
+        let own = nix::unistd::geteuid().as_raw();
+        assert!(check_peer(Some(own), 0o600).is_ok());
+        assert!(check_peer(Some(0), 0o600).is_ok());
+        assert!(check_peer(Some(own + 1), 0o600).is_err());
+        assert!(check_peer(None, 0o600).is_err());
+        assert!(check_peer(Some(own + 1), 0o660).is_ok());
+    }
+}

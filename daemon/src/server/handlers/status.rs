@@ -1,0 +1,36 @@
+//! `status`: what the daemon is and holds.
+
+use std::sync::atomic::Ordering;
+
+use appforge_shared::protocol::{Reply, StatusInfo};
+
+use crate::error::ServiceError;
+use crate::state::Daemon;
+
+/// Reports the daemon's version, uptime, paths and counts.
+pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
+    let (users, projects) = daemon
+        .db
+        .call(|c| {
+            let count = |table: &str| -> rusqlite::Result<u64> {
+                c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n as u64)
+            };
+            Ok((count("users")?, count("projects")?))
+        })
+        .await?;
+    let settings = &daemon.settings;
+    Ok(Reply::Status(StatusInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        uptime_s: daemon.started.elapsed().as_secs(),
+        socket: settings.socket.display().to_string(),
+        data_dir: settings.data_dir.display().to_string(),
+        database: daemon.db.path().display().to_string(),
+        users,
+        projects,
+        connections: daemon.connections.load(Ordering::Relaxed),
+    }))
+}

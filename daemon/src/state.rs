@@ -1,0 +1,58 @@
+//! The daemon's shared state, handed to every connection.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::auth::Accounts;
+use crate::config::Settings;
+use crate::db::Db;
+
+/// Everything a request handler may need.
+pub struct Daemon {
+    /// The database.
+    pub db: Db,
+    /// Accounts and sessions.
+    pub accounts: Accounts,
+    /// The effective settings.
+    pub settings: Settings,
+    /// When the daemon started.
+    pub started: Instant,
+    /// Clients connected right now.
+    pub connections: AtomicU64,
+}
+
+impl Daemon {
+    /// Creates the data directory if needed, opens and migrates the database.
+    pub async fn open(settings: &Settings) -> anyhow::Result<Arc<Daemon>> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&settings.data_dir)
+            .with_context(|| {
+                format!(
+                    "could not create the data directory {}",
+                    settings.data_dir.display()
+                )
+            })?;
+        let path = settings.database_path();
+        let db = tokio::task::spawn_blocking(move || Db::open(&path))
+            .await?
+            .with_context(|| {
+                format!(
+                    "could not open the database {}",
+                    settings.database_path().display()
+                )
+            })?;
+        Ok(Arc::new(Daemon {
+            accounts: Accounts::new(db.clone()),
+            db,
+            settings: settings.clone(),
+            started: Instant::now(),
+            connections: AtomicU64::new(0),
+        }))
+    }
+}

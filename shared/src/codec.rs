@@ -1,0 +1,130 @@
+//! The frame codec: a 4-byte little-endian length, then a bincode payload.
+//!
+//! This is the only module that names bincode, so changing the wire format
+//! touches one file.
+
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The largest payload accepted in either direction: 16 MiB.
+pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
+
+/// Bytes in the length prefix.
+pub const PREFIX_LEN: usize = 4;
+
+/// Why a frame could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The length prefix announces more than [`MAX_FRAME_LEN`].
+    #[error("frame of {len} bytes is over the {MAX_FRAME_LEN}-byte limit")]
+    TooLarge {
+        /// The announced length.
+        len: usize,
+    },
+    /// The stream ended in the middle of a frame.
+    #[error("connection closed in the middle of a frame")]
+    Truncated,
+    /// The payload is not a valid message.
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    /// The message could not be encoded.
+    #[error("could not encode frame: {0}")]
+    Encode(String),
+    /// Reading or writing the stream failed.
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn config() -> impl bincode::config::Config {
+    // The limit stops a lying length inside the payload (a string's, say) from
+    // allocating more than a frame can hold.
+    bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
+}
+
+/// Encodes a message as one frame: prefix and payload.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
+    let mut frame = vec![0u8; PREFIX_LEN];
+    bincode::serde::encode_into_std_write(msg, &mut frame, config())
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    let len = frame.len() - PREFIX_LEN;
+    if len > MAX_FRAME_LEN {
+        return Err(CodecError::TooLarge { len });
+    }
+    frame[..PREFIX_LEN].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(frame)
+}
+
+/// Decodes one payload (without its prefix); trailing bytes are an error.
+pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CodecError> {
+    let (msg, used) = bincode::serde::decode_from_slice(payload, config())
+        .map_err(|e| CodecError::Malformed(e.to_string()))?;
+    if used != payload.len() {
+        return Err(CodecError::Malformed(format!(
+            "{} unexpected bytes after the message",
+            payload.len() - used
+        )));
+    }
+    Ok(msg)
+}
+
+/// Reads the payload length from a prefix, refusing oversized frames.
+pub fn payload_len(prefix: [u8; PREFIX_LEN]) -> Result<usize, CodecError> {
+    let len = u32::from_le_bytes(prefix) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(CodecError::TooLarge { len });
+    }
+    Ok(len)
+}
+
+/// Decodes the first frame in `buf`: `Ok(None)` when more bytes are needed,
+/// else the message and the number of bytes it took.
+pub fn decode_frame<T: DeserializeOwned>(buf: &[u8]) -> Result<Option<(T, usize)>, CodecError> {
+    let Some(prefix) = buf.get(..PREFIX_LEN) else {
+        return Ok(None);
+    };
+    let len = payload_len(prefix.try_into().expect("slice of prefix length"))?;
+    let Some(payload) = buf.get(PREFIX_LEN..PREFIX_LEN + len) else {
+        return Ok(None);
+    };
+    Ok(Some((decode_payload(payload)?, PREFIX_LEN + len)))
+}
+
+/// Reads one frame: `Ok(None)` on a clean end of stream before a frame starts,
+/// an error if it ends inside one.
+pub async fn read_frame<R, T>(reader: &mut R) -> Result<Option<T>, CodecError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
+    let mut prefix = [0u8; PREFIX_LEN];
+    let mut filled = 0;
+    while filled < PREFIX_LEN {
+        match reader.read(&mut prefix[filled..]).await? {
+            0 if filled == 0 => return Ok(None),
+            0 => return Err(CodecError::Truncated),
+            n => filled += n,
+        }
+    }
+    let len = payload_len(prefix)?;
+    let mut payload = vec![0u8; len];
+    reader.read_exact(&mut payload).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            CodecError::Truncated
+        } else {
+            CodecError::Io(e)
+        }
+    })?;
+    decode_payload(&payload).map(Some)
+}
+
+/// Writes one frame and flushes it.
+pub async fn write_frame<W, T>(writer: &mut W, msg: &T) -> Result<(), CodecError>
+where
+    W: AsyncWrite + Unpin,
+    T: Serialize,
+{
+    let frame = encode(msg)?;
+    writer.write_all(&frame).await?;
+    writer.flush().await?;
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! The messages exchanged between `appforge` and `appforged`.
+//!
+//! A connection starts with [`ClientFrame::Hello`], answered by
+//! [`ServerFrame::Welcome`] or an error. Then each [`ClientFrame::Request`] is
+//! answered by any number of [`ServerFrame::Progress`] frames and exactly one
+//! final frame: [`ServerFrame::Reply`] or [`ServerFrame::Error`].
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::WireError;
+
+/// The protocol version this build speaks; both sides must agree on it.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A frame sent by the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// The first frame of every connection.
+    Hello(Hello),
+    /// One request, answered by progress frames and one final frame.
+    Request(Envelope),
+}
+
+/// A frame sent by the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    /// The handshake succeeded.
+    Welcome(Welcome),
+    /// Work in progress on the current request; more frames follow.
+    Progress(Progress),
+    /// The request succeeded; the final frame.
+    Reply(Reply),
+    /// The request failed; the final frame.
+    Error(WireError),
+}
+
+impl ServerFrame {
+    /// Whether this frame ends the current request.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, ServerFrame::Progress(_))
+    }
+}
+
+/// The client's half of the handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Must be the first field in every protocol version, so any daemon can read it.
+    pub protocol: u32,
+    /// The client's package version, for logs.
+    pub client_version: String,
+}
+
+impl Hello {
+    /// The hello this build sends.
+    pub fn current() -> Self {
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            client_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+/// The daemon's half of the handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The protocol version the daemon speaks.
+    pub protocol: u32,
+    /// The daemon's package version.
+    pub daemon_version: String,
+}
+
+/// A request and, where it needs one, the caller's session token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The session token from `login` or `signup`, if the client has one.
+    pub token: Option<SessionToken>,
+    /// What the client asks for.
+    pub request: Request,
+}
+
+/// Everything a client can ask the daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Is the daemon there?
+    Ping,
+    /// The daemon's version, uptime, paths and counts.
+    Status,
+    /// Create an account and sign in.
+    Signup(Credentials),
+    /// Sign in.
+    Login(Credentials),
+    /// End the caller's session.
+    Logout,
+    /// Who the caller's session belongs to.
+    Whoami,
+}
+
+impl Request {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::Status => "status",
+            Request::Signup(_) => "signup",
+            Request::Login(_) => "login",
+            Request::Logout => "logout",
+            Request::Whoami => "whoami",
+        }
+    }
+}
+
+/// An email and password, as given to `signup` and `login`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// The account's email address.
+    pub email: String,
+    /// The password, never printed.
+    pub password: Secret,
+}
+
+/// A string that must never reach a log: its `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A session token; its `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionToken(pub String);
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken(***)")
+    }
+}
+
+/// Work in progress, streamed before the final frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Progress {
+    /// A step the daemon has started, for a spinner or a log line.
+    Step(String),
+}
+
+/// A successful answer to a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Answer to [`Request::Ping`].
+    Pong(Welcome),
+    /// Answer to [`Request::Status`].
+    Status(StatusInfo),
+    /// Answer to [`Request::Signup`] and [`Request::Login`].
+    Session(SessionInfo),
+    /// Answer to [`Request::Logout`].
+    LoggedOut,
+    /// Answer to [`Request::Whoami`].
+    User(UserInfo),
+}
+
+/// The daemon's state, as `appforge status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    /// The daemon's package version.
+    pub version: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// Seconds since the daemon started.
+    pub uptime_s: u64,
+    /// The socket the daemon listens on.
+    pub socket: String,
+    /// The daemon's data directory.
+    pub data_dir: String,
+    /// The SQLite database file.
+    pub database: String,
+    /// Number of accounts.
+    pub users: u64,
+    /// Number of projects.
+    pub projects: u64,
+    /// Number of clients connected right now, this one included.
+    pub connections: u64,
+}
+
+/// A new session, returned by `signup` and `login`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// The token to send with later requests.
+    pub token: SessionToken,
+    /// The signed-in user's id.
+    pub user_id: i64,
+    /// The signed-in user's email, in its stored (lower-case) form.
+    pub email: String,
+    /// When the session ends, as RFC 3339 UTC.
+    pub expires_at: String,
+}
+
+/// The user a session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// The user's id.
+    pub user_id: i64,
+    /// The user's email.
+    pub email: String,
+    /// When the account was created, as RFC 3339 UTC.
+    pub created_at: String,
+}

@@ -1,0 +1,220 @@
+//! Property tests of the frame codec: every message round-trips, and random,
+//! truncated or oversized input gives an error, never a panic.
+
+use appforge_shared::codec::{self, CodecError, MAX_FRAME_LEN};
+use appforge_shared::protocol::*;
+use appforge_shared::{ErrorCode, WireError};
+use proptest::prelude::*;
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![".{0,40}", "\\PC{0,200}"]
+}
+
+fn credentials() -> impl Strategy<Value = Credentials> {
+    (text(), text()).prop_map(|(email, password)| Credentials {
+        email,
+        password: Secret(password),
+    })
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        Just(Request::Ping),
+        Just(Request::Status),
+        credentials().prop_map(Request::Signup),
+        credentials().prop_map(Request::Login),
+        Just(Request::Logout),
+        Just(Request::Whoami),
+    ]
+}
+
+fn client_frame() -> impl Strategy<Value = ClientFrame> {
+    prop_oneof![
+        (any::<u32>(), text()).prop_map(|(protocol, client_version)| ClientFrame::Hello(Hello {
+            protocol,
+            client_version
+        })),
+        (proptest::option::of(text()), request()).prop_map(|(token, request)| {
+            ClientFrame::Request(Envelope {
+                token: token.map(SessionToken),
+                request,
+            })
+        }),
+    ]
+}
+
+fn error_code() -> impl Strategy<Value = ErrorCode> {
+    prop_oneof![
+        Just(ErrorCode::NotFound),
+        Just(ErrorCode::Forbidden),
+        Just(ErrorCode::Unauthenticated),
+        Just(ErrorCode::InvalidInput),
+        Just(ErrorCode::Conflict),
+        Just(ErrorCode::ProviderError),
+        Just(ErrorCode::Internal),
+    ]
+}
+
+fn server_frame() -> impl Strategy<Value = ServerFrame> {
+    let welcome = || {
+        (any::<u32>(), text()).prop_map(|(protocol, daemon_version)| Welcome {
+            protocol,
+            daemon_version,
+        })
+    };
+    prop_oneof![
+        welcome().prop_map(ServerFrame::Welcome),
+        text().prop_map(|s| ServerFrame::Progress(Progress::Step(s))),
+        welcome().prop_map(|w| ServerFrame::Reply(Reply::Pong(w))),
+        (text(), any::<u32>(), any::<u64>(), text(), any::<u64>()).prop_map(
+            |(version, pid, uptime_s, socket, users)| ServerFrame::Reply(Reply::Status(
+                StatusInfo {
+                    version,
+                    pid,
+                    uptime_s,
+                    socket: socket.clone(),
+                    data_dir: socket.clone(),
+                    database: socket,
+                    users,
+                    projects: users / 2,
+                    connections: 1,
+                }
+            ))
+        ),
+        (text(), any::<i64>(), text()).prop_map(|(token, user_id, email)| ServerFrame::Reply(
+            Reply::Session(SessionInfo {
+                token: SessionToken(token),
+                user_id,
+                email: email.clone(),
+                expires_at: email,
+            })
+        )),
+        Just(ServerFrame::Reply(Reply::LoggedOut)),
+        (any::<i64>(), text()).prop_map(|(user_id, email)| ServerFrame::Reply(Reply::User(
+            UserInfo {
+                user_id,
+                email: email.clone(),
+                created_at: email
+            }
+        ))),
+        (error_code(), text()).prop_map(|(c, m)| ServerFrame::Error(WireError::new(c, m))),
+    ]
+}
+
+fn read_all<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, CodecError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut reader = bytes;
+        let mut out = Vec::new();
+        while let Some(msg) = codec::read_frame(&mut reader).await? {
+            out.push(msg);
+        }
+        Ok(out)
+    })
+}
+
+proptest! {
+    #[test]
+    fn client_frames_round_trip(msg in client_frame()) {
+        let bytes = codec::encode(&msg).unwrap();
+        let (back, used) = codec::decode_frame::<ClientFrame>(&bytes).unwrap().unwrap();
+        prop_assert_eq!(used, bytes.len());
+        prop_assert_eq!(&back, &msg);
+        prop_assert_eq!(read_all::<ClientFrame>(&bytes).unwrap(), vec![msg]);
+    }
+
+    #[test]
+    fn server_frames_round_trip(msg in server_frame()) {
+        let bytes = codec::encode(&msg).unwrap();
+        let (back, _) = codec::decode_frame::<ServerFrame>(&bytes).unwrap().unwrap();
+        prop_assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = codec::decode_frame::<ClientFrame>(&bytes);
+        let _ = codec::decode_frame::<ServerFrame>(&bytes);
+        let _ = read_all::<ClientFrame>(&bytes);
+    }
+
+    #[test]
+    fn random_payload_with_valid_prefix_is_an_error_or_a_message(
+        payload in proptest::collection::vec(any::<u8>(), 0..512)
+    ) {
+        let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&payload);
+        match codec::decode_frame::<ClientFrame>(&bytes) {
+            Ok(Some((_, used))) => prop_assert_eq!(used, bytes.len()),
+            Ok(None) => prop_assert!(false, "a complete frame must not ask for more bytes"),
+            Err(e) => prop_assert!(matches!(e, CodecError::Malformed(_))),
+        }
+    }
+
+    #[test]
+    fn truncated_frames_ask_for_more_or_fail(msg in client_frame(), cut in any::<prop::sample::Index>()) {
+        let bytes = codec::encode(&msg).unwrap();
+        let cut = cut.index(bytes.len());
+        prop_assert!(codec::decode_frame::<ClientFrame>(&bytes[..cut]).unwrap().is_none());
+        if cut == 0 {
+            prop_assert!(read_all::<ClientFrame>(&bytes[..cut]).unwrap().is_empty());
+        } else {
+            let err = read_all::<ClientFrame>(&bytes[..cut]).unwrap_err();
+            prop_assert!(matches!(err, CodecError::Truncated), "{:?}", err);
+        }
+    }
+
+    #[test]
+    fn oversized_prefixes_are_refused(len in (MAX_FRAME_LEN as u32 + 1)..=u32::MAX) {
+        let bytes = len.to_le_bytes();
+        let err = codec::decode_frame::<ClientFrame>(&bytes).unwrap_err();
+        let too_large = matches!(err, CodecError::TooLarge { .. });
+        prop_assert!(too_large);
+        let err = read_all::<ClientFrame>(&bytes).unwrap_err();
+        let too_large = matches!(err, CodecError::TooLarge { .. });
+        prop_assert!(too_large);
+    }
+}
+
+#[test]
+fn a_frame_at_the_limit_is_accepted_and_one_over_is_refused() {
+    let at = (MAX_FRAME_LEN as u32).to_le_bytes();
+    assert!(codec::payload_len(at).is_ok());
+    let over = (MAX_FRAME_LEN as u32 + 1).to_le_bytes();
+    assert!(matches!(
+        codec::payload_len(over),
+        Err(CodecError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn trailing_bytes_after_a_message_are_malformed() {
+    let mut payload = codec::encode(&ClientFrame::Request(Envelope {
+        token: None,
+        request: Request::Ping,
+    }))
+    .unwrap()[4..]
+        .to_vec();
+    payload.push(0);
+    assert!(matches!(
+        codec::decode_payload::<ClientFrame>(&payload),
+        Err(CodecError::Malformed(_))
+    ));
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let frame = ClientFrame::Request(Envelope {
+        token: Some(SessionToken("tok-123".into())),
+        request: Request::Login(Credentials {
+            email: "a@b.c".into(),
+            password: Secret("hunter22".into()),
+        }),
+    });
+    let shown = format!("{frame:?}");
+    assert!(
+        !shown.contains("tok-123") && !shown.contains("hunter22"),
+        "{shown}"
+    );
+}
