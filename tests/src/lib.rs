@@ -1,1 +1,319 @@
+//! The end-to-end test harness: starts the real `appforged` on a temporary
+//! socket and data directory, drives the real `appforge`, and waits on
+//! conditions (never on fixed sleeps).
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use appforge_shared::codec;
+use appforge_shared::protocol::{ClientFrame, Hello, ServerFrame};
+use tempfile::TempDir;
+
+/// Generous, because CI machines are small and shared.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Path of a binary built from this workspace (`cargo build --bins` first).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> -> target/debug/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` (or `make test`) first",
+        path.display()
+    );
+    path
+}
+
+/// Polls `cond` until it holds or `PATIENCE` runs out.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `appforged` in its own temporary folder.
+pub struct Daemon {
+    /// Holds the socket, data directory, users' config folders and the log.
+    pub dir: TempDir,
+    /// The daemon's socket.
+    pub socket: PathBuf,
+    /// The daemon's data directory.
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+}
+
+impl Daemon {
+    /// Starts a daemon with default settings and waits until it answers.
+    pub fn start() -> Daemon {
+        Daemon::start_with(&[], &[])
+    }
+
+    /// Starts a daemon with extra arguments and environment variables.
+    pub fn start_with(args: &[&str], envs: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("afe2e")
+            .tempdir()
+            .expect("temporary folder");
+        let socket = dir.path().join("run").join("appforged.sock");
+        let data_dir = dir.path().join("data");
+        let mut daemon = Daemon {
+            dir,
+            socket,
+            data_dir,
+            child: None,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        daemon.restart();
+        daemon
+    }
+
+    /// Starts the daemon again on the same socket and data (after a stop or kill).
+    pub fn restart(&mut self) {
+        let child = self.spawn(&[]);
+        self.child = Some(child);
+        let socket = self.socket.clone();
+        wait_for("the daemon to answer", || {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("appforged exited early ({status}):\n{}", self.log());
+            }
+            handshake(&socket).is_ok()
+        });
+    }
+
+    fn spawn(&self, extra: &[&str]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("daemon log file");
+        self.command(extra).stderr(log).spawn().expect("spawn appforged")
+    }
+
+    /// Runs another `appforged` on this daemon's socket and data, with
+    /// `extra` arguments, until it exits (it is expected to refuse to start).
+    pub fn run_another(&self, extra: &[&str]) -> std::process::Output {
+        self.command(extra)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run appforged")
+    }
+
+    fn command(&self, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("appforged"));
+        cmd.arg("--socket")
+            .arg(&self.socket)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.args)
+            .args(extra)
+            .env_remove("APPFORGE_SOCKET")
+            .env_remove("APPFORGE_DATA_DIR")
+            .env("APPFORGE_LOG", "debug")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        cmd
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
+    /// Everything the daemon has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("appforged.log")
+    }
+
+    /// Sends a signal and waits for the daemon to exit.
+    pub fn signal_and_wait(&mut self, signal: nix::sys::signal::Signal) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+            .expect("signal the daemon");
+        let mut status = None;
+        wait_for("the daemon to exit", || {
+            status = child.try_wait().expect("wait for the daemon");
+            status.is_some()
+        });
+        status.expect("exit status")
+    }
+
+    /// A new user with their own config folder (and so their own session).
+    pub fn user(&self, name: &str) -> User {
+        let config_home = self.dir.path().join("users").join(name);
+        std::fs::create_dir_all(&config_home).expect("user config folder");
+        User {
+            socket: self.socket.clone(),
+            config_home,
+            email: format!("{name}@example.com"),
+            password: format!("{name}-password-123"),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Someone using `appforge`: a config folder, an email and a password.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// The daemon's socket.
+    pub socket: PathBuf,
+    /// `XDG_CONFIG_HOME` for this user's client.
+    pub config_home: PathBuf,
+    /// The user's email.
+    pub email: String,
+    /// The user's password.
+    pub password: String,
+}
+
+/// What one `appforge` run did.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status (-1 if killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Parses stdout as the one JSON document `--json` promises.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:?}"))
+    }
+
+    /// Asserts success and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "appforge failed: {self:?}");
+        self
+    }
+
+    /// Asserts the exit status and returns self.
+    #[track_caller]
+    pub fn fails_with(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "unexpected exit status: {self:?}");
+        self
+    }
+}
+
+impl User {
+    /// A `Command` for `appforge` as this user.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("appforge"));
+        cmd.arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("APPFORGE_SOCKET")
+            .env("XDG_CONFIG_HOME", &self.config_home)
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// Runs `appforge ARGS` with `stdin` as standard input.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn appforge");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("appforge output");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs `appforge ARGS` with empty standard input.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, "")
+    }
+
+    /// Signs up with this user's email and password.
+    pub fn signup(&self) -> Run {
+        self.run_with_stdin(
+            &["--json", "signup", &self.email, "--password-stdin"],
+            &format!("{}\n", self.password),
+        )
+    }
+
+    /// Signs in with this user's email and password.
+    pub fn login(&self) -> Run {
+        self.run_with_stdin(
+            &["--json", "login", &self.email, "--password-stdin"],
+            &format!("{}\n", self.password),
+        )
+    }
+}
+
+/// Connects and completes a handshake over a raw socket.
+pub fn handshake(socket: &Path) -> std::io::Result<UnixStream> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(PATIENCE))?;
+    send_frame(&mut stream, &ClientFrame::Hello(Hello::current()))?;
+    match read_frame(&mut stream)? {
+        Some(ServerFrame::Welcome(_)) => Ok(stream),
+        other => Err(std::io::Error::other(format!("no welcome: {other:?}"))),
+    }
+}
+
+/// Writes one frame to a raw socket.
+pub fn send_frame(stream: &mut UnixStream, frame: &ClientFrame) -> std::io::Result<()> {
+    let bytes = codec::encode(frame).map_err(std::io::Error::other)?;
+    stream.write_all(&bytes)
+}
+
+/// Reads one frame from a raw socket; `None` when the daemon closed it.
+pub fn read_frame(stream: &mut UnixStream) -> std::io::Result<Option<ServerFrame>> {
+    let mut prefix = [0u8; codec::PREFIX_LEN];
+    match stream.read_exact(&mut prefix) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = codec::payload_len(prefix).map_err(std::io::Error::other)?;
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload)?;
+    codec::decode_payload(&payload)
+        .map(Some)
+        .map_err(std::io::Error::other)
+}

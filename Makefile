@@ -1,0 +1,38 @@
+# appforge: `make demo` runs the main job, `make test` runs every test.
+CARGO ?= cargo
+
+.PHONY: all build release test lint fmt demo bench fuzz clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace --bins
+
+release:
+	$(CARGO) build --release --workspace --bins
+
+## The whole test suite: unit, property and end-to-end tests of the real binaries.
+test: build
+	$(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Build, start a daemon on a temporary data directory, sign up a demo user, show status.
+demo: build
+	scripts/demo.sh
+
+## Benchmarks (not tests): release build, figures printed.
+bench: release
+	python3 bench/ipc.py
+
+## Fuzz the frame decoder (needs nightly and cargo-fuzz; not run in CI).
+fuzz:
+	cd fuzz && $(CARGO) +nightly fuzz run frame_decoder
+
+clean:
+	$(CARGO) clean

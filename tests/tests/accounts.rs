@@ -1,0 +1,174 @@
+//! Accounts end to end: sign-up, sign-in, sign-out and who-am-I through the
+//! real client and daemon, and every way they can be refused.
+
+use std::os::unix::fs::PermissionsExt;
+
+use appforge_e2e::{Daemon, User};
+
+#[test]
+fn the_account_flow_works_and_keeps_the_token_private() {
+    let daemon = Daemon::start();
+    let ada = daemon.user("ada");
+
+    let signed_up = ada.signup().ok().json();
+    assert_eq!(signed_up["email"], "ada@example.com");
+    let user_id = signed_up["user_id"].as_i64().expect("user_id");
+    assert!(signed_up.get("token").is_none(), "the token must not be printed");
+
+    let session_file = ada.config_home.join("appforge/session.json");
+    let mode = std::fs::metadata(&session_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "session file mode {mode:o}");
+    let dir_mode = std::fs::metadata(session_file.parent().unwrap()).unwrap().permissions().mode();
+    assert_eq!(dir_mode & 0o077, 0, "config folder mode {dir_mode:o}");
+
+    let me = ada.run(&["--json", "whoami"]).ok().json();
+    assert_eq!(me["email"], "ada@example.com");
+    assert_eq!(me["user_id"], user_id);
+    let text = ada.run(&["whoami"]).ok();
+    assert!(text.stdout.contains("ada@example.com"), "{text:?}");
+
+    ada.run(&["logout"]).ok();
+    assert!(!session_file.exists());
+    let out = ada.run(&["whoami"]).fails_with(4);
+    assert!(out.stderr.contains("not signed in"), "{out:?}");
+    ada.run(&["logout"]).fails_with(4);
+
+    let logged_in = ada.login().ok().json();
+    assert_eq!(logged_in["user_id"], user_id);
+    assert_eq!(ada.run(&["--json", "whoami"]).ok().json()["user_id"], user_id);
+
+    // The password and token never reach the daemon's log or database.
+    let token = std::fs::read_to_string(&session_file).unwrap();
+    let token: serde_json::Value = serde_json::from_str(&token).unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let log = daemon.log();
+    assert!(!log.contains(&ada.password) && !log.contains(&token));
+    let db = std::fs::read(daemon.data_dir.join("appforge.db")).unwrap();
+    let wal = std::fs::read(daemon.data_dir.join("appforge.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(&ada.password) && !text.contains(&token));
+    }
+}
+
+#[test]
+fn emails_are_case_insensitive_and_unique() {
+    let daemon = Daemon::start();
+    let ada = daemon.user("ada");
+    ada.signup().ok();
+    let shouting = User {
+        email: "  ADA@Example.COM ".into(),
+        ..daemon.user("ada2")
+    };
+    let dup = shouting.signup().fails_with(6);
+    assert!(dup.stderr.contains("already exists"), "{dup:?}");
+    let json_error: serde_json::Value = serde_json::from_str(dup.stderr.trim()).unwrap();
+    assert_eq!(json_error["error"]["code"], "conflict");
+    let again = User {
+        password: ada.password.clone(),
+        ..shouting
+    };
+    assert_eq!(again.login().ok().json()["email"], "ada@example.com");
+}
+
+#[test]
+fn bad_sign_ins_are_refused_alike_and_then_throttled() {
+    let daemon = Daemon::start();
+    let ada = daemon.user("ada");
+    ada.signup().ok();
+    ada.run(&["logout"]).ok();
+
+    let wrong = User {
+        password: "not-the-password".into(),
+        ..ada.clone()
+    };
+    let unknown = User {
+        email: "nobody@example.com".into(),
+        ..ada.clone()
+    };
+    let a = wrong.login().fails_with(4);
+    let b = unknown.login().fails_with(4);
+    // The two failures must not tell an attacker which emails exist.
+    assert_eq!(a.stderr, b.stderr);
+    assert!(a.stderr.contains("wrong email or password"), "{a:?}");
+
+    for _ in 0..4 {
+        wrong.login().fails_with(4);
+    }
+    // Five failures: now even the right password waits.
+    let throttled = ada.login().fails_with(4);
+    assert!(throttled.stderr.contains("too many failed sign-ins"), "{throttled:?}");
+    // Other emails are not affected.
+    let bob = daemon.user("bob");
+    bob.signup().ok();
+    bob.login().ok();
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let daemon = Daemon::start();
+    let ada = daemon.user("ada");
+    for bad in ["not-an-email", "a@b", "@example.com", "a b@example.com"] {
+        let user = User {
+            email: bad.into(),
+            ..ada.clone()
+        };
+        let out = user.signup().fails_with(2);
+        assert!(out.stderr.contains("not a valid email"), "{out:?}");
+    }
+    let short = User {
+        password: "short".into(),
+        ..ada.clone()
+    };
+    assert!(short.signup().fails_with(2).stderr.contains("8 to 1024 bytes"));
+    let long = User {
+        password: "x".repeat(1025),
+        ..ada.clone()
+    };
+    long.signup().fails_with(2);
+    // Without a terminal and without --password-stdin there is nobody to ask.
+    let out = ada.run(&["signup", &ada.email]).fails_with(2);
+    assert!(out.stderr.contains("--password-stdin"), "{out:?}");
+    // A usage error from clap is status 2 too.
+    ada.run(&["signup"]).fails_with(2);
+    // None of it created an account.
+    let status = ada.run(&["--json", "status"]).ok().json();
+    assert_eq!(status["users"], 0);
+}
+
+#[test]
+fn two_users_sessions_never_mix() {
+    let daemon = Daemon::start();
+    let users: Vec<User> = (0..4).map(|i| daemon.user(&format!("user{i}"))).collect();
+    std::thread::scope(|s| {
+        for user in &users {
+            s.spawn(move || {
+                user.signup().ok();
+                for _ in 0..5 {
+                    let me = user.run(&["--json", "whoami"]).ok().json();
+                    assert_eq!(me["email"].as_str(), Some(user.email.as_str()));
+                }
+            });
+        }
+    });
+    // Signing one out leaves the others signed in.
+    users[0].run(&["logout"]).ok();
+    users[0].run(&["whoami"]).fails_with(4);
+    for user in &users[1..] {
+        assert_eq!(user.run(&["--json", "whoami"]).ok().json()["email"].as_str(), Some(user.email.as_str()));
+    }
+}
+
+#[test]
+fn a_forged_or_stale_token_is_refused() {
+    let daemon = Daemon::start();
+    let ada = daemon.user("ada");
+    ada.signup().ok();
+    let path = ada.config_home.join("appforge/session.json");
+    let mut saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    saved["token"] = "afs_00000000".into();
+    std::fs::write(&path, saved.to_string()).unwrap();
+    let out = ada.run(&["whoami"]).fails_with(4);
+    assert!(out.stderr.contains("session has ended"), "{out:?}");
+}

@@ -1,0 +1,273 @@
+//! The daemon as a server: status and ping, bad frames, silent clients,
+//! shutdown, a second daemon, and crash safety of the database.
+
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use appforge_e2e::{handshake, read_frame, send_frame, wait_for, Daemon};
+use appforge_shared::protocol::{
+    ClientFrame, Credentials, Envelope, Hello, Reply, Request, Secret, ServerFrame,
+};
+use appforge_shared::ErrorCode;
+use nix::sys::signal::Signal;
+
+fn ping_works(daemon: &Daemon) {
+    let out = daemon.user("pinger").run(&["--json", "ping"]).ok().json();
+    assert!(out["daemon_version"].is_string());
+}
+
+fn expect_error(stream: &mut UnixStream, code: ErrorCode, needle: &str) {
+    match read_frame(stream).expect("read the answer") {
+        Some(ServerFrame::Error(e)) => {
+            assert_eq!(e.code, code, "{e:?}");
+            assert!(e.message.contains(needle), "{e:?}");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    // ... and then the daemon closes the connection.
+    assert!(read_frame(stream).expect("read after the error").is_none());
+}
+
+#[test]
+fn status_and_ping_report_the_daemon() {
+    let daemon = Daemon::start();
+    let user = daemon.user("ada");
+    let status = user.run(&["--json", "status"]).ok().json();
+    for key in ["version", "pid", "uptime_s", "socket", "data_dir"] {
+        assert!(status.get(key).is_some(), "status lacks {key}: {status}");
+    }
+    assert_eq!(status["pid"], daemon.pid());
+    assert_eq!(status["socket"], daemon.socket.display().to_string());
+    assert_eq!(status["data_dir"], daemon.data_dir.display().to_string());
+    let text = user.run(&["ping"]).ok();
+    assert!(text.stdout.starts_with("pong"), "{text:?}");
+
+    let mode = std::fs::metadata(&daemon.socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+}
+
+#[test]
+fn a_missing_daemon_gets_one_line_and_status_5() {
+    let daemon = Daemon::start();
+    let user = appforge_e2e::User {
+        socket: daemon.dir.path().join("nothing-here.sock"),
+        ..daemon.user("ada")
+    };
+    let out = user.run(&["status"]).fails_with(5);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{out:?}");
+    assert!(out.stderr.contains("appforged is not running"), "{out:?}");
+    assert!(!out.stderr.contains("panicked"));
+    user.run(&["--json", "whoami"]).fails_with(5);
+}
+
+#[test]
+fn garbage_frames_get_an_error_while_others_are_served() {
+    let daemon = Daemon::start();
+
+    let mut garbage = UnixStream::connect(&daemon.socket).unwrap();
+    garbage.write_all(&[5, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb]).unwrap();
+    expect_error(&mut garbage, ErrorCode::InvalidInput, "malformed frame");
+    ping_works(&daemon);
+
+    let mut oversized = UnixStream::connect(&daemon.socket).unwrap();
+    oversized.write_all(&u32::MAX.to_le_bytes()).unwrap();
+    expect_error(&mut oversized, ErrorCode::InvalidInput, "over the");
+    ping_works(&daemon);
+
+    let mut wrong_version = UnixStream::connect(&daemon.socket).unwrap();
+    let hello = ClientFrame::Hello(Hello {
+        protocol: 999,
+        client_version: "9.9.9".into(),
+    });
+    send_frame(&mut wrong_version, &hello).unwrap();
+    expect_error(&mut wrong_version, ErrorCode::InvalidInput, "version 999");
+    ping_works(&daemon);
+
+    // A request before the handshake is refused too.
+    let mut rude = UnixStream::connect(&daemon.socket).unwrap();
+    let ping = ClientFrame::Request(Envelope {
+        token: None,
+        request: Request::Ping,
+    });
+    send_frame(&mut rude, &ping).unwrap();
+    expect_error(&mut rude, ErrorCode::InvalidInput, "handshake");
+
+    // Garbage after a good handshake closes only that connection.
+    let mut good = handshake(&daemon.socket).unwrap();
+    good.write_all(&[3, 0, 0, 0, 9, 9, 9]).unwrap();
+    expect_error(&mut good, ErrorCode::InvalidInput, "malformed");
+    ping_works(&daemon);
+}
+
+#[test]
+fn a_silent_client_neither_blocks_others_nor_stays_forever() {
+    let daemon = Daemon::start_with(&["--client-timeout", "1"], &[]);
+    let mut silent = UnixStream::connect(&daemon.socket).unwrap();
+    let mut half_frame = UnixStream::connect(&daemon.socket).unwrap();
+    half_frame.write_all(&[100, 0]).unwrap();
+    for _ in 0..3 {
+        ping_works(&daemon);
+    }
+    expect_error(&mut silent, ErrorCode::InvalidInput, "no request within");
+    expect_error(&mut half_frame, ErrorCode::InvalidInput, "no request within");
+}
+
+#[test]
+fn clients_over_the_limit_are_told_to_retry() {
+    let daemon = Daemon::start_with(&["--max-connections", "2"], &[]);
+    let _a = handshake(&daemon.socket).unwrap();
+    let _b = handshake(&daemon.socket).unwrap();
+    let mut c = UnixStream::connect(&daemon.socket).unwrap();
+    expect_error(&mut c, ErrorCode::Forbidden, "limit of 2 clients");
+    drop(_a);
+    wait_for("a free connection slot", || handshake(&daemon.socket).is_ok());
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_and_removes_the_socket() {
+    let mut daemon = Daemon::start();
+    let mut stream = handshake(&daemon.socket).unwrap();
+    // Signing up hashes a password, which takes a while: long enough to be
+    // in flight when the signal lands.
+    let signup = ClientFrame::Request(Envelope {
+        token: None,
+        request: Request::Signup(Credentials {
+            email: "late@example.com".into(),
+            password: Secret("password-123".into()),
+        }),
+    });
+    send_frame(&mut stream, &signup).unwrap();
+    let status = daemon.signal_and_wait(Signal::SIGTERM);
+    assert!(status.success(), "{status:?}\n{}", daemon.log());
+    match read_frame(&mut stream).unwrap() {
+        Some(ServerFrame::Reply(Reply::Session(s))) => assert_eq!(s.email, "late@example.com"),
+        other => panic!("the request in flight was not answered: {other:?}"),
+    }
+    assert!(!daemon.socket.exists(), "the socket file was left behind");
+    // The account was really stored.
+    daemon.restart();
+    let late = appforge_e2e::User {
+        email: "late@example.com".into(),
+        password: "password-123".into(),
+        ..daemon.user("late")
+    };
+    late.login().ok();
+}
+
+#[test]
+fn a_second_daemon_refuses_a_live_socket_and_replaces_a_stale_one() {
+    let mut daemon = Daemon::start();
+    let second = daemon.run_another(&[]);
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("already running"), "{err}");
+    assert!(err.contains(&daemon.pid().to_string()), "{err}");
+    ping_works(&daemon);
+
+    // kill -9 leaves the socket file behind; the next daemon replaces it.
+    daemon.signal_and_wait(Signal::SIGKILL);
+    assert!(std::fs::symlink_metadata(&daemon.socket)
+        .unwrap()
+        .file_type()
+        .is_socket());
+    daemon.restart();
+    ping_works(&daemon);
+    assert!(daemon.log().contains("stale socket"));
+}
+
+#[test]
+fn a_file_in_the_way_of_the_socket_is_not_deleted() {
+    let mut daemon = Daemon::start();
+    daemon.signal_and_wait(Signal::SIGTERM);
+    std::fs::write(&daemon.socket, "keep me").unwrap();
+    let out = daemon.run_another(&[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&daemon.socket).unwrap(), "keep me");
+}
+
+#[test]
+fn kill_9_during_a_burst_of_signups_leaves_a_sound_database() {
+    let mut daemon = Daemon::start();
+    let socket = daemon.socket.clone();
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let mut done = 0;
+                for i in 0.. {
+                    let Ok(mut stream) = handshake(&socket) else { break };
+                    let signup = ClientFrame::Request(Envelope {
+                        token: None,
+                        request: Request::Signup(Credentials {
+                            email: format!("w{w}-{i}@example.com"),
+                            password: Secret("password-123".into()),
+                        }),
+                    });
+                    if send_frame(&mut stream, &signup).is_err() {
+                        break;
+                    }
+                    match read_frame(&mut stream) {
+                        Ok(Some(ServerFrame::Reply(_))) => done += 1,
+                        _ => break,
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    let db_path = daemon.data_dir.join("appforge.db");
+    wait_for("a few sign-ups", || {
+        let conn = rusqlite::Connection::open(&db_path).unwrap();
+        conn.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0))
+            .unwrap_or(0)
+            >= 8
+    });
+    daemon.signal_and_wait(Signal::SIGKILL);
+    let done: i32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(done >= 8);
+
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let users: i64 = conn
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    // Every acknowledged sign-up survived.
+    assert!(users >= i64::from(done), "{users} users, {done} acknowledged");
+    drop(conn);
+    daemon.restart();
+    let status = daemon.user("after").run(&["--json", "status"]).ok().json();
+    assert_eq!(status["users"], users);
+}
+
+#[test]
+fn logs_can_be_json_lines() {
+    let daemon = Daemon::start_with(&["--log-format", "json"], &[]);
+    ping_works(&daemon);
+    let log = daemon.log();
+    let ready = log
+        .lines()
+        .find(|l| l.contains("appforged ready"))
+        .expect("a ready line");
+    let v: serde_json::Value = serde_json::from_str(ready).expect("a JSON log line");
+    assert_eq!(v["level"], "INFO");
+    assert!(v["socket"].is_string());
+}
+
+#[test]
+fn idle_daemon_logs_nothing() {
+    let daemon = Daemon::start_with(&[], &[("APPFORGE_LOG", "info")]);
+    let before = daemon.log();
+    // Give it a moment with work in between, so an idle timer would fire.
+    for _ in 0..5 {
+        ping_works(&daemon);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(daemon.log(), before, "an idle daemon should not log at info");
+}
