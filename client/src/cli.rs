@@ -35,6 +35,44 @@ pub enum Command {
     Status,
     /// Check that the daemon answers.
     Ping,
+    /// Turn a prompt into an app; --save stores it as a project.
+    Generate(GenerateArgs),
+    /// Change a saved project by a prompt; saves a new version.
+    Improve(ImproveArgs),
+}
+
+/// Arguments of `generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What the app should do, e.g. "a todo app with title, due date and done flag".
+    pub prompt: String,
+    /// Save the app as a project (on a terminal you are asked otherwise).
+    #[arg(long)]
+    pub save: bool,
+    /// The project's name [default: from the prompt]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// AI provider: template, groq or openai [default: the daemon's]
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Model [default: the provider's]
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+/// Arguments of `improve`.
+#[derive(Debug, Args)]
+pub struct ImproveArgs {
+    /// The project, by id or name.
+    pub project: String,
+    /// What to change.
+    pub prompt: String,
+    /// AI provider: template, groq or openai [default: the daemon's]
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Model [default: the provider's]
+    #[arg(long)]
+    pub model: Option<String>,
 }
 
 /// Arguments of `signup` and `login`.

@@ -2,8 +2,11 @@
 
 use appforge_shared::{ErrorCode, WireError};
 
+use crate::ai::generate::GenerationError;
+use crate::ai::ProviderChoiceError;
 use crate::auth::AuthError;
 use crate::db::DbError;
+use crate::projects::ProjectError;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +23,12 @@ pub enum ServiceError {
     /// The caller may not do this now.
     #[error("{0}")]
     Forbidden(String),
+    /// The named thing does not exist (or is not the caller's).
+    #[error("{0}")]
+    NotFound(String),
+    /// The AI provider failed or cannot be used.
+    #[error("{0}")]
+    Provider(String),
     /// The database failed.
     #[error("database error: {0}")]
     Db(#[from] DbError),
@@ -46,6 +55,36 @@ impl From<AuthError> for ServiceError {
     }
 }
 
+impl From<ProjectError> for ServiceError {
+    fn from(e: ProjectError) -> Self {
+        let message = e.to_string();
+        match e {
+            ProjectError::NotFound(_) => ServiceError::NotFound(message),
+            ProjectError::NameTaken(_) => ServiceError::Conflict(message),
+            ProjectError::BadName { .. } => ServiceError::InvalidInput(message),
+            ProjectError::Db(e) => ServiceError::Db(e),
+        }
+    }
+}
+
+impl From<ProviderChoiceError> for ServiceError {
+    fn from(e: ProviderChoiceError) -> Self {
+        match e {
+            ProviderChoiceError::Unknown(_) => ServiceError::InvalidInput(e.to_string()),
+            ProviderChoiceError::MissingKey { .. } => ServiceError::Provider(e.to_string()),
+        }
+    }
+}
+
+impl From<GenerationError> for ServiceError {
+    fn from(e: GenerationError) -> Self {
+        match e {
+            GenerationError::Checker(_) => ServiceError::Internal(e.to_string()),
+            _ => ServiceError::Provider(e.to_string()),
+        }
+    }
+}
+
 impl From<ServiceError> for WireError {
     fn from(e: ServiceError) -> Self {
         let code = match &e {
@@ -53,6 +92,8 @@ impl From<ServiceError> for WireError {
             ServiceError::InvalidInput(_) => ErrorCode::InvalidInput,
             ServiceError::Conflict(_) => ErrorCode::Conflict,
             ServiceError::Forbidden(_) => ErrorCode::Forbidden,
+            ServiceError::NotFound(_) => ErrorCode::NotFound,
+            ServiceError::Provider(_) => ErrorCode::ProviderError,
             ServiceError::Db(_) | ServiceError::Internal(_) => ErrorCode::Internal,
         };
         let message = match &e {

@@ -1,10 +1,12 @@
 //! `appforged`: the appforge daemon. It owns the database, the AI client and
 //! every app process, and serves the `appforge` client over a Unix socket.
 
+mod ai;
 mod auth;
 mod config;
 mod db;
 mod error;
+mod projects;
 mod server;
 mod state;
 
@@ -17,9 +19,11 @@ use tracing::info;
 use crate::config::{Cli, LogFormat};
 
 fn main() -> ExitCode {
+    // Before any thread exists: take the keys out of the environment.
+    let keys = config::ApiKeys::take_from_env();
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    match run(cli) {
+    match run(cli, keys) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("appforged: {e:#}");
@@ -28,8 +32,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = config::Settings::from_cli(cli)?;
+fn run(cli: Cli, keys: config::ApiKeys) -> anyhow::Result<()> {
+    let settings = config::Settings::from_cli(cli, keys)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("appforged-worker")

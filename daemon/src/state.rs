@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use crate::ai::Providers;
 use crate::auth::Accounts;
 use crate::config::Settings;
 use crate::db::Db;
@@ -17,6 +18,8 @@ pub struct Daemon {
     pub db: Db,
     /// Accounts and sessions.
     pub accounts: Accounts,
+    /// The AI providers.
+    pub providers: Providers,
     /// The effective settings.
     pub settings: Settings,
     /// When the daemon started.
@@ -47,8 +50,10 @@ impl Daemon {
                     settings.database_path().display()
                 )
             })?;
+        let providers = Providers::new(&settings.ai).context("could not set up the AI client")?;
         Ok(Arc::new(Daemon {
             accounts: Accounts::new(db.clone()),
+            providers,
             db,
             settings: settings.clone(),
             started: Instant::now(),

@@ -95,6 +95,12 @@ pub enum Request {
     Logout,
     /// Who the caller's session belongs to.
     Whoami,
+    /// Turn a prompt into an app, and save it when asked.
+    Generate(GenerateRequest),
+    /// Save the files of an earlier, unsaved generation as a new project.
+    SaveGeneration(SaveGenerationRequest),
+    /// Change a saved project by a prompt; saves a new version.
+    Improve(ImproveRequest),
 }
 
 impl Request {
@@ -107,8 +113,48 @@ impl Request {
             Request::Login(_) => "login",
             Request::Logout => "logout",
             Request::Whoami => "whoami",
+            Request::Generate(_) => "generate",
+            Request::SaveGeneration(_) => "save-generation",
+            Request::Improve(_) => "improve",
         }
     }
+}
+
+/// Arguments of [`Request::Generate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    /// What the app should do, in the user's words.
+    pub prompt: String,
+    /// Save the result as a new project.
+    pub save: bool,
+    /// The project's name when saved; derived from the prompt if absent.
+    pub name: Option<String>,
+    /// Provider to use instead of the daemon's default.
+    pub provider: Option<String>,
+    /// Model to use instead of the provider's default.
+    pub model: Option<String>,
+}
+
+/// Arguments of [`Request::SaveGeneration`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaveGenerationRequest {
+    /// The `generation_id` of an unsaved, successful generation.
+    pub generation_id: i64,
+    /// The project's name; derived from the prompt if absent.
+    pub name: Option<String>,
+}
+
+/// Arguments of [`Request::Improve`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImproveRequest {
+    /// The project, by id or name.
+    pub project: String,
+    /// What to change.
+    pub prompt: String,
+    /// Provider to use instead of the daemon's default.
+    pub provider: Option<String>,
+    /// Model to use instead of the provider's default.
+    pub model: Option<String>,
 }
 
 /// An email and password, as given to `signup` and `login`.
@@ -145,6 +191,11 @@ impl fmt::Debug for SessionToken {
 pub enum Progress {
     /// A step the daemon has started, for a spinner or a log line.
     Step(String),
+    /// Text streamed from the model as it arrives.
+    Text(String),
+    /// The model's answer so far was dropped (a retry or a repair round
+    /// starts); text shown for it is stale.
+    Restart(String),
 }
 
 /// A successful answer to a request.
@@ -160,6 +211,47 @@ pub enum Reply {
     LoggedOut,
     /// Answer to [`Request::Whoami`].
     User(UserInfo),
+    /// Answer to [`Request::Generate`], [`Request::SaveGeneration`] and [`Request::Improve`].
+    Generated(Generated),
+}
+
+/// The result of a generation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generated {
+    /// The `generation_history` row of this call.
+    pub generation_id: i64,
+    /// The project, when the files were saved.
+    pub project: Option<SavedAs>,
+    /// The generated files.
+    pub files: Vec<FileContent>,
+    /// Tokens used, all rounds included.
+    pub tokens_used: u64,
+    /// The provider that answered.
+    pub provider: String,
+    /// The model that answered.
+    pub model: String,
+    /// Wall time of the whole generation, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// Where generated files were saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedAs {
+    /// The project's id.
+    pub project_id: i64,
+    /// The project's name.
+    pub name: String,
+    /// The version the files became.
+    pub version: i64,
+}
+
+/// One file of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileContent {
+    /// Relative path inside the project.
+    pub path: String,
+    /// The file's text.
+    pub content: String,
 }
 
 /// The daemon's state, as `appforge status` shows it.

@@ -25,6 +25,33 @@ fn request() -> impl Strategy<Value = Request> {
         credentials().prop_map(Request::Login),
         Just(Request::Logout),
         Just(Request::Whoami),
+        (
+            text(),
+            any::<bool>(),
+            proptest::option::of(text()),
+            proptest::option::of(text())
+        )
+            .prop_map(
+                |(prompt, save, name, model)| Request::Generate(GenerateRequest {
+                    prompt,
+                    save,
+                    name: name.clone(),
+                    provider: name,
+                    model,
+                })
+            ),
+        (any::<i64>(), proptest::option::of(text())).prop_map(|(generation_id, name)| {
+            Request::SaveGeneration(SaveGenerationRequest {
+                generation_id,
+                name,
+            })
+        }),
+        (text(), text()).prop_map(|(project, prompt)| Request::Improve(ImproveRequest {
+            project,
+            prompt,
+            provider: None,
+            model: Some("m".into()),
+        })),
     ]
 }
 
@@ -90,6 +117,32 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             })
         )),
         Just(ServerFrame::Reply(Reply::LoggedOut)),
+        text().prop_map(|s| ServerFrame::Progress(Progress::Text(s))),
+        text().prop_map(|s| ServerFrame::Progress(Progress::Restart(s))),
+        (
+            any::<i64>(),
+            proptest::collection::vec((text(), text()), 0..4),
+            any::<u64>(),
+            any::<bool>()
+        )
+            .prop_map(|(id, files, tokens_used, saved)| ServerFrame::Reply(
+                Reply::Generated(Generated {
+                    generation_id: id,
+                    project: saved.then(|| SavedAs {
+                        project_id: id,
+                        name: "n".into(),
+                        version: 1
+                    }),
+                    files: files
+                        .into_iter()
+                        .map(|(path, content)| FileContent { path, content })
+                        .collect(),
+                    tokens_used,
+                    provider: "p".into(),
+                    model: "m".into(),
+                    duration_ms: tokens_used / 2,
+                })
+            )),
         (any::<i64>(), text()).prop_map(|(user_id, email)| ServerFrame::Reply(Reply::User(
             UserInfo {
                 user_id,

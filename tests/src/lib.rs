@@ -2,6 +2,8 @@
 //! socket and data directory, drives the real `appforge`, and waits on
 //! conditions (never on fixed sleeps).
 
+pub mod mock_provider;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -89,7 +91,11 @@ impl Daemon {
         self.child = Some(child);
         let socket = self.socket.clone();
         wait_for("the daemon to answer", || {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("appforged exited early ({status}):\n{}", self.log());
             }
             handshake(&socket).is_ok()
@@ -102,7 +108,10 @@ impl Daemon {
             .append(true)
             .open(self.log_path())
             .expect("daemon log file");
-        self.command(extra).stderr(log).spawn().expect("spawn appforged")
+        self.command(extra)
+            .stderr(log)
+            .spawn()
+            .expect("spawn appforged")
     }
 
     /// Runs another `appforged` on this daemon's socket and data, with

@@ -13,12 +13,21 @@ fn the_account_flow_works_and_keeps_the_token_private() {
     let signed_up = ada.signup().ok().json();
     assert_eq!(signed_up["email"], "ada@example.com");
     let user_id = signed_up["user_id"].as_i64().expect("user_id");
-    assert!(signed_up.get("token").is_none(), "the token must not be printed");
+    assert!(
+        signed_up.get("token").is_none(),
+        "the token must not be printed"
+    );
 
     let session_file = ada.config_home.join("appforge/session.json");
-    let mode = std::fs::metadata(&session_file).unwrap().permissions().mode();
+    let mode = std::fs::metadata(&session_file)
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "session file mode {mode:o}");
-    let dir_mode = std::fs::metadata(session_file.parent().unwrap()).unwrap().permissions().mode();
+    let dir_mode = std::fs::metadata(session_file.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(dir_mode & 0o077, 0, "config folder mode {dir_mode:o}");
 
     let me = ada.run(&["--json", "whoami"]).ok().json();
@@ -35,7 +44,10 @@ fn the_account_flow_works_and_keeps_the_token_private() {
 
     let logged_in = ada.login().ok().json();
     assert_eq!(logged_in["user_id"], user_id);
-    assert_eq!(ada.run(&["--json", "whoami"]).ok().json()["user_id"], user_id);
+    assert_eq!(
+        ada.run(&["--json", "whoami"]).ok().json()["user_id"],
+        user_id
+    );
 
     // The password and token never reach the daemon's log or database.
     let token = std::fs::read_to_string(&session_file).unwrap();
@@ -97,7 +109,10 @@ fn bad_sign_ins_are_refused_alike_and_then_throttled() {
     }
     // Five failures: now even the right password waits.
     let throttled = ada.login().fails_with(4);
-    assert!(throttled.stderr.contains("too many failed sign-ins"), "{throttled:?}");
+    assert!(
+        throttled.stderr.contains("too many failed sign-ins"),
+        "{throttled:?}"
+    );
     // Other emails are not affected.
     let bob = daemon.user("bob");
     bob.signup().ok();
@@ -120,7 +135,11 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         password: "short".into(),
         ..ada.clone()
     };
-    assert!(short.signup().fails_with(2).stderr.contains("8 to 1024 bytes"));
+    assert!(short
+        .signup()
+        .fails_with(2)
+        .stderr
+        .contains("8 to 1024 bytes"));
     let long = User {
         password: "x".repeat(1025),
         ..ada.clone()
@@ -155,7 +174,10 @@ fn two_users_sessions_never_mix() {
     users[0].run(&["logout"]).ok();
     users[0].run(&["whoami"]).fails_with(4);
     for user in &users[1..] {
-        assert_eq!(user.run(&["--json", "whoami"]).ok().json()["email"].as_str(), Some(user.email.as_str()));
+        assert_eq!(
+            user.run(&["--json", "whoami"]).ok().json()["email"].as_str(),
+            Some(user.email.as_str())
+        );
     }
 }
 

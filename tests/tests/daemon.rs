@@ -44,7 +44,10 @@ fn status_and_ping_report_the_daemon() {
     let text = user.run(&["ping"]).ok();
     assert!(text.stdout.starts_with("pong"), "{text:?}");
 
-    let mode = std::fs::metadata(&daemon.socket).unwrap().permissions().mode();
+    let mode = std::fs::metadata(&daemon.socket)
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
 }
 
@@ -67,7 +70,9 @@ fn garbage_frames_get_an_error_while_others_are_served() {
     let daemon = Daemon::start();
 
     let mut garbage = UnixStream::connect(&daemon.socket).unwrap();
-    garbage.write_all(&[5, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb]).unwrap();
+    garbage
+        .write_all(&[5, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb])
+        .unwrap();
     expect_error(&mut garbage, ErrorCode::InvalidInput, "malformed frame");
     ping_works(&daemon);
 
@@ -111,7 +116,11 @@ fn a_silent_client_neither_blocks_others_nor_stays_forever() {
         ping_works(&daemon);
     }
     expect_error(&mut silent, ErrorCode::InvalidInput, "no request within");
-    expect_error(&mut half_frame, ErrorCode::InvalidInput, "no request within");
+    expect_error(
+        &mut half_frame,
+        ErrorCode::InvalidInput,
+        "no request within",
+    );
 }
 
 #[test]
@@ -122,7 +131,9 @@ fn clients_over_the_limit_are_told_to_retry() {
     let mut c = UnixStream::connect(&daemon.socket).unwrap();
     expect_error(&mut c, ErrorCode::Forbidden, "limit of 2 clients");
     drop(_a);
-    wait_for("a free connection slot", || handshake(&daemon.socket).is_ok());
+    wait_for("a free connection slot", || {
+        handshake(&daemon.socket).is_ok()
+    });
 }
 
 #[test]
@@ -199,7 +210,9 @@ fn kill_9_during_a_burst_of_signups_leaves_a_sound_database() {
             std::thread::spawn(move || {
                 let mut done = 0;
                 for i in 0.. {
-                    let Ok(mut stream) = handshake(&socket) else { break };
+                    let Ok(mut stream) = handshake(&socket) else {
+                        break;
+                    };
                     let signup = ClientFrame::Request(Envelope {
                         token: None,
                         request: Request::Signup(Credentials {
@@ -239,7 +252,10 @@ fn kill_9_during_a_burst_of_signups_leaves_a_sound_database() {
         .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
         .unwrap();
     // Every acknowledged sign-up survived.
-    assert!(users >= i64::from(done), "{users} users, {done} acknowledged");
+    assert!(
+        users >= i64::from(done),
+        "{users} users, {done} acknowledged"
+    );
     drop(conn);
     daemon.restart();
     let status = daemon.user("after").run(&["--json", "status"]).ok().json();
@@ -269,5 +285,9 @@ fn idle_daemon_logs_nothing() {
         ping_works(&daemon);
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(daemon.log(), before, "an idle daemon should not log at info");
+    assert_eq!(
+        daemon.log(),
+        before,
+        "an idle daemon should not log at info"
+    );
 }

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod daemon_info;
+mod generate;
 
 use crate::cli::{Cli, Command};
 use crate::daemon::{socket_path, DaemonConn};
@@ -38,5 +39,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Whoami => accounts::whoami(&mut ctx).await,
         Command::Status => daemon_info::status(&mut ctx).await,
         Command::Ping => daemon_info::ping(&mut ctx).await,
+        Command::Generate(args) => generate::generate(&mut ctx, args).await,
+        Command::Improve(args) => generate::improve(&mut ctx, args).await,
     }
 }

@@ -60,6 +60,38 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX generation_history_project ON generation_history(project_id);
     "#,
+    // 2: who asked, how it went, and versions of a project's whole file set.
+    r#"
+    ALTER TABLE generation_history ADD COLUMN owner_id INTEGER REFERENCES users(id) ON DELETE CASCADE;
+    ALTER TABLE generation_history ADD COLUMN kind TEXT NOT NULL DEFAULT 'generate';
+    ALTER TABLE generation_history ADD COLUMN provider TEXT NOT NULL DEFAULT '';
+    ALTER TABLE generation_history ADD COLUMN model TEXT NOT NULL DEFAULT '';
+    ALTER TABLE generation_history ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE generation_history ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE generation_history ADD COLUMN duration_ms INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE generation_history ADD COLUMN outcome TEXT NOT NULL DEFAULT 'ok';
+    ALTER TABLE generation_history ADD COLUMN error TEXT;
+    ALTER TABLE generation_history ADD COLUMN request_id TEXT;
+    ALTER TABLE generation_history ADD COLUMN files TEXT;
+    CREATE INDEX generation_history_owner ON generation_history(owner_id);
+    CREATE TABLE project_versions (
+        id            INTEGER PRIMARY KEY,
+        project_id    INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        version       INTEGER NOT NULL,
+        kind          TEXT NOT NULL,
+        prompt        TEXT NOT NULL DEFAULT '',
+        generation_id INTEGER REFERENCES generation_history(id) ON DELETE SET NULL,
+        tokens_used   INTEGER NOT NULL DEFAULT 0,
+        created_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),
+        UNIQUE (project_id, version)
+    );
+    CREATE TABLE project_files (
+        version_id INTEGER NOT NULL REFERENCES project_versions(id) ON DELETE CASCADE,
+        path       TEXT NOT NULL,
+        content    TEXT NOT NULL,
+        PRIMARY KEY (version_id, path)
+    );
+    "#,
 ];
 
 /// Brings the database up to the newest schema.

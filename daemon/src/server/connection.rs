@@ -113,13 +113,15 @@ async fn converse(
     };
     match hello {
         ClientFrame::Hello(h) if h.protocol == PROTOCOL_VERSION => {}
-        ClientFrame::Hello(h) => return Err(Ended::Handshake(format!(
+        ClientFrame::Hello(h) => {
+            return Err(Ended::Handshake(format!(
             "protocol mismatch: the client speaks version {} and appforged {} speaks version {}; \
                  use a client and daemon from the same release",
             h.protocol,
             env!("CARGO_PKG_VERSION"),
             PROTOCOL_VERSION
-        ))),
+        )))
+        }
         ClientFrame::Request(_) => {
             return Err(Ended::Handshake(
                 "expected a handshake before the first request".to_string(),
@@ -160,7 +162,7 @@ async fn answer(
 ) -> Result<(), Ended> {
     let kind = envelope.request.kind();
     let started = Instant::now();
-    let (progress_tx, mut progress_rx) = mpsc::channel::<Progress>(64);
+    let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<Progress>();
     let work = handlers::dispatch(daemon, envelope, progress_tx);
     tokio::pin!(work);
     // A well-behaved client sends nothing while a request runs, so any read

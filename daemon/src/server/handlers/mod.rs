@@ -1,5 +1,6 @@
 //! One handler per request, behind one `match`.
 
+mod generate;
 mod status;
 
 use appforge_shared::protocol::{Envelope, Progress, Reply, Request, Welcome, PROTOCOL_VERSION};
@@ -9,13 +10,13 @@ use crate::error::ServiceError;
 use crate::state::Daemon;
 
 /// Where a handler sends progress frames for the client.
-pub type ProgressTx = mpsc::Sender<Progress>;
+pub type ProgressTx = mpsc::UnboundedSender<Progress>;
 
 /// Runs the handler for one request.
 pub async fn dispatch(
     daemon: &Daemon,
     envelope: Envelope,
-    _progress: ProgressTx,
+    progress: ProgressTx,
 ) -> Result<Reply, ServiceError> {
     let token = envelope.token.as_ref();
     let accounts = &daemon.accounts;
@@ -32,5 +33,8 @@ pub async fn dispatch(
             Ok(Reply::LoggedOut)
         }
         Request::Whoami => Ok(Reply::User(accounts.whoami(token).await?)),
+        Request::Generate(req) => generate::generate(daemon, token, req, &progress).await,
+        Request::SaveGeneration(req) => generate::save(daemon, token, req).await,
+        Request::Improve(req) => generate::improve(daemon, token, req, &progress).await,
     }
 }

@@ -1,0 +1,173 @@
+//! `generate` and `improve`: a spinner while the model works, then the files.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use appforge_shared::protocol::{
+    GenerateRequest, Generated, ImproveRequest, Progress, Reply, Request, SaveGenerationRequest,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::accounts::unexpected;
+use super::Ctx;
+use crate::cli::{GenerateArgs, ImproveArgs};
+use crate::error::ClientError;
+use crate::output::emit;
+use crate::session;
+
+/// `appforge generate PROMPT`
+pub async fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<(), ClientError> {
+    let request = Request::Generate(GenerateRequest {
+        prompt: args.prompt,
+        save: args.save,
+        name: args.name.clone(),
+        provider: args.provider,
+        model: args.model,
+    });
+    let mut generated = run(ctx, request).await?;
+    let interactive =
+        !ctx.json && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if generated.project.is_none() && interactive {
+        print_files(&generated);
+        if ask("Save this app as a project? [y/N] ") {
+            let reply = ctx
+                .conn
+                .request(
+                    session::load(),
+                    Request::SaveGeneration(SaveGenerationRequest {
+                        generation_id: generated.generation_id,
+                        name: args.name,
+                    }),
+                    |_| {},
+                )
+                .await?;
+            let Reply::Generated(saved) = reply else {
+                return Err(unexpected(&reply));
+            };
+            generated.project = saved.project;
+        }
+        println!("{}", summary(&generated));
+        return Ok(());
+    }
+    show(ctx.json, &generated);
+    Ok(())
+}
+
+/// `appforge improve PROJECT PROMPT`
+pub async fn improve(ctx: &mut Ctx, args: ImproveArgs) -> Result<(), ClientError> {
+    let request = Request::Improve(ImproveRequest {
+        project: args.project,
+        prompt: args.prompt,
+        provider: args.provider,
+        model: args.model,
+    });
+    let generated = run(ctx, request).await?;
+    show(ctx.json, &generated);
+    Ok(())
+}
+
+/// Sends the request with a spinner on a terminal, and returns the result.
+async fn run(ctx: &mut Ctx, request: Request) -> Result<Generated, ClientError> {
+    let spinner = (!ctx.json && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    });
+    let mut step = String::from("working");
+    let mut received = 0usize;
+    let reply = ctx
+        .conn
+        .request(session::load(), request, |p| {
+            let Some(bar) = &spinner else { return };
+            match p {
+                Progress::Step(s) => {
+                    step = s;
+                    received = 0;
+                }
+                Progress::Text(t) => received += t.len(),
+                Progress::Restart(why) => {
+                    bar.println(format!("  ↻ {why}"));
+                    received = 0;
+                }
+            }
+            match received {
+                0 => bar.set_message(step.clone()),
+                n => bar.set_message(format!("{step}: {n} bytes received")),
+            }
+        })
+        .await;
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    match reply? {
+        Reply::Generated(g) => Ok(g),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn show(json: bool, g: &Generated) {
+    let files: Vec<_> = g
+        .files
+        .iter()
+        .map(|f| json!({"path": f.path, "bytes": f.content.len()}))
+        .collect();
+    let project = g.project.as_ref();
+    emit(
+        json,
+        json!({
+            "project_id": project.map(|p| p.project_id),
+            "name": project.map(|p| p.name.clone()),
+            "version": project.map(|p| p.version),
+            "generation_id": g.generation_id,
+            "files": files,
+            "tokens_used": g.tokens_used,
+            "provider": g.provider,
+            "model": g.model,
+            "duration_ms": g.duration_ms,
+        }),
+        || {
+            print_files(g);
+            summary(g)
+        },
+    );
+}
+
+fn print_files(g: &Generated) {
+    let mut out = std::io::stdout().lock();
+    for f in &g.files {
+        let _ = writeln!(out, "── {} ({} bytes) ──", f.path, f.content.len());
+        let _ = write!(out, "{}", f.content);
+        if !f.content.ends_with('\n') {
+            let _ = writeln!(out);
+        }
+    }
+}
+
+fn summary(g: &Generated) -> String {
+    let made = format!(
+        "{} files from {} ({}) in {:.1} s, {} tokens",
+        g.files.len(),
+        g.provider,
+        g.model,
+        g.duration_ms as f64 / 1000.0,
+        g.tokens_used
+    );
+    match &g.project {
+        Some(p) => format!(
+            "{made}; saved as project `{}` (id {}, version {})",
+            p.name, p.project_id, p.version
+        ),
+        None => format!("{made}; not saved (run again with --save to keep it)"),
+    }
+}
+
+fn ask(question: &str) -> bool {
+    eprint!("{question}");
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
+}

@@ -1,0 +1,293 @@
+//! The AI side: providers behind one trait, the prompts, parsing a reply into
+//! files, checking them, and the generation pipeline that ties these together.
+
+pub mod generate;
+pub mod history;
+mod openai;
+pub mod parse;
+pub mod prompt;
+mod ratelimit;
+mod retry;
+mod sse;
+pub mod template;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::config::AiSettings;
+
+pub use openai::OpenAiProvider;
+
+/// Who wrote a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The instructions.
+    System,
+    /// The user (or appforge on the user's behalf).
+    User,
+    /// The model.
+    Assistant,
+}
+
+impl Role {
+    /// The role's name in the OpenAI API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Who wrote it.
+    pub role: Role,
+    /// What it says.
+    pub content: String,
+}
+
+impl Message {
+    /// A message from `role`.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Message {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// What is sent to a provider.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    /// The model to ask.
+    pub model: String,
+    /// The conversation so far.
+    pub messages: Vec<Message>,
+    /// The app the user asked for, in their words: all the offline
+    /// scaffolder reads.
+    pub app_prompt: String,
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// It was done.
+    Stop,
+    /// It hit the token limit: the reply is cut off.
+    Length,
+    /// Anything else the provider said.
+    Other(String),
+}
+
+/// Tokens a call used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Tokens of the prompt.
+    pub prompt_tokens: u64,
+    /// Tokens of the reply.
+    pub completion_tokens: u64,
+    /// Both.
+    pub total_tokens: u64,
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.total_tokens += other.total_tokens;
+    }
+}
+
+/// A provider's answer.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The reply's text.
+    pub text: String,
+    /// Why it ended.
+    pub finish: Finish,
+    /// Tokens used, when the provider said.
+    pub usage: Usage,
+    /// The provider's request id, for support.
+    pub request_id: Option<String>,
+}
+
+/// Why a provider call failed. Messages say what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider refused the key.
+    #[error("{provider} refused the API key ({message}); check the key given to appforged")]
+    Unauthorized {
+        /// The provider's name.
+        provider: String,
+        /// What it said.
+        message: String,
+    },
+    /// An HTTP error that retrying will not fix (or that retries did not fix).
+    #[error("{provider} answered HTTP {status}: {message}")]
+    Http {
+        /// The provider's name.
+        provider: String,
+        /// The HTTP status.
+        status: u16,
+        /// What it said.
+        message: String,
+    },
+    /// The provider did not answer in time.
+    #[error("{provider} did not answer in time ({what}); try again, or raise the time-out")]
+    Timeout {
+        /// The provider's name.
+        provider: String,
+        /// Which time-out expired.
+        what: String,
+    },
+    /// The connection failed or broke.
+    #[error("could not reach {provider}: {message}")]
+    Network {
+        /// The provider's name.
+        provider: String,
+        /// What failed.
+        message: String,
+    },
+    /// The provider answered something that is not the API.
+    #[error("{provider} sent a malformed answer: {message}")]
+    Malformed {
+        /// The provider's name.
+        provider: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl ProviderError {
+    /// Whether trying again may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProviderError::Timeout { .. } | ProviderError::Network { .. } => true,
+            ProviderError::Http { status, .. } => retry::is_retryable_status(*status),
+            ProviderError::Unauthorized { .. } | ProviderError::Malformed { .. } => false,
+        }
+    }
+}
+
+/// Receives the reply's text as it streams in.
+pub type TextSink<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+/// A boxed future, so providers can live behind `dyn Provider`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Something that answers chat requests.
+pub trait Provider: Send + Sync {
+    /// The provider's name (`template`, `groq`, `openai`).
+    fn name(&self) -> &str;
+    /// The model used when the caller names none.
+    fn default_model(&self) -> &str;
+    /// Sends one request, retrying transient failures, and streams the text
+    /// to `on_text`. `on_retry` is told when an attempt is abandoned.
+    fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        on_text: TextSink<'a>,
+        on_retry: TextSink<'a>,
+    ) -> BoxFuture<'a, Result<Completion, ProviderError>>;
+}
+
+/// The offline scaffolder as a provider: it reads only the app prompt.
+pub struct TemplateProvider;
+
+impl Provider for TemplateProvider {
+    fn name(&self) -> &str {
+        "template"
+    }
+
+    fn default_model(&self) -> &str {
+        "scaffold-v1"
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        on_text: TextSink<'a>,
+        _on_retry: TextSink<'a>,
+    ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
+        Box::pin(async move {
+            let text = template::render_reply(&request.app_prompt);
+            on_text(&text);
+            Ok(Completion {
+                text,
+                finish: Finish::Stop,
+                usage: Usage::default(),
+                request_id: None,
+            })
+        })
+    }
+}
+
+/// Why a provider cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderChoiceError {
+    /// No such provider.
+    #[error("unknown provider `{0}`; choose one of: template, groq, openai")]
+    Unknown(String),
+    /// The provider needs a key the daemon was not given.
+    #[error("the {provider} provider needs an API key: set {variable} for appforged (or APPFORGE_API_KEY) and restart it")]
+    MissingKey {
+        /// The provider.
+        provider: String,
+        /// The variable to set.
+        variable: &'static str,
+    },
+}
+
+/// The providers this daemon is configured for.
+pub struct Providers {
+    available: BTreeMap<String, Arc<dyn Provider>>,
+    missing_keys: BTreeMap<String, &'static str>,
+    default: String,
+}
+
+impl Providers {
+    /// Builds the providers from the settings; keys come from the settings only.
+    pub fn new(settings: &AiSettings) -> Result<Providers, reqwest::Error> {
+        let mut available: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
+        let mut missing_keys = BTreeMap::new();
+        available.insert("template".into(), Arc::new(TemplateProvider));
+        for kind in ["groq", "openai"] {
+            let endpoint = settings.endpoint(kind);
+            match endpoint.key.is_some() || !endpoint.needs_key {
+                true => {
+                    let provider = OpenAiProvider::new(kind, endpoint, settings)?;
+                    available.insert(kind.into(), Arc::new(provider));
+                }
+                false => {
+                    missing_keys.insert(kind.to_string(), endpoint.key_variable);
+                }
+            }
+        }
+        Ok(Providers {
+            available,
+            missing_keys,
+            default: settings.default_provider.clone(),
+        })
+    }
+
+    /// The named provider, or the default one.
+    pub fn choose(&self, name: Option<&str>) -> Result<Arc<dyn Provider>, ProviderChoiceError> {
+        let name = name.unwrap_or(&self.default);
+        if let Some(p) = self.available.get(name) {
+            return Ok(Arc::clone(p));
+        }
+        match self.missing_keys.get(name) {
+            Some(variable) => Err(ProviderChoiceError::MissingKey {
+                provider: name.to_string(),
+                variable,
+            }),
+            None => Err(ProviderChoiceError::Unknown(name.to_string())),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The words sent to models: the system prompt that fixes the output format
+//! and the run convention, and the follow-up messages of a conversation.
+
+use appforge_shared::protocol::FileContent;
+
+use super::parse::FORMAT_INSTRUCTIONS;
+use super::{Message, Role};
+
+/// The run convention every app follows; the supervisor starts apps this way.
+pub const RUN_CONVENTION: &str = "python -m flask --app app run --host 127.0.0.1 --port $PORT";
+
+fn system_prompt() -> String {
+    format!(
+        "You write small, complete, working web apps: a Python Flask backend and an HTML/JS \
+         frontend.\n\
+         Rules:\n\
+         - `app.py` defines the Flask application object named `app`. The app is started from \
+         its folder with `{RUN_CONVENTION}`, so do not call `app.run()` unconditionally and do not \
+         pick a port.\n\
+         - The main page is `templates/index.html`, served at `/`; put other static assets in \
+         `static/`.\n\
+         - Persist data with Python's built-in `sqlite3` in a file next to `app.py` when the app \
+         needs storage. No external services, no API keys, no network calls.\n\
+         - `requirements.txt` lists every package, starting with `flask`.\n\
+         - Add `test_app.py` with pytest tests of the API using `app.test_client()`.\n\
+         - Relative paths only, no `..`.\n\n\
+         {FORMAT_INSTRUCTIONS}"
+    )
+}
+
+/// The conversation for a new app.
+pub fn generate(prompt: &str) -> Vec<Message> {
+    vec![
+        Message::new(Role::System, system_prompt()),
+        Message::new(Role::User, format!("Build this app: {prompt}")),
+    ]
+}
+
+/// The conversation for changing an app: its current files, then the request.
+pub fn improve(files: &[FileContent], prompt: &str) -> Vec<Message> {
+    let mut current = String::from("Here is the app as it is now.\n\n");
+    for f in files {
+        current.push_str(&format!("### {}\n````\n{}````\n\n", f.path, f.content));
+    }
+    current.push_str(&format!(
+        "Change it as follows: {prompt}\n\nAnswer with every file of the changed app in full, \
+         unchanged files included."
+    ));
+    vec![
+        Message::new(Role::System, system_prompt()),
+        Message::new(Role::User, current),
+    ]
+}
+
+/// Asks the model to fix a reply that failed the checks.
+pub fn repair(problem: &str) -> Message {
+    Message::new(
+        Role::User,
+        format!(
+            "Your answer could not be used: {problem}\nWrite the complete, corrected app again: \
+             every file in full, in the same format."
+        ),
+    )
+}
+
+/// Asks the model to go on after it hit the token limit.
+pub fn continue_reply() -> Message {
+    Message::new(
+        Role::User,
+        "Your answer was cut off. Continue exactly where it stopped, without repeating anything.",
+    )
+}

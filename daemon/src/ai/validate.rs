@@ -1,0 +1,170 @@
+//! Checks generated files before anything is saved: the entry file exists,
+//! `requirements.txt` lists Flask, and every Python file compiles.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+
+use super::parse::ParsedFile;
+
+/// Why generated files cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The files are wrong; a model can be asked to fix them.
+    #[error("{0}")]
+    Invalid(String),
+    /// The check itself could not run.
+    #[error("could not check the generated code: {0}")]
+    Checker(String),
+}
+
+const SYNTAX_CHECK: &str = r#"
+import json, sys
+errors = []
+for path, source in json.load(sys.stdin):
+    try:
+        compile(source, path, "exec", dont_inherit=True)
+    except SyntaxError as e:
+        errors.append(f"{path}, line {e.lineno or 0}: {e.msg}")
+    except ValueError as e:
+        errors.append(f"{path}: {e}")
+json.dump(errors, sys.stdout)
+"#;
+
+/// Checks the files, adding Flask to `requirements.txt` when it is missing.
+pub async fn check(files: &mut Vec<ParsedFile>, python: &Path) -> Result<(), CheckError> {
+    if !files.iter().any(|f| f.path == "app.py") {
+        return Err(CheckError::Invalid(
+            "there is no `app.py` defining the Flask `app`".into(),
+        ));
+    }
+    ensure_flask(files);
+    let errors = syntax_errors(files, python).await?;
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CheckError::Invalid(format!(
+            "Python syntax errors: {}",
+            errors.join("; ")
+        )))
+    }
+}
+
+/// Makes sure `requirements.txt` exists and names Flask.
+fn ensure_flask(files: &mut Vec<ParsedFile>) {
+    let names_flask = |text: &str| {
+        text.lines().any(|line| {
+            let name: String = line
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            name.eq_ignore_ascii_case("flask")
+        })
+    };
+    match files.iter_mut().find(|f| f.path == "requirements.txt") {
+        Some(f) if names_flask(&f.content) => {}
+        Some(f) => f.content = format!("flask>=3.0\n{}", f.content),
+        None => files.push(ParsedFile {
+            path: "requirements.txt".into(),
+            content: "flask>=3.0\n".into(),
+        }),
+    }
+}
+
+async fn syntax_errors(files: &[ParsedFile], python: &Path) -> Result<Vec<String>, CheckError> {
+    let sources: Vec<(&str, &str)> = files
+        .iter()
+        .filter(|f| f.path.ends_with(".py"))
+        .map(|f| (f.path.as_str(), f.content.as_str()))
+        .collect();
+    if sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let input = serde_json::to_vec(&sources).map_err(|e| CheckError::Checker(e.to_string()))?;
+    // -I: isolated, so nothing in the environment or the folder can change
+    // what the check does.
+    let mut child = tokio::process::Command::new(python)
+        .args(["-I", "-c", SYNTAX_CHECK])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            CheckError::Checker(format!(
+                "could not run `{}` ({e}); install Python 3 or point --python at it",
+                python.display()
+            ))
+        })?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let writer = async move {
+        let _ = stdin.write_all(&input).await;
+    };
+    let (_, output) = tokio::join!(writer, child.wait_with_output());
+    let output = output.map_err(|e| CheckError::Checker(e.to_string()))?;
+    if !output.status.success() {
+        return Err(CheckError::Checker(format!(
+            "`{}` failed: {}",
+            python.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| CheckError::Checker(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, content: &str) -> ParsedFile {
+        ParsedFile {
+            path: path.into(),
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn flask_is_added_when_missing() {
+        let mut files = vec![file("app.py", "")];
+        ensure_flask(&mut files);
+        assert_eq!(files[1].content, "flask>=3.0\n");
+        let mut files = vec![file("requirements.txt", "requests\n")];
+        ensure_flask(&mut files);
+        assert_eq!(files[0].content, "flask>=3.0\nrequests\n");
+        let mut files = vec![file("requirements.txt", "Flask==3.1.0\n")];
+        ensure_flask(&mut files);
+        assert_eq!(files[0].content, "Flask==3.1.0\n");
+        let mut files = vec![file("requirements.txt", "flask-cors\n")];
+        ensure_flask(&mut files);
+        assert!(files[0].content.starts_with("flask>=3.0\n"));
+    }
+
+    #[tokio::test]
+    async fn syntax_errors_are_found_with_their_line() {
+        let python = Path::new("python3");
+        let mut good = vec![file(
+            "app.py",
+            "from flask import Flask\napp = Flask(__name__)\n",
+        )];
+        check(&mut good, python).await.unwrap();
+        let mut bad = vec![file("app.py", "x = 1\ndef broken(:\n")];
+        let err = check(&mut bad, python).await.unwrap_err().to_string();
+        assert!(err.contains("app.py, line 2"), "{err}");
+        let mut none = vec![file("main.py", "")];
+        assert!(matches!(
+            check(&mut none, python).await,
+            Err(CheckError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_missing_interpreter_is_a_checker_error() {
+        let mut files = vec![file("app.py", "")];
+        let err = check(&mut files, Path::new("/nonexistent/python"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CheckError::Checker(_)), "{err}");
+    }
+}
