@@ -1,7 +1,7 @@
 # appforge: `make demo` runs the main job, `make test` runs every test.
 CARGO ?= cargo
 
-.PHONY: all build release test lint fmt demo bench fuzz clean
+.PHONY: all build release test lint fmt demo bench fuzz clean pyenv
 
 all: build
 
@@ -11,9 +11,17 @@ build:
 release:
 	$(CARGO) build --release --workspace --bins
 
+## A Python environment with Flask and pytest, for the generated apps under test.
+PYENV := .venv
+pyenv: $(PYENV)/.ready
+$(PYENV)/.ready:
+	python3 -m venv $(PYENV)
+	$(PYENV)/bin/python -m pip install --quiet --disable-pip-version-check flask pytest
+	touch $@
+
 ## The whole test suite: unit, property and end-to-end tests of the real binaries.
-test: build
-	$(CARGO) test --workspace
+test: build pyenv
+	APPFORGE_TEST_PYTHON=$(CURDIR)/$(PYENV)/bin/python $(CARGO) test --workspace
 
 lint:
 	$(CARGO) fmt --all -- --check

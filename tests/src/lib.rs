@@ -34,6 +34,22 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The Python that runs generated apps and their tests: `APPFORGE_TEST_PYTHON`
+/// (set by `make test` to a virtualenv with Flask and pytest), else `python3`.
+pub fn python() -> PathBuf {
+    std::env::var_os("APPFORGE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// Polls `cond` until it holds or `PATIENCE` runs out.
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
@@ -134,6 +150,7 @@ impl Daemon {
             .env_remove("APPFORGE_SOCKET")
             .env_remove("APPFORGE_DATA_DIR")
             .env("APPFORGE_LOG", "debug")
+            .env("APPFORGE_PYTHON", python())
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null());

@@ -241,11 +241,18 @@ impl OpenAiProvider {
         }
     }
 
-    fn stream_error(&self, message: String) -> Failure {
-        ProviderError::Http {
-            provider: self.name.clone(),
-            status: 500,
-            message: format!("the stream reported an error: {message}"),
+    fn stream_error(&self, e: StreamError) -> Failure {
+        match e {
+            // An error the server reports mid-stream is its failure, like a 500.
+            StreamError::Reported(message) => ProviderError::Http {
+                provider: self.name.clone(),
+                status: 500,
+                message: format!("the stream reported an error: {message}"),
+            },
+            StreamError::Malformed(message) => ProviderError::Malformed {
+                provider: self.name.clone(),
+                message,
+            },
         }
         .into()
     }
@@ -351,6 +358,15 @@ impl Provider for OpenAiProvider {
     }
 }
 
+/// Why a stream could not be read.
+#[derive(Debug, PartialEq, Eq)]
+enum StreamError {
+    /// The server said it failed.
+    Reported(String),
+    /// The server sent something that is not the API.
+    Malformed(String),
+}
+
 /// What a stream has said so far.
 #[derive(Default)]
 struct StreamState {
@@ -362,20 +378,23 @@ struct StreamState {
 
 impl StreamState {
     /// Applies one event; `Ok(true)` when the stream is complete.
-    fn apply(&mut self, event: &sse::Event, on_text: TextSink<'_>) -> Result<bool, String> {
+    fn apply(&mut self, event: &sse::Event, on_text: TextSink<'_>) -> Result<bool, StreamError> {
         if event.data.trim() == "[DONE]" {
             return Ok(true);
         }
         if event.data.trim().is_empty() {
             return Ok(false);
         }
-        let chunk: Value =
-            serde_json::from_str(&event.data).map_err(|e| format!("a chunk is not JSON ({e})"))?;
-        if event.event.as_deref() == Some("error") || chunk.get("error").is_some() {
-            return Err(error_message(&event.data));
+        if event.event.as_deref() == Some("error") {
+            return Err(StreamError::Reported(error_message(&event.data)));
+        }
+        let chunk: Value = serde_json::from_str(&event.data)
+            .map_err(|e| StreamError::Malformed(format!("a streamed chunk is not JSON ({e})")))?;
+        if chunk.get("error").is_some() {
+            return Err(StreamError::Reported(error_message(&event.data)));
         }
         if let Some(e) = chunk["x_groq"]["error"].as_str() {
-            return Err(e.to_string());
+            return Err(StreamError::Reported(e.to_string()));
         }
         if let Some(id) = chunk["x_groq"]["id"].as_str() {
             self.request_id = Some(id.to_string());
@@ -495,8 +514,11 @@ mod tests {
         let err = s
             .apply(&event(r#"{"error":{"message":"overloaded"}}"#), &sink)
             .unwrap_err();
-        assert_eq!(err, "overloaded");
-        assert!(s.apply(&event("{not json"), &sink).is_err());
+        assert_eq!(err, StreamError::Reported("overloaded".into()));
+        assert!(matches!(
+            s.apply(&event("{not json"), &sink),
+            Err(StreamError::Malformed(_))
+        ));
     }
 
     #[test]

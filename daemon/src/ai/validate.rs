@@ -87,6 +87,8 @@ async fn syntax_errors(files: &[ParsedFile], python: &Path) -> Result<Vec<String
     // what the check does.
     let mut child = tokio::process::Command::new(python)
         .args(["-I", "-c", SYNTAX_CHECK])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
