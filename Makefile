@@ -37,6 +37,7 @@ demo: build
 ## Benchmarks (not tests): release build, figures printed.
 bench: release
 	python3 bench/ipc.py
+	python3 bench/generate.py
 
 ## Fuzz the frame decoder (needs nightly and cargo-fuzz; not run in CI).
 fuzz:
