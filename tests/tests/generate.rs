@@ -7,7 +7,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use appforge_e2e::mock_provider::{Answer, MockProvider, UsageStyle};
-use appforge_e2e::{free_port, python, wait_for, Daemon, User};
+use appforge_e2e::{free_port, handshake, python, read_frame, send_frame, wait_for, Daemon, User};
+use appforge_shared::protocol::{
+    ClientFrame, Envelope, Reply, Request, SaveGenerationRequest, ServerFrame, SessionToken,
+};
+use appforge_shared::ErrorCode;
 
 /// A small valid app in the canonical format.
 fn good_reply() -> String {
@@ -534,4 +538,58 @@ fn bad_generation_requests_are_refused() {
         .fails_with(6);
     user.run(&["generate", &"x".repeat(40_000)]).fails_with(2);
     assert_eq!(project_count(&daemon), 1);
+}
+
+/// Sends one request over a raw connection with the user's saved token.
+fn raw_request(daemon: &Daemon, user: &User, request: Request) -> ServerFrame {
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(user.config_home.join("appforge/session.json")).unwrap(),
+    )
+    .unwrap();
+    let token = SessionToken(saved["token"].as_str().unwrap().to_string());
+    let mut stream = handshake(&daemon.socket).unwrap();
+    let envelope = ClientFrame::Request(Envelope {
+        token: Some(token),
+        request,
+    });
+    send_frame(&mut stream, &envelope).unwrap();
+    read_frame(&mut stream).unwrap().expect("an answer")
+}
+
+#[test]
+fn an_unsaved_generation_is_saved_once_and_only_by_its_owner() {
+    let daemon = Daemon::start();
+    let ada = signed_up(&daemon);
+    let bob = daemon.user("bob");
+    bob.signup().ok();
+    let out = ada.run(&["--json", "generate", "a notes app"]).ok().json();
+    assert_eq!(out["project_id"], serde_json::Value::Null);
+    let generation_id = out["generation_id"].as_i64().unwrap();
+    let save = |name: &str| {
+        Request::SaveGeneration(SaveGenerationRequest {
+            generation_id,
+            name: Some(name.into()),
+        })
+    };
+    let not_found = |frame: ServerFrame| match frame {
+        ServerFrame::Error(e) => assert_eq!(e.code, ErrorCode::NotFound, "{e:?}"),
+        other => panic!("expected not-found, got {other:?}"),
+    };
+    not_found(raw_request(&daemon, &bob, save("stolen")));
+    match raw_request(&daemon, &ada, save("notes")) {
+        ServerFrame::Reply(Reply::Generated(g)) => {
+            let project = g.project.expect("saved");
+            assert_eq!((project.name.as_str(), project.version), ("notes", 1));
+            assert_eq!(g.files.len(), out["files"].as_array().unwrap().len());
+        }
+        other => panic!("expected a saved project, got {other:?}"),
+    }
+    not_found(raw_request(&daemon, &ada, save("again")));
+    assert_eq!(project_count(&daemon), 1);
+    let rows = history(&daemon);
+    assert_eq!(
+        rows[0].1,
+        Some(1),
+        "the history row is linked to the project"
+    );
 }

@@ -1,15 +1,19 @@
 //! `generate`, `save` of an unsaved generation, and `improve`.
 
+use std::sync::Arc;
+
 use appforge_shared::protocol::{
     FileContent, GenerateRequest, Generated, ImproveRequest, Progress, Reply,
-    SaveGenerationRequest, SessionToken,
+    SaveGenerationRequest, SavedAs, SessionToken,
 };
+use rusqlite::Transaction;
 
 use super::ProgressTx;
 use crate::ai::generate::{self, Job, Outcome};
-use crate::ai::{history, prompt, Provider};
+use crate::ai::{history, prompt, Message, Provider};
+use crate::db::DbError;
 use crate::error::ServiceError;
-use crate::projects::{self, NewVersion};
+use crate::projects::{self, NewVersion, ProjectError};
 use crate::state::Daemon;
 
 /// Longest prompt accepted, in bytes.
@@ -27,85 +31,22 @@ pub async fn generate(
     if let Some(name) = &req.name {
         projects::check_name(name)?;
     }
-    let provider = daemon.providers.choose(req.provider.as_deref())?;
-    let model = req
-        .model
-        .clone()
-        .unwrap_or_else(|| provider.default_model().to_string());
-    let outcome = run(
+    let target = match req.save {
+        true => Target::NewProject { name: req.name },
+        false => Target::Nowhere,
+    };
+    let call = Call::new(
         daemon,
-        &*provider,
-        &model,
-        &req.prompt,
-        prompt::generate(&req.prompt),
-        progress,
-    )
-    .await;
-
-    let (owner_id, save, name) = (user.id, req.save, req.name.clone());
-    let (prompt_text, provider_name, model_name) = (
-        req.prompt.clone(),
-        provider.name().to_string(),
-        model.clone(),
-    );
-    let files = outcome.files.as_ref().ok().map(|f| to_contents(f));
-    let tokens = outcome.usage.total_tokens;
-    let (generation_id, project) = daemon
-        .db
-        .call(move |c| {
-            let tx = c.transaction()?;
-            let entry = history::Entry {
-                owner_id,
-                project_id: None,
-                kind: "generate",
-                prompt: &prompt_text,
-                provider: &provider_name,
-                model: &model_name,
-            };
-            let id = history::record(&tx, &entry, &outcome)?;
-            let project = match (&files, save) {
-                (Some(files), true) => {
-                    let version = NewVersion {
-                        kind: "generate",
-                        prompt: &prompt_text,
-                        generation_id: Some(id),
-                        tokens_used: tokens,
-                        files,
-                    };
-                    let saved =
-                        projects::create(&tx, owner_id, name.as_deref(), &prompt_text, version);
-                    match saved {
-                        Ok(saved) => {
-                            history::link(&tx, id, saved.project_id)?;
-                            Some(Ok(saved))
-                        }
-                        Err(e) => Some(Err(e)),
-                    }
-                }
-                _ => None,
-            };
-            tx.commit()?;
-            Ok((id, (project, outcome)))
-        })
-        .await?;
-    let (project, outcome) = project;
-    let files = outcome.files?;
-    let project = project.transpose()?;
-    tracing::info!(
-        generation_id,
-        user_id = user.id,
-        saved = project.is_some(),
-        "generated an app"
-    );
-    Ok(Reply::Generated(Generated {
-        generation_id,
-        project,
-        files: to_contents(&files),
-        tokens_used: tokens,
-        provider: provider.name().to_string(),
-        model,
-        duration_ms: outcome.duration.as_millis() as u64,
-    }))
+        user.id,
+        "generate",
+        req.prompt,
+        req.provider,
+        req.model,
+    )?;
+    let messages = prompt::generate(&call.prompt);
+    let app_prompt = call.prompt.clone();
+    call.run_and_store(daemon, app_prompt, messages, target, progress)
+        .await
 }
 
 /// Saves the files of an earlier generation as a new project.
@@ -126,18 +67,16 @@ pub async fn save(
             let Some(unsaved) = history::unsaved(&tx, owner_id, req.generation_id)? else {
                 return Ok(None);
             };
-            let version = NewVersion {
-                kind: "generate",
-                prompt: &unsaved.prompt,
-                generation_id: Some(req.generation_id),
-                tokens_used: unsaved.tokens_used,
-                files: &unsaved.files,
-            };
-            let saved =
-                projects::create(&tx, owner_id, req.name.as_deref(), &unsaved.prompt, version);
-            if let Ok(saved) = &saved {
-                history::link(&tx, req.generation_id, saved.project_id)?;
-            }
+            let target = Target::NewProject { name: req.name };
+            let saved = store(
+                &tx,
+                owner_id,
+                req.generation_id,
+                &unsaved.prompt,
+                unsaved.tokens_used,
+                &unsaved.files,
+                target,
+            )?;
             tx.commit()?;
             Ok(Some((saved, unsaved)))
         })
@@ -150,7 +89,7 @@ pub async fn save(
     };
     Ok(Reply::Generated(Generated {
         generation_id: req.generation_id,
-        project: Some(saved?),
+        project: saved.transpose()?,
         files: unsaved.files,
         tokens_used: unsaved.tokens_used,
         provider: String::new(),
@@ -178,66 +117,183 @@ pub async fn improve(
         })
         .await?
         .map(|(files, p)| (p, files))?;
-    let provider = daemon.providers.choose(req.provider.as_deref())?;
-    let model = req
-        .model
-        .clone()
-        .unwrap_or_else(|| provider.default_model().to_string());
+    let call = Call::new(
+        daemon,
+        user.id,
+        "improve",
+        req.prompt,
+        req.provider,
+        req.model,
+    )?;
     // The offline scaffolder reads the app from the prompts alone.
-    let app_prompt = format!("{}, {}", project.prompt, req.prompt);
-    let messages = prompt::improve(&current, &req.prompt);
-    let outcome = run(daemon, &*provider, &model, &app_prompt, messages, progress).await;
+    let app_prompt = format!("{}, {}", project.prompt, call.prompt);
+    let messages = prompt::improve(&current, &call.prompt);
+    let target = Target::NewVersion {
+        project_id: project.id,
+        name: project.name,
+    };
+    call.run_and_store(daemon, app_prompt, messages, target, progress)
+        .await
+}
 
-    let (prompt_text, provider_name, model_name) = (
-        req.prompt.clone(),
-        provider.name().to_string(),
-        model.clone(),
-    );
-    let files = outcome.files.as_ref().ok().map(|f| to_contents(f));
-    let tokens = outcome.usage.total_tokens;
-    let project_id = project.id;
-    let (generation_id, version, outcome) = daemon
-        .db
-        .call(move |c| {
-            let tx = c.transaction()?;
-            let entry = history::Entry {
-                owner_id,
-                project_id: Some(project_id),
-                kind: "improve",
-                prompt: &prompt_text,
-                provider: &provider_name,
-                model: &model_name,
-            };
-            let id = history::record(&tx, &entry, &outcome)?;
-            let version = files.as_ref().map(|files| {
-                let version = NewVersion {
-                    kind: "improve",
-                    prompt: &prompt_text,
-                    generation_id: Some(id),
-                    tokens_used: tokens,
-                    files,
-                };
-                projects::add_version(&tx, project_id, version)
-            });
-            tx.commit()?;
-            Ok((id, version, outcome))
+/// Where the files of a successful generation go.
+enum Target {
+    /// Nowhere: they are shown, and can be saved later.
+    Nowhere,
+    /// A new project, named or with a name from the prompt.
+    NewProject {
+        /// The name asked for.
+        name: Option<String>,
+    },
+    /// The next version of an existing project.
+    NewVersion {
+        /// The project.
+        project_id: i64,
+        /// Its name, for the reply.
+        name: String,
+    },
+}
+
+/// One generation call: who asks, what, and whom.
+struct Call {
+    owner_id: i64,
+    kind: &'static str,
+    prompt: String,
+    provider: Arc<dyn Provider>,
+    model: String,
+}
+
+impl Call {
+    fn new(
+        daemon: &Daemon,
+        owner_id: i64,
+        kind: &'static str,
+        prompt: String,
+        provider: Option<String>,
+        model: Option<String>,
+    ) -> Result<Call, ServiceError> {
+        let provider = daemon.providers.choose(provider.as_deref())?;
+        let model = model.unwrap_or_else(|| provider.default_model().to_string());
+        Ok(Call {
+            owner_id,
+            kind,
+            prompt,
+            provider,
+            model,
         })
-        .await?;
-    let files = outcome.files?;
-    let version = version.transpose()?.unwrap_or_default();
-    Ok(Reply::Generated(Generated {
-        generation_id,
-        project: Some(appforge_shared::protocol::SavedAs {
-            project_id,
-            name: project.name,
-            version,
-        }),
-        files: to_contents(&files),
-        tokens_used: tokens,
-        provider: provider.name().to_string(),
-        model,
-        duration_ms: outcome.duration.as_millis() as u64,
-    }))
+    }
+
+    /// Runs the generation, then records it and stores its files in one
+    /// transaction, so a failure keeps the history row and nothing else.
+    async fn run_and_store(
+        self,
+        daemon: &Daemon,
+        app_prompt: String,
+        messages: Vec<Message>,
+        target: Target,
+        progress: &ProgressTx,
+    ) -> Result<Reply, ServiceError> {
+        let outcome = run(
+            daemon,
+            &*self.provider,
+            &self.model,
+            &app_prompt,
+            messages,
+            progress,
+        )
+        .await;
+        let files = outcome.files.as_ref().ok().map(|f| to_contents(f));
+        let tokens_used = outcome.usage.total_tokens;
+        let duration_ms = outcome.duration.as_millis() as u64;
+        let provider = self.provider.name().to_string();
+        let (owner_id, kind, prompt, model) = (self.owner_id, self.kind, self.prompt, self.model);
+        let entry_provider = provider.clone();
+        let entry_model = model.clone();
+        let (generation_id, stored, outcome, files) = daemon
+            .db
+            .call(move |c| {
+                let tx = c.transaction()?;
+                let project_id = match &target {
+                    Target::NewVersion { project_id, .. } => Some(*project_id),
+                    _ => None,
+                };
+                let entry = history::Entry {
+                    owner_id,
+                    project_id,
+                    kind,
+                    prompt: &prompt,
+                    provider: &entry_provider,
+                    model: &entry_model,
+                };
+                let id = history::record(&tx, &entry, &outcome)?;
+                let stored = match &files {
+                    Some(files) => store(&tx, owner_id, id, &prompt, tokens_used, files, target)?,
+                    None => None,
+                };
+                tx.commit()?;
+                Ok((id, stored, outcome, files))
+            })
+            .await?;
+        outcome.files?;
+        let project = stored.transpose()?;
+        tracing::info!(
+            generation_id,
+            user_id = owner_id,
+            kind,
+            saved = project.is_some(),
+            "generated an app"
+        );
+        Ok(Reply::Generated(Generated {
+            generation_id,
+            project,
+            files: files.unwrap_or_default(),
+            tokens_used,
+            provider,
+            model,
+            duration_ms,
+        }))
+    }
+}
+
+/// Stores checked files where the target says, inside the caller's transaction.
+/// A project error (a name taken meanwhile) is returned, not raised, so the
+/// history row is still committed.
+fn store(
+    tx: &Transaction<'_>,
+    owner_id: i64,
+    generation_id: i64,
+    prompt: &str,
+    tokens_used: u64,
+    files: &[FileContent],
+    target: Target,
+) -> Result<Option<Result<SavedAs, ProjectError>>, DbError> {
+    let version = NewVersion {
+        kind: if matches!(target, Target::NewVersion { .. }) {
+            "improve"
+        } else {
+            "generate"
+        },
+        prompt,
+        generation_id: Some(generation_id),
+        tokens_used,
+        files,
+    };
+    let saved = match target {
+        Target::Nowhere => return Ok(None),
+        Target::NewProject { name } => {
+            projects::create(tx, owner_id, name.as_deref(), prompt, version)
+        }
+        Target::NewVersion { project_id, name } => projects::add_version(tx, project_id, version)
+            .map(|version| SavedAs {
+                project_id,
+                name,
+                version,
+            }),
+    };
+    if let Ok(saved) = &saved {
+        history::link(tx, generation_id, saved.project_id)?;
+    }
+    Ok(Some(saved))
 }
 
 async fn run(
@@ -245,7 +301,7 @@ async fn run(
     provider: &dyn Provider,
     model: &str,
     app_prompt: &str,
-    messages: Vec<crate::ai::Message>,
+    messages: Vec<Message>,
     progress: &ProgressTx,
 ) -> Outcome {
     let report = |p: Progress| {
