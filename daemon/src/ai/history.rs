@@ -80,7 +80,15 @@ pub fn unsaved(conn: &Connection, owner_id: i64, id: i64) -> Result<Option<Unsav
             params![id, owner_id],
             |r| {
                 let files: String = r.get(1)?;
-                let files: Vec<(String, String)> = serde_json::from_str(&files).unwrap_or_default();
+                // A row that does not hold its files is refused rather than
+                // saved as an empty project.
+                let files: Vec<(String, String)> = serde_json::from_str(&files).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        1,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?;
                 Ok(Unsaved {
                     prompt: r.get(0)?,
                     files: files
