@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// appforge: turn a prompt into a running web app, and keep it running.
 #[derive(Debug, Parser)]
-#[command(name = "appforge", version, propagate_version = true)]
+#[command(name = "appforge", version)]
 pub struct Cli {
     /// The daemon's socket [default: $XDG_RUNTIME_DIR/appforge/appforged.sock]
     #[arg(long, global = true, env = "APPFORGE_SOCKET")]
@@ -39,6 +39,88 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Change a saved project by a prompt; saves a new version.
     Improve(ImproveArgs),
+    /// List your projects.
+    List,
+    /// Print a project's files (highlighted on a terminal).
+    Show(ShowArgs),
+    /// Edit a project's files in $VISUAL or $EDITOR; saves a new version.
+    Edit(EditArgs),
+    /// Delete a project with all its versions.
+    Delete(ProjectArg),
+    /// List a project's versions.
+    History(ProjectArg),
+    /// Show what changed between two versions, as a unified diff.
+    Diff(DiffArgs),
+    /// Make a new version equal to an earlier one; history is kept.
+    Rollback(RollbackArgs),
+    /// Write the project as a .zip or .tar.gz, ready for Docker and CI.
+    Export(ExportArgs),
+}
+
+/// A command's only argument: the project.
+#[derive(Debug, Args)]
+pub struct ProjectArg {
+    /// The project, by id or name.
+    pub project: String,
+}
+
+/// Arguments of `show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The project, by id or name.
+    pub project: String,
+    /// Print only this file, as it is.
+    #[arg(long)]
+    pub file: Option<String>,
+    /// Show this version instead of the newest.
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+    pub version: Option<i64>,
+}
+
+/// Arguments of `edit`.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The project, by id or name.
+    pub project: String,
+    /// Edit only this file (a new path adds a file).
+    #[arg(long)]
+    pub file: Option<String>,
+    /// Take the file's new content from standard input instead of an editor.
+    #[arg(long, requires = "file")]
+    pub stdin: bool,
+}
+
+/// Arguments of `diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The project, by id or name.
+    pub project: String,
+    /// The older version [default: the one before B]
+    #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+    pub a: Option<i64>,
+    /// The newer version [default: the newest]
+    #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+    pub b: Option<i64>,
+}
+
+/// Arguments of `rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The project, by id or name.
+    pub project: String,
+    /// The version to return to.
+    #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+    pub version: i64,
+}
+
+/// Arguments of `export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The project, by id or name.
+    pub project: String,
+    /// The archive to write; .zip, .tar.gz or .tgz [default: ./<project>.zip]
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }
 
 /// Arguments of `generate`.

@@ -43,6 +43,23 @@ impl ClientError {
         }
     }
 
+    /// The same error with a note for the user appended to its message.
+    pub fn with_note(self, note: &str) -> ClientError {
+        match self {
+            ClientError::Unreachable { socket, reason } => ClientError::Unreachable {
+                socket,
+                reason: format!("{reason}; {note}"),
+            },
+            ClientError::Daemon(mut e) => {
+                e.message = format!("{}; {note}", e.message);
+                ClientError::Daemon(e)
+            }
+            ClientError::Usage(m) => ClientError::Usage(format!("{m}; {note}")),
+            ClientError::Protocol(m) => ClientError::Protocol(format!("{m}; {note}")),
+            ClientError::Local(m) => ClientError::Local(format!("{m}; {note}")),
+        }
+    }
+
     /// The code shown in JSON errors.
     pub fn code(&self) -> &'static str {
         match self {

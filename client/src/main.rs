@@ -6,6 +6,7 @@ mod commands;
 mod daemon;
 mod error;
 mod output;
+mod render;
 mod session;
 
 use std::process::ExitCode;

@@ -59,7 +59,10 @@ impl From<ProjectError> for ServiceError {
     fn from(e: ProjectError) -> Self {
         let message = e.to_string();
         match e {
-            ProjectError::NotFound(_) => ServiceError::NotFound(message),
+            ProjectError::NotFound(_)
+            | ProjectError::NoSuchVersion { .. }
+            | ProjectError::NoSuchFile { .. } => ServiceError::NotFound(message),
+            ProjectError::Moved { .. } => ServiceError::Conflict(message),
             ProjectError::NameTaken(_) => ServiceError::Conflict(message),
             ProjectError::BadName { .. } => ServiceError::InvalidInput(message),
             ProjectError::Db(e) => ServiceError::Db(e),

@@ -101,6 +101,22 @@ pub enum Request {
     SaveGeneration(SaveGenerationRequest),
     /// Change a saved project by a prompt; saves a new version.
     Improve(ImproveRequest),
+    /// The caller's projects.
+    ListProjects,
+    /// One project's files, at its newest or a given version.
+    ShowProject(ShowRequest),
+    /// Save an edited file set as a new version.
+    EditProject(EditRequest),
+    /// Delete a project with all its versions.
+    DeleteProject(ProjectRef),
+    /// A project's versions.
+    History(ProjectRef),
+    /// A unified diff between two versions of a project.
+    Diff(DiffRequest),
+    /// Make a new version equal to an earlier one.
+    Rollback(RollbackRequest),
+    /// The project packed as an archive, with what it needs to be deployed.
+    Export(ExportRequest),
 }
 
 impl Request {
@@ -116,6 +132,14 @@ impl Request {
             Request::Generate(_) => "generate",
             Request::SaveGeneration(_) => "save-generation",
             Request::Improve(_) => "improve",
+            Request::ListProjects => "list",
+            Request::ShowProject(_) => "show",
+            Request::EditProject(_) => "edit",
+            Request::DeleteProject(_) => "delete",
+            Request::History(_) => "history",
+            Request::Diff(_) => "diff",
+            Request::Rollback(_) => "rollback",
+            Request::Export(_) => "export",
         }
     }
 }
@@ -155,6 +179,96 @@ pub struct ImproveRequest {
     pub provider: Option<String>,
     /// Model to use instead of the provider's default.
     pub model: Option<String>,
+}
+
+/// A project, named by its id or by its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRef {
+    /// The project's id or name.
+    pub project: String,
+}
+
+/// Arguments of [`Request::ShowProject`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShowRequest {
+    /// The project, by id or name.
+    pub project: String,
+    /// The version to show; the newest if absent.
+    pub version: Option<i64>,
+    /// Only this file, if given.
+    pub file: Option<String>,
+}
+
+/// Arguments of [`Request::EditProject`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditRequest {
+    /// The project, by id or name.
+    pub project: String,
+    /// The version the edit started from; the edit is refused if the project
+    /// has moved on since, so no one's change is lost.
+    pub base_version: i64,
+    /// The whole file set after the edit.
+    pub files: Vec<FileContent>,
+}
+
+/// Arguments of [`Request::Diff`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffRequest {
+    /// The project, by id or name.
+    pub project: String,
+    /// The older version; the one before `to` if absent.
+    pub from: Option<i64>,
+    /// The newer version; the newest if absent.
+    pub to: Option<i64>,
+}
+
+/// Arguments of [`Request::Rollback`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    /// The project, by id or name.
+    pub project: String,
+    /// The version to return to.
+    pub version: i64,
+}
+
+/// The kinds of archive `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ArchiveFormat {
+    /// A `.zip` file.
+    Zip,
+    /// A gzip-compressed tar file (`.tar.gz` or `.tgz`).
+    TarGz,
+}
+
+impl ArchiveFormat {
+    /// The format a file name asks for, by its ending.
+    pub fn from_file_name(name: &str) -> Option<ArchiveFormat> {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".zip") {
+            Some(ArchiveFormat::Zip)
+        } else if lower.ends_with(".tar.gz") || lower.ends_with(".tgz") {
+            Some(ArchiveFormat::TarGz)
+        } else {
+            None
+        }
+    }
+
+    /// The usual file-name ending.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ArchiveFormat::Zip => "zip",
+            ArchiveFormat::TarGz => "tar.gz",
+        }
+    }
+}
+
+/// Arguments of [`Request::Export`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRequest {
+    /// The project, by id or name.
+    pub project: String,
+    /// The kind of archive.
+    pub format: ArchiveFormat,
 }
 
 /// An email and password, as given to `signup` and `login`.
@@ -213,6 +327,116 @@ pub enum Reply {
     User(UserInfo),
     /// Answer to [`Request::Generate`], [`Request::SaveGeneration`] and [`Request::Improve`].
     Generated(Generated),
+    /// Answer to [`Request::ListProjects`].
+    Projects(Vec<ProjectSummary>),
+    /// Answer to [`Request::ShowProject`].
+    Project(ProjectDetail),
+    /// Answer to [`Request::EditProject`] and [`Request::Rollback`].
+    Saved(SavedVersion),
+    /// Answer to [`Request::DeleteProject`].
+    Deleted(ProjectSummary),
+    /// Answer to [`Request::History`]: oldest version first.
+    History(Vec<VersionInfo>),
+    /// Answer to [`Request::Diff`].
+    Diff(DiffInfo),
+    /// Answer to [`Request::Export`].
+    Export(ExportInfo),
+}
+
+/// A project as `list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectSummary {
+    /// Its id.
+    pub id: i64,
+    /// Its name, unique among its owner's projects.
+    pub name: String,
+    /// `stopped`, `starting`, `running`, `backoff` or `failed`.
+    pub status: String,
+    /// The port it last ran on.
+    pub port: Option<u16>,
+    /// Its newest version.
+    pub version: i64,
+    /// When it was created, RFC 3339 UTC.
+    pub created_at: String,
+    /// When its newest version was saved, RFC 3339 UTC.
+    pub last_modified: String,
+}
+
+/// A project with the files of one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectDetail {
+    /// The project's row.
+    pub summary: ProjectSummary,
+    /// The prompt that created it.
+    pub prompt: String,
+    /// The version shown.
+    pub version: i64,
+    /// The files of that version (only the one asked for, with `--file`), by path.
+    pub files: Vec<FileContent>,
+}
+
+/// The outcome of an edit or a rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedVersion {
+    /// The project's id.
+    pub project_id: i64,
+    /// The project's name.
+    pub name: String,
+    /// The new version, or the unchanged newest one when nothing changed.
+    pub version: i64,
+    /// Whether a version was saved; false when the files did not change.
+    pub saved: bool,
+    /// Paths added, changed or removed, sorted.
+    pub changed: Vec<String>,
+}
+
+/// One version in a project's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// Its number, from 1.
+    pub version: i64,
+    /// `generate`, `improve`, `edit` or `rollback`.
+    pub kind: String,
+    /// The prompt behind it, or what was done.
+    pub prompt: String,
+    /// Tokens its generation used.
+    pub tokens_used: u64,
+    /// The generation that made it, if any.
+    pub generation_id: Option<i64>,
+    /// How many files it has.
+    pub files: u64,
+    /// When it was saved, RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// A unified diff between two versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffInfo {
+    /// The project's id.
+    pub project_id: i64,
+    /// The older version.
+    pub from: i64,
+    /// The newer version.
+    pub to: i64,
+    /// Paths added, changed or removed, sorted.
+    pub changed: Vec<String>,
+    /// The diff, in the unified format `patch -p1` reads; empty when equal.
+    pub unified: String,
+}
+
+/// An exported project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportInfo {
+    /// The project's id.
+    pub project_id: i64,
+    /// The folder every entry sits in, also a safe file-name stem.
+    pub root: String,
+    /// The kind of archive.
+    pub format: ArchiveFormat,
+    /// The archive's paths, under `root`, sorted.
+    pub files: Vec<String>,
+    /// The archive itself.
+    pub archive: Vec<u8>,
 }
 
 /// The result of a generation.

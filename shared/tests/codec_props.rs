@@ -52,6 +52,127 @@ fn request() -> impl Strategy<Value = Request> {
             provider: None,
             model: Some("m".into()),
         })),
+        Just(Request::ListProjects),
+        (
+            text(),
+            proptest::option::of(any::<i64>()),
+            proptest::option::of(text())
+        )
+            .prop_map(
+                |(project, version, file)| Request::ShowProject(ShowRequest {
+                    project,
+                    version,
+                    file,
+                })
+            ),
+        (text(), any::<i64>(), files()).prop_map(|(project, base_version, files)| {
+            Request::EditProject(EditRequest {
+                project,
+                base_version,
+                files,
+            })
+        }),
+        text().prop_map(|project| Request::DeleteProject(ProjectRef { project })),
+        text().prop_map(|project| Request::History(ProjectRef { project })),
+        (
+            text(),
+            proptest::option::of(any::<i64>()),
+            proptest::option::of(any::<i64>())
+        )
+            .prop_map(|(project, from, to)| Request::Diff(DiffRequest {
+                project,
+                from,
+                to
+            })),
+        (text(), any::<i64>())
+            .prop_map(|(project, version)| Request::Rollback(RollbackRequest { project, version })),
+        (text(), any::<bool>()).prop_map(|(project, zip)| Request::Export(ExportRequest {
+            project,
+            format: if zip {
+                ArchiveFormat::Zip
+            } else {
+                ArchiveFormat::TarGz
+            },
+        })),
+    ]
+}
+
+fn files() -> impl Strategy<Value = Vec<FileContent>> {
+    proptest::collection::vec(
+        (text(), text()).prop_map(|(path, content)| FileContent { path, content }),
+        0..4,
+    )
+}
+
+fn summary() -> impl Strategy<Value = ProjectSummary> {
+    (any::<i64>(), text(), proptest::option::of(any::<u16>())).prop_map(|(id, name, port)| {
+        ProjectSummary {
+            id,
+            name: name.clone(),
+            status: "stopped".into(),
+            port,
+            version: id / 2,
+            created_at: name.clone(),
+            last_modified: name,
+        }
+    })
+}
+
+fn project_reply() -> impl Strategy<Value = Reply> {
+    prop_oneof![
+        proptest::collection::vec(summary(), 0..3).prop_map(Reply::Projects),
+        (summary(), text(), files()).prop_map(|(summary, prompt, files)| {
+            Reply::Project(ProjectDetail {
+                version: summary.version,
+                summary,
+                prompt,
+                files,
+            })
+        }),
+        (any::<i64>(), text(), any::<bool>()).prop_map(|(id, name, saved)| {
+            Reply::Saved(SavedVersion {
+                project_id: id,
+                name: name.clone(),
+                version: id,
+                saved,
+                changed: vec![name],
+            })
+        }),
+        summary().prop_map(Reply::Deleted),
+        proptest::collection::vec(
+            (any::<i64>(), text(), any::<u64>()).prop_map(|(version, prompt, tokens_used)| {
+                VersionInfo {
+                    version,
+                    kind: "edit".into(),
+                    prompt: prompt.clone(),
+                    tokens_used,
+                    generation_id: Some(version),
+                    files: tokens_used / 3,
+                    created_at: prompt,
+                }
+            }),
+            0..3
+        )
+        .prop_map(Reply::History),
+        (any::<i64>(), text()).prop_map(|(id, unified)| Reply::Diff(DiffInfo {
+            project_id: id,
+            from: id,
+            to: id,
+            changed: vec![unified.clone()],
+            unified,
+        })),
+        (
+            any::<i64>(),
+            text(),
+            proptest::collection::vec(any::<u8>(), 0..64)
+        )
+            .prop_map(|(id, root, archive)| Reply::Export(ExportInfo {
+                project_id: id,
+                root: root.clone(),
+                format: ArchiveFormat::Zip,
+                files: vec![root],
+                archive,
+            })),
     ]
 }
 
@@ -151,6 +272,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
             }
         ))),
         (error_code(), text()).prop_map(|(c, m)| ServerFrame::Error(WireError::new(c, m))),
+        project_reply().prop_map(ServerFrame::Reply),
     ]
 }
 

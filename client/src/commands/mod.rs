@@ -2,18 +2,34 @@
 
 mod accounts;
 mod daemon_info;
+mod edit;
 mod generate;
+mod projects;
+
+use std::path::PathBuf;
+
+use appforge_shared::protocol::{Reply, Request};
 
 use crate::cli::{Cli, Command};
 use crate::daemon::{socket_path, DaemonConn};
 use crate::error::ClientError;
+use crate::session;
 
 /// What every command needs: the connection and the output mode.
 pub struct Ctx {
     /// The connected daemon.
     pub conn: DaemonConn,
+    /// The socket it was reached on, to connect again after a long pause.
+    pub socket: PathBuf,
     /// Whether `--json` was given.
     pub json: bool,
+}
+
+impl Ctx {
+    /// Sends a request with the saved session and returns the final reply.
+    pub async fn call(&mut self, request: Request) -> Result<Reply, ClientError> {
+        self.conn.request(session::load(), request, |_| {}).await
+    }
 }
 
 /// Runs the parsed command line.
@@ -28,6 +44,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
     };
     let mut ctx = Ctx {
         conn: DaemonConn::connect(&socket).await?,
+        socket,
         json: cli.json,
     };
     match cli.command {
@@ -41,5 +58,13 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Ping => daemon_info::ping(&mut ctx).await,
         Command::Generate(args) => generate::generate(&mut ctx, args).await,
         Command::Improve(args) => generate::improve(&mut ctx, args).await,
+        Command::List => projects::list(&mut ctx).await,
+        Command::Show(args) => projects::show(&mut ctx, args).await,
+        Command::Delete(args) => projects::delete(&mut ctx, args).await,
+        Command::History(args) => projects::history(&mut ctx, args).await,
+        Command::Diff(args) => projects::diff(&mut ctx, args).await,
+        Command::Rollback(args) => projects::rollback(&mut ctx, args).await,
+        Command::Export(args) => projects::export(&mut ctx, args).await,
+        Command::Edit(args) => edit::edit(&mut ctx, args).await,
     }
 }

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use appforge_shared::protocol::Progress;
+use appforge_shared::protocol::{FileContent, Progress};
 
-use super::parse::{self, ParsedFile};
+use super::parse;
 use super::validate::{self, CheckError};
 use super::{prompt, ChatRequest, Finish, Message, Provider, ProviderError, Role, Usage};
 
@@ -17,7 +17,7 @@ const MAX_CONTINUATIONS: usize = 2;
 /// What one generation did, success or not: everything the history records.
 pub struct Outcome {
     /// The files, or why there are none.
-    pub files: Result<Vec<ParsedFile>, GenerationError>,
+    pub files: Result<Vec<FileContent>, GenerationError>,
     /// Every raw reply of every round, in order.
     pub response: String,
     /// Tokens used, all calls included.
@@ -94,7 +94,7 @@ async fn converse(
     job: &Job<'_>,
     mut messages: Vec<Message>,
     state: &mut State,
-) -> Result<Vec<ParsedFile>, GenerationError> {
+) -> Result<Vec<FileContent>, GenerationError> {
     let mut problem = String::new();
     for round in 0..=job.repair_rounds {
         (job.report)(Progress::Step(match round {
@@ -165,7 +165,7 @@ async fn whole_reply(
     Err(GenerationError::CutOff)
 }
 
-async fn files_of(reply: &str, python: &Path) -> Result<Vec<ParsedFile>, CheckError> {
+async fn files_of(reply: &str, python: &Path) -> Result<Vec<FileContent>, CheckError> {
     let mut files = parse::parse_reply(reply).map_err(|e| CheckError::Invalid(e.to_string()))?;
     validate::check(&mut files, python).await?;
     Ok(files)

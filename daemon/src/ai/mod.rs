@@ -10,7 +10,7 @@ mod ratelimit;
 mod retry;
 mod sse;
 pub mod template;
-mod validate;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::future::Future;

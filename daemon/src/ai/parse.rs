@@ -7,16 +7,8 @@
 
 use std::collections::HashMap;
 
+use appforge_shared::protocol::FileContent;
 use serde_json::{Map, Value};
-
-/// One file taken from a reply: a checked relative path and its full content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedFile {
-    /// Normalised relative path such as `templates/index.html`.
-    pub path: String,
-    /// The file's complete content, ending with one newline unless empty.
-    pub content: String,
-}
 
 /// Why a reply could not be turned into files.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -103,9 +95,9 @@ Rules:
 - Write each file once. Between files, write nothing but, optionally, a short sentence."#;
 
 /// Most distinct files one reply may produce, so a runaway reply cannot flood the app folder.
-const MAX_FILES: usize = 200;
+pub const MAX_FILES: usize = 200;
 /// Largest file content accepted, in bytes.
-const MAX_FILE_BYTES: usize = 1024 * 1024;
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// Longest path accepted, in bytes; well under every filesystem's limit.
 const MAX_PATH_BYTES: usize = 255;
 /// Longest single folder or file name accepted, in bytes.
@@ -230,7 +222,7 @@ const WORD_PUNCT: &[char] = &[
 ];
 
 /// Parses a reply into files, in order of first appearance; a later block for the same path replaces the earlier one.
-pub fn parse_reply(text: &str) -> Result<Vec<ParsedFile>, ParseError> {
+pub fn parse_reply(text: &str) -> Result<Vec<FileContent>, ParseError> {
     let text = normalize_newlines(text);
     let mut files = Files::default();
     match json_files(&text) {
@@ -320,7 +312,7 @@ struct Target {
 /// Files collected so far, deduplicated by path.
 #[derive(Default)]
 struct Files {
-    list: Vec<ParsedFile>,
+    list: Vec<FileContent>,
     index: HashMap<String, usize>,
 }
 
@@ -342,7 +334,7 @@ impl Files {
             return Ok(());
         }
         self.index.insert(path.clone(), self.list.len());
-        self.list.push(ParsedFile { path, content });
+        self.list.push(FileContent { path, content });
         Ok(())
     }
 
@@ -354,7 +346,7 @@ impl Files {
         Ok(())
     }
 
-    fn finish(self) -> Result<Vec<ParsedFile>, ParseError> {
+    fn finish(self) -> Result<Vec<FileContent>, ParseError> {
         if self.list.is_empty() {
             return Err(ParseError::NoFiles);
         }
@@ -1060,18 +1052,18 @@ fn key_position(src: &str, key: &str) -> usize {
 mod tests {
     use super::*;
 
-    fn file(path: &str, content: &str) -> ParsedFile {
-        ParsedFile {
+    fn file(path: &str, content: &str) -> FileContent {
+        FileContent {
             path: path.to_string(),
             content: content.to_string(),
         }
     }
 
-    fn paths(files: &[ParsedFile]) -> Vec<&str> {
+    fn paths(files: &[FileContent]) -> Vec<&str> {
         files.iter().map(|f| f.path.as_str()).collect()
     }
 
-    fn parse_ok(text: &str) -> Vec<ParsedFile> {
+    fn parse_ok(text: &str) -> Vec<FileContent> {
         match parse_reply(text) {
             Ok(files) => files,
             Err(e) => panic!("expected files, got error: {e}\n--- reply ---\n{text}"),

@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use tokio::io::AsyncWriteExt;
 
-use super::parse::ParsedFile;
+use appforge_shared::protocol::FileContent;
 
 /// Why generated files cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ json.dump(errors, sys.stdout)
 "#;
 
 /// Checks the files, adding Flask to `requirements.txt` when it is missing.
-pub async fn check(files: &mut Vec<ParsedFile>, python: &Path) -> Result<(), CheckError> {
+pub async fn check(files: &mut Vec<FileContent>, python: &Path) -> Result<(), CheckError> {
     if !files.iter().any(|f| f.path == "app.py") {
         return Err(CheckError::Invalid(
             "there is no `app.py` defining the Flask `app`".into(),
@@ -52,7 +52,7 @@ pub async fn check(files: &mut Vec<ParsedFile>, python: &Path) -> Result<(), Che
 }
 
 /// Makes sure `requirements.txt` exists and names Flask.
-fn ensure_flask(files: &mut Vec<ParsedFile>) {
+fn ensure_flask(files: &mut Vec<FileContent>) {
     let names_flask = |text: &str| {
         text.lines().any(|line| {
             let name: String = line
@@ -66,14 +66,14 @@ fn ensure_flask(files: &mut Vec<ParsedFile>) {
     match files.iter_mut().find(|f| f.path == "requirements.txt") {
         Some(f) if names_flask(&f.content) => {}
         Some(f) => f.content = format!("flask>=3.0\n{}", f.content),
-        None => files.push(ParsedFile {
+        None => files.push(FileContent {
             path: "requirements.txt".into(),
             content: "flask>=3.0\n".into(),
         }),
     }
 }
 
-async fn syntax_errors(files: &[ParsedFile], python: &Path) -> Result<Vec<String>, CheckError> {
+async fn syntax_errors(files: &[FileContent], python: &Path) -> Result<Vec<String>, CheckError> {
     let sources: Vec<(&str, &str)> = files
         .iter()
         .filter(|f| f.path.ends_with(".py"))
@@ -120,8 +120,8 @@ async fn syntax_errors(files: &[ParsedFile], python: &Path) -> Result<Vec<String
 mod tests {
     use super::*;
 
-    fn file(path: &str, content: &str) -> ParsedFile {
-        ParsedFile {
+    fn file(path: &str, content: &str) -> FileContent {
+        FileContent {
             path: path.into(),
             content: content.into(),
         }

@@ -94,6 +94,10 @@ fn configure(conn: &Connection) -> Result<(), DbError> {
 /// The current time as stored in the database: RFC 3339 UTC to the second.
 pub const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ','now')";
 
+/// The current time, RFC 3339 UTC to the millisecond, where two events in
+/// one second must still differ.
+pub const NOW_MS: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,13 +1,16 @@
-//! Saved projects: naming, finding one by id or name for its owner, and
-//! versions of the whole file set.
+//! Saved projects: naming, finding one by id or name for its owner, listing
+//! and deleting them; their versions, diffs and exports live in the
+//! submodules.
 
-use appforge_shared::protocol::{FileContent, SavedAs};
+pub mod diff;
+pub mod export;
+pub mod versions;
+
+use appforge_shared::protocol::{ProjectSummary, SavedAs};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::db::{DbError, NOW};
-
-/// The file the `backend_code` column mirrors.
-const BACKEND_ENTRY: &str = "app.py";
+use crate::db::DbError;
+pub use versions::NewVersion;
 
 /// Longest project name, in characters.
 const MAX_NAME: usize = 64;
@@ -21,6 +24,41 @@ pub enum ProjectError {
     /// The name is taken by another of the caller's projects.
     #[error("you already have a project named `{0}`; choose another name with --name")]
     NameTaken(String),
+    /// The project has no such version.
+    #[error("project `{name}` has no version {version}; its versions are 1 to {newest}")]
+    NoSuchVersion {
+        /// The project's name.
+        name: String,
+        /// The version asked for.
+        version: i64,
+        /// Its newest version.
+        newest: i64,
+    },
+    /// The version has no such file.
+    #[error("version {version} of `{name}` has no file `{path}`; it has: {files}")]
+    NoSuchFile {
+        /// The project's name.
+        name: String,
+        /// The version looked in.
+        version: i64,
+        /// The path asked for.
+        path: String,
+        /// The paths it has, comma-separated.
+        files: String,
+    },
+    /// A change started from a version that is no longer the newest.
+    #[error(
+        "`{name}` changed while you worked: you started from version {base}, and version \
+         {newest} is newer; look at `appforge diff {name} {base} {newest}` and edit again"
+    )]
+    Moved {
+        /// The project's name.
+        name: String,
+        /// The version the change started from.
+        base: i64,
+        /// The newest version now.
+        newest: i64,
+    },
     /// The name is not acceptable.
     #[error("bad project name `{name}`: {reason}")]
     BadName {
@@ -51,18 +89,48 @@ pub struct Project {
     pub prompt: String,
 }
 
-/// A new version's origin and content.
-pub struct NewVersion<'a> {
-    /// `generate`, `improve`, `edit` or `rollback`.
-    pub kind: &'a str,
-    /// The prompt behind it, if any.
-    pub prompt: &'a str,
-    /// The generation that made it, if any.
-    pub generation_id: Option<i64>,
-    /// Tokens the generation used.
-    pub tokens_used: u64,
-    /// The whole file set.
-    pub files: &'a [FileContent],
+const SUMMARY_COLUMNS: &str = "p.id, p.name, p.status, p.port, p.created_at, p.last_modified, \
+     (SELECT coalesce(max(version), 0) FROM project_versions v WHERE v.project_id = p.id)";
+
+fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectSummary> {
+    Ok(ProjectSummary {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        status: r.get(2)?,
+        port: r
+            .get::<_, Option<i64>>(3)?
+            .and_then(|p| u16::try_from(p).ok()),
+        created_at: r.get(4)?,
+        last_modified: r.get(5)?,
+        version: r.get(6)?,
+    })
+}
+
+/// The caller's projects, oldest first.
+pub fn list(conn: &Connection, owner_id: i64) -> Result<Vec<ProjectSummary>, ProjectError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {SUMMARY_COLUMNS} FROM projects p WHERE p.owner_id = ?1 ORDER BY p.id"
+    ))?;
+    let projects = stmt
+        .query_map([owner_id], summary_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(projects)
+}
+
+/// One project's row as clients see it.
+pub fn summary(conn: &Connection, project: &Project) -> Result<ProjectSummary, ProjectError> {
+    Ok(conn.query_row(
+        &format!("SELECT {SUMMARY_COLUMNS} FROM projects p WHERE p.id = ?1"),
+        [project.id],
+        summary_row,
+    )?)
+}
+
+/// Deletes a project with its versions and files. Its generation history
+/// stays, unlinked, as the owner's record of what was asked.
+pub fn delete(conn: &Connection, project: &Project) -> Result<(), ProjectError> {
+    conn.execute("DELETE FROM projects WHERE id = ?1", [project.id])?;
+    Ok(())
 }
 
 /// Checks a name given by a user.
@@ -140,7 +208,7 @@ pub fn create(
         params![name, prompt, owner_id],
     )?;
     let project_id = tx.last_insert_rowid();
-    let version = add_version(tx, project_id, version)?;
+    let version = versions::add_version(tx, project_id, version)?;
     Ok(SavedAs {
         project_id,
         name,
@@ -157,59 +225,6 @@ fn name_taken(conn: &Connection, owner_id: i64, name: &str) -> Result<bool, Proj
         )
         .optional()?
         .is_some())
-}
-
-/// Adds the next version of a project and mirrors it into the project row.
-pub fn add_version(
-    tx: &Transaction<'_>,
-    project_id: i64,
-    v: NewVersion<'_>,
-) -> Result<i64, ProjectError> {
-    let number: i64 = tx.query_row(
-        "SELECT coalesce(max(version), 0) + 1 FROM project_versions WHERE project_id = ?1",
-        [project_id],
-        |r| r.get(0),
-    )?;
-    tx.execute(
-        "INSERT INTO project_versions (project_id, version, kind, prompt, generation_id, tokens_used) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![project_id, number, v.kind, v.prompt, v.generation_id, v.tokens_used as i64],
-    )?;
-    let version_id = tx.last_insert_rowid();
-    let mut insert =
-        tx.prepare("INSERT INTO project_files (version_id, path, content) VALUES (?1, ?2, ?3)")?;
-    for f in v.files {
-        insert.execute(params![version_id, f.path, f.content])?;
-    }
-    let backend = file_text(v.files, |p| p == BACKEND_ENTRY);
-    let frontend = main_page(v.files);
-    tx.execute(
-        &format!(
-            "UPDATE projects SET backend_code = ?1, frontend_code = ?2, last_modified = {NOW} \
-             WHERE id = ?3"
-        ),
-        params![backend, frontend, project_id],
-    )?;
-    Ok(number)
-}
-
-fn file_text(files: &[FileContent], pick: impl Fn(&str) -> bool) -> String {
-    files
-        .iter()
-        .find(|f| pick(&f.path))
-        .map(|f| f.content.clone())
-        .unwrap_or_default()
-}
-
-/// The main page: `templates/index.html`, else `static/index.html`, else any
-/// `index.html`, else the first HTML file.
-fn main_page(files: &[FileContent]) -> String {
-    for wanted in ["templates/index.html", "static/index.html", "index.html"] {
-        if let Some(f) = files.iter().find(|f| f.path == wanted) {
-            return f.content.clone();
-        }
-    }
-    file_text(files, |p| p.ends_with(".html"))
 }
 
 /// Finds the caller's project by id or name. Another user's project is
@@ -241,26 +256,6 @@ pub fn resolve(conn: &Connection, owner_id: i64, reference: &str) -> Result<Proj
         (None, Err(_)) => None,
     };
     found.ok_or_else(|| ProjectError::NotFound(reference.chars().take(80).collect()))
-}
-
-/// The files of a project's newest version, sorted by path.
-pub fn current_files(conn: &Connection, project_id: i64) -> Result<Vec<FileContent>, ProjectError> {
-    let mut stmt = conn.prepare(
-        "SELECT f.path, f.content FROM project_files f \
-         JOIN project_versions v ON v.id = f.version_id \
-         WHERE v.project_id = ?1 \
-           AND v.version = (SELECT max(version) FROM project_versions WHERE project_id = ?1) \
-         ORDER BY f.path",
-    )?;
-    let files = stmt
-        .query_map([project_id], |r| {
-            Ok(FileContent {
-                path: r.get(0)?,
-                content: r.get(1)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(files)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::ai::generate::{self, Job, Outcome};
 use crate::ai::{history, prompt, Message, Provider};
 use crate::db::DbError;
 use crate::error::ServiceError;
-use crate::projects::{self, NewVersion, ProjectError};
+use crate::projects::{self, versions, NewVersion, Project, ProjectError};
 use crate::state::Daemon;
 
 /// Longest prompt accepted, in bytes.
@@ -108,15 +108,17 @@ pub async fn improve(
     let user = daemon.accounts.authenticate(token).await?;
     check_prompt(&req.prompt)?;
     let (owner_id, reference) = (user.id, req.project.clone());
-    let (project, current) = daemon
+    let (project, base, current) = daemon
         .db
         .call(move |c| {
-            let found = projects::resolve(c, owner_id, &reference)
-                .and_then(|p| Ok((projects::current_files(c, p.id)?, p)));
+            let found = projects::resolve(c, owner_id, &reference).and_then(|p| {
+                let base = versions::latest(c, p.id)?;
+                Ok((versions::files_at(c, &p, base)?, base, p))
+            });
             Ok(found)
         })
         .await?
-        .map(|(files, p)| (p, files))?;
+        .map(|(files, base, p)| (p, base, files))?;
     let call = Call::new(
         daemon,
         user.id,
@@ -128,10 +130,7 @@ pub async fn improve(
     // The offline scaffolder reads the app from the prompts alone.
     let app_prompt = format!("{}, {}", project.prompt, call.prompt);
     let messages = prompt::improve(&current, &call.prompt);
-    let target = Target::NewVersion {
-        project_id: project.id,
-        name: project.name,
-    };
+    let target = Target::NewVersion { project, base };
     call.run_and_store(daemon, app_prompt, messages, target, progress)
         .await
 }
@@ -148,9 +147,10 @@ enum Target {
     /// The next version of an existing project.
     NewVersion {
         /// The project.
-        project_id: i64,
-        /// Its name, for the reply.
-        name: String,
+        project: Project,
+        /// The version the generation started from; if the project moved
+        /// on meanwhile, the result is not saved over the newer version.
+        base: i64,
     },
 }
 
@@ -202,7 +202,7 @@ impl Call {
             progress,
         )
         .await;
-        let files = outcome.files.as_ref().ok().map(|f| to_contents(f));
+        let files = outcome.files.as_ref().ok().cloned();
         let tokens_used = outcome.usage.total_tokens;
         let duration_ms = outcome.duration.as_millis() as u64;
         let provider = self.provider.name().to_string();
@@ -214,7 +214,7 @@ impl Call {
             .call(move |c| {
                 let tx = c.transaction()?;
                 let project_id = match &target {
-                    Target::NewVersion { project_id, .. } => Some(*project_id),
+                    Target::NewVersion { project, .. } => Some(project.id),
                     _ => None,
                 };
                 let entry = history::Entry {
@@ -283,17 +283,36 @@ fn store(
         Target::NewProject { name } => {
             projects::create(tx, owner_id, name.as_deref(), prompt, version)
         }
-        Target::NewVersion { project_id, name } => projects::add_version(tx, project_id, version)
-            .map(|version| SavedAs {
-                project_id,
-                name,
-                version,
-            }),
+        Target::NewVersion { project, base } => add_on_top(tx, project, base, version),
     };
     if let Ok(saved) = &saved {
         history::link(tx, generation_id, saved.project_id)?;
     }
     Ok(Some(saved))
+}
+
+/// Adds an improvement as the next version, unless the project moved on from
+/// `base` while the model worked.
+fn add_on_top(
+    tx: &Transaction<'_>,
+    project: Project,
+    base: i64,
+    version: NewVersion<'_>,
+) -> Result<SavedAs, ProjectError> {
+    let newest = versions::latest(tx, project.id)?;
+    if newest != base {
+        return Err(ProjectError::Moved {
+            name: project.name,
+            base,
+            newest,
+        });
+    }
+    let version = versions::add_version(tx, project.id, version)?;
+    Ok(SavedAs {
+        project_id: project.id,
+        name: project.name,
+        version,
+    })
 }
 
 async fn run(
@@ -337,14 +356,4 @@ fn check_prompt(prompt: &str) -> Result<(), ServiceError> {
         ));
     }
     Ok(())
-}
-
-fn to_contents(files: &[crate::ai::parse::ParsedFile]) -> Vec<FileContent> {
-    files
-        .iter()
-        .map(|f| FileContent {
-            path: f.path.clone(),
-            content: f.content.clone(),
-        })
-        .collect()
 }

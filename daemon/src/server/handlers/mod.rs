@@ -1,12 +1,18 @@
 //! One handler per request, behind one `match`.
 
 mod generate;
+mod projects;
 mod status;
+mod versions;
 
-use appforge_shared::protocol::{Envelope, Progress, Reply, Request, Welcome, PROTOCOL_VERSION};
+use appforge_shared::protocol::{
+    Envelope, Progress, Reply, Request, SessionToken, Welcome, PROTOCOL_VERSION,
+};
+use rusqlite::Transaction;
 use tokio::sync::mpsc;
 
 use crate::error::ServiceError;
+use crate::projects::{Project, ProjectError};
 use crate::state::Daemon;
 
 /// Where a handler sends progress frames for the client.
@@ -36,5 +42,42 @@ pub async fn dispatch(
         Request::Generate(req) => generate::generate(daemon, token, req, &progress).await,
         Request::SaveGeneration(req) => generate::save(daemon, token, req).await,
         Request::Improve(req) => generate::improve(daemon, token, req, &progress).await,
+        Request::ListProjects => projects::list(daemon, token).await,
+        Request::ShowProject(req) => projects::show(daemon, token, req).await,
+        Request::DeleteProject(req) => projects::delete(daemon, token, req).await,
+        Request::Export(req) => projects::export(daemon, token, req).await,
+        Request::EditProject(req) => versions::edit(daemon, token, req).await,
+        Request::History(req) => versions::history(daemon, token, req).await,
+        Request::Diff(req) => versions::diff(daemon, token, req).await,
+        Request::Rollback(req) => versions::rollback(daemon, token, req).await,
     }
+}
+
+/// Runs `f` in one transaction on the caller's project, named by id or name.
+/// Another user's project is not found, exactly like a missing one. The
+/// transaction commits only when `f` succeeds.
+async fn with_project<T, F>(
+    daemon: &Daemon,
+    token: Option<&SessionToken>,
+    reference: String,
+    f: F,
+) -> Result<T, ServiceError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Transaction<'_>, &Project) -> Result<T, ProjectError> + Send + 'static,
+{
+    let user = daemon.accounts.authenticate(token).await?;
+    let result = daemon
+        .db
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let result = crate::projects::resolve(&tx, user.id, &reference)
+                .and_then(|project| f(&tx, &project));
+            if result.is_ok() {
+                tx.commit()?;
+            }
+            Ok(result)
+        })
+        .await?;
+    Ok(result?)
 }

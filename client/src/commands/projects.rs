@@ -1,0 +1,336 @@
+//! `list`, `show`, `delete`, `history`, `diff`, `rollback` and `export`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use appforge_shared::protocol::{
+    ArchiveFormat, DiffRequest, ExportRequest, ProjectRef, ProjectSummary, Reply, Request,
+    RollbackRequest, SavedVersion, ShowRequest,
+};
+use serde_json::json;
+
+use super::accounts::unexpected;
+use super::Ctx;
+use crate::cli::{DiffArgs, ExportArgs, ProjectArg, RollbackArgs, ShowArgs};
+use crate::error::ClientError;
+use crate::output::emit;
+use crate::render;
+
+/// `appforge list`
+pub async fn list(ctx: &mut Ctx) -> Result<(), ClientError> {
+    let reply = ctx.call(Request::ListProjects).await?;
+    let Reply::Projects(projects) = reply else {
+        return Err(unexpected(&reply));
+    };
+    let doc = serde_json::Value::Array(projects.iter().map(summary_json).collect());
+    emit(ctx.json, doc, || {
+        if projects.is_empty() {
+            return "No projects yet; make one with `appforge generate \"...\" --save`.".into();
+        }
+        let rows = projects
+            .iter()
+            .map(|p| {
+                vec![
+                    p.id.to_string(),
+                    p.name.clone(),
+                    p.version.to_string(),
+                    p.status.clone(),
+                    p.port.map_or("-".into(), |p| p.to_string()),
+                    p.last_modified.clone(),
+                ]
+            })
+            .collect();
+        render::table(
+            &["ID", "NAME", "VERSION", "STATUS", "PORT", "LAST MODIFIED"],
+            rows,
+        )
+    });
+    Ok(())
+}
+
+/// `appforge show P [--file PATH] [--version V]`
+pub async fn show(ctx: &mut Ctx, args: ShowArgs) -> Result<(), ClientError> {
+    let only_one = args.file.is_some();
+    let reply = ctx
+        .call(Request::ShowProject(ShowRequest {
+            project: args.project,
+            version: args.version,
+            file: args.file,
+        }))
+        .await?;
+    let Reply::Project(detail) = reply else {
+        return Err(unexpected(&reply));
+    };
+    if ctx.json {
+        let mut doc = summary_json(&detail.summary);
+        doc["prompt"] = json!(detail.prompt);
+        doc["version"] = json!(detail.version);
+        doc["files"] = json!(detail.files);
+        println!("{doc}");
+        return Ok(());
+    }
+    let terminal = std::io::stdout().is_terminal();
+    let mut out = std::io::stdout().lock();
+    for f in &detail.files {
+        let text = match terminal {
+            true => render::highlight(&f.path, &f.content),
+            false => f.content.clone(),
+        };
+        // One file alone is printed exactly as stored, so it can be piped.
+        if only_one && !terminal {
+            write_out(&mut out, &text)?;
+            continue;
+        }
+        write_out(&mut out, &format!("==> {} <==\n", f.path))?;
+        write_out(&mut out, &text)?;
+        if !f.content.ends_with('\n') {
+            write_out(&mut out, "\n")?;
+        }
+    }
+    if !only_one && terminal {
+        write_out(
+            &mut out,
+            &format!(
+                "`{}` version {} of {}, {} files\n",
+                detail.summary.name,
+                detail.version,
+                detail.summary.version,
+                detail.files.len()
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// `appforge delete P`
+pub async fn delete(ctx: &mut Ctx, args: ProjectArg) -> Result<(), ClientError> {
+    let reply = ctx
+        .call(Request::DeleteProject(ProjectRef {
+            project: args.project,
+        }))
+        .await?;
+    let Reply::Deleted(p) = reply else {
+        return Err(unexpected(&reply));
+    };
+    let mut doc = summary_json(&p);
+    doc["deleted"] = json!(true);
+    emit(ctx.json, doc, || {
+        format!(
+            "Deleted project `{}` (id {}) and its {} versions.",
+            p.name, p.id, p.version
+        )
+    });
+    Ok(())
+}
+
+/// `appforge history P`
+pub async fn history(ctx: &mut Ctx, args: ProjectArg) -> Result<(), ClientError> {
+    let reply = ctx
+        .call(Request::History(ProjectRef {
+            project: args.project,
+        }))
+        .await?;
+    let Reply::History(versions) = reply else {
+        return Err(unexpected(&reply));
+    };
+    emit(ctx.json, json!(versions), || {
+        let rows = versions
+            .iter()
+            .map(|v| {
+                vec![
+                    v.version.to_string(),
+                    v.kind.clone(),
+                    v.created_at.clone(),
+                    v.tokens_used.to_string(),
+                    v.files.to_string(),
+                    one_line(&v.prompt, 60),
+                ]
+            })
+            .collect();
+        render::table(
+            &["VERSION", "KIND", "CREATED", "TOKENS", "FILES", "PROMPT"],
+            rows,
+        )
+    });
+    Ok(())
+}
+
+/// `appforge diff P [A] [B]`
+pub async fn diff(ctx: &mut Ctx, args: DiffArgs) -> Result<(), ClientError> {
+    let reply = ctx
+        .call(Request::Diff(DiffRequest {
+            project: args.project,
+            from: args.a,
+            to: args.b,
+        }))
+        .await?;
+    let Reply::Diff(d) = reply else {
+        return Err(unexpected(&reply));
+    };
+    if ctx.json {
+        let doc = json!({
+            "project_id": d.project_id, "from": d.from, "to": d.to,
+            "changed": d.changed, "diff": d.unified,
+        });
+        println!("{doc}");
+        return Ok(());
+    }
+    let text = match std::io::stdout().is_terminal() {
+        true => render::colour_diff(&d.unified),
+        false => d.unified,
+    };
+    write_out(&mut std::io::stdout().lock(), &text)
+}
+
+/// `appforge rollback P V`
+pub async fn rollback(ctx: &mut Ctx, args: RollbackArgs) -> Result<(), ClientError> {
+    let target = args.version;
+    let reply = ctx
+        .call(Request::Rollback(RollbackRequest {
+            project: args.project,
+            version: target,
+        }))
+        .await?;
+    let Reply::Saved(saved) = reply else {
+        return Err(unexpected(&reply));
+    };
+    let mut doc = saved_json(&saved);
+    doc["rolled_back_to"] = json!(target);
+    emit(ctx.json, doc, || match saved.saved {
+        true => format!(
+            "`{}` is now version {}, equal to version {target} ({} files changed).",
+            saved.name,
+            saved.version,
+            saved.changed.len()
+        ),
+        false => format!(
+            "`{}` version {} already equals version {target}; nothing saved.",
+            saved.name, saved.version
+        ),
+    });
+    Ok(())
+}
+
+/// `appforge export P [-o FILE]`
+pub async fn export(ctx: &mut Ctx, args: ExportArgs) -> Result<(), ClientError> {
+    let requested = args.output.clone();
+    let format = match &requested {
+        Some(path) => format_of(path)?,
+        None => ArchiveFormat::Zip,
+    };
+    // Make sure the archive can be written before asking for it; a temporary
+    // file beside the target is renamed over it at the end, so a failure
+    // never leaves a half-written archive.
+    let dir = match requested.as_deref().and_then(Path::parent) {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let shown = requested.clone().unwrap_or_else(|| dir.clone());
+    if !dir.is_dir() {
+        return Err(ClientError::Usage(format!(
+            "cannot write the archive to {}: there is no folder {}; choose another place with -o",
+            shown.display(),
+            dir.display()
+        )));
+    }
+    let mut staging = tempfile::Builder::new()
+        .prefix(".appforge-export-")
+        .tempfile_in(&dir)
+        .map_err(|e| cannot_write(&shown, &e))?;
+    let reply = ctx
+        .call(Request::Export(ExportRequest {
+            project: args.project,
+            format,
+        }))
+        .await?;
+    let Reply::Export(info) = reply else {
+        return Err(unexpected(&reply));
+    };
+    let path =
+        requested.unwrap_or_else(|| dir.join(format!("{}.{}", info.root, format.extension())));
+    staging
+        .write_all(&info.archive)
+        .and_then(|()| staging.as_file().sync_all())
+        .map_err(|e| cannot_write(&path, &e))?;
+    set_readable(staging.path()).map_err(|e| cannot_write(&path, &e))?;
+    staging
+        .persist(&path)
+        .map_err(|e| cannot_write(&path, &e.error))?;
+    emit(
+        ctx.json,
+        json!({
+            "path": path, "bytes": info.archive.len(), "files": info.files,
+            "project_id": info.project_id, "format": format.extension(),
+        }),
+        || {
+            format!(
+                "Wrote {} ({} bytes, {} files). Inside: `docker build -t {root} {root}` builds \
+                 the image; its README says more.",
+                path.display(),
+                info.archive.len(),
+                info.files.len(),
+                root = info.root
+            )
+        },
+    );
+    Ok(())
+}
+
+/// The archive format a file name asks for.
+fn format_of(path: &Path) -> Result<ArchiveFormat, ClientError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    ArchiveFormat::from_file_name(name).ok_or_else(|| {
+        ClientError::Usage(format!(
+            "cannot tell the archive kind from `{}`; end the name with .zip, .tar.gz or .tgz",
+            path.display()
+        ))
+    })
+}
+
+fn cannot_write(path: &Path, e: &std::io::Error) -> ClientError {
+    // The kind, not the message: that would name the temporary file.
+    ClientError::Usage(format!(
+        "cannot write the archive to {}: {}; choose another place with -o",
+        path.display(),
+        e.kind()
+    ))
+}
+
+/// Temporary files are private (0600); an exported archive is an ordinary file.
+fn set_readable(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+}
+
+/// The JSON form of a project's row.
+pub fn summary_json(p: &ProjectSummary) -> serde_json::Value {
+    json!({
+        "id": p.id, "name": p.name, "status": p.status, "port": p.port,
+        "version": p.version, "created_at": p.created_at, "last_modified": p.last_modified,
+    })
+}
+
+/// The JSON form of an edit's or a rollback's outcome.
+pub fn saved_json(s: &SavedVersion) -> serde_json::Value {
+    json!({
+        "project_id": s.project_id, "name": s.name, "version": s.version,
+        "saved": s.saved, "changed": s.changed,
+    })
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends quietly.
+fn write_out(out: &mut impl Write, text: &str) -> Result<(), ClientError> {
+    match out.write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| ClientError::Local(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// The first line of `text`, cut to `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    match line.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &line[..i]),
+        None => line.to_string(),
+    }
+}

@@ -1,0 +1,231 @@
+//! Versions of a project's whole file set: adding one, reading one back, the
+//! history, and what changed between two. Versions are only ever added, so
+//! history is never rewritten.
+
+use std::collections::BTreeMap;
+
+use appforge_shared::protocol::{FileContent, SavedVersion, VersionInfo};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::{Project, ProjectError};
+use crate::db::NOW_MS;
+
+/// The file the `backend_code` column mirrors.
+const BACKEND_ENTRY: &str = "app.py";
+
+/// A new version's origin and content.
+pub struct NewVersion<'a> {
+    /// `generate`, `improve`, `edit` or `rollback`.
+    pub kind: &'a str,
+    /// The prompt behind it, or what was done.
+    pub prompt: &'a str,
+    /// The generation that made it, if any.
+    pub generation_id: Option<i64>,
+    /// Tokens the generation used.
+    pub tokens_used: u64,
+    /// The whole file set.
+    pub files: &'a [FileContent],
+}
+
+/// Adds the next version of a project and mirrors it into the project row.
+pub fn add_version(
+    tx: &Transaction<'_>,
+    project_id: i64,
+    v: NewVersion<'_>,
+) -> Result<i64, ProjectError> {
+    let number = latest(tx, project_id)? + 1;
+    tx.execute(
+        "INSERT INTO project_versions (project_id, version, kind, prompt, generation_id, tokens_used) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![project_id, number, v.kind, v.prompt, v.generation_id, v.tokens_used as i64],
+    )?;
+    let version_id = tx.last_insert_rowid();
+    let mut insert =
+        tx.prepare("INSERT INTO project_files (version_id, path, content) VALUES (?1, ?2, ?3)")?;
+    for f in v.files {
+        insert.execute(params![version_id, f.path, f.content])?;
+    }
+    let backend = file_text(v.files, |p| p == BACKEND_ENTRY);
+    let frontend = main_page(v.files);
+    // Milliseconds, so two versions saved within a second still differ.
+    tx.execute(
+        &format!(
+            "UPDATE projects SET backend_code = ?1, frontend_code = ?2, last_modified = {NOW_MS} \
+             WHERE id = ?3"
+        ),
+        params![backend, frontend, project_id],
+    )?;
+    Ok(number)
+}
+
+/// Saves `files` as the next version unless they equal the newest one.
+/// `base` is the version the change started from: if the project has moved
+/// on since, the change is refused rather than silently undoing the newer one.
+pub fn save_if_changed(
+    tx: &Transaction<'_>,
+    project: &Project,
+    base: Option<i64>,
+    v: NewVersion<'_>,
+) -> Result<SavedVersion, ProjectError> {
+    let newest = latest(tx, project.id)?;
+    if let Some(base) = base {
+        if base != newest {
+            return Err(ProjectError::Moved {
+                name: project.name.clone(),
+                base,
+                newest,
+            });
+        }
+    }
+    let current = files_at(tx, project, newest)?;
+    let changed = changed_paths(&current, v.files);
+    let version = match changed.is_empty() {
+        true => newest,
+        false => add_version(tx, project.id, v)?,
+    };
+    Ok(SavedVersion {
+        project_id: project.id,
+        name: project.name.clone(),
+        version,
+        saved: !changed.is_empty(),
+        changed,
+    })
+}
+
+/// The newest version number of a project (0 if it has none).
+pub fn latest(conn: &Connection, project_id: i64) -> Result<i64, ProjectError> {
+    Ok(conn.query_row(
+        "SELECT coalesce(max(version), 0) FROM project_versions WHERE project_id = ?1",
+        [project_id],
+        |r| r.get(0),
+    )?)
+}
+
+/// The files of one version, sorted by path.
+pub fn files_at(
+    conn: &Connection,
+    project: &Project,
+    version: i64,
+) -> Result<Vec<FileContent>, ProjectError> {
+    let version_id: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM project_versions WHERE project_id = ?1 AND version = ?2",
+            params![project.id, version],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(version_id) = version_id else {
+        return Err(ProjectError::NoSuchVersion {
+            name: project.name.clone(),
+            version,
+            newest: latest(conn, project.id)?,
+        });
+    };
+    let mut stmt = conn
+        .prepare("SELECT path, content FROM project_files WHERE version_id = ?1 ORDER BY path")?;
+    let files = stmt
+        .query_map([version_id], |r| {
+            Ok(FileContent {
+                path: r.get(0)?,
+                content: r.get(1)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(files)
+}
+
+/// The files of a project's newest version, sorted by path.
+pub fn current_files(
+    conn: &Connection,
+    project: &Project,
+) -> Result<Vec<FileContent>, ProjectError> {
+    files_at(conn, project, latest(conn, project.id)?)
+}
+
+/// Every version of a project, oldest first.
+pub fn history(conn: &Connection, project_id: i64) -> Result<Vec<VersionInfo>, ProjectError> {
+    let mut stmt = conn.prepare(
+        "SELECT v.version, v.kind, v.prompt, v.tokens_used, v.generation_id, v.created_at, \
+                (SELECT count(*) FROM project_files f WHERE f.version_id = v.id) \
+         FROM project_versions v WHERE v.project_id = ?1 ORDER BY v.version",
+    )?;
+    let versions = stmt
+        .query_map([project_id], |r| {
+            Ok(VersionInfo {
+                version: r.get(0)?,
+                kind: r.get(1)?,
+                prompt: r.get(2)?,
+                tokens_used: r.get::<_, i64>(3)?.max(0) as u64,
+                generation_id: r.get(4)?,
+                created_at: r.get(5)?,
+                files: r.get::<_, i64>(6)?.max(0) as u64,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(versions)
+}
+
+/// The paths added, changed or removed between two file sets, sorted.
+pub fn changed_paths(old: &[FileContent], new: &[FileContent]) -> Vec<String> {
+    let old: BTreeMap<&str, &str> = old.iter().map(|f| (&*f.path, &*f.content)).collect();
+    let new: BTreeMap<&str, &str> = new.iter().map(|f| (&*f.path, &*f.content)).collect();
+    let mut paths: Vec<String> = old
+        .keys()
+        .chain(new.keys())
+        .filter(|p| old.get(*p) != new.get(*p))
+        .map(|p| p.to_string())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+fn file_text(files: &[FileContent], pick: impl Fn(&str) -> bool) -> String {
+    files
+        .iter()
+        .find(|f| pick(&f.path))
+        .map(|f| f.content.clone())
+        .unwrap_or_default()
+}
+
+/// The main page: `templates/index.html`, else `static/index.html`, else any
+/// `index.html`, else the first HTML file.
+fn main_page(files: &[FileContent]) -> String {
+    for wanted in ["templates/index.html", "static/index.html", "index.html"] {
+        if let Some(f) = files.iter().find(|f| f.path == wanted) {
+            return f.content.clone();
+        }
+    }
+    file_text(files, |p| p.ends_with(".html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, content: &str) -> FileContent {
+        FileContent {
+            path: path.into(),
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn changed_paths_name_additions_changes_and_removals() {
+        let old = [file("a", "1"), file("b", "2"), file("c", "3")];
+        let new = [file("d", "4"), file("b", "2"), file("a", "x")];
+        assert_eq!(changed_paths(&old, &new), ["a", "c", "d"]);
+        assert!(changed_paths(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn the_main_page_prefers_the_flask_template() {
+        let files = [
+            file("static/other.html", "o"),
+            file("templates/index.html", "t"),
+        ];
+        assert_eq!(main_page(&files), "t");
+        assert_eq!(main_page(&files[..1]), "o");
+        assert_eq!(main_page(&[]), "");
+    }
+}
