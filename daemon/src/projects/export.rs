@@ -1,15 +1,1207 @@
-//! TEMPORARY placeholder until the export module lands.
+//! Packaging a project for export: the files that make it deployable on its
+//! own (Dockerfile, README, smoke test, CI workflow) and deterministic
+//! `.zip`/`.tar.gz` archives of the whole set.
+//!
+//! Everything here is a pure function of the project's name, prompt and
+//! files, so the same project always exports to the same bytes: an archive
+//! can be compared, cached or checksummed, and the Dockerfile the supervisor
+//! writes is the one the archive holds.
+
 use appforge_shared::protocol::{ArchiveFormat, FileContent};
-pub fn export_files(_n: &str, _p: &str, files: &[FileContent]) -> Vec<FileContent> {
-    files.to_vec()
+
+use std::io::{Cursor, Write};
+
+/// Port the container serves on.
+const PORT: u16 = 8000;
+/// The folder of the container's volume, for apps that honour `APP_DATABASE`.
+const DATA_DIR: &str = "/data";
+/// Unprivileged user the container runs as; fixed so volume ownership is predictable.
+const APP_UID: u32 = 10001;
+/// Archive mtime: 1980-01-01 00:00:00 UTC, the earliest time a zip can hold.
+const EPOCH_1980: u64 = 315_532_800;
+/// Longest stem [`archive_root`] returns.
+const MAX_ROOT: usize = 64;
+/// gunicorn versions the image installs, unless requirements.txt names its own
+/// (23 fixed request-smuggling bugs).
+const GUNICORN: &str = "gunicorn>=23,<28";
+
+/// Why an archive could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// A path that must not go into an archive.
+    #[error("refusing to export `{path}`: {reason}")]
+    BadPath {
+        /// The path given.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// Two files with one path.
+    #[error("`{0}` appears twice in the export")]
+    Duplicate(String),
+    /// Writing the tar or gzip stream failed.
+    #[error("could not write the archive: {0}")]
+    Io(#[from] std::io::Error),
+    /// Writing the zip failed.
+    #[error("could not write the zip archive: {0}")]
+    Zip(#[from] zip::result::ZipError),
 }
-pub fn archive_root(n: &str) -> String {
-    n.to_string()
+
+/// What the generated files need to know about the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AppShape {
+    /// gunicorn's `module:variable` or `module:factory()`.
+    target: String,
+    /// Path the health check asks for.
+    health: &'static str,
+    /// Whether the app reads its database path from `APP_DATABASE`.
+    uses_app_database: bool,
+    /// Whether requirements.txt already installs gunicorn (then ours would conflict).
+    has_gunicorn: bool,
 }
+
+impl AppShape {
+    /// Reads the shape from the project's files; heuristics, since app.py is free text.
+    fn of(files: &[FileContent]) -> Self {
+        let app_py = find(files, "app.py").map_or("", |f| f.content.as_str());
+        let target = if defines_module_variable(app_py, "app") {
+            "app:app"
+        } else if defines_module_variable(app_py, "application") {
+            "app:application"
+        } else if app_py.lines().any(|l| l.starts_with("def create_app(")) {
+            "app:create_app()"
+        } else {
+            // The project's convention; a wrong guess shows up in the smoke test.
+            "app:app"
+        };
+        let uses_app_database = files
+            .iter()
+            .filter(|f| f.path.ends_with(".py") && !is_test_file(&f.path))
+            .any(|f| f.content.contains("APP_DATABASE"));
+        let has_gunicorn = find(files, "requirements.txt").is_some_and(|f| {
+            f.content.lines().any(|l| {
+                let l = l.trim_start().to_ascii_lowercase();
+                l.strip_prefix("gunicorn").is_some_and(|rest| {
+                    !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+            })
+        });
+        AppShape {
+            target: target.to_string(),
+            health: if app_py.contains("/healthz") {
+                "/healthz"
+            } else {
+                "/"
+            },
+            uses_app_database,
+            has_gunicorn,
+        }
+    }
+}
+
+/// Whether `source` assigns `name` at module level (`app = ...` or `app: Flask = ...`).
+fn defines_module_variable(source: &str, name: &str) -> bool {
+    source.lines().any(|line| {
+        let Some(rest) = line.strip_prefix(name) else {
+            return false;
+        };
+        let rest = rest.trim_start_matches([' ', '\t']);
+        if let Some(after) = rest.strip_prefix('=') {
+            !after.starts_with('=')
+        } else {
+            // An annotated assignment; a bare annotation binds nothing.
+            rest.starts_with(':') && rest.contains('=')
+        }
+    })
+}
+
+/// Whether pytest would collect `path`; those set `APP_DATABASE` rather than honour it.
+fn is_test_file(path: &str) -> bool {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    path.starts_with("tests/")
+        || path.contains("/tests/")
+        || file.starts_with("test_")
+        || file.ends_with("_test.py")
+        || file == "conftest.py"
+}
+
+/// Paths compare without ASCII case: `readme.md` and `README.md` would be one
+/// file on a case-insensitive file system.
+fn same_path(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// The project's file at `path`, if any.
+fn find<'a>(files: &'a [FileContent], path: &str) -> Option<&'a FileContent> {
+    files.iter().find(|f| f.path == path)
+}
+
+/// The files an export adds to the project's own, and `README.md`, which
+/// replaces the project's with ours that quotes it.
+///
+/// A project file with the same path (ignoring ASCII case) as one of ours wins
+/// and ours is left out, since it is the user's code; the exception is
+/// `README.md`, whose text goes into ours under "About this app". A project
+/// without `requirements.txt` gets one that lists Flask, as everything here
+/// installs from it.
+pub fn deployment_files(name: &str, prompt: &str, files: &[FileContent]) -> Vec<FileContent> {
+    let shape = AppShape::of(files);
+    let root = archive_root(name);
+    let readmes: Vec<&FileContent> = files
+        .iter()
+        .filter(|f| same_path(&f.path, "README.md"))
+        .collect();
+    let ours = [
+        ("Dockerfile", render_dockerfile(&shape)),
+        (".dockerignore", DOCKERIGNORE.to_string()),
+        (
+            "README.md",
+            render_readme(name, prompt, &root, &shape, &readmes),
+        ),
+        ("test_smoke.py", render_smoke_test(&shape)),
+        (".github/workflows/ci.yml", render_ci(&root)),
+        ("requirements.txt", "flask\n".to_string()),
+    ];
+    ours.into_iter()
+        .filter(|(path, _)| *path == "README.md" || !files.iter().any(|f| same_path(&f.path, path)))
+        .map(|(path, content)| FileContent {
+            path: path.to_string(),
+            content,
+        })
+        .collect()
+}
+
+/// Everything an export holds: the project's files and [`deployment_files`],
+/// merged by its rule and sorted by path.
+pub fn export_files(name: &str, prompt: &str, files: &[FileContent]) -> Vec<FileContent> {
+    let mut all: Vec<FileContent> = files
+        .iter()
+        // Their text is inside our README.md.
+        .filter(|f| !same_path(&f.path, "README.md"))
+        .cloned()
+        .collect();
+    all.extend(deployment_files(name, prompt, files));
+    all.sort_by(|a, b| a.path.cmp(&b.path));
+    all
+}
+
+/// The Dockerfile an export of `files` holds (unless the project has its own).
+#[allow(dead_code)] // the supervisor writes it into the run folder (issue 5)
+pub fn dockerfile(files: &[FileContent]) -> String {
+    render_dockerfile(&AppShape::of(files))
+}
+
+/// The Dockerfile for an app of that shape.
+fn render_dockerfile(shape: &AppShape) -> String {
+    let pip = if shape.has_gunicorn {
+        "pip install --no-cache-dir -r requirements.txt".to_string()
+    } else {
+        format!("pip install --no-cache-dir -r requirements.txt \"{GUNICORN}\"")
+    };
+    let data = if shape.uses_app_database {
+        format!(
+            "\n# The app keeps its database on a volume, so it outlives the container.\n\
+             ENV APP_DATABASE={DATA_DIR}/app.db\n\
+             VOLUME [\"{DATA_DIR}\"]\n"
+        )
+    } else {
+        String::new()
+    };
+    let health = shape.health;
+    let target = &shape.target;
+    format!(
+        r#"# Generated by appforge's export.
+FROM python:3.12-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+# An unprivileged user with a fixed id; it owns /app because apps may write
+# their SQLite file next to their code, and {DATA_DIR} for the volume.
+RUN groupadd --system --gid {APP_UID} app \
+    && useradd --system --uid {APP_UID} --gid app --home-dir /app --no-create-home \
+        --shell /usr/sbin/nologin app \
+    && mkdir -p /app {DATA_DIR} \
+    && chown app:app /app {DATA_DIR}
+
+WORKDIR /app
+
+# Requirements first, so a change to the code does not reinstall them.
+COPY requirements.txt ./
+RUN {pip}
+
+COPY --chown=app:app . .
+{data}
+USER {APP_UID}:{APP_UID}
+EXPOSE {PORT}
+
+# Slim images have no curl; urlopen fails on an error status or no answer.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{PORT}{health}', timeout=4)"]
+
+# One process with threads, like `flask run`, so apps that keep data in memory
+# stay consistent; WEB_CONCURRENCY sets more processes.
+CMD ["gunicorn", "--bind", "0.0.0.0:{PORT}", "--threads", "4", "--access-logfile", "-", "{target}"]
+"#
+    )
+}
+
+/// What `docker build` leaves out: local environments, caches, databases and secrets.
+const DOCKERIGNORE: &str = r#"# Generated by appforge's export: kept out of the Docker build context.
+.git
+.github
+.gitignore
+.dockerignore
+Dockerfile
+.venv
+venv
+env
+.env
+.env.*
+__pycache__
+*.py[cod]
+.pytest_cache
+.mypy_cache
+.ruff_cache
+.coverage
+htmlcov
+*.db
+*.sqlite
+*.sqlite3
+*.db-journal
+*.db-wal
+*.db-shm
+*.log
+.DS_Store
+.idea
+.vscode
+"#;
+
+/// The pytest smoke test; it must work whether app.py builds `app` at module
+/// level or only defines `create_app()`.
+fn render_smoke_test(shape: &AppShape) -> String {
+    let healthz = if shape.health == "/healthz" {
+        "\n\ndef test_healthz_answers(client):\n    assert client.get(\"/healthz\").status_code == 200\n"
+    } else {
+        "\n"
+    };
+    format!(
+        r#""""Smoke test added by appforge's export: the app starts and its pages answer."""
+
+import importlib
+import sys
+
+import pytest
+
+
+@pytest.fixture()
+def client(tmp_path, monkeypatch):
+    # A throwaway database, set before the import so module-level setup uses it too,
+    # and a throwaway working folder for apps that open a relative path like app.db.
+    monkeypatch.setenv("APP_DATABASE", str(tmp_path / "smoke.db"))
+    monkeypatch.chdir(tmp_path)
+    # Import afresh, so a module another test imported first cannot hold an older database.
+    monkeypatch.delitem(sys.modules, "app", raising=False)
+    module = importlib.import_module("app")
+    factory = getattr(module, "create_app", None)
+    if callable(factory):
+        application = factory()
+    else:
+        application = getattr(module, "app", None) or getattr(module, "application")
+    application.config["TESTING"] = True
+    with application.test_client() as test_client:
+        yield test_client
+
+
+def test_index_answers(client):
+    assert client.get("/").status_code == 200
+{healthz}"#
+    )
+}
+
+/// The GitHub Actions workflow: tests, then the image, pushed only when the
+/// registry secrets exist.
+fn render_ci(root: &str) -> String {
+    // Secrets are not allowed in `if:`; job env is, and an unset secret is ''.
+    let have_registry =
+        "env.REGISTRY != '' && env.REGISTRY_USERNAME != '' && env.REGISTRY_PASSWORD != ''";
+    format!(
+        r#"# Generated by appforge's export.
+name: CI
+
+on:
+  push:
+  pull_request:
+
+permissions:
+  contents: read
+
+jobs:
+  test:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "3.12"
+          cache: pip
+      - name: Install dependencies
+        run: python -m pip install -r requirements.txt pytest
+      - name: Run the tests
+        run: python -m pytest -q
+
+  image:
+    needs: test
+    runs-on: ubuntu-latest
+    env:
+      IMAGE_NAME: "{root}"
+      REGISTRY: ${{{{ secrets.REGISTRY }}}}
+      REGISTRY_USERNAME: ${{{{ secrets.REGISTRY_USERNAME }}}}
+      REGISTRY_PASSWORD: ${{{{ secrets.REGISTRY_PASSWORD }}}}
+      DEFAULT_BRANCH: ${{{{ github.event.repository.default_branch }}}}
+    steps:
+      - uses: actions/checkout@v4
+      - name: Build the image
+        run: docker build --tag "$IMAGE_NAME:$GITHUB_SHA" .
+      - name: Log in to the registry
+        if: github.event_name == 'push' && {have_registry}
+        # REGISTRY is host/namespace (ghcr.io/OWNER); docker login wants the host.
+        run: printf '%s' "$REGISTRY_PASSWORD" | docker login "${{REGISTRY%%/*}}" --username "$REGISTRY_USERNAME" --password-stdin
+      - name: Push the image
+        if: github.event_name == 'push' && {have_registry}
+        run: |
+          image="$REGISTRY/$IMAGE_NAME"
+          docker tag "$IMAGE_NAME:$GITHUB_SHA" "$image:$GITHUB_SHA"
+          docker push "$image:$GITHUB_SHA"
+          if [ "$GITHUB_REF" = "refs/heads/$DEFAULT_BRANCH" ]; then
+            docker tag "$IMAGE_NAME:$GITHUB_SHA" "$image:latest"
+            docker push "$image:latest"
+          fi
+"#
+    )
+}
+
+/// The export's README.md, quoting the project's own README(s) if any.
+fn render_readme(
+    name: &str,
+    prompt: &str,
+    root: &str,
+    shape: &AppShape,
+    readmes: &[&FileContent],
+) -> String {
+    let title = name.split_whitespace().collect::<Vec<_>>().join(" ");
+    let title = if title.is_empty() { root } else { &title };
+    let mut out = format!("# {title}\n\n");
+    let prompt = prompt.trim();
+    if prompt.is_empty() {
+        out.push_str("A Flask app generated by appforge.\n\n");
+    } else {
+        out.push_str("A Flask app generated by appforge from this request:\n\n");
+        for line in prompt.lines() {
+            let line = line.trim_end();
+            out.push_str(if line.is_empty() { ">" } else { "> " });
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    if !readmes.is_empty() {
+        out.push_str("## About this app\n\n");
+        for readme in readmes {
+            // Two levels down, so its headings sit under this one.
+            out.push_str(demote_headings(&readme.content, 2).trim());
+            out.push_str("\n\n");
+        }
+    }
+    let health = shape.health;
+    let checks = if health == "/healthz" {
+        "`/` and `/healthz` answer"
+    } else {
+        "`/` answers"
+    };
+    out.push_str(&format!(
+        r#"## Run it locally
+
+With Python 3 (the image and CI use 3.12):
+
+```sh
+python -m venv .venv
+. .venv/bin/activate            # on Windows: .venv\Scripts\activate
+pip install -r requirements.txt
+python -m flask --app app run
+```
+
+Then open http://127.0.0.1:5000/.
+
+## Run the tests
+
+```sh
+pip install pytest
+python -m pytest -q
+```
+
+`test_smoke.py` checks that the app starts and that {checks};
+it points `APP_DATABASE` at a temporary file, so it never touches your data.
+
+## Run it in Docker
+
+"#
+    ));
+    let target = &shape.target;
+    if shape.uses_app_database {
+        out.push_str(&format!(
+            r#"```sh
+docker build -t {root} .
+docker run --rm -p {PORT}:{PORT} -v {root}-data:{DATA_DIR} {root}
+```
+
+Then open http://127.0.0.1:{PORT}/. The database is `{DATA_DIR}/app.db`
+(`APP_DATABASE`) on the `{DATA_DIR}` volume, so it outlives the container.
+"#
+        ));
+    } else {
+        out.push_str(&format!(
+            r#"```sh
+docker build -t {root} .
+docker run --rm -p {PORT}:{PORT} {root}
+```
+
+Then open http://127.0.0.1:{PORT}/. Files the app writes stay in the
+container and go with it.
+"#
+        ));
+    }
+    out.push_str(&format!(
+        r#"
+The container runs `gunicorn {target}` on port {PORT} as an unprivileged
+user, in one process with four threads (set `WEB_CONCURRENCY` for more
+processes if the app keeps no state in memory), and Docker checks its health
+on `{health}`.
+
+## Continuous integration
+
+`.github/workflows/ci.yml` runs on every push and pull request:
+
+1. `test` installs `requirements.txt` and pytest on Python 3.12 and runs
+   `pytest`.
+2. `image`, once the tests pass, builds the Docker image. On a push it also
+   pushes the image, when these repository secrets are set (Settings, Secrets
+   and variables, Actions):
+
+| secret | value |
+| --- | --- |
+| `REGISTRY` | registry host and namespace, such as `ghcr.io/OWNER` or `docker.io/USER` |
+| `REGISTRY_USERNAME` | the user to log in as |
+| `REGISTRY_PASSWORD` | a password or token allowed to push |
+
+The image goes to `$REGISTRY/{root}`, tagged with the commit's SHA,
+and also `latest` from the default branch. Without the secrets the job only checks that
+the image builds.
+"#
+    ));
+    out
+}
+
+/// `text` with every ATX heading (`# x`) `by` levels deeper, at most `######`;
+/// lines inside fenced code blocks (shell comments) are left alone.
+fn demote_headings(text: &str, by: usize) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut fence: Option<(char, usize)> = None;
+    for line in text.lines() {
+        let body = line.trim_start_matches(' ');
+        // Four spaces make an indented code block, never a heading or fence.
+        let shallow = line.len() - body.len() <= 3;
+        let marker = shallow.then(|| fence_marker(body)).flatten();
+        match (fence, marker) {
+            (None, Some((ch, n, _))) => fence = Some((ch, n)),
+            (Some((ch, n)), Some((c, m, rest))) if c == ch && m >= n && rest.trim().is_empty() => {
+                fence = None
+            }
+            (None, None) if shallow => {
+                let level = body.bytes().take_while(|&b| b == b'#').count();
+                let rest = &body[level..];
+                if (1..=6).contains(&level) && (rest.is_empty() || rest.starts_with([' ', '\t'])) {
+                    out.push_str(&"#".repeat((level + by).min(6)));
+                    out.push_str(rest);
+                    out.push('\n');
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// A code fence at the start of `line`: its character, length and the rest.
+fn fence_marker(line: &str) -> Option<(char, usize, &str)> {
+    let ch = line.chars().next().filter(|c| *c == '`' || *c == '~')?;
+    let n = line.chars().take_while(|c| *c == ch).count();
+    (n >= 3).then(|| (ch, n, &line[n..]))
+}
+
+/// A safe file-name stem for a project's archive, root folder and image name:
+/// lower-case ASCII letters, digits and single `.`, `_` or `-` between them,
+/// at most 64 characters, never empty.
+///
+/// Project names may hold anything (spaces, slashes, quotes, `$`, `..`,
+/// non-Latin text); the result is also a valid Docker repository name.
+pub fn archive_root(name: &str) -> String {
+    let mut out = String::new();
+    // Separator run in progress: one `.` or `_` is kept as it is, anything else is `-`.
+    let mut pending: Option<char> = None;
+    // A separator goes in only between words, so none leads.
+    fn push_word(out: &mut String, pending: &mut Option<char>, word: &str) {
+        if let Some(sep) = pending.take() {
+            if !out.is_empty() {
+                out.push(sep);
+            }
+        }
+        out.push_str(word);
+    }
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            let mut buf = [0; 4];
+            push_word(&mut out, &mut pending, c.encode_utf8(&mut buf));
+        } else if let Some(ascii) = fold_latin(c) {
+            push_word(&mut out, &mut pending, ascii);
+        } else if ('\u{300}'..='\u{36f}').contains(&c) {
+            // A combining accent left over from lower-casing (İ -> i̇): drop it.
+        } else {
+            pending = match (pending, c) {
+                (None, '.' | '_') => Some(c),
+                _ => Some('-'),
+            };
+        }
+    }
+    out.truncate(MAX_ROOT);
+    // Only ASCII is pushed, so truncating kept whole characters; a cut may end on a separator.
+    let trimmed = out.trim_end_matches(['.', '_', '-']).len();
+    out.truncate(trimmed);
+    if out.is_empty() {
+        return "project".to_string();
+    }
+    // Windows cannot create a file or folder named like a device, whatever
+    // follows the first dot, so the part before it changes.
+    let stem_len = out.find('.').unwrap_or(out.len());
+    let stem = &out[..stem_len];
+    const DEVICES: &[&str] = &["con", "prn", "aux", "nul"];
+    let numbered = stem.len() == 4
+        && (stem.starts_with("com") || stem.starts_with("lpt"))
+        && stem.as_bytes()[3].is_ascii_digit();
+    if DEVICES.contains(&stem) || numbered {
+        out.insert_str(stem_len, "-app");
+        out.truncate(MAX_ROOT);
+        let trimmed = out.trim_end_matches(['.', '_', '-']).len();
+        out.truncate(trimmed);
+    }
+    out
+}
+
+/// ASCII for common lower-case Latin letters with accents, so "Café" stays readable.
+fn fold_latin(c: char) -> Option<&'static str> {
+    Some(match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
+        'æ' => "ae",
+        'ç' | 'ć' | 'ĉ' | 'ċ' | 'č' => "c",
+        'ď' | 'đ' | 'ð' => "d",
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ĕ' | 'ė' | 'ę' | 'ě' => "e",
+        'ĝ' | 'ğ' | 'ġ' | 'ģ' => "g",
+        'ĥ' | 'ħ' => "h",
+        'ì' | 'í' | 'î' | 'ï' | 'ĩ' | 'ī' | 'ĭ' | 'į' | 'ı' => "i",
+        'ĳ' => "ij",
+        'ĵ' => "j",
+        'ķ' => "k",
+        'ĺ' | 'ļ' | 'ľ' | 'ŀ' | 'ł' => "l",
+        'ñ' | 'ń' | 'ņ' | 'ň' => "n",
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ŏ' | 'ő' => "o",
+        'œ' => "oe",
+        'ŕ' | 'ŗ' | 'ř' => "r",
+        'ś' | 'ŝ' | 'ş' | 'š' | 'ș' => "s",
+        'ß' => "ss",
+        'ţ' | 'ť' | 'ŧ' | 'ț' => "t",
+        'þ' => "th",
+        'ù' | 'ú' | 'û' | 'ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' => "u",
+        'ŵ' => "w",
+        'ý' | 'ÿ' | 'ŷ' => "y",
+        'ź' | 'ż' | 'ž' => "z",
+        _ => return None,
+    })
+}
+
+/// Checks that `path` is a plain relative path that stays inside the archive's root.
+fn check_path(path: &str) -> Result<(), ExportError> {
+    let bad = |reason| {
+        Err(ExportError::BadPath {
+            path: path.to_string(),
+            reason,
+        })
+    };
+    if path.is_empty() {
+        return bad("empty path");
+    }
+    if path.starts_with('/') {
+        return bad("absolute path");
+    }
+    if path.contains('\\') {
+        // A separator on Windows: `a\..\..\x` would climb out there.
+        return bad("backslash in path");
+    }
+    if path.chars().any(char::is_control) {
+        return bad("control character in path");
+    }
+    if path
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return bad("empty, `.` or `..` component");
+    }
+    if path
+        .split('/')
+        .next()
+        .is_some_and(|first| first.ends_with(':'))
+    {
+        return bad("drive letter");
+    }
+    Ok(())
+}
+
+/// An archive of `files`, each as `<root>/<path>`, in path order with fixed
+/// times, owners and modes, so the same files give the same bytes.
+///
+/// `root` must be one safe path component (see [`archive_root`]); a path that
+/// is absolute, climbs with `..`, or repeats another is refused, not written.
 pub fn build_archive(
-    _f: ArchiveFormat,
-    _r: &str,
-    _files: &[FileContent],
-) -> Result<Vec<u8>, std::io::Error> {
-    Ok(vec![])
+    format: ArchiveFormat,
+    root: &str,
+    files: &[FileContent],
+) -> Result<Vec<u8>, ExportError> {
+    check_path(root)?;
+    if root.contains('/') {
+        return Err(ExportError::BadPath {
+            path: root.to_string(),
+            reason: "the archive's root must be one folder name",
+        });
+    }
+    let mut sorted: Vec<&FileContent> = files.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    for (i, file) in sorted.iter().enumerate() {
+        check_path(&file.path)?;
+        if i > 0 && sorted[i - 1].path == file.path {
+            return Err(ExportError::Duplicate(file.path.clone()));
+        }
+    }
+    let entries = sorted
+        .into_iter()
+        .map(|f| (format!("{root}/{}", f.path), f.content.as_bytes()));
+    match format {
+        ArchiveFormat::Zip => zip_bytes(entries),
+        ArchiveFormat::TarGz => tar_gz_bytes(entries),
+    }
+}
+
+/// A zip of the entries, deflated, dated 1980-01-01 00:00:00, mode 0644.
+fn zip_bytes<'a>(
+    entries: impl Iterator<Item = (String, &'a [u8])>,
+) -> Result<Vec<u8>, ExportError> {
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        // Explicit, since with zip's `time` feature the default would be now.
+        .last_modified_time(zip::DateTime::DEFAULT)
+        // Not the host's, so a build on any OS gives the same bytes.
+        .system(zip::System::Unix)
+        .unix_permissions(0o644);
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (path, data) in entries {
+        zip.start_file(path, options)?;
+        zip.write_all(data)?;
+    }
+    Ok(zip.finish()?.into_inner())
+}
+
+/// A gzip'd tar of the entries: GNU headers (long paths), mtime 1980-01-01,
+/// root-owned with no names, mode 0644; gzip with mtime 0 and no file name.
+fn tar_gz_bytes<'a>(
+    entries: impl Iterator<Item = (String, &'a [u8])>,
+) -> Result<Vec<u8>, ExportError> {
+    let gz = flate2::GzBuilder::new()
+        .mtime(0)
+        // "Unknown", not the host's, so a build on any OS gives the same bytes.
+        .operating_system(255)
+        .write(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (path, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(EPOCH_1980);
+        tar.append_data(&mut header, &path, data)?;
+    }
+    Ok(tar.into_inner()?.finish()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn file(path: &str, content: &str) -> FileContent {
+        FileContent {
+            path: path.to_string(),
+            content: content.to_string(),
+        }
+    }
+
+    const FACTORY_APP: &str = r#"import os
+from flask import Flask, jsonify
+
+
+def create_app(database=None):
+    app = Flask(__name__)
+    app.config["DATABASE"] = database or os.environ.get("APP_DATABASE") or "data.db"
+
+    @app.get("/")
+    def index():
+        return "hello"
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    return app
+
+
+app = create_app()
+"#;
+
+    const FACTORY_ONLY_APP: &str = r#"from flask import Flask
+
+
+def create_app():
+    application = Flask(__name__)
+    return application
+"#;
+
+    const PLAIN_APP: &str = r#"import sqlite3
+from flask import Flask
+
+app = Flask(__name__)
+conn = sqlite3.connect("app.db")
+
+
+@app.route("/")
+def index():
+    return "hi"
+"#;
+
+    fn project(app_py: &str) -> Vec<FileContent> {
+        vec![
+            file("app.py", app_py),
+            file("requirements.txt", "flask\n"),
+            file("templates/index.html", "<h1>hi</h1>\n"),
+        ]
+    }
+
+    fn paths(files: &[FileContent]) -> Vec<&str> {
+        files.iter().map(|f| f.path.as_str()).collect()
+    }
+
+    fn content<'a>(files: &'a [FileContent], path: &str) -> &'a str {
+        &files
+            .iter()
+            .find(|f| f.path == path)
+            .unwrap_or_else(|| panic!("no {path} in {:?}", paths(files)))
+            .content
+    }
+
+    #[test]
+    fn gunicorn_target_and_health_path_follow_the_app() {
+        let factory = AppShape::of(&project(FACTORY_APP));
+        assert_eq!(factory.target, "app:app");
+        assert_eq!(factory.health, "/healthz");
+        assert!(factory.uses_app_database);
+
+        let only_factory = AppShape::of(&project(FACTORY_ONLY_APP));
+        assert_eq!(only_factory.target, "app:create_app()");
+        assert_eq!(only_factory.health, "/");
+        assert!(!only_factory.uses_app_database);
+
+        let plain = AppShape::of(&project(PLAIN_APP));
+        assert_eq!(plain.target, "app:app");
+        assert_eq!(plain.health, "/");
+
+        let wsgi = AppShape::of(&project(
+            "from flask import Flask\napplication = Flask(__name__)\n",
+        ));
+        assert_eq!(wsgi.target, "app:application");
+        let annotated = AppShape::of(&project("app: Flask = Flask(__name__)\n"));
+        assert_eq!(annotated.target, "app:app");
+        // Comparisons, indented or longer names are no module-level `app`.
+        let not_app = "def create_app():\n    app = Flask(__name__)\n    return app\nif app == 1: pass\napp_name = 'x'\n";
+        assert_eq!(AppShape::of(&project(not_app)).target, "app:create_app()");
+        assert_eq!(AppShape::of(&[]).target, "app:app");
+    }
+
+    #[test]
+    fn dockerfile_carries_the_shape() {
+        let factory = dockerfile(&project(FACTORY_APP));
+        assert!(factory.contains("FROM python:3.12-slim\n"));
+        assert!(factory.contains(r#""app:app"]"#));
+        assert!(factory.contains("http://127.0.0.1:8000/healthz'"));
+        assert!(factory.contains("ENV APP_DATABASE=/data/app.db\nVOLUME [\"/data\"]"));
+        assert!(factory.contains("USER 10001:10001"));
+        assert!(factory.contains("EXPOSE 8000"));
+        assert!(factory.contains("PYTHONUNBUFFERED=1"));
+        assert!(factory.contains("PYTHONDONTWRITEBYTECODE=1"));
+        // Requirements are installed before the code is copied.
+        let requirements = factory.find("COPY requirements.txt").unwrap();
+        assert!(requirements < factory.find("COPY --chown=app:app . .").unwrap());
+        assert!(factory.contains(&format!("requirements.txt \"{GUNICORN}\"")));
+
+        let only_factory = dockerfile(&project(FACTORY_ONLY_APP));
+        assert!(only_factory.contains(r#""app:create_app()"]"#));
+        assert!(only_factory.contains("http://127.0.0.1:8000/'"));
+        assert!(!only_factory.contains("APP_DATABASE"));
+        assert!(!only_factory.contains("VOLUME"));
+
+        // Tests that set APP_DATABASE do not make the app honour it.
+        let mut plain = project(PLAIN_APP);
+        plain.push(file(
+            "test_app.py",
+            "monkeypatch.setenv('APP_DATABASE', 'x')\n",
+        ));
+        assert!(!dockerfile(&plain).contains("APP_DATABASE"));
+
+        // A pinned gunicorn in requirements.txt is not fought with.
+        let mut pinned = project(PLAIN_APP);
+        pinned[1].content = "flask\nGunicorn==22.0.0\n".to_string();
+        assert!(
+            dockerfile(&pinned).contains("RUN pip install --no-cache-dir -r requirements.txt\n")
+        );
+        pinned[1].content = "flask\ngunicorn-extras\n".to_string();
+        assert!(dockerfile(&pinned).contains(GUNICORN));
+    }
+
+    #[test]
+    fn export_adds_deployment_files_sorted() {
+        let files = project(FACTORY_APP);
+        let all = export_files("Todo", "a todo app", &files);
+        assert_eq!(
+            paths(&all),
+            [
+                ".dockerignore",
+                ".github/workflows/ci.yml",
+                "Dockerfile",
+                "README.md",
+                "app.py",
+                "requirements.txt",
+                "templates/index.html",
+                "test_smoke.py",
+            ]
+        );
+        assert_eq!(content(&all, "Dockerfile"), dockerfile(&files));
+        assert_eq!(content(&all, "requirements.txt"), "flask\n");
+        let smoke = content(&all, "test_smoke.py");
+        assert!(smoke.contains("test_healthz_answers"));
+        assert!(smoke.contains("monkeypatch.setenv(\"APP_DATABASE\""));
+        let plain = export_files("Todo", "", &project(PLAIN_APP));
+        assert!(!content(&plain, "test_smoke.py").contains("healthz"));
+        // Without requirements.txt, ours lists Flask.
+        let bare = export_files("x", "", &[file("app.py", PLAIN_APP)]);
+        assert_eq!(content(&bare, "requirements.txt"), "flask\n");
+    }
+
+    #[test]
+    fn project_files_win_except_readme() {
+        let mut files = project(FACTORY_APP);
+        files.push(file("Dockerfile", "FROM scratch\n"));
+        files.push(file("test_smoke.py", "def test_mine(): pass\n"));
+        files.push(file(".github/workflows/CI.yml", "name: mine\n"));
+        files.push(file(
+            "Readme.md",
+            "# Todo\n\nMy notes.\n\n```sh\n# a comment\n```\n",
+        ));
+        let ours = deployment_files("Todo", "a todo app", &files);
+        assert_eq!(
+            paths(&ours),
+            [".dockerignore", "README.md"],
+            "the project's files are left alone"
+        );
+        let all = export_files("Todo", "a todo app", &files);
+        assert_eq!(content(&all, "Dockerfile"), "FROM scratch\n");
+        assert_eq!(content(&all, "test_smoke.py"), "def test_mine(): pass\n");
+        assert_eq!(content(&all, ".github/workflows/CI.yml"), "name: mine\n");
+        assert!(!paths(&all).contains(&"Readme.md"));
+        assert!(!paths(&all).contains(&".github/workflows/ci.yml"));
+        let readme = content(&all, "README.md");
+        assert!(readme.starts_with(
+            "# Todo\n\nA Flask app generated by appforge from this request:\n\n> a todo app\n"
+        ));
+        assert!(readme
+            .contains("## About this app\n\n### Todo\n\nMy notes.\n\n```sh\n# a comment\n```\n"));
+        assert!(readme.contains("## Run it in Docker"));
+    }
+
+    #[test]
+    fn readme_explains_running_testing_docker_and_ci() {
+        let files = project(FACTORY_APP);
+        let readme = content(
+            &export_files("My  Todo\nApp", "line one\n\nline two", &files),
+            "README.md",
+        )
+        .to_string();
+        assert!(readme.starts_with("# My Todo App\n"));
+        assert!(readme.contains("> line one\n>\n> line two\n"));
+        assert!(!readme.contains("About this app"));
+        for needle in [
+            "python -m venv .venv",
+            "pip install -r requirements.txt",
+            "python -m flask --app app run",
+            "python -m pytest -q",
+            "docker build -t my-todo-app .",
+            "docker run --rm -p 8000:8000 -v my-todo-app-data:/data my-todo-app",
+            "`REGISTRY`",
+            "`REGISTRY_USERNAME`",
+            "`REGISTRY_PASSWORD`",
+            "`/` and `/healthz` answer",
+        ] {
+            assert!(
+                readme.contains(needle),
+                "README lacks {needle:?}:\n{readme}"
+            );
+        }
+        let plain = content(&export_files("p", "", &project(PLAIN_APP)), "README.md").to_string();
+        assert!(plain.contains("docker run --rm -p 8000:8000 p\n"));
+        assert!(plain.contains("A Flask app generated by appforge.\n"));
+    }
+
+    #[test]
+    fn ci_workflow_tests_builds_and_pushes_only_with_secrets() {
+        let ci = render_ci("my-app");
+        assert!(ci.contains("on:\n  push:\n  pull_request:\n"));
+        assert!(ci.contains("permissions:\n  contents: read\n"));
+        assert!(ci.contains("needs: test"));
+        assert!(ci.contains("REGISTRY: ${{ secrets.REGISTRY }}"));
+        assert!(ci.contains("IMAGE_NAME: \"my-app\""));
+        assert!(ci.contains("--password-stdin"));
+        assert!(ci.contains("docker login \"${REGISTRY%%/*}\""));
+        assert_eq!(ci.matches("env.REGISTRY_PASSWORD != ''").count(), 2);
+        assert!(!ci.contains("if: secrets"));
+    }
+
+    #[test]
+    fn headings_are_demoted_outside_code_fences() {
+        let text = "# A\n## B\n####### seven\n#tag\n    # indented code\n~~~\n# in fence\n```\n# still\n~~~\n###### six\n";
+        assert_eq!(
+            demote_headings(text, 2),
+            "### A\n#### B\n####### seven\n#tag\n    # indented code\n~~~\n# in fence\n```\n# still\n~~~\n###### six\n"
+        );
+    }
+
+    #[test]
+    fn archive_root_is_safe_for_odd_names() {
+        for (name, want) in [
+            ("My Todo/App ü", "my-todo-app-u"),
+            ("", "project"),
+            (".", "project"),
+            ("..", "project"),
+            ("/", "project"),
+            ("../../etc/passwd", "etc-passwd"),
+            ("ü", "u"),
+            ("日本語", "project"),
+            ("Café Crème", "cafe-creme"),
+            ("Straße", "strasse"),
+            ("İstanbul", "istanbul"),
+            ("\"quoted\" 'app'", "quoted-app"),
+            ("$(rm -rf /)", "rm-rf"),
+            ("`whoami`; echo $HOME", "whoami-echo-home"),
+            ("-rf", "rf"),
+            (".hidden", "hidden"),
+            ("v1.2 app_name", "v1.2-app_name"),
+            ("a..b", "a-b"),
+            ("a._b", "a-b"),
+            ("con", "con-app"),
+            ("CON.txt", "con-app.txt"),
+            ("com1", "com1-app"),
+            ("console", "console"),
+            ("tab\there\nnewline", "tab-here-newline"),
+        ] {
+            assert_eq!(archive_root(name), want, "for {name:?}");
+        }
+        let long = archive_root(&"ab ".repeat(100));
+        assert!(
+            long.len() <= MAX_ROOT && long.starts_with("ab-ab"),
+            "{long}"
+        );
+        assert!(!long.ends_with('-'));
+        let long = archive_root(&"x".repeat(200));
+        assert_eq!(long, "x".repeat(MAX_ROOT));
+        for name in [
+            "",
+            "..",
+            "/",
+            "ü",
+            "\"",
+            "$(rm -rf)",
+            "...---___",
+            &"é".repeat(200),
+        ] {
+            let root = archive_root(name);
+            assert!(!root.is_empty() && root.len() <= MAX_ROOT, "{root}");
+            assert!(root
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)));
+            assert!(!root.starts_with(['.', '-']) && root != "." && root != "..");
+            assert!(check_path(&root).is_ok());
+        }
+    }
+
+    /// Files in a fixed order, one with a path too long for a plain tar header.
+    fn archive_input() -> Vec<FileContent> {
+        let long = format!("static/{}/deep.txt", "d".repeat(120));
+        let mut files = export_files("Demo", "a demo", &project(FACTORY_APP));
+        files.push(file(&long, "deep\n"));
+        files.push(file("static/ünï.txt", "unicode name\n"));
+        files
+    }
+
+    fn shuffled(files: &[FileContent]) -> Vec<FileContent> {
+        let mut out = files.to_vec();
+        out.reverse();
+        let n = out.len();
+        out.swap(0, n / 2);
+        out
+    }
+
+    #[test]
+    fn archives_are_deterministic() {
+        let files = archive_input();
+        for format in [ArchiveFormat::Zip, ArchiveFormat::TarGz] {
+            let first = build_archive(format, "demo", &files).unwrap();
+            let again = build_archive(format, "demo", &files).unwrap();
+            let mixed = build_archive(format, "demo", &shuffled(&files)).unwrap();
+            assert!(!first.is_empty());
+            assert_eq!(first, again, "{format:?}");
+            assert_eq!(first, mixed, "{format:?}");
+            assert_ne!(first, build_archive(format, "other", &files).unwrap());
+        }
+    }
+
+    fn expected(files: &[FileContent]) -> Vec<(String, String)> {
+        let mut want: Vec<(String, String)> = files
+            .iter()
+            .map(|f| (format!("demo/{}", f.path), f.content.clone()))
+            .collect();
+        want.sort();
+        want
+    }
+
+    #[test]
+    fn zip_unpacks_to_the_files() {
+        let files = archive_input();
+        let bytes = build_archive(ArchiveFormat::Zip, "demo", &shuffled(&files)).unwrap();
+        let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+        let mut got = Vec::new();
+        for i in 0..zip.len() {
+            let mut entry = zip.by_index(i).unwrap();
+            let name = entry.name().unwrap().to_string();
+            assert_eq!(entry.unix_mode(), Some(0o100644), "{name}");
+            assert_eq!(entry.compression(), zip::CompressionMethod::Deflated);
+            let time = entry.last_modified().unwrap();
+            assert_eq!(
+                (
+                    time.year(),
+                    time.month(),
+                    time.day(),
+                    time.hour(),
+                    time.minute(),
+                    time.second()
+                ),
+                (1980, 1, 1, 0, 0, 0)
+            );
+            let mut text = String::new();
+            entry.read_to_string(&mut text).unwrap();
+            got.push((name, text));
+        }
+        assert_eq!(
+            got,
+            expected(&files),
+            "sorted, under the root, same contents"
+        );
+    }
+
+    #[test]
+    fn tar_gz_unpacks_to_the_files() {
+        let files = archive_input();
+        let bytes = build_archive(ArchiveFormat::TarGz, "demo", &shuffled(&files)).unwrap();
+        // gzip header: magic, deflate, no flags (no file name), mtime 0.
+        assert_eq!(&bytes[..8], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        let mut got = Vec::new();
+        for entry in tar.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let header = entry.header();
+            assert_eq!(header.entry_type(), tar::EntryType::Regular);
+            assert_eq!(header.mode().unwrap(), 0o644);
+            assert_eq!(header.mtime().unwrap(), EPOCH_1980);
+            assert_eq!((header.uid().unwrap(), header.gid().unwrap()), (0, 0));
+            assert_eq!(header.username().unwrap(), Some(""));
+            assert_eq!(header.groupname().unwrap(), Some(""));
+            let path = entry.path().unwrap().to_str().unwrap().to_string();
+            let mut text = String::new();
+            entry.read_to_string(&mut text).unwrap();
+            got.push((path, text));
+        }
+        assert_eq!(
+            got,
+            expected(&files),
+            "sorted, under the root, same contents"
+        );
+    }
+
+    #[test]
+    fn unsafe_paths_and_duplicates_are_refused() {
+        for format in [ArchiveFormat::Zip, ArchiveFormat::TarGz] {
+            for path in [
+                "",
+                "/etc/passwd",
+                "../x",
+                "a/../../x",
+                "a//b",
+                "./a",
+                "a/.",
+                "a\\..\\b",
+                "c:/x",
+                "a\0b",
+                "a\nb",
+            ] {
+                let err = build_archive(format, "demo", &[file(path, "x")]).unwrap_err();
+                assert!(
+                    matches!(err, ExportError::BadPath { .. }),
+                    "{path:?}: {err}"
+                );
+            }
+            for root in ["", "..", ".", "a/b", "/"] {
+                let err = build_archive(format, root, &[file("a", "x")]).unwrap_err();
+                assert!(
+                    matches!(err, ExportError::BadPath { .. }),
+                    "{root:?}: {err}"
+                );
+            }
+            let twice = [file("a.py", "1"), file("b.py", "2"), file("a.py", "3")];
+            let err = build_archive(format, "demo", &twice).unwrap_err();
+            assert!(
+                matches!(err, ExportError::Duplicate(ref p) if p == "a.py"),
+                "{err}"
+            );
+            assert!(build_archive(format, "demo", &[]).is_ok());
+        }
+    }
 }

@@ -89,7 +89,7 @@ pub async fn export(
         let files = export::export_files(&project.name, &project.prompt, &files);
         let root = export::archive_root(&project.name);
         let archive = export::build_archive(format, &root, &files)?;
-        Ok::<_, std::io::Error>(ExportInfo {
+        Ok::<_, export::ExportError>(ExportInfo {
             project_id: project.id,
             files: files.iter().map(|f| format!("{root}/{}", f.path)).collect(),
             root,
