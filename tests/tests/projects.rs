@@ -1579,3 +1579,49 @@ fn a_name_of_only_digits_is_refused_at_save() {
         Value::Array(vec![])
     );
 }
+
+/// Runs `appforge ARGS` with its stdout on a pseudo-terminal, through util-linux
+/// `script`, and returns what the terminal showed.
+fn on_a_terminal(user: &User, args: &[&str]) -> String {
+    let probe = user.command(args);
+    let mut line = shell_quote(&probe.get_program().to_string_lossy());
+    for arg in probe.get_args() {
+        line.push(' ');
+        line.push_str(&shell_quote(&arg.to_string_lossy()));
+    }
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"]);
+    for (key, value) in probe.get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    let run = run_cmd(cmd.env("TERM", "xterm-256color").env_remove("NO_COLOR"));
+    assert_eq!(run.code, 0, "{} failed on a terminal: {}", line, run.stderr);
+    run.stdout
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[test]
+fn on_a_terminal_show_highlights_code_and_diff_is_coloured() {
+    let (_daemon, ada, _) = ada_with_todo();
+    let shown = on_a_terminal(&ada, &["show", "todo", "--file", "app.py"]);
+    assert!(
+        shown.contains("\x1b[38;2;"),
+        "no 24-bit colour: {shown:.300}"
+    );
+    assert!(shown.contains("create_app"), "{shown:.300}");
+    ada.run_with_stdin(
+        &["edit", "todo", "--file", "requirements.txt", "--stdin"],
+        "flask>=3.0\nrequests\n",
+    )
+    .ok();
+    let diff = on_a_terminal(&ada, &["diff", "todo"]);
+    assert!(diff.contains("\x1b[32m+requests"), "{diff:?}");
+    let plain = ada.run(&["diff", "todo"]).ok().stdout;
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+}
