@@ -55,6 +55,50 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Write the project as a .zip or .tar.gz, ready for Docker and CI.
     Export(ExportArgs),
+    /// Run a project's app and keep it running; prints its URL once it answers.
+    Run(RunArgs),
+    /// Stop an app (SIGTERM, then SIGKILL), or all of yours with --all.
+    Stop(StopArgs),
+    /// Stop an app and start it again.
+    Restart(ProjectArg),
+    /// List your supervised apps: pid, port, URL, status, restarts, uptime, CPU, memory.
+    Ps,
+    /// Print an app's log; -f keeps printing new lines.
+    Logs(LogsArgs),
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The project, by id or name.
+    pub project: String,
+    /// Port on 127.0.0.1 [default: its last one when free, else a free one]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+}
+
+/// Arguments of `stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The project, by id or name.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub project: Option<String>,
+    /// Stop all of your apps.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Arguments of `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The project, by id or name.
+    pub project: String,
+    /// Keep printing new lines as they are written (Ctrl-C ends).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// How many of the last lines to print first.
+    #[arg(short = 'n', long, default_value_t = 50)]
+    pub lines: u32,
 }
 
 /// A command's only argument: the project.

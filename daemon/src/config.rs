@@ -75,9 +75,72 @@ pub struct Cli {
     /// Ask providers for one whole answer instead of a stream.
     #[arg(long)]
     pub no_stream: bool,
-    /// Python interpreter used to check generated code.
+    /// Python interpreter used to check generated code and to make the apps' environments.
     #[arg(long, env = "APPFORGE_PYTHON", default_value = "python3")]
     pub python: PathBuf,
+    /// Folder of the apps' Python environments, shared by apps with the same
+    /// requirements [default: <data-dir>/envs]
+    #[arg(long, env = "APPFORGE_ENV_DIR")]
+    pub env_dir: Option<PathBuf>,
+    /// How environments are made: uv when it is on the PATH, else venv and pip.
+    #[arg(long, value_enum, default_value_t = Installer::Auto)]
+    pub installer: Installer,
+    /// Ports apps may get, as FIRST-LAST on 127.0.0.1.
+    #[arg(long, default_value = "8100-8999", value_parser = parse_port_range)]
+    pub port_range: (u16, u16),
+    /// Seconds an app has to answer HTTP after it starts.
+    #[arg(long, default_value_t = 30.0)]
+    pub start_timeout: f64,
+    /// Seconds between health probes of a running app.
+    #[arg(long, default_value_t = 5.0)]
+    pub health_interval: f64,
+    /// Seconds a health probe may take.
+    #[arg(long, default_value_t = 2.0)]
+    pub health_timeout: f64,
+    /// Failed probes in a row after which a running app is restarted.
+    #[arg(long, default_value_t = 3)]
+    pub health_failures: u32,
+    /// Seconds between SIGTERM and SIGKILL when an app is stopped.
+    #[arg(long, default_value_t = 5.0)]
+    pub stop_timeout: f64,
+    /// Size at which an app's log file is rotated, in bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub log_max_bytes: u64,
+    /// Log files kept per app, the live one included.
+    #[arg(long, default_value_t = 3)]
+    pub log_files: usize,
+    /// Most open files per app (RLIMIT_NOFILE).
+    #[arg(long, default_value_t = 1024)]
+    pub app_max_files: u64,
+    /// Most address space per app, in MiB (RLIMIT_AS; 0: no limit).
+    #[arg(long, default_value_t = 2048)]
+    pub app_max_memory_mib: u64,
+    /// Stop every app when the daemon exits, instead of leaving them running
+    /// for the next daemon to adopt.
+    #[arg(long)]
+    pub stop_apps_on_exit: bool,
+}
+
+/// How apps' Python environments are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Installer {
+    /// uv when it is on the PATH, else venv and pip.
+    Auto,
+    /// Always uv.
+    Uv,
+    /// Always `python -m venv` and pip.
+    Pip,
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("`{s}` is not a port range: write FIRST-LAST, e.g. 8100-8999");
+    let (first, last) = s.split_once('-').ok_or_else(bad)?;
+    let first: u16 = first.trim().parse().map_err(|_| bad())?;
+    let last: u16 = last.trim().parse().map_err(|_| bad())?;
+    if first == 0 || first > last {
+        return Err(bad());
+    }
+    Ok((first, last))
 }
 
 /// How log lines are written.
@@ -113,6 +176,43 @@ pub struct Settings {
     pub max_connections: usize,
     /// Providers and generation.
     pub ai: AiSettings,
+    /// Running apps.
+    pub apps: AppSettings,
+}
+
+/// How apps are run and watched.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    /// Python used to make environments.
+    pub python: PathBuf,
+    /// Where environments live.
+    pub env_dir: PathBuf,
+    /// Where each project's run folder and logs live.
+    pub projects_dir: PathBuf,
+    /// How environments are made.
+    pub installer: Installer,
+    /// Ports apps may get.
+    pub ports: (u16, u16),
+    /// Time to answer HTTP after a start.
+    pub start_timeout: Duration,
+    /// Time between health probes.
+    pub health_interval: Duration,
+    /// Time a probe may take.
+    pub health_timeout: Duration,
+    /// Failed probes in a row that restart an app.
+    pub health_failures: u32,
+    /// Time between SIGTERM and SIGKILL.
+    pub stop_timeout: Duration,
+    /// Log rotation size.
+    pub log_max_bytes: u64,
+    /// Log files kept.
+    pub log_files: usize,
+    /// RLIMIT_NOFILE of apps.
+    pub max_files: u64,
+    /// RLIMIT_AS of apps in bytes, if any.
+    pub max_memory: Option<u64>,
+    /// Stop apps when the daemon exits.
+    pub stop_on_exit: bool,
 }
 
 /// API keys read from the environment at start-up.
@@ -283,6 +383,16 @@ impl Settings {
             bail!("--max-connections must be at least 1");
         }
         let ai = AiSettings::from_cli(&cli, keys)?;
+        let seconds = |value: f64, flag: &str| -> anyhow::Result<Duration> {
+            if value.is_finite() && value > 0.0 && value < 1e9 {
+                Ok(Duration::from_secs_f64(value))
+            } else {
+                bail!("--{flag} must be a positive number of seconds")
+            }
+        };
+        if cli.health_failures == 0 || cli.log_files == 0 || cli.log_max_bytes < 1024 {
+            bail!("--health-failures and --log-files must be at least 1, --log-max-bytes at least 1024");
+        }
         let socket = absolute(
             cli.socket
                 .unwrap_or_else(appforge_shared::paths::default_socket_path),
@@ -291,7 +401,28 @@ impl Settings {
             cli.data_dir
                 .unwrap_or_else(appforge_shared::paths::default_data_dir),
         )?;
+        let apps = AppSettings {
+            python: cli.python.clone(),
+            env_dir: match cli.env_dir.clone() {
+                Some(dir) => absolute(dir)?,
+                None => data_dir.join("envs"),
+            },
+            projects_dir: data_dir.join("projects"),
+            installer: cli.installer,
+            ports: cli.port_range,
+            start_timeout: seconds(cli.start_timeout, "start-timeout")?,
+            health_interval: seconds(cli.health_interval, "health-interval")?,
+            health_timeout: seconds(cli.health_timeout, "health-timeout")?,
+            health_failures: cli.health_failures,
+            stop_timeout: seconds(cli.stop_timeout, "stop-timeout")?,
+            log_max_bytes: cli.log_max_bytes,
+            log_files: cli.log_files,
+            max_files: cli.app_max_files,
+            max_memory: (cli.app_max_memory_mib > 0).then(|| cli.app_max_memory_mib * 1024 * 1024),
+            stop_on_exit: cli.stop_apps_on_exit,
+        };
         Ok(Settings {
+            apps,
             socket,
             socket_mode: cli.socket_mode,
             data_dir,

@@ -7,6 +7,7 @@ use crate::ai::ProviderChoiceError;
 use crate::auth::AuthError;
 use crate::db::DbError;
 use crate::projects::ProjectError;
+use crate::supervisor::RunError;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,9 +33,26 @@ pub enum ServiceError {
     /// The database failed.
     #[error("database error: {0}")]
     Db(#[from] DbError),
+    /// An app could not be run; the message says why, with its log.
+    #[error("{0}")]
+    App(String),
     /// Anything else inside the daemon.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<RunError> for ServiceError {
+    fn from(e: RunError) -> Self {
+        let message = e.to_string();
+        match e {
+            RunError::PortTaken(_) | RunError::NoPort(..) => ServiceError::Conflict(message),
+            RunError::PortOutOfRange { .. } => ServiceError::InvalidInput(message),
+            RunError::Db(e) => ServiceError::Db(e),
+            RunError::Env(_) | RunError::Files(_) | RunError::NotUp { .. } => {
+                ServiceError::App(message)
+            }
+        }
+    }
 }
 
 impl From<AuthError> for ServiceError {
@@ -97,7 +115,9 @@ impl From<ServiceError> for WireError {
             ServiceError::Forbidden(_) => ErrorCode::Forbidden,
             ServiceError::NotFound(_) => ErrorCode::NotFound,
             ServiceError::Provider(_) => ErrorCode::ProviderError,
-            ServiceError::Db(_) | ServiceError::Internal(_) => ErrorCode::Internal,
+            ServiceError::Db(_) | ServiceError::Internal(_) | ServiceError::App(_) => {
+                ErrorCode::Internal
+            }
         };
         let message = match &e {
             ServiceError::Db(_) | ServiceError::Internal(_) => {

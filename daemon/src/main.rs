@@ -9,8 +9,10 @@ mod error;
 mod projects;
 mod server;
 mod state;
+mod supervisor;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -49,7 +51,15 @@ fn run(cli: Cli, keys: config::ApiKeys) -> anyhow::Result<()> {
             version = env!("CARGO_PKG_VERSION"),
             "appforged ready"
         );
-        server::run(listener, daemon, server::shutdown_signal()?).await;
+        // Serve at once; runs and stops wait for the recovery to finish.
+        let recovering = Arc::clone(&daemon);
+        tokio::spawn(async move {
+            if let Err(e) = recovering.supervisor.recover().await {
+                tracing::error!(error = %e, "could not recover the apps of the previous daemon");
+            }
+        });
+        server::run(listener, daemon.clone(), server::shutdown_signal()?).await;
+        daemon.supervisor.shutdown().await;
         info!("appforged stopped");
         Ok(())
     })

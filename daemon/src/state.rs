@@ -11,6 +11,7 @@ use crate::ai::Providers;
 use crate::auth::Accounts;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::supervisor::Supervisor;
 
 /// Everything a request handler may need.
 pub struct Daemon {
@@ -20,6 +21,8 @@ pub struct Daemon {
     pub accounts: Accounts,
     /// The AI providers.
     pub providers: Providers,
+    /// The supervised apps.
+    pub supervisor: Supervisor,
     /// The effective settings.
     pub settings: Settings,
     /// When the daemon started.
@@ -51,7 +54,10 @@ impl Daemon {
                 )
             })?;
         let providers = Providers::new(&settings.ai).context("could not set up the AI client")?;
+        let supervisor = Supervisor::new(db.clone(), &settings.apps)
+            .context("could not set up the supervisor's HTTP client")?;
         Ok(Arc::new(Daemon {
+            supervisor,
             accounts: Accounts::new(db.clone()),
             providers,
             db,

@@ -117,6 +117,16 @@ pub enum Request {
     Rollback(RollbackRequest),
     /// The project packed as an archive, with what it needs to be deployed.
     Export(ExportRequest),
+    /// Start a project's app and keep it running.
+    Run(RunRequest),
+    /// Stop one app, or all of the caller's.
+    Stop(StopRequest),
+    /// Stop an app and start it again.
+    Restart(ProjectRef),
+    /// The caller's supervised apps.
+    Ps,
+    /// The last lines of an app's log, then (with `follow`) new ones.
+    Logs(LogsRequest),
 }
 
 impl Request {
@@ -140,6 +150,11 @@ impl Request {
             Request::Diff(_) => "diff",
             Request::Rollback(_) => "rollback",
             Request::Export(_) => "export",
+            Request::Run(_) => "run",
+            Request::Stop(_) => "stop",
+            Request::Restart(_) => "restart",
+            Request::Ps => "ps",
+            Request::Logs(_) => "logs",
         }
     }
 }
@@ -271,6 +286,36 @@ pub struct ExportRequest {
     pub format: ArchiveFormat,
 }
 
+/// Arguments of [`Request::Run`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// The project, by id or name.
+    pub project: String,
+    /// The port to use; by default the project's last one when free, else a
+    /// free one in the daemon's range.
+    pub port: Option<u16>,
+}
+
+/// Arguments of [`Request::Stop`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopRequest {
+    /// The project, by id or name; `None` with `all` stops every app of the caller.
+    pub project: Option<String>,
+    /// Stop all of the caller's apps.
+    pub all: bool,
+}
+
+/// Arguments of [`Request::Logs`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsRequest {
+    /// The project, by id or name.
+    pub project: String,
+    /// How many of the last lines to send first.
+    pub lines: u32,
+    /// Keep sending new lines as they are written, until the client leaves.
+    pub follow: bool,
+}
+
 /// An email and password, as given to `signup` and `login`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credentials {
@@ -310,6 +355,8 @@ pub enum Progress {
     /// The model's answer so far was dropped (a retry or a repair round
     /// starts); text shown for it is stale.
     Restart(String),
+    /// Lines of an app's log, each ending in a newline.
+    Log(String),
 }
 
 /// A successful answer to a request.
@@ -341,6 +388,41 @@ pub enum Reply {
     Diff(DiffInfo),
     /// Answer to [`Request::Export`].
     Export(ExportInfo),
+    /// Answer to [`Request::Run`] and [`Request::Restart`]: the app answers HTTP.
+    Running(ProcessInfo),
+    /// Answer to [`Request::Stop`]: the apps stopped, with no process left.
+    Stopped(Vec<ProcessInfo>),
+    /// Answer to [`Request::Ps`].
+    Processes(Vec<ProcessInfo>),
+    /// Answer to [`Request::Logs`] once the lines are sent (never, with `follow`).
+    LogsEnd,
+}
+
+/// A supervised app, as `ps` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// The project's id.
+    pub project_id: i64,
+    /// The project's name.
+    pub name: String,
+    /// `starting`, `running`, `backoff`, `stopped` or `failed`.
+    pub status: String,
+    /// The app's process id, while it has one.
+    pub pid: Option<u32>,
+    /// The port it listens on.
+    pub port: Option<u16>,
+    /// Where it answers, e.g. `http://127.0.0.1:8100/`.
+    pub url: Option<String>,
+    /// Restarts since it was last started by hand.
+    pub restarts: u32,
+    /// Seconds since the current process started.
+    pub uptime_s: Option<u64>,
+    /// Average CPU use of the current process over its life, in percent.
+    pub cpu_percent: Option<f64>,
+    /// Resident memory of the current process, in bytes.
+    pub rss_bytes: Option<u64>,
+    /// How the last process ended, e.g. `exit code 1` or `signal 9 (SIGKILL)`.
+    pub last_exit: Option<String>,
 }
 
 /// A project as `list` shows it.

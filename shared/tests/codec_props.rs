@@ -86,6 +86,19 @@ fn request() -> impl Strategy<Value = Request> {
             })),
         (text(), any::<i64>())
             .prop_map(|(project, version)| Request::Rollback(RollbackRequest { project, version })),
+        (text(), proptest::option::of(any::<u16>()))
+            .prop_map(|(project, port)| Request::Run(RunRequest { project, port })),
+        (proptest::option::of(text()), any::<bool>())
+            .prop_map(|(project, all)| Request::Stop(StopRequest { project, all })),
+        text().prop_map(|project| Request::Restart(ProjectRef { project })),
+        Just(Request::Ps),
+        (text(), any::<u32>(), any::<bool>()).prop_map(|(project, lines, follow)| {
+            Request::Logs(LogsRequest {
+                project,
+                lines,
+                follow,
+            })
+        }),
         (text(), any::<bool>()).prop_map(|(project, zip)| Request::Export(ExportRequest {
             project,
             format: if zip {
@@ -118,8 +131,34 @@ fn summary() -> impl Strategy<Value = ProjectSummary> {
     })
 }
 
+fn process() -> impl Strategy<Value = ProcessInfo> {
+    (
+        any::<i64>(),
+        text(),
+        proptest::option::of(any::<u32>()),
+        any::<u32>(),
+    )
+        .prop_map(|(project_id, name, pid, restarts)| ProcessInfo {
+            project_id,
+            name: name.clone(),
+            status: "running".into(),
+            pid,
+            port: Some(8100),
+            url: Some(name.clone()),
+            restarts,
+            uptime_s: pid.map(u64::from),
+            cpu_percent: Some(1.5),
+            rss_bytes: Some(1 << 20),
+            last_exit: Some(name),
+        })
+}
+
 fn project_reply() -> impl Strategy<Value = Reply> {
     prop_oneof![
+        process().prop_map(Reply::Running),
+        proptest::collection::vec(process(), 0..3).prop_map(Reply::Stopped),
+        proptest::collection::vec(process(), 0..3).prop_map(Reply::Processes),
+        Just(Reply::LogsEnd),
         proptest::collection::vec(summary(), 0..3).prop_map(Reply::Projects),
         (summary(), text(), files()).prop_map(|(summary, prompt, files)| {
             Reply::Project(ProjectDetail {
@@ -240,6 +279,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         Just(ServerFrame::Reply(Reply::LoggedOut)),
         text().prop_map(|s| ServerFrame::Progress(Progress::Text(s))),
         text().prop_map(|s| ServerFrame::Progress(Progress::Restart(s))),
+        text().prop_map(|s| ServerFrame::Progress(Progress::Log(s))),
         (
             any::<i64>(),
             proptest::collection::vec((text(), text()), 0..4),

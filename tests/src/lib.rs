@@ -70,6 +70,8 @@ pub struct Daemon {
     child: Option<Child>,
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    /// This daemon's own port range, so parallel tests never race for a port.
+    pub ports: String,
 }
 
 impl Daemon {
@@ -90,6 +92,7 @@ impl Daemon {
             dir,
             socket,
             data_dir,
+            ports: port_range(),
             child: None,
             args: args.iter().map(|s| s.to_string()).collect(),
             envs: envs
@@ -145,6 +148,10 @@ impl Daemon {
             .arg(&self.socket)
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .arg("--env-dir")
+            .arg(test_env_dir())
+            .arg("--port-range")
+            .arg(&self.ports)
             .args(&self.args)
             .args(extra)
             .env_remove("APPFORGE_SOCKET")
@@ -197,13 +204,69 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Pids of the apps running from this daemon's project folders, found in
+    /// /proc by their working directory (they outlive the daemon on purpose).
+    pub fn app_pids(&self) -> Vec<i32> {
+        let projects = self.data_dir.join("projects");
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut pids: Vec<i32> = entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/cwd"))
+                    .is_ok_and(|cwd| cwd.starts_with(&projects))
+            })
+            .filter(|pid| !is_zombie(*pid))
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+}
+
+/// Whether a process is a zombie (or gone).
+pub fn is_zombie(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => true,
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        // Apps outlive their daemon by design; a test's apps must not.
+        for pid in self.app_pids() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
+}
+
+/// Python environments shared by every test daemon, so Flask is installed
+/// once per machine rather than once per test.
+pub fn test_env_dir() -> PathBuf {
+    bin("appforged")
+        .parent()
+        .expect("target folder")
+        .join("test-envs")
+}
+
+/// A port range of its own for each daemon of this test process.
+fn port_range() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let block = NEXT.fetch_add(1, Ordering::Relaxed) % 1000;
+    let first = 21000 + block * 40;
+    format!("{first}-{}", first + 39)
 }
 
 /// Someone using `appforge`: a config folder, an email and a password.

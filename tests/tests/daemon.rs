@@ -204,9 +204,11 @@ fn a_file_in_the_way_of_the_socket_is_not_deleted() {
 fn kill_9_during_a_burst_of_signups_leaves_a_sound_database() {
     let mut daemon = Daemon::start();
     let socket = daemon.socket.clone();
+    let acknowledged = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let workers: Vec<_> = (0..4)
         .map(|w| {
             let socket = socket.clone();
+            let acknowledged = acknowledged.clone();
             std::thread::spawn(move || {
                 let mut done = 0;
                 for i in 0.. {
@@ -224,7 +226,10 @@ fn kill_9_during_a_burst_of_signups_leaves_a_sound_database() {
                         break;
                     }
                     match read_frame(&mut stream) {
-                        Ok(Some(ServerFrame::Reply(_))) => done += 1,
+                        Ok(Some(ServerFrame::Reply(_))) => {
+                            done += 1;
+                            acknowledged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
                         _ => break,
                     }
                 }
@@ -233,11 +238,10 @@ fn kill_9_during_a_burst_of_signups_leaves_a_sound_database() {
         })
         .collect();
     let db_path = daemon.data_dir.join("appforge.db");
-    wait_for("a few sign-ups", || {
-        let conn = rusqlite::Connection::open(&db_path).unwrap();
-        conn.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0))
-            .unwrap_or(0)
-            >= 8
+    // Wait on replies the clients read, not on rows: a row can be committed
+    // before its reply is read, and then it is not acknowledged.
+    wait_for("a few acknowledged sign-ups", || {
+        acknowledged.load(std::sync::atomic::Ordering::SeqCst) >= 8
     });
     daemon.signal_and_wait(Signal::SIGKILL);
     let done: i32 = workers.into_iter().map(|w| w.join().unwrap()).sum();

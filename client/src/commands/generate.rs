@@ -91,6 +91,7 @@ async fn run(ctx: &mut Ctx, request: Request) -> Result<Generated, ClientError> 
                     bar.println(format!("  ↻ {why}"));
                     received = 0;
                 }
+                Progress::Log(_) => {}
             }
             match received {
                 0 => bar.set_message(step.clone()),

@@ -1,6 +1,7 @@
 //! One function per command: build the request, send it, render the reply.
 
 mod accounts;
+mod apps;
 mod daemon_info;
 mod edit;
 mod generate;
@@ -66,5 +67,10 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Rollback(args) => projects::rollback(&mut ctx, args).await,
         Command::Export(args) => projects::export(&mut ctx, args).await,
         Command::Edit(args) => edit::edit(&mut ctx, args).await,
+        Command::Run(args) => apps::run(&mut ctx, args).await,
+        Command::Stop(args) => apps::stop(&mut ctx, args).await,
+        Command::Restart(args) => apps::restart(&mut ctx, args).await,
+        Command::Ps => apps::ps(&mut ctx).await,
+        Command::Logs(args) => apps::logs(&mut ctx, args).await,
     }
 }

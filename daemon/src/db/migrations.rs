@@ -92,6 +92,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (version_id, path)
     );
     "#,
+    // 3: the supervisor: what the owner wants, and how each run ended.
+    r#"
+    ALTER TABLE projects ADD COLUMN wanted TEXT NOT NULL DEFAULT 'stopped';
+    ALTER TABLE project_runs ADD COLUMN proc_start INTEGER;
+    ALTER TABLE project_runs ADD COLUMN exit_code INTEGER;
+    ALTER TABLE project_runs ADD COLUMN signal INTEGER;
+    CREATE INDEX project_runs_open ON project_runs(project_id) WHERE stopped_at IS NULL;
+    "#,
 ];
 
 /// Brings the database up to the newest schema.

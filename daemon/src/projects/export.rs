@@ -186,7 +186,6 @@ pub fn export_files(name: &str, prompt: &str, files: &[FileContent]) -> Vec<File
 }
 
 /// The Dockerfile an export of `files` holds (unless the project has its own).
-#[allow(dead_code)] // the supervisor writes it into the run folder (issue 5)
 pub fn dockerfile(files: &[FileContent]) -> String {
     render_dockerfile(&AppShape::of(files))
 }

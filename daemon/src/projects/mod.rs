@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod export;
+pub mod folder;
 pub mod versions;
 
 use appforge_shared::protocol::{ProjectSummary, SavedAs};

@@ -1,5 +1,6 @@
 //! One handler per request, behind one `match`.
 
+mod apps;
 mod generate;
 mod projects;
 mod status;
@@ -50,6 +51,11 @@ pub async fn dispatch(
         Request::History(req) => versions::history(daemon, token, req).await,
         Request::Diff(req) => versions::diff(daemon, token, req).await,
         Request::Rollback(req) => versions::rollback(daemon, token, req).await,
+        Request::Run(req) => apps::run(daemon, token, req, &progress).await,
+        Request::Stop(req) => apps::stop(daemon, token, req).await,
+        Request::Restart(req) => apps::restart(daemon, token, req, &progress).await,
+        Request::Ps => apps::ps(daemon, token).await,
+        Request::Logs(req) => apps::logs(daemon, token, req, &progress).await,
     }
 }
 

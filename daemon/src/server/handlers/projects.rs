@@ -62,12 +62,24 @@ pub async fn delete(
     token: Option<&SessionToken>,
     req: ProjectRef,
 ) -> Result<Reply, ServiceError> {
-    let deleted = with_project(daemon, token, req.project, |tx, project| {
+    let project = with_project(daemon, token, req.project, |_, p| Ok(p.clone())).await?;
+    // The app goes first, so no process outlives its project.
+    daemon.supervisor.stop(project.id).await?;
+    let deleted = with_project(daemon, token, project.id.to_string(), |tx, project| {
         let summary = projects::summary(tx, project)?;
         projects::delete(tx, project)?;
         Ok(summary)
     })
     .await?;
+    let folder = daemon.supervisor.folder(project.id);
+    let logs = daemon.supervisor.log_files(project.id);
+    tokio::task::spawn_blocking(move || {
+        let _ = std::fs::remove_dir_all(folder);
+        logs.remove()
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(e.to_string()))?
+    .map_err(|e| ServiceError::Internal(format!("could not remove the app's logs: {e}")))?;
     tracing::info!(project_id = deleted.id, "deleted a project");
     Ok(Reply::Deleted(deleted))
 }

@@ -1,0 +1,179 @@
+//! `run`, `stop`, `restart`, `ps` and `logs`.
+
+use std::io::{IsTerminal, Write};
+
+use appforge_shared::protocol::{
+    LogsRequest, ProcessInfo, Progress, ProjectRef, Reply, Request, RunRequest, StopRequest,
+};
+use serde_json::json;
+
+use super::accounts::unexpected;
+use super::Ctx;
+use crate::cli::{LogsArgs, ProjectArg, RunArgs, StopArgs};
+use crate::error::ClientError;
+use crate::output::emit;
+use crate::render;
+use crate::session;
+
+/// `appforge run P [--port N]`
+pub async fn run(ctx: &mut Ctx, args: RunArgs) -> Result<(), ClientError> {
+    let request = Request::Run(RunRequest {
+        project: args.project,
+        port: args.port,
+    });
+    started(ctx, request).await
+}
+
+/// `appforge restart P`
+pub async fn restart(ctx: &mut Ctx, args: ProjectArg) -> Result<(), ClientError> {
+    let request = Request::Restart(ProjectRef {
+        project: args.project,
+    });
+    started(ctx, request).await
+}
+
+/// Sends `run` or `restart`, showing each step on a terminal, and prints the URL.
+async fn started(ctx: &mut Ctx, request: Request) -> Result<(), ClientError> {
+    let chatty = !ctx.json && std::io::stderr().is_terminal();
+    let reply = ctx
+        .conn
+        .request(session::load(), request, |p| {
+            if let (true, Progress::Step(step)) = (chatty, p) {
+                eprintln!("  {step}");
+            }
+        })
+        .await?;
+    let Reply::Running(app) = reply else {
+        return Err(unexpected(&reply));
+    };
+    emit(ctx.json, process_json(&app), || {
+        format!(
+            "`{}` is running (pid {}): {}",
+            app.name,
+            app.pid.map_or("-".into(), |p| p.to_string()),
+            app.url.clone().unwrap_or_default()
+        )
+    });
+    Ok(())
+}
+
+/// `appforge stop P` or `appforge stop --all`
+pub async fn stop(ctx: &mut Ctx, args: StopArgs) -> Result<(), ClientError> {
+    let reply = ctx
+        .call(Request::Stop(StopRequest {
+            project: args.project,
+            all: args.all,
+        }))
+        .await?;
+    let Reply::Stopped(apps) = reply else {
+        return Err(unexpected(&reply));
+    };
+    let doc = json!(apps.iter().map(process_json).collect::<Vec<_>>());
+    emit(ctx.json, doc, || match apps.is_empty() {
+        true => "Nothing was running.".into(),
+        false => apps
+            .iter()
+            .map(|a| format!("Stopped `{}`.", a.name))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    });
+    Ok(())
+}
+
+/// `appforge ps`
+pub async fn ps(ctx: &mut Ctx) -> Result<(), ClientError> {
+    let reply = ctx.call(Request::Ps).await?;
+    let Reply::Processes(apps) = reply else {
+        return Err(unexpected(&reply));
+    };
+    let doc = json!(apps.iter().map(process_json).collect::<Vec<_>>());
+    emit(ctx.json, doc, || {
+        if apps.is_empty() {
+            return "No apps are supervised; start one with `appforge run PROJECT`.".into();
+        }
+        let rows = apps
+            .iter()
+            .map(|a| {
+                vec![
+                    a.project_id.to_string(),
+                    a.name.clone(),
+                    a.status.clone(),
+                    a.pid.map_or("-".into(), |p| p.to_string()),
+                    a.url.clone().unwrap_or_default(),
+                    a.restarts.to_string(),
+                    a.uptime_s.map_or("-".into(), uptime),
+                    a.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%")),
+                    a.rss_bytes
+                        .map_or("-".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+                    a.last_exit.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        render::table(
+            &[
+                "ID",
+                "NAME",
+                "STATUS",
+                "PID",
+                "URL",
+                "RESTARTS",
+                "UPTIME",
+                "CPU",
+                "MEM",
+                "LAST EXIT",
+            ],
+            rows,
+        )
+    });
+    Ok(())
+}
+
+/// `appforge logs P [-f] [-n N]`
+pub async fn logs(ctx: &mut Ctx, args: LogsArgs) -> Result<(), ClientError> {
+    let request = Request::Logs(LogsRequest {
+        project: args.project,
+        lines: args.lines,
+        follow: args.follow,
+    });
+    let mut out = std::io::stdout();
+    let mut lines = Vec::new();
+    let json = ctx.json;
+    let reply = ctx
+        .conn
+        .request(session::load(), request, |p| {
+            if let Progress::Log(text) = p {
+                if json {
+                    lines.extend(text.lines().map(str::to_string));
+                } else {
+                    // A closed pipe (`| head`) is not an error worth a message.
+                    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                }
+            }
+        })
+        .await?;
+    if !matches!(reply, Reply::LogsEnd) {
+        return Err(unexpected(&reply));
+    }
+    if json {
+        println!("{}", json!({ "lines": lines }));
+    }
+    Ok(())
+}
+
+/// The JSON form of a supervised app.
+fn process_json(a: &ProcessInfo) -> serde_json::Value {
+    json!({
+        "project_id": a.project_id, "name": a.name, "pid": a.pid, "port": a.port,
+        "url": a.url, "status": a.status, "restarts": a.restarts, "uptime_s": a.uptime_s,
+        "cpu_percent": a.cpu_percent, "rss_bytes": a.rss_bytes, "last_exit": a.last_exit,
+    })
+}
+
+fn uptime(seconds: u64) -> String {
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}

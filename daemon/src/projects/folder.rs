@@ -1,0 +1,168 @@
+//! A project's run folder on disk: its files, written where the app runs.
+//!
+//! Files of an earlier version that are gone now are removed, but what the
+//! app itself made there (its SQLite file, uploads) is kept. Nothing is ever
+//! written outside the folder: paths were checked when they were saved, and
+//! here no folder on the way may be a symlink, whatever the app left behind.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+use appforge_shared::protocol::FileContent;
+
+/// Lists the files appforge wrote, so the next write can remove stale ones.
+const MANIFEST: &str = ".appforge-files";
+
+/// Writes `files` into `dir` (created 0700 if missing).
+pub fn write(dir: &Path, files: &[FileContent]) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode_private()
+        .create(dir)?;
+    let previous: BTreeSet<String> = std::fs::read_to_string(dir.join(MANIFEST))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for f in files {
+        let target = inside(dir, &f.path)?;
+        write_atomically(&target, f.content.as_bytes())?;
+    }
+    let now: BTreeSet<String> = files.iter().map(|f| f.path.clone()).collect();
+    for stale in previous.difference(&now) {
+        if let Ok(path) = inside(dir, stale) {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    let manifest: String = now.iter().map(|p| format!("{p}\n")).collect();
+    write_atomically(&dir.join(MANIFEST), manifest.as_bytes())
+}
+
+/// `dir/relative`, after making sure every folder on the way is a real
+/// folder inside `dir` (created if missing) and not a symlink.
+fn inside(dir: &Path, relative: &str) -> std::io::Result<PathBuf> {
+    let refuse = |why: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("refusing to write `{relative}`: {why}"),
+        )
+    };
+    let path = Path::new(relative);
+    if relative.is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(refuse("it is not a plain relative path"));
+    }
+    let mut current = dir.to_path_buf();
+    let components: Vec<_> = path.components().collect();
+    for (i, component) in components.iter().enumerate() {
+        current.push(component);
+        let last = i + 1 == components.len();
+        match std::fs::symlink_metadata(&current) {
+            // The file itself may be a symlink: the rename replaces it.
+            Ok(meta) if !last && meta.file_type().is_symlink() => {
+                return Err(refuse("a symlink is in the way"));
+            }
+            Ok(meta) if !last && !meta.is_dir() => {
+                return Err(refuse("a file is in the way of a folder"));
+            }
+            Ok(meta) if last && meta.is_dir() => {
+                return Err(refuse("a folder is in the way of the file"));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !last {
+                    std::fs::DirBuilder::new().mode_private().create(&current)?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(current)
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half
+/// a file and a symlink at the target is replaced, not followed.
+fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let parent = target.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".appforge-")
+        .tempfile_in(parent)?;
+    tmp.write_all(bytes)?;
+    tmp.persist(target).map_err(|e| e.error)?;
+    Ok(())
+}
+
+trait PrivateDirs {
+    fn mode_private(&mut self) -> &mut Self;
+}
+
+impl PrivateDirs for std::fs::DirBuilder {
+    fn mode_private(&mut self) -> &mut Self {
+        std::os::unix::fs::DirBuilderExt::mode(self, 0o700)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, content: &str) -> FileContent {
+        FileContent {
+            path: path.into(),
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn stale_files_go_and_the_apps_own_files_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("project_1");
+        write(
+            &root,
+            &[file("app.py", "1"), file("templates/old.html", "o")],
+        )
+        .unwrap();
+        std::fs::write(root.join("data.db"), "rows").unwrap();
+        write(
+            &root,
+            &[file("app.py", "2"), file("templates/index.html", "i")],
+        )
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("app.py")).unwrap(), "2");
+        assert!(!root.join("templates/old.html").exists());
+        assert!(root.join("templates/index.html").exists());
+        assert_eq!(
+            std::fs::read_to_string(root.join("data.db")).unwrap(),
+            "rows"
+        );
+    }
+
+    #[test]
+    fn a_symlink_left_in_the_folder_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("project_1");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("templates")).unwrap();
+        let err = write(&root, &[file("templates/index.html", "x")]).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(!outside.join("index.html").exists());
+        // A symlink at the file itself is replaced, not written through.
+        std::os::unix::fs::symlink(outside.join("target"), root.join("app.py")).unwrap();
+        write(&root, &[file("app.py", "ok")]).unwrap();
+        assert!(!outside.join("target").exists());
+        assert_eq!(std::fs::read_to_string(root.join("app.py")).unwrap(), "ok");
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["../x", "/etc/x", "a/../../x", ""] {
+            assert!(write(dir.path(), &[file(bad, "x")]).is_err(), "{bad}");
+        }
+    }
+}

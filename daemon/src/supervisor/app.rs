@@ -1,0 +1,512 @@
+//! One supervised app: a task that starts (or adopts) its process, waits
+//! for it to answer HTTP, probes it, notices its exit through a pidfd the
+//! moment it happens, and restarts it by the policy until it is stopped or
+//! gives up.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::{setsid, Pid};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::logfile::LogFiles;
+use super::policy::{Decision, RestartPolicy, RestartTracker};
+use super::procfs::{self, ExitInfo, PidFd};
+use super::pyenv::PythonEnv;
+use super::runs;
+use crate::config::AppSettings;
+use crate::db::Db;
+
+/// Where an app is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Its process runs but does not answer HTTP yet.
+    Starting,
+    /// It answers HTTP.
+    Running,
+    /// It ended unexpectedly and waits to be restarted.
+    Backoff,
+    /// It was stopped.
+    Stopped,
+    /// It crashed too often, or could not be started; it stays down.
+    Failed,
+}
+
+impl State {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Backoff => "backoff",
+            State::Stopped => "stopped",
+            State::Failed => "failed",
+        }
+    }
+
+    /// Whether the app is meant to be up (the task still watches it).
+    pub fn is_live(self) -> bool {
+        matches!(self, State::Starting | State::Running | State::Backoff)
+    }
+}
+
+/// What `ps` and the handlers see of an app.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// Where it is.
+    pub state: State,
+    /// Its process, while it has one.
+    pub pid: Option<i32>,
+    /// Its port.
+    pub port: u16,
+    /// Restarts since it was started by hand.
+    pub restarts: u32,
+    /// How the last process ended.
+    pub last_exit: Option<String>,
+    /// Why it failed, when it did.
+    pub failure: Option<String>,
+}
+
+/// Asks the app's task to stop its process; answered once no process is left.
+pub struct StopCommand(pub oneshot::Sender<()>);
+
+/// Everything the task needs to run one app.
+pub struct AppConfig {
+    /// The project.
+    pub project_id: i64,
+    /// Its run folder.
+    pub dir: PathBuf,
+    /// Its Python environment.
+    pub env: PythonEnv,
+    /// Its port.
+    pub port: u16,
+    /// Its log files.
+    pub log: LogFiles,
+    /// Timings and limits.
+    pub settings: Arc<AppSettings>,
+    /// The database.
+    pub db: Db,
+    /// The HTTP client for probes.
+    pub http: reqwest::Client,
+}
+
+/// How the task begins.
+pub enum Origin {
+    /// Start a new process.
+    Spawn,
+    /// Watch a process a previous daemon started.
+    Adopt {
+        /// Its pid.
+        pid: i32,
+        /// Its start time, against PID reuse.
+        start_ticks: u64,
+        /// Its `project_runs` row.
+        run_id: i64,
+    },
+}
+
+/// A live process of the app.
+struct Proc {
+    pidfd: PidFd,
+    run_id: i64,
+    /// Whether this daemon started it (and so must reap it).
+    ours: bool,
+}
+
+impl Proc {
+    fn pid(&self) -> i32 {
+        self.pidfd.pid()
+    }
+}
+
+/// How a process's run ended.
+enum Ended {
+    /// It exited by itself.
+    Exited(Option<ExitInfo>),
+    /// It stopped answering (or never answered) and was killed.
+    Unhealthy(String),
+    /// It was stopped on request.
+    Stopped(oneshot::Sender<()>),
+}
+
+/// Runs the app until it is stopped or gives up; `status` tells the world.
+pub async fn supervise(
+    cfg: AppConfig,
+    origin: Origin,
+    mut commands: mpsc::UnboundedReceiver<StopCommand>,
+    status: watch::Sender<Status>,
+) {
+    let mut tracker = RestartTracker::new(RestartPolicy::default());
+    let mut origin = Some(origin);
+    loop {
+        let started = match origin.take().unwrap_or(Origin::Spawn) {
+            Origin::Spawn => spawn(&cfg).await,
+            Origin::Adopt {
+                pid,
+                start_ticks,
+                run_id,
+            } => adopt(pid, start_ticks, run_id),
+        };
+        let proc = match started {
+            Ok(proc) => proc,
+            Err(why) => {
+                let _ = cfg
+                    .log
+                    .note(&format!("[appforge] could not start the app: {why}"));
+                set(&cfg, &status, |s| {
+                    s.state = State::Failed;
+                    s.pid = None;
+                    s.failure = Some(format!("could not start the app: {why}"));
+                })
+                .await;
+                return;
+            }
+        };
+        set(&cfg, &status, |s| {
+            s.state = State::Starting;
+            s.pid = Some(proc.pid());
+        })
+        .await;
+        let ended = watch_process(&cfg, &proc, &mut commands, &status, &mut tracker).await;
+        let (run_status, exit_code, signal, described) = match &ended {
+            Ended::Exited(info) => {
+                let described = describe(info.as_ref());
+                let (code, sig) = match info {
+                    Some(ExitInfo::Code(c)) => (Some(*c), None),
+                    Some(ExitInfo::Signal(s)) => (None, Some(*s)),
+                    None => (None, None),
+                };
+                ("exited", code, sig, described)
+            }
+            Ended::Unhealthy(why) => ("unhealthy", None, Some(Signal::SIGKILL as i32), why.clone()),
+            Ended::Stopped(_) => ("stopped", None, None, "stopped".to_string()),
+        };
+        let run_id = proc.run_id;
+        let _ = cfg
+            .db
+            .call(move |c| runs::finish(c, run_id, run_status, exit_code, signal))
+            .await;
+        let _ = cfg
+            .log
+            .note(&format!("[appforge] pid {} {described}", proc.pid()));
+        if let Ended::Stopped(done) = ended {
+            set(&cfg, &status, |s| {
+                s.state = State::Stopped;
+                s.pid = None;
+            })
+            .await;
+            let _ = done.send(());
+            return;
+        }
+        match tracker.failed(Instant::now()) {
+            Decision::GiveUp => {
+                let why = format!(
+                    "it ended {} times within a minute; the last time: {described}",
+                    tracker.restarts() + 1
+                );
+                let _ = cfg.log.note(&format!("[appforge] giving up: {why}"));
+                set(&cfg, &status, |s| {
+                    s.state = State::Failed;
+                    s.pid = None;
+                    s.last_exit = Some(described.clone());
+                    s.failure = Some(why.clone());
+                })
+                .await;
+                tracing::warn!(project_id = cfg.project_id, %why, "app failed");
+                return;
+            }
+            Decision::Restart { after } => {
+                tracing::info!(
+                    project_id = cfg.project_id,
+                    ended = %described,
+                    after_ms = after.as_millis() as u64,
+                    "restarting app"
+                );
+                set(&cfg, &status, |s| {
+                    s.state = State::Backoff;
+                    s.pid = None;
+                    s.restarts = tracker.restarts();
+                    s.last_exit = Some(described.clone());
+                })
+                .await;
+                tokio::select! {
+                    () = tokio::time::sleep(after) => {}
+                    Some(StopCommand(done)) = commands.recv() => {
+                        set(&cfg, &status, |s| s.state = State::Stopped).await;
+                        let _ = done.send(());
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Watches one process: until it answers, then its health, its exit and
+/// its log size, until it ends or is stopped.
+async fn watch_process(
+    cfg: &AppConfig,
+    proc: &Proc,
+    commands: &mut mpsc::UnboundedReceiver<StopCommand>,
+    status: &watch::Sender<Status>,
+    tracker: &mut RestartTracker,
+) -> Ended {
+    let url = format!("http://127.0.0.1:{}/", cfg.port);
+    let settings = &cfg.settings;
+    // Until it answers: probe often, so `run` returns as soon as it can.
+    let deadline = tokio::time::sleep(settings.start_timeout);
+    tokio::pin!(deadline);
+    let mut pause = Duration::from_millis(5);
+    loop {
+        tokio::select! {
+            biased;
+            exit = proc.pidfd.exited() => return Ended::Exited(reap(proc, exit)),
+            Some(StopCommand(done)) = commands.recv() => {
+                stop_process(proc, settings.stop_timeout).await;
+                return Ended::Stopped(done);
+            }
+            () = &mut deadline => {
+                kill_group(proc).await;
+                return Ended::Unhealthy(format!(
+                    "did not answer HTTP within {} s and was killed",
+                    settings.start_timeout.as_secs_f64()
+                ));
+            }
+            answered = probe(&cfg.http, &url, settings.health_timeout) => {
+                if answered {
+                    break;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+        }
+    }
+    tracker.healthy(Instant::now());
+    set(cfg, status, |s| s.state = State::Running).await;
+    let _ = cfg.log.note(&format!(
+        "[appforge] pid {} answers on http://127.0.0.1:{}/",
+        proc.pid(),
+        cfg.port
+    ));
+    let mut health = tokio::time::interval(settings.health_interval);
+    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    health.reset();
+    let mut rotation = tokio::time::interval(Duration::from_secs(1));
+    rotation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failures = 0;
+    loop {
+        tokio::select! {
+            biased;
+            exit = proc.pidfd.exited() => return Ended::Exited(reap(proc, exit)),
+            Some(StopCommand(done)) = commands.recv() => {
+                stop_process(proc, settings.stop_timeout).await;
+                return Ended::Stopped(done);
+            }
+            _ = health.tick() => {
+                if probe(&cfg.http, &url, settings.health_timeout).await {
+                    failures = 0;
+                    continue;
+                }
+                failures += 1;
+                tracing::info!(project_id = cfg.project_id, failures, "app did not answer a health probe");
+                if failures >= settings.health_failures {
+                    kill_group(proc).await;
+                    return Ended::Unhealthy(format!(
+                        "stopped answering HTTP ({failures} probes failed) and was killed"
+                    ));
+                }
+            }
+            _ = rotation.tick() => {
+                if let Err(e) = cfg.log.rotate_if_needed() {
+                    tracing::warn!(project_id = cfg.project_id, error = %e, "could not rotate the app's log");
+                }
+            }
+        }
+    }
+}
+
+/// Starts the app's process: its own session and process group, its folder,
+/// a clean environment, resource limits, and stdout and stderr straight into
+/// its log file.
+async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
+    let log = cfg
+        .log
+        .open_for_child()
+        .map_err(|e| format!("cannot open its log: {e}"))?;
+    let stderr = log.try_clone().map_err(|e| e.to_string())?;
+    let mut command = Command::new(cfg.env.python());
+    command
+        .args([
+            "-m",
+            "flask",
+            "--app",
+            "app",
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+        ])
+        .arg(cfg.port.to_string())
+        .current_dir(&cfg.dir)
+        .env_clear()
+        .envs(child_env(cfg))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(stderr);
+    let (max_files, max_memory) = (cfg.settings.max_files, cfg.settings.max_memory);
+    // SAFETY: between fork and exec only async-signal-safe system calls run.
+    unsafe {
+        command.pre_exec(move || {
+            setsid()?;
+            setrlimit(Resource::RLIMIT_NOFILE, max_files, max_files)?;
+            setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
+            if let Some(bytes) = max_memory {
+                setrlimit(Resource::RLIMIT_AS, bytes, bytes)?;
+            }
+            Ok(())
+        });
+    }
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot run Python: {e}"))?;
+    let pid = child.id() as i32;
+    // The pidfd, not the std handle, watches the child; dropping the handle
+    // neither waits nor kills.
+    drop(child);
+    let pidfd = PidFd::open(pid).map_err(|e| format!("cannot watch pid {pid}: {e}"))?;
+    let start = procfs::read_stat(pid)
+        .map(|s| s.start_ticks)
+        .map_err(|e| format!("cannot read pid {pid}: {e}"))?;
+    let (project_id, port) = (cfg.project_id, cfg.port);
+    let run_id = cfg
+        .db
+        .call(move |c| {
+            let id = runs::insert(c, project_id, pid, port, start)?;
+            runs::set_status(c, project_id, "starting", Some(port))?;
+            Ok(id)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = cfg
+        .log
+        .note(&format!("[appforge] started pid {pid} on port {port}"));
+    tracing::info!(project_id, pid, port, "started app");
+    Ok(Proc {
+        pidfd,
+        run_id,
+        ours: true,
+    })
+}
+
+fn adopt(pid: i32, start_ticks: u64, run_id: i64) -> Result<Proc, String> {
+    // Open first, then check the start time: no gap for the pid to be reused.
+    let pidfd = PidFd::open_checked(pid, start_ticks)
+        .map_err(|e| format!("cannot watch pid {pid}: {e}"))?;
+    Ok(Proc {
+        pidfd,
+        run_id,
+        ours: false,
+    })
+}
+
+/// The app's whole environment: nothing of the daemon's leaks in.
+fn child_env(cfg: &AppConfig) -> Vec<(String, String)> {
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", cfg.env.bin().display());
+    let home = std::env::var("HOME").unwrap_or_else(|_| cfg.dir.display().to_string());
+    vec![
+        ("PATH".into(), path),
+        ("HOME".into(), home),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("PORT".into(), cfg.port.to_string()),
+        ("HOST".into(), "127.0.0.1".into()),
+        ("VIRTUAL_ENV".into(), cfg.env.root.display().to_string()),
+        ("PYTHONUNBUFFERED".into(), "1".into()),
+    ]
+}
+
+/// Whether the app answers HTTP at all: any status counts, as a 500 still
+/// proves the server is alive and serving.
+async fn probe(http: &reqwest::Client, url: &str, timeout: Duration) -> bool {
+    http.get(url).timeout(timeout).send().await.is_ok()
+}
+
+/// Reaps our own child right after its pidfd fired, so no zombie stays.
+fn reap(proc: &Proc, _exited: std::io::Result<()>) -> Option<ExitInfo> {
+    if !proc.ours {
+        return None;
+    }
+    // The pidfd fires as the process becomes a zombie; its status is ready.
+    procfs::reap(proc.pid())
+}
+
+/// SIGTERM to the group, SIGKILL after `grace`, then SIGKILL to anything
+/// left in the group; returns once the process is gone and reaped.
+async fn stop_process(proc: &Proc, grace: Duration) {
+    let group = Pid::from_raw(proc.pid());
+    let _ = killpg(group, Signal::SIGTERM);
+    if tokio::time::timeout(grace, proc.pidfd.exited())
+        .await
+        .is_err()
+    {
+        let _ = killpg(group, Signal::SIGKILL);
+        let _ = proc.pidfd.exited().await;
+    }
+    // Anything the app forked into its group goes too.
+    if !procfs::group_members(proc.pid()).is_empty() {
+        let _ = killpg(group, Signal::SIGKILL);
+    }
+    reap(proc, Ok(()));
+}
+
+/// Stops a process group this daemon does not supervise (one left running
+/// by a previous daemon that nobody wants any more).
+pub async fn terminate(pid: i32, grace: Duration) {
+    if let Ok(pidfd) = PidFd::open(pid) {
+        let proc = Proc {
+            pidfd,
+            run_id: 0,
+            ours: false,
+        };
+        stop_process(&proc, grace).await;
+    }
+}
+
+/// SIGKILL to the whole group, for a process that stopped answering.
+async fn kill_group(proc: &Proc) {
+    let _ = killpg(Pid::from_raw(proc.pid()), Signal::SIGKILL);
+    let _ = proc.pidfd.exited().await;
+}
+
+/// How a process ended, in words.
+pub fn describe(info: Option<&ExitInfo>) -> String {
+    match info {
+        Some(ExitInfo::Code(code)) => format!("exited with code {code}"),
+        Some(ExitInfo::Signal(sig)) => match Signal::try_from(*sig) {
+            Ok(s) => format!("was killed by signal {sig} ({})", s.as_str()),
+            Err(_) => format!("was killed by signal {sig}"),
+        },
+        None => "exited".to_string(),
+    }
+}
+
+/// Changes the status, and mirrors its state into the project's row.
+async fn set(cfg: &AppConfig, status: &watch::Sender<Status>, change: impl FnOnce(&mut Status)) {
+    let mut before = None;
+    status.send_modify(|s| {
+        before = Some(s.state);
+        change(s);
+    });
+    let state = status.borrow().state;
+    if before != Some(state) {
+        let (project_id, port) = (cfg.project_id, cfg.port);
+        let _ = cfg
+            .db
+            .call(move |c| runs::set_status(c, project_id, state.as_str(), Some(port)))
+            .await;
+    }
+}

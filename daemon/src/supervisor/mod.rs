@@ -1,0 +1,533 @@
+//! The supervisor: runs each project's app as a child process and keeps it
+//! alive, like pm2 or supervisord, across crashes, hangs and daemon restarts.
+//!
+//! Each app has one task ([`app::supervise`]) that owns its process; this
+//! module starts, stops and lists those tasks, and on start-up re-adopts the
+//! apps a previous daemon left running.
+
+pub mod app;
+pub mod logfile;
+pub mod policy;
+mod ports;
+pub mod procfs;
+pub mod pyenv;
+mod runs;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use appforge_shared::protocol::{FileContent, ProcessInfo};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use self::app::{AppConfig, Origin, State, Status, StopCommand};
+use self::logfile::LogFiles;
+use self::pyenv::{EnvError, PythonEnv};
+use crate::config::AppSettings;
+use crate::db::{Db, DbError};
+use crate::projects::{self, export};
+
+/// Why an app could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The port asked for is in use.
+    #[error("port {0} is in use; choose another with --port, or leave it out")]
+    PortTaken(u16),
+    /// The port asked for is outside the daemon's range.
+    #[error("port {port} is outside the range apps may use ({first}-{last})")]
+    PortOutOfRange {
+        /// The port asked for.
+        port: u16,
+        /// First usable port.
+        first: u16,
+        /// Last usable port.
+        last: u16,
+    },
+    /// Every port of the range is in use.
+    #[error("no free port in {0}-{1}; stop an app or widen --port-range")]
+    NoPort(u16, u16),
+    /// The Python environment could not be made.
+    #[error("{0}")]
+    Env(#[from] EnvError),
+    /// The run folder could not be written.
+    #[error("could not write the project's files: {0}")]
+    Files(std::io::Error),
+    /// The app did not come up.
+    #[error("the app did not start: {why}\n--- last lines of its log ---\n{log}")]
+    NotUp {
+        /// What happened.
+        why: String,
+        /// The end of its log.
+        log: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// One supervised app, as the supervisor holds it.
+struct Handle {
+    owner_id: i64,
+    name: String,
+    commands: mpsc::UnboundedSender<StopCommand>,
+    status: watch::Receiver<Status>,
+}
+
+/// The daemon's supervisor.
+pub struct Supervisor {
+    db: Db,
+    settings: Arc<AppSettings>,
+    http: reqwest::Client,
+    apps: Mutex<HashMap<i64, Handle>>,
+    /// Serialises starts and stops, so an app never runs twice.
+    changes: tokio::sync::Mutex<()>,
+}
+
+/// Lines of the log shown when an app does not come up.
+const TAIL_ON_FAILURE: usize = 20;
+
+impl Supervisor {
+    /// A supervisor with no apps yet.
+    pub fn new(db: Db, settings: &AppSettings) -> Result<Supervisor, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(2))
+            .build()?;
+        Ok(Supervisor {
+            db,
+            settings: Arc::new(settings.clone()),
+            http,
+            apps: Mutex::new(HashMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The project's run folder.
+    pub fn folder(&self, project_id: i64) -> PathBuf {
+        self.settings
+            .projects_dir
+            .join(format!("project_{project_id}"))
+    }
+
+    /// The project's log files.
+    pub fn log_files(&self, project_id: i64) -> LogFiles {
+        LogFiles::new(
+            self.settings
+                .projects_dir
+                .join("logs")
+                .join(format!("project_{project_id}.log")),
+            self.settings.log_max_bytes,
+            self.settings.log_files,
+        )
+    }
+
+    /// Starts a project's app (or finds it running) and returns once it
+    /// answers HTTP. `step` hears each stage.
+    pub async fn run(
+        &self,
+        owner_id: i64,
+        project: &projects::Project,
+        files: &[FileContent],
+        port: Option<u16>,
+        step: &(dyn Fn(String) + Sync),
+    ) -> Result<ProcessInfo, RunError> {
+        let guard = self.changes.lock().await;
+        let running = self.status_of(project.id).filter(|s| s.state.is_live());
+        let mut status = match running {
+            Some(_) => self.watch(project.id).expect("a live app has a handle"),
+            None => {
+                let status = self
+                    .launch(owner_id, project, files, port, Origin::Spawn, step)
+                    .await?;
+                let id = project.id;
+                self.db.call(move |c| runs::set_wanted(c, id, true)).await?;
+                status
+            }
+        };
+        drop(guard);
+        step("waiting for it to answer HTTP".into());
+        let limit = self.settings.start_timeout + Duration::from_secs(5);
+        let outcome = tokio::time::timeout(
+            limit,
+            status.wait_for(|s| !matches!(s.state, State::Starting | State::Backoff)),
+        )
+        .await
+        .map(|r| r.is_ok());
+        let now = status.borrow().clone();
+        match (outcome, now.state) {
+            (Ok(true), State::Running) => Ok(self.info(project.id, &project.name, &now)),
+            (Ok(_), _) => Err(self.not_up(project.id, &now)),
+            (Err(_), _) => Err(RunError::NotUp {
+                why: format!(
+                    "it did not answer within {} s; it is still being retried (`appforge ps`)",
+                    limit.as_secs()
+                ),
+                log: self.tail(project.id),
+            }),
+        }
+    }
+
+    /// Writes the files, prepares the environment, picks the port and starts
+    /// the app's task. Called with `changes` held.
+    async fn launch(
+        &self,
+        owner_id: i64,
+        project: &projects::Project,
+        files: &[FileContent],
+        port: Option<u16>,
+        origin: Origin,
+        step: &(dyn Fn(String) + Sync),
+    ) -> Result<watch::Receiver<Status>, RunError> {
+        let dir = self.folder(project.id);
+        let log = self.log_files(project.id);
+        step("writing the project's files".into());
+        let mut on_disk = files.to_vec();
+        if !on_disk.iter().any(|f| f.path == "Dockerfile") {
+            on_disk.push(FileContent {
+                path: "Dockerfile".into(),
+                content: export::dockerfile(files),
+            });
+        }
+        let write_dir = dir.clone();
+        let log_path = log.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            if let Some(parent) = log_path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            projects::folder::write(&write_dir, &on_disk)
+        })
+        .await
+        .map_err(|e| RunError::Files(std::io::Error::other(e)))?
+        .map_err(RunError::Files)?;
+        let env = self.environment(files, &log, step).await?;
+        let port = match (port, &origin) {
+            (_, Origin::Adopt { .. }) => port.unwrap_or_default(),
+            (Some(port), _) => self.check_port(port)?,
+            (None, _) => {
+                let id = project.id;
+                let last = self.db.call(move |c| runs::last_port(c, id)).await?;
+                let (first, end) = self.settings.ports;
+                let taken = self.ports_in_use();
+                ports::pick(self.settings.ports, last, &taken)
+                    .ok_or(RunError::NoPort(first, end))?
+            }
+        };
+        let cfg = AppConfig {
+            project_id: project.id,
+            dir,
+            env,
+            port,
+            log,
+            settings: Arc::clone(&self.settings),
+            db: self.db.clone(),
+            http: self.http.clone(),
+        };
+        if matches!(origin, Origin::Spawn) {
+            step(format!("starting on port {port}"));
+        }
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let (status_tx, status) = watch::channel(Status {
+            state: State::Starting,
+            pid: None,
+            port,
+            restarts: 0,
+            last_exit: None,
+            failure: None,
+        });
+        tokio::spawn(app::supervise(cfg, origin, receiver, status_tx));
+        let handle = Handle {
+            owner_id,
+            name: project.name.clone(),
+            commands,
+            status: status.clone(),
+        };
+        self.apps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(project.id, handle);
+        Ok(status)
+    }
+
+    async fn environment(
+        &self,
+        files: &[FileContent],
+        log: &LogFiles,
+        step: &(dyn Fn(String) + Sync),
+    ) -> Result<PythonEnv, RunError> {
+        let requirements = files
+            .iter()
+            .find(|f| f.path == "requirements.txt")
+            .map_or_else(|| "flask\n".to_string(), |f| f.content.clone());
+        let (_, ready) = pyenv::locate(&self.settings.env_dir, &requirements);
+        step(match ready {
+            true => "reusing the Python environment".into(),
+            false => "installing requirements".into(),
+        });
+        let settings = Arc::clone(&self.settings);
+        let log_path = log.path().to_path_buf();
+        let env = tokio::task::spawn_blocking(move || {
+            pyenv::prepare(
+                &settings.env_dir,
+                &settings.python,
+                settings.installer,
+                &requirements,
+                &log_path,
+            )
+        })
+        .await
+        .map_err(|e| RunError::Files(std::io::Error::other(e)))??;
+        Ok(env)
+    }
+
+    fn check_port(&self, port: u16) -> Result<u16, RunError> {
+        let (first, last) = self.settings.ports;
+        if !(first..=last).contains(&port) {
+            return Err(RunError::PortOutOfRange { port, first, last });
+        }
+        if self.ports_in_use().contains(&port) || !ports::is_free(port) {
+            return Err(RunError::PortTaken(port));
+        }
+        Ok(port)
+    }
+
+    fn ports_in_use(&self) -> HashSet<u16> {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.values()
+            .map(|h| h.status.borrow().clone())
+            .filter(|s| s.state.is_live())
+            .map(|s| s.port)
+            .collect()
+    }
+
+    /// Stops a project's app; returns what it was, if it was supervised.
+    pub async fn stop(&self, project_id: i64) -> Result<Option<ProcessInfo>, RunError> {
+        let _guard = self.changes.lock().await;
+        self.db
+            .call(move |c| {
+                runs::set_wanted(c, project_id, false)?;
+                runs::set_status(c, project_id, "stopped", None)
+            })
+            .await?;
+        let handle = self
+            .apps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&project_id);
+        let Some(mut handle) = handle else {
+            return Ok(None);
+        };
+        let before = handle.status.borrow().clone();
+        if before.state.is_live() {
+            let (done, stopped) = oneshot::channel();
+            if handle.commands.send(StopCommand(done)).is_ok() {
+                let _ = stopped.await;
+            }
+            let _ = handle.status.wait_for(|s| !s.state.is_live()).await;
+        }
+        let mut after = handle.status.borrow().clone();
+        after.state = State::Stopped;
+        after.pid = None;
+        tracing::info!(project_id, "stopped app");
+        Ok(Some(self.info(project_id, &handle.name, &after)))
+    }
+
+    /// The ids of the owner's supervised apps.
+    pub fn owned(&self, owner_id: i64) -> Vec<i64> {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids: Vec<i64> = apps
+            .iter()
+            .filter(|(_, h)| h.owner_id == owner_id)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The owner's supervised apps, as `ps` shows them.
+    pub fn ps(&self, owner_id: i64) -> Vec<ProcessInfo> {
+        let apps: Vec<(i64, String, Status)> = {
+            let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+            apps.iter()
+                .filter(|(_, h)| h.owner_id == owner_id)
+                .map(|(id, h)| (*id, h.name.clone(), h.status.borrow().clone()))
+                .collect()
+        };
+        let mut list: Vec<ProcessInfo> = apps
+            .iter()
+            .map(|(id, name, status)| self.info(*id, name, status))
+            .collect();
+        list.sort_by_key(|p| p.project_id);
+        list
+    }
+
+    /// The last `n` lines of a project's log.
+    pub fn tail_lines(&self, project_id: i64, n: usize) -> std::io::Result<Vec<String>> {
+        self.log_files(project_id).tail(n)
+    }
+
+    fn tail(&self, project_id: i64) -> String {
+        self.tail_lines(project_id, TAIL_ON_FAILURE)
+            .map(|lines| lines.join("\n"))
+            .unwrap_or_default()
+    }
+
+    fn not_up(&self, project_id: i64, status: &Status) -> RunError {
+        let why = status
+            .failure
+            .clone()
+            .or_else(|| status.last_exit.clone())
+            .unwrap_or_else(|| format!("it is {}", status.state.as_str()));
+        RunError::NotUp {
+            why,
+            log: self.tail(project_id),
+        }
+    }
+
+    fn status_of(&self, project_id: i64) -> Option<Status> {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.get(&project_id).map(|h| h.status.borrow().clone())
+    }
+
+    fn watch(&self, project_id: i64) -> Option<watch::Receiver<Status>> {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.get(&project_id).map(|h| h.status.clone())
+    }
+
+    /// What `ps` says of one app, with its process's figures from /proc.
+    fn info(&self, project_id: i64, name: &str, status: &Status) -> ProcessInfo {
+        let stat = status.pid.and_then(|pid| procfs::read_stat(pid).ok());
+        let uptime = procfs::uptime_ticks().ok();
+        let ticks = procfs::clock_ticks().max(1);
+        let (uptime_s, cpu_percent) = match (&stat, uptime) {
+            (Some(stat), Some(now)) => (
+                Some(now.saturating_sub(stat.start_ticks) / ticks),
+                Some(procfs::cpu_percent(stat, now)),
+            ),
+            _ => (None, None),
+        };
+        ProcessInfo {
+            project_id,
+            name: name.to_string(),
+            status: status.state.as_str().to_string(),
+            pid: status.pid.map(|p| p as u32),
+            port: Some(status.port),
+            url: Some(format!("http://127.0.0.1:{}/", status.port)),
+            restarts: status.restarts,
+            uptime_s,
+            cpu_percent,
+            rss_bytes: stat.map(|s| s.rss_bytes),
+            last_exit: status.last_exit.clone().or(status.failure.clone()),
+        }
+    }
+
+    /// Finds the apps a previous daemon left: re-adopts each one still
+    /// running as the same process, stops those no longer wanted, and starts
+    /// again every wanted app whose process is gone.
+    pub async fn recover(&self) -> Result<(), RunError> {
+        let _guard = self.changes.lock().await;
+        let open = self.db.call(|c| runs::open_runs(c)).await?;
+        for run in open {
+            let same = procfs::is_same_process(run.pid, run.proc_start);
+            let known = self.status_of(run.project_id).is_some();
+            if same && run.wanted_running && !known {
+                let project = projects::Project {
+                    id: run.project_id,
+                    name: run.name.clone(),
+                    prompt: String::new(),
+                };
+                let files = self.files_of(&project).await?;
+                let origin = Origin::Adopt {
+                    pid: run.pid,
+                    start_ticks: run.proc_start,
+                    run_id: run.run_id,
+                };
+                match self
+                    .launch(
+                        run.owner_id,
+                        &project,
+                        &files,
+                        Some(run.port),
+                        origin,
+                        &|_| {},
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(project_id = run.project_id, pid = run.pid, "re-adopted app")
+                    }
+                    Err(e) => {
+                        tracing::warn!(project_id = run.project_id, error = %e, "could not re-adopt app")
+                    }
+                }
+                continue;
+            }
+            if same {
+                // Running but not wanted (or twice): no app runs unseen.
+                app::terminate(run.pid, self.settings.stop_timeout).await;
+            }
+            let (run_id, status) = (run.run_id, if same { "stopped" } else { "lost" });
+            self.db
+                .call(move |c| runs::finish(c, run_id, status, None, None))
+                .await?;
+        }
+        let wanted = self.db.call(|c| runs::wanted_running(c)).await?;
+        for w in wanted {
+            if self.status_of(w.project_id).is_some() {
+                continue;
+            }
+            let project = projects::Project {
+                id: w.project_id,
+                name: w.name.clone(),
+                prompt: String::new(),
+            };
+            let files = self.files_of(&project).await?;
+            match self
+                .launch(w.owner_id, &project, &files, None, Origin::Spawn, &|_| {})
+                .await
+            {
+                Ok(_) => tracing::info!(project_id = w.project_id, "restarted app that was gone"),
+                Err(e) => {
+                    tracing::warn!(project_id = w.project_id, error = %e, "could not restart app")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn files_of(&self, project: &projects::Project) -> Result<Vec<FileContent>, RunError> {
+        let project = project.clone();
+        let files = self
+            .db
+            .call(move |c| Ok(projects::versions::current_files(c, &project)))
+            .await?;
+        files.map_err(|e| RunError::Db(DbError::Task(e.to_string())))
+    }
+
+    /// On daemon exit: stop every app when configured to; otherwise leave
+    /// them running for the next daemon to adopt.
+    pub async fn shutdown(&self) {
+        if !self.settings.stop_on_exit {
+            return;
+        }
+        let ids: Vec<i64> = {
+            let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+            apps.keys().copied().collect()
+        };
+        for id in ids {
+            // The owner still wants it: the next daemon starts it again.
+            let handle = self
+                .apps
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            if let Some(mut handle) = handle {
+                let (done, stopped) = oneshot::channel();
+                if handle.commands.send(StopCommand(done)).is_ok() {
+                    let _ = stopped.await;
+                }
+                let _ = handle.status.wait_for(|s| !s.state.is_live()).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,599 @@
+//! What /proc says about a process, and pidfds to learn when one exits.
+//!
+//! The supervisor must find its apps again after the daemon restarts, when they
+//! are no longer its children: /proc gives their start time (guarding against
+//! PID reuse) and process group, and a pidfd tells when any process exits
+//! without polling and without being its parent.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{sysconf, Pid, SysconfVar};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+/// The fields of /proc/PID/stat the supervisor uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Process id (field 1).
+    pub pid: i32,
+    /// State letter (field 3): R, S, D, Z, X, T, …
+    pub state: char,
+    /// Parent process id (field 4).
+    pub ppid: i32,
+    /// Process group id (field 5).
+    pub pgid: i32,
+    /// User-mode CPU time in clock ticks (field 14).
+    pub utime_ticks: u64,
+    /// Kernel-mode CPU time in clock ticks (field 15).
+    pub stime_ticks: u64,
+    /// Start time in clock ticks after boot (field 22).
+    pub start_ticks: u64,
+    /// Resident set size in bytes (field 24, converted from pages).
+    pub rss_bytes: u64,
+}
+
+impl ProcStat {
+    /// Whether the process has exited (zombie or dead) and only its entry remains.
+    pub fn is_gone(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// Parses the text of /proc/PID/stat; `None` when it is not in that format.
+pub fn parse_stat(text: &str, page_size: u64) -> Option<ProcStat> {
+    // comm (field 2) may hold spaces and ')' itself, but nothing after it can
+    // hold ')', so the last ')' ends it.
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    if close < open {
+        return None;
+    }
+    let pid: i32 = text[..open].trim().parse().ok()?;
+    // rest[i] is field i + 3.
+    let rest: Vec<&str> = text[close + 1..].split_ascii_whitespace().collect();
+    let field = |n: usize| rest.get(n - 3).copied();
+    let mut state_chars = field(3)?.chars();
+    let state = state_chars.next()?;
+    if state_chars.next().is_some() {
+        return None;
+    }
+    let rss_pages: i64 = field(24)?.parse().ok()?;
+    Some(ProcStat {
+        pid,
+        state,
+        ppid: field(4)?.parse().ok()?,
+        pgid: field(5)?.parse().ok()?,
+        utime_ticks: field(14)?.parse().ok()?,
+        stime_ticks: field(15)?.parse().ok()?,
+        start_ticks: field(22)?.parse().ok()?,
+        // rss is a signed long in the kernel; never trust it to be positive.
+        rss_bytes: u64::try_from(rss_pages)
+            .unwrap_or(0)
+            .saturating_mul(page_size),
+    })
+}
+
+/// Reads and parses /proc/PID/stat.
+pub fn read_stat(pid: i32) -> io::Result<ProcStat> {
+    if pid <= 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a process id: {pid}"),
+        ));
+    }
+    let bytes = fs::read(format!("/proc/{pid}/stat"))?;
+    // comm is not necessarily UTF-8; it is the only free-form field.
+    let text = String::from_utf8_lossy(&bytes);
+    parse_stat(&text, page_size()).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected format of /proc/{pid}/stat"),
+        )
+    })
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), 100 when unknown.
+pub fn clock_ticks() -> u64 {
+    match sysconf(SysconfVar::CLK_TCK) {
+        Ok(Some(n)) if n > 0 => n.unsigned_abs(),
+        _ => 100,
+    }
+}
+
+/// Memory page size in bytes (`sysconf(_SC_PAGE_SIZE)`), 4096 when unknown.
+pub fn page_size() -> u64 {
+    match sysconf(SysconfVar::PAGE_SIZE) {
+        Ok(Some(n)) if n > 0 => n.unsigned_abs(),
+        _ => 4096,
+    }
+}
+
+/// Time since boot in clock ticks, from /proc/uptime, comparable with `start_ticks`.
+pub fn uptime_ticks() -> io::Result<u64> {
+    let text = fs::read_to_string("/proc/uptime")?;
+    parse_uptime(&text, clock_ticks()).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "unexpected format of /proc/uptime",
+        )
+    })
+}
+
+/// Converts the first field of /proc/uptime ("12345.67") to ticks without float rounding.
+fn parse_uptime(text: &str, ticks_per_sec: u64) -> Option<u64> {
+    let first = text.split_ascii_whitespace().next()?;
+    let (secs, frac) = first.split_once('.').unwrap_or((first, ""));
+    let secs: u64 = secs.parse().ok()?;
+    let mut frac_ticks = 0u64;
+    let mut scale = 1u64;
+    for c in frac.chars().take(9) {
+        let digit = u64::from(c.to_digit(10)?);
+        frac_ticks = frac_ticks * 10 + digit;
+        scale *= 10;
+    }
+    Some(
+        secs.saturating_mul(ticks_per_sec)
+            .saturating_add(frac_ticks.saturating_mul(ticks_per_sec) / scale),
+    )
+}
+
+/// Whether `pid` is a live process that started at `start_ticks` (guards re-adoption against PID reuse).
+pub fn is_same_process(pid: i32, start_ticks: u64) -> bool {
+    match read_stat(pid) {
+        Ok(stat) => !stat.is_gone() && stat.start_ticks == start_ticks,
+        Err(_) => false,
+    }
+}
+
+/// Live (not zombie) processes whose process group is `pgid`.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut members: Vec<i32> = dir
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        // A process may exit between the listing and the read: skip it.
+        .filter_map(|pid| read_stat(pid).ok())
+        .filter(|stat| stat.pgid == pgid && !stat.is_gone())
+        .map(|stat| stat.pid)
+        .collect();
+    members.sort_unstable();
+    members
+}
+
+/// Average CPU use over the process's life in percent of one CPU; 0 when its age is 0.
+pub fn cpu_percent(stat: &ProcStat, uptime_ticks: u64) -> f64 {
+    let age = uptime_ticks.saturating_sub(stat.start_ticks);
+    if age == 0 {
+        return 0.0;
+    }
+    let busy = stat.utime_ticks.saturating_add(stat.stime_ticks);
+    busy as f64 / age as f64 * 100.0
+}
+
+/// How a reaped child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitInfo {
+    /// It exited with this status code.
+    Code(i32),
+    /// It was killed by this signal number.
+    Signal(i32),
+}
+
+/// Reaps `pid` if it is our child and has exited; `None` if it runs or is not our child.
+pub fn reap(pid: i32) -> Option<ExitInfo> {
+    if pid <= 0 {
+        // waitpid would take these as "any child" or a group: never reap those by accident.
+        return None;
+    }
+    let status = loop {
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Err(Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    match status {
+        Ok(WaitStatus::Exited(_, code)) => Some(ExitInfo::Code(code)),
+        Ok(WaitStatus::Signaled(_, signal, _)) => Some(ExitInfo::Signal(signal as i32)),
+        // StillAlive, stop/continue reports, ECHILD (not our child or already reaped).
+        Ok(_) | Err(_) => None,
+    }
+}
+
+/// A pidfd: a handle on one process that becomes readable when it exits.
+///
+/// Unlike a PID it cannot be reused, and it works for processes that are not
+/// our children (apps re-adopted after a daemon restart).
+#[derive(Debug)]
+pub struct PidFd {
+    fd: AsyncFd<OwnedFd>,
+    pid: i32,
+}
+
+impl PidFd {
+    /// Opens a pidfd for `pid`; must be called within a tokio runtime.
+    ///
+    /// The PID may already have been reused when this is called: to re-adopt a
+    /// process, open first and then check [`is_same_process`], or use
+    /// [`PidFd::open_checked`], so the pidfd and the check refer to the same process.
+    pub fn open(pid: i32) -> io::Result<PidFd> {
+        if pid <= 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("not a process id: {pid}"),
+            ));
+        }
+        // AsyncFd::new panics outside a runtime; report it as an error instead.
+        tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1;
+        // it touches no memory of ours.
+        let ret =
+            unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0 as libc::c_uint) };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let raw = libc::c_int::try_from(ret)
+            .map_err(|_| io::Error::other("pidfd_open returned a bad fd"))?;
+        // SAFETY: the syscall just returned this fd (O_CLOEXEC is always set
+        // by pidfd_open) and nothing else owns it.
+        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: the OwnedFd is moved into the AsyncFd, which keeps it open
+        // and unchanged until it is dropped.
+        let fd = unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(PidFd { fd, pid })
+    }
+
+    /// Opens a pidfd for `pid` only if it is still the process that started at `start_ticks`.
+    pub fn open_checked(pid: i32, start_ticks: u64) -> io::Result<PidFd> {
+        let pidfd = PidFd::open(pid)?;
+        // Checked after opening: if the pid is the right process now, the
+        // pidfd holds on to that process and cannot be fooled by later reuse.
+        if is_same_process(pid, start_ticks) {
+            Ok(pidfd)
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("process {pid} is gone or its pid was reused"),
+            ))
+        }
+    }
+
+    /// The process id this pidfd was opened for.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Resolves once the process has exited (it may still need reaping if it is our child).
+    pub async fn exited(&self) -> io::Result<()> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            // Readiness from the reactor may be stale; ask the kernel directly.
+            if poll_readable(self.fd.get_ref().as_raw_fd())? {
+                return Ok(());
+            }
+            guard.clear_ready();
+        }
+    }
+
+    /// Whether the process has exited, without waiting.
+    #[cfg(test)]
+    pub fn has_exited(&self) -> io::Result<bool> {
+        poll_readable(self.fd.get_ref().as_raw_fd())
+    }
+}
+
+/// A non-blocking poll(2) for POLLIN on `fd`.
+fn poll_readable(fd: libc::c_int) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd, timeout 0: returns at once.
+        let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+        if n >= 0 {
+            return Ok(n > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::{kill, killpg, Signal};
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// Kills the process (group) on drop so a failing test leaves nothing behind.
+    struct Cleanup {
+        pid: i32,
+        group: bool,
+        armed: bool,
+    }
+
+    impl Cleanup {
+        fn new(pid: i32, group: bool) -> Self {
+            Cleanup {
+                pid,
+                group,
+                armed: true,
+            }
+        }
+
+        /// Once the process is known dead its pid may be reused: never signal it again.
+        fn disarm(&mut self) {
+            self.armed = false;
+        }
+    }
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            if !self.armed {
+                return;
+            }
+            let pid = Pid::from_raw(self.pid);
+            if self.group {
+                let _ = killpg(pid, Signal::SIGKILL);
+            } else {
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+            // Reap if it is ours; blocking is fine after SIGKILL.
+            let _ = waitpid(pid, None);
+        }
+    }
+
+    /// Polls `cond` until it holds or `timeout` passes.
+    fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Spawns `cmd` and returns its pid.
+    // The tests reap their children with waitpid (via `reap` or `Cleanup`),
+    // which is what they test, rather than with `Child::wait`.
+    #[allow(clippy::zombie_processes)]
+    fn spawn_pid(cmd: &mut Command) -> i32 {
+        let child = cmd.spawn().expect("spawn");
+        i32::try_from(child.id()).expect("pid fits i32")
+    }
+
+    fn spawn_sleep() -> (i32, Cleanup) {
+        let pid = spawn_pid(Command::new("sleep").arg("30"));
+        (pid, Cleanup::new(pid, false))
+    }
+
+    #[test]
+    fn parse_stat_handles_tricky_comm() {
+        let line = "4242 ((a) b) c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
+                    7 3 0 0 20 0 1 0 123456 1000000 250 18446744073709551615 \
+                    1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+        let s = parse_stat(line, 4096).expect("parses");
+        assert_eq!(
+            s,
+            ProcStat {
+                pid: 4242,
+                state: 'S',
+                ppid: 1,
+                pgid: 4242,
+                utime_ticks: 7,
+                stime_ticks: 3,
+                start_ticks: 123456,
+                rss_bytes: 250 * 4096,
+            }
+        );
+    }
+
+    #[test]
+    fn parse_stat_rejects_garbage() {
+        assert_eq!(parse_stat("", 4096), None);
+        assert_eq!(parse_stat("12 (x) S 1 2", 4096), None);
+        assert_eq!(parse_stat(") 12 (x S 1", 4096), None);
+        assert_eq!(parse_stat("abc (x) S 1 1 1", 4096), None);
+    }
+
+    #[test]
+    fn parse_uptime_is_exact() {
+        assert_eq!(parse_uptime("350735.47 234388.90\n", 100), Some(35_073_547));
+        assert_eq!(parse_uptime("10 5\n", 100), Some(1000));
+        assert_eq!(parse_uptime("1.5 0", 1000), Some(1500));
+        assert_eq!(parse_uptime("x", 100), None);
+    }
+
+    #[test]
+    fn read_stat_of_self() {
+        let me = i32::try_from(std::process::id()).expect("pid fits i32");
+        let s = read_stat(me).expect("own stat");
+        assert_eq!(s.pid, me);
+        // The stat of a process shows its main thread, which may be waiting for this one.
+        assert!(!s.is_gone());
+        assert_eq!(s.ppid, nix::unistd::getppid().as_raw());
+        assert_eq!(s.pgid, nix::unistd::getpgrp().as_raw());
+        assert!(s.rss_bytes > 0);
+        let up = uptime_ticks().expect("uptime");
+        assert!(up >= s.start_ticks);
+        let cpu = cpu_percent(&s, up);
+        assert!(cpu >= 0.0 && cpu.is_finite());
+        assert!(read_stat(-1).is_err());
+        assert!(read_stat(0).is_err());
+    }
+
+    #[test]
+    fn cpu_percent_math() {
+        let s = ProcStat {
+            pid: 1,
+            state: 'S',
+            ppid: 0,
+            pgid: 1,
+            utime_ticks: 30,
+            stime_ticks: 20,
+            start_ticks: 1000,
+            rss_bytes: 0,
+        };
+        assert_eq!(cpu_percent(&s, 1000), 0.0);
+        assert_eq!(cpu_percent(&s, 900), 0.0);
+        assert!((cpu_percent(&s, 1200) - 25.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn sysconf_values_are_sane() {
+        assert!(clock_ticks() > 0);
+        assert!(page_size() >= 4096);
+    }
+
+    #[test]
+    fn is_same_process_checks_start_time() {
+        let (pid, cleanup) = spawn_sleep();
+        let start = read_stat(pid).expect("stat of sleep").start_ticks;
+        assert!(is_same_process(pid, start));
+        assert!(!is_same_process(pid, start + 1));
+        drop(cleanup);
+        // Killed and reaped: gone.
+        assert!(!is_same_process(pid, start));
+    }
+
+    #[tokio::test]
+    async fn pidfd_fires_for_a_killed_child_and_reap_collects_it() {
+        let (pid, mut cleanup) = spawn_sleep();
+        let pidfd = PidFd::open(pid).expect("pidfd_open");
+        assert_eq!(pidfd.pid(), pid);
+        assert!(!pidfd.has_exited().expect("poll"));
+        assert_eq!(reap(pid), None, "still running");
+
+        kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill");
+        cleanup.disarm();
+        tokio::time::timeout(Duration::from_secs(10), pidfd.exited())
+            .await
+            .expect("pidfd fired in time")
+            .expect("exited");
+        assert!(pidfd.has_exited().expect("poll"));
+        // Exited and not yet reaped: it is a zombie, which no longer counts as itself.
+        let start = read_stat(pid).map(|s| s.start_ticks).unwrap_or(0);
+        assert!(!is_same_process(pid, start));
+
+        assert_eq!(reap(pid), Some(ExitInfo::Signal(9)));
+        match read_stat(pid) {
+            Err(_) => {}
+            Ok(s) => assert_ne!(s.state, 'Z', "still a zombie after reaping"),
+        }
+        // Reaping twice is harmless.
+        assert_eq!(reap(pid), None);
+    }
+
+    #[tokio::test]
+    async fn reap_reports_exit_codes() {
+        let pid = spawn_pid(Command::new("sh").args(["-c", "exit 3"]));
+        let pidfd = PidFd::open(pid).expect("pidfd_open");
+        tokio::time::timeout(Duration::from_secs(10), pidfd.exited())
+            .await
+            .expect("pidfd fired in time")
+            .expect("exited");
+        assert_eq!(reap(pid), Some(ExitInfo::Code(3)));
+    }
+
+    #[test]
+    fn reap_ignores_what_is_not_ours() {
+        assert_eq!(reap(1), None);
+        assert_eq!(reap(0), None);
+        assert_eq!(reap(-1), None);
+    }
+
+    #[test]
+    fn pidfd_open_fails_cleanly() {
+        // Outside a runtime: an error, not a panic.
+        let me = i32::try_from(std::process::id()).expect("pid fits i32");
+        assert!(PidFd::open(me).is_err());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            assert!(PidFd::open(0).is_err());
+            assert!(PidFd::open(i32::MAX).is_err(), "no such process");
+            let (pid, _cleanup) = spawn_sleep();
+            let start = read_stat(pid).expect("stat").start_ticks;
+            assert!(PidFd::open_checked(pid, start).is_ok());
+            assert!(PidFd::open_checked(pid, start + 1).is_err());
+        });
+    }
+
+    #[test]
+    fn group_members_lists_the_group_then_none() {
+        let sh = spawn_pid(
+            Command::new("sh")
+                .args(["-c", "sleep 30 & sleep 30 & wait"])
+                .process_group(0),
+        );
+        let cleanup = Cleanup::new(sh, true);
+        let mut members = Vec::new();
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                members = group_members(sh);
+                members.len() == 3
+            }),
+            "expected sh and two sleeps, got {members:?}"
+        );
+        assert!(members.contains(&sh));
+        // Killing and reaping the group (sh is ours; the sleeps are reaped by
+        // whoever inherits them, and zombies do not count).
+        drop(cleanup);
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                members = group_members(sh);
+                members.is_empty()
+            }),
+            "group still has {members:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn pidfd_fires_for_a_process_that_is_not_our_child() {
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read grandchild pid");
+        let grandchild: i32 = line.trim().parse().expect("a pid");
+        let mut cleanup = Cleanup::new(grandchild, false);
+        child.wait().expect("reap sh");
+
+        let start = read_stat(grandchild).expect("stat").start_ticks;
+        let pidfd = PidFd::open_checked(grandchild, start).expect("pidfd_open");
+        assert_eq!(reap(grandchild), None, "not our child");
+        kill(Pid::from_raw(grandchild), Signal::SIGKILL).expect("kill");
+        cleanup.disarm();
+        tokio::time::timeout(Duration::from_secs(10), pidfd.exited())
+            .await
+            .expect("pidfd fired in time")
+            .expect("exited");
+        assert!(!is_same_process(grandchild, start));
+        assert_eq!(reap(grandchild), None, "still not our child");
+    }
+}
