@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The quick start's main job: start appforged on a temporary data directory,
-# sign up a demo user and show the daemon's status. The daemon keeps running
-# so you can go on using it; the last lines say how to stop it.
+# sign up a demo user, generate an app (offline, or with Groq when
+# GROQ_API_KEY is set), run it, print its URL and fetch its page once. The
+# daemon and the app keep running so you can go on using them; the last lines
+# say how to stop them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/debug
@@ -20,15 +22,28 @@ done
 "$bin/appforge" ping
 
 echo "demo-password-$RANDOM" | "$bin/appforge" signup demo@example.com --password-stdin
-"$bin/appforge" whoami
-"$bin/appforge" status
+
+prompt="a todo app with title, due date and done flag"
+echo "generating: $prompt"
+"$bin/appforge" generate "$prompt" --save --name demo-todo >/dev/null
+echo "running it (the first run installs Flask into a shared environment)"
+url=$("$bin/appforge" --json run demo-todo | python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])')
+"$bin/appforge" ps
+python3 - "$url" <<'PY'
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=10) as page:
+    body = page.read().decode()
+title = body.split("<title>", 1)[-1].split("</title>", 1)[0] if "<title>" in body else "?"
+print(f"GET {sys.argv[1]} -> {page.status}, {len(body)} bytes, title: {title}")
+PY
 
 cat <<MSG
 
+The app is running at $url
 appforged is running (pid $daemon_pid), with its data in $demo_dir.
 Use it from this shell with:
   export APPFORGE_SOCKET=$APPFORGE_SOCKET XDG_CONFIG_HOME=$XDG_CONFIG_HOME
-  $bin/appforge --help
-Stop it with:
-  kill $daemon_pid
+  $bin/appforge ps; $bin/appforge logs demo-todo -f; $bin/appforge --help
+Stop the app, then the daemon (apps outlive the daemon on purpose) with:
+  $bin/appforge stop --all && kill $daemon_pid
 MSG
