@@ -113,7 +113,7 @@ pub struct Cli {
     #[arg(long, default_value_t = 1024)]
     pub app_max_files: u64,
     /// Most address space per app, in MiB (RLIMIT_AS; 0: no limit).
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 4096)]
     pub app_max_memory_mib: u64,
     /// Stop every app when the daemon exits, instead of leaving them running
     /// for the next daemon to adopt.

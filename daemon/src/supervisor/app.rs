@@ -258,7 +258,8 @@ async fn watch_process(
 ) -> Ended {
     let url = format!("http://127.0.0.1:{}/", cfg.port);
     let settings = &cfg.settings;
-    // Until it answers: probe often, so `run` returns as soon as it can.
+    // Until it answers: probe often (a refused connection costs next to
+    // nothing), so `run` returns as soon as the app serves.
     let deadline = tokio::time::sleep(settings.start_timeout);
     tokio::pin!(deadline);
     let mut pause = Duration::from_millis(5);
@@ -282,7 +283,7 @@ async fn watch_process(
                     break;
                 }
                 tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(100));
+                pause = (pause * 2).min(Duration::from_millis(20));
             }
         }
     }
