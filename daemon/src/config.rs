@@ -235,10 +235,35 @@ impl ApiKeys {
             std::env::remove_var(name);
             value.map(|v| Secret(v.trim().to_string()))
         };
-        ApiKeys {
+        let keys = ApiKeys {
             groq: take("GROQ_API_KEY"),
             openai: take("OPENAI_API_KEY"),
             any: take("APPFORGE_API_KEY"),
+        };
+        // systemd's LoadCredential= puts files in $CREDENTIALS_DIRECTORY,
+        // readable only by this service; the environment wins over them.
+        let dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        std::env::remove_var("CREDENTIALS_DIRECTORY");
+        match dir {
+            Some(dir) => keys.or_credentials(&dir),
+            None => keys,
+        }
+    }
+
+    /// Fills the keys still missing from systemd credential files named
+    /// `groq-api-key`, `openai-api-key` and `api-key`.
+    fn or_credentials(self, dir: &std::path::Path) -> ApiKeys {
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name))
+                .ok()
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .map(Secret)
+        };
+        ApiKeys {
+            groq: self.groq.or_else(|| read("groq-api-key")),
+            openai: self.openai.or_else(|| read("openai-api-key")),
+            any: self.any.or_else(|| read("api-key")),
         }
     }
 }

@@ -10,6 +10,7 @@ mod projects;
 mod server;
 mod state;
 mod supervisor;
+mod systemd;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ fn run(cli: Cli, keys: config::ApiKeys) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let daemon = state::Daemon::open(&settings).await?;
         let listener = server::bind(&settings)?;
+        let shutdown = server::shutdown_signal()?;
         info!(
             socket = %settings.socket.display(),
             data_dir = %settings.data_dir.display(),
@@ -51,6 +53,8 @@ fn run(cli: Cli, keys: config::ApiKeys) -> anyhow::Result<()> {
             version = env!("CARGO_PKG_VERSION"),
             "appforged ready"
         );
+        systemd::ready("serving");
+        systemd::spawn_watchdog();
         // Serve at once; runs and stops wait for the recovery to finish.
         let recovering = Arc::clone(&daemon);
         tokio::spawn(async move {
@@ -58,7 +62,11 @@ fn run(cli: Cli, keys: config::ApiKeys) -> anyhow::Result<()> {
                 tracing::error!(error = %e, "could not recover the apps of the previous daemon");
             }
         });
-        server::run(listener, daemon.clone(), server::shutdown_signal()?).await;
+        server::run(listener, daemon.clone(), async {
+            shutdown.await;
+            systemd::stopping();
+        })
+        .await;
         daemon.supervisor.shutdown().await;
         info!("appforged stopped");
         Ok(())

@@ -166,6 +166,9 @@ fn run_step(step: &str, command: &mut Command, log: &Path) -> Result<(), EnvErro
     // Installers need the network settings and caches of the daemon's user,
     // but never its API keys (removed from the environment at start-up).
     let status = command
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)

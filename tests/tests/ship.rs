@@ -1,0 +1,161 @@
+//! Running appforged as a service: the systemd units pass `systemd-analyze`
+//! with a low exposure score, the daemon speaks the notify protocol (ready,
+//! watchdog, stopping), and reads its API key from systemd credentials.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use appforge_e2e::mock_provider::{Answer, MockProvider};
+use appforge_e2e::{bin, Daemon, PATIENCE};
+use nix::sys::signal::Signal;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A copy of a unit from `systemd/` with its ExecStart pointing at the
+/// binary just built, since `verify` checks that the program exists.
+fn unit_copy(name: &str, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("systemd").join(name)).unwrap();
+    let built = bin("appforged");
+    let text = text
+        .replace("/usr/local/bin/appforged", &built.display().to_string())
+        .replace("%h/.cargo/bin/appforged", &built.display().to_string());
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `systemd-analyze ARGS` with a private runtime folder for `--user`.
+fn analyze(args: &[&str], unit: &Path, runtime: &Path) -> (bool, String) {
+    let out = Command::new("systemd-analyze")
+        .args(args)
+        .arg(unit)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .output()
+        .expect("systemd-analyze (package systemd) is needed for this test");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn exposure(report: &str) -> f64 {
+    let line = report
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no exposure line in:\n{report}"));
+    line.split(':')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no score in {line:?}"))
+}
+
+#[test]
+fn both_units_verify_and_expose_little() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    for (name, user) in [
+        ("appforged.service", false),
+        ("appforged-user.service", true),
+    ] {
+        let unit = unit_copy(name, dir.path());
+        let mode: &[&str] = if user { &["--user"] } else { &[] };
+        let (ok, text) = analyze(&[mode, &["verify"]].concat(), &unit, &runtime);
+        assert!(
+            ok && text.trim().is_empty(),
+            "{name} does not verify:\n{text}"
+        );
+        let (_, report) = analyze(
+            &[mode, &["security", "--offline=true"]].concat(),
+            &unit,
+            &runtime,
+        );
+        let score = exposure(&report);
+        assert!(score <= 4.0, "{name}: exposure {score} > 4.0\n{report}");
+        let text = std::fs::read_to_string(&unit).unwrap();
+        for needed in [
+            "Type=notify",
+            "KillMode=process",
+            "StateDirectory=",
+            "RuntimeDirectory=",
+            "LoadCredential=",
+            "WatchdogSec=",
+        ] {
+            assert!(text.contains(needed), "{name} lacks {needed}");
+        }
+    }
+}
+
+/// Reads notify messages sent to `socket` until one contains `wanted`.
+fn wait_for_message(socket: &UnixDatagram, wanted: &str, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + PATIENCE;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let found = message.lines().any(|l| l == wanted);
+            seen.push(message);
+            if found {
+                return;
+            }
+        }
+    }
+    panic!("no {wanted} among {seen:?}");
+}
+
+#[test]
+fn the_daemon_tells_systemd_it_is_ready_alive_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let path_text = path.display().to_string();
+    let mut daemon = Daemon::start_with(
+        &[],
+        &[("NOTIFY_SOCKET", &path_text), ("WATCHDOG_USEC", "200000")],
+    );
+    let mut seen = Vec::new();
+    wait_for_message(&socket, "READY=1", &mut seen);
+    wait_for_message(&socket, "WATCHDOG=1", &mut seen);
+    wait_for_message(&socket, "WATCHDOG=1", &mut seen);
+    daemon.signal_and_wait(Signal::SIGTERM);
+    wait_for_message(&socket, "STOPPING=1", &mut seen);
+}
+
+#[test]
+fn the_api_key_comes_from_systemd_credentials_and_goes_nowhere_else() {
+    let mock = MockProvider::start();
+    mock.set_default(Answer::Reply(
+        "### app.py\n```python\nfrom flask import Flask\napp = Flask(__name__)\n```\n".into(),
+    ));
+    let credentials = tempfile::tempdir().unwrap();
+    let key = "gsk_from_a_credential_file_42";
+    std::fs::write(credentials.path().join("groq-api-key"), format!("{key}\n")).unwrap();
+    let base = mock.base_url();
+    let dir_text = credentials.path().display().to_string();
+    let daemon = Daemon::start_with(
+        &["--base-url", &base],
+        &[("CREDENTIALS_DIRECTORY", &dir_text)],
+    );
+    let user = daemon.user("ada");
+    user.signup().ok();
+    let out = user.run(&["--json", "generate", "x"]).ok().json();
+    assert_eq!(
+        out["provider"], "groq",
+        "a credential key makes groq the default"
+    );
+    assert_eq!(
+        mock.requests()[0].header("authorization"),
+        Some(&*format!("Bearer {key}"))
+    );
+    assert!(!daemon.log().contains(key), "the key reached the log");
+}
