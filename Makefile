@@ -1,7 +1,7 @@
 # appforge: `make demo` runs the main job, `make test` runs every test.
 CARGO ?= cargo
 
-.PHONY: all build release test lint fmt demo bench fuzz clean pyenv
+.PHONY: all build release test lint fmt demo bench fuzz clean pyenv man completions
 
 all: build
 
@@ -22,6 +22,17 @@ $(PYENV)/.ready:
 ## The whole test suite: unit, property and end-to-end tests of the real binaries.
 test: build pyenv
 	APPFORGE_TEST_PYTHON=$(CURDIR)/$(PYENV)/bin/python $(CARGO) test --workspace
+
+## The man page and shell completions, generated from the client's clap definitions.
+man: build
+	mkdir -p target/man
+	target/debug/appforge manpage > target/man/appforge.1
+	@echo "wrote target/man/appforge.1 (view: man -l target/man/appforge.1)"
+
+completions: build
+	mkdir -p target/completions
+	for shell in bash zsh fish; do target/debug/appforge completions $$shell > target/completions/appforge.$$shell; done
+	@echo "wrote target/completions/appforge.{bash,zsh,fish}"
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -65,6 +65,14 @@ pub enum Command {
     Ps,
     /// Print an app's log; -f keeps printing new lines.
     Logs(LogsArgs),
+    /// Print a shell completion script: `appforge completions bash > /etc/bash_completion.d/appforge`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), as `make man` installs it.
+    #[command(hide = true)]
+    Manpage,
 }
 
 /// Arguments of `run`.

@@ -159,3 +159,47 @@ fn the_api_key_comes_from_systemd_credentials_and_goes_nowhere_else() {
     );
     assert!(!daemon.log().contains(key), "the key reached the log");
 }
+
+/// Runs the client with no daemon anywhere near.
+fn client(args: &[&str]) -> std::process::Output {
+    Command::new(bin("appforge"))
+        .args(args)
+        .env("APPFORGE_SOCKET", "/nonexistent/appforged.sock")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn completions_for_every_shell_need_no_daemon_and_know_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = client(&["completions", shell]);
+        assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let script = String::from_utf8_lossy(&out.stdout);
+        for command in ["generate", "export", "rollback", "logs", "completions"] {
+            assert!(
+                script.contains(command),
+                "{shell} completion lacks {command}"
+            );
+        }
+    }
+    let bad = client(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn the_man_page_is_roff_generated_from_the_command_line() {
+    let out = client(&["manpage"]);
+    assert!(out.status.success());
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH appforge 1"),
+        "{page:.200}"
+    );
+    for command in ["run", "diff", "export", "ps"] {
+        assert!(page.contains(command), "the man page lacks {command}");
+    }
+}

@@ -5,6 +5,7 @@ mod apps;
 mod daemon_info;
 mod edit;
 mod generate;
+mod local;
 mod projects;
 
 use std::path::PathBuf;
@@ -35,6 +36,12 @@ impl Ctx {
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), ClientError> {
+    // These need no daemon.
+    match &cli.command {
+        Command::Completions { shell } => return local::completions(*shell),
+        Command::Manpage => return local::manpage(),
+        _ => {}
+    }
     let socket = socket_path(cli.socket.as_deref());
     // Read passwords before connecting, so a slow typist does not hit the
     // daemon's idle time-out.
@@ -72,5 +79,6 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Restart(args) => apps::restart(&mut ctx, args).await,
         Command::Ps => apps::ps(&mut ctx).await,
         Command::Logs(args) => apps::logs(&mut ctx, args).await,
+        Command::Completions { .. } | Command::Manpage => unreachable!("handled above"),
     }
 }
