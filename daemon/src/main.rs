@@ -16,7 +16,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use tracing::info;
 
 use crate::config::{Cli, LogFormat};
@@ -24,7 +23,27 @@ use crate::config::{Cli, LogFormat};
 fn main() -> ExitCode {
     // Before any thread exists: take the keys out of the environment.
     let keys = config::ApiKeys::take_from_env();
-    let cli = Cli::parse();
+    let loaded = match config::file::load(std::env::args_os().collect()) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("appforged: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let keys = keys.or(loaded.keys.clone());
+    if loaded.cli.print_config {
+        return match config::Settings::from_cli(loaded.cli.clone(), keys.clone()) {
+            Ok(settings) => {
+                print!("{}", loaded.render(&keys, &settings));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("appforged: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let cli = loaded.cli;
     init_logging(cli.log_format);
     match run(cli, keys) {
         Ok(()) => ExitCode::SUCCESS,

@@ -157,6 +157,8 @@ impl Daemon {
             .env_remove("APPFORGE_SOCKET")
             .env_remove("APPFORGE_DATA_DIR")
             .env("APPFORGE_LOG", "debug")
+            // No configuration file of the person running the tests applies.
+            .env("XDG_CONFIG_HOME", self.dir.path().join("daemon-config"))
             .env("APPFORGE_PYTHON", python())
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

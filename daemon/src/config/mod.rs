@@ -1,4 +1,7 @@
-//! The daemon's command line and the settings derived from it.
+//! The daemon's command line, its configuration file, and the settings
+//! derived from them.
+
+pub mod file;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,13 +11,19 @@ use appforge_shared::protocol::Secret;
 use clap::{Parser, ValueEnum};
 
 /// Command line of `appforged`.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "appforged",
     version,
     about = "The appforge daemon: stores, generates and runs your apps"
 )]
 pub struct Cli {
+    /// Configuration file [default: $XDG_CONFIG_HOME/appforge/config.toml, else /etc/appforge/config.toml]
+    #[arg(long, env = "APPFORGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration (API keys hidden) and exit.
+    #[arg(long)]
+    pub print_config: bool,
     /// Unix socket to listen on [default: $XDG_RUNTIME_DIR/appforge/appforged.sock]
     #[arg(long, env = "APPFORGE_SOCKET")]
     pub socket: Option<PathBuf>,
@@ -247,6 +256,15 @@ impl ApiKeys {
         match dir {
             Some(dir) => keys.or_credentials(&dir),
             None => keys,
+        }
+    }
+
+    /// Each key from here, else from `other`.
+    pub fn or(self, other: ApiKeys) -> ApiKeys {
+        ApiKeys {
+            groq: self.groq.or(other.groq),
+            openai: self.openai.or(other.openai),
+            any: self.any.or(other.any),
         }
     }
 
