@@ -65,6 +65,8 @@ pub enum Command {
     Ps,
     /// Print an app's log; -f keeps printing new lines.
     Logs(LogsArgs),
+    /// Print the daemon's counters in the Prometheus text format.
+    Metrics,
     /// Print a shell completion script: `appforge completions bash > /etc/bash_completion.d/appforge`.
     Completions {
         /// The shell.

@@ -106,9 +106,10 @@ impl From<GenerationError> for ServiceError {
     }
 }
 
-impl From<ServiceError> for WireError {
-    fn from(e: ServiceError) -> Self {
-        let code = match &e {
+impl ServiceError {
+    /// The code this error crosses the wire with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
             ServiceError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             ServiceError::InvalidInput(_) => ErrorCode::InvalidInput,
             ServiceError::Conflict(_) => ErrorCode::Conflict,
@@ -118,7 +119,13 @@ impl From<ServiceError> for WireError {
             ServiceError::Db(_) | ServiceError::Internal(_) | ServiceError::App(_) => {
                 ErrorCode::Internal
             }
-        };
+        }
+    }
+}
+
+impl From<ServiceError> for WireError {
+    fn from(e: ServiceError) -> Self {
+        let code = e.code();
         let message = match &e {
             ServiceError::Db(_) | ServiceError::Internal(_) => {
                 format!("{e}; see the daemon's log for details")

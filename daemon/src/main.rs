@@ -6,6 +6,7 @@ mod auth;
 mod config;
 mod db;
 mod error;
+mod metrics;
 mod projects;
 mod server;
 mod state;
@@ -72,6 +73,16 @@ fn run(cli: Cli, keys: config::ApiKeys) -> anyhow::Result<()> {
             version = env!("CARGO_PKG_VERSION"),
             "appforged ready"
         );
+        if let Some(addr) = settings.metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("could not listen for metrics on {addr}"))?;
+            let scraped = Arc::clone(&daemon);
+            tokio::spawn(metrics::serve(listener, move || {
+                server::metrics_text(&scraped)
+            }));
+            info!(%addr, "serving metrics over HTTP");
+        }
         systemd::ready("serving");
         systemd::spawn_watchdog();
         // Serve at once; runs and stops wait for the recovery to finish.

@@ -11,6 +11,7 @@ use crate::ai::Providers;
 use crate::auth::Accounts;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::metrics::Metrics;
 use crate::supervisor::Supervisor;
 
 /// Everything a request handler may need.
@@ -23,6 +24,8 @@ pub struct Daemon {
     pub providers: Providers,
     /// The supervised apps.
     pub supervisor: Supervisor,
+    /// Counters for `appforge metrics`.
+    pub metrics: Arc<Metrics>,
     /// The effective settings.
     pub settings: Settings,
     /// When the daemon started.
@@ -54,10 +57,12 @@ impl Daemon {
                 )
             })?;
         let providers = Providers::new(&settings.ai).context("could not set up the AI client")?;
-        let supervisor = Supervisor::new(db.clone(), &settings.apps)
+        let metrics = Arc::new(Metrics::default());
+        let supervisor = Supervisor::new(db.clone(), &settings.apps, Arc::clone(&metrics))
             .context("could not set up the supervisor's HTTP client")?;
         Ok(Arc::new(Daemon {
             supervisor,
+            metrics,
             accounts: Accounts::new(db.clone()),
             providers,
             db,

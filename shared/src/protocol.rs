@@ -127,6 +127,8 @@ pub enum Request {
     Ps,
     /// The last lines of an app's log, then (with `follow`) new ones.
     Logs(LogsRequest),
+    /// The daemon's counters, as Prometheus text.
+    Metrics,
 }
 
 impl Request {
@@ -155,6 +157,7 @@ impl Request {
             Request::Restart(_) => "restart",
             Request::Ps => "ps",
             Request::Logs(_) => "logs",
+            Request::Metrics => "metrics",
         }
     }
 }
@@ -396,6 +399,8 @@ pub enum Reply {
     Processes(Vec<ProcessInfo>),
     /// Answer to [`Request::Logs`] once the lines are sent (never, with `follow`).
     LogsEnd,
+    /// Answer to [`Request::Metrics`]: Prometheus text.
+    Metrics(String),
 }
 
 /// A supervised app, as `ps` shows it.

@@ -92,6 +92,7 @@ fn request() -> impl Strategy<Value = Request> {
             .prop_map(|(project, all)| Request::Stop(StopRequest { project, all })),
         text().prop_map(|project| Request::Restart(ProjectRef { project })),
         Just(Request::Ps),
+        Just(Request::Metrics),
         (text(), any::<u32>(), any::<bool>()).prop_map(|(project, lines, follow)| {
             Request::Logs(LogsRequest {
                 project,
@@ -159,6 +160,7 @@ fn project_reply() -> impl Strategy<Value = Reply> {
         proptest::collection::vec(process(), 0..3).prop_map(Reply::Stopped),
         proptest::collection::vec(process(), 0..3).prop_map(Reply::Processes),
         Just(Reply::LogsEnd),
+        text().prop_map(Reply::Metrics),
         proptest::collection::vec(summary(), 0..3).prop_map(Reply::Projects),
         (summary(), text(), files()).prop_map(|(summary, prompt, files)| {
             Reply::Project(ProjectDetail {

@@ -304,3 +304,83 @@ fn an_exported_projects_dockerfile_and_workflow_lint_clean() {
     let (ok, text) = actionlint(&root.join(".github/workflows/ci.yml"));
     assert!(ok, "exported workflow:\n{text}");
 }
+
+/// The value of one sample line, e.g. `appforge_requests_total{kind="ping",outcome="ok"}`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn metrics_count_requests_generations_and_tokens() {
+    let daemon = Daemon::start();
+    let user = daemon.user("ada");
+    user.signup().ok();
+    for _ in 0..3 {
+        user.run(&["ping"]).ok();
+    }
+    user.run(&["show", "nope"]).fails_with(3);
+    user.run(&["generate", "a todo app with title", "--save"])
+        .ok();
+    let text = user.run(&["metrics"]).ok().stdout;
+    assert!(
+        text.contains("# TYPE appforge_requests_total counter"),
+        "{text}"
+    );
+    let ping = sample(
+        &text,
+        "appforge_requests_total{kind=\"ping\",outcome=\"ok\"}",
+    );
+    assert_eq!(ping, Some(3.0), "{text}");
+    let missing = sample(
+        &text,
+        "appforge_requests_total{kind=\"show\",outcome=\"not-found\"}",
+    );
+    assert_eq!(missing, Some(1.0), "{text}");
+    let generated = sample(
+        &text,
+        "appforge_generations_total{provider=\"template\",outcome=\"ok\"}",
+    );
+    assert_eq!(generated, Some(1.0), "{text}");
+    assert!(sample(&text, "appforge_tokens_used_total{provider=\"template\"}").is_some());
+    assert!(sample(&text, "appforge_app_restarts_total").is_some());
+    let json = user.run(&["--json", "metrics"]).ok().json();
+    assert!(json["metrics"]
+        .as_str()
+        .unwrap()
+        .contains("appforge_uptime_seconds"));
+}
+
+#[test]
+fn metrics_are_served_over_http_on_loopback_only() {
+    let port = appforge_e2e::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let daemon = Daemon::start_with(&["--metrics-addr", &addr], &[]);
+    daemon.user("ada").run(&["ping"]).ok();
+    let get = |path: &str| -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply
+    };
+    let reply = get("/metrics");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("text/plain; version=0.0.4"), "{reply}");
+    assert!(
+        reply.contains("appforge_requests_total{kind=\"ping\",outcome=\"ok\"} 1"),
+        "{reply}"
+    );
+    assert!(get("/other").starts_with("HTTP/1.1 404"));
+
+    let refused = Command::new(bin("appforged"))
+        .args(["--metrics-addr", "0.0.0.0:9", "--print-config"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("not a loopback address"), "{why}");
+}

@@ -63,3 +63,17 @@ pub async fn ping(ctx: &mut Ctx) -> Result<(), ClientError> {
     );
     Ok(())
 }
+
+/// `appforge metrics`: Prometheus text, or `{"metrics": TEXT}` with `--json`.
+pub async fn metrics(ctx: &mut Ctx) -> Result<(), ClientError> {
+    let reply = ctx.conn.request(None, Request::Metrics, |_| {}).await?;
+    let Reply::Metrics(text) = reply else {
+        return Err(unexpected(&reply));
+    };
+    if ctx.json {
+        println!("{}", json!({ "metrics": text }));
+    } else {
+        print!("{text}");
+    }
+    Ok(())
+}

@@ -79,6 +79,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Restart(args) => apps::restart(&mut ctx, args).await,
         Command::Ps => apps::ps(&mut ctx).await,
         Command::Logs(args) => apps::logs(&mut ctx, args).await,
+        Command::Metrics => daemon_info::metrics(&mut ctx).await,
         Command::Completions { .. } | Command::Manpage => unreachable!("handled above"),
     }
 }

@@ -128,6 +128,12 @@ pub struct Cli {
     /// for the next daemon to adopt.
     #[arg(long)]
     pub stop_apps_on_exit: bool,
+    /// Serve Prometheus metrics over HTTP on this address, e.g. 127.0.0.1:9464.
+    #[arg(long, env = "APPFORGE_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Allow --metrics-addr on an address other than loopback.
+    #[arg(long)]
+    pub metrics_allow_remote: bool,
 }
 
 /// How apps' Python environments are made.
@@ -187,6 +193,8 @@ pub struct Settings {
     pub ai: AiSettings,
     /// Running apps.
     pub apps: AppSettings,
+    /// Where to serve metrics over HTTP, if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// How apps are run and watched.
@@ -464,7 +472,12 @@ impl Settings {
             max_memory: (cli.app_max_memory_mib > 0).then(|| cli.app_max_memory_mib * 1024 * 1024),
             stop_on_exit: cli.stop_apps_on_exit,
         };
+        let metrics_addr = match cli.metrics_addr {
+            Some(addr) => Some(crate::metrics::check_addr(addr, cli.metrics_allow_remote)?),
+            None => None,
+        };
         Ok(Settings {
+            metrics_addr,
             apps,
             socket,
             socket_mode: cli.socket_mode,

@@ -4,6 +4,8 @@
 mod connection;
 mod handlers;
 
+pub use handlers::metrics_text;
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt};

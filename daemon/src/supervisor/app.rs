@@ -21,6 +21,7 @@ use super::pyenv::PythonEnv;
 use super::runs;
 use crate::config::AppSettings;
 use crate::db::Db;
+use crate::metrics::Metrics;
 
 /// Where an app is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +94,8 @@ pub struct AppConfig {
     pub db: Db,
     /// The HTTP client for probes.
     pub http: reqwest::Client,
+    /// Counters of starts and restarts.
+    pub metrics: Arc<Metrics>,
 }
 
 /// How the task begins.
@@ -221,6 +224,7 @@ pub async fn supervise(
                 return;
             }
             Decision::Restart { after } => {
+                cfg.metrics.app_restarted();
                 tracing::info!(
                     project_id = cfg.project_id,
                     ended = %described,
@@ -396,6 +400,7 @@ async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
     let _ = cfg
         .log
         .note(&format!("[appforge] started pid {pid} on port {port}"));
+    cfg.metrics.app_started();
     tracing::info!(project_id, pid, port, "started app");
     Ok(Proc {
         pidfd,

@@ -26,6 +26,7 @@ use self::logfile::LogFiles;
 use self::pyenv::{EnvError, PythonEnv};
 use crate::config::AppSettings;
 use crate::db::{Db, DbError};
+use crate::metrics::Metrics;
 use crate::projects::{self, export};
 
 /// Why an app could not be run.
@@ -82,6 +83,7 @@ pub struct Supervisor {
     apps: Mutex<HashMap<i64, Handle>>,
     /// Serialises starts and stops, so an app never runs twice.
     changes: tokio::sync::Mutex<()>,
+    metrics: Arc<Metrics>,
 }
 
 /// Lines of the log shown when an app does not come up.
@@ -89,7 +91,11 @@ const TAIL_ON_FAILURE: usize = 20;
 
 impl Supervisor {
     /// A supervisor with no apps yet.
-    pub fn new(db: Db, settings: &AppSettings) -> Result<Supervisor, reqwest::Error> {
+    pub fn new(
+        db: Db,
+        settings: &AppSettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<Supervisor, reqwest::Error> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(2))
@@ -100,6 +106,7 @@ impl Supervisor {
             http,
             apps: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
+            metrics,
         })
     }
 
@@ -222,6 +229,7 @@ impl Supervisor {
             settings: Arc::clone(&self.settings),
             db: self.db.clone(),
             http: self.http.clone(),
+            metrics: Arc::clone(&self.metrics),
         };
         if matches!(origin, Origin::Spawn) {
             step(format!("starting on port {port}"));
@@ -330,6 +338,18 @@ impl Supervisor {
         after.pid = None;
         tracing::info!(project_id, "stopped app");
         Ok(Some(self.info(project_id, &handle.name, &after)))
+    }
+
+    /// How many supervised apps are in each state.
+    pub fn apps_by_state(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = std::collections::BTreeMap::new();
+        for handle in apps.values() {
+            *counts
+                .entry(handle.status.borrow().state.as_str())
+                .or_insert(0) += 1;
+        }
+        counts
     }
 
     /// The ids of the owner's supervised apps.

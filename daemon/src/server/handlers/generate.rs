@@ -234,6 +234,11 @@ impl Call {
                 Ok((id, stored, outcome, files))
             })
             .await?;
+        let result = match &outcome.files {
+            Ok(_) => "ok",
+            Err(_) => "error",
+        };
+        daemon.metrics.generation(&provider, result, tokens_used);
         outcome.files?;
         let project = stored.transpose()?;
         tracing::info!(

@@ -6,6 +6,8 @@ mod projects;
 mod status;
 mod versions;
 
+pub use status::metrics_text;
+
 use appforge_shared::protocol::{
     Envelope, Progress, Reply, Request, SessionToken, Welcome, PROTOCOL_VERSION,
 };
@@ -21,6 +23,21 @@ pub type ProgressTx = mpsc::UnboundedSender<Progress>;
 
 /// Runs the handler for one request.
 pub async fn dispatch(
+    daemon: &Daemon,
+    envelope: Envelope,
+    progress: ProgressTx,
+) -> Result<Reply, ServiceError> {
+    let kind = envelope.request.kind();
+    let result = handle(daemon, envelope, progress).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code().as_str(),
+    };
+    daemon.metrics.request(kind, outcome);
+    result
+}
+
+async fn handle(
     daemon: &Daemon,
     envelope: Envelope,
     progress: ProgressTx,
@@ -56,6 +73,7 @@ pub async fn dispatch(
         Request::Restart(req) => apps::restart(daemon, token, req, &progress).await,
         Request::Ps => apps::ps(daemon, token).await,
         Request::Logs(req) => apps::logs(daemon, token, req, &progress).await,
+        Request::Metrics => Ok(Reply::Metrics(status::metrics_text(daemon))),
     }
 }
 

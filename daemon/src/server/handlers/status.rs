@@ -7,6 +7,13 @@ use appforge_shared::protocol::{Reply, StatusInfo};
 use crate::error::ServiceError;
 use crate::state::Daemon;
 
+/// The daemon's counters as Prometheus text.
+pub fn metrics_text(daemon: &Daemon) -> String {
+    daemon
+        .metrics
+        .render(&daemon.supervisor.apps_by_state(), daemon.started.elapsed())
+}
+
 /// Reports the daemon's version, uptime, paths and counts.
 pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
     let (users, projects) = daemon
