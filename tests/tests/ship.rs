@@ -384,3 +384,24 @@ fn metrics_are_served_over_http_on_loopback_only() {
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(why.contains("not a loopback address"), "{why}");
 }
+
+#[test]
+fn json_logs_are_one_event_a_line() {
+    let daemon = Daemon::start_with(&["--log-format", "json"], &[]);
+    let user = daemon.user("ada");
+    user.signup().ok();
+    user.run(&["generate", "a todo app", "--save"]).ok();
+    let log = daemon.log();
+    let mut events = 0;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let event: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON event ({e}): {line}"));
+        assert!(
+            event["level"].is_string() && event["timestamp"].is_string(),
+            "{line}"
+        );
+        events += 1;
+    }
+    assert!(events >= 2, "{log}");
+    assert!(log.contains("\"message\":\"appforged ready\""), "{log}");
+}
