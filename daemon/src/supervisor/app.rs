@@ -486,6 +486,7 @@ pub async fn terminate(pid: i32, grace: Duration) {
 async fn kill_group(proc: &Proc) {
     let _ = killpg(Pid::from_raw(proc.pid()), Signal::SIGKILL);
     let _ = proc.pidfd.exited().await;
+    reap(proc, Ok(()));
 }
 
 /// How a process ended, in words.
