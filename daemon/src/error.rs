@@ -45,7 +45,9 @@ impl From<RunError> for ServiceError {
     fn from(e: RunError) -> Self {
         let message = e.to_string();
         match e {
-            RunError::PortTaken(_) | RunError::NoPort(..) => ServiceError::Conflict(message),
+            RunError::PortTaken(_) | RunError::NoPort(..) | RunError::RunsElsewhere(_) => {
+                ServiceError::Conflict(message)
+            }
             RunError::PortOutOfRange { .. } => ServiceError::InvalidInput(message),
             RunError::Db(e) => ServiceError::Db(e),
             RunError::Env(_) | RunError::Files(_) | RunError::NotUp { .. } => {

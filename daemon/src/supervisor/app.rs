@@ -267,6 +267,9 @@ async fn watch_process(
     let deadline = tokio::time::sleep(settings.start_timeout);
     tokio::pin!(deadline);
     let mut pause = Duration::from_millis(5);
+    // A starting app may already write a lot: its log is kept in bounds too.
+    let mut rotation = tokio::time::interval(Duration::from_secs(1));
+    rotation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
@@ -282,6 +285,7 @@ async fn watch_process(
                     settings.start_timeout.as_secs_f64()
                 ));
             }
+            _ = rotation.tick() => rotate(cfg).await,
             answered = probe(&cfg.http, &url, settings.health_timeout) => {
                 if answered {
                     break;
@@ -292,17 +296,15 @@ async fn watch_process(
         }
     }
     tracker.healthy(Instant::now());
-    set(cfg, status, |s| s.state = State::Running).await;
     let _ = cfg.log.note(&format!(
         "[appforge] pid {} answers on http://127.0.0.1:{}/",
         proc.pid(),
         cfg.port
     ));
+    set(cfg, status, |s| s.state = State::Running).await;
     let mut health = tokio::time::interval(settings.health_interval);
     health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     health.reset();
-    let mut rotation = tokio::time::interval(Duration::from_secs(1));
-    rotation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failures = 0;
     loop {
         tokio::select! {
@@ -326,11 +328,7 @@ async fn watch_process(
                     ));
                 }
             }
-            _ = rotation.tick() => {
-                if let Err(e) = cfg.log.rotate_if_needed() {
-                    tracing::warn!(project_id = cfg.project_id, error = %e, "could not rotate the app's log");
-                }
-            }
+            _ = rotation.tick() => rotate(cfg).await,
         }
     }
 }
@@ -502,18 +500,27 @@ pub fn describe(info: Option<&ExitInfo>) -> String {
 }
 
 /// Changes the status, and mirrors its state into the project's row.
+/// The database is written first, so whoever sees the new state (a `run`
+/// waiting for `running`) finds the project's row already saying so.
 async fn set(cfg: &AppConfig, status: &watch::Sender<Status>, change: impl FnOnce(&mut Status)) {
-    let mut before = None;
-    status.send_modify(|s| {
-        before = Some(s.state);
-        change(s);
-    });
-    let state = status.borrow().state;
-    if before != Some(state) {
-        let (project_id, port) = (cfg.project_id, cfg.port);
+    let mut next = status.borrow().clone();
+    let before = next.state;
+    change(&mut next);
+    if before != next.state {
+        let (project_id, port, state) = (cfg.project_id, cfg.port, next.state);
         let _ = cfg
             .db
             .call(move |c| runs::set_status(c, project_id, state.as_str(), Some(port)))
             .await;
+    }
+    status.send_replace(next);
+}
+
+/// Rotates the app's log if it is over its size, off the async workers.
+async fn rotate(cfg: &AppConfig) {
+    let log = cfg.log.clone();
+    let rotated = tokio::task::spawn_blocking(move || log.rotate_if_needed()).await;
+    if let Ok(Err(e)) = rotated {
+        tracing::warn!(project_id = cfg.project_id, error = %e, "could not rotate the app's log");
     }
 }

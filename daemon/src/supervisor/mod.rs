@@ -45,6 +45,9 @@ pub enum RunError {
         /// Last usable port.
         last: u16,
     },
+    /// The app runs already, on another port than the one asked for.
+    #[error("the app already runs on port {0}; use `appforge restart`, or stop it first")]
+    RunsElsewhere(u16),
     /// Every port of the range is in use.
     #[error("no free port in {0}-{1}; stop an app or widen --port-range")]
     NoPort(u16, u16),
@@ -142,6 +145,9 @@ impl Supervisor {
         let guard = self.changes.lock().await;
         let running = self.status_of(project.id).filter(|s| s.state.is_live());
         let mut status = match running {
+            Some(now) if port.is_some_and(|p| p != now.port) => {
+                return Err(RunError::RunsElsewhere(now.port))
+            }
             Some(_) => self.watch(project.id).expect("a live app has a handle"),
             None => {
                 let status = self
@@ -186,6 +192,19 @@ impl Supervisor {
         origin: Origin,
         step: &(dyn Fn(String) + Sync),
     ) -> Result<watch::Receiver<Status>, RunError> {
+        // The port first: a refused one changes nothing on disk.
+        let port = match (port, &origin) {
+            (_, Origin::Adopt { .. }) => port.unwrap_or_default(),
+            (Some(port), _) => self.check_port(port)?,
+            (None, _) => {
+                let id = project.id;
+                let last = self.db.call(move |c| runs::last_port(c, id)).await?;
+                let (first, end) = self.settings.ports;
+                let taken = self.ports_in_use();
+                ports::pick(self.settings.ports, last, &taken)
+                    .ok_or(RunError::NoPort(first, end))?
+            }
+        };
         let dir = self.folder(project.id);
         let log = self.log_files(project.id);
         step("writing the project's files".into());
@@ -208,18 +227,6 @@ impl Supervisor {
         .map_err(|e| RunError::Files(std::io::Error::other(e)))?
         .map_err(RunError::Files)?;
         let env = self.environment(files, &log, step).await?;
-        let port = match (port, &origin) {
-            (_, Origin::Adopt { .. }) => port.unwrap_or_default(),
-            (Some(port), _) => self.check_port(port)?,
-            (None, _) => {
-                let id = project.id;
-                let last = self.db.call(move |c| runs::last_port(c, id)).await?;
-                let (first, end) = self.settings.ports;
-                let taken = self.ports_in_use();
-                ports::pick(self.settings.ports, last, &taken)
-                    .ok_or(RunError::NoPort(first, end))?
-            }
-        };
         let cfg = AppConfig {
             project_id: project.id,
             dir,
