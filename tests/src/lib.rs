@@ -339,12 +339,16 @@ impl User {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn appforge");
-        child
+        // A command that fails early may exit without reading its input.
+        match child
             .stdin
             .take()
             .expect("stdin")
             .write_all(stdin.as_bytes())
-            .expect("write stdin");
+        {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => panic!("write stdin: {e}"),
+            _ => {}
+        }
         let out = child.wait_with_output().expect("appforge output");
         Run {
             code: out.status.code().unwrap_or(-1),
