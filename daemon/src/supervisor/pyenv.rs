@@ -117,6 +117,8 @@ fn build(
             Command::new("uv")
                 .arg("venv")
                 .arg("--quiet")
+                // The folder already holds the requirements file.
+                .arg("--allow-existing")
                 .arg("--python")
                 .arg(python)
                 .arg(staging),
