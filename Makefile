@@ -57,6 +57,7 @@ demo: build
 bench: release
 	python3 bench/ipc.py
 	python3 bench/generate.py
+	python3 bench/supervisor.py
 
 ## Fuzz the frame decoder (needs nightly and cargo-fuzz; not run in CI).
 fuzz:

@@ -517,7 +517,12 @@ async fn set(cfg: &AppConfig, status: &watch::Sender<Status>, change: impl FnOnc
 }
 
 /// Rotates the app's log if it is over its size, off the async workers.
+/// The common case, a log under its size, costs one `stat`.
 async fn rotate(cfg: &AppConfig) {
+    let size = std::fs::metadata(cfg.log.path()).map_or(0, |m| m.len());
+    if size <= cfg.settings.log_max_bytes {
+        return;
+    }
     let log = cfg.log.clone();
     let rotated = tokio::task::spawn_blocking(move || log.rotate_if_needed()).await;
     if let Ok(Err(e)) = rotated {

@@ -89,6 +89,21 @@ pub struct Supervisor {
     metrics: Arc<Metrics>,
 }
 
+/// The system's uptime and clock rate, read once per `ps`.
+struct Clock {
+    uptime: Option<u64>,
+    ticks: u64,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        Clock {
+            uptime: procfs::uptime_ticks().ok(),
+            ticks: procfs::clock_ticks().max(1),
+        }
+    }
+}
+
 /// Lines of the log shown when an app does not come up.
 const TAIL_ON_FAILURE: usize = 20;
 
@@ -380,9 +395,11 @@ impl Supervisor {
                 .map(|(id, h)| (*id, h.name.clone(), h.status.borrow().clone()))
                 .collect()
         };
+        // One reading of the clock for all of them.
+        let clock = Clock::now();
         let mut list: Vec<ProcessInfo> = apps
             .iter()
-            .map(|(id, name, status)| self.info(*id, name, status))
+            .map(|(id, name, status)| self.info_at(*id, name, status, &clock))
             .collect();
         list.sort_by_key(|p| p.project_id);
         list
@@ -423,9 +440,12 @@ impl Supervisor {
 
     /// What `ps` says of one app, with its process's figures from /proc.
     fn info(&self, project_id: i64, name: &str, status: &Status) -> ProcessInfo {
+        self.info_at(project_id, name, status, &Clock::now())
+    }
+
+    fn info_at(&self, project_id: i64, name: &str, status: &Status, clock: &Clock) -> ProcessInfo {
         let stat = status.pid.and_then(|pid| procfs::read_stat(pid).ok());
-        let uptime = procfs::uptime_ticks().ok();
-        let ticks = procfs::clock_ticks().max(1);
+        let (uptime, ticks) = (clock.uptime, clock.ticks);
         let (uptime_s, cpu_percent) = match (&stat, uptime) {
             (Some(stat), Some(now)) => (
                 Some(now.saturating_sub(stat.start_ticks) / ticks),

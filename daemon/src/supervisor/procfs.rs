@@ -6,7 +6,7 @@
 //! without polling and without being its parent.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -86,9 +86,13 @@ pub fn read_stat(pid: i32) -> io::Result<ProcStat> {
             format!("not a process id: {pid}"),
         ));
     }
-    let bytes = fs::read(format!("/proc/{pid}/stat"))?;
+    // One read into a buffer large enough for any stat line (comm is at
+    // most 16 bytes), rather than a growing read: `ps` reads one per app.
+    let mut buf = [0u8; 1024];
+    let n = fs::File::open(format!("/proc/{pid}/stat"))?.read(&mut buf)?;
+    let bytes = &buf[..n];
     // comm is not necessarily UTF-8; it is the only free-form field.
-    let text = String::from_utf8_lossy(&bytes);
+    let text = String::from_utf8_lossy(bytes);
     parse_stat(&text, page_size()).ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidData,
