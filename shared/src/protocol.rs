@@ -565,6 +565,16 @@ pub struct FileContent {
     pub content: String,
 }
 
+impl FileContent {
+    /// A file at `path` holding `content`.
+    pub fn new(path: impl Into<String>, content: impl Into<String>) -> Self {
+        FileContent {
+            path: path.into(),
+            content: content.into(),
+        }
+    }
+}
+
 /// The daemon's state, as `appforge status` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusInfo {

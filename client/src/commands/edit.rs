@@ -277,19 +277,12 @@ fn is_editor_leftover(path: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn file(path: &str, content: &str) -> FileContent {
-        FileContent {
-            path: path.into(),
-            content: content.into(),
-        }
-    }
-
     #[test]
     fn a_checkout_reads_back_changes_additions_and_removals() {
         let files = [
-            file("app.py", "x = 1\n"),
-            file("templates/index.html", "<p>\n"),
-            file("gone.txt", "bye\n"),
+            FileContent::new("app.py", "x = 1\n"),
+            FileContent::new("templates/index.html", "<p>\n"),
+            FileContent::new("gone.txt", "bye\n"),
         ];
         let checkout = Checkout::create(&files).unwrap();
         let root = checkout.dir.path();
@@ -304,9 +297,9 @@ mod tests {
         assert_eq!(
             back,
             [
-                file("app.py", "x = 2\n"),
-                file("new.py", "y = 1\n"),
-                file("templates/index.html", "<p>\n")
+                FileContent::new("app.py", "x = 2\n"),
+                FileContent::new("new.py", "y = 1\n"),
+                FileContent::new("templates/index.html", "<p>\n")
             ]
         );
     }
@@ -321,11 +314,14 @@ mod tests {
 
     #[test]
     fn replacing_a_file_changes_it_or_adds_it() {
-        let files = vec![file("a", "1")];
-        assert_eq!(replace(files.clone(), "a", "2".into()), [file("a", "2")]);
+        let files = vec![FileContent::new("a", "1")];
+        assert_eq!(
+            replace(files.clone(), "a", "2".into()),
+            [FileContent::new("a", "2")]
+        );
         assert_eq!(
             replace(files, "b", "3".into()),
-            [file("a", "1"), file("b", "3")]
+            [FileContent::new("a", "1"), FileContent::new("b", "3")]
         );
     }
 }

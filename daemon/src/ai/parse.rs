@@ -1052,13 +1052,6 @@ fn key_position(src: &str, key: &str) -> usize {
 mod tests {
     use super::*;
 
-    fn file(path: &str, content: &str) -> FileContent {
-        FileContent {
-            path: path.to_string(),
-            content: content.to_string(),
-        }
-    }
-
     fn paths(files: &[FileContent]) -> Vec<&str> {
         files.iter().map(|f| f.path.as_str()).collect()
     }
@@ -1476,12 +1469,12 @@ def main():
         assert_eq!(
             files,
             vec![
-                file(
+                FileContent::new(
                     "app.py",
                     "from flask import Flask, render_template\n\napp = Flask(__name__)\n"
                 ),
-                file("templates/index.html", "<!doctype html>\n<h1>Notes</h1>\n"),
-                file("requirements.txt", "flask\n"),
+                FileContent::new("templates/index.html", "<!doctype html>\n<h1>Notes</h1>\n"),
+                FileContent::new("requirements.txt", "flask\n"),
             ]
         );
     }
@@ -1524,7 +1517,7 @@ def main():
                 let reply = format!("Intro text.\n\n{deco}{gap}```python\nx = 1\n```\n");
                 assert_eq!(
                     parse_reply(&reply),
-                    Ok(vec![file("app.py", "x = 1\n")]),
+                    Ok(vec![FileContent::new("app.py", "x = 1\n")]),
                     "{deco:?} {gap:?}"
                 );
             }
@@ -1551,7 +1544,7 @@ def main():
             let reply = format!("**{name}**\n```\ncontent\n```\n");
             assert_eq!(
                 parse_reply(&reply),
-                Ok(vec![file(name, "content\n")]),
+                Ok(vec![FileContent::new(name, "content\n")]),
                 "{name}"
             );
         }
@@ -1563,9 +1556,9 @@ def main():
         assert_eq!(
             files,
             vec![
-                file("app.py", "print(\"server\")\n"),
-                file("templates/index.html", "<p>page</p>\n"),
-                file("static/style.css", "body { margin: 0; }\n"),
+                FileContent::new("app.py", "print(\"server\")\n"),
+                FileContent::new("templates/index.html", "<p>page</p>\n"),
+                FileContent::new("static/style.css", "body { margin: 0; }\n"),
             ]
         );
     }
@@ -1582,7 +1575,7 @@ def main():
         let reply = "1. app.py\n\n   ```python\n   def f():\n       return 1\n   ```\n";
         assert_eq!(
             parse_reply(reply),
-            Ok(vec![file("app.py", "def f():\n    return 1\n")])
+            Ok(vec![FileContent::new("app.py", "def f():\n    return 1\n")])
         );
     }
 
@@ -1590,7 +1583,10 @@ def main():
     fn path_line_must_be_right_before_fence() {
         // A previous block sits between the path line and this fence.
         let reply = "app.py\n```python\nx = 1\n```\n```python\ny = 2\n```\n";
-        assert_eq!(parse_reply(reply), Ok(vec![file("app.py", "x = 1\n")]));
+        assert_eq!(
+            parse_reply(reply),
+            Ok(vec![FileContent::new("app.py", "x = 1\n")])
+        );
     }
 
     // ---- F2 ----
@@ -1601,11 +1597,11 @@ def main():
         assert_eq!(
             files,
             vec![
-                file(
+                FileContent::new(
                     "app.py",
                     "import os\nPORT = int(os.environ.get(\"PORT\", \"5000\"))\n"
                 ),
-                file("templates/index.html", "<p>Hello</p>\n"),
+                FileContent::new("templates/index.html", "<p>Hello</p>\n"),
             ]
         );
     }
@@ -1630,7 +1626,7 @@ def main():
                 let reply = format!("{heading}\n{between}\n```python\nx = 1\n```\n");
                 assert_eq!(
                     parse_reply(&reply),
-                    Ok(vec![file("app.py", "x = 1\n")]),
+                    Ok(vec![FileContent::new("app.py", "x = 1\n")]),
                     "{heading:?} / {between:?}"
                 );
             }
@@ -1666,13 +1662,19 @@ def main():
     fn f2_usage_block_does_not_take_the_heading_path() {
         // The bash block is not app.py; the heading still names the python block after it.
         let reply = "## Step 1: create `app.py`\n\nFirst install Flask:\n\n```bash\npip install flask\n```\n\nThen write it:\n\n```python\nx = 1\n```\n";
-        assert_eq!(parse_reply(reply), Ok(vec![file("app.py", "x = 1\n")]));
+        assert_eq!(
+            parse_reply(reply),
+            Ok(vec![FileContent::new("app.py", "x = 1\n")])
+        );
     }
 
     #[test]
     fn heading_over_tree_block_is_not_a_file() {
         let reply = "### Layout of `app.py` and friends\n```\n.\n├── app.py\n└── templates/\n```\n\n### app.py\n```python\nx = 1\n```\n";
-        assert_eq!(parse_reply(reply), Ok(vec![file("app.py", "x = 1\n")]));
+        assert_eq!(
+            parse_reply(reply),
+            Ok(vec![FileContent::new("app.py", "x = 1\n")])
+        );
     }
 
     // ---- F3 ----
@@ -1683,11 +1685,11 @@ def main():
         assert_eq!(
             files,
             vec![
-                file("app.py", "print(1)\n"),
-                file("templates/index.html", "<p>1</p>\n"),
-                file("static/style.css", "p { color: red; }\n"),
-                file("static/app.js", "console.log(1);\n"),
-                file("requirements.txt", "flask\n"),
+                FileContent::new("app.py", "print(1)\n"),
+                FileContent::new("templates/index.html", "<p>1</p>\n"),
+                FileContent::new("static/style.css", "p { color: red; }\n"),
+                FileContent::new("static/app.js", "console.log(1);\n"),
+                FileContent::new("requirements.txt", "flask\n"),
             ]
         );
     }
@@ -1710,7 +1712,7 @@ def main():
             let reply = format!("Code:\n```{info}\nx = 1\n```\n");
             assert_eq!(
                 parse_reply(&reply),
-                Ok(vec![file("app.py", "x = 1\n")]),
+                Ok(vec![FileContent::new("app.py", "x = 1\n")]),
                 "{info:?}"
             );
         }
@@ -1719,7 +1721,10 @@ def main():
     #[test]
     fn f3_labelled_info_wins_over_header_line() {
         let reply = "**main.py**\n```python file=\"app.py\"\nx = 1\n```\n";
-        assert_eq!(parse_reply(reply), Ok(vec![file("app.py", "x = 1\n")]));
+        assert_eq!(
+            parse_reply(reply),
+            Ok(vec![FileContent::new("app.py", "x = 1\n")])
+        );
     }
 
     #[test]
@@ -1741,15 +1746,18 @@ def main():
     #[test]
     fn f5_all_shapes_bare_and_fenced() {
         let want_array = vec![
-            file("app.py", "print(1)\n"),
-            file("templates/index.html", "<p>1</p>\n"),
+            FileContent::new("app.py", "print(1)\n"),
+            FileContent::new("templates/index.html", "<p>1</p>\n"),
         ];
         // Map shapes keep the order the reply wrote, not alphabetical order.
-        let want_map = vec![file("zeta.py", "z = 1\n"), file("app.py", "print(1)\n")];
+        let want_map = vec![
+            FileContent::new("zeta.py", "z = 1\n"),
+            FileContent::new("app.py", "print(1)\n"),
+        ];
         let want_flat = vec![
-            file("templates/index.html", "<p>1</p>\n"),
-            file("app.py", "print(1)\n"),
-            file(".env.example", "A=1\n"),
+            FileContent::new("templates/index.html", "<p>1</p>\n"),
+            FileContent::new("app.py", "print(1)\n"),
+            FileContent::new(".env.example", "A=1\n"),
         ];
         for (json, want) in [
             (JSON_ARRAY, &want_array),
@@ -1770,7 +1778,10 @@ def main():
         let json = r#"{"files":[{"filename":"a.py","code":"x = 1\r\ny = 2"},{"name":"b.txt","contents":""}]}"#;
         assert_eq!(
             parse_reply(json),
-            Ok(vec![file("a.py", "x = 1\ny = 2\n"), file("b.txt", "")])
+            Ok(vec![
+                FileContent::new("a.py", "x = 1\ny = 2\n"),
+                FileContent::new("b.txt", "")
+            ])
         );
     }
 
@@ -1824,7 +1835,10 @@ def main():
     #[test]
     fn lone_cr_and_bom_are_normalized() {
         let reply = "\u{feff}### app.py\r```python\rx = 1\r```\r";
-        assert_eq!(parse_reply(reply), Ok(vec![file("app.py", "x = 1\n")]));
+        assert_eq!(
+            parse_reply(reply),
+            Ok(vec![FileContent::new("app.py", "x = 1\n")])
+        );
     }
 
     #[test]
@@ -1833,9 +1847,9 @@ def main():
         assert_eq!(
             parse_reply(reply),
             Ok(vec![
-                file("a.py", "\n  indented\t \n\ttab\n"),
-                file("b.txt", ""),
-                file("c.txt", ""),
+                FileContent::new("a.py", "\n  indented\t \n\ttab\n"),
+                FileContent::new("b.txt", ""),
+                FileContent::new("c.txt", ""),
             ])
         );
     }
@@ -1846,8 +1860,8 @@ def main():
         assert_eq!(
             parse_reply(reply),
             Ok(vec![
-                file("a.md", "```\nnot a close\n```\n"),
-                file("b.py", "```\nstill b\n"),
+                FileContent::new("a.md", "```\nnot a close\n```\n"),
+                FileContent::new("b.py", "```\nstill b\n"),
             ])
         );
     }
@@ -1857,7 +1871,7 @@ def main():
         let reply = "### a.py\n````\nx\n```\ny\n```python\nz\n`````\n";
         assert_eq!(
             parse_reply(reply),
-            Ok(vec![file("a.py", "x\n```\ny\n```python\nz\n")])
+            Ok(vec![FileContent::new("a.py", "x\n```\ny\n```python\nz\n")])
         );
     }
 
@@ -1866,7 +1880,7 @@ def main():
         let reply = "### a.md\n```\n```inline``` code\n```\n";
         assert_eq!(
             parse_reply(reply),
-            Ok(vec![file("a.md", "```inline``` code\n")])
+            Ok(vec![FileContent::new("a.md", "```inline``` code\n")])
         );
     }
 
@@ -1888,11 +1902,11 @@ def main():
         assert_eq!(
             files,
             vec![
-                file(
+                FileContent::new(
                     "README.md",
                     "Notes\n=====\n\nStart it with Docker:\n```\ndocker compose up\n```\nThen open the browser.\n"
                 ),
-                file("app.py", "print(2)\n"),
+                FileContent::new("app.py", "print(2)\n"),
             ]
         );
     }
@@ -1908,7 +1922,10 @@ def main():
     #[test]
     fn readme_followed_by_usage_block() {
         let reply = "### README.md\n```markdown\n# Hi\n```\n\nTo run:\n\n```bash\nflask run\n```\n";
-        assert_eq!(parse_reply(reply), Ok(vec![file("README.md", "# Hi\n")]));
+        assert_eq!(
+            parse_reply(reply),
+            Ok(vec![FileContent::new("README.md", "# Hi\n")])
+        );
     }
 
     #[test]
@@ -1916,7 +1933,7 @@ def main():
         let reply = "### README.md\n````markdown\n# Hi\n```\nrun\n```\n````\n";
         assert_eq!(
             parse_reply(reply),
-            Ok(vec![file("README.md", "# Hi\n```\nrun\n```\n")])
+            Ok(vec![FileContent::new("README.md", "# Hi\n```\nrun\n```\n")])
         );
     }
 
@@ -1951,7 +1968,10 @@ def main():
     fn usage_block_after_path_list_item_is_ignored() {
         let reply =
             "Files:\n- app.py\n```bash\npython app.py\n```\n\n### app.py\n```python\nx = 1\n```\n";
-        assert_eq!(parse_reply(reply), Ok(vec![file("app.py", "x = 1\n")]));
+        assert_eq!(
+            parse_reply(reply),
+            Ok(vec![FileContent::new("app.py", "x = 1\n")])
+        );
     }
 
     #[test]
@@ -1979,7 +1999,10 @@ def main():
         let reply = "### app.py\n```\nold\n```\n### b.py\n```\nb\n```\nFixed version:\n### ./app.py\n```\nnew\n```\n";
         assert_eq!(
             parse_reply(reply),
-            Ok(vec![file("app.py", "new\n"), file("b.py", "b\n")])
+            Ok(vec![
+                FileContent::new("app.py", "new\n"),
+                FileContent::new("b.py", "b\n")
+            ])
         );
     }
 

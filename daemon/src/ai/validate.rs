@@ -120,25 +120,18 @@ async fn syntax_errors(files: &[FileContent], python: &Path) -> Result<Vec<Strin
 mod tests {
     use super::*;
 
-    fn file(path: &str, content: &str) -> FileContent {
-        FileContent {
-            path: path.into(),
-            content: content.into(),
-        }
-    }
-
     #[test]
     fn flask_is_added_when_missing() {
-        let mut files = vec![file("app.py", "")];
+        let mut files = vec![FileContent::new("app.py", "")];
         ensure_flask(&mut files);
         assert_eq!(files[1].content, "flask>=3.0\n");
-        let mut files = vec![file("requirements.txt", "requests\n")];
+        let mut files = vec![FileContent::new("requirements.txt", "requests\n")];
         ensure_flask(&mut files);
         assert_eq!(files[0].content, "flask>=3.0\nrequests\n");
-        let mut files = vec![file("requirements.txt", "Flask==3.1.0\n")];
+        let mut files = vec![FileContent::new("requirements.txt", "Flask==3.1.0\n")];
         ensure_flask(&mut files);
         assert_eq!(files[0].content, "Flask==3.1.0\n");
-        let mut files = vec![file("requirements.txt", "flask-cors\n")];
+        let mut files = vec![FileContent::new("requirements.txt", "flask-cors\n")];
         ensure_flask(&mut files);
         assert!(files[0].content.starts_with("flask>=3.0\n"));
     }
@@ -146,15 +139,15 @@ mod tests {
     #[tokio::test]
     async fn syntax_errors_are_found_with_their_line() {
         let python = Path::new("python3");
-        let mut good = vec![file(
+        let mut good = vec![FileContent::new(
             "app.py",
             "from flask import Flask\napp = Flask(__name__)\n",
         )];
         check(&mut good, python).await.unwrap();
-        let mut bad = vec![file("app.py", "x = 1\ndef broken(:\n")];
+        let mut bad = vec![FileContent::new("app.py", "x = 1\ndef broken(:\n")];
         let err = check(&mut bad, python).await.unwrap_err().to_string();
         assert!(err.contains("app.py, line 2"), "{err}");
-        let mut none = vec![file("main.py", "")];
+        let mut none = vec![FileContent::new("main.py", "")];
         assert!(matches!(
             check(&mut none, python).await,
             Err(CheckError::Invalid(_))
@@ -163,7 +156,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_interpreter_is_a_checker_error() {
-        let mut files = vec![file("app.py", "")];
+        let mut files = vec![FileContent::new("app.py", "")];
         let err = check(&mut files, Path::new("/nonexistent/python"))
             .await
             .unwrap_err();

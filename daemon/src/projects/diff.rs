@@ -42,23 +42,22 @@ pub fn unified(old: &[FileContent], new: &[FileContent]) -> String {
 mod tests {
     use super::*;
 
-    fn file(path: &str, content: &str) -> FileContent {
-        FileContent {
-            path: path.into(),
-            content: content.into(),
-        }
-    }
-
     #[test]
     fn equal_sets_have_an_empty_diff() {
-        let files = [file("a.py", "x = 1\n")];
+        let files = [FileContent::new("a.py", "x = 1\n")];
         assert_eq!(unified(&files, &files), "");
     }
 
     #[test]
     fn changes_additions_and_removals_are_shown_per_file() {
-        let old = [file("a.py", "x = 1\ny = 2\n"), file("gone.txt", "bye\n")];
-        let new = [file("a.py", "x = 1\ny = 3\n"), file("new.txt", "hi\n")];
+        let old = [
+            FileContent::new("a.py", "x = 1\ny = 2\n"),
+            FileContent::new("gone.txt", "bye\n"),
+        ];
+        let new = [
+            FileContent::new("a.py", "x = 1\ny = 3\n"),
+            FileContent::new("new.txt", "hi\n"),
+        ];
         let diff = unified(&old, &new);
         assert!(
             diff.contains("--- a/a.py\n+++ b/a.py\n@@ -1,2 +1,2 @@\n x = 1\n-y = 2\n+y = 3\n"),
@@ -75,7 +74,7 @@ mod tests {
 
     #[test]
     fn a_missing_final_newline_is_marked() {
-        let diff = unified(&[file("a", "x")], &[file("a", "y")]);
+        let diff = unified(&[FileContent::new("a", "x")], &[FileContent::new("a", "y")]);
         assert!(diff.contains("No newline at end of file"), "{diff}");
     }
 }

@@ -751,13 +751,6 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    fn file(path: &str, content: &str) -> FileContent {
-        FileContent {
-            path: path.to_string(),
-            content: content.to_string(),
-        }
-    }
-
     const FACTORY_APP: &str = r#"import os
 from flask import Flask, jsonify
 
@@ -802,9 +795,9 @@ def index():
 
     fn project(app_py: &str) -> Vec<FileContent> {
         vec![
-            file("app.py", app_py),
-            file("requirements.txt", "flask\n"),
-            file("templates/index.html", "<h1>hi</h1>\n"),
+            FileContent::new("app.py", app_py),
+            FileContent::new("requirements.txt", "flask\n"),
+            FileContent::new("templates/index.html", "<h1>hi</h1>\n"),
         ]
     }
 
@@ -872,7 +865,7 @@ def index():
 
         // Tests that set APP_DATABASE do not make the app honour it.
         let mut plain = project(PLAIN_APP);
-        plain.push(file(
+        plain.push(FileContent::new(
             "test_app.py",
             "monkeypatch.setenv('APP_DATABASE', 'x')\n",
         ));
@@ -913,17 +906,17 @@ def index():
         let plain = export_files("Todo", "", &project(PLAIN_APP));
         assert!(!content(&plain, "test_smoke.py").contains("healthz"));
         // Without requirements.txt, ours lists Flask.
-        let bare = export_files("x", "", &[file("app.py", PLAIN_APP)]);
+        let bare = export_files("x", "", &[FileContent::new("app.py", PLAIN_APP)]);
         assert_eq!(content(&bare, "requirements.txt"), "flask\n");
     }
 
     #[test]
     fn project_files_win_except_readme() {
         let mut files = project(FACTORY_APP);
-        files.push(file("Dockerfile", "FROM scratch\n"));
-        files.push(file("test_smoke.py", "def test_mine(): pass\n"));
-        files.push(file(".github/workflows/CI.yml", "name: mine\n"));
-        files.push(file(
+        files.push(FileContent::new("Dockerfile", "FROM scratch\n"));
+        files.push(FileContent::new("test_smoke.py", "def test_mine(): pass\n"));
+        files.push(FileContent::new(".github/workflows/CI.yml", "name: mine\n"));
+        files.push(FileContent::new(
             "Readme.md",
             "# Todo\n\nMy notes.\n\n```sh\n# a comment\n```\n",
         ));
@@ -1066,8 +1059,8 @@ def index():
     fn archive_input() -> Vec<FileContent> {
         let long = format!("static/{}/deep.txt", "d".repeat(120));
         let mut files = export_files("Demo", "a demo", &project(FACTORY_APP));
-        files.push(file(&long, "deep\n"));
-        files.push(file("static/ünï.txt", "unicode name\n"));
+        files.push(FileContent::new(&long, "deep\n"));
+        files.push(FileContent::new("static/ünï.txt", "unicode name\n"));
         files
     }
 
@@ -1181,20 +1174,25 @@ def index():
                 "a\0b",
                 "a\nb",
             ] {
-                let err = build_archive(format, "demo", &[file(path, "x")]).unwrap_err();
+                let err =
+                    build_archive(format, "demo", &[FileContent::new(path, "x")]).unwrap_err();
                 assert!(
                     matches!(err, ExportError::BadPath { .. }),
                     "{path:?}: {err}"
                 );
             }
             for root in ["", "..", ".", "a/b", "/"] {
-                let err = build_archive(format, root, &[file("a", "x")]).unwrap_err();
+                let err = build_archive(format, root, &[FileContent::new("a", "x")]).unwrap_err();
                 assert!(
                     matches!(err, ExportError::BadPath { .. }),
                     "{root:?}: {err}"
                 );
             }
-            let twice = [file("a.py", "1"), file("b.py", "2"), file("a.py", "3")];
+            let twice = [
+                FileContent::new("a.py", "1"),
+                FileContent::new("b.py", "2"),
+                FileContent::new("a.py", "3"),
+            ];
             let err = build_archive(format, "demo", &twice).unwrap_err();
             assert!(
                 matches!(err, ExportError::Duplicate(ref p) if p == "a.py"),

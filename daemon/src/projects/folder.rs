@@ -109,26 +109,25 @@ impl PrivateDirs for std::fs::DirBuilder {
 mod tests {
     use super::*;
 
-    fn file(path: &str, content: &str) -> FileContent {
-        FileContent {
-            path: path.into(),
-            content: content.into(),
-        }
-    }
-
     #[test]
     fn stale_files_go_and_the_apps_own_files_stay() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("project_1");
         write(
             &root,
-            &[file("app.py", "1"), file("templates/old.html", "o")],
+            &[
+                FileContent::new("app.py", "1"),
+                FileContent::new("templates/old.html", "o"),
+            ],
         )
         .unwrap();
         std::fs::write(root.join("data.db"), "rows").unwrap();
         write(
             &root,
-            &[file("app.py", "2"), file("templates/index.html", "i")],
+            &[
+                FileContent::new("app.py", "2"),
+                FileContent::new("templates/index.html", "i"),
+            ],
         )
         .unwrap();
         assert_eq!(std::fs::read_to_string(root.join("app.py")).unwrap(), "2");
@@ -148,12 +147,12 @@ mod tests {
         std::fs::create_dir_all(&root).unwrap();
         std::fs::create_dir_all(&outside).unwrap();
         std::os::unix::fs::symlink(&outside, root.join("templates")).unwrap();
-        let err = write(&root, &[file("templates/index.html", "x")]).unwrap_err();
+        let err = write(&root, &[FileContent::new("templates/index.html", "x")]).unwrap_err();
         assert!(err.to_string().contains("symlink"), "{err}");
         assert!(!outside.join("index.html").exists());
         // A symlink at the file itself is replaced, not written through.
         std::os::unix::fs::symlink(outside.join("target"), root.join("app.py")).unwrap();
-        write(&root, &[file("app.py", "ok")]).unwrap();
+        write(&root, &[FileContent::new("app.py", "ok")]).unwrap();
         assert!(!outside.join("target").exists());
         assert_eq!(std::fs::read_to_string(root.join("app.py")).unwrap(), "ok");
     }
@@ -162,7 +161,10 @@ mod tests {
     fn unsafe_paths_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         for bad in ["../x", "/etc/x", "a/../../x", ""] {
-            assert!(write(dir.path(), &[file(bad, "x")]).is_err(), "{bad}");
+            assert!(
+                write(dir.path(), &[FileContent::new(bad, "x")]).is_err(),
+                "{bad}"
+            );
         }
     }
 }

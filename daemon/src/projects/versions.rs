@@ -203,17 +203,18 @@ fn main_page(files: &[FileContent]) -> String {
 mod tests {
     use super::*;
 
-    fn file(path: &str, content: &str) -> FileContent {
-        FileContent {
-            path: path.into(),
-            content: content.into(),
-        }
-    }
-
     #[test]
     fn changed_paths_name_additions_changes_and_removals() {
-        let old = [file("a", "1"), file("b", "2"), file("c", "3")];
-        let new = [file("d", "4"), file("b", "2"), file("a", "x")];
+        let old = [
+            FileContent::new("a", "1"),
+            FileContent::new("b", "2"),
+            FileContent::new("c", "3"),
+        ];
+        let new = [
+            FileContent::new("d", "4"),
+            FileContent::new("b", "2"),
+            FileContent::new("a", "x"),
+        ];
         assert_eq!(changed_paths(&old, &new), ["a", "c", "d"]);
         assert!(changed_paths(&old, &old).is_empty());
     }
@@ -221,8 +222,8 @@ mod tests {
     #[test]
     fn the_main_page_prefers_the_flask_template() {
         let files = [
-            file("static/other.html", "o"),
-            file("templates/index.html", "t"),
+            FileContent::new("static/other.html", "o"),
+            FileContent::new("templates/index.html", "t"),
         ];
         assert_eq!(main_page(&files), "t");
         assert_eq!(main_page(&files[..1]), "o");
