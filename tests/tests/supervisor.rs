@@ -1391,3 +1391,68 @@ fn environments_are_made_with_uv_when_asked_and_shared_by_equal_requirements() {
         "{cmdline}"
     );
 }
+
+#[test]
+fn an_adopted_app_keeps_the_files_it_runs_until_it_is_restarted() {
+    let (mut daemon, ada, id) = ada_with_app(&[], PLAIN_APP);
+    let app = run_app(&ada, "todo");
+    let folder = run_folder(&daemon, id);
+    let running = std::fs::read_to_string(folder.join("app.py")).unwrap();
+    let edited = format!("{PLAIN_APP}\n# a newer version\n");
+    ada.run_with_stdin(&["edit", "todo", "--file", "app.py", "--stdin"], &edited)
+        .ok();
+    daemon.signal_and_wait(Signal::SIGKILL);
+    daemon.restart();
+    wait_for("the new daemon to adopt the app", || {
+        ps_of(&ada, id).is_some_and(|a| a["status"] == "running" && pid_of(&a) == pid_of(&app))
+    });
+    // The folder still holds what the adopted process runs.
+    assert_eq!(
+        std::fs::read_to_string(folder.join("app.py")).unwrap(),
+        running
+    );
+    let restarted = ada.run(&["--json", "restart", "todo"]).ok().json();
+    assert_ne!(pid_of(&restarted), pid_of(&app));
+    assert!(std::fs::read_to_string(folder.join("app.py"))
+        .unwrap()
+        .ends_with("# a newer version\n"));
+}
+
+#[test]
+fn requirements_that_cannot_be_installed_fail_the_run_and_leave_nothing_half_made() {
+    let (daemon, ada, id) = ada_with_app(&[], PLAIN_APP);
+    // Not a requirement pip can even parse: it fails at once, offline.
+    let requirements = "flask>=3.0\nthis is not ~ a requirement\n";
+    ada.run_with_stdin(
+        &["edit", "todo", "--file", "requirements.txt", "--stdin"],
+        requirements,
+    )
+    .ok();
+    let out = ada.run(&["run", "todo"]).fails_with(1);
+    assert!(out.stderr.contains("failed"), "{}", out.stderr);
+    assert!(out.stderr.contains("log"), "{}", out.stderr);
+    assert!(ps_of(&ada, id).is_none(), "{:?}", ps(&ada));
+    assert!(daemon.app_pids().is_empty());
+    // The installer's complaint is in the app's log, and no environment for
+    // these requirements was kept, finished or not.
+    let log = log_text(&daemon, id);
+    assert!(
+        log.contains("not ~ a requirement") || log.contains("Invalid requirement"),
+        "{log}"
+    );
+    for entry in std::fs::read_dir(appforge_e2e::test_env_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let ready = std::fs::read_to_string(path.join(".ready")).unwrap_or_default();
+        assert_ne!(ready, requirements, "{} was kept", path.display());
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.contains("building") {
+            let made_by_us = std::fs::read_to_string(path.join("requirements.txt"))
+                .is_ok_and(|r| r == requirements);
+            assert!(
+                !made_by_us,
+                "a half-built environment stayed: {}",
+                path.display()
+            );
+        }
+    }
+}

@@ -89,6 +89,14 @@ pub struct Supervisor {
     metrics: Arc<Metrics>,
 }
 
+/// A project's requirements; Flask alone when it has none.
+fn requirements_of(files: &[FileContent]) -> String {
+    files
+        .iter()
+        .find(|f| f.path == "requirements.txt")
+        .map_or_else(|| "flask\n".to_string(), |f| f.content.clone())
+}
+
 /// The system's uptime and clock rate, read once per `ps`.
 struct Clock {
     uptime: Option<u64>,
@@ -222,26 +230,18 @@ impl Supervisor {
         };
         let dir = self.folder(project.id);
         let log = self.log_files(project.id);
-        step("writing the project's files".into());
-        let mut on_disk = files.to_vec();
-        if !on_disk.iter().any(|f| f.path == "Dockerfile") {
-            on_disk.push(FileContent {
-                path: "Dockerfile".into(),
-                content: export::dockerfile(files),
-            });
-        }
-        let write_dir = dir.clone();
-        let log_path = log.path().to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            if let Some(parent) = log_path.parent() {
-                std::fs::create_dir_all(parent)?;
+        let requirements = match origin {
+            Origin::Spawn => {
+                step("writing the project's files".into());
+                self.write_folder(&dir, &log, files).await?;
+                requirements_of(files)
             }
-            projects::folder::write(&write_dir, &on_disk)
-        })
-        .await
-        .map_err(|e| RunError::Files(std::io::Error::other(e)))?
-        .map_err(RunError::Files)?;
-        let env = self.environment(files, &log, step).await?;
+            // A running app keeps the files it was started with; its
+            // restarts use them too, so the environment must match them.
+            Origin::Adopt { .. } => std::fs::read_to_string(dir.join("requirements.txt"))
+                .unwrap_or_else(|_| requirements_of(files)),
+        };
+        let env = self.environment(requirements, &log, step).await?;
         let cfg = AppConfig {
             project_id: project.id,
             dir,
@@ -279,16 +279,36 @@ impl Supervisor {
         Ok(status)
     }
 
+    /// Writes the project's files and its Dockerfile into its run folder.
+    async fn write_folder(
+        &self,
+        dir: &std::path::Path,
+        log: &LogFiles,
+        files: &[FileContent],
+    ) -> Result<(), RunError> {
+        let mut on_disk = files.to_vec();
+        if !on_disk.iter().any(|f| f.path == "Dockerfile") {
+            on_disk.push(FileContent::new("Dockerfile", export::dockerfile(files)));
+        }
+        let dir = dir.to_path_buf();
+        let log_path = log.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            if let Some(parent) = log_path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            projects::folder::write(&dir, &on_disk)
+        })
+        .await
+        .map_err(|e| RunError::Files(std::io::Error::other(e)))?
+        .map_err(RunError::Files)
+    }
+
     async fn environment(
         &self,
-        files: &[FileContent],
+        requirements: String,
         log: &LogFiles,
         step: &(dyn Fn(String) + Sync),
     ) -> Result<PythonEnv, RunError> {
-        let requirements = files
-            .iter()
-            .find(|f| f.path == "requirements.txt")
-            .map_or_else(|| "flask\n".to_string(), |f| f.content.clone());
         let (_, ready) = pyenv::locate(&self.settings.env_dir, &requirements);
         step(match ready {
             true => "reusing the Python environment".into(),
