@@ -30,6 +30,9 @@ pub enum ClientError {
     /// A local file could not be read or written.
     #[error("{0}")]
     Local(String),
+    /// Another error, with what the user should know about it.
+    #[error("{0}; {1}")]
+    Noted(Box<ClientError>, String),
 }
 
 impl ClientError {
@@ -40,24 +43,13 @@ impl ClientError {
             ClientError::Daemon(e) => e.code.exit_status() as u8,
             ClientError::Usage(_) => 2,
             ClientError::Protocol(_) | ClientError::Local(_) => 1,
+            ClientError::Noted(inner, _) => inner.exit_status(),
         }
     }
 
-    /// The same error with a note for the user appended to its message.
+    /// The same error with a note for the user after its message.
     pub fn with_note(self, note: &str) -> ClientError {
-        match self {
-            ClientError::Unreachable { socket, reason } => ClientError::Unreachable {
-                socket,
-                reason: format!("{reason}; {note}"),
-            },
-            ClientError::Daemon(mut e) => {
-                e.message = format!("{}; {note}", e.message);
-                ClientError::Daemon(e)
-            }
-            ClientError::Usage(m) => ClientError::Usage(format!("{m}; {note}")),
-            ClientError::Protocol(m) => ClientError::Protocol(format!("{m}; {note}")),
-            ClientError::Local(m) => ClientError::Local(format!("{m}; {note}")),
-        }
+        ClientError::Noted(Box::new(self), note.to_string())
     }
 
     /// The code shown in JSON errors.
@@ -68,6 +60,7 @@ impl ClientError {
             ClientError::Usage(_) => "invalid-input",
             ClientError::Protocol(_) => "protocol",
             ClientError::Local(_) => "local",
+            ClientError::Noted(inner, _) => inner.code(),
         }
     }
 }

@@ -1625,3 +1625,33 @@ fn on_a_terminal_show_highlights_code_and_diff_is_coloured() {
     let plain = ada.run(&["diff", "todo"]).ok().stdout;
     assert!(!plain.contains('\x1b'), "{plain:?}");
 }
+
+#[test]
+fn an_edit_whose_daemon_dies_meanwhile_keeps_the_edited_files() {
+    let (mut daemon, ada, _) = ada_with_todo();
+    let dir = TempDir::new().unwrap();
+    // The editor saves a change, then the daemon goes away under it.
+    let script = editor(
+        dir.path(),
+        &format!(
+            // The test is the daemon's parent and reaps it only later, so
+            // "gone" here means a zombie.
+            "printf '# kept\\n' >> app.py\nkill -9 {pid}\n\
+             until awk '{{exit $3 != \"Z\"}}' /proc/{pid}/stat; do sleep 0.05; done",
+            pid = daemon.pid()
+        ),
+    );
+    let out = edit_with(&ada, &script, &["edit", "todo"]).fails_with(5);
+    let kept = out
+        .stderr
+        .split("your edited files are kept in ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no kept folder named: {}", out.stderr))
+        .trim()
+        .to_string();
+    let app = std::fs::read_to_string(Path::new(&kept).join("app.py")).unwrap();
+    assert!(app.ends_with("# kept\n"), "{app}");
+    // Nothing was saved: the next daemon shows the project as it was.
+    daemon.restart();
+    assert_eq!(history(&ada, "todo").len(), 1);
+}
