@@ -88,6 +88,8 @@ pub struct Project {
     pub name: String,
     /// The prompt that created it.
     pub prompt: String,
+    /// Its owner.
+    pub owner_id: i64,
 }
 
 const SUMMARY_COLUMNS: &str = "p.id, p.name, p.status, p.port, p.created_at, p.last_modified, \
@@ -236,6 +238,7 @@ pub fn resolve(conn: &Connection, owner_id: i64, reference: &str) -> Result<Proj
             id: r.get(0)?,
             name: r.get(1)?,
             prompt: r.get(2)?,
+            owner_id,
         })
     };
     let by_name = conn

@@ -159,7 +159,6 @@ impl Supervisor {
     /// answers HTTP. `step` hears each stage.
     pub async fn run(
         &self,
-        owner_id: i64,
         project: &projects::Project,
         files: &[FileContent],
         port: Option<u16>,
@@ -174,7 +173,7 @@ impl Supervisor {
             Some(_) => self.watch(project.id).expect("a live app has a handle"),
             None => {
                 let status = self
-                    .launch(owner_id, project, files, port, Origin::Spawn, step)
+                    .launch(project, files, port, Origin::Spawn, step)
                     .await?;
                 let id = project.id;
                 self.db.call(move |c| runs::set_wanted(c, id, true)).await?;
@@ -208,7 +207,6 @@ impl Supervisor {
     /// the app's task. Called with `changes` held.
     async fn launch(
         &self,
-        owner_id: i64,
         project: &projects::Project,
         files: &[FileContent],
         port: Option<u16>,
@@ -267,7 +265,7 @@ impl Supervisor {
         });
         tokio::spawn(app::supervise(cfg, origin, receiver, status_tx));
         let handle = Handle {
-            owner_id,
+            owner_id: project.owner_id,
             name: project.name.clone(),
             commands,
             status: status.clone(),
@@ -502,6 +500,7 @@ impl Supervisor {
                     id: run.project_id,
                     name: run.name.clone(),
                     prompt: String::new(),
+                    owner_id: run.owner_id,
                 };
                 let files = self.files_of(&project).await?;
                 let origin = Origin::Adopt {
@@ -510,14 +509,7 @@ impl Supervisor {
                     run_id: run.run_id,
                 };
                 match self
-                    .launch(
-                        run.owner_id,
-                        &project,
-                        &files,
-                        Some(run.port),
-                        origin,
-                        &|_| {},
-                    )
+                    .launch(&project, &files, Some(run.port), origin, &|_| {})
                     .await
                 {
                     Ok(_) => {
@@ -547,10 +539,11 @@ impl Supervisor {
                 id: w.project_id,
                 name: w.name.clone(),
                 prompt: String::new(),
+                owner_id: w.owner_id,
             };
             let files = self.files_of(&project).await?;
             match self
-                .launch(w.owner_id, &project, &files, None, Origin::Spawn, &|_| {})
+                .launch(&project, &files, None, Origin::Spawn, &|_| {})
                 .await
             {
                 Ok(_) => tracing::info!(project_id = w.project_id, "restarted app that was gone"),

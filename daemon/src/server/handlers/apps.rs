@@ -21,7 +21,6 @@ pub async fn run(
     req: RunRequest,
     progress: &ProgressTx,
 ) -> Result<Reply, ServiceError> {
-    let user = daemon.accounts.authenticate(token).await?;
     let (project, files) = with_project(daemon, token, req.project, |tx, p| {
         Ok((p.clone(), versions::current_files(tx, p)?))
     })
@@ -31,7 +30,7 @@ pub async fn run(
     };
     let info = daemon
         .supervisor
-        .run(user.id, &project, &files, req.port, &step)
+        .run(&project, &files, req.port, &step)
         .await?;
     Ok(Reply::Running(info))
 }
