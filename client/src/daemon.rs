@@ -26,8 +26,12 @@ pub fn socket_path(flag: Option<&Path>) -> PathBuf {
 }
 
 impl DaemonConn {
-    /// Connects to the daemon on `socket` and completes the handshake.
-    pub async fn connect(socket: &Path) -> Result<DaemonConn, ClientError> {
+    /// Connects to the daemon on `socket`, completes the handshake and, when
+    /// the user is signed in, presents the session for the connection.
+    pub async fn connect(
+        socket: &Path,
+        session: Option<SessionToken>,
+    ) -> Result<DaemonConn, ClientError> {
         let unreachable = |reason: String| ClientError::Unreachable {
             socket: socket.to_path_buf(),
             reason,
@@ -38,13 +42,18 @@ impl DaemonConn {
         let stream = Stream::connect(name).await.map_err(|e| match e.kind() {
             ErrorKind::NotFound => unreachable("no socket there".into()),
             ErrorKind::ConnectionRefused => unreachable("nothing listens there".into()),
-            ErrorKind::PermissionDenied => unreachable("permission denied".into()),
+            ErrorKind::PermissionDenied => ClientError::PermissionDenied(socket.to_path_buf()),
             _ => unreachable(e.to_string()),
         })?;
         let mut conn = DaemonConn { stream };
         conn.send(&ClientFrame::Hello(Hello::current())).await?;
         match conn.receive().await? {
-            ServerFrame::Welcome(_) => Ok(conn),
+            ServerFrame::Welcome(_) => {
+                if let Some(token) = session {
+                    conn.send(&ClientFrame::Authenticate(token)).await?;
+                }
+                Ok(conn)
+            }
             ServerFrame::Error(e) => Err(ClientError::Daemon(e)),
             other => Err(ClientError::Protocol(format!(
                 "the daemon answered the handshake with {other:?}"

@@ -18,6 +18,12 @@ pub enum ClientError {
         /// What connecting said.
         reason: String,
     },
+    /// The socket exists but this user may not open it.
+    #[error(
+        "permission denied opening the daemon's socket {0}: it belongs to another user; \
+         ask its owner to add you to the socket's group, or start your own appforged"
+    )]
+    PermissionDenied(PathBuf),
     /// The daemon refused or failed the request.
     #[error("{0}")]
     Daemon(WireError),
@@ -41,6 +47,7 @@ impl ClientError {
         match self {
             ClientError::Unreachable { .. } => 5,
             ClientError::Daemon(e) => e.code.exit_status() as u8,
+            ClientError::PermissionDenied(_) => 4,
             ClientError::Usage(_) => 2,
             ClientError::Protocol(_) | ClientError::Local(_) => 1,
             ClientError::Noted(inner, _) => inner.exit_status(),
@@ -57,6 +64,7 @@ impl ClientError {
         match self {
             ClientError::Unreachable { .. } => "unreachable",
             ClientError::Daemon(e) => e.code.as_str(),
+            ClientError::PermissionDenied(_) => "forbidden",
             ClientError::Usage(_) => "invalid-input",
             ClientError::Protocol(_) => "protocol",
             ClientError::Local(_) => "local",

@@ -7,6 +7,7 @@ use crate::ai::ProviderChoiceError;
 use crate::auth::AuthError;
 use crate::db::DbError;
 use crate::projects::ProjectError;
+use crate::supervisor::pyenv::EnvError;
 use crate::supervisor::RunError;
 
 /// Why a request failed.
@@ -50,9 +51,9 @@ impl From<RunError> for ServiceError {
             }
             RunError::PortOutOfRange { .. } => ServiceError::InvalidInput(message),
             RunError::Db(e) => ServiceError::Db(e),
-            RunError::Env(_) | RunError::Files(_) | RunError::NotUp { .. } => {
-                ServiceError::App(message)
-            }
+            RunError::Env(EnvError::Refused(_)) => ServiceError::InvalidInput(message),
+            RunError::Env(_) | RunError::NotUp { .. } => ServiceError::App(message),
+            RunError::Files(_) => ServiceError::Internal(message),
         }
     }
 }
@@ -118,9 +119,8 @@ impl ServiceError {
             ServiceError::Forbidden(_) => ErrorCode::Forbidden,
             ServiceError::NotFound(_) => ErrorCode::NotFound,
             ServiceError::Provider(_) => ErrorCode::ProviderError,
-            ServiceError::Db(_) | ServiceError::Internal(_) | ServiceError::App(_) => {
-                ErrorCode::Internal
-            }
+            ServiceError::App(_) => ErrorCode::AppFailed,
+            ServiceError::Db(_) | ServiceError::Internal(_) => ErrorCode::Internal,
         }
     }
 }

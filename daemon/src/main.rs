@@ -4,6 +4,7 @@
 mod ai;
 mod auth;
 mod config;
+mod confine;
 mod db;
 mod error;
 mod metrics;
@@ -22,6 +23,9 @@ use tracing::info;
 use crate::config::{Cli, LogFormat};
 
 fn main() -> ExitCode {
+    // `appforged __app-shim` is an app's log process; it never returns here.
+    confine::shim::run_if_shim();
+    confine::harden_daemon();
     // Before any thread exists: take the keys out of the environment.
     let keys = config::ApiKeys::take_from_env();
     let loaded = match config::file::load(std::env::args_os().collect()) {

@@ -10,8 +10,10 @@ use anyhow::Context;
 use crate::ai::Providers;
 use crate::auth::Accounts;
 use crate::config::Settings;
+use crate::confine::Protections;
 use crate::db::Db;
 use crate::metrics::Metrics;
+use crate::server::peers::PeerSlots;
 use crate::supervisor::Supervisor;
 
 /// Everything a request handler may need.
@@ -32,6 +34,8 @@ pub struct Daemon {
     pub started: Instant,
     /// Clients connected right now.
     pub connections: AtomicU64,
+    /// Connection slots per client process.
+    pub peers: PeerSlots,
 }
 
 impl Daemon {
@@ -47,6 +51,26 @@ impl Daemon {
                     settings.data_dir.display()
                 )
             })?;
+        crate::confine::secure_data_dir(&settings.data_dir).with_context(|| {
+            format!(
+                "could not make the data directory {} private",
+                settings.data_dir.display()
+            )
+        })?;
+        let protections = tokio::task::spawn_blocking(Protections::probe).await?;
+        match protections.missing() {
+            None => tracing::info!(
+                landlock_abi = protections.landlock_abi,
+                "apps are confined: Landlock, user and PID namespaces, non-dumpable daemon"
+            ),
+            Some(missing) if settings.apps.require_confinement => {
+                anyhow::bail!("this kernel lacks what --require-confinement asks for: {missing}")
+            }
+            Some(missing) => tracing::warn!(
+                %missing,
+                "apps run with weaker confinement; `appforge status` lists what is on"
+            ),
+        }
         let path = settings.database_path();
         let db = tokio::task::spawn_blocking(move || Db::open(&path))
             .await?
@@ -58,8 +82,13 @@ impl Daemon {
             })?;
         let providers = Providers::new(&settings.ai).context("could not set up the AI client")?;
         let metrics = Arc::new(Metrics::default());
-        let supervisor = Supervisor::new(db.clone(), &settings.apps, Arc::clone(&metrics))
-            .context("could not set up the supervisor's HTTP client")?;
+        let supervisor = Supervisor::new(
+            db.clone(),
+            &settings.apps,
+            Arc::clone(&metrics),
+            protections,
+        )
+        .context("could not set up the supervisor's HTTP client")?;
         Ok(Arc::new(Daemon {
             supervisor,
             metrics,
@@ -69,6 +98,7 @@ impl Daemon {
             settings: settings.clone(),
             started: Instant::now(),
             connections: AtomicU64::new(0),
+            peers: PeerSlots::new(settings.max_connections_per_client),
         }))
     }
 }

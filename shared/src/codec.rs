@@ -9,17 +9,26 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// The largest payload accepted in either direction: 16 MiB.
 pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 
+/// The largest payload a daemon accepts before the connection has shown a
+/// valid session: a handshake, a sign-in or a ping fit in far less.
+pub const MAX_UNAUTHENTICATED_FRAME_LEN: usize = 8 * 1024;
+
+/// How much of an announced payload is allocated before its bytes arrive.
+const FIRST_READ: usize = 16 * 1024;
+
 /// Bytes in the length prefix.
 pub const PREFIX_LEN: usize = 4;
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
-    /// The length prefix announces more than [`MAX_FRAME_LEN`].
-    #[error("frame of {len} bytes is over the {MAX_FRAME_LEN}-byte limit")]
+    /// The length prefix announces more than the reader's limit.
+    #[error("frame of {len} bytes is over the {limit}-byte limit")]
     TooLarge {
         /// The announced length.
         len: usize,
+        /// The limit in force.
+        limit: usize,
     },
     /// The stream ended in the middle of a frame.
     #[error("connection closed in the middle of a frame")]
@@ -48,7 +57,10 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
         .map_err(|e| CodecError::Encode(e.to_string()))?;
     let len = frame.len() - PREFIX_LEN;
     if len > MAX_FRAME_LEN {
-        return Err(CodecError::TooLarge { len });
+        return Err(CodecError::TooLarge {
+            len,
+            limit: MAX_FRAME_LEN,
+        });
     }
     frame[..PREFIX_LEN].copy_from_slice(&(len as u32).to_le_bytes());
     Ok(frame)
@@ -67,11 +79,19 @@ pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, CodecErr
     Ok(msg)
 }
 
-/// Reads the payload length from a prefix, refusing oversized frames.
+/// Reads the payload length from a prefix, refusing frames over [`MAX_FRAME_LEN`].
 pub fn payload_len(prefix: [u8; PREFIX_LEN]) -> Result<usize, CodecError> {
+    payload_len_within(prefix, MAX_FRAME_LEN)
+}
+
+/// Reads the payload length from a prefix, refusing frames over `limit`.
+pub fn payload_len_within(prefix: [u8; PREFIX_LEN], limit: usize) -> Result<usize, CodecError> {
     let len = u32::from_le_bytes(prefix) as usize;
-    if len > MAX_FRAME_LEN {
-        return Err(CodecError::TooLarge { len });
+    if len > limit.min(MAX_FRAME_LEN) {
+        return Err(CodecError::TooLarge {
+            len,
+            limit: limit.min(MAX_FRAME_LEN),
+        });
     }
     Ok(len)
 }
@@ -89,9 +109,20 @@ pub fn decode_frame<T: DeserializeOwned>(buf: &[u8]) -> Result<Option<(T, usize)
     Ok(Some((decode_payload(payload)?, PREFIX_LEN + len)))
 }
 
-/// Reads one frame: `Ok(None)` on a clean end of stream before a frame starts,
-/// an error if it ends inside one.
+/// Reads one frame of at most [`MAX_FRAME_LEN`]: `Ok(None)` on a clean end
+/// of stream before a frame starts, an error if it ends inside one.
 pub async fn read_frame<R, T>(reader: &mut R) -> Result<Option<T>, CodecError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
+    read_frame_within(reader, MAX_FRAME_LEN).await
+}
+
+/// Reads one frame of at most `limit` bytes. The payload's buffer grows
+/// with the bytes that arrive, not with the length announced, so a peer
+/// that announces a large frame and sends nothing costs next to nothing.
+pub async fn read_frame_within<R, T>(reader: &mut R, limit: usize) -> Result<Option<T>, CodecError>
 where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
@@ -105,15 +136,15 @@ where
             n => filled += n,
         }
     }
-    let len = payload_len(prefix)?;
-    let mut payload = vec![0u8; len];
-    reader.read_exact(&mut payload).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            CodecError::Truncated
-        } else {
-            CodecError::Io(e)
-        }
-    })?;
+    let len = payload_len_within(prefix, limit)?;
+    let mut payload = Vec::with_capacity(len.min(FIRST_READ));
+    let read = (&mut *reader)
+        .take(len as u64)
+        .read_to_end(&mut payload)
+        .await?;
+    if read < len {
+        return Err(CodecError::Truncated);
+    }
     decode_payload(&payload).map(Some)
 }
 

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     ProviderError,
     /// Something went wrong inside the daemon.
     Internal,
+    /// An app did not start, or ended failed; the message has its log.
+    AppFailed,
 }
 
 impl ErrorCode {
@@ -30,6 +32,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 3,
             ErrorCode::Unauthenticated | ErrorCode::Forbidden => 4,
             ErrorCode::Conflict => 6,
+            ErrorCode::AppFailed => 7,
         }
     }
 
@@ -43,6 +46,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::ProviderError => "provider-error",
             ErrorCode::Internal => "internal",
+            ErrorCode::AppFailed => "app-failed",
         }
     }
 }

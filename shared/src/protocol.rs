@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::WireError;
 
 /// The protocol version this build speaks; both sides must agree on it.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A frame sent by the client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +21,12 @@ pub enum ClientFrame {
     Hello(Hello),
     /// One request, answered by progress frames and one final frame.
     Request(Envelope),
+    /// Sent right after the handshake by a signed-in client, and not
+    /// answered: a valid session lifts the connection's frame limit from
+    /// [`crate::codec::MAX_UNAUTHENTICATED_FRAME_LEN`] to
+    /// [`crate::codec::MAX_FRAME_LEN`], so a large request (an edit's
+    /// files) can follow.
+    Authenticate(SessionToken),
 }
 
 /// A frame sent by the daemon.
@@ -596,6 +602,17 @@ pub struct StatusInfo {
     pub projects: u64,
     /// Number of clients connected right now, this one included.
     pub connections: u64,
+    /// How apps are confined, and what the kernel did not allow.
+    pub protections: Vec<Protection>,
+}
+
+/// One protection of the apps, and whether this daemon has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protection {
+    /// What it is, in words.
+    pub name: String,
+    /// Whether it is on.
+    pub on: bool,
 }
 
 /// A new session, returned by `signup` and `login`.

@@ -241,6 +241,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::Conflict),
         Just(ErrorCode::ProviderError),
         Just(ErrorCode::Internal),
+        Just(ErrorCode::AppFailed),
     ]
 }
 
@@ -258,7 +259,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         (text(), any::<u32>(), any::<u64>(), text(), any::<u64>()).prop_map(
             |(version, pid, uptime_s, socket, users)| ServerFrame::Reply(Reply::Status(
                 StatusInfo {
-                    version,
+                    version: version.clone(),
                     pid,
                     uptime_s,
                     socket: socket.clone(),
@@ -267,6 +268,10 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                     users,
                     projects: users / 2,
                     connections: 1,
+                    protections: vec![Protection {
+                        name: version.clone(),
+                        on: users % 2 == 0,
+                    }],
                 }
             ))
         ),

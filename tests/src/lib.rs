@@ -208,8 +208,22 @@ impl Daemon {
 
 impl Daemon {
     /// Pids of the apps running from this daemon's project folders, found in
-    /// /proc by their working directory (they outlive the daemon on purpose).
+    /// /proc by their working directory (they outlive the daemon on purpose):
+    /// the top process of each app (its shim), as `ps` shows it.
     pub fn app_pids(&self) -> Vec<i32> {
+        let all = self.app_processes();
+        let mut tops: Vec<i32> = all
+            .iter()
+            .copied()
+            .filter(|pid| parent_of(*pid).is_none_or(|parent| !all.contains(&parent)))
+            .collect();
+        tops.sort_unstable();
+        tops
+    }
+
+    /// Every live process whose working directory is in a project folder:
+    /// each app's shim, its init and the app with its children.
+    pub fn app_processes(&self) -> Vec<i32> {
         let projects = self.data_dir.join("projects");
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return Vec::new();
@@ -225,6 +239,13 @@ impl Daemon {
         pids.sort_unstable();
         pids
     }
+}
+
+/// The parent of a process, from /proc/PID/stat.
+pub fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Whether a process is a zombie (or gone).
@@ -244,7 +265,7 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
         // Apps outlive their daemon by design; a test's apps must not.
-        for pid in self.app_pids() {
+        for pid in self.app_processes() {
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,

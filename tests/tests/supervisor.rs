@@ -139,9 +139,10 @@ def index():
 "#;
 
 /// What the app's environment may hold, and nothing else.
-const ALLOWED_ENV: [&str; 7] = [
+const ALLOWED_ENV: [&str; 8] = [
     "PATH",
     "HOME",
+    "TMPDIR",
     "LANG",
     "PORT",
     "HOST",
@@ -370,6 +371,25 @@ fn zombie_children(parent: u32) -> Vec<i64> {
         .collect()
 }
 
+/// The app's Python process below its shim (the pid `ps` shows).
+fn python_under(shim: i64) -> i64 {
+    let mut queue = vec![shim];
+    while let Some(pid) = queue.pop() {
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if cmdline.contains("flask") {
+            return pid;
+        }
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        queue.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<i64>().ok()),
+        );
+    }
+    panic!("no Python process below pid {shim}")
+}
+
 /// Sends SIGKILL to one process.
 fn kill_9(pid: i64) {
     let pid = i32::try_from(pid).expect("a pid");
@@ -574,7 +594,7 @@ fn an_app_killed_with_sigkill_is_restarted_and_counted() {
 fn a_crash_looping_app_ends_failed_without_spinning() {
     let (daemon, ada, id) = ada_with_app(&[], CRASHING_APP);
 
-    let out = ada.run(&["run", "todo"]).fails_with(1);
+    let out = ada.run(&["run", "todo"]).fails_with(7);
     assert!(
         out.stderr.contains("crashing on purpose with code 3"),
         "the app's last log lines belong in the message: {}",
@@ -630,7 +650,7 @@ fn an_app_that_never_answers_is_killed_after_the_start_timeout() {
     let (daemon, ada, id) = ada_with_app(&["--start-timeout", "2"], NEVER_READY_APP);
 
     // `run` gives up waiting (or sees it fail) and shows the log's end.
-    let out = ada.run(&["run", "todo"]).fails_with(1);
+    let out = ada.run(&["run", "todo"]).fails_with(7);
     assert!(out.stderr.contains("importing forever"), "{}", out.stderr);
 
     let mut app = None;
@@ -958,18 +978,19 @@ fn an_app_that_stops_answering_is_killed_and_restarted() {
         ],
         HANGING_APP,
     );
-    run_app(&ada, "todo");
+    let shim = pid_of(&run_app(&ada, "todo"));
     std::fs::write(run_folder(&daemon, id).join("hang"), "").unwrap();
-    // The process that hangs: alive, stopped by its own SIGSTOP.
-    let mut hung = None;
+    // The process that hangs (under the shim `ps` shows): alive, stopped by
+    // its own SIGSTOP.
+    let mut python = None;
     wait_for("the app to stop itself", || {
-        hung = daemon
-            .app_pids()
+        python = daemon
+            .app_processes()
             .into_iter()
             .find(|p| stat_of(i64::from(*p)).is_some_and(|(s, _)| s == 'T'));
-        hung.is_some()
+        python.is_some()
     });
-    let hung = i64::from(hung.unwrap());
+    let (hung, python) = (shim, python.unwrap());
 
     let now = wait_running_with_new_pid(&ada, id, hung);
     assert_answers(port_of(&now));
@@ -979,7 +1000,8 @@ fn an_app_that_stops_answering_is_killed_and_restarted() {
         last_exit.contains("stopped answering") || last_exit.contains("signal 9"),
         "{now}"
     );
-    wait_for("the hung process to be gone", || is_zombie(hung as i32));
+    wait_for("the hung process to be gone", || is_zombie(python));
+    wait_for("the hung app's shim to be gone", || is_zombie(hung as i32));
     assert_eq!(daemon.app_pids(), vec![pid_of(&now) as i32]);
     let rows = runs(&daemon, id);
     let row = rows.iter().find(|r| r.pid == hung).expect("the hung run");
@@ -1385,7 +1407,8 @@ fn environments_are_made_with_uv_when_asked_and_shared_by_equal_requirements() {
     let two = ps_of(&ada, ps(&ada)[1]["project_id"].as_i64().unwrap()).unwrap();
     assert_answers(port_of(&two));
     assert!(!out.stderr.contains("installing"), "{}", out.stderr);
-    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", pid_of(&two))).unwrap();
+    let python = python_under(pid_of(&two));
+    let cmdline = std::fs::read_to_string(format!("/proc/{python}/cmdline")).unwrap();
     assert!(
         cmdline.starts_with(&made[0].display().to_string()),
         "{cmdline}"
@@ -1428,7 +1451,7 @@ fn requirements_that_cannot_be_installed_fail_the_run_and_leave_nothing_half_mad
         requirements,
     )
     .ok();
-    let out = ada.run(&["run", "todo"]).fails_with(1);
+    let out = ada.run(&["run", "todo"]).fails_with(7);
     assert!(out.stderr.contains("failed"), "{}", out.stderr);
     assert!(out.stderr.contains("log"), "{}", out.stderr);
     assert!(ps_of(&ada, id).is_none(), "{:?}", ps(&ada));

@@ -22,12 +22,20 @@ pub async fn status(ctx: &mut Ctx) -> Result<(), ClientError> {
             "version": s.version, "pid": s.pid, "uptime_s": s.uptime_s,
             "socket": s.socket, "data_dir": s.data_dir, "database": s.database,
             "users": s.users, "projects": s.projects, "connections": s.connections,
+            "protections": s.protections.iter()
+                .map(|p| json!({"name": p.name, "on": p.on}))
+                .collect::<Vec<_>>(),
         }),
         || {
+            let protections: String = s
+                .protections
+                .iter()
+                .map(|p| format!("\n    [{}] {}", if p.on { "on " } else { "OFF" }, p.name))
+                .collect();
             format!(
                 "appforged {}\n  pid:         {}\n  uptime:      {} s\n  socket:      {}\n  \
                  data dir:    {}\n  database:    {}\n  users:       {}\n  projects:    {}\n  \
-                 connections: {}",
+                 connections: {}\n  app protections:{}",
                 s.version,
                 s.pid,
                 s.uptime_s,
@@ -36,7 +44,8 @@ pub async fn status(ctx: &mut Ctx) -> Result<(), ClientError> {
                 s.database,
                 s.users,
                 s.projects,
-                s.connections
+                s.connections,
+                protections
             )
         },
     );

@@ -17,6 +17,7 @@ use crate::cli::EditArgs;
 use crate::daemon::DaemonConn;
 use crate::error::ClientError;
 use crate::output::emit;
+use crate::session;
 
 /// `appforge edit P [--file PATH] [--stdin]`
 pub async fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<(), ClientError> {
@@ -62,7 +63,7 @@ async fn save(
 ) -> Result<SavedVersion, ClientError> {
     // The editor may have been open longer than the daemon waits for a
     // silent client, so ask on a fresh connection.
-    ctx.conn = DaemonConn::connect(&ctx.socket).await?;
+    ctx.conn = DaemonConn::connect(&ctx.socket, session::load()).await?;
     let request = Request::EditProject(EditRequest {
         project: project_id.to_string(),
         base_version,
@@ -108,6 +109,15 @@ fn read_stdin() -> Result<String, ClientError> {
     std::io::stdin()
         .read_to_end(&mut bytes)
         .map_err(|e| ClientError::Local(format!("cannot read standard input: {e}")))?;
+    // An empty input is almost always a mistake (a wrong redirection, a
+    // pipe whose writer failed); saving it would wipe the file.
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ClientError::Usage(
+            "standard input is empty; nothing was saved (pipe the file's new content into \
+             `appforge edit P --file PATH --stdin`)"
+                .into(),
+        ));
+    }
     String::from_utf8(bytes).map_err(|_| {
         ClientError::Usage("standard input is not UTF-8 text; only text files are kept".into())
     })

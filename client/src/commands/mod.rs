@@ -51,7 +51,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         _ => None,
     };
     let mut ctx = Ctx {
-        conn: DaemonConn::connect(&socket).await?,
+        conn: DaemonConn::connect(&socket, session::load()).await?,
         socket,
         json: cli.json,
     };

@@ -162,6 +162,48 @@ pub enum ProviderError {
         /// What was wrong.
         message: String,
     },
+    /// The reply grew past [`MAX_REPLY_BYTES`]; it was dropped unread.
+    #[error(
+        "{provider}'s reply grew past {limit} bytes and was dropped; ask for a smaller app \
+         (or lower --max-tokens)"
+    )]
+    TooLarge {
+        /// The provider's name.
+        provider: String,
+        /// The cap.
+        limit: usize,
+    },
+}
+
+/// The largest model reply accepted (one attempt, all of its text). An app
+/// of a few files is tens of KiB; a reply past this is a runaway model or a
+/// hostile server, and is neither stored nor sent back to the model.
+pub const MAX_REPLY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The largest error body read from a provider.
+pub const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// `text` with the API key and any bearer token replaced, for error
+/// messages that are logged, stored and shown: a provider may echo the
+/// request's `Authorization` header back in its error.
+pub fn scrub_secrets(text: &str, key: Option<&str>) -> String {
+    let mut out = match key.filter(|k| k.len() >= 4) {
+        Some(key) => text.replace(key, "[redacted]"),
+        None => text.to_string(),
+    };
+    // Whatever follows "Bearer " up to a delimiter is a credential.
+    let mut from = 0;
+    while let Some(found) = out[from..].to_ascii_lowercase().find("bearer ") {
+        let start = from + found + "bearer ".len();
+        let end = out[start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '}' | ']'))
+            .map_or(out.len(), |n| start + n);
+        if end > start && &out[start..end] != "[redacted]" {
+            out.replace_range(start..end, "[redacted]");
+        }
+        from = start + "[redacted]".len().min(out.len() - start);
+    }
+    out
 }
 
 impl ProviderError {
@@ -170,7 +212,9 @@ impl ProviderError {
         match self {
             ProviderError::Timeout { .. } | ProviderError::Network { .. } => true,
             ProviderError::Http { status, .. } => retry::is_retryable_status(*status),
-            ProviderError::Unauthorized { .. } | ProviderError::Malformed { .. } => false,
+            ProviderError::Unauthorized { .. }
+            | ProviderError::Malformed { .. }
+            | ProviderError::TooLarge { .. } => false,
         }
     }
 }

@@ -13,7 +13,10 @@ use serde_json::{json, Value};
 use super::ratelimit::RateLimiter;
 use super::retry;
 use super::sse;
-use super::{BoxFuture, ChatRequest, Completion, Finish, Provider, ProviderError, TextSink, Usage};
+use super::{
+    scrub_secrets, BoxFuture, ChatRequest, Completion, Finish, Provider, ProviderError, TextSink,
+    Usage, MAX_ERROR_BODY_BYTES, MAX_REPLY_BYTES,
+};
 use crate::config::{AiSettings, Endpoint};
 
 /// An OpenAI-compatible provider.
@@ -121,11 +124,15 @@ impl OpenAiProvider {
         let status = response.status();
         if !status.is_success() {
             let retry_after = retry::retry_after(response.headers());
-            let body = tokio::time::timeout(self.first_byte_timeout, response.text())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
+            let body = tokio::time::timeout(
+                self.first_byte_timeout,
+                read_capped(response, MAX_ERROR_BODY_BYTES),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
             return Err(Failure {
                 error: self.http_error(status, &body),
                 retry_after,
@@ -145,10 +152,16 @@ impl OpenAiProvider {
             self.read_stream(response, on_text).await?
         } else {
             // Servers that ignore `stream: true` answer with one document.
-            let body = tokio::time::timeout(self.first_byte_timeout, response.bytes())
-                .await
-                .map_err(|_| self.timeout("the answer's body stalled".into()))?
-                .map_err(|e| self.network(&e))?;
+            let (body, complete) = tokio::time::timeout(
+                self.first_byte_timeout,
+                read_capped(response, MAX_REPLY_BYTES),
+            )
+            .await
+            .map_err(|_| self.timeout("the answer's body stalled".into()))?
+            .map_err(|e| self.network(&e))?;
+            if !complete {
+                return Err(self.too_large());
+            }
             let completion = self.parse_whole(&body)?;
             on_text(&completion.text);
             completion
@@ -188,6 +201,10 @@ impl OpenAiProvider {
                     return Ok(state.into_completion());
                 }
             }
+            // Both the text and an event that never ends are bounded.
+            if state.text.len() > MAX_REPLY_BYTES || decoder.pending() > MAX_REPLY_BYTES {
+                return Err(self.too_large());
+            }
             if ended {
                 break;
             }
@@ -226,8 +243,21 @@ impl OpenAiProvider {
         })
     }
 
+    fn too_large(&self) -> Failure {
+        ProviderError::TooLarge {
+            provider: self.name.clone(),
+            limit: MAX_REPLY_BYTES,
+        }
+        .into()
+    }
+
+    /// `text` without the key or any bearer token in it.
+    fn scrub(&self, text: &str) -> String {
+        scrub_secrets(text, self.key.as_ref().map(|k| k.0.as_str()))
+    }
+
     fn http_error(&self, status: StatusCode, body: &str) -> ProviderError {
-        let message = error_message(body);
+        let message = self.scrub(&error_message(body));
         match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Unauthorized {
                 provider: self.name.clone(),
@@ -247,11 +277,11 @@ impl OpenAiProvider {
             StreamError::Reported(message) => ProviderError::Http {
                 provider: self.name.clone(),
                 status: 500,
-                message: format!("the stream reported an error: {message}"),
+                message: format!("the stream reported an error: {}", self.scrub(&message)),
             },
             StreamError::Malformed(message) => ProviderError::Malformed {
                 provider: self.name.clone(),
-                message,
+                message: self.scrub(&message),
             },
         }
         .into()
@@ -282,9 +312,26 @@ impl OpenAiProvider {
         }
         ProviderError::Network {
             provider: self.name.clone(),
-            message,
+            message: self.scrub(&message),
         }
     }
+}
+
+/// Reads a body up to `limit` bytes; the flag says whether it all fit.
+async fn read_capped(
+    response: reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut chunks = response.bytes_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > limit {
+            return Ok((body, false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
 }
 
 impl Provider for OpenAiProvider {

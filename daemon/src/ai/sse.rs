@@ -33,6 +33,11 @@ impl Decoder {
         events
     }
 
+    /// Bytes held for an event not yet complete.
+    pub fn pending(&self) -> usize {
+        self.buffer.len() + self.data.iter().map(String::len).sum::<usize>()
+    }
+
     /// Ends the stream; returns an event left without its blank line.
     pub fn finish(&mut self) -> Option<Event> {
         let rest = std::mem::take(&mut self.buffer);

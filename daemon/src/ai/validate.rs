@@ -40,6 +40,10 @@ pub async fn check(files: &mut Vec<FileContent>, python: &Path) -> Result<(), Ch
         ));
     }
     ensure_flask(files);
+    if let Some(f) = files.iter().find(|f| f.path == "requirements.txt") {
+        crate::projects::requirements::check(&f.content)
+            .map_err(|e| CheckError::Invalid(e.to_string()))?;
+    }
     let errors = syntax_errors(files, python).await?;
     if errors.is_empty() {
         Ok(())

@@ -65,6 +65,15 @@ pub struct User {
 pub struct Accounts {
     db: Db,
     throttle: Mutex<throttle::Throttle>,
+    /// Hashes running at once: each holds 19 MiB, so a storm of sign-ins
+    /// waits here instead of growing the daemon by 19 MiB a request.
+    hashing: tokio::sync::Semaphore,
+}
+
+/// Password hashes allowed at once: one a core, at most two, which keeps
+/// the peak of a sign-in storm under 40 MiB; people sign in one at a time.
+fn hashing_permits() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
 impl Accounts {
@@ -73,6 +82,7 @@ impl Accounts {
         Accounts {
             db,
             throttle: Mutex::new(throttle::Throttle::default()),
+            hashing: tokio::sync::Semaphore::new(hashing_permits()),
         }
     }
 
@@ -81,7 +91,8 @@ impl Accounts {
         let email = normalize_email(&creds.email)?;
         check_password_length(&creds.password.0)?;
         let password = creds.password.0;
-        let hash = blocking(move || password::hash(&password))
+        let hash = self
+            .hashing(move || password::hash(&password))
             .await?
             .map_err(AuthError::Hashing)?;
         let user_id = self
@@ -120,14 +131,15 @@ impl Accounts {
             })
             .await?;
         let password = creds.password.0;
-        let user_id = blocking(move || match stored {
-            Some((id, hash)) => password::verify(&password, &hash).then_some(id),
-            None => {
-                password::verify_against_dummy(&password);
-                None
-            }
-        })
-        .await?;
+        let user_id = self
+            .hashing(move || match stored {
+                Some((id, hash)) => password::verify(&password, &hash).then_some(id),
+                None => {
+                    password::verify_against_dummy(&password);
+                    None
+                }
+            })
+            .await?;
         let Some(user_id) = user_id else {
             self.lock().fail(&email, Instant::now());
             tracing::info!("failed sign-in");
@@ -233,12 +245,21 @@ impl Accounts {
 }
 
 /// Runs CPU-heavy work on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, AuthError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| AuthError::Hashing(format!("hashing task failed: {e}")))
+impl Accounts {
+    /// Runs a password hash off the runtime, waiting for a hashing permit.
+    async fn hashing<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Hashing(format!("hashing is closed: {e}")))?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| AuthError::Hashing(format!("hashing task failed: {e}")))
+    }
 }
 
 /// A new session token: 256 random bits, hex, with a prefix that secret

@@ -44,6 +44,10 @@ pub struct Cli {
     /// Most clients served at once; more are told to retry.
     #[arg(long, default_value_t = 256)]
     pub max_connections: usize,
+    /// Most connections one client process may hold at once, so that one
+    /// process cannot keep every other client out.
+    #[arg(long, default_value_t = 16)]
+    pub max_connections_per_client: usize,
     /// AI provider used when a request names none: template, groq or openai
     /// [default: groq when GROQ_API_KEY is set, else template]
     #[arg(long, env = "APPFORGE_PROVIDER")]
@@ -124,6 +128,14 @@ pub struct Cli {
     /// Most address space per app, in MiB (RLIMIT_AS; 0: no limit).
     #[arg(long, default_value_t = 4096)]
     pub app_max_memory_mib: u64,
+    /// Largest file an app may write, in MiB (RLIMIT_FSIZE; 0: no limit).
+    #[arg(long, default_value_t = 256)]
+    pub app_max_file_mib: u64,
+    /// Refuse to start when the kernel lacks a confinement mechanism
+    /// (Landlock, user and PID namespaces), instead of running apps with
+    /// the protections that remain and saying so.
+    #[arg(long)]
+    pub require_confinement: bool,
     /// Stop every app when the daemon exits, instead of leaving them running
     /// for the next daemon to adopt.
     #[arg(long)]
@@ -189,6 +201,8 @@ pub struct Settings {
     pub client_timeout: Duration,
     /// Connection limit.
     pub max_connections: usize,
+    /// Connection limit per client process.
+    pub max_connections_per_client: usize,
     /// Providers and generation.
     pub ai: AiSettings,
     /// Running apps.
@@ -228,6 +242,10 @@ pub struct AppSettings {
     pub max_files: u64,
     /// RLIMIT_AS of apps in bytes, if any.
     pub max_memory: Option<u64>,
+    /// RLIMIT_FSIZE of apps in bytes, if any.
+    pub max_file_bytes: Option<u64>,
+    /// Whether missing confinement stops the daemon.
+    pub require_confinement: bool,
     /// Stop apps when the daemon exits.
     pub stop_on_exit: bool,
 }
@@ -430,8 +448,8 @@ impl Settings {
         if !(cli.client_timeout.is_finite() && cli.client_timeout > 0.0) {
             bail!("--client-timeout must be a positive number of seconds");
         }
-        if cli.max_connections == 0 {
-            bail!("--max-connections must be at least 1");
+        if cli.max_connections == 0 || cli.max_connections_per_client == 0 {
+            bail!("--max-connections and --max-connections-per-client must be at least 1");
         }
         let ai = AiSettings::from_cli(&cli, keys)?;
         let seconds = |value: f64, flag: &str| -> anyhow::Result<Duration> {
@@ -470,6 +488,8 @@ impl Settings {
             log_files: cli.log_files,
             max_files: cli.app_max_files,
             max_memory: (cli.app_max_memory_mib > 0).then(|| cli.app_max_memory_mib * 1024 * 1024),
+            max_file_bytes: (cli.app_max_file_mib > 0).then(|| cli.app_max_file_mib * 1024 * 1024),
+            require_confinement: cli.require_confinement,
             stop_on_exit: cli.stop_apps_on_exit,
         };
         let metrics_addr = match cli.metrics_addr {
@@ -484,6 +504,7 @@ impl Settings {
             data_dir,
             client_timeout: Duration::from_secs_f64(cli.client_timeout),
             max_connections: cli.max_connections,
+            max_connections_per_client: cli.max_connections_per_client,
             ai,
         })
     }

@@ -5,6 +5,7 @@
 pub mod diff;
 pub mod export;
 pub mod folder;
+pub mod requirements;
 pub mod versions;
 
 use appforge_shared::protocol::{ProjectSummary, SavedAs};

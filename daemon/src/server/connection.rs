@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use appforge_shared::codec::{self, CodecError};
 use appforge_shared::protocol::{
@@ -18,6 +18,9 @@ use tracing::{debug, info, warn};
 use super::handlers;
 use crate::state::Daemon;
 
+/// How long a connection without a valid session may stay silent.
+const UNAUTHENTICATED_IDLE: Duration = Duration::from_secs(5);
+
 /// Serves one client until it leaves, misbehaves, stays silent too long, or
 /// the daemon shuts down.
 pub async fn serve(
@@ -26,7 +29,9 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let peer_uid = stream.peer_creds().ok().and_then(|c| c.euid());
+    let creds = stream.peer_creds().ok();
+    let peer_uid = creds.as_ref().and_then(|c| c.euid());
+    let peer_pid = creds.as_ref().and_then(|c| c.pid());
     // `&Stream` reads and writes, so one borrow reads while another writes.
     let (mut reader, mut writer) = (&stream, &stream);
     if permit.is_none() {
@@ -42,6 +47,20 @@ pub async fn serve(
         let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
         return;
     }
+    if let Err(message) = check_not_an_app(&daemon, peer_pid) {
+        warn!(?peer_pid, "refused a client that is a supervised app");
+        let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
+        return;
+    }
+    // One client holding many idle connections must not keep others out.
+    let Some(_slot) = daemon.peers.take(peer_pid.unwrap_or(-1)) else {
+        let message = format!(
+            "this process already holds its limit of {} connections to appforged; close some first",
+            daemon.peers.limit()
+        );
+        let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
+        return;
+    };
     daemon.connections.fetch_add(1, Ordering::Relaxed);
     let outcome = converse(&daemon, &mut reader, &mut writer, &mut stop).await;
     daemon.connections.fetch_sub(1, Ordering::Relaxed);
@@ -56,12 +75,9 @@ pub async fn serve(
             )
             .await;
         }
-        Err(Ended::Silent) => {
+        Err(Ended::Silent(waited)) => {
             debug!("dropped a silent client");
-            let message = format!(
-                "no request within {:.0?}; closing the connection",
-                daemon.settings.client_timeout
-            );
+            let message = format!("no request within {waited:.0?}; closing the connection");
             let _ = send_error(&mut writer, ErrorCode::InvalidInput, message).await;
         }
         Err(Ended::Handshake(message)) => {
@@ -76,8 +92,8 @@ pub async fn serve(
 enum Ended {
     /// The client sent something that is not a valid frame.
     BadFrame(CodecError),
-    /// The client said nothing for too long.
-    Silent,
+    /// The client said nothing for this long.
+    Silent(Duration),
     /// The handshake failed; the message says why.
     Handshake(String),
     /// The client closed the connection or it broke.
@@ -100,17 +116,56 @@ fn check_peer(peer_uid: Option<u32>, socket_mode: u32) -> Result<(), String> {
     }
 }
 
+/// A peer that is a supervised app, or a process one started, may not use
+/// the socket: apps run as their owner, so the socket's permissions alone
+/// would let any app drive its owner's daemon.
+fn check_not_an_app(daemon: &Daemon, peer_pid: Option<i32>) -> Result<(), String> {
+    let refused = || "supervised apps may not use appforged's socket".to_string();
+    let Some(pid) = peer_pid.filter(|p| *p > 0) else {
+        return Err("could not read the client's process id".to_string());
+    };
+    if daemon.supervisor.is_app_process(pid) {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+/// What a connection may send, by whether it has shown a valid session.
+struct Limits {
+    frame: usize,
+    idle: Duration,
+}
+
+impl Limits {
+    fn unauthenticated(daemon: &Daemon) -> Limits {
+        Limits {
+            frame: codec::MAX_UNAUTHENTICATED_FRAME_LEN,
+            idle: daemon.settings.client_timeout.min(UNAUTHENTICATED_IDLE),
+        }
+    }
+
+    fn authenticated(daemon: &Daemon) -> Limits {
+        Limits {
+            frame: codec::MAX_FRAME_LEN,
+            idle: daemon.settings.client_timeout,
+        }
+    }
+}
+
 async fn converse(
     daemon: &Daemon,
     reader: &mut &Stream,
     writer: &mut &Stream,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), Ended> {
-    let timeout = daemon.settings.client_timeout;
-    let hello = match tokio::time::timeout(timeout, codec::read_frame(reader)).await {
-        Err(_) => return Err(Ended::Silent),
-        Ok(frame) => frame.map_err(classify)?.ok_or(Ended::Gone)?,
-    };
+    let mut limits = Limits::unauthenticated(daemon);
+    let hello =
+        match tokio::time::timeout(limits.idle, codec::read_frame_within(reader, limits.frame))
+            .await
+        {
+            Err(_) => return Err(Ended::Silent(limits.idle)),
+            Ok(frame) => frame.map_err(|e| classify(e, false))?.ok_or(Ended::Gone)?,
+        };
     match hello {
         ClientFrame::Hello(h) if h.protocol == PROTOCOL_VERSION => {}
         ClientFrame::Hello(h) => {
@@ -122,27 +177,45 @@ async fn converse(
             PROTOCOL_VERSION
         )))
         }
-        ClientFrame::Request(_) => {
+        ClientFrame::Request(_) | ClientFrame::Authenticate(_) => {
             return Err(Ended::Handshake(
                 "expected a handshake before the first request".to_string(),
             ))
         }
     }
     send(writer, &ServerFrame::Welcome(welcome())).await?;
+    let mut signed_in = false;
     loop {
         let next = tokio::select! {
-            frame = tokio::time::timeout(timeout, codec::read_frame(reader)) => frame,
+            frame = tokio::time::timeout(limits.idle, codec::read_frame_within(reader, limits.frame)) => frame,
             _ = stop.changed() => return Ok(()),
         };
         let frame = match next {
-            Err(_) => return Err(Ended::Silent),
-            Ok(frame) => match frame.map_err(classify)? {
+            Err(_) => return Err(Ended::Silent(limits.idle)),
+            Ok(frame) => match frame.map_err(|e| classify(e, signed_in))? {
                 None => return Ok(()),
                 Some(frame) => frame,
             },
         };
         match frame {
-            ClientFrame::Request(envelope) => answer(daemon, envelope, reader, writer).await?,
+            ClientFrame::Authenticate(token) => {
+                // Not answered: a bad token only leaves the limits as they
+                // are, and the request that follows says what is wrong.
+                if daemon.accounts.authenticate(Some(&token)).await.is_ok() {
+                    signed_in = true;
+                    limits = Limits::authenticated(daemon);
+                }
+            }
+            ClientFrame::Request(envelope) => {
+                // A request that carries a valid session proves the connection too.
+                if !signed_in && envelope.token.is_some() {
+                    if let Ok(_user) = daemon.accounts.authenticate(envelope.token.as_ref()).await {
+                        signed_in = true;
+                        limits = Limits::authenticated(daemon);
+                    }
+                }
+                answer(daemon, envelope, reader, writer).await?
+            }
             ClientFrame::Hello(_) => {
                 return Err(Ended::Handshake(
                     "a second handshake on one connection".to_string(),
@@ -215,8 +288,14 @@ fn welcome() -> Welcome {
     }
 }
 
-fn classify(e: CodecError) -> Ended {
+fn classify(e: CodecError, signed_in: bool) -> Ended {
     match e {
+        CodecError::TooLarge { len, limit } if !signed_in && limit < codec::MAX_FRAME_LEN => {
+            Ended::Handshake(format!(
+                "frame of {len} bytes is over the {limit}-byte limit for connections without a \
+                 session; sign in (`appforge login`) before sending large requests"
+            ))
+        }
         CodecError::TooLarge { .. } | CodecError::Malformed(_) => Ended::BadFrame(e),
         CodecError::Truncated | CodecError::Io(_) | CodecError::Encode(_) => Ended::Gone,
     }

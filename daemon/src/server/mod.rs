@@ -3,6 +3,7 @@
 
 mod connection;
 mod handlers;
+pub mod peers;
 
 pub use handlers::metrics_text;
 

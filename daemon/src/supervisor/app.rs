@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::resource::{setrlimit, Resource};
+use std::io::Write;
+
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{setsid, Pid};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -20,6 +21,8 @@ use super::procfs::{self, ExitInfo, PidFd};
 use super::pyenv::PythonEnv;
 use super::runs;
 use crate::config::AppSettings;
+use crate::confine::shim::{self, ShimSpec};
+use crate::confine::{Protections, Sandbox};
 use crate::db::Db;
 use crate::metrics::Metrics;
 
@@ -96,6 +99,8 @@ pub struct AppConfig {
     pub http: reqwest::Client,
     /// Counters of starts and restarts.
     pub metrics: Arc<Metrics>,
+    /// What the kernel lets the shim do to confine the app.
+    pub protections: Arc<Protections>,
 }
 
 /// How the task begins.
@@ -267,9 +272,6 @@ async fn watch_process(
     let deadline = tokio::time::sleep(settings.start_timeout);
     tokio::pin!(deadline);
     let mut pause = Duration::from_millis(5);
-    // A starting app may already write a lot: its log is kept in bounds too.
-    let mut rotation = tokio::time::interval(Duration::from_secs(1));
-    rotation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
@@ -285,7 +287,6 @@ async fn watch_process(
                     settings.start_timeout.as_secs_f64()
                 ));
             }
-            _ = rotation.tick() => rotate(cfg).await,
             answered = probe(&cfg.http, &url, settings.health_timeout) => {
                 if answered {
                     break;
@@ -328,56 +329,72 @@ async fn watch_process(
                     ));
                 }
             }
-            _ = rotation.tick() => rotate(cfg).await,
         }
     }
 }
 
-/// Starts the app's process: its own session and process group, its folder,
-/// a clean environment, resource limits, and stdout and stderr straight into
-/// its log file.
+/// Starts the app under its shim (see `confine::shim`): its own session,
+/// its folder, a clean environment, its confinement and limits, and its
+/// output through the shim into its capped log.
 async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
-    let log = cfg
+    let tmp = cfg
+        .settings
+        .projects_dir
+        .join("tmp")
+        .join(format!("project_{}", cfg.project_id));
+    fresh_private_dir(&tmp).map_err(|e| format!("cannot make {}: {e}", tmp.display()))?;
+    let settings = &cfg.settings;
+    let spec = ShimSpec {
+        program: cfg.env.python(),
+        args: run_args(cfg.port),
+        dir: cfg.dir.clone(),
+        env: child_env(cfg, &tmp),
+        log: cfg.log.path().to_path_buf(),
+        log_max_bytes: cfg.log.max_bytes(),
+        log_files: cfg.log.files(),
+        sandbox: Sandbox::for_app(
+            &cfg.protections,
+            &cfg.dir,
+            &tmp,
+            &cfg.env.root,
+            settings.max_files,
+            settings.max_memory,
+            settings.max_file_bytes,
+        ),
+    };
+    let spec_json = serde_json::to_vec(&spec).map_err(|e| e.to_string())?;
+    // What the shim itself says (it fails only when the system does) goes
+    // to the app's log too.
+    let shim_errors = cfg
         .log
         .open_for_child()
         .map_err(|e| format!("cannot open its log: {e}"))?;
-    let stderr = log.try_clone().map_err(|e| e.to_string())?;
-    let mut command = Command::new(cfg.env.python());
+    let mut command = Command::new(shim::executable());
     command
-        .args([
-            "-m",
-            "flask",
-            "--app",
-            "app",
-            "run",
-            "--host",
-            "127.0.0.1",
-            "--port",
-        ])
-        .arg(cfg.port.to_string())
+        .arg(shim::SHIM_ARG)
         .current_dir(&cfg.dir)
         .env_clear()
-        .envs(child_env(cfg))
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(stderr);
-    let (max_files, max_memory) = (cfg.settings.max_files, cfg.settings.max_memory);
+        .envs(spec.env.iter().cloned())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(shim_errors);
     // SAFETY: between fork and exec only async-signal-safe system calls run.
     unsafe {
-        command.pre_exec(move || {
+        command.pre_exec(|| {
             setsid()?;
-            setrlimit(Resource::RLIMIT_NOFILE, max_files, max_files)?;
-            setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
-            if let Some(bytes) = max_memory {
-                setrlimit(Resource::RLIMIT_AS, bytes, bytes)?;
-            }
             Ok(())
         });
     }
-    let child = command
+    let mut child = command
         .spawn()
-        .map_err(|e| format!("cannot run Python: {e}"))?;
+        .map_err(|e| format!("cannot start the app's shim: {e}"))?;
     let pid = child.id() as i32;
+    // The spec is a few KiB: it fits the pipe, so this does not block.
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(&spec_json)
+            .map_err(|e| format!("cannot hand the app's spec to its shim: {e}"))?;
+    }
     // The pidfd, not the std handle, watches the child; dropping the handle
     // neither waits nor kills.
     drop(child);
@@ -418,13 +435,47 @@ fn adopt(pid: i32, start_ticks: u64, run_id: i64) -> Result<Proc, String> {
     })
 }
 
-/// The app's whole environment: nothing of the daemon's leaks in.
-fn child_env(cfg: &AppConfig) -> Vec<(String, String)> {
+/// The command line that runs an app in its folder.
+fn run_args(port: u16) -> Vec<String> {
+    [
+        "-m",
+        "flask",
+        "--app",
+        "app",
+        "run",
+        "--host",
+        "127.0.0.1",
+        "--port",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([port.to_string()])
+    .collect()
+}
+
+/// Empties (or makes) a folder only its owner may use.
+fn fresh_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// The app's whole environment: nothing of the daemon's leaks in. Home and
+/// temporary files are its private temporary folder, the one place outside
+/// its own folder where it may write.
+fn child_env(cfg: &AppConfig, tmp: &std::path::Path) -> Vec<(String, String)> {
     let path = format!("{}:/usr/local/bin:/usr/bin:/bin", cfg.env.bin().display());
-    let home = std::env::var("HOME").unwrap_or_else(|_| cfg.dir.display().to_string());
+    let tmp = tmp.display().to_string();
     vec![
         ("PATH".into(), path),
-        ("HOME".into(), home),
+        ("HOME".into(), tmp.clone()),
+        ("TMPDIR".into(), tmp),
         ("LANG".into(), "C.UTF-8".into()),
         ("PORT".into(), cfg.port.to_string()),
         ("HOST".into(), "127.0.0.1".into()),
@@ -514,18 +565,4 @@ async fn set(cfg: &AppConfig, status: &watch::Sender<Status>, change: impl FnOnc
             .await;
     }
     status.send_replace(next);
-}
-
-/// Rotates the app's log if it is over its size, off the async workers.
-/// The common case, a log under its size, costs one `stat`.
-async fn rotate(cfg: &AppConfig) {
-    let size = std::fs::metadata(cfg.log.path()).map_or(0, |m| m.len());
-    if size <= cfg.settings.log_max_bytes {
-        return;
-    }
-    let log = cfg.log.clone();
-    let rotated = tokio::task::spawn_blocking(move || log.rotate_if_needed()).await;
-    if let Ok(Err(e)) = rotated {
-        tracing::warn!(project_id = cfg.project_id, error = %e, "could not rotate the app's log");
-    }
 }

@@ -25,6 +25,7 @@ use self::app::{AppConfig, Origin, State, Status, StopCommand};
 use self::logfile::LogFiles;
 use self::pyenv::{EnvError, PythonEnv};
 use crate::config::AppSettings;
+use crate::confine::Protections;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
 use crate::projects::{self, export};
@@ -87,6 +88,7 @@ pub struct Supervisor {
     /// Serialises starts and stops, so an app never runs twice.
     changes: tokio::sync::Mutex<()>,
     metrics: Arc<Metrics>,
+    protections: Arc<Protections>,
 }
 
 /// A project's requirements; Flask alone when it has none.
@@ -121,6 +123,7 @@ impl Supervisor {
         db: Db,
         settings: &AppSettings,
         metrics: Arc<Metrics>,
+        protections: Protections,
     ) -> Result<Supervisor, reqwest::Error> {
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -133,6 +136,7 @@ impl Supervisor {
             apps: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
             metrics,
+            protections: Arc::new(protections),
         })
     }
 
@@ -141,6 +145,11 @@ impl Supervisor {
         self.settings
             .projects_dir
             .join(format!("project_{project_id}"))
+    }
+
+    /// What apps are confined with.
+    pub fn protections(&self) -> &Protections {
+        &self.protections
     }
 
     /// The project's log files.
@@ -250,6 +259,7 @@ impl Supervisor {
             db: self.db.clone(),
             http: self.http.clone(),
             metrics: Arc::clone(&self.metrics),
+            protections: Arc::clone(&self.protections),
         };
         if matches!(origin, Origin::Spawn) {
             step(format!("starting on port {port}"));
@@ -378,6 +388,35 @@ impl Supervisor {
         after.pid = None;
         tracing::info!(project_id, "stopped app");
         Ok(Some(self.info(project_id, &handle.name, &after)))
+    }
+
+    /// Whether `pid` is a supervised app or a process started by one (or by
+    /// this daemon): its chain of parents reaches an app or the daemon.
+    /// Orphans of an app are reparented to its PID namespace's init or to
+    /// the app's subreaper, both inside the chain, so they are found too.
+    pub fn is_app_process(&self, pid: i32) -> bool {
+        let roots: HashSet<i32> = {
+            let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+            apps.values()
+                .filter_map(|h| h.status.borrow().pid)
+                .collect()
+        };
+        let daemon = std::process::id() as i32;
+        let mut at = pid;
+        // Deep enough for any real tree; a loop in /proc cannot happen, but
+        // the bound keeps a malicious depth from costing more.
+        for _ in 0..128 {
+            if at == daemon || roots.contains(&at) {
+                return true;
+            }
+            match procfs::read_stat(at) {
+                Ok(stat) if stat.ppid > 1 => at = stat.ppid,
+                Ok(_) => return false,
+                // Gone already, or hidden: not ours to trust.
+                Err(_) => return true,
+            }
+        }
+        true
     }
 
     /// How many supervised apps are in each state.

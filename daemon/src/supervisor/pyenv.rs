@@ -25,6 +25,9 @@ pub enum EnvError {
         /// How it ended.
         status: String,
     },
+    /// `requirements.txt` holds more than requirements.
+    #[error(transparent)]
+    Refused(#[from] crate::projects::requirements::RequirementError),
     /// The file system refused.
     #[error("could not prepare the Python environment: {0}")]
     Io(#[from] std::io::Error),
@@ -66,6 +69,8 @@ pub fn prepare(
     requirements: &str,
     log: &Path,
 ) -> Result<PythonEnv, EnvError> {
+    // Versions saved before the check existed meet it here.
+    crate::projects::requirements::check(requirements)?;
     std::fs::create_dir_all(env_dir)?;
     let (root, ready) = locate(env_dir, requirements);
     if ready {
@@ -127,7 +132,8 @@ fn build(
         run_step(
             "uv pip install",
             Command::new("uv")
-                .args(["pip", "install", "--quiet", "--python"])
+                // Only the daemon's own settings: no uv.toml from a project.
+                .args(["pip", "install", "--quiet", "--no-config", "--python"])
                 .arg(&venv_python)
                 .arg("-r")
                 .arg(&requirements_file),
@@ -145,6 +151,8 @@ fn build(
                 .args([
                     "-m",
                     "pip",
+                    // Ignore PIP_* variables and user configuration files.
+                    "--isolated",
                     "install",
                     "--quiet",
                     "--disable-pip-version-check",

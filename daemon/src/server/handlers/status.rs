@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use appforge_shared::protocol::{Reply, StatusInfo};
+use appforge_shared::protocol::{Protection, Reply, StatusInfo};
 
 use crate::error::ServiceError;
 use crate::state::Daemon;
@@ -39,5 +39,12 @@ pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
         users,
         projects,
         connections: daemon.connections.load(Ordering::Relaxed),
+        protections: daemon
+            .supervisor
+            .protections()
+            .list()
+            .into_iter()
+            .map(|(name, on)| Protection { name, on })
+            .collect(),
     }))
 }

@@ -1,0 +1,188 @@
+//! Confinement of generated apps, which are untrusted code: a model wrote
+//! them and nobody has read them.
+//!
+//! Each app runs under a small log process of its own, the shim ([`shim`]),
+//! which the daemon starts by running its own binary again. The shim:
+//! - reads the app's output from a pipe and keeps its log under the cap,
+//!   also while the daemon is down (as container runtimes' `conmon` does);
+//! - puts the app in new user and PID namespaces, so that every process the
+//!   app starts ends with it, whatever session or group it made;
+//! - confines the app's files with Landlock ([`filesystem`]): its folder and
+//!   a private temporary folder read-write, its Python and the system's
+//!   libraries read-only, nothing else; Landlock also keeps it from
+//!   ptrace-style access (`/proc/<pid>/environ`, `/proc/<pid>/mem`) to any
+//!   process outside its sandbox;
+//! - sets its resource limits (open files, address space, file size).
+//!
+//! The daemon itself is non-dumpable, so its `/proc` entries are closed to
+//! its children, and refuses socket clients that descend from it.
+//!
+//! When the kernel lacks a mechanism, [`Protections::probe`] says which, the
+//! daemon logs it once, `status` shows it, and `--require-confinement`
+//! makes it fatal.
+
+pub mod filesystem;
+pub mod shim;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+
+/// What the kernel lets the daemon do to confine apps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protections {
+    /// The Landlock ABI version, or 0 when Landlock is missing.
+    pub landlock_abi: u32,
+    /// Whether an unprivileged process may make user and PID namespaces.
+    pub namespaces: bool,
+    /// Why namespaces are not available, when they are not.
+    pub namespaces_error: Option<String>,
+}
+
+impl Protections {
+    /// Asks a shim what it can do, so the answer is what apps will get.
+    pub fn probe() -> Protections {
+        let out = Command::new(shim::executable())
+            .arg(shim::SHIM_ARG)
+            .arg(shim::PROBE_ARG)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output();
+        match out {
+            Ok(out) if out.status.success() => {
+                serde_json::from_slice(&out.stdout).unwrap_or_else(|e| Protections {
+                    namespaces_error: Some(format!("the probe's answer was unreadable: {e}")),
+                    ..Protections::default()
+                })
+            }
+            Ok(out) => Protections {
+                namespaces_error: Some(format!("the probe failed ({})", out.status)),
+                ..Protections::default()
+            },
+            Err(e) => Protections {
+                namespaces_error: Some(format!("the probe could not run: {e}")),
+                ..Protections::default()
+            },
+        }
+    }
+
+    /// The protections as `status` lists them: name, and whether it is on.
+    pub fn list(&self) -> Vec<(String, bool)> {
+        vec![
+            (
+                match self.landlock_abi {
+                    0 => "landlock file confinement".to_string(),
+                    abi => format!("landlock file confinement (ABI {abi})"),
+                },
+                self.landlock_abi > 0,
+            ),
+            (
+                "user and PID namespaces (an app's processes end with it)".to_string(),
+                self.namespaces,
+            ),
+            ("non-dumpable daemon".to_string(), true),
+            ("socket refuses supervised apps".to_string(), true),
+            ("log cap held by each app's log process".to_string(), true),
+        ]
+    }
+
+    /// What is missing, in words, or `None` when nothing is.
+    pub fn missing(&self) -> Option<String> {
+        let mut missing = Vec::new();
+        if self.landlock_abi == 0 {
+            missing.push("Landlock (apps could read every file their user can)".to_string());
+        }
+        if !self.namespaces {
+            missing.push(format!(
+                "user and PID namespaces ({}; an app's processes that leave its process group \
+                 are stopped by its log process, but not if that is killed)",
+                self.namespaces_error.as_deref().unwrap_or("not allowed")
+            ));
+        }
+        (!missing.is_empty()).then(|| missing.join("; "))
+    }
+}
+
+/// Hardens the daemon's own process. Call first thing, before any thread.
+pub fn harden_daemon() {
+    // Files the daemon makes are its own alone, whatever umask it was given.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // A non-dumpable process's /proc entries (environ, mem, maps) belong to
+    // root, and ptrace-style access to it needs CAP_SYS_PTRACE: its
+    // children cannot read the keys it started with.
+    // SAFETY: prctl with integer arguments touches no memory of ours.
+    unsafe {
+        nix::libc::prctl(nix::libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+    // glibc raises its mmap threshold after a large block is freed, and then
+    // keeps each 19 MiB password hash in the heap for good. A fixed
+    // threshold keeps large blocks mmapped, so freeing one returns it.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tunables; called before threads.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 128 * 1024);
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Makes the data directory 0700 and the files directly in it 0600,
+/// whatever mode they had: the database holds every account.
+pub fn secure_data_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where one app may go, and its limits, as the shim applies them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sandbox {
+    /// Folders the app may read and write.
+    pub read_write: Vec<PathBuf>,
+    /// Folders and files the app may read and run.
+    pub read_only: Vec<PathBuf>,
+    /// Whether to confine files with Landlock.
+    pub landlock: bool,
+    /// Whether to run the app in new user and PID namespaces.
+    pub namespaces: bool,
+    /// RLIMIT_NOFILE.
+    pub open_files: u64,
+    /// RLIMIT_AS in bytes, if any.
+    pub address_space: Option<u64>,
+    /// RLIMIT_FSIZE in bytes, if any: no single file fills the disk.
+    pub file_size: Option<u64>,
+}
+
+impl Sandbox {
+    /// The sandbox of an app in `dir`, with its Python environment at
+    /// `env_root` and a private temporary folder `tmp`.
+    pub fn for_app(
+        protections: &Protections,
+        dir: &Path,
+        tmp: &Path,
+        env_root: &Path,
+        open_files: u64,
+        address_space: Option<u64>,
+        file_size: Option<u64>,
+    ) -> Sandbox {
+        let mut read_only = filesystem::system_paths();
+        read_only.push(env_root.to_path_buf());
+        read_only.extend(filesystem::python_paths(env_root));
+        Sandbox {
+            read_write: vec![dir.to_path_buf(), tmp.to_path_buf()],
+            read_only,
+            landlock: protections.landlock_abi > 0,
+            namespaces: protections.namespaces,
+            open_files,
+            address_space,
+            file_size,
+        }
+    }
+}

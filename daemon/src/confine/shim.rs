@@ -1,0 +1,481 @@
+//! The app's shim: a small process per app, started by the daemon as
+//! `appforged __app-shim` with the app's spec on its stdin.
+//!
+//! ```text
+//! appforged ── shim (log process, host PID namespace)
+//!                └── init (PID 1 of the app's namespace: forwards signals, reaps)
+//!                      └── python -m flask …  (Landlock, rlimits; output into the shim's pipe)
+//! ```
+//!
+//! Why a process of its own rather than a pipe read by the daemon: the app
+//! must keep running while the daemon restarts, and its log cap must hold
+//! meanwhile. The shim lives as long as the app, owns the only writer of
+//! its log, and ends with the app's own exit status (or signal), so the
+//! daemon watches it as it would the app. It is single-threaded, so it may
+//! make namespaces and fork freely.
+//!
+//! When the app ends, init kills whatever the app left in its namespace;
+//! without namespaces, init is a child subreaper and kills the app's
+//! descendants it can find. A SIGKILL of the shim kills init (parent-death
+//! signal) and with it the namespace.
+
+use std::ffi::{CString, OsStr};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::{kill, raise, signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{
+    dup2_stderr, dup2_stdin, dup2_stdout, execve, fork, getpid, getppid, pipe2, ForkResult, Pid,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{filesystem, Protections, Sandbox};
+use crate::supervisor::logfile::{LogFiles, LogWriter};
+
+/// The first argument that makes `appforged` a shim.
+pub const SHIM_ARG: &str = "__app-shim";
+/// The second argument that makes the shim report what the kernel allows.
+pub const PROBE_ARG: &str = "--probe";
+
+/// Largest spec read from stdin.
+const MAX_SPEC_BYTES: u64 = 1024 * 1024;
+/// Bytes read from the app's output at a time.
+const CHUNK: usize = 64 * 1024;
+/// How long output is still read after the app ended, if something it
+/// left holds the pipe open.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Everything the shim needs to run one app.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShimSpec {
+    /// The program (the environment's Python).
+    pub program: PathBuf,
+    /// Its arguments, without the program.
+    pub args: Vec<String>,
+    /// The app's folder, its working directory.
+    pub dir: PathBuf,
+    /// The app's whole environment.
+    pub env: Vec<(String, String)>,
+    /// The live log file.
+    pub log: PathBuf,
+    /// The log's cap per file.
+    pub log_max_bytes: u64,
+    /// Log files kept.
+    pub log_files: usize,
+    /// Confinement and limits.
+    pub sandbox: Sandbox,
+}
+
+/// The program to run as a shim: this daemon's own binary.
+pub fn executable() -> PathBuf {
+    PathBuf::from("/proc/self/exe")
+}
+
+/// Runs as a shim and exits when `appforged` was started as one; returns
+/// otherwise. Call first thing in `main`.
+pub fn run_if_shim() {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(OsStr::new(SHIM_ARG)) {
+        return;
+    }
+    let code = if args.next().as_deref() == Some(OsStr::new(PROBE_ARG)) {
+        probe()
+    } else {
+        match serve() {
+            Ok(never) => match never {},
+            Err(e) => {
+                eprintln!("[appforge] the app's shim failed: {e}");
+                125
+            }
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Prints what the kernel allows, as JSON.
+fn probe() -> i32 {
+    let namespaces = enter_namespaces().and_then(|()| {
+        // A PID namespace only takes effect for children: make one.
+        // SAFETY: this process is single-threaded.
+        match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+            ForkResult::Child => std::process::exit(0),
+            ForkResult::Parent { child } => match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+                other => Err(format!("a child in the namespace did not run: {other:?}")),
+            },
+        }
+    });
+    let protections = Protections {
+        landlock_abi: filesystem::kernel_abi(),
+        namespaces: namespaces.is_ok(),
+        namespaces_error: namespaces.err(),
+    };
+    match serde_json::to_writer(std::io::stdout(), &protections) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    }
+}
+
+/// Moves this process into new user and PID namespaces, keeping its user
+/// and group ids; its next child is PID 1 of the new namespace.
+fn enter_namespaces() -> Result<(), String> {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID)
+        .map_err(|e| format!("unshare: {e}"))?;
+    let write = |file: &str, text: String| {
+        std::fs::write(format!("/proc/self/{file}"), text).map_err(|e| format!("{file}: {e}"))
+    };
+    write("setgroups", "deny".into())?;
+    write("uid_map", format!("{uid} {uid} 1"))?;
+    write("gid_map", format!("{gid} {gid} 1"))?;
+    Ok(())
+}
+
+/// How the app ended, as init tells the shim: one byte of kind, four of value.
+enum Outcome {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Outcome {
+    fn encode(&self) -> [u8; 5] {
+        let (kind, value) = match self {
+            Outcome::Code(c) => (b'c', *c),
+            Outcome::Signal(s) => (b's', *s),
+        };
+        let mut out = [kind, 0, 0, 0, 0];
+        out[1..].copy_from_slice(&value.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Outcome> {
+        let value = i32::from_le_bytes(bytes.get(1..5)?.try_into().ok()?);
+        match bytes.first()? {
+            b'c' => Some(Outcome::Code(value)),
+            b's' => Some(Outcome::Signal(value)),
+            _ => None,
+        }
+    }
+}
+
+/// Signals the shim and init handle themselves.
+fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGCHLD,
+    ] {
+        set.add(sig);
+    }
+    set
+}
+
+fn serve() -> Result<std::convert::Infallible, String> {
+    let mut raw = Vec::new();
+    std::io::stdin()
+        .take(MAX_SPEC_BYTES)
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("cannot read the spec: {e}"))?;
+    let spec: ShimSpec =
+        serde_json::from_slice(&raw).map_err(|e| format!("bad spec on stdin: {e}"))?;
+    let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    dup2_stdin(&null).map_err(|e| format!("dup2: {e}"))?;
+
+    let mut log = LogFiles::new(spec.log.clone(), spec.log_max_bytes, spec.log_files)
+        .writer()
+        .map_err(|e| format!("cannot open the log {}: {e}", spec.log.display()))?;
+    let (out_read, out_write) =
+        pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (status_read, status_write) =
+        pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+
+    let mut namespaces = spec.sandbox.namespaces;
+    if namespaces {
+        if let Err(e) = enter_namespaces() {
+            let _ = log.write(format!("[appforge] no namespaces for this app: {e}\n").as_bytes());
+            namespaces = false;
+        }
+    }
+    let signals = handled_signals();
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
+        .map_err(|e| format!("sigprocmask: {e}"))?;
+    let shim = getpid();
+    // SAFETY: the shim is single-threaded.
+    let init = match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            drop(out_read);
+            drop(status_read);
+            run_init(&spec, shim, namespaces, out_write, status_write)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(out_write);
+    drop(status_write);
+    let init_status = pump(init, &signals, &out_read, &mut log)?;
+    let mut told = Vec::new();
+    let _ = std::fs::File::from(status_read).read_to_end(&mut told);
+    let outcome = Outcome::decode(&told).unwrap_or(match init_status {
+        WaitStatus::Exited(_, code) => Outcome::Code(code),
+        WaitStatus::Signaled(_, sig, _) => Outcome::Signal(sig as i32),
+        _ => Outcome::Code(125),
+    });
+    mirror(outcome)
+}
+
+/// Copies the app's output into its log and forwards stop signals to init
+/// until init has ended and the output is drained. Returns init's status.
+fn pump(
+    init: Pid,
+    signals: &SigSet,
+    output: &OwnedFd,
+    log: &mut LogWriter,
+) -> Result<WaitStatus, String> {
+    let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| format!("signalfd: {e}"))?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut ended: Option<(WaitStatus, Instant)> = None;
+    let mut output_open = true;
+    loop {
+        if let Some((status, at)) = ended {
+            if !output_open || at.elapsed() > DRAIN {
+                return Ok(status);
+            }
+        }
+        let timeout = match ended {
+            Some(_) => PollTimeout::from(100u16),
+            None => PollTimeout::NONE,
+        };
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if output_open {
+            fds.push(PollFd::new(output.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let output_ready = fds
+            .get(1)
+            .and_then(PollFd::revents)
+            .is_some_and(|r| !r.is_empty());
+        drop(fds);
+        if output_ready {
+            match nix::unistd::read(output, &mut buf) {
+                Ok(0) => output_open = false,
+                Ok(n) => {
+                    // A full disk must not stop the app: its output is dropped.
+                    let _ = log.write(&buf[..n]);
+                }
+                Err(Errno::EINTR | Errno::EAGAIN) => {}
+                Err(_) => output_open = false,
+            }
+        }
+        while let Ok(Some(info)) = sfd.read_signal() {
+            let sig = Signal::try_from(info.ssi_signo as i32).ok();
+            match sig {
+                Some(Signal::SIGCHLD) => {
+                    if let Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) =
+                        waitpid(init, Some(WaitPidFlag::WNOHANG))
+                    {
+                        ended = Some((status, Instant::now()));
+                    }
+                }
+                Some(sig) => {
+                    let _ = kill(init, sig);
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// Ends the shim the way the app ended, so the daemon sees the app's own
+/// exit code or signal.
+fn mirror(outcome: Outcome) -> ! {
+    match outcome {
+        Outcome::Code(code) => std::process::exit(code),
+        Outcome::Signal(sig) => {
+            if let Ok(sig) = Signal::try_from(sig) {
+                // SAFETY: restoring the default action installs no handler.
+                let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+                let mut only = SigSet::empty();
+                only.add(sig);
+                let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&only), None);
+                let _ = raise(sig);
+            }
+            std::process::exit(128 + sig)
+        }
+    }
+}
+
+/// Init of the app's namespace (or, without one, the app's subreaper):
+/// starts the app, forwards stop signals to it, reaps every process, and
+/// when the app ends, kills what it left and reports how the app ended.
+fn run_init(spec: &ShimSpec, shim: Pid, namespaces: bool, output: OwnedFd, status: OwnedFd) -> ! {
+    // SAFETY: prctl with integer arguments touches no memory of ours.
+    unsafe {
+        nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL, 0, 0, 0);
+        if !namespaces {
+            nix::libc::prctl(nix::libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
+    }
+    // The shim may have died before the parent-death signal was set.
+    if !namespaces && getppid() != shim {
+        std::process::exit(1);
+    }
+    // SAFETY: init is single-threaded.
+    let app = match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            drop(status);
+            exec_app(spec, output)
+        }
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => {
+            let _ = write_to(&output, format!("[appforge] fork: {e}\n").as_bytes());
+            std::process::exit(125);
+        }
+    };
+    drop(output);
+    let signals = handled_signals();
+    let outcome = loop {
+        let Ok(sig) = signals.wait() else { continue };
+        if sig != Signal::SIGCHLD {
+            let _ = kill(app, sig);
+            continue;
+        }
+        let mut app_outcome = None;
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == app => {
+                    app_outcome = Some(Outcome::Code(code));
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == app => {
+                    app_outcome = Some(Outcome::Signal(sig as i32));
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        if let Some(outcome) = app_outcome {
+            break outcome;
+        }
+    };
+    kill_the_rest(namespaces);
+    let _ = write_to(&status, &outcome.encode());
+    std::process::exit(0);
+}
+
+/// Kills every process the app left behind and reaps them all.
+fn kill_the_rest(namespaces: bool) {
+    if namespaces {
+        // From PID 1, -1 means every other process of the namespace.
+        let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    } else {
+        // Orphans were reparented to init (a subreaper): all are below it.
+        for _ in 0..100 {
+            let left = descendants(getpid().as_raw());
+            if left.is_empty() {
+                break;
+            }
+            for pid in left {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                if status == WaitStatus::StillAlive {
+                    break;
+                }
+            }
+        }
+    }
+    while waitpid(None, None).is_ok() {}
+}
+
+/// Every process below `pid`, from `/proc/<pid>/task/*/children`.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    let mut queue = vec![pid];
+    while let Some(parent) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                if !found.contains(&child) && found.len() < 100_000 {
+                    found.push(child);
+                    queue.push(child);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The app's process: output into the pipe, limits, Landlock, then Python.
+fn exec_app(spec: &ShimSpec, output: OwnedFd) -> ! {
+    let fail = |what: String| -> ! {
+        let _ = write_to(&output, format!("[appforge] {what}\n").as_bytes());
+        // SAFETY: _exit ends the process without running anything else.
+        unsafe { nix::libc::_exit(126) }
+    };
+    if dup2_stdout(&output).is_err() || dup2_stderr(&output).is_err() {
+        fail("cannot connect the app's output".into());
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let sandbox = &spec.sandbox;
+    let limits = [
+        (Resource::RLIMIT_NOFILE, Some(sandbox.open_files)),
+        (Resource::RLIMIT_CORE, Some(0)),
+        (Resource::RLIMIT_AS, sandbox.address_space),
+        (Resource::RLIMIT_FSIZE, sandbox.file_size),
+    ];
+    for (resource, limit) in limits {
+        if let Some(limit) = limit {
+            if let Err(e) = setrlimit(resource, limit, limit) {
+                fail(format!("cannot set the limit {resource:?}: {e}"));
+            }
+        }
+    }
+    if let Err(e) = std::env::set_current_dir(&spec.dir) {
+        fail(format!("cannot enter {}: {e}", spec.dir.display()));
+    }
+    if sandbox.landlock {
+        match filesystem::restrict(&sandbox.read_write, &sandbox.read_only) {
+            Ok(filesystem::Enforced::Not) => {
+                fail("Landlock is not enforced by this kernel; the app was not started".into())
+            }
+            Ok(_) => {}
+            Err(e) => fail(e),
+        }
+    }
+    let cstring = |s: &OsStr| CString::new(s.as_encoded_bytes()).ok();
+    let Some(program) = cstring(spec.program.as_os_str()) else {
+        fail("the program's path holds a NUL byte".into());
+    };
+    let mut argv = vec![program.clone()];
+    argv.extend(spec.args.iter().filter_map(|a| cstring(OsStr::new(a))));
+    let envp: Vec<CString> = spec
+        .env
+        .iter()
+        .filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok())
+        .collect();
+    let err = execve(&program, &argv, &envp).unwrap_err();
+    fail(format!("cannot run {}: {err}", spec.program.display()))
+}
+
+/// Writes all of `bytes` to a raw descriptor.
+fn write_to(fd: &OwnedFd, bytes: &[u8]) -> std::io::Result<()> {
+    let file = std::fs::File::from(fd.try_clone()?);
+    (&file).write_all(bytes)
+}
