@@ -2,6 +2,7 @@
 //! socket and data directory, drives the real `appforge`, and waits on
 //! conditions (never on fixed sleeps).
 
+pub mod apps;
 pub mod mock_provider;
 
 use std::io::{Read, Write};

@@ -8,21 +8,18 @@
 //! database (read-only), and every wait is on a condition, never a fixed sleep.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use appforge_e2e::apps::*;
 use appforge_e2e::{is_zombie, wait_for, Daemon, User, PATIENCE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
-
-/// The prompt every test project is generated from.
-const TODO_PROMPT: &str = "a todo app with title and done flag";
 
 /// A well-behaved app: `/` answers, `/mark?m=X` prints `marker X` to its log.
 const PLAIN_APP: &str = r#"import os
@@ -32,11 +29,9 @@ from flask import Flask, request
 app = Flask(__name__)
 print("plain app imported in pid %d" % os.getpid(), flush=True)
 
-
 @app.route("/")
 def index():
     return "ok\n"
-
 
 @app.route("/mark")
 def mark():
@@ -76,11 +71,9 @@ from flask import Flask
 
 app = Flask(__name__)
 
-
 @app.route("/")
 def index():
     return "ok\n"
-
 
 def _hang_when_asked():
     while True:
@@ -89,7 +82,6 @@ def _hang_when_asked():
             print("hanging now", flush=True)
             os.kill(os.getpid(), signal.SIGSTOP)
         time.sleep(0.02)
-
 
 threading.Thread(target=_hang_when_asked, daemon=True).start()
 "#;
@@ -105,18 +97,15 @@ from flask import Flask
 
 app = Flask(__name__)
 
-
 @app.route("/")
 def index():
     return "ok\n"
-
 
 def _noise():
     for n in itertools.count():
         sys.stdout.write("noise %09d %s\n" % (n, "x" * 180))
         sys.stdout.flush()
         time.sleep(0.01)
-
 
 threading.Thread(target=_noise, daemon=True).start()
 "#;
@@ -131,7 +120,6 @@ from flask import Flask
 
 app = Flask(__name__)
 print("environment: %r" % sorted(os.environ.items()), flush=True)
-
 
 @app.route("/")
 def index():
@@ -154,68 +142,12 @@ const ALLOWED_ENV: [&str; 8] = [
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// A signed-up user called `name`.
-fn signed_up(daemon: &Daemon, name: &str) -> User {
-    let user = daemon.user(name);
-    user.signup().ok();
-    user
-}
-
-/// Saves a template project called `name` and returns its id. The offline
-/// provider is asked for by name, as a daemon with a key would pick Groq.
-fn new_project(user: &User, name: &str) -> i64 {
-    user.run(&[
-        "--json",
-        "generate",
-        TODO_PROMPT,
-        "--save",
-        "--name",
-        name,
-        "--provider",
-        "template",
-    ])
-    .ok()
-    .json()["project_id"]
-        .as_i64()
-        .expect("a saved project has an id")
-}
-
-/// A project called `name` whose `app.py` is `code`; returns its id.
-fn project_with_app(user: &User, name: &str, code: &str) -> i64 {
-    let id = new_project(user, name);
-    user.run_with_stdin(&["edit", name, "--file", "app.py", "--stdin"], code)
-        .ok();
-    id
-}
-
 /// A daemon with `args`, ada signed up, and her project `todo` running `code`.
 fn ada_with_app(args: &[&str], code: &str) -> (Daemon, User, i64) {
     let daemon = Daemon::start_with(args, &[]);
     let ada = signed_up(&daemon, "ada");
     let id = project_with_app(&ada, "todo", code);
     (daemon, ada, id)
-}
-
-/// `run --json P`, which must succeed.
-fn run_app(user: &User, project: &str) -> Value {
-    user.run(&["--json", "run", project]).ok().json()
-}
-
-/// `ps --json`.
-fn ps(user: &User) -> Vec<Value> {
-    user.run(&["--json", "ps"])
-        .ok()
-        .json()
-        .as_array()
-        .expect("ps prints an array")
-        .clone()
-}
-
-/// The `ps` entry of one project, if it is listed.
-fn ps_of(user: &User, id: i64) -> Option<Value> {
-    ps(user)
-        .into_iter()
-        .find(|a| a["project_id"].as_i64() == Some(id))
 }
 
 /// Waits until `ps` shows the project running with a pid other than
@@ -228,52 +160,6 @@ fn wait_running_with_new_pid(user: &User, id: i64, not: i64) -> Value {
         found.is_some()
     });
     found.expect("found")
-}
-
-/// The pid of a `run` or `ps` document.
-fn pid_of(doc: &Value) -> i64 {
-    doc["pid"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no pid: {doc}"))
-}
-
-/// The port of a `run` or `ps` document.
-fn port_of(doc: &Value) -> u16 {
-    doc["port"]
-        .as_u64()
-        .and_then(|p| u16::try_from(p).ok())
-        .unwrap_or_else(|| panic!("no port: {doc}"))
-}
-
-/// An HTTP GET on 127.0.0.1: the whole response, or `None` if there is none
-/// within `timeout`.
-fn http_get(port: u16, path: &str, timeout: Duration) -> Option<String> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    s.set_read_timeout(Some(timeout)).ok()?;
-    s.set_write_timeout(Some(timeout)).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
-/// Whether the app on `port` answers `GET path` with 200.
-fn answers(port: u16, path: &str) -> bool {
-    http_get(port, path, Duration::from_secs(10))
-        .is_some_and(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"))
-}
-
-/// Asserts that the app on `port` answers `GET /` with 200.
-#[track_caller]
-fn assert_answers(port: u16) {
-    let reply = http_get(port, "/", Duration::from_secs(10));
-    assert!(
-        reply
-            .as_deref()
-            .is_some_and(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200")),
-        "no 200 from port {port}: {reply:?}"
-    );
 }
 
 /// Opens the daemon's database read-only.
@@ -394,44 +280,6 @@ fn python_under(shim: i64) -> i64 {
 fn kill_9(pid: i64) {
     let pid = i32::try_from(pid).expect("a pid");
     kill(Pid::from_raw(pid), Signal::SIGKILL).expect("SIGKILL the app");
-}
-
-/// The project's run folder.
-fn run_folder(daemon: &Daemon, id: i64) -> PathBuf {
-    daemon
-        .data_dir
-        .join("projects")
-        .join(format!("project_{id}"))
-}
-
-/// The project's live log file.
-fn log_path(daemon: &Daemon, id: i64) -> PathBuf {
-    daemon
-        .data_dir
-        .join("projects")
-        .join("logs")
-        .join(format!("project_{id}.log"))
-}
-
-/// The project's log files that exist (`project_<id>.log*`).
-fn log_files(daemon: &Daemon, id: i64) -> Vec<PathBuf> {
-    let dir = daemon.data_dir.join("projects").join("logs");
-    let prefix = format!("project_{id}.log");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    files
-}
-
-/// Everything in the project's live log file.
-fn log_text(daemon: &Daemon, id: i64) -> String {
-    std::fs::read_to_string(log_path(daemon, id)).unwrap_or_default()
 }
 
 /// Lines of `appforge logs P -n N` (text output).

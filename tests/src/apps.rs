@@ -1,0 +1,154 @@
+//! Helpers for tests that run apps: projects with a given `app.py`, `run`,
+//! `ps`, plain HTTP, and the files of a project's log.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::{Daemon, User};
+
+/// The prompt every test project is generated from.
+pub const TODO_PROMPT: &str = "a todo app with title and done flag";
+
+/// A signed-up user called `name`.
+pub fn signed_up(daemon: &Daemon, name: &str) -> User {
+    let user = daemon.user(name);
+    user.signup().ok();
+    user
+}
+
+/// Saves a template project called `name` and returns its id. The offline
+/// provider is asked for by name, as a daemon with a key would pick Groq.
+pub fn new_project(user: &User, name: &str) -> i64 {
+    user.run(&[
+        "--json",
+        "generate",
+        TODO_PROMPT,
+        "--save",
+        "--name",
+        name,
+        "--provider",
+        "template",
+    ])
+    .ok()
+    .json()["project_id"]
+        .as_i64()
+        .expect("a saved project has an id")
+}
+
+/// A project called `name` whose `app.py` is `code`; returns its id.
+pub fn project_with_app(user: &User, name: &str, code: &str) -> i64 {
+    let id = new_project(user, name);
+    user.run_with_stdin(&["edit", name, "--file", "app.py", "--stdin"], code)
+        .ok();
+    id
+}
+
+/// `run --json P`, which must succeed.
+pub fn run_app(user: &User, project: &str) -> Value {
+    user.run(&["--json", "run", project]).ok().json()
+}
+
+/// `ps --json`.
+pub fn ps(user: &User) -> Vec<Value> {
+    user.run(&["--json", "ps"])
+        .ok()
+        .json()
+        .as_array()
+        .expect("ps prints an array")
+        .clone()
+}
+
+/// The `ps` entry of one project, if it is listed.
+pub fn ps_of(user: &User, id: i64) -> Option<Value> {
+    ps(user)
+        .into_iter()
+        .find(|a| a["project_id"].as_i64() == Some(id))
+}
+
+/// The pid of a `run` or `ps` document.
+pub fn pid_of(doc: &Value) -> i64 {
+    doc["pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no pid: {doc}"))
+}
+
+/// The port of a `run` or `ps` document.
+pub fn port_of(doc: &Value) -> u16 {
+    doc["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or_else(|| panic!("no port: {doc}"))
+}
+
+/// An HTTP GET on 127.0.0.1: the whole response, or `None` if there is none
+/// within `timeout`.
+pub fn http_get(port: u16, path: &str, timeout: Duration) -> Option<String> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.set_write_timeout(Some(timeout)).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Whether the app on `port` answers `GET path` with 200.
+pub fn answers(port: u16, path: &str) -> bool {
+    http_get(port, path, Duration::from_secs(10))
+        .is_some_and(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"))
+}
+
+/// Asserts that the app on `port` answers `GET /` with 200.
+#[track_caller]
+pub fn assert_answers(port: u16) {
+    let reply = http_get(port, "/", Duration::from_secs(10));
+    assert!(
+        reply
+            .as_deref()
+            .is_some_and(|r| r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200")),
+        "no 200 from port {port}: {reply:?}"
+    );
+}
+
+/// The project's run folder.
+pub fn run_folder(daemon: &Daemon, id: i64) -> PathBuf {
+    daemon
+        .data_dir
+        .join("projects")
+        .join(format!("project_{id}"))
+}
+
+/// The project's live log file.
+pub fn log_path(daemon: &Daemon, id: i64) -> PathBuf {
+    daemon
+        .data_dir
+        .join("projects")
+        .join("logs")
+        .join(format!("project_{id}.log"))
+}
+
+/// The project's log files that exist (`project_<id>.log*`).
+pub fn log_files(daemon: &Daemon, id: i64) -> Vec<PathBuf> {
+    let dir = daemon.data_dir.join("projects").join("logs");
+    let prefix = format!("project_{id}.log");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Everything in the project's live log file.
+pub fn log_text(daemon: &Daemon, id: i64) -> String {
+    std::fs::read_to_string(log_path(daemon, id)).unwrap_or_default()
+}
