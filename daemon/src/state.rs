@@ -10,6 +10,7 @@ use anyhow::Context;
 use crate::ai::Providers;
 use crate::auth::Accounts;
 use crate::config::Settings;
+use crate::confine::cgroup::Cgroups;
 use crate::confine::Protections;
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -57,10 +58,29 @@ impl Daemon {
                 settings.data_dir.display()
             )
         })?;
-        let protections = tokio::task::spawn_blocking(Protections::probe).await?;
+        let mut protections = tokio::task::spawn_blocking(Protections::probe).await?;
+        if !settings.apps.namespaces {
+            protections.namespaces = false;
+            protections.namespaces_error = Some("turned off by --no-app-namespaces".into());
+        }
+        let cgroups = match settings.apps.cgroups {
+            true => Cgroups::set_up(&data_dir_tag(&settings.data_dir)),
+            false => Err("turned off by --no-app-cgroups".to_string()),
+        };
+        let cgroups = match cgroups {
+            Ok(cgroups) => {
+                protections.cgroup_controllers = Some(cgroups.controllers().to_vec());
+                Some(Arc::new(cgroups))
+            }
+            Err(why) => {
+                protections.cgroup_error = Some(why);
+                None
+            }
+        };
         match protections.missing() {
             None => tracing::info!(
                 landlock_abi = protections.landlock_abi,
+                cgroups = protections.cgroup_controllers.is_some(),
                 "apps are confined: Landlock, user and PID namespaces, non-dumpable daemon"
             ),
             Some(missing) if settings.apps.require_confinement => {
@@ -87,6 +107,7 @@ impl Daemon {
             &settings.apps,
             Arc::clone(&metrics),
             protections,
+            cgroups,
         )
         .context("could not set up the supervisor's HTTP client")?;
         Ok(Arc::new(Daemon {
@@ -101,4 +122,11 @@ impl Daemon {
             peers: PeerSlots::new(settings.max_connections_per_client),
         }))
     }
+}
+
+/// A short name for a data directory, so that daemons with different data
+/// directories (tests, several users as root) keep their cgroups apart.
+fn data_dir_tag(dir: &std::path::Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes()))[..12].to_string()
 }

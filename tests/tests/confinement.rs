@@ -246,37 +246,91 @@ fn an_app_cannot_reach_the_daemons_secrets_the_database_or_other_projects() {
     ada.run(&["ps"]).ok();
 }
 
-#[test]
-fn a_child_in_a_new_session_is_stopped_with_its_app() {
-    let daemon = Daemon::start();
+/// Runs the escaping app on a daemon with `args`; its child in a new
+/// session must end with `stop`, with a kill of the app for not answering,
+/// and (when `kill_9_too`) with `kill -9` of the app's process.
+fn a_new_session_child_ends_with_its_app(args: &[&str], kill_9_too: bool) {
+    let daemon = Daemon::start_with(args, &[]);
     let ada = signed_up(&daemon, "ada");
-    project_with_app(&ada, "escaper", ESCAPING_APP);
+    let id = project_with_app(&ada, "escaper", ESCAPING_APP);
+    let escapees = |daemon: &Daemon| {
+        let _ = daemon;
+        processes_with("appforge-escapee")
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/cwd"))
+                    .is_ok_and(|cwd| cwd == run_folder(daemon, id))
+            })
+            .collect::<Vec<_>>()
+    };
     let app = run_app(&ada, "escaper");
-    let mut escapees = Vec::new();
+    let mut first = Vec::new();
     wait_for("the app's child in its own session", || {
-        escapees = processes_with("appforge-escapee");
-        !escapees.is_empty()
+        first = escapees(&daemon);
+        !first.is_empty()
     });
     ada.run(&["stop", "escaper"]).ok();
     wait_for("the escaped child to be gone after stop", || {
-        escapees.iter().all(|p| is_zombie(*p))
+        first.iter().all(|p| is_zombie(*p))
     });
 
-    // kill -9 of the app's process (as `ps` shows it) takes the child too.
-    let shim = pid_of(&run_app(&ada, "escaper"));
-    assert_ne!(shim, pid_of(&app));
-    wait_for("a new escaped child", || {
-        !processes_with("appforge-escapee").is_empty()
-    });
-    let second = processes_with("appforge-escapee");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim as i32), Signal::SIGKILL).unwrap();
-    wait_for("the child to be gone after kill -9 of its app", || {
-        second.iter().all(|p| is_zombie(*p))
-    });
-    ada.run(&["stop", "escaper"]).ok();
-    wait_for("no escapee at all", || {
-        processes_with("appforge-escapee").is_empty()
-    });
+    if kill_9_too {
+        let shim = pid_of(&run_app(&ada, "escaper"));
+        assert_ne!(shim, pid_of(&app));
+        let mut second = Vec::new();
+        wait_for("a new escaped child", || {
+            second = escapees(&daemon);
+            !second.is_empty()
+        });
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim as i32), Signal::SIGKILL).unwrap();
+        wait_for("the child to be gone after kill -9 of its app", || {
+            second.iter().all(|p| is_zombie(*p))
+        });
+        ada.run(&["stop", "escaper"]).ok();
+    }
+    wait_for("no escapee at all", || escapees(&daemon).is_empty());
+}
+
+#[test]
+fn a_child_in_a_new_session_ends_with_its_app_namespace() {
+    a_new_session_child_ends_with_its_app(&["--no-app-cgroups"], true);
+}
+
+#[test]
+fn a_child_in_a_new_session_ends_with_its_app_cgroup() {
+    a_new_session_child_ends_with_its_app(&["--no-app-namespaces"], true);
+}
+
+#[test]
+fn a_child_in_a_new_session_ends_with_its_app_subreaper() {
+    // Without a namespace or a cgroup, the app's init (a child subreaper)
+    // and the daemon's kill of the whole tree end it; a kill -9 of the
+    // app's shim by someone else is the one thing that would not.
+    a_new_session_child_ends_with_its_app(&["--no-app-namespaces", "--no-app-cgroups"], false);
+}
+
+#[test]
+fn each_app_runs_in_a_cgroup_of_its_own() {
+    let daemon = Daemon::start();
+    let status = daemon.user("x").run(&["--json", "status"]).ok().json();
+    let cgroup_on = status["protections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"].as_str().unwrap().contains("cgroup") && p["on"] == true);
+    if !cgroup_on {
+        eprintln!("skipped: this machine gives the daemon no cgroup subtree ({status})");
+        return;
+    }
+    let ada = signed_up(&daemon, "ada");
+    let id = new_project(&ada, "todo");
+    let shim = pid_of(&run_app(&ada, "todo"));
+    let cgroup = std::fs::read_to_string(format!("/proc/{shim}/cgroup")).unwrap();
+    assert!(
+        cgroup.contains(&format!("/apps/project_{id}")),
+        "the app is not in its cgroup: {cgroup}"
+    );
+    ada.run(&["stop", "todo"]).ok();
 }
 
 #[test]

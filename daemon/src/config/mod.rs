@@ -128,6 +128,21 @@ pub struct Cli {
     /// Most address space per app, in MiB (RLIMIT_AS; 0: no limit).
     #[arg(long, default_value_t = 4096)]
     pub app_max_memory_mib: u64,
+    /// Most CPU an app may use, in percent of one core, where the daemon has
+    /// a cgroup per app with the cpu controller (0: no limit).
+    #[arg(long, default_value_t = 100)]
+    pub app_max_cpu_percent: u32,
+    /// Most processes an app may have at once, where the daemon has a cgroup
+    /// per app with the pids controller (0: no limit).
+    #[arg(long, default_value_t = 256)]
+    pub app_max_processes: u64,
+    /// Do not put apps in cgroups of their own, even where the daemon may.
+    #[arg(long)]
+    pub no_app_cgroups: bool,
+    /// Do not run apps in user and PID namespaces of their own, even where
+    /// the kernel allows it.
+    #[arg(long)]
+    pub no_app_namespaces: bool,
     /// Largest file an app may write, in MiB (RLIMIT_FSIZE; 0: no limit).
     #[arg(long, default_value_t = 256)]
     pub app_max_file_mib: u64,
@@ -244,6 +259,14 @@ pub struct AppSettings {
     pub max_memory: Option<u64>,
     /// RLIMIT_FSIZE of apps in bytes, if any.
     pub max_file_bytes: Option<u64>,
+    /// cpu.max of apps' cgroups in percent of a core, if any.
+    pub max_cpu_percent: Option<u32>,
+    /// pids.max of apps' cgroups, if any.
+    pub max_processes: Option<u64>,
+    /// Whether apps may get cgroups of their own.
+    pub cgroups: bool,
+    /// Whether apps may get namespaces of their own.
+    pub namespaces: bool,
     /// Whether missing confinement stops the daemon.
     pub require_confinement: bool,
     /// Stop apps when the daemon exits.
@@ -489,6 +512,10 @@ impl Settings {
             max_files: cli.app_max_files,
             max_memory: (cli.app_max_memory_mib > 0).then(|| cli.app_max_memory_mib * 1024 * 1024),
             max_file_bytes: (cli.app_max_file_mib > 0).then(|| cli.app_max_file_mib * 1024 * 1024),
+            max_cpu_percent: (cli.app_max_cpu_percent > 0).then_some(cli.app_max_cpu_percent),
+            max_processes: (cli.app_max_processes > 0).then_some(cli.app_max_processes),
+            cgroups: !cli.no_app_cgroups,
+            namespaces: !cli.no_app_namespaces,
             require_confinement: cli.require_confinement,
             stop_on_exit: cli.stop_apps_on_exit,
         };

@@ -21,6 +21,7 @@
 //! daemon logs it once, `status` shows it, and `--require-confinement`
 //! makes it fatal.
 
+pub mod cgroup;
 pub mod filesystem;
 pub mod shim;
 
@@ -28,6 +29,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
+
+use crate::config::AppSettings;
 
 /// What the kernel lets the daemon do to confine apps.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +41,13 @@ pub struct Protections {
     pub namespaces: bool,
     /// Why namespaces are not available, when they are not.
     pub namespaces_error: Option<String>,
+    /// The controllers of the apps' cgroups, when the daemon has a cgroup
+    /// subtree (`None`: no cgroups).
+    #[serde(default)]
+    pub cgroup_controllers: Option<Vec<String>>,
+    /// Why there are no cgroups, when there are none.
+    #[serde(default)]
+    pub cgroup_error: Option<String>,
 }
 
 impl Protections {
@@ -82,6 +92,15 @@ impl Protections {
                 "user and PID namespaces (an app's processes end with it)".to_string(),
                 self.namespaces,
             ),
+            (
+                match &self.cgroup_controllers {
+                    Some(c) if !c.is_empty() => {
+                        format!("a cgroup per app, limiting {}", c.join(", "))
+                    }
+                    _ => "a cgroup per app".to_string(),
+                },
+                self.cgroup_controllers.is_some(),
+            ),
             ("non-dumpable daemon".to_string(), true),
             ("socket refuses supervised apps".to_string(), true),
             ("log cap held by each app's log process".to_string(), true),
@@ -99,6 +118,12 @@ impl Protections {
                 "user and PID namespaces ({}; an app's processes that leave its process group \
                  are stopped by its log process, but not if that is killed)",
                 self.namespaces_error.as_deref().unwrap_or("not allowed")
+            ));
+        }
+        if self.cgroup_controllers.is_none() && !self.namespaces {
+            missing.push(format!(
+                "a cgroup per app ({})",
+                self.cgroup_error.as_deref().unwrap_or("not delegated")
             ));
         }
         (!missing.is_empty()).then(|| missing.join("; "))
@@ -152,6 +177,8 @@ pub struct Sandbox {
     pub landlock: bool,
     /// Whether to run the app in new user and PID namespaces.
     pub namespaces: bool,
+    /// The app's cgroup, which the shim joins first.
+    pub cgroup: Option<PathBuf>,
     /// RLIMIT_NOFILE.
     pub open_files: u64,
     /// RLIMIT_AS in bytes, if any.
@@ -162,15 +189,15 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// The sandbox of an app in `dir`, with its Python environment at
-    /// `env_root` and a private temporary folder `tmp`.
+    /// `env_root`, a private temporary folder `tmp`, its cgroup if any, and
+    /// the limits of `settings`.
     pub fn for_app(
         protections: &Protections,
+        settings: &AppSettings,
         dir: &Path,
         tmp: &Path,
         env_root: &Path,
-        open_files: u64,
-        address_space: Option<u64>,
-        file_size: Option<u64>,
+        cgroup: Option<PathBuf>,
     ) -> Sandbox {
         let mut read_only = filesystem::system_paths();
         read_only.push(env_root.to_path_buf());
@@ -180,9 +207,10 @@ impl Sandbox {
             read_only,
             landlock: protections.landlock_abi > 0,
             namespaces: protections.namespaces,
-            open_files,
-            address_space,
-            file_size,
+            cgroup,
+            open_files: settings.max_files,
+            address_space: settings.max_memory,
+            file_size: settings.max_file_bytes,
         }
     }
 }

@@ -117,6 +117,7 @@ fn probe() -> i32 {
         landlock_abi: filesystem::kernel_abi(),
         namespaces: namespaces.is_ok(),
         namespaces_error: namespaces.err(),
+        ..Protections::default()
     };
     match serde_json::to_writer(std::io::stdout(), &protections) {
         Ok(()) => 0,
@@ -189,6 +190,11 @@ fn serve() -> Result<std::convert::Infallible, String> {
         .map_err(|e| format!("cannot read the spec: {e}"))?;
     let spec: ShimSpec =
         serde_json::from_slice(&raw).map_err(|e| format!("bad spec on stdin: {e}"))?;
+    if let Some(cgroup) = &spec.sandbox.cgroup {
+        // Before anything forks: every process of the app is then in it.
+        std::fs::write(cgroup.join("cgroup.procs"), "0")
+            .map_err(|e| format!("cannot join the cgroup {}: {e}", cgroup.display()))?;
+    }
     let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
     dup2_stdin(&null).map_err(|e| format!("dup2: {e}"))?;
 
@@ -434,6 +440,13 @@ fn exec_app(spec: &ShimSpec, output: OwnedFd) -> ! {
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     let sandbox = &spec.sandbox;
+    if !sandbox.namespaces {
+        // Without a namespace to collapse, the app ends with its init.
+        // SAFETY: prctl with integer arguments touches no memory of ours.
+        unsafe {
+            nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL, 0, 0, 0);
+        }
+    }
     let limits = [
         (Resource::RLIMIT_NOFILE, Some(sandbox.open_files)),
         (Resource::RLIMIT_CORE, Some(0)),

@@ -21,6 +21,7 @@ use super::procfs::{self, ExitInfo, PidFd};
 use super::pyenv::PythonEnv;
 use super::runs;
 use crate::config::AppSettings;
+use crate::confine::cgroup::{CgroupLimits, Cgroups};
 use crate::confine::shim::{self, ShimSpec};
 use crate::confine::{Protections, Sandbox};
 use crate::db::Db;
@@ -101,6 +102,8 @@ pub struct AppConfig {
     pub metrics: Arc<Metrics>,
     /// What the kernel lets the shim do to confine the app.
     pub protections: Arc<Protections>,
+    /// The apps' cgroups, when the daemon has them.
+    pub cgroups: Option<Arc<Cgroups>>,
 }
 
 /// How the task begins.
@@ -194,6 +197,10 @@ pub async fn supervise(
             Ended::Unhealthy(why) => ("unhealthy", None, Some(Signal::SIGKILL as i32), why.clone()),
             Ended::Stopped(_) => ("stopped", None, None, "stopped".to_string()),
         };
+        // Whatever the app left in its cgroup goes with it.
+        if let Some(cgroups) = &cfg.cgroups {
+            cgroups.kill(cfg.project_id);
+        }
         let run_id = proc.run_id;
         let _ = cfg
             .db
@@ -203,6 +210,7 @@ pub async fn supervise(
             .log
             .note(&format!("[appforge] pid {} {described}", proc.pid()));
         if let Ended::Stopped(done) = ended {
+            release_cgroup(&cfg).await;
             set(&cfg, &status, |s| {
                 s.state = State::Stopped;
                 s.pid = None;
@@ -218,6 +226,7 @@ pub async fn supervise(
                     tracker.restarts() + 1
                 );
                 let _ = cfg.log.note(&format!("[appforge] giving up: {why}"));
+                release_cgroup(&cfg).await;
                 set(&cfg, &status, |s| {
                     s.state = State::Failed;
                     s.pid = None;
@@ -344,6 +353,21 @@ async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
         .join(format!("project_{}", cfg.project_id));
     fresh_private_dir(&tmp).map_err(|e| format!("cannot make {}: {e}", tmp.display()))?;
     let settings = &cfg.settings;
+    let cgroup = match &cfg.cgroups {
+        Some(cgroups) => Some(
+            cgroups
+                .create(
+                    cfg.project_id,
+                    CgroupLimits {
+                        memory: settings.max_memory,
+                        cpu_percent: settings.max_cpu_percent,
+                        pids: settings.max_processes,
+                    },
+                )
+                .map_err(|e| format!("cannot make the app's cgroup: {e}"))?,
+        ),
+        None => None,
+    };
     let spec = ShimSpec {
         program: cfg.env.python(),
         args: run_args(cfg.port),
@@ -354,12 +378,11 @@ async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
         log_files: cfg.log.files(),
         sandbox: Sandbox::for_app(
             &cfg.protections,
+            settings,
             &cfg.dir,
             &tmp,
             &cfg.env.root,
-            settings.max_files,
-            settings.max_memory,
-            settings.max_file_bytes,
+            cgroup,
         ),
     };
     let spec_json = serde_json::to_vec(&spec).map_err(|e| e.to_string())?;
@@ -508,7 +531,7 @@ async fn stop_process(proc: &Proc, grace: Duration) {
         .await
         .is_err()
     {
-        let _ = killpg(group, Signal::SIGKILL);
+        kill_tree(proc.pid());
         let _ = proc.pidfd.exited().await;
     }
     // Anything the app forked into its group goes too.
@@ -533,9 +556,36 @@ pub async fn terminate(pid: i32, grace: Duration) {
 
 /// SIGKILL to the whole group, for a process that stopped answering.
 async fn kill_group(proc: &Proc) {
-    let _ = killpg(Pid::from_raw(proc.pid()), Signal::SIGKILL);
+    kill_tree(proc.pid());
     let _ = proc.pidfd.exited().await;
     reap(proc, Ok(()));
+}
+
+/// SIGKILL to the app's shim, its group and every process below it. The
+/// pids are taken before any dies: a child that left the app's session
+/// would otherwise be reparented away before it is found. (In its own PID
+/// namespace or cgroup it would end anyway; this is for kernels without.)
+fn kill_tree(shim: i32) {
+    let below = procfs::tree_pids(shim);
+    let _ = killpg(Pid::from_raw(shim), Signal::SIGKILL);
+    for pid in below {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+/// Kills what is left in the app's cgroup and removes it once empty.
+async fn release_cgroup(cfg: &AppConfig) {
+    let Some(cgroups) = &cfg.cgroups else {
+        return;
+    };
+    cgroups.kill(cfg.project_id);
+    for _ in 0..100 {
+        if !cgroups.is_populated(cfg.project_id) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cgroups.remove(cfg.project_id);
 }
 
 /// How a process ended, in words.

@@ -25,6 +25,7 @@ use self::app::{AppConfig, Origin, State, Status, StopCommand};
 use self::logfile::LogFiles;
 use self::pyenv::{EnvError, PythonEnv};
 use crate::config::AppSettings;
+use crate::confine::cgroup::Cgroups;
 use crate::confine::Protections;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
@@ -89,6 +90,7 @@ pub struct Supervisor {
     changes: tokio::sync::Mutex<()>,
     metrics: Arc<Metrics>,
     protections: Arc<Protections>,
+    cgroups: Option<Arc<Cgroups>>,
 }
 
 /// A project's requirements; Flask alone when it has none.
@@ -124,6 +126,7 @@ impl Supervisor {
         settings: &AppSettings,
         metrics: Arc<Metrics>,
         protections: Protections,
+        cgroups: Option<Arc<Cgroups>>,
     ) -> Result<Supervisor, reqwest::Error> {
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -137,6 +140,7 @@ impl Supervisor {
             changes: tokio::sync::Mutex::new(()),
             metrics,
             protections: Arc::new(protections),
+            cgroups,
         })
     }
 
@@ -260,6 +264,7 @@ impl Supervisor {
             http: self.http.clone(),
             metrics: Arc::clone(&self.metrics),
             protections: Arc::clone(&self.protections),
+            cgroups: self.cgroups.clone(),
         };
         if matches!(origin, Origin::Spawn) {
             step(format!("starting on port {port}"));
@@ -401,6 +406,9 @@ impl Supervisor {
                 .filter_map(|h| h.status.borrow().pid)
                 .collect()
         };
+        if self.cgroups.as_ref().is_some_and(|c| c.holds(pid)) {
+            return true;
+        }
         let daemon = std::process::id() as i32;
         let mut at = pid;
         // Deep enough for any real tree; a loop in /proc cannot happen, but
@@ -501,7 +509,13 @@ impl Supervisor {
     }
 
     fn info_at(&self, project_id: i64, name: &str, status: &Status, clock: &Clock) -> ProcessInfo {
-        let stat = status.pid.and_then(|pid| procfs::read_stat(pid).ok());
+        let stat = status.pid.and_then(|pid| procfs::read_tree_stat(pid).ok());
+        // The cgroup's figure counts page cache and kernel memory too.
+        let memory = self
+            .cgroups
+            .as_ref()
+            .and_then(|c| c.memory_current(project_id))
+            .or(stat.map(|s| s.rss_bytes));
         let (uptime, ticks) = (clock.uptime, clock.ticks);
         let (uptime_s, cpu_percent) = match (&stat, uptime) {
             (Some(stat), Some(now)) => (
@@ -520,7 +534,7 @@ impl Supervisor {
             restarts: status.restarts,
             uptime_s,
             cpu_percent,
-            rss_bytes: stat.map(|s| s.rss_bytes),
+            rss_bytes: memory,
             last_exit: status.last_exit.clone().or(status.failure.clone()),
         }
     }

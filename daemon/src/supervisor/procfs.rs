@@ -146,6 +146,47 @@ fn parse_uptime(text: &str, ticks_per_sec: u64) -> Option<u64> {
     )
 }
 
+/// `pid` and every process below it, parents first, found through
+/// `/proc/PID/task/TID/children` rather than by scanning /proc; at most
+/// 4096, so an app that forks wildly cannot make this slow.
+pub fn tree_pids(pid: i32) -> Vec<i32> {
+    let mut found = vec![pid];
+    let mut next = 0;
+    while next < found.len() && found.len() < 4096 {
+        let parent = found[next];
+        next += 1;
+        let Ok(tasks) = fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children
+                .split_ascii_whitespace()
+                .filter_map(|c| c.parse().ok())
+            {
+                if found.len() < 4096 && !found.contains(&child) {
+                    found.push(child);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The stat of `pid` with the CPU time and memory of all its descendants
+/// added (an app is its shim, init, Python and whatever they started).
+pub fn read_tree_stat(pid: i32) -> io::Result<ProcStat> {
+    let mut total = read_stat(pid)?;
+    for child in tree_pids(pid).into_iter().skip(1) {
+        if let Ok(stat) = read_stat(child) {
+            total.utime_ticks += stat.utime_ticks;
+            total.stime_ticks += stat.stime_ticks;
+            total.rss_bytes += stat.rss_bytes;
+        }
+    }
+    Ok(total)
+}
+
 /// Whether `pid` is a live process that started at `start_ticks` (guards re-adoption against PID reuse).
 pub fn is_same_process(pid: i32, start_ticks: u64) -> bool {
     match read_stat(pid) {

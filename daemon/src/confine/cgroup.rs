@@ -1,0 +1,188 @@
+//! A cgroup (v2) per app, where the daemon may manage a subtree of its own
+//! (systemd's `Delegate=yes`, or a daemon that owns its cgroup): `stop`
+//! ends every process of the app with `cgroup.kill`, and memory, CPU and
+//! process counts come from the cgroup when those controllers are there.
+//!
+//! Layout, under the daemon's own cgroup `<own>`:
+//! ```text
+//! <own>/daemon/              the daemon itself (a cgroup with children holds no processes)
+//! <own>/apps/project_<id>/   one app: its shim, init, Python and whatever they start
+//! ```
+//! A daemon in the hierarchy's root cgroup (in a container, say) uses
+//! `<root>/appforge-<tag>/apps/` instead, the tag naming its data directory.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Controllers an app's cgroup is limited by, when the kernel offers them.
+const CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+
+/// Limits written into an app's cgroup.
+#[derive(Debug, Clone, Copy)]
+pub struct CgroupLimits {
+    /// `memory.max` in bytes.
+    pub memory: Option<u64>,
+    /// `cpu.max` as a percentage of one core.
+    pub cpu_percent: Option<u32>,
+    /// `pids.max`.
+    pub pids: Option<u64>,
+}
+
+/// The daemon's cgroup subtree for apps.
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    apps: PathBuf,
+    controllers: Vec<String>,
+}
+
+impl Cgroups {
+    /// Sets up the subtree, or says why it cannot be had here.
+    pub fn set_up(tag: &str) -> Result<Cgroups, String> {
+        let mount = cgroup2_mount().ok_or("no cgroup v2 hierarchy is mounted")?;
+        let own = own_cgroup().ok_or("this process is in no cgroup v2")?;
+        let own_dir = mount.join(own.trim_start_matches('/'));
+        let base = if own == "/" {
+            let base = mount.join(format!("appforge-{tag}"));
+            make_dir(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
+            base
+        } else {
+            // Processes may only live in leaves once controllers are on:
+            // the daemon moves into a leaf of its own.
+            let leaf = own_dir.join("daemon");
+            make_dir(&leaf).map_err(|e| {
+                format!(
+                    "the daemon's cgroup {} is not delegated to it ({e}); with systemd, set Delegate=yes",
+                    own_dir.display()
+                )
+            })?;
+            std::fs::write(leaf.join("cgroup.procs"), std::process::id().to_string())
+                .map_err(|e| format!("cannot move into {}: {e}", leaf.display()))?;
+            own_dir
+        };
+        let controllers = enable_controllers(&base);
+        let apps = base.join("apps");
+        make_dir(&apps).map_err(|e| format!("cannot create {}: {e}", apps.display()))?;
+        let controllers: Vec<String> = controllers
+            .into_iter()
+            .filter(|c| {
+                std::fs::write(apps.join("cgroup.subtree_control"), format!("+{c}")).is_ok()
+            })
+            .collect();
+        if !apps.join("cgroup.kill").exists() {
+            return Err("the kernel has no cgroup.kill (Linux 5.14 or later)".into());
+        }
+        Ok(Cgroups { apps, controllers })
+    }
+
+    /// The controllers apps are limited by.
+    pub fn controllers(&self) -> &[String] {
+        &self.controllers
+    }
+
+    /// The cgroup of one project's app.
+    pub fn path(&self, project_id: i64) -> PathBuf {
+        self.apps.join(format!("project_{project_id}"))
+    }
+
+    /// Makes (or reuses) the app's cgroup and writes its limits.
+    pub fn create(&self, project_id: i64, limits: CgroupLimits) -> io::Result<PathBuf> {
+        let dir = self.path(project_id);
+        make_dir(&dir)?;
+        let has = |c: &str| self.controllers.iter().any(|x| x == c);
+        if let (true, Some(bytes)) = (has("memory"), limits.memory) {
+            std::fs::write(dir.join("memory.max"), bytes.to_string())?;
+            // No swap: a limit that pages out is no limit.
+            let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+        }
+        if let (true, Some(percent)) = (has("cpu"), limits.cpu_percent) {
+            let period = 100_000u64;
+            let quota = period * u64::from(percent.max(1)) / 100;
+            std::fs::write(dir.join("cpu.max"), format!("{quota} {period}"))?;
+        }
+        if let (true, Some(pids)) = (has("pids"), limits.pids) {
+            std::fs::write(dir.join("pids.max"), pids.to_string())?;
+        }
+        Ok(dir)
+    }
+
+    /// Kills every process in the app's cgroup; nothing when it has none.
+    pub fn kill(&self, project_id: i64) {
+        let kill = self.path(project_id).join("cgroup.kill");
+        if kill.exists() {
+            let _ = std::fs::write(kill, "1");
+        }
+    }
+
+    /// Whether the app's cgroup still holds a process.
+    pub fn is_populated(&self, project_id: i64) -> bool {
+        std::fs::read_to_string(self.path(project_id).join("cgroup.events"))
+            .is_ok_and(|events| events.lines().any(|l| l == "populated 1"))
+    }
+
+    /// Removes the app's (empty) cgroup.
+    pub fn remove(&self, project_id: i64) {
+        let _ = std::fs::remove_dir(self.path(project_id));
+    }
+
+    /// Bytes of memory the app's processes use, when the controller is on.
+    pub fn memory_current(&self, project_id: i64) -> Option<u64> {
+        std::fs::read_to_string(self.path(project_id).join("memory.current"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Whether `pid` runs in an app's cgroup.
+    pub fn holds(&self, pid: i32) -> bool {
+        let Some(mount) = cgroup2_mount() else {
+            return false;
+        };
+        let Ok(relative) = self.apps.strip_prefix(&mount) else {
+            return false;
+        };
+        let prefix = format!("/{}/", relative.display());
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|text| {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("0::"))
+                .any(|path| path.starts_with(&prefix))
+        })
+    }
+}
+
+fn make_dir(dir: &Path) -> io::Result<()> {
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Turns on for the children of `base` every controller of [`CONTROLLERS`]
+/// it has; returns those that took.
+fn enable_controllers(base: &Path) -> Vec<String> {
+    let offered = std::fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
+    CONTROLLERS
+        .iter()
+        .filter(|c| offered.split_whitespace().any(|o| o == **c))
+        .filter(|c| std::fs::write(base.join("cgroup.subtree_control"), format!("+{c}")).is_ok())
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// Where the cgroup v2 hierarchy is mounted.
+fn cgroup2_mount() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2")
+            .then(|| left.split_whitespace().nth(4).map(PathBuf::from))?
+    })
+}
+
+/// This process's cgroup v2 path, e.g. `/system.slice/appforged.service`.
+fn own_cgroup() -> Option<String> {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+}
