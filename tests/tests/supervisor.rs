@@ -1292,8 +1292,9 @@ fn an_adopted_app_keeps_the_files_it_runs_until_it_is_restarted() {
 #[test]
 fn requirements_that_cannot_be_installed_fail_the_run_and_leave_nothing_half_made() {
     let (daemon, ada, id) = ada_with_app(&[], PLAIN_APP);
-    // Not a requirement pip can even parse: it fails at once, offline.
-    let requirements = "flask>=3.0\nthis is not ~ a requirement\n";
+    // A requirement line by its characters, but not one the installer can
+    // parse: it fails at once, offline.
+    let requirements = "flask>=3.0\nnot-a-requirement==(1\n";
     ada.run_with_stdin(
         &["edit", "todo", "--file", "requirements.txt", "--stdin"],
         requirements,
@@ -1307,10 +1308,7 @@ fn requirements_that_cannot_be_installed_fail_the_run_and_leave_nothing_half_mad
     // The installer's complaint is in the app's log, and no environment for
     // these requirements was kept, finished or not.
     let log = log_text(&daemon, id);
-    assert!(
-        log.contains("not ~ a requirement") || log.contains("Invalid requirement"),
-        "{log}"
-    );
+    assert!(log.contains("not-a-requirement"), "{log}");
     for entry in std::fs::read_dir(appforge_e2e::test_env_dir()).unwrap() {
         let path = entry.unwrap().path();
         let ready = std::fs::read_to_string(path.join(".ready")).unwrap_or_default();

@@ -35,6 +35,10 @@ const ETC_FILES: &[&str] = &[
     "/etc/pki",
     "/etc/alternatives",
     "/etc/os-release",
+    "/etc/lsb-release",
+    "/etc/debian_version",
+    "/etc/redhat-release",
+    "/etc/alpine-release",
 ];
 
 /// System folders every Python needs to read and run.
@@ -57,6 +61,33 @@ pub fn system_paths() -> Vec<PathBuf> {
         .iter()
         .chain(ETC_FILES)
         .map(PathBuf::from)
+        .collect()
+}
+
+/// The prefixes of a program (`<prefix>/bin/<program>` → `<prefix>`), as
+/// named and after following its links (a virtual environment's Python
+/// needs both: its `pyvenv.cfg` and the interpreter it links to); a bare
+/// name is looked up on the PATH.
+pub fn prefixes_of(program: &Path) -> Vec<PathBuf> {
+    let found = if program.components().count() == 1 {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(program))
+                .find(|candidate| candidate.is_file())
+        })
+    } else {
+        Some(program.to_path_buf())
+    };
+    let Some(found) = found else {
+        return Vec::new();
+    };
+    let named = std::path::absolute(&found).ok();
+    let real = std::fs::canonicalize(&found).ok();
+    named
+        .into_iter()
+        .chain(real)
+        .filter_map(|p| p.parent()?.parent().map(Path::to_path_buf))
+        .filter(|prefix| prefix != Path::new("/"))
         .collect()
 }
 

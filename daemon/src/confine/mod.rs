@@ -213,4 +213,58 @@ impl Sandbox {
             file_size: settings.max_file_bytes,
         }
     }
+
+    /// The sandbox of an installer step (venv, pip, uv): a package's build
+    /// code runs here, chosen by a model, so it gets what an app gets plus
+    /// the network: the environment being built, the installers' cache, a
+    /// private temporary folder, and read-only the interpreters and tools.
+    pub fn for_installer(
+        protections: &Protections,
+        read_write: Vec<PathBuf>,
+        tools: &[PathBuf],
+    ) -> Sandbox {
+        let mut read_only = filesystem::system_paths();
+        for tool in tools {
+            read_only.extend(filesystem::prefixes_of(tool));
+        }
+        Sandbox {
+            read_write,
+            read_only,
+            landlock: protections.landlock_abi > 0,
+            namespaces: protections.namespaces,
+            cgroup: None,
+            open_files: 1024,
+            address_space: None,
+            file_size: None,
+        }
+    }
+}
+
+/// Runs a command under a shim, confined by `spec.sandbox`, its output in
+/// `spec.log`; returns how it ended. Blocking.
+pub fn run_confined(spec: &shim::ShimSpec) -> std::io::Result<std::process::ExitStatus> {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    let json = serde_json::to_vec(spec).map_err(std::io::Error::other)?;
+    let mut command = Command::new(shim::executable());
+    command
+        .arg(shim::SHIM_ARG)
+        .current_dir(&spec.dir)
+        .env_clear()
+        .envs(spec.env.iter().cloned())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe system calls run.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid()?;
+            Ok(())
+        });
+    }
+    let mut child = command.spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&json)?;
+    }
+    child.wait()
 }

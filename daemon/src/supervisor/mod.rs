@@ -328,14 +328,19 @@ impl Supervisor {
             false => "installing requirements".into(),
         });
         let settings = Arc::clone(&self.settings);
-        let log_path = log.path().to_path_buf();
+        let protections = Arc::clone(&self.protections);
+        let log = log.clone();
         let env = tokio::task::spawn_blocking(move || {
+            let how = pyenv::Installing {
+                protections: &protections,
+                log: &log,
+            };
             pyenv::prepare(
                 &settings.env_dir,
                 &settings.python,
                 settings.installer,
                 &requirements,
-                &log_path,
+                &how,
             )
         })
         .await

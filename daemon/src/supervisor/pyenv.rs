@@ -5,14 +5,15 @@
 //! half-built one is never used; a lock file serialises builders, daemons and
 //! tests alike.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
+use super::logfile::LogFiles;
 use crate::config::Installer;
+use crate::confine::shim::ShimSpec;
+use crate::confine::{self, Protections, Sandbox};
 
 /// Why an environment could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +68,7 @@ pub fn prepare(
     python: &Path,
     installer: Installer,
     requirements: &str,
-    log: &Path,
+    how: &Installing,
 ) -> Result<PythonEnv, EnvError> {
     // Versions saved before the check existed meet it here.
     crate::projects::requirements::check(requirements)?;
@@ -90,7 +91,7 @@ pub fn prepare(
     }
     let staging = root.with_extension(format!("building-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    let result = build(&staging, python, installer, requirements, log);
+    let result = build(&staging, python, installer, requirements, how);
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
@@ -100,114 +101,211 @@ pub fn prepare(
     Ok(PythonEnv { root })
 }
 
+/// How installer steps run: confined like the apps (a package's build code
+/// is chosen by a model), with their output in the app's log.
+pub struct Installing<'a> {
+    /// What the kernel allows to confine them.
+    pub protections: &'a Protections,
+    /// The app's log.
+    pub log: &'a LogFiles,
+}
+
+/// The variables an installer keeps from the daemon's environment: how to
+/// reach the network, nothing else.
+const NETWORK_VARIABLES: [&str; 13] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    // pip's HTTP library reads these even when pip ignores its own settings.
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "UV_NATIVE_TLS",
+];
+
+/// One installer step: what runs and where it may write.
+struct Step<'a> {
+    name: &'a str,
+    program: PathBuf,
+    args: Vec<std::ffi::OsString>,
+}
+
 fn build(
     staging: &Path,
     python: &Path,
     installer: Installer,
     requirements: &str,
-    log: &Path,
+    how: &Installing,
 ) -> Result<(), EnvError> {
     std::fs::create_dir_all(staging)?;
     let requirements_file = staging.join("requirements.txt");
     std::fs::write(&requirements_file, requirements)?;
-    let use_uv = match installer {
-        Installer::Uv => true,
-        Installer::Pip => false,
-        Installer::Auto => on_path("uv"),
+    let env_dir = staging.parent().unwrap_or(staging);
+    let cache = env_dir.join("cache");
+    std::fs::create_dir_all(&cache)?;
+    let tmp = staging.with_extension("tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let uv = match installer {
+        Installer::Uv => Some(find("uv").ok_or_else(|| EnvError::Step {
+            step: "uv venv".into(),
+            status: "uv is not on the PATH".into(),
+        })?),
+        Installer::Pip => None,
+        Installer::Auto => find("uv"),
     };
+    // The shim runs programs by path, not through the PATH.
+    let python = match python.components().count() {
+        1 => find(&python.to_string_lossy()).unwrap_or_else(|| python.to_path_buf()),
+        _ => python.to_path_buf(),
+    };
+    let python = python.as_path();
     let venv_python = staging.join("bin/python");
-    if use_uv {
-        run_step(
-            "uv venv",
-            Command::new("uv")
-                .arg("venv")
-                .arg("--quiet")
-                // The folder already holds the requirements file.
-                .arg("--allow-existing")
-                .arg("--python")
-                .arg(python)
-                .arg(staging),
-            log,
-        )?;
-        run_step(
-            "uv pip install",
-            Command::new("uv")
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let steps = match &uv {
+        Some(uv) => vec![
+            Step {
+                name: "uv venv",
+                program: uv.clone(),
+                args: vec![
+                    os("venv"),
+                    os("--quiet"),
+                    os("--no-config"),
+                    // The folder already holds the requirements file.
+                    os("--allow-existing"),
+                    os("--python"),
+                    python.into(),
+                    staging.into(),
+                ],
+            },
+            Step {
+                name: "uv pip install",
+                program: uv.clone(),
                 // Only the daemon's own settings: no uv.toml from a project.
-                .args(["pip", "install", "--quiet", "--no-config", "--python"])
-                .arg(&venv_python)
-                .arg("-r")
-                .arg(&requirements_file),
-            log,
-        )?;
-    } else {
-        run_step(
-            "python -m venv",
-            Command::new(python).args(["-m", "venv"]).arg(staging),
-            log,
-        )?;
-        run_step(
-            "pip install",
-            Command::new(&venv_python)
-                .args([
-                    "-m",
-                    "pip",
-                    // Ignore PIP_* variables and user configuration files.
-                    "--isolated",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    "-r",
-                ])
-                .arg(&requirements_file),
-            log,
-        )?;
-    }
+                args: vec![
+                    os("pip"),
+                    os("install"),
+                    os("--quiet"),
+                    os("--no-config"),
+                    os("--cache-dir"),
+                    cache.clone().into(),
+                    os("--python"),
+                    venv_python.clone().into(),
+                    os("-r"),
+                    requirements_file.clone().into(),
+                ],
+            },
+        ],
+        None => vec![
+            Step {
+                name: "python -m venv",
+                program: python.to_path_buf(),
+                args: vec![os("-m"), os("venv"), staging.into()],
+            },
+            Step {
+                name: "pip install",
+                program: venv_python.clone(),
+                args: vec![
+                    os("-m"),
+                    os("pip"),
+                    // Ignore PIP_* variables and configuration files.
+                    os("--isolated"),
+                    os("install"),
+                    os("--quiet"),
+                    os("--disable-pip-version-check"),
+                    os("--cache-dir"),
+                    cache.clone().into(),
+                    os("-r"),
+                    requirements_file.clone().into(),
+                ],
+            },
+        ],
+    };
+    let mut tools = vec![python.to_path_buf()];
+    tools.extend(uv);
+    let writable = vec![staging.to_path_buf(), cache, tmp.clone()];
+    let result = steps
+        .into_iter()
+        .try_for_each(|step| run_step(step, &writable, &tools, &tmp, how));
+    let _ = std::fs::remove_dir_all(&tmp);
+    result?;
     std::fs::write(staging.join(".ready"), requirements)?;
     Ok(())
 }
 
-/// Runs one installer step with its output in the app's log.
-fn run_step(step: &str, command: &mut Command, log: &Path) -> Result<(), EnvError> {
-    let mut out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    writeln!(out, "[appforge] {step}")?;
-    // Installers need the network settings and caches of the daemon's user,
-    // but never its API keys (removed from the environment at start-up).
-    let status = command
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .status()
-        .map_err(|e| EnvError::Step {
-            step: step.to_string(),
-            status: format!("could not run it: {e}"),
-        })?;
+/// Runs one installer step under a shim, confined, with its output in the
+/// app's log.
+fn run_step(
+    step: Step,
+    writable: &[PathBuf],
+    tools: &[PathBuf],
+    tmp: &Path,
+    how: &Installing,
+) -> Result<(), EnvError> {
+    how.log.note(&format!("[appforge] {}", step.name))?;
+    let mut env: Vec<(String, String)> = NETWORK_VARIABLES
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+        .collect();
+    let tmp_text = tmp.display().to_string();
+    env.extend([
+        (
+            "PATH".to_string(),
+            "/usr/local/bin:/usr/bin:/bin".to_string(),
+        ),
+        ("HOME".to_string(), tmp_text.clone()),
+        ("TMPDIR".to_string(), tmp_text),
+        ("LANG".to_string(), "C.UTF-8".to_string()),
+    ]);
+    let spec = ShimSpec {
+        program: step.program,
+        args: step
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        dir: writable[0].clone(),
+        env,
+        log: how.log.path().to_path_buf(),
+        log_max_bytes: how.log.max_bytes(),
+        log_files: how.log.files(),
+        sandbox: Sandbox::for_installer(how.protections, writable.to_vec(), tools),
+    };
+    let status = confine::run_confined(&spec).map_err(|e| EnvError::Step {
+        step: step.name.to_string(),
+        status: format!("could not run it: {e}"),
+    })?;
     if status.success() {
         Ok(())
     } else {
         Err(EnvError::Step {
-            step: step.to_string(),
+            step: step.name.to_string(),
             status: status.to_string(),
         })
     }
 }
 
-/// Whether a program is on the PATH.
-pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            let candidate = dir.join(program);
-            candidate.is_file()
-                && std::fs::metadata(&candidate)
-                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
-                    .unwrap_or(false)
-        })
+/// A program on the PATH, as an absolute path.
+fn find(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|candidate| is_executable(candidate))
+            .and_then(|found| std::path::absolute(found).ok())
     })
+}
+
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
+        && std::fs::metadata(path)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+            .unwrap_or(false)
 }
 
 #[cfg(test)]

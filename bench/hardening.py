@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Benchmark of the daemon under the attacks of an unauthenticated local
+client (not a test: figures, no assertions).
+
+Prints, each against the idle daemon measured in the same run:
+- idle RSS (median of 5 starts; target <= 8 MiB);
+- 200 concurrent sign-ins with unknown emails, each its own client process:
+  peak RSS while they run (target <= idle + 40 MiB) and RSS 5 s after the
+  last one ended (target <= idle + 4 MiB), with the sign-ins' median time;
+- 250 connections that each announce a 16 MiB frame and send nothing
+  (run with --max-connections-per-client 300, so the frame limit, not the
+  per-client limit, is what is measured): peak RSS;
+- one process holding every connection it can, reconnecting as they are
+  dropped, while `appforge ping` runs 50 times: pings answered.
+Run with `make bench` (builds release binaries first).
+"""
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("APPFORGE_BIN_DIR", os.path.join(ROOT, "target", "release"))
+CLIENT = os.path.join(BIN, "appforge")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Daemon:
+    def __init__(self, *args):
+        self.work = tempfile.mkdtemp(prefix="appforge-bench-")
+        self.env = dict(os.environ)
+        self.env.update(
+            APPFORGE_SOCKET=os.path.join(self.work, "appforged.sock"),
+            APPFORGE_DATA_DIR=os.path.join(self.work, "data"),
+            XDG_CONFIG_HOME=os.path.join(self.work, "config"),
+        )
+        for key in ("GROQ_API_KEY", "OPENAI_API_KEY", "APPFORGE_API_KEY"):
+            self.env.pop(key, None)
+        self.socket = self.env["APPFORGE_SOCKET"]
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "appforged"), *args], env=self.env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 30
+        while subprocess.run([CLIENT, "ping"], env=self.env, capture_output=True).returncode:
+            if time.time() > deadline or self.proc.poll() is not None:
+                sys.exit("appforged did not start")
+            time.sleep(0.05)
+        time.sleep(0.5)
+
+    def rss(self):
+        return rss_kib(self.proc.pid) / 1024
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def sample_peak(daemon, running):
+    peak = daemon.rss()
+    while running():
+        peak = max(peak, daemon.rss())
+        time.sleep(0.005)
+    return peak
+
+
+def idle_rss():
+    figures = []
+    for _ in range(5):
+        d = Daemon()
+        figures.append(d.rss())
+        d.stop()
+    return statistics.median(figures)
+
+
+def signin_storm():
+    d = Daemon()
+    idle = d.rss()
+    procs = []
+    started = time.perf_counter()
+    times = []
+    for i in range(200):
+        procs.append((time.perf_counter(), subprocess.Popen(
+            [CLIENT, "login", f"nobody-{i}@example.com", "--password-stdin"],
+            env=d.env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )))
+    for _, p in procs:
+        p.stdin.write(b"wrong-password-123\n")
+        p.stdin.close()
+    peak_box = []
+    waiter = threading.Thread(target=lambda: peak_box.append(
+        sample_peak(d, lambda: any(p.poll() is None for _, p in procs))))
+    waiter.start()
+    for start, p in procs:
+        p.wait()
+        times.append((time.perf_counter() - start) * 1000)
+    waiter.join()
+    took = time.perf_counter() - started
+    time.sleep(5)
+    after = d.rss()
+    d.stop()
+    return idle, peak_box[0], after, statistics.median(times), took
+
+
+def frame_storm():
+    d = Daemon("--max-connections-per-client", "300", "--max-connections", "300")
+    idle = d.rss()
+    conns = []
+    refused = 0
+    for _ in range(250):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(d.socket)
+        s.sendall(struct.pack("<I", 16 * 1024 * 1024))
+        conns.append(s)
+    peak = d.rss()
+    for s in conns:
+        s.settimeout(10)
+        try:
+            if b"over the 8192-byte limit" in s.recv(4096):
+                refused += 1
+        except OSError:
+            pass
+        peak = max(peak, d.rss())
+        s.close()
+    d.stop()
+    return idle, peak, refused
+
+
+def hogging():
+    d = Daemon()
+    stop = threading.Event()
+    held = []
+    most = [0]
+
+    def hog():
+        while not stop.is_set():
+            held[:] = [s for s in held if s.fileno() != -1]
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(d.socket)
+                held.append(s)
+                most[0] = max(most[0], len(held))
+            except OSError:
+                time.sleep(0.01)
+            if len(held) >= 256:
+                for s in held[:32]:
+                    s.close()
+                del held[:32]
+
+    t = threading.Thread(target=hog)
+    t.start()
+    time.sleep(0.5)
+    answered = sum(
+        subprocess.run([CLIENT, "ping"], env=d.env, capture_output=True).returncode == 0
+        for _ in range(50)
+    )
+    stop.set()
+    t.join()
+    for s in held:
+        s.close()
+    d.stop()
+    return answered, most[0]
+
+
+def main():
+    idle = idle_rss()
+    print(f"idle RSS, median of 5 starts:       {idle:6.2f} MiB  (target <= 8 MiB)")
+    base, peak, after, median_ms, took = signin_storm()
+    print(f"200 concurrent failed sign-ins:    idle {base:5.2f} MiB, peak {peak:6.2f} MiB "
+          f"(+{peak - base:5.2f}; target +40), 5 s after {after:5.2f} MiB "
+          f"(+{after - base:4.2f}; target +4); median sign-in {median_ms:.0f} ms, "
+          f"all in {took:.1f} s")
+    base, peak, refused = frame_storm()
+    print(f"250 x 16 MiB frame prefixes:       idle {base:5.2f} MiB, peak {peak:6.2f} MiB "
+          f"(+{peak - base:5.2f}); {refused}/250 refused at once")
+    answered, most = hogging()
+    print(f"idle-connection hog ({most} held):   {answered}/50 pings answered")
+
+
+if __name__ == "__main__":
+    main()
