@@ -243,28 +243,5 @@ impl Sandbox {
 /// Runs a command under a shim, confined by `spec.sandbox`, its output in
 /// `spec.log`; returns how it ended. Blocking.
 pub fn run_confined(spec: &shim::ShimSpec) -> std::io::Result<std::process::ExitStatus> {
-    use std::io::Write;
-    use std::os::unix::process::CommandExt;
-    let json = serde_json::to_vec(spec).map_err(std::io::Error::other)?;
-    let mut command = Command::new(shim::executable());
-    command
-        .arg(shim::SHIM_ARG)
-        .current_dir(&spec.dir)
-        .env_clear()
-        .envs(spec.env.iter().cloned())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: between fork and exec only async-signal-safe system calls run.
-    unsafe {
-        command.pre_exec(|| {
-            nix::unistd::setsid()?;
-            Ok(())
-        });
-    }
-    let mut child = command.spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(&json)?;
-    }
-    child.wait()
+    shim::start(spec, Stdio::null())?.wait()
 }

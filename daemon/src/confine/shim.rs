@@ -22,7 +22,9 @@
 use std::ffi::{CString, OsStr};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -77,6 +79,35 @@ pub struct ShimSpec {
 /// The program to run as a shim: this daemon's own binary.
 pub fn executable() -> PathBuf {
     PathBuf::from("/proc/self/exe")
+}
+
+/// Starts a shim for `spec` in a session of its own and hands it the spec;
+/// what the shim itself has to say (it fails only when the system does)
+/// goes to `errors`.
+pub fn start(spec: &ShimSpec, errors: Stdio) -> std::io::Result<Child> {
+    let json = serde_json::to_vec(spec).map_err(std::io::Error::other)?;
+    let mut command = Command::new(executable());
+    command
+        .arg(SHIM_ARG)
+        .current_dir(&spec.dir)
+        .env_clear()
+        .envs(spec.env.iter().cloned())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(errors);
+    // SAFETY: between fork and exec only async-signal-safe system calls run.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid()?;
+            Ok(())
+        });
+    }
+    let mut child = command.spawn()?;
+    // The spec is a few KiB: it fits the pipe, so this does not block.
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&json)?;
+    }
+    Ok(child)
 }
 
 /// Runs as a shim and exits when `appforged` was started as one; returns

@@ -3,16 +3,12 @@
 //! moment it happens, and restarts it by the policy until it is stopped or
 //! gives up.
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::io::Write;
-
 use nix::sys::signal::{killpg, Signal};
-use nix::unistd::{setsid, Pid};
+use nix::unistd::Pid;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::logfile::LogFiles;
@@ -385,39 +381,14 @@ async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
             cgroup,
         ),
     };
-    let spec_json = serde_json::to_vec(&spec).map_err(|e| e.to_string())?;
-    // What the shim itself says (it fails only when the system does) goes
-    // to the app's log too.
+    // What the shim itself says goes to the app's log too.
     let shim_errors = cfg
         .log
         .open_for_child()
         .map_err(|e| format!("cannot open its log: {e}"))?;
-    let mut command = Command::new(shim::executable());
-    command
-        .arg(shim::SHIM_ARG)
-        .current_dir(&cfg.dir)
-        .env_clear()
-        .envs(spec.env.iter().cloned())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(shim_errors);
-    // SAFETY: between fork and exec only async-signal-safe system calls run.
-    unsafe {
-        command.pre_exec(|| {
-            setsid()?;
-            Ok(())
-        });
-    }
-    let mut child = command
-        .spawn()
+    let child = shim::start(&spec, shim_errors.into())
         .map_err(|e| format!("cannot start the app's shim: {e}"))?;
     let pid = child.id() as i32;
-    // The spec is a few KiB: it fits the pipe, so this does not block.
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(&spec_json)
-            .map_err(|e| format!("cannot hand the app's spec to its shim: {e}"))?;
-    }
     // The pidfd, not the std handle, watches the child; dropping the handle
     // neither waits nor kills.
     drop(child);
