@@ -33,6 +33,8 @@ const LINGER: Duration = Duration::from_secs(2);
 const EVENT_GAP: Duration = Duration::from_millis(2);
 /// Characters of content per streamed chunk.
 const CHUNK_CHARS: usize = 40;
+/// Bytes of content per streamed chunk of [`Answer::Huge`].
+const HUGE_CHUNK: usize = 16 * 1024;
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_LINE: usize = 8 * 1024;
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -92,6 +94,23 @@ pub enum Answer {
     /// without `[DONE]`. For non-stream requests: 200 with that error body,
     /// the nearest equivalent (an error inside a success).
     ErrorInStream,
+    /// 401 whose error message echoes the request's credentials, as some
+    /// providers and proxies do: the key alone and the whole
+    /// `Authorization` header, e.g. `{"error":{"message":"Invalid API key
+    /// provided: KEY (sent as Authorization: Bearer KEY)"}}`.
+    EchoAuthorization,
+    /// A successful reply whose content is this many bytes (lines of `x`),
+    /// sent fast: streamed in large chunks with no pause between them, or
+    /// as one JSON document. For replies far over any sane size.
+    Huge(usize),
+    /// Like [`Answer::Huge`], but cut off at the token limit
+    /// (finish_reason "length"), so the client asks for a continuation.
+    HugeCutOff(usize),
+    /// 401 whose error message is this many filler characters and then the
+    /// key (the `Authorization` header without `Bearer `), alone: where a
+    /// long message puts the key decides whether a cap on its length cuts
+    /// the key in two.
+    EchoKeyAfter(usize),
 }
 
 /// Where usage is reported in streams.
@@ -536,6 +555,8 @@ struct Chat {
     include_usage: bool,
     prompt_tokens: u64,
     style: UsageStyle,
+    /// The request's `Authorization` header, if any.
+    authorization: Option<String>,
 }
 
 impl Chat {
@@ -560,6 +581,11 @@ impl Chat {
 
 fn chat(stream: &TcpStream, shared: &Shared, request: Request) {
     let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+    let authorization = request
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.clone());
     // Recorded before answering, so a test that waits for the request can
     // then act (e.g. cancel) while the answer is still pending.
     let (n, answer, style) = {
@@ -587,6 +613,7 @@ fn chat(stream: &TcpStream, shared: &Shared, request: Request) {
         include_usage: body["stream_options"]["include_usage"] == Value::Bool(true),
         prompt_tokens: prompt_tokens(&body),
         style,
+        authorization,
     };
     if answer_chat(stream, shared, &chat, answer).is_err() {
         shared.aborted.fetch_add(1, Ordering::SeqCst);
@@ -694,7 +721,55 @@ fn answer_chat(stream: &TcpStream, shared: &Shared, chat: &Chat, answer: Answer)
                 write_json(stream, 200, &chat.headers("application/json"), &error)
             }
         }
+        Answer::EchoAuthorization => {
+            let header = chat.authorization.as_deref().unwrap_or("(none)");
+            let key = header.strip_prefix("Bearer ").unwrap_or(header);
+            let message =
+                format!("Invalid API key provided: {key} (sent as Authorization: {header})");
+            let body = error_body(&message, "invalid_request_error", "invalid_api_key");
+            write_json(stream, 401, &[("x-request-id", chat.request_id())], &body)
+        }
+        Answer::Huge(len) => huge(stream, chat, len, "stop"),
+        Answer::HugeCutOff(len) => huge(stream, chat, len, "length"),
+        Answer::EchoKeyAfter(filler) => {
+            let header = chat.authorization.as_deref().unwrap_or("(none)");
+            let key = header.strip_prefix("Bearer ").unwrap_or(header);
+            let message = format!("{}{key}", ".".repeat(filler));
+            let body = error_body(&message, "invalid_request_error", "invalid_api_key");
+            write_json(stream, 401, &[("x-request-id", chat.request_id())], &body)
+        }
     }
+}
+
+/// `len` bytes of content: lines of 79 `x` and a newline.
+fn huge_content(len: usize) -> String {
+    let line = format!("{}\n", "x".repeat(79));
+    line.repeat(len / line.len() + 1)[..len].to_string()
+}
+
+/// A reply of `len` bytes of content, sent as fast as the client reads it.
+fn huge(stream: &TcpStream, chat: &Chat, len: usize, finish: &str) -> io::Result<()> {
+    let content = huge_content(len);
+    if !chat.stream {
+        let body = completion(chat, &content, finish);
+        return write_json(stream, 200, &chat.headers("application/json"), &body);
+    }
+    stream_head(stream, chat)?;
+    send_event(stream, &role_chunk(chat))?;
+    // ASCII only, so any byte offset is a character boundary.
+    for piece in content.as_bytes().chunks(HUGE_CHUNK) {
+        let piece = std::str::from_utf8(piece).expect("ASCII content");
+        let event = content_chunk(chat, piece).to_string();
+        (&*stream).write_all(format!("data: {event}\n\n").as_bytes())?;
+    }
+    let mut last = chunk(chat, json!({}), json!(finish));
+    insert(
+        &mut last,
+        "x_groq",
+        json!({"id": chat.request_id(), "usage": groq_usage(chat.prompt_tokens, completion_tokens(&content))}),
+    );
+    send_event(stream, &last)?;
+    send_data(stream, "[DONE]")
 }
 
 enum Waited {
@@ -1456,6 +1531,63 @@ mod tests {
             std::thread::sleep(STEP);
         }
         assert_eq!(mp.aborted(), 1);
+    }
+
+    #[test]
+    fn echo_authorization_echoes_the_key_and_the_header() {
+        let mp = MockProvider::start();
+        mp.push(Answer::EchoAuthorization);
+        let r = post_chat(&mp, &hello(true));
+        assert_eq!(r.status, 401);
+        let message = r.json()["error"]["message"]
+            .as_str()
+            .expect("an error message")
+            .to_string();
+        assert_eq!(
+            message,
+            "Invalid API key provided: gsk_test (sent as Authorization: Bearer gsk_test)"
+        );
+    }
+
+    #[test]
+    fn huge_sends_that_many_bytes_of_content_streamed_or_not() {
+        let mp = MockProvider::start();
+        let len = 100_003;
+        mp.push(Answer::Huge(len));
+        mp.push(Answer::Huge(len));
+        let events = post_chat(&mp, &hello(true)).events();
+        assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+        let text: String = parse_events(&events)
+            .iter()
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(String::from)
+            })
+            .collect();
+        assert_eq!(text.len(), len);
+        assert!(text.bytes().all(|b| b == b'x' || b == b'\n'));
+        let r = post_chat(&mp, &hello(false));
+        let content = r.json()["choices"][0]["message"]["content"]
+            .as_str()
+            .expect("content")
+            .to_string();
+        assert_eq!(content, text);
+        assert_eq!(r.json()["choices"][0]["finish_reason"], "stop");
+
+        mp.push(Answer::HugeCutOff(len));
+        let chunks = parse_events(&post_chat(&mp, &hello(true)).events());
+        let last = chunks.last().expect("a final chunk");
+        assert_eq!(last["choices"][0]["finish_reason"], "length");
+    }
+
+    #[test]
+    fn echo_key_after_puts_the_bare_key_after_the_filler() {
+        let mp = MockProvider::start();
+        mp.push(Answer::EchoKeyAfter(5));
+        let r = post_chat(&mp, &hello(false));
+        assert_eq!(r.status, 401);
+        assert_eq!(r.json()["error"]["message"], ".....gsk_test");
     }
 
     #[test]

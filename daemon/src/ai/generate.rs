@@ -9,7 +9,9 @@ use appforge_shared::protocol::{FileContent, Progress};
 
 use super::parse;
 use super::validate::{self, CheckError};
-use super::{prompt, ChatRequest, Finish, Message, Provider, ProviderError, Role, Usage};
+use super::{
+    prompt, ChatRequest, Finish, Message, Provider, ProviderError, Role, Usage, MAX_REPLY_BYTES,
+};
 
 /// Continuations asked for when a reply hits the token limit.
 const MAX_CONTINUATIONS: usize = 2;
@@ -144,6 +146,15 @@ async fn whole_reply(
             app_prompt: job.app_prompt.clone(),
         };
         let completion = job.provider.complete(&request, &on_text, &on_retry).await?;
+        // The cap holds for the whole generation: continuations and repair
+        // rounds would otherwise store, and send back, several capped replies.
+        if state.response.len() + completion.text.len() > MAX_REPLY_BYTES {
+            return Err(ProviderError::TooLarge {
+                provider: job.provider.name().to_string(),
+                limit: MAX_REPLY_BYTES,
+            }
+            .into());
+        }
         state.usage += completion.usage;
         state.request_id = completion.request_id.or(state.request_id.take());
         if !state.response.is_empty() {

@@ -175,9 +175,10 @@ pub enum ProviderError {
     },
 }
 
-/// The largest model reply accepted (one attempt, all of its text). An app
-/// of a few files is tens of KiB; a reply past this is a runaway model or a
-/// hostile server, and is neither stored nor sent back to the model.
+/// The largest model reply accepted, across all the attempts, continuations
+/// and repair rounds of one generation. An app of a few files is tens of
+/// KiB; a reply past this is a runaway model or a hostile server, and is
+/// neither stored nor sent back to the model.
 pub const MAX_REPLY_BYTES: usize = 2 * 1024 * 1024;
 
 /// The largest error body read from a provider.
@@ -192,16 +193,19 @@ pub fn scrub_secrets(text: &str, key: Option<&str>) -> String {
         None => text.to_string(),
     };
     // Whatever follows "Bearer " up to a delimiter is a credential.
+    const REDACTED: &str = "[redacted]";
     let mut from = 0;
     while let Some(found) = out[from..].to_ascii_lowercase().find("bearer ") {
         let start = from + found + "bearer ".len();
+        if out[start..].starts_with(REDACTED) {
+            from = start + REDACTED.len();
+            continue;
+        }
         let end = out[start..]
             .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '}' | ']'))
             .map_or(out.len(), |n| start + n);
-        if end > start && &out[start..end] != "[redacted]" {
-            out.replace_range(start..end, "[redacted]");
-        }
-        from = start + "[redacted]".len().min(out.len() - start);
+        out.replace_range(start..end, REDACTED);
+        from = start + REDACTED.len();
     }
     out
 }
@@ -333,5 +337,31 @@ impl Providers {
             }),
             None => Err(ProviderChoiceError::Unknown(name.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrub_secrets;
+
+    #[test]
+    fn keys_and_bearer_tokens_are_scrubbed_once() {
+        let key = "sk-live-0123456789";
+        let text = format!(
+            r#"{{"error":"Invalid key {key}; got header 'Bearer {key}', and BEARER other-token end"}}"#
+        );
+        let clean = scrub_secrets(&text, Some(key));
+        assert!(!clean.contains(key), "{clean}");
+        assert!(!clean.contains("other-token"), "{clean}");
+        assert!(!clean.contains("]]"), "{clean}");
+        assert_eq!(clean.matches("[redacted]").count(), 3, "{clean}");
+        assert_eq!(
+            scrub_secrets("Bearer [redacted]", None),
+            "Bearer [redacted]"
+        );
+        assert_eq!(
+            scrub_secrets("no secrets here", Some(key)),
+            "no secrets here"
+        );
     }
 }

@@ -257,7 +257,9 @@ impl OpenAiProvider {
     }
 
     fn http_error(&self, status: StatusCode, body: &str) -> ProviderError {
-        let message = self.scrub(&error_message(body));
+        // Scrubbed before it is shortened: a cut through the key would
+        // leave a piece of it that no longer matches.
+        let message = shorten(&self.scrub(&error_message(body)));
         match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Unauthorized {
                 provider: self.name.clone(),
@@ -277,11 +279,14 @@ impl OpenAiProvider {
             StreamError::Reported(message) => ProviderError::Http {
                 provider: self.name.clone(),
                 status: 500,
-                message: format!("the stream reported an error: {}", self.scrub(&message)),
+                message: format!(
+                    "the stream reported an error: {}",
+                    shorten(&self.scrub(&message))
+                ),
             },
             StreamError::Malformed(message) => ProviderError::Malformed {
                 provider: self.name.clone(),
-                message: self.scrub(&message),
+                message: shorten(&self.scrub(&message)),
             },
         }
         .into()
@@ -312,7 +317,7 @@ impl OpenAiProvider {
         }
         ProviderError::Network {
             provider: self.name.clone(),
-            message: self.scrub(&message),
+            message: shorten(&self.scrub(&message)),
         }
     }
 }
@@ -495,7 +500,8 @@ fn usage(v: &Value) -> Option<Usage> {
     })
 }
 
-/// The human part of an error body: `error.message`, `detail`, or the text.
+/// The human part of an error body: `error.message`, `detail`, or the
+/// text, whole: shorten it only after scrubbing it.
 fn error_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let message = parsed.as_ref().and_then(|v| {
@@ -506,12 +512,17 @@ fn error_message(body: &str) -> String {
             .or(v["message"].as_str())
             .map(str::to_string)
     });
-    let message = message.unwrap_or_else(|| body.trim().to_string());
-    let mut short: String = message.chars().take(300).collect();
+    message.unwrap_or_else(|| body.trim().to_string())
+}
+
+/// A message cut to a length fit for one line of an error.
+fn shorten(message: &str) -> String {
+    let short: String = message.chars().take(300).collect();
     if short.is_empty() {
-        short = "no details given".into();
+        "no details given".into()
+    } else {
+        short
     }
-    short
 }
 
 #[cfg(test)]
@@ -576,6 +587,6 @@ mod tests {
         );
         assert_eq!(error_message(r#"{"detail":"nope"}"#), "nope");
         assert_eq!(error_message("plain text\n"), "plain text");
-        assert_eq!(error_message(""), "no details given");
+        assert_eq!(shorten(&error_message("")), "no details given");
     }
 }

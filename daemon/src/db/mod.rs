@@ -4,7 +4,7 @@
 mod migrations;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rusqlite::Connection;
 
@@ -42,7 +42,9 @@ pub enum DbError {
 /// pool so they never stall the async workers.
 #[derive(Clone)]
 pub struct Db {
-    conn: Arc<Mutex<Connection>>,
+    /// One connection, taken in turn: waiting is async, so a burst of
+    /// requests queues here instead of each holding a blocking thread.
+    conn: Arc<tokio::sync::Mutex<Connection>>,
     path: PathBuf,
 }
 
@@ -53,7 +55,7 @@ impl Db {
         configure(&conn)?;
         migrations::apply(&mut conn)?;
         Ok(Db {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(tokio::sync::Mutex::new(conn)),
             path: path.to_path_buf(),
         })
     }
@@ -69,15 +71,10 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock cannot leave SQLite inconsistent
-            // (transactions roll back), so a poisoned lock is safe to reuse.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| DbError::Task(e.to_string()))?
+        let mut guard = Arc::clone(&self.conn).lock_owned().await;
+        tokio::task::spawn_blocking(move || f(&mut guard))
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?
     }
 }
 

@@ -12,7 +12,7 @@ use appforge_shared::protocol::{
 use appforge_shared::{ErrorCode, WireError};
 use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::traits::StreamCommon as _;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use super::handlers;
@@ -27,21 +27,13 @@ pub async fn serve(
     stream: Stream,
     daemon: Arc<Daemon>,
     mut stop: watch::Receiver<bool>,
-    permit: Option<OwnedSemaphorePermit>,
+    limit: Arc<Semaphore>,
 ) {
     let creds = stream.peer_creds().ok();
     let peer_uid = creds.as_ref().and_then(|c| c.euid());
     let peer_pid = creds.as_ref().and_then(|c| c.pid());
     // `&Stream` reads and writes, so one borrow reads while another writes.
     let (mut reader, mut writer) = (&stream, &stream);
-    if permit.is_none() {
-        let message = format!(
-            "appforged is already serving its limit of {} clients; try again shortly",
-            daemon.settings.max_connections
-        );
-        let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
-        return;
-    }
     if let Err(message) = check_peer(peer_uid, daemon.settings.socket_mode) {
         warn!(?peer_uid, "refused a client from another user");
         let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
@@ -57,6 +49,16 @@ pub async fn serve(
         let message = format!(
             "this process already holds its limit of {} connections to appforged; close some first",
             daemon.peers.limit()
+        );
+        let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
+        return;
+    };
+    // The global limit is taken after the per-process one, so a process
+    // reconnecting in a loop is turned away before it holds a global slot.
+    let Ok(_permit) = limit.try_acquire_owned() else {
+        let message = format!(
+            "appforged is already serving its limit of {} clients; try again shortly",
+            daemon.settings.max_connections
         );
         let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
         return;
@@ -240,8 +242,10 @@ async fn answer(
     tokio::pin!(work);
     // A well-behaved client sends nothing while a request runs, so any read
     // completing here means it hung up (or broke the protocol): either way
-    // the work is dropped, which cancels it.
-    let client_left = codec::read_frame::<_, ClientFrame>(reader);
+    // the work is dropped, which cancels it. One byte is read, not a frame:
+    // nothing a client sends meanwhile is held in memory.
+    let mut byte = [0u8; 1];
+    let client_left = tokio::io::AsyncReadExt::read(reader, &mut byte);
     tokio::pin!(client_left);
     let result = loop {
         tokio::select! {

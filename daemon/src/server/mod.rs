@@ -144,12 +144,11 @@ pub async fn run(
             _ = &mut shutdown => break,
             accepted = socket.listener.accept() => match accepted {
                 Ok(stream) => {
-                    let permit = Arc::clone(&limit).try_acquire_owned().ok();
                     connections.spawn(connection::serve(
                         stream,
                         Arc::clone(&daemon),
                         stop_rx.clone(),
-                        permit,
+                        Arc::clone(&limit),
                     ));
                 }
                 Err(e) => {
