@@ -8,9 +8,12 @@ use appforge_shared::codec;
 use appforge_shared::protocol::{
     ClientFrame, Envelope, Hello, Progress, Reply, Request, ServerFrame, SessionToken,
 };
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
 use interprocess::local_socket::tokio::Stream;
-use interprocess::local_socket::traits::tokio::Stream as _;
-use interprocess::local_socket::{GenericFilePath, ToFsName};
+use interprocess::os::unix::uds_local_socket::tokio::Stream as UdsStream;
 
 use crate::error::ClientError;
 
@@ -25,6 +28,32 @@ pub fn socket_path(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(appforge_shared::paths::default_socket_path)
 }
 
+/// How long to wait for the daemon to accept the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects with a blocking `connect`, which waits its turn in the kernel's
+/// queue when the daemon's backlog is full (another process flooding it
+/// with connections, say), where a non-blocking one would fail at once.
+async fn connect_waiting(socket: &Path) -> std::io::Result<Stream> {
+    let path = socket.to_path_buf();
+    let connecting = tokio::task::spawn_blocking(move || UnixStream::connect(path));
+    let std_stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                ErrorKind::TimedOut,
+                format!(
+                    "the daemon did not accept the connection within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                ),
+            )
+        })?
+        .map_err(std::io::Error::other)??;
+    std_stream.set_nonblocking(true)?;
+    let uds = UdsStream::try_from(OwnedFd::from(std_stream))?;
+    Ok(Stream::UdSocket(uds))
+}
+
 impl DaemonConn {
     /// Connects to the daemon on `socket`, completes the handshake and, when
     /// the user is signed in, presents the session for the connection.
@@ -36,10 +65,7 @@ impl DaemonConn {
             socket: socket.to_path_buf(),
             reason,
         };
-        let name = socket.to_fs_name::<GenericFilePath>().map_err(|e| {
-            ClientError::Usage(format!("bad socket path {}: {e}", socket.display()))
-        })?;
-        let stream = Stream::connect(name).await.map_err(|e| match e.kind() {
+        let stream = connect_waiting(socket).await.map_err(|e| match e.kind() {
             ErrorKind::NotFound => unreachable("no socket there".into()),
             ErrorKind::ConnectionRefused => unreachable("nothing listens there".into()),
             ErrorKind::PermissionDenied => ClientError::PermissionDenied(socket.to_path_buf()),

@@ -39,12 +39,8 @@ pub async fn serve(
         let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
         return;
     }
-    if let Err(message) = check_not_an_app(&daemon, peer_pid) {
-        warn!(?peer_pid, "refused a client that is a supervised app");
-        let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
-        return;
-    }
-    // One client holding many idle connections must not keep others out.
+    // One client holding many idle connections must not keep others out;
+    // checked first, as it is the cheapest refusal of a flood.
     let Some(_slot) = daemon.peers.take(peer_pid.unwrap_or(-1)) else {
         let message = format!(
             "this process already holds its limit of {} connections to appforged; close some first",
@@ -53,6 +49,12 @@ pub async fn serve(
         let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
         return;
     };
+    if let Err(message) = check_not_an_app(&daemon, peer_pid) {
+        // Not above debug: an app looping on the socket would flood the log.
+        debug!(?peer_pid, "refused a client that is a supervised app");
+        let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
+        return;
+    }
     // The global limit is taken after the per-process one, so a process
     // reconnecting in a loop is turned away before it holds a global slot.
     let Ok(_permit) = limit.try_acquire_owned() else {

@@ -84,7 +84,9 @@ struct Handle {
 pub struct Supervisor {
     db: Db,
     settings: Arc<AppSettings>,
-    http: reqwest::Client,
+    /// The HTTP client of the health probes, made when the first app runs:
+    /// a daemon with no apps has no use for it.
+    http: std::sync::OnceLock<reqwest::Client>,
     apps: Mutex<HashMap<i64, Handle>>,
     /// Serialises starts and stops, so an app never runs twice.
     changes: tokio::sync::Mutex<()>,
@@ -128,14 +130,10 @@ impl Supervisor {
         protections: Protections,
         cgroups: Option<Arc<Cgroups>>,
     ) -> Result<Supervisor, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(2))
-            .build()?;
         Ok(Supervisor {
             db,
             settings: Arc::new(settings.clone()),
-            http,
+            http: std::sync::OnceLock::new(),
             apps: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
             metrics,
@@ -149,6 +147,19 @@ impl Supervisor {
         self.settings
             .projects_dir
             .join(format!("project_{project_id}"))
+    }
+
+    /// The client of the health probes.
+    fn probe_client(&self) -> Result<reqwest::Client, RunError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client.clone());
+        }
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| RunError::Files(std::io::Error::other(e)))?;
+        Ok(self.http.get_or_init(|| client).clone())
     }
 
     /// What apps are confined with.
@@ -261,7 +272,7 @@ impl Supervisor {
             log,
             settings: Arc::clone(&self.settings),
             db: self.db.clone(),
-            http: self.http.clone(),
+            http: self.probe_client()?,
             metrics: Arc::clone(&self.metrics),
             protections: Arc::clone(&self.protections),
             cgroups: self.cgroups.clone(),
