@@ -64,6 +64,17 @@ def bigfile():
     return attempt(go)
 
 
+@app.route("/bind")
+def bind():
+    def go():
+        s = socket.socket()
+        s.bind(("127.0.0.1", int(request.args["port"])))
+        s.close()
+        return "bound"
+
+    return attempt(go)
+
+
 @app.route("/connect")
 def connect():
     def go():
@@ -230,6 +241,26 @@ fn an_app_cannot_reach_the_daemons_secrets_the_database_or_other_projects() {
     assert_denied(port, "read", &log_path(&daemon, bobs));
     assert_denied(port, "write", &data.join("planted"));
     assert!(!data.join("planted").exists());
+    // Other processes' command lines, the machine's private keys.
+    assert_denied(
+        port,
+        "read",
+        &PathBuf::from(format!("/proc/{daemon_pid}/cmdline")),
+    );
+    assert_denied(port, "read", Path::new("/proc/1/cmdline"));
+    assert_denied(port, "list", Path::new("/proc"));
+    if Path::new("/etc/ssl/private").exists() {
+        assert_denied(port, "list", Path::new("/etc/ssl/private"));
+    }
+    // Its own /proc entry is its to read.
+    assert!(get(port, "/read?path=/proc/self/status").starts_with("LEAK"));
+    // Listening on another port (another app's, say) is refused.
+    let other = appforge_e2e::free_port();
+    let bound = get(port, &format!("/bind?port={other}"));
+    assert!(
+        bound.starts_with("DENIED"),
+        "the app listened on port {other}: {bound}"
+    );
     // Files of the system that are nobody's business.
     if Path::new("/etc/shadow").exists() {
         assert_denied(port, "read", Path::new("/etc/shadow"));

@@ -267,6 +267,9 @@ pub struct AppSettings {
     pub cgroups: bool,
     /// Whether apps may get namespaces of their own.
     pub namespaces: bool,
+    /// Folders no app or installer may be given access to, even by a rule
+    /// for a folder that holds them: the data directory, the socket's.
+    pub guarded: Vec<PathBuf>,
     /// Whether missing confinement stops the daemon.
     pub require_confinement: bool,
     /// Stop apps when the daemon exits.
@@ -516,6 +519,10 @@ impl Settings {
             max_processes: (cli.app_max_processes > 0).then_some(cli.app_max_processes),
             cgroups: !cli.no_app_cgroups,
             namespaces: !cli.no_app_namespaces,
+            guarded: [Some(data_dir.clone()), socket.parent().map(PathBuf::from)]
+                .into_iter()
+                .flatten()
+                .collect(),
             require_confinement: cli.require_confinement,
             stop_on_exit: cli.stop_apps_on_exit,
         };

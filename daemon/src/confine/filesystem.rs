@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    path_beneath_rules, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
-    Scope, ABI,
+    path_beneath_rules, Access, AccessFs, AccessNet, NetPort, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetError, RulesetStatus, Scope, ABI,
 };
 
 /// The newest Landlock ABI this code was written and tested against.
@@ -30,9 +30,12 @@ const ETC_FILES: &[&str] = &[
     "/etc/passwd",
     "/etc/group",
     "/etc/mime.types",
-    "/etc/ssl",
+    // Certificates only: /etc/ssl/private and /etc/pki/tls/private hold keys.
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
     "/etc/ca-certificates",
-    "/etc/pki",
+    "/etc/pki/tls/certs",
+    "/etc/pki/ca-trust",
     "/etc/alternatives",
     "/etc/os-release",
     "/etc/lsb-release",
@@ -41,7 +44,10 @@ const ETC_FILES: &[&str] = &[
     "/etc/alpine-release",
 ];
 
-/// System folders every Python needs to read and run.
+/// System folders every Python needs to read and run. Of /proc, only the
+/// process's own entry (resolved when the rules are made, in the app's own
+/// process) and a few files about the machine: the host's /proc would show
+/// every process's command line.
 const SYSTEM_DIRS: &[&str] = &[
     "/usr",
     "/lib",
@@ -49,10 +55,16 @@ const SYSTEM_DIRS: &[&str] = &[
     "/lib32",
     "/bin",
     "/sbin",
-    "/proc",
     "/dev/urandom",
     "/dev/random",
     "/dev/zero",
+    "/proc/self",
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/loadavg",
+    "/proc/uptime",
+    "/proc/version",
 ];
 
 /// The system's libraries and programs, read-only.
@@ -64,60 +76,65 @@ pub fn system_paths() -> Vec<PathBuf> {
         .collect()
 }
 
-/// The prefixes of a program (`<prefix>/bin/<program>` → `<prefix>`), as
-/// named and after following its links (a virtual environment's Python
-/// needs both: its `pyvenv.cfg` and the interpreter it links to); a bare
-/// name is looked up on the PATH.
-pub fn prefixes_of(program: &Path) -> Vec<PathBuf> {
-    let found = if program.components().count() == 1 {
-        std::env::var_os("PATH").and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join(program))
-                .find(|candidate| candidate.is_file())
+/// A program as an absolute path: a bare name is looked up on the PATH.
+pub fn which(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return std::path::absolute(program).ok();
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate).is_ok_and(|m| {
+                m.is_file()
+                    && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+            })
         })
-    } else {
-        Some(program.to_path_buf())
-    };
-    let Some(found) = found else {
-        return Vec::new();
-    };
-    let named = std::path::absolute(&found).ok();
-    let real = std::fs::canonicalize(&found).ok();
-    named
-        .into_iter()
-        .chain(real)
-        .filter_map(|p| p.parent()?.parent().map(Path::to_path_buf))
-        .filter(|prefix| prefix != Path::new("/"))
-        .collect()
+        .and_then(|found| std::path::absolute(found).ok())
 }
 
-/// Where the environment's Python really lives: a virtual environment's
-/// `bin/python` is a link to an interpreter elsewhere (pyenv, uv's own, the
-/// system's), whose prefix holds its standard library.
-pub fn python_paths(env_root: &Path) -> Vec<PathBuf> {
-    let mut paths = Vec::new();
-    let mut add_prefix_of = |bin: &Path| {
-        if let Ok(real) = std::fs::canonicalize(bin) {
-            // <prefix>/bin/python3.x → <prefix>
-            if let Some(prefix) = real.parent().and_then(Path::parent) {
-                if prefix != Path::new("/") && !paths.iter().any(|p| p == prefix) {
-                    paths.push(prefix.to_path_buf());
-                }
-            }
-        }
+/// What an interpreter needs to read: its prefix (`<prefix>/bin/python3.x`
+/// → `<prefix>`, holding its standard library) after following links, and,
+/// when it is named through a virtual environment, that environment too.
+/// Worked out from the daemon's configured interpreter, never from files in
+/// an environment a package's build code could have written.
+pub fn interpreter_paths(python: &Path) -> Vec<PathBuf> {
+    let Some(named) = which(python) else {
+        return Vec::new();
     };
-    add_prefix_of(&env_root.join("bin/python"));
-    // pyvenv.cfg names the base interpreter's folder as `home`.
-    if let Ok(cfg) = std::fs::read_to_string(env_root.join("pyvenv.cfg")) {
-        for line in cfg.lines() {
-            if let Some((key, value)) = line.split_once('=') {
-                if key.trim() == "home" {
-                    add_prefix_of(&Path::new(value.trim()).join("python3"));
-                }
-            }
+    let mut paths = Vec::new();
+    if let Some(real) = std::fs::canonicalize(&named)
+        .ok()
+        .and_then(|real| real.parent()?.parent().map(Path::to_path_buf))
+    {
+        paths.push(real);
+    }
+    if let Some(venv) = named.parent().and_then(Path::parent) {
+        if venv.join("pyvenv.cfg").is_file() && !paths.iter().any(|p| p == venv) {
+            paths.push(venv.to_path_buf());
         }
     }
+    paths.retain(|p| p != Path::new("/"));
     paths
+}
+
+/// `paths` without any that would open a guarded folder (the data
+/// directory, the socket's folder): the guarded folder itself or one
+/// holding it.
+pub fn without_guarded(paths: Vec<PathBuf>, guarded: &[PathBuf]) -> Vec<PathBuf> {
+    paths
+        .into_iter()
+        .filter(|path| {
+            let opens = guarded.iter().any(|g| g.starts_with(path));
+            if opens {
+                tracing::warn!(
+                    path = %path.display(),
+                    "not giving apps access to a folder that holds the data directory or socket"
+                );
+            }
+            !opens
+        })
+        .collect()
 }
 
 /// How much of the confinement the kernel enforced.
@@ -133,13 +150,27 @@ pub enum Enforced {
 
 /// Confines this process (and what it runs) to the given paths. Called in
 /// the app's process just before it runs Python.
-pub fn restrict(read_write: &[PathBuf], read_only: &[PathBuf]) -> Result<Enforced, String> {
+pub fn restrict(
+    read_write: &[PathBuf],
+    read_only: &[PathBuf],
+    bind_port: Option<u16>,
+) -> Result<Enforced, String> {
     let rw = AccessFs::from_all(ABI_USED);
     let ro = AccessFs::from_read(ABI_USED);
+    let ports: Vec<Result<NetPort, RulesetError>> = bind_port
+        .map(|port| Ok(NetPort::new(port, AccessNet::BindTcp)))
+        .into_iter()
+        .collect();
     let status = Ruleset::default()
         .handle_access(rw)
+        .and_then(|r| match bind_port {
+            // The app may listen on its own port only, not on another app's.
+            Some(_) => r.handle_access(AccessNet::BindTcp),
+            None => Ok(r),
+        })
         .and_then(|r| r.scope(Scope::from_all(ABI_USED)))
         .and_then(|r| r.create())
+        .and_then(|r| r.add_rules(ports))
         .and_then(|r| r.add_rules(path_beneath_rules(read_only, ro)))
         .and_then(|r| r.add_rules(path_beneath_rules(read_write, rw)))
         .and_then(|r| r.add_rules(path_beneath_rules(["/dev/null"], rw)))

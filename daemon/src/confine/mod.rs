@@ -32,6 +32,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::AppSettings;
 
+/// The oldest Landlock ABI that counts as confinement: before 3, an app
+/// could still truncate any file it could open for reading.
+pub const MIN_LANDLOCK_ABI: u32 = 3;
+
 /// What the kernel lets the daemon do to confine apps.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Protections {
@@ -86,7 +90,7 @@ impl Protections {
                     0 => "landlock file confinement".to_string(),
                     abi => format!("landlock file confinement (ABI {abi})"),
                 },
-                self.landlock_abi > 0,
+                self.landlock_abi >= MIN_LANDLOCK_ABI,
             ),
             (
                 "user and PID namespaces (an app's processes end with it)".to_string(),
@@ -110,8 +114,12 @@ impl Protections {
     /// What is missing, in words, or `None` when nothing is.
     pub fn missing(&self) -> Option<String> {
         let mut missing = Vec::new();
-        if self.landlock_abi == 0 {
-            missing.push("Landlock (apps could read every file their user can)".to_string());
+        if self.landlock_abi < MIN_LANDLOCK_ABI {
+            missing.push(format!(
+                "Landlock ABI {MIN_LANDLOCK_ABI} or later, Linux 6.2 (this kernel has {}; apps could \
+                 read, or truncate, every file their user can)",
+                self.landlock_abi
+            ));
         }
         if !self.namespaces {
             missing.push(format!(
@@ -173,6 +181,8 @@ pub struct Sandbox {
     pub read_write: Vec<PathBuf>,
     /// Folders and files the app may read and run.
     pub read_only: Vec<PathBuf>,
+    /// The one TCP port the app may listen on, when it is limited.
+    pub bind_port: Option<u16>,
     /// Whether to confine files with Landlock.
     pub landlock: bool,
     /// Whether to run the app in new user and PID namespaces.
@@ -189,8 +199,8 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// The sandbox of an app in `dir`, with its Python environment at
-    /// `env_root`, a private temporary folder `tmp`, its cgroup if any, and
-    /// the limits of `settings`.
+    /// `env_root`, a private temporary folder `tmp`, its cgroup if any, the
+    /// one port it may listen on, and the limits of `settings`.
     pub fn for_app(
         protections: &Protections,
         settings: &AppSettings,
@@ -198,13 +208,15 @@ impl Sandbox {
         tmp: &Path,
         env_root: &Path,
         cgroup: Option<PathBuf>,
+        port: u16,
     ) -> Sandbox {
         let mut read_only = filesystem::system_paths();
         read_only.push(env_root.to_path_buf());
-        read_only.extend(filesystem::python_paths(env_root));
+        read_only.extend(filesystem::interpreter_paths(&settings.python));
         Sandbox {
             read_write: vec![dir.to_path_buf(), tmp.to_path_buf()],
-            read_only,
+            read_only: filesystem::without_guarded(read_only, &settings.guarded),
+            bind_port: Some(port),
             landlock: protections.landlock_abi > 0,
             namespaces: protections.namespaces,
             cgroup,
@@ -220,16 +232,18 @@ impl Sandbox {
     /// private temporary folder, and read-only the interpreters and tools.
     pub fn for_installer(
         protections: &Protections,
+        settings: &AppSettings,
         read_write: Vec<PathBuf>,
-        tools: &[PathBuf],
+        uv: Option<&Path>,
     ) -> Sandbox {
         let mut read_only = filesystem::system_paths();
-        for tool in tools {
-            read_only.extend(filesystem::prefixes_of(tool));
-        }
+        read_only.extend(filesystem::interpreter_paths(&settings.python));
+        // uv is one file: its folder (~/.local/bin, say) may hold more.
+        read_only.extend(uv.map(Path::to_path_buf));
         Sandbox {
             read_write,
-            read_only,
+            read_only: filesystem::without_guarded(read_only, &settings.guarded),
+            bind_port: None,
             landlock: protections.landlock_abi > 0,
             namespaces: protections.namespaces,
             cgroup: None,

@@ -495,7 +495,7 @@ fn exec_app(spec: &ShimSpec, output: OwnedFd) -> ! {
         fail(format!("cannot enter {}: {e}", spec.dir.display()));
     }
     if sandbox.landlock {
-        match filesystem::restrict(&sandbox.read_write, &sandbox.read_only) {
+        match filesystem::restrict(&sandbox.read_write, &sandbox.read_only, sandbox.bind_port) {
             Ok(filesystem::Enforced::Not) => {
                 fail("Landlock is not enforced by this kernel; the app was not started".into())
             }

@@ -379,8 +379,10 @@ async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
             &tmp,
             &cfg.env.root,
             cgroup,
+            cfg.port,
         ),
     };
+    tracing::debug!(project_id = cfg.project_id, sandbox = ?spec.sandbox, "starting app");
     // What the shim itself says goes to the app's log too.
     let shim_errors = cfg
         .log

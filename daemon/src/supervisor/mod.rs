@@ -344,6 +344,7 @@ impl Supervisor {
         let env = tokio::task::spawn_blocking(move || {
             let how = pyenv::Installing {
                 protections: &protections,
+                settings: &settings,
                 log: &log,
             };
             pyenv::prepare(

@@ -11,7 +11,9 @@ use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
 use super::logfile::LogFiles;
+use crate::config::AppSettings;
 use crate::config::Installer;
+use crate::confine::filesystem::which;
 use crate::confine::shim::ShimSpec;
 use crate::confine::{self, Protections, Sandbox};
 
@@ -106,6 +108,8 @@ pub fn prepare(
 pub struct Installing<'a> {
     /// What the kernel allows to confine them.
     pub protections: &'a Protections,
+    /// The daemon's settings for apps.
+    pub settings: &'a AppSettings,
     /// The app's log.
     pub log: &'a LogFiles,
 }
@@ -153,16 +157,16 @@ fn build(
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
     let uv = match installer {
-        Installer::Uv => Some(find("uv").ok_or_else(|| EnvError::Step {
+        Installer::Uv => Some(which(Path::new("uv")).ok_or_else(|| EnvError::Step {
             step: "uv venv".into(),
             status: "uv is not on the PATH".into(),
         })?),
         Installer::Pip => None,
-        Installer::Auto => find("uv"),
+        Installer::Auto => which(Path::new("uv")),
     };
     // The shim runs programs by path, not through the PATH.
     let python = match python.components().count() {
-        1 => find(&python.to_string_lossy()).unwrap_or_else(|| python.to_path_buf()),
+        1 => which(python).unwrap_or_else(|| python.to_path_buf()),
         _ => python.to_path_buf(),
     };
     let python = python.as_path();
@@ -227,12 +231,10 @@ fn build(
             },
         ],
     };
-    let mut tools = vec![python.to_path_buf()];
-    tools.extend(uv);
     let writable = vec![staging.to_path_buf(), cache, tmp.clone()];
     let result = steps
         .into_iter()
-        .try_for_each(|step| run_step(step, &writable, &tools, &tmp, how));
+        .try_for_each(|step| run_step(step, &writable, uv.as_deref(), &tmp, how));
     let _ = std::fs::remove_dir_all(&tmp);
     result?;
     std::fs::write(staging.join(".ready"), requirements)?;
@@ -244,7 +246,7 @@ fn build(
 fn run_step(
     step: Step,
     writable: &[PathBuf],
-    tools: &[PathBuf],
+    uv: Option<&Path>,
     tmp: &Path,
     how: &Installing,
 ) -> Result<(), EnvError> {
@@ -275,7 +277,7 @@ fn run_step(
         log: how.log.path().to_path_buf(),
         log_max_bytes: how.log.max_bytes(),
         log_files: how.log.files(),
-        sandbox: Sandbox::for_installer(how.protections, writable.to_vec(), tools),
+        sandbox: Sandbox::for_installer(how.protections, how.settings, writable.to_vec(), uv),
     };
     let status = confine::run_confined(&spec).map_err(|e| EnvError::Step {
         step: step.name.to_string(),
@@ -289,23 +291,6 @@ fn run_step(
             status: status.to_string(),
         })
     }
-}
-
-/// A program on the PATH, as an absolute path.
-fn find(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(program))
-            .find(|candidate| is_executable(candidate))
-            .and_then(|found| std::path::absolute(found).ok())
-    })
-}
-
-fn is_executable(path: &Path) -> bool {
-    path.is_file()
-        && std::fs::metadata(path)
-            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
-            .unwrap_or(false)
 }
 
 #[cfg(test)]
