@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use appforge_e2e::mock_provider::{Answer, MockProvider};
-use appforge_e2e::{handshake, read_frame, send_frame, wait_for, Daemon, User};
+use appforge_e2e::{handshake, read_frame, send_frame, wait_for, Daemon, User, PATIENCE};
 use appforge_shared::codec;
 use appforge_shared::protocol::{
     ClientFrame, Credentials, Envelope, Hello, Reply, Request, Secret, ServerFrame, SessionToken,
@@ -753,6 +753,37 @@ fn a_silent_connection_without_a_session_is_dropped_within_5_s() {
         "dropped only after {waited:?}"
     );
     assert!(closed_after(&mut silent));
+}
+
+/// A connection without a session that keeps talking (a ping every half
+/// second) still ends: its whole life is bounded, not only its silences.
+#[test]
+fn a_busy_connection_without_a_session_ends_too() {
+    let daemon = Daemon::start_with(&["--client-timeout", "1"], &[]);
+    let mut busy = handshake(&daemon.socket).expect("handshake");
+    let started = Instant::now();
+    let ping = ClientFrame::Request(Envelope {
+        token: None,
+        request: Request::Ping,
+    });
+    let ended = loop {
+        assert!(started.elapsed() < PATIENCE, "a busy connection lived on");
+        // A send may fail once the daemon has closed: its error frame is
+        // still there to read.
+        let _ = send_frame(&mut busy, &ping);
+        match read_frame(&mut busy) {
+            Ok(Some(ServerFrame::Reply(_))) => std::thread::sleep(Duration::from_millis(500)),
+            Ok(Some(ServerFrame::Error(e))) => break e,
+            other => panic!("unexpected answer: {other:?}"),
+        }
+    };
+    let e = ended;
+    assert!(e.message.contains("no session within"), "{}", e.message);
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 mod password;
 mod throttle;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use appforge_shared::protocol::{Credentials, SessionInfo, SessionToken, UserInfo};
@@ -67,7 +67,7 @@ pub struct Accounts {
     throttle: Mutex<throttle::Throttle>,
     /// Hashes running at once: each holds 19 MiB, so a storm of sign-ins
     /// waits here instead of growing the daemon by 19 MiB a request.
-    hashing: tokio::sync::Semaphore,
+    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 /// Password hashes allowed at once: one a core, at most two, which keeps
@@ -82,7 +82,7 @@ impl Accounts {
         Accounts {
             db,
             throttle: Mutex::new(throttle::Throttle::default()),
-            hashing: tokio::sync::Semaphore::new(hashing_permits()),
+            hashing: Arc::new(tokio::sync::Semaphore::new(hashing_permits())),
         }
     }
 
@@ -251,14 +251,19 @@ impl Accounts {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let _permit = self
-            .hashing
-            .acquire()
+        // The permit goes with the hash into its thread: a client that
+        // leaves cancels the wait, but not a hash already running.
+        let permit = Arc::clone(&self.hashing)
+            .acquire_owned()
             .await
             .map_err(|e| AuthError::Hashing(format!("hashing is closed: {e}")))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| AuthError::Hashing(format!("hashing task failed: {e}")))
+        tokio::task::spawn_blocking(move || {
+            let out = f();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| AuthError::Hashing(format!("hashing task failed: {e}")))
     }
 }
 

@@ -3,9 +3,9 @@
 //! ends every process of the app with `cgroup.kill`, and memory, CPU and
 //! process counts come from the cgroup when those controllers are there.
 //!
-//! Layout, under the daemon's own cgroup `<own>`:
+//! Layout, under the service's cgroup `<own>`:
 //! ```text
-//! <own>/daemon/              the daemon itself (a cgroup with children holds no processes)
+//! <own>/daemon/              the daemon itself, put there by systemd (DelegateSubgroup=daemon)
 //! <own>/apps/project_<id>/   one app: its shim, init, Python and whatever they start
 //! ```
 //! A daemon in the hierarchy's root cgroup (in a container, say) uses
@@ -32,6 +32,8 @@ pub struct CgroupLimits {
 #[derive(Debug, Clone)]
 pub struct Cgroups {
     apps: PathBuf,
+    /// `apps` as /proc/PID/cgroup names it, with a trailing slash.
+    relative: String,
     controllers: Vec<String>,
 }
 
@@ -41,27 +43,41 @@ impl Cgroups {
         let mount = cgroup2_mount().ok_or("no cgroup v2 hierarchy is mounted")?;
         let own = own_cgroup().ok_or("this process is in no cgroup v2")?;
         let own_dir = mount.join(own.trim_start_matches('/'));
-        let base = if own == "/" {
+        // Controllers may be turned on for children only in a cgroup that
+        // holds no process itself: the root, or the service's cgroup when
+        // systemd started the daemon in a leaf of it (DelegateSubgroup=daemon).
+        // Elsewhere apps still get cgroup.kill, without limits; turning
+        // controllers on under the daemon would stop systemd from starting
+        // it again in its own cgroup.
+        let (base, limits) = if own == "/" {
             let base = mount.join(format!("appforge-{tag}"));
             make_dir(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
-            base
+            (base, true)
+        } else if own_dir.file_name().is_some_and(|n| n == "daemon") {
+            (
+                own_dir.parent().map_or(own_dir.clone(), Path::to_path_buf),
+                true,
+            )
         } else {
-            // Processes may only live in leaves once controllers are on:
-            // the daemon moves into a leaf of its own.
-            let leaf = own_dir.join("daemon");
-            make_dir(&leaf).map_err(|e| {
-                format!(
-                    "the daemon's cgroup {} is not delegated to it ({e}); with systemd, set Delegate=yes",
-                    own_dir.display()
-                )
-            })?;
-            std::fs::write(leaf.join("cgroup.procs"), std::process::id().to_string())
-                .map_err(|e| format!("cannot move into {}: {e}", leaf.display()))?;
-            own_dir
+            (own_dir.clone(), false)
         };
-        let controllers = enable_controllers(&base);
+        let controllers = if limits {
+            enable_controllers(&base)
+        } else {
+            tracing::info!(
+                cgroup = %own_dir.display(),
+                "apps get cgroups without memory or CPU limits; with systemd 254 or later, \
+                 DelegateSubgroup=daemon gives them limits"
+            );
+            Vec::new()
+        };
         let apps = base.join("apps");
-        make_dir(&apps).map_err(|e| format!("cannot create {}: {e}", apps.display()))?;
+        make_dir(&apps).map_err(|e| {
+            format!(
+                "the daemon's cgroup {} is not delegated to it ({e}); with systemd, set Delegate=yes",
+                base.display()
+            )
+        })?;
         let controllers: Vec<String> = controllers
             .into_iter()
             .filter(|c| {
@@ -71,7 +87,15 @@ impl Cgroups {
         if !apps.join("cgroup.kill").exists() {
             return Err("the kernel has no cgroup.kill (Linux 5.14 or later)".into());
         }
-        Ok(Cgroups { apps, controllers })
+        let relative = apps
+            .strip_prefix(&mount)
+            .map(|r| format!("/{}/", r.display()))
+            .map_err(|_| "the apps' cgroup is outside the hierarchy".to_string())?;
+        Ok(Cgroups {
+            apps,
+            relative,
+            controllers,
+        })
     }
 
     /// The controllers apps are limited by.
@@ -135,17 +159,10 @@ impl Cgroups {
 
     /// Whether `pid` runs in an app's cgroup.
     pub fn holds(&self, pid: i32) -> bool {
-        let Some(mount) = cgroup2_mount() else {
-            return false;
-        };
-        let Ok(relative) = self.apps.strip_prefix(&mount) else {
-            return false;
-        };
-        let prefix = format!("/{}/", relative.display());
         std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|text| {
             text.lines()
                 .filter_map(|l| l.strip_prefix("0::"))
-                .any(|path| path.starts_with(&prefix))
+                .any(|path| path.starts_with(&self.relative))
         })
     }
 }

@@ -228,7 +228,7 @@ impl Sandbox {
 
     /// The sandbox of an installer step (venv, pip, uv): a package's build
     /// code runs here, chosen by a model, so it gets what an app gets plus
-    /// the network: the environment being built, the installers' cache, a
+    /// the network: the environment being built, a
     /// private temporary folder, and read-only the interpreters and tools.
     pub fn for_installer(
         protections: &Protections,
@@ -254,8 +254,12 @@ impl Sandbox {
     }
 }
 
-/// Runs a command under a shim, confined by `spec.sandbox`, its output in
-/// `spec.log`; returns how it ended. Blocking.
-pub fn run_confined(spec: &shim::ShimSpec) -> std::io::Result<std::process::ExitStatus> {
-    shim::start(spec, Stdio::null())?.wait()
+/// Runs a command under a shim, confined by `spec.sandbox`, its output
+/// (and what the shim itself has to say) in `spec.log`; returns how it
+/// ended. Blocking.
+pub fn run_confined(
+    spec: &shim::ShimSpec,
+    log: &crate::supervisor::logfile::LogFiles,
+) -> std::io::Result<std::process::ExitStatus> {
+    shim::start(spec, log.open_for_child()?.into())?.wait()
 }

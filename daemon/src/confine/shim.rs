@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{filesystem, Protections, Sandbox};
 use crate::supervisor::logfile::{LogFiles, LogWriter};
+use crate::supervisor::procfs;
 
 /// The first argument that makes `appforged` a shim.
 pub const SHIM_ARG: &str = "__app-shim";
@@ -133,17 +134,19 @@ pub fn run_if_shim() {
 
 /// Prints what the kernel allows, as JSON.
 fn probe() -> i32 {
-    let namespaces = enter_namespaces().and_then(|()| {
-        // A PID namespace only takes effect for children: make one.
-        // SAFETY: this process is single-threaded.
-        match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
-            ForkResult::Child => std::process::exit(0),
-            ForkResult::Parent { child } => match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, 0)) => Ok(()),
-                other => Err(format!("a child in the namespace did not run: {other:?}")),
-            },
-        }
-    });
+    let namespaces = enter_namespaces()
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            // A PID namespace only takes effect for children: make one.
+            // SAFETY: this process is single-threaded.
+            match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+                ForkResult::Child => std::process::exit(0),
+                ForkResult::Parent { child } => match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+                    other => Err(format!("a child in the namespace did not run: {other:?}")),
+                },
+            }
+        });
     let protections = Protections {
         landlock_abi: filesystem::kernel_abi(),
         namespaces: namespaces.is_ok(),
@@ -158,17 +161,37 @@ fn probe() -> i32 {
 
 /// Moves this process into new user and PID namespaces, keeping its user
 /// and group ids; its next child is PID 1 of the new namespace.
-fn enter_namespaces() -> Result<(), String> {
+fn enter_namespaces() -> Result<(), NamespaceError> {
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
     unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID)
-        .map_err(|e| format!("unshare: {e}"))?;
+        .map_err(|e| NamespaceError::Refused(format!("unshare: {e}")))?;
+    // Past this point the process is in the new namespaces: a failure
+    // cannot fall back to running without them.
     let write = |file: &str, text: String| {
-        std::fs::write(format!("/proc/self/{file}"), text).map_err(|e| format!("{file}: {e}"))
+        std::fs::write(format!("/proc/self/{file}"), text)
+            .map_err(|e| NamespaceError::HalfMade(format!("{file}: {e}")))
     };
     write("setgroups", "deny".into())?;
     write("uid_map", format!("{uid} {uid} 1"))?;
     write("gid_map", format!("{gid} {gid} 1"))?;
     Ok(())
+}
+
+/// Why namespaces could not be had.
+#[derive(Debug)]
+enum NamespaceError {
+    /// The kernel refused them: the app may run without.
+    Refused(String),
+    /// They were made but could not be set up: nothing may run here.
+    HalfMade(String),
+}
+
+impl std::fmt::Display for NamespaceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NamespaceError::Refused(e) | NamespaceError::HalfMade(e) => f.write_str(e),
+        }
+    }
 }
 
 /// How the app ended, as init tells the shim: one byte of kind, four of value.
@@ -214,6 +237,9 @@ fn handled_signals() -> SigSet {
 }
 
 fn serve() -> Result<std::convert::Infallible, String> {
+    // The shim mirrors the app's crash by dying of the same signal: without
+    // a core file.
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
     let mut raw = Vec::new();
     std::io::stdin()
         .take(MAX_SPEC_BYTES)
@@ -239,9 +265,16 @@ fn serve() -> Result<std::convert::Infallible, String> {
 
     let mut namespaces = spec.sandbox.namespaces;
     if namespaces {
-        if let Err(e) = enter_namespaces() {
-            let _ = log.write(format!("[appforge] no namespaces for this app: {e}\n").as_bytes());
-            namespaces = false;
+        match enter_namespaces() {
+            Ok(()) => {}
+            Err(NamespaceError::Refused(e)) => {
+                let _ =
+                    log.write(format!("[appforge] no namespaces for this app: {e}\n").as_bytes());
+                namespaces = false;
+            }
+            Err(e @ NamespaceError::HalfMade(_)) => {
+                return Err(format!("the app's namespaces could not be set up: {e}"))
+            }
         }
     }
     let signals = handled_signals();
@@ -253,6 +286,8 @@ fn serve() -> Result<std::convert::Infallible, String> {
         ForkResult::Child => {
             drop(out_read);
             drop(status_read);
+            // Init never writes the log: the shim is its one writer.
+            drop(log);
             run_init(&spec, shim, namespaces, out_write, status_write)
         }
         ForkResult::Parent { child } => child,
@@ -366,15 +401,17 @@ fn run_init(spec: &ShimSpec, shim: Pid, namespaces: bool, output: OwnedFd, statu
             nix::libc::prctl(nix::libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         }
     }
-    // The shim may have died before the parent-death signal was set.
-    if !namespaces && getppid() != shim {
+    // The shim may have died before the parent-death signal was set: then
+    // nobody reads the status pipe (getppid says nothing across namespaces).
+    if !namespaces && getppid() != shim || reader_is_gone(&status) {
         std::process::exit(1);
     }
+    let init = getpid();
     // SAFETY: init is single-threaded.
     let app = match unsafe { fork() } {
         Ok(ForkResult::Child) => {
             drop(status);
-            exec_app(spec, output)
+            exec_app(spec, namespaces, init, output)
         }
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => {
@@ -420,49 +457,52 @@ fn kill_the_rest(namespaces: bool) {
     } else {
         // Orphans were reparented to init (a subreaper): all are below it.
         for _ in 0..100 {
-            let left = descendants(getpid().as_raw());
-            if left.is_empty() {
+            let left = procfs::tree_pids(getpid().as_raw());
+            if left.len() <= 1 {
                 break;
             }
-            for pid in left {
+            for pid in left.into_iter().skip(1) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
-            while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                if status == WaitStatus::StillAlive {
-                    break;
-                }
-            }
+            reap_ready();
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
-    while waitpid(None, None).is_ok() {}
+    // Bounded: a process that will not die must not keep init (and so the
+    // app's exit) waiting for ever; what is left is the daemon's to kill.
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(10)),
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
 }
 
-/// Every process below `pid`, from `/proc/<pid>/task/*/children`.
-fn descendants(pid: i32) -> Vec<i32> {
-    let mut found = Vec::new();
-    let mut queue = vec![pid];
-    while let Some(parent) = queue.pop() {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let children =
-                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-                if !found.contains(&child) && found.len() < 100_000 {
-                    found.push(child);
-                    queue.push(child);
-                }
-            }
+/// Reaps every child that has ended.
+fn reap_ready() {
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
         }
     }
-    found
+}
+
+/// Whether nobody holds the read end of `pipe` any more.
+fn reader_is_gone(pipe: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLOUT)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok()
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
 }
 
 /// The app's process: output into the pipe, limits, Landlock, then Python.
-fn exec_app(spec: &ShimSpec, output: OwnedFd) -> ! {
+fn exec_app(spec: &ShimSpec, namespaces: bool, init: Pid, output: OwnedFd) -> ! {
+    // Once connected, stderr is the app's output, so the log has the reason.
     let fail = |what: String| -> ! {
-        let _ = write_to(&output, format!("[appforge] {what}\n").as_bytes());
+        let _ = std::io::stderr().write_all(format!("[appforge] {what}\n").as_bytes());
         // SAFETY: _exit ends the process without running anything else.
         unsafe { nix::libc::_exit(126) }
     };
@@ -470,12 +510,18 @@ fn exec_app(spec: &ShimSpec, output: OwnedFd) -> ! {
         fail("cannot connect the app's output".into());
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // The Rust runtime ignores SIGPIPE; programs expect its default.
+    // SAFETY: restoring the default action installs no handler.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
     let sandbox = &spec.sandbox;
-    if !sandbox.namespaces {
+    if !namespaces {
         // Without a namespace to collapse, the app ends with its init.
         // SAFETY: prctl with integer arguments touches no memory of ours.
         unsafe {
             nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL, 0, 0, 0);
+        }
+        if getppid() != init {
+            fail("the app's init ended before it started".into());
         }
     }
     let limits = [
@@ -503,17 +549,23 @@ fn exec_app(spec: &ShimSpec, output: OwnedFd) -> ! {
             Err(e) => fail(e),
         }
     }
-    let cstring = |s: &OsStr| CString::new(s.as_encoded_bytes()).ok();
-    let Some(program) = cstring(spec.program.as_os_str()) else {
-        fail("the program's path holds a NUL byte".into());
+    let cstring = |s: &[u8]| {
+        CString::new(s)
+            .unwrap_or_else(|_| fail("a command-line or environment entry holds a NUL byte".into()))
     };
+    let program = cstring(spec.program.as_os_str().as_encoded_bytes());
     let mut argv = vec![program.clone()];
-    argv.extend(spec.args.iter().filter_map(|a| cstring(OsStr::new(a))));
+    argv.extend(spec.args.iter().map(|a| cstring(a.as_bytes())));
     let envp: Vec<CString> = spec
         .env
         .iter()
-        .filter_map(|(k, v)| CString::new(format!("{k}={v}")).ok())
+        .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
         .collect();
+    // No descriptor of the shim's but the output reaches the app.
+    // SAFETY: closes descriptors from 3 up; none is used after this.
+    unsafe {
+        nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+    }
     let err = execve(&program, &argv, &envp).unwrap_err();
     fail(format!("cannot run {}: {err}", spec.program.display()))
 }

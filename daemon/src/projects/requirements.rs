@@ -48,17 +48,28 @@ fn problem(raw: &str) -> Option<&'static str> {
         None if raw.trim_start().starts_with('#') => "",
         None => raw,
     };
+    // pip splits lines on more than \n (\r, \x0b, \x0c, \x1c-\x1e, \u{85},
+    // \u{2028}, \u{2029}): any of those could start an option line.
+    if raw
+        .chars()
+        .any(|c| (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        return Some("holds a control character");
+    }
     let line = line.trim();
     if line.is_empty() {
         return None;
     }
-    if line.starts_with('-') {
-        return Some("is an installer option");
+    // An option may also follow a requirement on its line.
+    if line.split_whitespace().any(|token| token.starts_with('-')) {
+        return Some(
+            "is or holds an installer option (hashes and per-requirement options are not supported)",
+        );
     }
     if line.ends_with('\\') {
         return Some("continues on the next line");
     }
-    if line.contains("://") || line.contains(" @ ") || line.contains('@') {
+    if line.contains("://") || line.contains('@') {
         return Some("names a URL");
     }
     if line.starts_with('.') || line.starts_with('/') || line.starts_with('~') {
@@ -83,6 +94,7 @@ fn problem(raw: &str) -> Option<&'static str> {
                     | '-'
                     | '_'
                     | '*'
+                    | '+'
                     | '='
                     | '<'
                     | '>'
@@ -111,23 +123,24 @@ mod tests {
     #[test]
     fn requirement_lines_pass() {
         let ok = "# the app's packages\nflask>=3.0\nrequests[socks]==2.32.3  # pinned\n\n\
-                  PyYAML ~= 6.0\nflask_sqlalchemy\npywin32; sys_platform == \"win32\"\n";
+                  PyYAML ~= 6.0\nflask_sqlalchemy\npywin32; sys_platform == \"win32\"\n\
+                  torch==2.3.0+cpu\nnumpy==1.*\nsix===1.16.0\r\n";
         assert_eq!(check(ok), Ok(()));
     }
+
+    const OPTION: &str =
+        "is or holds an installer option (hashes and per-requirement options are not supported)";
 
     #[test]
     fn options_paths_and_urls_are_refused_with_their_line() {
         for (text, why) in [
-            ("-r /etc/passwd", "is an installer option"),
-            ("--requirement /etc/shadow", "is an installer option"),
-            ("-c constraints.txt", "is an installer option"),
-            ("-e ../project_2", "is an installer option"),
-            (
-                "--index-url https://evil.example/simple",
-                "is an installer option",
-            ),
-            ("-f ./wheels", "is an installer option"),
-            ("--extra-index-url=http://x", "is an installer option"),
+            ("-r /etc/passwd", OPTION),
+            ("--requirement /etc/shadow", OPTION),
+            ("-c constraints.txt", OPTION),
+            ("-e ../project_2", OPTION),
+            ("--index-url https://evil.example/simple", OPTION),
+            ("-f ./wheels", OPTION),
+            ("--extra-index-url=http://x", OPTION),
             ("./local_pkg", "names a local path"),
             ("/etc/passwd", "names a local path"),
             ("../other", "names a local path"),
@@ -135,6 +148,10 @@ mod tests {
             ("git+https://example.com/x.git", "names a URL"),
             ("file:///etc/passwd", "names a URL"),
             ("flask \\", "continues on the next line"),
+            ("flask\r-r /etc/passwd", "holds a control character"),
+            ("flask\x0c--index-url=http://x", "holds a control character"),
+            ("flask --config-settings=k=v", OPTION),
+            ("flask==3.0 --hash=sha256:abc", OPTION),
         ] {
             let err = check(&format!("flask\n{text}\n")).expect_err(text);
             assert_eq!(err.line, 2, "{text}");

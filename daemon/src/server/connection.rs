@@ -21,6 +21,11 @@ use crate::state::Daemon;
 /// How long a connection without a valid session may stay silent.
 const UNAUTHENTICATED_IDLE: Duration = Duration::from_secs(5);
 
+/// How long a connection may last without a valid session, however busy,
+/// in client time-outs (and a minute at most): signing up or in, a ping or
+/// a status take far less.
+const UNAUTHENTICATED_LIFE: u32 = 6;
+
 /// Serves one client until it leaves, misbehaves, stays silent too long, or
 /// the daemon shuts down.
 pub async fn serve(
@@ -49,7 +54,7 @@ pub async fn serve(
         let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
         return;
     };
-    if let Err(message) = check_not_an_app(&daemon, peer_pid) {
+    if let Err(message) = check_not_an_app(&daemon, peer_uid, peer_pid) {
         // Not above debug: an app looping on the socket would flood the log.
         debug!(?peer_pid, "refused a client that is a supervised app");
         let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
@@ -123,8 +128,17 @@ fn check_peer(peer_uid: Option<u32>, socket_mode: u32) -> Result<(), String> {
 /// A peer that is a supervised app, or a process one started, may not use
 /// the socket: apps run as their owner, so the socket's permissions alone
 /// would let any app drive its owner's daemon.
-fn check_not_an_app(daemon: &Daemon, peer_pid: Option<i32>) -> Result<(), String> {
+fn check_not_an_app(
+    daemon: &Daemon,
+    peer_uid: Option<u32>,
+    peer_pid: Option<i32>,
+) -> Result<(), String> {
     let refused = || "supervised apps may not use appforged's socket".to_string();
+    // Apps run as the daemon's user; another user's process is none (and
+    // its /proc entry may be hidden from the daemon).
+    if peer_uid.is_some_and(|uid| uid != nix::unistd::geteuid().as_raw()) {
+        return Ok(());
+    }
     let Some(pid) = peer_pid.filter(|p| *p > 0) else {
         return Err("could not read the client's process id".to_string());
     };
@@ -188,13 +202,28 @@ async fn converse(
         }
     }
     send(writer, &ServerFrame::Welcome(welcome())).await?;
-    let mut signed_in = false;
+    let (mut signed_in, mut presented) = (false, false);
+    let life = (daemon.settings.client_timeout * UNAUTHENTICATED_LIFE).min(Duration::from_secs(60));
+    let deadline = Instant::now() + life;
     loop {
+        // Without a session, the connection's whole life is bounded too, so
+        // a ping every few seconds cannot hold a slot for ever.
+        let wait = match signed_in {
+            true => limits.idle,
+            false => limits
+                .idle
+                .min(deadline.saturating_duration_since(Instant::now())),
+        };
         let next = tokio::select! {
-            frame = tokio::time::timeout(limits.idle, codec::read_frame_within(reader, limits.frame)) => frame,
+            frame = tokio::time::timeout(wait, codec::read_frame_within(reader, limits.frame)) => frame,
             _ = stop.changed() => return Ok(()),
         };
         let frame = match next {
+            Err(_) if !signed_in && wait < limits.idle => {
+                return Err(Ended::Handshake(format!(
+                    "no session within {life:.0?}; sign in, or connect again"
+                )))
+            }
             Err(_) => return Err(Ended::Silent(limits.idle)),
             Ok(frame) => match frame.map_err(|e| classify(e, signed_in))? {
                 None => return Ok(()),
@@ -203,8 +232,15 @@ async fn converse(
         };
         match frame {
             ClientFrame::Authenticate(token) => {
-                // Not answered: a bad token only leaves the limits as they
-                // are, and the request that follows says what is wrong.
+                // Not answered: a stale token (before `login`, say) leaves
+                // the limits as they are. Only one is heard per connection,
+                // so it cannot be repeated to cost a query each time.
+                if presented {
+                    return Err(Ended::Handshake(
+                        "a session is presented once per connection".to_string(),
+                    ));
+                }
+                presented = true;
                 if daemon.accounts.authenticate(Some(&token)).await.is_ok() {
                     signed_in = true;
                     limits = Limits::authenticated(daemon);

@@ -193,7 +193,8 @@ pub async fn supervise(
             Ended::Unhealthy(why) => ("unhealthy", None, Some(Signal::SIGKILL as i32), why.clone()),
             Ended::Stopped(_) => ("stopped", None, None, "stopped".to_string()),
         };
-        // Whatever the app left in its cgroup goes with it.
+        // Whatever the app left in its group or cgroup goes with it.
+        let _ = killpg(Pid::from_raw(proc.pid()), Signal::SIGKILL);
         if let Some(cgroups) = &cfg.cgroups {
             cgroups.kill(cfg.project_id);
         }
@@ -394,10 +395,16 @@ async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
     // The pidfd, not the std handle, watches the child; dropping the handle
     // neither waits nor kills.
     drop(child);
-    let pidfd = PidFd::open(pid).map_err(|e| format!("cannot watch pid {pid}: {e}"))?;
+    // Until it is recorded, a failure must not leave the app running unseen.
+    let abandon = |why: String| {
+        kill_tree(pid);
+        procfs::reap(pid);
+        why
+    };
+    let pidfd = PidFd::open(pid).map_err(|e| abandon(format!("cannot watch pid {pid}: {e}")))?;
     let start = procfs::read_stat(pid)
         .map(|s| s.start_ticks)
-        .map_err(|e| format!("cannot read pid {pid}: {e}"))?;
+        .map_err(|e| abandon(format!("cannot read pid {pid}: {e}")))?;
     let (project_id, port) = (cfg.project_id, cfg.port);
     let run_id = cfg
         .db
@@ -407,7 +414,7 @@ async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
             Ok(id)
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| abandon(e.to_string()))?;
     let _ = cfg
         .log
         .note(&format!("[appforge] started pid {pid} on port {port}"));
@@ -495,11 +502,13 @@ fn reap(proc: &Proc, _exited: std::io::Result<()>) -> Option<ExitInfo> {
     procfs::reap(proc.pid())
 }
 
-/// SIGTERM to the group, SIGKILL after `grace`, then SIGKILL to anything
+/// SIGTERM to the shim, SIGKILL to its tree after `grace`, then SIGKILL to anything
 /// left in the group; returns once the process is gone and reaped.
 async fn stop_process(proc: &Proc, grace: Duration) {
     let group = Pid::from_raw(proc.pid());
-    let _ = killpg(group, Signal::SIGTERM);
+    // To the shim alone, which hands it to the app's init and so to the
+    // app: once, as a signal-handling app expects.
+    let _ = nix::sys::signal::kill(group, Signal::SIGTERM);
     if tokio::time::timeout(grace, proc.pidfd.exited())
         .await
         .is_err()

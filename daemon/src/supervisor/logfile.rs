@@ -266,8 +266,12 @@ impl LogWriter {
         let bytes = &bytes[bytes
             .len()
             .saturating_sub(usize::try_from(cap).unwrap_or(usize::MAX))..];
-        if self.size + bytes.len() as u64 > cap && self.size > 0 {
-            self.rotate()?;
+        if self.size + bytes.len() as u64 > cap {
+            // The daemon's notes go to the same file: count them too.
+            self.size = self.file.metadata()?.len();
+            if self.size + bytes.len() as u64 > cap && self.size > 0 {
+                self.rotate()?;
+            }
         }
         self.file.write_all(bytes)?;
         self.size += bytes.len() as u64;
@@ -275,8 +279,6 @@ impl LogWriter {
     }
 
     fn rotate(&mut self) -> io::Result<()> {
-        // The daemon's notes go to the same file: count them too.
-        self.size = self.file.metadata()?.len();
         if self.files.files == 1 {
             self.file.set_len(0)?;
         } else {

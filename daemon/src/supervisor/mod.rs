@@ -103,6 +103,25 @@ fn requirements_of(files: &[FileContent]) -> String {
         .map_or_else(|| "flask\n".to_string(), |f| f.content.clone())
 }
 
+/// A small file the app may have written itself, read as the app could
+/// read it: no symbolic link followed (it could point at any file the
+/// daemon may read), a regular file, 64 KiB at most.
+fn read_app_file(path: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(64 * 1024).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
 /// The system's uptime and clock rate, read once per `ps`.
 struct Clock {
     uptime: Option<u64>,
@@ -260,8 +279,8 @@ impl Supervisor {
             }
             // A running app keeps the files it was started with; its
             // restarts use them too, so the environment must match them.
-            Origin::Adopt { .. } => std::fs::read_to_string(dir.join("requirements.txt"))
-                .unwrap_or_else(|_| requirements_of(files)),
+            Origin::Adopt { .. } => read_app_file(&dir.join("requirements.txt"))
+                .unwrap_or_else(|| requirements_of(files)),
         };
         let env = self.environment(requirements, &log, step).await?;
         let cfg = AppConfig {
@@ -565,7 +584,10 @@ impl Supervisor {
         for run in open {
             let same = procfs::is_same_process(run.pid, run.proc_start);
             let known = self.status_of(run.project_id).is_some();
-            if same && run.wanted_running && !known {
+            // A process started before apps had shims runs unconfined: it
+            // is stopped and started again, confined.
+            let confined = same && procfs::is_app_shim(run.pid);
+            if same && confined && run.wanted_running && !known {
                 let project = projects::Project {
                     id: run.project_id,
                     name: run.name.clone(),
@@ -583,13 +605,19 @@ impl Supervisor {
                     .await
                 {
                     Ok(_) => {
-                        tracing::info!(project_id = run.project_id, pid = run.pid, "re-adopted app")
+                        tracing::info!(
+                            project_id = run.project_id,
+                            pid = run.pid,
+                            "re-adopted app"
+                        );
+                        continue;
                     }
+                    // Not left running unseen: it is stopped, and started
+                    // again below as a wanted app.
                     Err(e) => {
-                        tracing::warn!(project_id = run.project_id, error = %e, "could not re-adopt app")
+                        tracing::warn!(project_id = run.project_id, error = %e, "could not re-adopt app; starting it again")
                     }
                 }
-                continue;
             }
             if same {
                 // Running but not wanted (or twice): no app runs unseen.

@@ -187,6 +187,14 @@ pub fn read_tree_stat(pid: i32) -> io::Result<ProcStat> {
     Ok(total)
 }
 
+/// Whether `pid` is an app's shim (`appforged __app-shim`), as every app
+/// started by this version is.
+pub fn is_app_shim(pid: i32) -> bool {
+    let shim = crate::confine::shim::SHIM_ARG.as_bytes();
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).nth(1) == Some(shim))
+}
+
 /// Whether `pid` is a live process that started at `start_ticks` (guards re-adoption against PID reuse).
 pub fn is_same_process(pid: i32, start_ticks: u64) -> bool {
     match read_stat(pid) {

@@ -150,9 +150,6 @@ fn build(
     std::fs::create_dir_all(staging)?;
     let requirements_file = staging.join("requirements.txt");
     std::fs::write(&requirements_file, requirements)?;
-    let env_dir = staging.parent().unwrap_or(staging);
-    let cache = env_dir.join("cache");
-    std::fs::create_dir_all(&cache)?;
     let tmp = staging.with_extension("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
@@ -197,8 +194,10 @@ fn build(
                     os("install"),
                     os("--quiet"),
                     os("--no-config"),
-                    os("--cache-dir"),
-                    cache.clone().into(),
+                    // No cache shared between builds: one package's build
+                    // code could change what another project installs.
+                    os("--no-cache"),
+                    os("--link-mode=copy"),
                     os("--python"),
                     venv_python.clone().into(),
                     os("-r"),
@@ -223,15 +222,14 @@ fn build(
                     os("install"),
                     os("--quiet"),
                     os("--disable-pip-version-check"),
-                    os("--cache-dir"),
-                    cache.clone().into(),
+                    os("--no-cache-dir"),
                     os("-r"),
                     requirements_file.clone().into(),
                 ],
             },
         ],
     };
-    let writable = vec![staging.to_path_buf(), cache, tmp.clone()];
+    let writable = vec![staging.to_path_buf(), tmp.clone()];
     let result = steps
         .into_iter()
         .try_for_each(|step| run_step(step, &writable, uv.as_deref(), &tmp, how));
@@ -279,7 +277,7 @@ fn run_step(
         log_files: how.log.files(),
         sandbox: Sandbox::for_installer(how.protections, how.settings, writable.to_vec(), uv),
     };
-    let status = confine::run_confined(&spec).map_err(|e| EnvError::Step {
+    let status = confine::run_confined(&spec, how.log).map_err(|e| EnvError::Step {
         step: step.name.to_string(),
         status: format!("could not run it: {e}"),
     })?;
