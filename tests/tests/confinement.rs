@@ -526,3 +526,59 @@ fn status_lists_the_protections_in_force() {
     let text = daemon.user("ada").run(&["status"]).ok().stdout;
     assert!(text.contains("landlock"), "{text}");
 }
+
+/// An installer step runs code a model chose (a package's build code): a
+/// stand-in `uv` on the daemon's PATH tries what such code would, and its
+/// findings land in the app's log.
+#[test]
+fn an_installer_step_is_confined_like_an_app() {
+    let bin = tempfile::tempdir().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let daemon = Daemon::start_with(
+        &["--installer", "uv"],
+        &[("PATH", &path), ("GROQ_API_KEY", SECRET)],
+    );
+    let data = daemon.data_dir.display().to_string();
+    let script = format!(
+        r#"#!/bin/sh
+try() {{ if sh -c "$2" >/dev/null 2>&1; then echo "installer LEAK $1"; else echo "installer DENIED $1"; fi; }}
+try database "cat '{data}/appforge.db'"
+try data-dir "ls '{data}'"
+try daemon-environ "cat /proc/{pid}/environ"
+try write "echo planted > '{data}/planted'"
+try own-folder "echo ok > ./written-by-installer"
+exit 3
+"#,
+        pid = daemon.pid()
+    );
+    let uv = bin.path().join("uv");
+    std::fs::write(&uv, script).unwrap();
+    std::fs::set_permissions(&uv, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let ada = signed_up(&daemon, "ada");
+    let id = new_project(&ada, "todo");
+    // Requirements no other test has, so the environment is built here.
+    let unique = format!("# {}\nflask\n", std::process::id());
+    ada.run_with_stdin(
+        &["edit", "todo", "--file", "requirements.txt", "--stdin"],
+        &unique,
+    )
+    .ok();
+    let out = ada.run(&["run", "todo"]).fails_with(7);
+    assert!(out.stderr.contains("uv venv failed"), "{}", out.stderr);
+    let log = std::fs::read_to_string(log_path(&daemon, id)).unwrap();
+    for denied in ["database", "data-dir", "daemon-environ", "write"] {
+        assert!(
+            log.contains(&format!("installer DENIED {denied}")),
+            "{denied} was not denied:\n{log}"
+        );
+    }
+    // The check can fail: the step ran, and may write where it should.
+    assert!(log.contains("installer LEAK own-folder"), "{log}");
+    assert!(!daemon.data_dir.join("planted").exists());
+    assert!(!log.contains(SECRET));
+}

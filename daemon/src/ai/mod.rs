@@ -192,21 +192,26 @@ pub fn scrub_secrets(text: &str, key: Option<&str>) -> String {
         Some(key) => text.replace(key, "[redacted]"),
         None => text.to_string(),
     };
-    // Whatever follows "Bearer " up to a delimiter is a credential.
+    // Whatever follows "Bearer " up to a delimiter is a credential. Built
+    // anew in one pass: linear in the text, however many tokens it holds.
     const REDACTED: &str = "[redacted]";
-    let mut from = 0;
-    while let Some(found) = out[from..].to_ascii_lowercase().find("bearer ") {
-        let start = from + found + "bearer ".len();
-        if out[start..].starts_with(REDACTED) {
-            from = start + REDACTED.len();
-            continue;
-        }
+    const BEARER: &str = "bearer ";
+    let lower = out.to_ascii_lowercase();
+    let mut scrubbed = String::with_capacity(out.len());
+    let mut at = 0;
+    while let Some(found) = lower[at..].find(BEARER) {
+        let start = at + found + BEARER.len();
+        scrubbed.push_str(&out[at..start]);
         let end = out[start..]
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '}' | ']'))
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '}'))
             .map_or(out.len(), |n| start + n);
-        out.replace_range(start..end, REDACTED);
-        from = start + REDACTED.len();
+        if end > start {
+            scrubbed.push_str(REDACTED);
+        }
+        at = end;
     }
+    scrubbed.push_str(&out[at..]);
+    out = scrubbed;
     out
 }
 
