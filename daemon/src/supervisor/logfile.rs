@@ -49,13 +49,9 @@ fn open_if_exists(path: &Path) -> io::Result<Option<File>> {
     }
 }
 
-/// Appends the bytes of `path` from `from` to its end to `out`; returns the offset reached.
-fn read_from(path: &Path, from: u64, out: &mut Vec<u8>) -> io::Result<u64> {
-    let Some(mut file) = open_if_exists(path)? else {
-        return Ok(from);
-    };
-    let len = file.metadata()?.len();
-    if from >= len {
+/// Appends the bytes of `file` from `from` to its end to `out`; returns the offset reached.
+fn read_rest(mut file: &File, from: u64, out: &mut Vec<u8>) -> io::Result<u64> {
+    if from >= file.metadata()?.len() {
         return Ok(from);
     }
     file.seek(SeekFrom::Start(from))?;
@@ -309,40 +305,44 @@ impl Follower {
     /// dropped, it returns all kept files.
     pub fn read_new(&mut self) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        let Some((live_inode, live_len)) = identity_of(&self.files.path)? else {
+        // Files are opened first and known by their descriptors' inodes, so
+        // a rotation between looking and reading cannot swap them.
+        let Some(live) = open_if_exists(&self.files.path)? else {
             return Ok(out);
         };
+        let live_inode = live.metadata()?.ino();
         if live_inode == self.inode || self.inode == 0 {
-            if live_len < self.pos || self.inode == 0 {
+            if live.metadata()?.len() < self.pos || self.inode == 0 {
                 // Truncated (or new): start over.
                 self.pos = 0;
             }
             self.inode = live_inode;
-            self.pos = read_from(&self.files.path, self.pos, &mut out)?;
+            self.pos = read_rest(&live, self.pos, &mut out)?;
             return Ok(out);
         }
-        let kept = self.files.files - 1;
-        let ours = (1..=kept).find(|&n| {
-            identity_of(&self.files.rotated_path(n))
-                .ok()
-                .flatten()
-                .is_some_and(|(inode, _)| inode == self.inode)
-        });
-        match ours {
-            Some(n) => {
-                read_from(&self.files.rotated_path(n), self.pos, &mut out)?;
-                for newer in (1..n).rev() {
-                    read_from(&self.files.rotated_path(newer), 0, &mut out)?;
+        let mut rotated = Vec::new();
+        for n in 1..self.files.files {
+            if let Some(file) = open_if_exists(&self.files.rotated_path(n))? {
+                let inode = file.metadata()?.ino();
+                rotated.push((inode, file));
+            }
+        }
+        match rotated.iter().position(|(inode, _)| *inode == self.inode) {
+            Some(ours) => {
+                read_rest(&rotated[ours].1, self.pos, &mut out)?;
+                for (_, newer) in rotated[..ours].iter().rev() {
+                    read_rest(newer, 0, &mut out)?;
                 }
             }
+            // Our file was already dropped: everything kept is new to us.
             None => {
-                for n in (1..=kept).rev() {
-                    read_from(&self.files.rotated_path(n), 0, &mut out)?;
+                for (_, file) in rotated.iter().rev() {
+                    read_rest(file, 0, &mut out)?;
                 }
             }
         }
         self.inode = live_inode;
-        self.pos = read_from(&self.files.path, 0, &mut out)?;
+        self.pos = read_rest(&live, 0, &mut out)?;
         Ok(out)
     }
 }
