@@ -1325,3 +1325,83 @@ fn requirements_that_cannot_be_installed_fail_the_run_and_leave_nothing_half_mad
         }
     }
 }
+
+/// One project's install never finishes (a stand-in `uv` that hangs on its
+/// requirements); another project's `run` and `stop` return meanwhile, and
+/// the hung install is stopped, with what it started, at its time limit.
+#[test]
+fn a_hung_install_blocks_no_other_project_and_is_stopped_at_its_limit() {
+    let bin = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"#!/bin/sh
+for last in "$@"; do :; done
+if grep -q appforge-hang "$last/requirements.txt" 2>/dev/null; then
+  echo "installer hanging"
+  exec sleep 6071
+fi
+exec '{python}' -m uv "$@"
+"#,
+        python = appforge_e2e::python().display()
+    );
+    let uv = bin.path().join("uv");
+    std::fs::write(&uv, script).unwrap();
+    std::fs::set_permissions(&uv, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let daemon = Daemon::start_with(
+        &["--installer", "uv", "--install-timeout", "10"],
+        &[("PATH", &path)],
+    );
+    let ada = signed_up(&daemon, "ada");
+    let slow = new_project(&ada, "slow");
+    ada.run_with_stdin(
+        &["edit", "slow", "--file", "requirements.txt", "--stdin"],
+        &format!("flask\n# appforge-hang {}\n", std::process::id()),
+    )
+    .ok();
+    new_project(&ada, "quick");
+
+    let hung = {
+        let ada = daemon.user("ada");
+        std::thread::spawn(move || ada.run(&["run", "slow"]))
+    };
+    wait_for("the install to hang", || {
+        std::fs::read_to_string(log_path(&daemon, slow))
+            .is_ok_and(|l| l.contains("installer hanging"))
+    });
+    // The other project is not held up by the hung install.
+    let quick = run_app(&ada, "quick");
+    assert_answers(port_of(&quick));
+    ada.run(&["stop", "quick"]).ok();
+    assert!(
+        !hung.is_finished(),
+        "the hung install ended before the other project was served; the test proves nothing"
+    );
+
+    let out = hung.join().unwrap().fails_with(7);
+    assert!(
+        out.stderr.contains("uv venv took longer than 10 s"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("installer hanging"),
+        "the last lines are shown: {}",
+        out.stderr
+    );
+    wait_for("the hung installer's processes to be gone", || {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return true;
+        };
+        !entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .any(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c == b"sleep\x006071\x00")
+                    && !is_zombie(pid)
+            })
+    });
+}

@@ -143,6 +143,10 @@ pub struct Cli {
     /// the kernel allows it.
     #[arg(long)]
     pub no_app_namespaces: bool,
+    /// Seconds one installer step (venv, pip, uv) may take before it is
+    /// stopped with everything it started.
+    #[arg(long, default_value_t = 900.0)]
+    pub install_timeout: f64,
     /// Largest file an app may write, in MiB (RLIMIT_FSIZE; 0: no limit).
     #[arg(long, default_value_t = 256)]
     pub app_max_file_mib: u64,
@@ -259,6 +263,8 @@ pub struct AppSettings {
     pub max_memory: Option<u64>,
     /// RLIMIT_FSIZE of apps in bytes, if any.
     pub max_file_bytes: Option<u64>,
+    /// Time one installer step may take.
+    pub install_timeout: Duration,
     /// cpu.max of apps' cgroups in percent of a core, if any.
     pub max_cpu_percent: Option<u32>,
     /// pids.max of apps' cgroups, if any.
@@ -515,6 +521,7 @@ impl Settings {
             max_files: cli.app_max_files,
             max_memory: (cli.app_max_memory_mib > 0).then(|| cli.app_max_memory_mib * 1024 * 1024),
             max_file_bytes: (cli.app_max_file_mib > 0).then(|| cli.app_max_file_mib * 1024 * 1024),
+            install_timeout: seconds(cli.install_timeout, "install-timeout")?,
             max_cpu_percent: (cli.app_max_cpu_percent > 0).then_some(cli.app_max_cpu_percent),
             max_processes: (cli.app_max_processes > 0).then_some(cli.app_max_processes),
             cgroups: !cli.no_app_cgroups,

@@ -256,10 +256,49 @@ impl Sandbox {
 
 /// Runs a command under a shim, confined by `spec.sandbox`, its output
 /// (and what the shim itself has to say) in `spec.log`; returns how it
-/// ended. Blocking.
+/// ended, or `None` when it ran past `limit` and was killed with its whole
+/// process group (and so its namespace). Blocking.
 pub fn run_confined(
     spec: &shim::ShimSpec,
     log: &crate::supervisor::logfile::LogFiles,
-) -> std::io::Result<std::process::ExitStatus> {
-    shim::start(spec, log.open_for_child()?.into())?.wait()
+    limit: std::time::Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    let mut child = shim::start(spec, log.open_for_child()?.into())?;
+    let pid = child.id() as i32;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let raw = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        let e = std::io::Error::last_os_error();
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = child.wait();
+        return Err(e);
+    }
+    // SAFETY: the descriptor was just returned to us and is owned here alone.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [nix::poll::PollFd::new(
+            pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+            Ok(0) if left.is_zero() => break,
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => return child.wait().map(Some),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The shim leads its group; its init and app die with it.
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    child.wait()?;
+    Ok(None)
 }

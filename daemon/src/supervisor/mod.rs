@@ -88,11 +88,37 @@ pub struct Supervisor {
     /// a daemon with no apps has no use for it.
     http: std::sync::OnceLock<reqwest::Client>,
     apps: Mutex<HashMap<i64, Handle>>,
-    /// Serialises starts and stops, so an app never runs twice.
-    changes: tokio::sync::Mutex<()>,
+    /// One lock a project: its starts and stops are serialised, so it never
+    /// runs twice, while another project's slow install goes on beside.
+    projects: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Ports picked for apps whose task does not show them yet.
+    reserved_ports: Arc<Mutex<HashSet<u16>>>,
+    /// Held by recovery at start-up; every `run` and `stop` waits for it.
+    recovery: tokio::sync::RwLock<()>,
     metrics: Arc<Metrics>,
     protections: Arc<Protections>,
     cgroups: Option<Arc<Cgroups>>,
+}
+
+/// What `lock_project` holds: recovery is over, and the project is ours.
+struct ProjectGuard<'a> {
+    _project: tokio::sync::OwnedMutexGuard<()>,
+    _recovered: tokio::sync::RwLockReadGuard<'a, ()>,
+}
+
+/// A port picked for an app, kept from others until its task shows it.
+struct PortReservation {
+    port: u16,
+    reserved: Arc<Mutex<HashSet<u16>>>,
+}
+
+impl Drop for PortReservation {
+    fn drop(&mut self) {
+        self.reserved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.port);
+    }
 }
 
 /// A project's requirements; Flask alone when it has none.
@@ -154,7 +180,9 @@ impl Supervisor {
             settings: Arc::new(settings.clone()),
             http: std::sync::OnceLock::new(),
             apps: Mutex::new(HashMap::new()),
-            changes: tokio::sync::Mutex::new(()),
+            projects: Mutex::new(HashMap::new()),
+            reserved_ports: Arc::default(),
+            recovery: tokio::sync::RwLock::new(()),
             metrics,
             protections: Arc::new(protections),
             cgroups,
@@ -207,7 +235,7 @@ impl Supervisor {
         port: Option<u16>,
         step: &(dyn Fn(String) + Sync),
     ) -> Result<ProcessInfo, RunError> {
-        let guard = self.changes.lock().await;
+        let guard = self.lock_project(project.id).await;
         let running = self.status_of(project.id).filter(|s| s.state.is_live());
         let mut status = match running {
             Some(now) if port.is_some_and(|p| p != now.port) => {
@@ -246,8 +274,24 @@ impl Supervisor {
         }
     }
 
+    /// Waits for recovery and then for the project's own lock.
+    async fn lock_project(&self, project_id: i64) -> ProjectGuard<'_> {
+        let recovered = self.recovery.read().await;
+        let lock = Arc::clone(
+            self.projects
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(project_id)
+                .or_default(),
+        );
+        ProjectGuard {
+            _project: lock.lock_owned().await,
+            _recovered: recovered,
+        }
+    }
+
     /// Writes the files, prepares the environment, picks the port and starts
-    /// the app's task. Called with `changes` held.
+    /// the app's task. Called with the project's lock held.
     async fn launch(
         &self,
         project: &projects::Project,
@@ -256,19 +300,18 @@ impl Supervisor {
         origin: Origin,
         step: &(dyn Fn(String) + Sync),
     ) -> Result<watch::Receiver<Status>, RunError> {
-        // The port first: a refused one changes nothing on disk.
-        let port = match (port, &origin) {
-            (_, Origin::Adopt { .. }) => port.unwrap_or_default(),
+        // The port first: a refused one changes nothing on disk. It stays
+        // reserved until the app's task shows it.
+        let reservation = match (port, &origin) {
+            (_, Origin::Adopt { .. }) => self.reserve(port.unwrap_or_default()),
             (Some(port), _) => self.check_port(port)?,
             (None, _) => {
                 let id = project.id;
                 let last = self.db.call(move |c| runs::last_port(c, id)).await?;
-                let (first, end) = self.settings.ports;
-                let taken = self.ports_in_use();
-                ports::pick(self.settings.ports, last, &taken)
-                    .ok_or(RunError::NoPort(first, end))?
+                self.pick_port(last)?
             }
         };
+        let port = reservation.port;
         let dir = self.folder(project.id);
         let log = self.log_files(project.id);
         let requirements = match origin {
@@ -379,18 +422,57 @@ impl Supervisor {
         Ok(env)
     }
 
-    fn check_port(&self, port: u16) -> Result<u16, RunError> {
+    /// Reserves the port asked for, if it is in the range and free.
+    fn check_port(&self, port: u16) -> Result<PortReservation, RunError> {
         let (first, last) = self.settings.ports;
         if !(first..=last).contains(&port) {
             return Err(RunError::PortOutOfRange { port, first, last });
         }
-        if self.ports_in_use().contains(&port) || !ports::is_free(port) {
+        // The one global step, and a brief one: no await while it is held.
+        let mut reserved = self
+            .reserved_ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if self.live_ports().contains(&port) || reserved.contains(&port) || !ports::is_free(port) {
             return Err(RunError::PortTaken(port));
         }
-        Ok(port)
+        reserved.insert(port);
+        Ok(self.reservation(port))
     }
 
-    fn ports_in_use(&self) -> HashSet<u16> {
+    /// Picks and reserves a free port, the project's last one when it can.
+    fn pick_port(&self, last: Option<u16>) -> Result<PortReservation, RunError> {
+        let (first, end) = self.settings.ports;
+        let mut reserved = self
+            .reserved_ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut taken = self.live_ports();
+        taken.extend(reserved.iter().copied());
+        let port =
+            ports::pick(self.settings.ports, last, &taken).ok_or(RunError::NoPort(first, end))?;
+        reserved.insert(port);
+        Ok(self.reservation(port))
+    }
+
+    /// Reserves a port already known to be the app's (an adopted one).
+    fn reserve(&self, port: u16) -> PortReservation {
+        self.reserved_ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(port);
+        self.reservation(port)
+    }
+
+    fn reservation(&self, port: u16) -> PortReservation {
+        PortReservation {
+            port,
+            reserved: Arc::clone(&self.reserved_ports),
+        }
+    }
+
+    /// The ports of the apps that are up or coming up.
+    fn live_ports(&self) -> HashSet<u16> {
         let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
         apps.values()
             .map(|h| h.status.borrow().clone())
@@ -401,7 +483,7 @@ impl Supervisor {
 
     /// Stops a project's app; returns what it was, if it was supervised.
     pub async fn stop(&self, project_id: i64) -> Result<Option<ProcessInfo>, RunError> {
-        let _guard = self.changes.lock().await;
+        let _guard = self.lock_project(project_id).await;
         self.db
             .call(move |c| {
                 runs::set_wanted(c, project_id, false)?;
@@ -579,7 +661,7 @@ impl Supervisor {
     /// running as the same process, stops those no longer wanted, and starts
     /// again every wanted app whose process is gone.
     pub async fn recover(&self) -> Result<(), RunError> {
-        let _guard = self.changes.lock().await;
+        let _recovering = self.recovery.write().await;
         let open = self.db.call(|c| runs::open_runs(c)).await?;
         for run in open {
             let same = procfs::is_same_process(run.pid, run.proc_start);

@@ -28,6 +28,20 @@ pub enum EnvError {
         /// How it ended.
         status: String,
     },
+    /// A step ran past its time limit and was stopped.
+    #[error(
+        "{step} took longer than {} s and was stopped (raise --install-timeout if it needs more); \
+         its last lines:\n{tail}",
+        limit.as_secs()
+    )]
+    TimedOut {
+        /// What was being done.
+        step: String,
+        /// The limit.
+        limit: std::time::Duration,
+        /// The end of the app's log.
+        tail: String,
+    },
     /// `requirements.txt` holds more than requirements.
     #[error(transparent)]
     Refused(#[from] crate::projects::requirements::RequirementError),
@@ -277,10 +291,24 @@ fn run_step(
         log_files: how.log.files(),
         sandbox: Sandbox::for_installer(how.protections, how.settings, writable.to_vec(), uv),
     };
-    let status = confine::run_confined(&spec, how.log).map_err(|e| EnvError::Step {
+    let limit = how.settings.install_timeout;
+    let status = confine::run_confined(&spec, how.log, limit).map_err(|e| EnvError::Step {
         step: step.name.to_string(),
         status: format!("could not run it: {e}"),
     })?;
+    let Some(status) = status else {
+        let tail = how.log.tail(10).unwrap_or_default().join("\n");
+        let _ = how.log.note(&format!(
+            "[appforge] {} took longer than {} s and was stopped",
+            step.name,
+            limit.as_secs()
+        ));
+        return Err(EnvError::TimedOut {
+            step: step.name.to_string(),
+            limit,
+            tail,
+        });
+    };
     if status.success() {
         Ok(())
     } else {
