@@ -1405,3 +1405,77 @@ exec '{python}' -m uv "$@"
             })
     });
 }
+
+/// Opens the daemon's database for writing, to break it as a bug or a
+/// half-finished upgrade might (the daemon must be down).
+fn db_for_writing(daemon: &Daemon) -> rusqlite::Connection {
+    rusqlite::Connection::open(daemon.data_dir.join("appforge.db")).expect("open the database")
+}
+
+#[test]
+fn recovery_skips_a_run_it_cannot_use_and_recovers_the_others() {
+    let mut daemon = Daemon::start();
+    let ada = signed_up(&daemon, "ada");
+    // The broken project's run comes first: a recovery that stopped at the
+    // first error would never reach the good one.
+    let broken = project_with_app(&ada, "broken", PLAIN_APP);
+    let good = project_with_app(&ada, "good", PLAIN_APP);
+    run_app(&ada, "broken");
+    let good_pid = pid_of(&run_app(&ada, "good"));
+    daemon.signal_and_wait(Signal::SIGKILL);
+    {
+        let conn = db_for_writing(&daemon);
+        // Its versions gone: its files cannot be read any more.
+        conn.execute(
+            "DELETE FROM project_versions WHERE project_id = ?1",
+            [broken],
+        )
+        .unwrap();
+    }
+    daemon.restart();
+    let mut seen = None;
+    wait_for("the good app to be re-adopted", || {
+        seen = ps_of(&ada, good).filter(|a| a["status"] == "running");
+        seen.is_some()
+    });
+    assert_eq!(pid_of(&seen.unwrap()), good_pid);
+    wait_for("the broken run to be logged and skipped", || {
+        daemon.log().contains("skipped it")
+    });
+    assert!(
+        ps_of(&ada, broken).is_none_or(|a| a["status"] != "running"),
+        "{:?}",
+        ps_of(&ada, broken)
+    );
+    ada.run(&["stop", "good"]).ok();
+}
+
+#[test]
+fn an_app_a_killed_daemon_never_recorded_is_stopped_by_the_next() {
+    let mut daemon = Daemon::start();
+    let ada = signed_up(&daemon, "ada");
+    let id = project_with_app(&ada, "todo", PLAIN_APP);
+    let shim = pid_of(&run_app(&ada, "todo"));
+    ada.run(&["stop", "todo"]).ok();
+    // Started again, then the daemon dies before the start is recorded:
+    // here, by removing the record.
+    let shim = {
+        let again = pid_of(&run_app(&ada, "todo"));
+        assert_ne!(again, shim);
+        again
+    };
+    daemon.signal_and_wait(Signal::SIGKILL);
+    {
+        let conn = db_for_writing(&daemon);
+        conn.execute("DELETE FROM project_runs WHERE pid = ?1", [shim])
+            .unwrap();
+        conn.execute("UPDATE projects SET wanted = 'stopped' WHERE id = ?1", [id])
+            .unwrap();
+    }
+    assert!(!is_zombie(shim as i32), "the app outlives the daemon");
+    daemon.restart();
+    wait_for("the unrecorded app to be stopped", || {
+        is_zombie(shim as i32)
+    });
+    assert!(daemon.log().contains("no run records"), "{}", daemon.log());
+}

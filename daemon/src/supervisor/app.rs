@@ -516,10 +516,9 @@ async fn stop_process(proc: &Proc, grace: Duration) {
         kill_tree(proc.pid());
         let _ = proc.pidfd.exited().await;
     }
-    // Anything the app forked into its group goes too.
-    if !procfs::group_members(proc.pid()).is_empty() {
-        let _ = killpg(group, Signal::SIGKILL);
-    }
+    // Anything left in the group goes too (no scan of /proc: a signal to
+    // an empty group costs nothing).
+    let _ = killpg(group, Signal::SIGKILL);
     reap(proc, Ok(()));
 }
 

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use appforge_shared::protocol::{FileContent, ProcessInfo};
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use self::app::{AppConfig, Origin, State, Status, StopCommand};
@@ -162,6 +163,9 @@ impl Clock {
         }
     }
 }
+
+/// Runs recovered at once at start-up.
+const RECOVERY_PARALLELISM: usize = 4;
 
 /// Lines of the log shown when an app does not come up.
 const TAIL_ON_FAILURE: usize = 20;
@@ -658,81 +662,119 @@ impl Supervisor {
     }
 
     /// Finds the apps a previous daemon left: re-adopts each one still
-    /// running as the same process, stops those no longer wanted, and starts
-    /// again every wanted app whose process is gone.
+    /// running as the same process, stops those no longer wanted, starts
+    /// again every wanted app whose process is gone, and stops any app's
+    /// shim that no run row names (a daemon killed between starting an app
+    /// and recording it). Each run is handled on its own, a few at a time:
+    /// one that cannot be is logged and skipped.
     pub async fn recover(&self) -> Result<(), RunError> {
         let _recovering = self.recovery.write().await;
         let open = self.db.call(|c| runs::open_runs(c)).await?;
-        for run in open {
-            let same = procfs::is_same_process(run.pid, run.proc_start);
-            let known = self.status_of(run.project_id).is_some();
-            // A process started before apps had shims runs unconfined: it
-            // is stopped and started again, confined.
-            let confined = same && procfs::is_app_shim(run.pid);
-            if same && confined && run.wanted_running && !known {
-                let project = projects::Project {
-                    id: run.project_id,
-                    name: run.name.clone(),
-                    prompt: String::new(),
-                    owner_id: run.owner_id,
-                };
-                let files = self.files_of(&project).await?;
-                let origin = Origin::Adopt {
-                    pid: run.pid,
-                    start_ticks: run.proc_start,
-                    run_id: run.run_id,
-                };
-                match self
-                    .launch(&project, &files, Some(run.port), origin, &|_| {})
-                    .await
-                {
-                    Ok(_) => {
-                        tracing::info!(
-                            project_id = run.project_id,
-                            pid = run.pid,
-                            "re-adopted app"
-                        );
-                        continue;
-                    }
-                    // Not left running unseen: it is stopped, and started
-                    // again below as a wanted app.
-                    Err(e) => {
-                        tracing::warn!(project_id = run.project_id, error = %e, "could not re-adopt app; starting it again")
-                    }
+        let recorded: HashSet<i32> = open.iter().map(|r| r.pid).collect();
+        futures_util::stream::iter(open)
+            .for_each_concurrent(RECOVERY_PARALLELISM, |run| async move {
+                let (project_id, run_id) = (run.project_id, run.run_id);
+                if let Err(e) = self.recover_run(run).await {
+                    tracing::error!(project_id, run_id, error = %e, "could not recover a run; skipped it");
                 }
-            }
-            if same {
-                // Running but not wanted (or twice): no app runs unseen.
-                app::terminate(run.pid, self.settings.stop_timeout).await;
-            }
-            let (run_id, status) = (run.run_id, if same { "stopped" } else { "lost" });
-            self.db
-                .call(move |c| runs::finish(c, run_id, status, None, None))
-                .await?;
-        }
+            })
+            .await;
         let wanted = self.db.call(|c| runs::wanted_running(c)).await?;
-        for w in wanted {
-            if self.status_of(w.project_id).is_some() {
-                continue;
-            }
+        futures_util::stream::iter(wanted)
+            .for_each_concurrent(RECOVERY_PARALLELISM, |w| async move {
+                let project_id = w.project_id;
+                if let Err(e) = self.restart_wanted(w).await {
+                    tracing::error!(project_id, error = %e, "could not start an app that should run; skipped it");
+                }
+            })
+            .await;
+        self.stop_unrecorded_shims(&recorded).await;
+        Ok(())
+    }
+
+    /// Re-adopts, stops or closes one run a previous daemon left open.
+    async fn recover_run(&self, run: runs::OpenRun) -> Result<(), RunError> {
+        let same = procfs::is_same_process(run.pid, run.proc_start);
+        let known = self.status_of(run.project_id).is_some();
+        // A process started before apps had shims runs unconfined: it is
+        // stopped and started again, confined.
+        let confined = same && procfs::is_app_shim(run.pid);
+        if same && confined && run.wanted_running && !known {
             let project = projects::Project {
-                id: w.project_id,
-                name: w.name.clone(),
+                id: run.project_id,
+                name: run.name.clone(),
                 prompt: String::new(),
-                owner_id: w.owner_id,
+                owner_id: run.owner_id,
             };
-            let files = self.files_of(&project).await?;
-            match self
-                .launch(&project, &files, None, Origin::Spawn, &|_| {})
-                .await
-            {
-                Ok(_) => tracing::info!(project_id = w.project_id, "restarted app that was gone"),
+            let origin = Origin::Adopt {
+                pid: run.pid,
+                start_ticks: run.proc_start,
+                run_id: run.run_id,
+            };
+            let adopted = match self.files_of(&project).await {
+                Ok(files) => {
+                    self.launch(&project, &files, Some(run.port), origin, &|_| {})
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match adopted {
+                Ok(_) => {
+                    tracing::info!(project_id = run.project_id, pid = run.pid, "re-adopted app");
+                    return Ok(());
+                }
+                // Not left running unseen: it is stopped, and started again
+                // as a wanted app.
                 Err(e) => {
-                    tracing::warn!(project_id = w.project_id, error = %e, "could not restart app")
+                    tracing::warn!(project_id = run.project_id, error = %e, "could not re-adopt app; starting it again")
                 }
             }
         }
+        if same {
+            // Running but not wanted (or twice): no app runs unseen.
+            app::terminate(run.pid, self.settings.stop_timeout).await;
+        }
+        let (run_id, status) = (run.run_id, if same { "stopped" } else { "lost" });
+        self.db
+            .call(move |c| runs::finish(c, run_id, status, None, None))
+            .await?;
         Ok(())
+    }
+
+    /// Starts again an app that should run but has no process.
+    async fn restart_wanted(&self, w: runs::Wanted) -> Result<(), RunError> {
+        if self.status_of(w.project_id).is_some() {
+            return Ok(());
+        }
+        let project = projects::Project {
+            id: w.project_id,
+            name: w.name.clone(),
+            prompt: String::new(),
+            owner_id: w.owner_id,
+        };
+        let files = self.files_of(&project).await?;
+        self.launch(&project, &files, None, Origin::Spawn, &|_| {})
+            .await?;
+        tracing::info!(project_id = w.project_id, "restarted app that was gone");
+        Ok(())
+    }
+
+    /// Stops every app shim in this daemon's project folders that neither
+    /// this daemon started nor a run row names: one a killed daemon started
+    /// but never recorded.
+    async fn stop_unrecorded_shims(&self, recorded: &HashSet<i32>) {
+        let projects_dir = self.settings.projects_dir.clone();
+        let found = tokio::task::spawn_blocking(move || procfs::app_shims_in(&projects_dir))
+            .await
+            .unwrap_or_default();
+        let ours = std::process::id() as i32;
+        let unrecorded = found.into_iter().filter(|pid| {
+            !recorded.contains(pid) && procfs::read_stat(*pid).is_ok_and(|s| s.ppid != ours)
+        });
+        for pid in unrecorded {
+            tracing::warn!(pid, "stopping an app that no run records");
+            app::terminate(pid, self.settings.stop_timeout).await;
+        }
     }
 
     async fn files_of(&self, project: &projects::Project) -> Result<Vec<FileContent>, RunError> {

@@ -195,29 +195,29 @@ pub fn is_app_shim(pid: i32) -> bool {
         .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).nth(1) == Some(shim))
 }
 
+/// The app shims working in a folder under `projects_dir`: one scan of
+/// /proc, made once at start-up.
+pub fn app_shims_in(projects_dir: &std::path::Path) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| is_app_shim(*pid))
+        .filter(|pid| {
+            fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(projects_dir))
+        })
+        // A shim's init is a shim too: only the top of each app counts.
+        .filter(|pid| read_stat(*pid).is_ok_and(|s| !is_app_shim(s.ppid)))
+        .collect()
+}
+
 /// Whether `pid` is a live process that started at `start_ticks` (guards re-adoption against PID reuse).
 pub fn is_same_process(pid: i32, start_ticks: u64) -> bool {
     match read_stat(pid) {
         Ok(stat) => !stat.is_gone() && stat.start_ticks == start_ticks,
         Err(_) => false,
     }
-}
-
-/// Live (not zombie) processes whose process group is `pgid`.
-pub fn group_members(pgid: i32) -> Vec<i32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut members: Vec<i32> = dir
-        .filter_map(|entry| entry.ok())
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        // A process may exit between the listing and the read: skip it.
-        .filter_map(|pid| read_stat(pid).ok())
-        .filter(|stat| stat.pgid == pgid && !stat.is_gone())
-        .map(|stat| stat.pid)
-        .collect();
-    members.sort_unstable();
-    members
 }
 
 /// Average CPU use over the process's life in percent of one CPU; 0 when its age is 0.
@@ -592,31 +592,27 @@ mod tests {
     }
 
     #[test]
-    fn group_members_lists_the_group_then_none() {
+    fn tree_pids_lists_a_process_and_its_descendants() {
         let sh = spawn_pid(
             Command::new("sh")
-                .args(["-c", "sleep 30 & sleep 30 & wait"])
+                .args(["-c", "sleep 30 & sh -c 'sleep 30 & wait' & wait"])
                 .process_group(0),
         );
         let cleanup = Cleanup::new(sh, true);
-        let mut members = Vec::new();
+        let mut tree = Vec::new();
         assert!(
             wait_until(Duration::from_secs(10), || {
-                members = group_members(sh);
-                members.len() == 3
+                tree = tree_pids(sh);
+                tree.len() == 4
             }),
-            "expected sh and two sleeps, got {members:?}"
+            "expected sh, a sleep, an inner sh and its sleep, got {tree:?}"
         );
-        assert!(members.contains(&sh));
-        // Killing and reaping the group (sh is ours; the sleeps are reaped by
-        // whoever inherits them, and zombies do not count).
+        assert_eq!(tree[0], sh, "the root comes first");
         drop(cleanup);
         assert!(
-            wait_until(Duration::from_secs(10), || {
-                members = group_members(sh);
-                members.is_empty()
-            }),
-            "group still has {members:?}"
+            wait_until(Duration::from_secs(10), || tree_pids(sh).len() <= 1),
+            "tree still has {:?}",
+            tree_pids(sh)
         );
     }
 
