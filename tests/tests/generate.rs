@@ -314,17 +314,19 @@ fn transient_faults_are_retried_until_success() {
 
 #[test]
 fn permanent_faults_fail_at_once_with_a_clear_error_and_keep_nothing() {
-    let cases: [(Answer, &str); 4] = [
-        (Answer::Unauthorized, "refused the API key"),
-        (Answer::Status(400), "HTTP 400"),
-        (Answer::Status(404), "HTTP 404"),
-        (Answer::MalformedJson, "malformed"),
+    // A whole (not streamed) body that is not the API is permanent; a
+    // malformed chunk of a stream is retried (see below).
+    let cases: [(Answer, &str, &[&str]); 4] = [
+        (Answer::Unauthorized, "refused the API key", &[]),
+        (Answer::Status(400), "HTTP 400", &[]),
+        (Answer::Status(404), "HTTP 404", &[]),
+        (Answer::MalformedJson, "malformed", &["--no-stream"]),
     ];
-    for (answer, needle) in cases {
+    for (answer, needle, extra) in cases {
         let mock = MockProvider::start();
         mock.set_default(Answer::Reply(good_reply()));
         mock.push(answer.clone());
-        let daemon = mock_daemon(&mock, &[]);
+        let daemon = mock_daemon(&mock, extra);
         let user = signed_up(&daemon);
         let out = user.run(&["generate", "x", "--save"]).fails_with(1);
         assert!(out.stderr.contains(needle), "{answer:?}: {out:?}");
@@ -335,6 +337,27 @@ fn permanent_faults_fail_at_once_with_a_clear_error_and_keep_nothing() {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].0, "failed");
     }
+}
+
+#[test]
+fn a_malformed_stream_chunk_is_retried_like_a_dropped_stream() {
+    let mock = MockProvider::start();
+    mock.set_default(Answer::Reply(good_reply()));
+    mock.push(Answer::MalformedJson);
+    let daemon = mock_daemon(&mock, &[]);
+    let user = signed_up(&daemon);
+    let out = user.run(&["--json", "generate", "x", "--save"]).ok();
+    assert!(out.json()["project_id"].as_i64().is_some(), "{out:?}");
+    assert_eq!(mock.requests().len(), 2, "one malformed stream, one retry");
+    // And a stream that stays malformed gives up at the attempt limit.
+    let mock = MockProvider::start();
+    mock.set_default(Answer::MalformedJson);
+    let daemon = mock_daemon(&mock, &["--max-retries", "2"]);
+    let user = signed_up(&daemon);
+    let out = user.run(&["generate", "x", "--save"]).fails_with(1);
+    assert!(out.stderr.contains("malformed"), "{out:?}");
+    assert_eq!(mock.requests().len(), 3);
+    assert_eq!(project_count(&daemon), 0);
 }
 
 #[test]

@@ -162,6 +162,15 @@ pub enum ProviderError {
         /// What was wrong.
         message: String,
     },
+    /// A stream broke off with something that is not the API in it: tried
+    /// again like a dropped stream.
+    #[error("{provider} sent a malformed stream: {message}")]
+    BrokenStream {
+        /// The provider's name.
+        provider: String,
+        /// What was wrong.
+        message: String,
+    },
     /// The reply grew past [`MAX_REPLY_BYTES`]; it was dropped unread.
     #[error(
         "{provider}'s reply grew past {limit} bytes and was dropped; ask for a smaller app \
@@ -219,7 +228,9 @@ impl ProviderError {
     /// Whether trying again may help.
     pub fn is_transient(&self) -> bool {
         match self {
-            ProviderError::Timeout { .. } | ProviderError::Network { .. } => true,
+            ProviderError::Timeout { .. }
+            | ProviderError::Network { .. }
+            | ProviderError::BrokenStream { .. } => true,
             ProviderError::Http { status, .. } => retry::is_retryable_status(*status),
             ProviderError::Unauthorized { .. }
             | ProviderError::Malformed { .. }

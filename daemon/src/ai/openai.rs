@@ -284,7 +284,7 @@ impl OpenAiProvider {
                     shorten(&self.scrub(&message))
                 ),
             },
-            StreamError::Malformed(message) => ProviderError::Malformed {
+            StreamError::Malformed(message) => ProviderError::BrokenStream {
                 provider: self.name.clone(),
                 message: shorten(&self.scrub(&message)),
             },
