@@ -1479,3 +1479,97 @@ fn an_app_a_killed_daemon_never_recorded_is_stopped_by_the_next() {
     });
     assert!(daemon.log().contains("no run records"), "{}", daemon.log());
 }
+
+/// An app that prints 200,000 numbered lines of 100 bytes (20 MB) once
+/// imported, more than one frame can hold.
+const WORDY_APP: &str = r#"import sys
+
+from flask import Flask
+
+app = Flask(__name__)
+pad = "x" * 88
+for i in range(200000):
+    sys.stdout.write("line %06d %s\n" % (i, pad))
+sys.stdout.flush()
+
+
+@app.route("/")
+def index():
+    return "ok\n"
+"#;
+
+#[test]
+fn logs_larger_than_a_frame_come_whole() {
+    let (daemon, ada, id) = ada_with_app(
+        &["--log-max-bytes", "16777216", "--log-files", "3"],
+        WORDY_APP,
+    );
+    run_app(&ada, "todo");
+    wait_for("the app to print its lines", || {
+        log_text(&daemon, id).contains("line 199999")
+    });
+    let out = ada.run(&["logs", "todo", "-n", "250000"]).ok().stdout;
+    let printed: Vec<&str> = out.lines().filter(|l| l.starts_with("line ")).collect();
+    assert_eq!(printed.len(), 200_000, "lines of `logs -n 250000`");
+    assert!(printed[0].starts_with("line 000000 "), "{}", printed[0]);
+    assert!(printed[199_999].starts_with("line 199999 "));
+    // Every line whole, in order.
+    for (i, line) in printed.iter().enumerate().step_by(9973) {
+        assert!(line.starts_with(&format!("line {i:06} ")), "{line}");
+        assert_eq!(line.len(), 100, "{line}");
+    }
+    let json = ada
+        .run(&["--json", "logs", "todo", "-n", "250000"])
+        .ok()
+        .json();
+    let lines = json["lines"].as_array().expect("lines");
+    assert!(lines
+        .iter()
+        .any(|l| l.as_str().is_some_and(|l| l.starts_with("line 199999 "))));
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.as_str().unwrap_or("").starts_with("line")
+                || l.as_str().unwrap().len() == 100)
+    );
+}
+
+#[test]
+fn json_logs_follow_prints_one_document_a_line_as_it_comes() {
+    let (_daemon, ada, _id) = ada_with_app(&[], PLAIN_APP);
+    let port = port_of(&run_app(&ada, "todo"));
+    let mut follower = ada
+        .command(&["--json", "logs", "todo", "-f", "-n", "1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn logs -f");
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The tail's one line comes as a document, before anything new.
+    let first = rx.recv_timeout(PATIENCE).expect("the tail");
+    let doc: Value = serde_json::from_str(&first).expect("a JSON document a line");
+    assert!(doc["line"].is_string(), "{first}");
+    assert!(answers(port, "/mark?m=jsonl"));
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let line = rx.recv_timeout(PATIENCE).expect("a new line");
+        let doc: Value = serde_json::from_str(&line).expect("a JSON document a line");
+        if doc["line"] == "marker jsonl" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no `marker jsonl`");
+    }
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+    reader.join().unwrap();
+}

@@ -137,16 +137,29 @@ pub async fn logs(ctx: &mut Ctx, args: LogsArgs) -> Result<(), ClientError> {
     });
     let mut out = std::io::stdout();
     let mut lines = Vec::new();
-    let json = ctx.json;
+    // Log text comes in pieces that may end inside a line.
+    let mut partial = String::new();
+    let (json, follow) = (ctx.json, args.follow);
     let reply = ctx
         .conn
         .request(session::load(), request, |p| {
-            if let Progress::Log(text) = p {
-                if json {
-                    lines.extend(text.lines().map(str::to_string));
+            let Progress::Log(text) = p else {
+                return;
+            };
+            if !json {
+                // A closed pipe (`| head`) is not an error worth a message.
+                let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                return;
+            }
+            partial.push_str(&text);
+            let complete = partial.rfind('\n').map_or(0, |at| at + 1);
+            let done: String = partial.drain(..complete).collect();
+            for line in done.lines() {
+                if follow {
+                    // One JSON document a line, as each line comes.
+                    let _ = writeln!(out, "{}", json!({ "line": line })).and_then(|()| out.flush());
                 } else {
-                    // A closed pipe (`| head`) is not an error worth a message.
-                    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                    lines.push(line.to_string());
                 }
             }
         })
@@ -154,7 +167,10 @@ pub async fn logs(ctx: &mut Ctx, args: LogsArgs) -> Result<(), ClientError> {
     if !matches!(reply, Reply::LogsEnd) {
         return Err(unexpected(&reply));
     }
-    if json {
+    if json && !partial.is_empty() {
+        lines.push(std::mem::take(&mut partial));
+    }
+    if json && !follow {
         println!("{}", json!({ "lines": lines }));
     }
     Ok(())

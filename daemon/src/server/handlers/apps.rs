@@ -107,7 +107,7 @@ pub async fn logs(
     .map_err(|e| ServiceError::Internal(format!("could not read the app's log: {e}")))?;
     if !tail.is_empty() {
         let text: String = tail.iter().map(|l| format!("{l}\n")).collect();
-        let _ = progress.send(Progress::Log(text));
+        send_log(progress, &text);
     }
     let Some(mut follower) = follower else {
         return Ok(Reply::LogsEnd);
@@ -123,15 +123,38 @@ pub async fn logs(
         follower = back;
         let new =
             new.map_err(|e| ServiceError::Internal(format!("could not read the app's log: {e}")))?;
-        if !new.is_empty()
-            && progress
-                .send(Progress::Log(String::from_utf8_lossy(&new).into_owned()))
-                .is_err()
-        {
+        if !new.is_empty() && !send_log(progress, &String::from_utf8_lossy(&new)) {
             // The client left.
             return Ok(Reply::LogsEnd);
         }
     }
+}
+
+/// Largest piece of log in one frame: any number of lines, however long,
+/// crosses in frames well under the frame limit.
+const LOG_CHUNK: usize = 1024 * 1024;
+
+/// Sends log text in pieces of at most [`LOG_CHUNK`] bytes, cut at a line's
+/// end where one is near; false once the client has left.
+fn send_log(progress: &ProgressTx, text: &str) -> bool {
+    let mut rest = text;
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(LOG_CHUNK);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if cut < rest.len() {
+            if let Some(newline) = rest[..cut].rfind('\n') {
+                cut = newline + 1;
+            }
+        }
+        let (piece, after) = rest.split_at(cut);
+        if progress.send(Progress::Log(piece.to_string())).is_err() {
+            return false;
+        }
+        rest = after;
+    }
+    true
 }
 
 async fn find(
