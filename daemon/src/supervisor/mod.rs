@@ -597,10 +597,19 @@ impl Supervisor {
         self.log_files(project_id).tail(n)
     }
 
+    /// The end of the app's log for an error message: its last lines, and
+    /// of those its last 8 KiB (one line can be as long as the log).
     fn tail(&self, project_id: i64) -> String {
-        self.tail_lines(project_id, TAIL_ON_FAILURE)
+        const MAX: usize = 8 * 1024;
+        let text = self
+            .tail_lines(project_id, TAIL_ON_FAILURE)
             .map(|lines| lines.join("\n"))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let mut start = text.len().saturating_sub(MAX);
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        text[start..].to_string()
     }
 
     fn not_up(&self, project_id: i64, status: &Status) -> RunError {
