@@ -6,13 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use appforge_shared::codec::{self, CodecError};
-use appforge_shared::protocol::{
-    ClientFrame, Envelope, Progress, ServerFrame, Welcome, PROTOCOL_VERSION,
-};
+use appforge_shared::protocol::{ClientFrame, Envelope, ServerFrame, Welcome, PROTOCOL_VERSION};
 use appforge_shared::{ErrorCode, WireError};
 use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::traits::StreamCommon as _;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use super::handlers;
@@ -275,7 +273,7 @@ async fn answer(
 ) -> Result<(), Ended> {
     let kind = envelope.request.kind();
     let started = Instant::now();
-    let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<Progress>();
+    let (progress_tx, mut progress_rx) = handlers::ProgressTx::channel();
     let work = handlers::dispatch(daemon, envelope, progress_tx);
     tokio::pin!(work);
     // A well-behaved client sends nothing while a request runs, so any read
@@ -343,10 +341,19 @@ fn classify(e: CodecError, signed_in: bool) -> Ended {
     }
 }
 
+/// How long one frame may take to reach a client: one that stops reading is
+/// dropped, and its request with it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn send(writer: &mut &Stream, frame: &ServerFrame) -> Result<(), Ended> {
-    codec::write_frame(writer, frame)
-        .await
-        .map_err(|_| Ended::Gone)
+    match tokio::time::timeout(WRITE_TIMEOUT, codec::write_frame(writer, frame)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Ended::Gone),
+        Err(_) => {
+            info!("dropped a client that stopped reading");
+            Err(Ended::Gone)
+        }
+    }
 }
 
 async fn send_error(writer: &mut &Stream, code: ErrorCode, message: String) -> Result<(), Ended> {

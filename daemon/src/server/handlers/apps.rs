@@ -107,7 +107,7 @@ pub async fn logs(
     .map_err(|e| ServiceError::Internal(format!("could not read the app's log: {e}")))?;
     if !tail.is_empty() {
         let text: String = tail.iter().map(|l| format!("{l}\n")).collect();
-        send_log(progress, &text);
+        send_log(progress, &text).await;
     }
     let Some(mut follower) = follower else {
         return Ok(Reply::LogsEnd);
@@ -123,7 +123,7 @@ pub async fn logs(
         follower = back;
         let new =
             new.map_err(|e| ServiceError::Internal(format!("could not read the app's log: {e}")))?;
-        if !new.is_empty() && !send_log(progress, &String::from_utf8_lossy(&new)) {
+        if !new.is_empty() && !send_log(progress, &String::from_utf8_lossy(&new)).await {
             // The client left.
             return Ok(Reply::LogsEnd);
         }
@@ -131,12 +131,13 @@ pub async fn logs(
 }
 
 /// Largest piece of log in one frame: any number of lines, however long,
-/// crosses in frames well under the frame limit.
-const LOG_CHUNK: usize = 1024 * 1024;
+/// crosses in frames well under the frame limit, and a client that stops
+/// reading leaves at most the progress backlog of these queued.
+const LOG_CHUNK: usize = 64 * 1024;
 
 /// Sends log text in pieces of at most [`LOG_CHUNK`] bytes, cut at a line's
 /// end where one is near; false once the client has left.
-fn send_log(progress: &ProgressTx, text: &str) -> bool {
+async fn send_log(progress: &ProgressTx, text: &str) -> bool {
     let mut rest = text;
     while !rest.is_empty() {
         let mut cut = rest.len().min(LOG_CHUNK);
@@ -149,7 +150,11 @@ fn send_log(progress: &ProgressTx, text: &str) -> bool {
             }
         }
         let (piece, after) = rest.split_at(cut);
-        if progress.send(Progress::Log(piece.to_string())).is_err() {
+        if progress
+            .send_all(Progress::Log(piece.to_string()))
+            .await
+            .is_err()
+        {
             return false;
         }
         rest = after;

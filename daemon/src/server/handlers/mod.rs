@@ -18,8 +18,40 @@ use crate::error::ServiceError;
 use crate::projects::{Project, ProjectError};
 use crate::state::Daemon;
 
-/// Where a handler sends progress frames for the client.
-pub type ProgressTx = mpsc::UnboundedSender<Progress>;
+/// Progress frames waiting for a slow client, at most.
+pub const PROGRESS_BACKLOG: usize = 256;
+
+/// Where a handler sends progress frames for the client: a bounded queue,
+/// so a client that stops reading cannot make the daemon hold its output.
+#[derive(Debug, Clone)]
+pub struct ProgressTx(mpsc::Sender<Progress>);
+
+/// The client has gone.
+#[derive(Debug)]
+pub struct ClientGone;
+
+impl ProgressTx {
+    /// A queue and its receiving end.
+    pub fn channel() -> (ProgressTx, mpsc::Receiver<Progress>) {
+        let (tx, rx) = mpsc::channel(PROGRESS_BACKLOG);
+        (ProgressTx(tx), rx)
+    }
+
+    /// Sends a step or a piece of streamed text without waiting: when the
+    /// client is this far behind, the frame is dropped (the final reply
+    /// carries the result all the same).
+    pub fn send(&self, progress: Progress) -> Result<(), ClientGone> {
+        match self.0.try_send(progress) {
+            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(ClientGone),
+        }
+    }
+
+    /// Sends a frame that must arrive (log text), waiting for room.
+    pub async fn send_all(&self, progress: Progress) -> Result<(), ClientGone> {
+        self.0.send(progress).await.map_err(|_| ClientGone)
+    }
+}
 
 /// Runs the handler for one request.
 pub async fn dispatch(
