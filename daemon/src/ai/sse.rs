@@ -20,16 +20,24 @@ pub struct Decoder {
 impl Decoder {
     /// Feeds bytes; returns the events they complete.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
+        // Only the new bytes are searched, and the consumed lines are
+        // removed once: linear in the bytes received, however they are cut.
+        let searched = self.buffer.len();
         self.buffer.extend_from_slice(bytes);
         let mut events = Vec::new();
-        while let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.buffer.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line);
-            let line = line.trim_end_matches(['\n', '\r']);
+        let mut start = 0;
+        let mut at = searched;
+        while let Some(offset) = self.buffer[at..].iter().position(|&b| b == b'\n') {
+            let end = at + offset;
+            let line = String::from_utf8_lossy(&self.buffer[start..end]).into_owned();
+            let line = line.trim_end_matches('\r');
             if let Some(event) = self.line(line) {
                 events.push(event);
             }
+            start = end + 1;
+            at = start;
         }
+        self.buffer.drain(..start);
         events
     }
 
@@ -104,5 +112,25 @@ mod tests {
         assert!(d.push(b"data: tail").is_empty());
         assert_eq!(d.finish().unwrap().data, "tail");
         assert!(d.finish().is_none());
+    }
+
+    #[test]
+    fn events_are_the_same_however_the_bytes_are_cut() {
+        let stream: String = (0..500)
+            .map(|i| format!("event: e{i}\r\ndata: {{\"n\":{i}}}\ndata: more\n\n: keep-alive\n"))
+            .collect();
+        let whole = Decoder::default().push(stream.as_bytes());
+        assert_eq!(whole.len(), 500);
+        assert_eq!(whole[499].data, "{\"n\":499}\nmore");
+        for cut in [1, 7, 64, 4096] {
+            let mut decoder = Decoder::default();
+            let events: Vec<Event> = stream
+                .as_bytes()
+                .chunks(cut)
+                .flat_map(|chunk| decoder.push(chunk))
+                .collect();
+            assert_eq!(events, whole, "cut every {cut} bytes");
+            assert_eq!(decoder.pending(), 0);
+        }
     }
 }
