@@ -1573,3 +1573,33 @@ fn json_logs_follow_prints_one_document_a_line_as_it_comes() {
     follower.wait().unwrap();
     reader.join().unwrap();
 }
+
+/// An app with a `/healthz` route that says when it is asked.
+const HEALTHZ_APP: &str = r#"from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return "ok\n"
+
+
+@app.route("/healthz")
+def healthz():
+    print("healthz asked", flush=True)
+    return "fine\n"
+"#;
+
+#[test]
+fn health_probes_ask_healthz_and_stay_out_of_the_log() {
+    let (daemon, ada, id) = ada_with_app(&["--health-interval", "0.2"], HEALTHZ_APP);
+    run_app(&ada, "todo");
+    wait_for("a few probes of /healthz", || {
+        log_text(&daemon, id).matches("healthz asked").count() >= 3
+    });
+    let log = log_text(&daemon, id);
+    assert!(!log.contains("appforge-probe"), "{log}");
+    assert!(!log.contains("GET /healthz"), "{log}");
+    assert!(!log.contains("GET /?"), "{log}");
+}

@@ -104,8 +104,9 @@ pub struct Cli {
     /// Seconds an app has to answer HTTP after it starts.
     #[arg(long, default_value_t = 30.0)]
     pub start_timeout: f64,
-    /// Seconds between health probes of a running app.
-    #[arg(long, default_value_t = 5.0)]
+    /// Seconds between health probes of a running app (Docker's
+    /// HEALTHCHECK default: an idle laptop should stay idle).
+    #[arg(long, default_value_t = 30.0)]
     pub health_interval: f64,
     /// Seconds a health probe may take.
     #[arg(long, default_value_t = 2.0)]

@@ -48,6 +48,11 @@ pub const SHIM_ARG: &str = "__app-shim";
 /// The second argument that makes the shim report what the kernel allows.
 pub const PROBE_ARG: &str = "--probe";
 
+/// The query the daemon's health probes carry; the access-log lines that
+/// hold it are not written to the app's log (a probe every 30 s would
+/// otherwise be most of an idle app's log).
+pub const PROBE_MARKER: &str = "appforge-probe=1";
+
 /// Largest spec read from stdin.
 const MAX_SPEC_BYTES: u64 = 1024 * 1024;
 /// Bytes read from the app's output at a time.
@@ -316,11 +321,14 @@ fn pump(
     let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| format!("signalfd: {e}"))?;
     let mut buf = vec![0u8; CHUNK];
+    let mut probes = ProbeLines::default();
     let mut ended: Option<(WaitStatus, Instant)> = None;
     let mut output_open = true;
     loop {
         if let Some((status, at)) = ended {
             if !output_open || at.elapsed() > DRAIN {
+                // The app's last words, even without a newline.
+                let _ = log.write(&std::mem::take(&mut probes.partial));
                 return Ok(status);
             }
         }
@@ -346,7 +354,7 @@ fn pump(
                 Ok(0) => output_open = false,
                 Ok(n) => {
                     // A full disk must not stop the app: its output is dropped.
-                    let _ = log.write(&buf[..n]);
+                    let _ = log.write(&probes.filter(&buf[..n]));
                 }
                 Err(Errno::EINTR | Errno::EAGAIN) => {}
                 Err(_) => output_open = false,
@@ -368,6 +376,39 @@ fn pump(
                 None => {}
             }
         }
+    }
+}
+
+/// Drops the access-log lines of the daemon's health probes from the app's
+/// output, holding back a line cut between two reads until its end comes.
+#[derive(Default)]
+struct ProbeLines {
+    partial: Vec<u8>,
+}
+
+impl ProbeLines {
+    fn filter(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let marker = PROBE_MARKER.as_bytes();
+        self.partial.extend_from_slice(bytes);
+        let complete = self
+            .partial
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |at| at + 1);
+        // A line longer than a read is passed on as it is.
+        let complete = if complete == 0 && self.partial.len() >= CHUNK {
+            self.partial.len()
+        } else {
+            complete
+        };
+        let lines: Vec<u8> = self.partial.drain(..complete).collect();
+        let mut out = Vec::with_capacity(lines.len());
+        for line in lines.split_inclusive(|&b| b == b'\n') {
+            if !line.windows(marker.len()).any(|w| w == marker) {
+                out.extend_from_slice(line);
+            }
+        }
+        out
     }
 }
 
@@ -574,4 +615,24 @@ fn exec_app(spec: &ShimSpec, namespaces: bool, init: Pid, output: OwnedFd) -> ! 
 fn write_to(fd: &OwnedFd, bytes: &[u8]) -> std::io::Result<()> {
     let file = std::fs::File::from(fd.try_clone()?);
     (&file).write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_lines_are_dropped_and_others_kept_across_reads() {
+        let mut probes = ProbeLines::default();
+        let probe = format!("127.0.0.1 - - \"GET /healthz?{PROBE_MARKER} HTTP/1.1\" 200 -\n");
+        let mut out = probes.filter(b"app says hi\n127.0.0.1 - - \"GET /healthz?appforge-");
+        out.extend(probes.filter(b"probe=1 HTTP/1.1\" 200 -\npartial"));
+        out.extend(probes.filter(b" line\n"));
+        out.extend(probes.filter(probe.as_bytes()));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "app says hi\npartial line\n"
+        );
+        assert!(probes.partial.is_empty());
+    }
 }

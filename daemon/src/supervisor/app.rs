@@ -271,7 +271,7 @@ async fn watch_process(
     status: &watch::Sender<Status>,
     tracker: &mut RestartTracker,
 ) -> Ended {
-    let url = format!("http://127.0.0.1:{}/", cfg.port);
+    let url = probe_url(cfg);
     let settings = &cfg.settings;
     // Until it answers: probe often (a refused connection costs next to
     // nothing), so `run` returns as soon as the app serves.
@@ -485,6 +485,23 @@ fn child_env(cfg: &AppConfig, tmp: &std::path::Path) -> Vec<(String, String)> {
         ("VIRTUAL_ENV".into(), cfg.env.root.display().to_string()),
         ("PYTHONUNBUFFERED".into(), "1".into()),
     ]
+}
+
+/// Where the app is probed: `/healthz` when its code has such a route, else
+/// `/`; marked so that its shim keeps the request out of the app's log.
+fn probe_url(cfg: &AppConfig) -> String {
+    let has_healthz = std::fs::read_dir(&cfg.dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.path().extension().is_some_and(|x| x == "py")
+                && std::fs::read_to_string(e.path()).is_ok_and(|code| code.contains("\"/healthz\""))
+        })
+    });
+    let path = if has_healthz { "healthz" } else { "" };
+    format!(
+        "http://127.0.0.1:{}/{path}?{}",
+        cfg.port,
+        shim::PROBE_MARKER
+    )
 }
 
 /// Whether the app answers HTTP at all: any status counts, as a 500 still
