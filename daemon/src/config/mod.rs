@@ -108,6 +108,17 @@ pub struct Cli {
     /// HEALTHCHECK default: an idle laptop should stay idle).
     #[arg(long, default_value_t = 30.0)]
     pub health_interval: f64,
+    /// Restarts of an app within --restart-window after which it is left
+    /// failed instead of started again.
+    #[arg(long, default_value_t = 5)]
+    pub restart_limit: u32,
+    /// Seconds in which --restart-limit restarts mean a crash loop.
+    #[arg(long, default_value_t = 60.0)]
+    pub restart_window: f64,
+    /// Longest wait between two restarts, in seconds (the wait doubles from
+    /// 100 ms after the first, immediate, restart).
+    #[arg(long, default_value_t = 30.0)]
+    pub restart_backoff_cap: f64,
     /// Seconds a health probe may take.
     #[arg(long, default_value_t = 2.0)]
     pub health_timeout: f64,
@@ -252,6 +263,8 @@ pub struct AppSettings {
     pub health_timeout: Duration,
     /// Failed probes in a row that restart an app.
     pub health_failures: u32,
+    /// When to restart an app that ends, and when to give up.
+    pub restart: crate::supervisor::policy::RestartPolicy,
     /// Time between SIGTERM and SIGKILL.
     pub stop_timeout: Duration,
     /// Log rotation size.
@@ -517,6 +530,12 @@ impl Settings {
             health_timeout: seconds(cli.health_timeout, "health-timeout")?,
             health_failures: cli.health_failures,
             stop_timeout: seconds(cli.stop_timeout, "stop-timeout")?,
+            restart: crate::supervisor::policy::RestartPolicy {
+                max_restarts: cli.restart_limit,
+                window: seconds(cli.restart_window, "restart-window")?,
+                cap: seconds(cli.restart_backoff_cap, "restart-backoff-cap")?,
+                ..crate::supervisor::policy::RestartPolicy::default()
+            },
             log_max_bytes: cli.log_max_bytes,
             log_files: cli.log_files,
             max_files: cli.app_max_files,

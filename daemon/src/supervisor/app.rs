@@ -11,11 +11,12 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::lifecycle::{self, Effect, Event, HealthPolicy, Machine, Probing};
 use super::logfile::LogFiles;
-use super::policy::{Decision, RestartPolicy, RestartTracker};
 use super::procfs::{self, ExitInfo, PidFd};
 use super::pyenv::PythonEnv;
 use super::runs;
+use super::scheduler::{self, ProbeResult, Scheduler};
 use crate::config::AppSettings;
 use crate::confine::cgroup::{CgroupLimits, Cgroups};
 use crate::confine::shim::{self, ShimSpec};
@@ -23,38 +24,7 @@ use crate::confine::{Protections, Sandbox};
 use crate::db::Db;
 use crate::metrics::Metrics;
 
-/// Where an app is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Its process runs but does not answer HTTP yet.
-    Starting,
-    /// It answers HTTP.
-    Running,
-    /// It ended unexpectedly and waits to be restarted.
-    Backoff,
-    /// It was stopped.
-    Stopped,
-    /// It crashed too often, or could not be started; it stays down.
-    Failed,
-}
-
-impl State {
-    /// The name stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Starting => "starting",
-            State::Running => "running",
-            State::Backoff => "backoff",
-            State::Stopped => "stopped",
-            State::Failed => "failed",
-        }
-    }
-
-    /// Whether the app is meant to be up (the task still watches it).
-    pub fn is_live(self) -> bool {
-        matches!(self, State::Starting | State::Running | State::Backoff)
-    }
-}
+pub use super::lifecycle::State;
 
 /// What `ps` and the handlers see of an app.
 #[derive(Debug, Clone)]
@@ -92,8 +62,8 @@ pub struct AppConfig {
     pub settings: Arc<AppSettings>,
     /// The database.
     pub db: Db,
-    /// The HTTP client for probes.
-    pub http: reqwest::Client,
+    /// The daemon's scheduler of health probes.
+    pub scheduler: Scheduler,
     /// Counters of starts and restarts.
     pub metrics: Arc<Metrics>,
     /// What the kernel lets the shim do to confine the app.
@@ -131,212 +101,279 @@ impl Proc {
     }
 }
 
-/// How a process's run ended.
-enum Ended {
-    /// It exited by itself.
-    Exited(Option<ExitInfo>),
-    /// It stopped answering (or never answered) and was killed.
-    Unhealthy(String),
-    /// It was stopped on request.
-    Stopped(oneshot::Sender<()>),
-}
-
 /// Runs the app until it is stopped or gives up; `status` tells the world.
+///
+/// One loop: it waits for the next event (the process's exit through its
+/// pidfd, a stop, a probe's result from the scheduler, a deadline), feeds it
+/// to the life cycle's [`lifecycle::next`], and carries out the effects.
 pub async fn supervise(
     cfg: AppConfig,
     origin: Origin,
     mut commands: mpsc::UnboundedReceiver<StopCommand>,
     status: watch::Sender<Status>,
 ) {
-    let mut tracker = RestartTracker::new(RestartPolicy::default());
-    let mut origin = Some(origin);
+    let settings = &cfg.settings;
+    let mut machine = Machine::starting(
+        settings.restart,
+        HealthPolicy {
+            start_timeout: settings.start_timeout,
+            failures: settings.health_failures,
+        },
+    );
+    let (probe_tx, mut probes) = mpsc::unbounded_channel();
+    let mut task = Task {
+        cfg: &cfg,
+        proc: None,
+        key: 0,
+        probe_tx,
+        start_deadline: None,
+        restart_at: None,
+        kill_at: None,
+        stopped: Vec::new(),
+    };
+    // The first process: adopted or started, then probed quickly.
+    let first = match origin {
+        Origin::Spawn => spawn(&cfg).await,
+        Origin::Adopt {
+            pid,
+            start_ticks,
+            run_id,
+        } => adopt(pid, start_ticks, run_id),
+    };
+    let mut effects = match first {
+        Ok(proc) => {
+            task.started(proc);
+            vec![Effect::Probe(Probing::Quickly)]
+        }
+        Err(why) => task.feed(&mut machine, Event::StartFailed(why)),
+    };
     loop {
-        let started = match origin.take().unwrap_or(Origin::Spawn) {
-            Origin::Spawn => spawn(&cfg).await,
-            Origin::Adopt {
-                pid,
-                start_ticks,
-                run_id,
-            } => adopt(pid, start_ticks, run_id),
-        };
-        let proc = match started {
-            Ok(proc) => proc,
-            Err(why) => {
-                let _ = cfg
-                    .log
-                    .note(&format!("[appforge] could not start the app: {why}"));
-                set(&cfg, &status, |s| {
-                    s.state = State::Failed;
-                    s.pid = None;
-                    s.failure = Some(format!("could not start the app: {why}"));
-                })
-                .await;
-                return;
+        let finished = task.carry_out(&mut machine, effects).await;
+        publish(&cfg, &status, &machine, task.proc.as_ref()).await;
+        if finished {
+            for done in task.stopped.drain(..) {
+                let _ = done.send(());
+            }
+            return;
+        }
+        let event = tokio::select! {
+            biased;
+            exit = wait_exit(task.proc.as_ref()) => {
+                let state = machine.state();
+                let proc = task.proc.take().expect("an exit needs a process");
+                Event::Exited(task.ended(&proc, state, exit).await)
+            }
+            Some(StopCommand(done)) = commands.recv() => {
+                task.stopped.push(done);
+                if machine.state() == State::Stopping {
+                    effects = Vec::new();
+                    continue;
+                }
+                Event::Stop
+            }
+            Some(result) = probes.recv() => {
+                if result.key != task.key {
+                    effects = Vec::new();
+                    continue;
+                }
+                if result.answered { Event::Answered } else { Event::ProbeFailed }
+            }
+            () = sleep_until(task.start_deadline), if task.start_deadline.is_some() => {
+                task.start_deadline = None;
+                Event::StartDeadline
+            }
+            () = sleep_until(task.restart_at), if task.restart_at.is_some() => {
+                task.restart_at = None;
+                Event::BackoffOver
+            }
+            () = sleep_until(task.kill_at), if task.kill_at.is_some() => {
+                // The grace after SIGTERM is over.
+                task.kill_at = None;
+                if let Some(proc) = &task.proc {
+                    kill_tree(proc.pid());
+                }
+                effects = Vec::new();
+                continue;
             }
         };
-        set(&cfg, &status, |s| {
-            s.state = State::Starting;
-            s.pid = Some(proc.pid());
-        })
-        .await;
-        let ended = watch_process(&cfg, &proc, &mut commands, &status, &mut tracker).await;
-        let (run_status, exit_code, signal, described) = match &ended {
-            Ended::Exited(info) => {
-                let described = describe(info.as_ref());
-                let (code, sig) = match info {
-                    Some(ExitInfo::Code(c)) => (Some(*c), None),
-                    Some(ExitInfo::Signal(s)) => (None, Some(*s)),
-                    None => (None, None),
-                };
-                ("exited", code, sig, described)
+        effects = task.feed(&mut machine, event);
+    }
+}
+
+/// What one app's task holds besides its life cycle.
+struct Task<'a> {
+    cfg: &'a AppConfig,
+    /// Its process, while it has one.
+    proc: Option<Proc>,
+    /// The key of the current process's probes.
+    key: u64,
+    probe_tx: mpsc::UnboundedSender<ProbeResult>,
+    start_deadline: Option<tokio::time::Instant>,
+    restart_at: Option<tokio::time::Instant>,
+    /// When a process asked to stop is killed.
+    kill_at: Option<tokio::time::Instant>,
+    /// Who waits for the app to stop.
+    stopped: Vec<oneshot::Sender<()>>,
+}
+
+impl Task<'_> {
+    /// Feeds an event to the life cycle; a refused one is logged, never applied.
+    fn feed(&self, machine: &mut Machine, event: Event) -> Vec<Effect> {
+        match lifecycle::next(machine, event, Instant::now()) {
+            Ok((next, effects)) => {
+                *machine = next;
+                effects
             }
-            Ended::Unhealthy(why) => ("unhealthy", None, Some(Signal::SIGKILL as i32), why.clone()),
-            Ended::Stopped(_) => ("stopped", None, None, "stopped".to_string()),
+            Err(illegal) => {
+                tracing::error!(project_id = self.cfg.project_id, %illegal, "ignored an event");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A process runs: its probes get a key of their own and its start a deadline.
+    fn started(&mut self, proc: Proc) {
+        self.proc = Some(proc);
+        self.key = scheduler::new_key();
+        self.start_deadline = Some(tokio::time::Instant::now() + self.cfg.settings.start_timeout);
+    }
+
+    /// Carries out the effects; true when the task is to end.
+    async fn carry_out(&mut self, machine: &mut Machine, effects: Vec<Effect>) -> bool {
+        let cfg = self.cfg;
+        let mut queue: std::collections::VecDeque<Effect> = effects.into();
+        let mut finished = false;
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Spawn => match spawn(cfg).await {
+                    Ok(proc) => self.started(proc),
+                    Err(why) => {
+                        let _ = cfg
+                            .log
+                            .note(&format!("[appforge] could not start the app: {why}"));
+                        queue.extend(self.feed(machine, Event::StartFailed(why)));
+                    }
+                },
+                Effect::Probe(probing) => {
+                    if probing == Probing::Slowly {
+                        self.start_deadline = None;
+                        if let Some(proc) = &self.proc {
+                            let _ = cfg.log.note(&format!(
+                                "[appforge] pid {} answers on http://127.0.0.1:{}/",
+                                proc.pid(),
+                                cfg.port
+                            ));
+                        }
+                    }
+                    cfg.scheduler
+                        .watch(self.key, probe_url(cfg), probing, self.probe_tx.clone());
+                }
+                Effect::StopProbing => {
+                    cfg.scheduler.unwatch(self.key);
+                    self.start_deadline = None;
+                }
+                Effect::Kill => {
+                    if let Some(proc) = &self.proc {
+                        kill_tree(proc.pid());
+                    }
+                }
+                Effect::Terminate => {
+                    if let Some(proc) = &self.proc {
+                        // To the shim alone, which hands it on to the app once.
+                        let _ = nix::sys::signal::kill(Pid::from_raw(proc.pid()), Signal::SIGTERM);
+                        self.kill_at =
+                            Some(tokio::time::Instant::now() + cfg.settings.stop_timeout);
+                    }
+                }
+                Effect::RestartIn(after) => {
+                    cfg.metrics.app_restarted();
+                    tracing::info!(
+                        project_id = cfg.project_id,
+                        ended = machine.last_exit().unwrap_or("exited"),
+                        after_ms = after.as_millis() as u64,
+                        "restarting app"
+                    );
+                    self.restart_at = Some(tokio::time::Instant::now() + after);
+                }
+                Effect::Finish => {
+                    if let Some(why) = machine.failure() {
+                        if machine.state() == State::Failed && machine.restarts() > 0 {
+                            let _ = cfg.log.note(&format!("[appforge] giving up: {why}"));
+                        }
+                        tracing::warn!(project_id = cfg.project_id, %why, "app failed");
+                    }
+                    release_cgroup(cfg).await;
+                    finished = true;
+                }
+            }
+        }
+        finished
+    }
+
+    /// Records how a process ended, reaps it and whatever it left, and
+    /// says how it ended in words.
+    async fn ended(&mut self, proc: &Proc, state: State, exit: std::io::Result<()>) -> String {
+        let cfg = self.cfg;
+        let info = reap(proc, exit);
+        let described = describe(info.as_ref());
+        let (code, signal) = match info {
+            Some(ExitInfo::Code(c)) => (Some(c), None),
+            Some(ExitInfo::Signal(s)) => (None, Some(s)),
+            None => (None, None),
+        };
+        let run_status = match state {
+            State::Stopping => "stopped",
+            State::Unhealthy => "unhealthy",
+            _ => "exited",
         };
         // Whatever the app left in its group or cgroup goes with it.
         let _ = killpg(Pid::from_raw(proc.pid()), Signal::SIGKILL);
         if let Some(cgroups) = &cfg.cgroups {
             cgroups.kill(cfg.project_id);
         }
+        self.kill_at = None;
         let run_id = proc.run_id;
         let _ = cfg
             .db
-            .call(move |c| runs::finish(c, run_id, run_status, exit_code, signal))
+            .call(move |c| runs::finish(c, run_id, run_status, code, signal))
             .await;
         let _ = cfg
             .log
             .note(&format!("[appforge] pid {} {described}", proc.pid()));
-        if let Ended::Stopped(done) = ended {
-            release_cgroup(&cfg).await;
-            set(&cfg, &status, |s| {
-                s.state = State::Stopped;
-                s.pid = None;
-            })
-            .await;
-            let _ = done.send(());
-            return;
-        }
-        match tracker.failed(Instant::now()) {
-            Decision::GiveUp => {
-                let why = format!(
-                    "it ended {} times within a minute; the last time: {described}",
-                    tracker.restarts() + 1
-                );
-                let _ = cfg.log.note(&format!("[appforge] giving up: {why}"));
-                release_cgroup(&cfg).await;
-                set(&cfg, &status, |s| {
-                    s.state = State::Failed;
-                    s.pid = None;
-                    s.last_exit = Some(described.clone());
-                    s.failure = Some(why.clone());
-                })
-                .await;
-                tracing::warn!(project_id = cfg.project_id, %why, "app failed");
-                return;
-            }
-            Decision::Restart { after } => {
-                cfg.metrics.app_restarted();
-                tracing::info!(
-                    project_id = cfg.project_id,
-                    ended = %described,
-                    after_ms = after.as_millis() as u64,
-                    "restarting app"
-                );
-                set(&cfg, &status, |s| {
-                    s.state = State::Backoff;
-                    s.pid = None;
-                    s.restarts = tracker.restarts();
-                    s.last_exit = Some(described.clone());
-                })
-                .await;
-                tokio::select! {
-                    () = tokio::time::sleep(after) => {}
-                    Some(StopCommand(done)) = commands.recv() => {
-                        set(&cfg, &status, |s| s.state = State::Stopped).await;
-                        let _ = done.send(());
-                        return;
-                    }
-                }
-            }
-        }
+        described
     }
 }
 
-/// Watches one process: until it answers, then its health, its exit and
-/// its log size, until it ends or is stopped.
-async fn watch_process(
+/// Resolves when the process ends; never without one.
+async fn wait_exit(proc: Option<&Proc>) -> std::io::Result<()> {
+    match proc {
+        Some(proc) => proc.pidfd.exited().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Shows the machine's state to the world (the watch and the project's row).
+async fn publish(
     cfg: &AppConfig,
-    proc: &Proc,
-    commands: &mut mpsc::UnboundedReceiver<StopCommand>,
     status: &watch::Sender<Status>,
-    tracker: &mut RestartTracker,
-) -> Ended {
-    let url = probe_url(cfg);
-    let settings = &cfg.settings;
-    // Until it answers: probe often (a refused connection costs next to
-    // nothing), so `run` returns as soon as the app serves.
-    let deadline = tokio::time::sleep(settings.start_timeout);
-    tokio::pin!(deadline);
-    let mut pause = Duration::from_millis(5);
-    loop {
-        tokio::select! {
-            biased;
-            exit = proc.pidfd.exited() => return Ended::Exited(reap(proc, exit)),
-            Some(StopCommand(done)) = commands.recv() => {
-                stop_process(proc, settings.stop_timeout).await;
-                return Ended::Stopped(done);
-            }
-            () = &mut deadline => {
-                kill_group(proc).await;
-                return Ended::Unhealthy(format!(
-                    "did not answer HTTP within {} s and was killed",
-                    settings.start_timeout.as_secs_f64()
-                ));
-            }
-            answered = probe(&cfg.http, &url, settings.health_timeout) => {
-                if answered {
-                    break;
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-        }
-    }
-    tracker.healthy(Instant::now());
-    let _ = cfg.log.note(&format!(
-        "[appforge] pid {} answers on http://127.0.0.1:{}/",
-        proc.pid(),
-        cfg.port
-    ));
-    set(cfg, status, |s| s.state = State::Running).await;
-    let mut health = tokio::time::interval(settings.health_interval);
-    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    health.reset();
-    let mut failures = 0;
-    loop {
-        tokio::select! {
-            biased;
-            exit = proc.pidfd.exited() => return Ended::Exited(reap(proc, exit)),
-            Some(StopCommand(done)) = commands.recv() => {
-                stop_process(proc, settings.stop_timeout).await;
-                return Ended::Stopped(done);
-            }
-            _ = health.tick() => {
-                if probe(&cfg.http, &url, settings.health_timeout).await {
-                    failures = 0;
-                    continue;
-                }
-                failures += 1;
-                tracing::info!(project_id = cfg.project_id, failures, "app did not answer a health probe");
-                if failures >= settings.health_failures {
-                    kill_group(proc).await;
-                    return Ended::Unhealthy(format!(
-                        "stopped answering HTTP ({failures} probes failed) and was killed"
-                    ));
-                }
-            }
-        }
-    }
+    machine: &Machine,
+    proc: Option<&Proc>,
+) {
+    set(cfg, status, |s| {
+        s.state = machine.state();
+        s.pid = proc.map(Proc::pid);
+        s.restarts = machine.restarts();
+        s.last_exit = machine.last_exit().map(str::to_string);
+        s.failure = machine.failure().map(str::to_string);
+    })
+    .await;
 }
 
 /// Starts the app under its shim (see `confine::shim`): its own session,
@@ -504,12 +541,6 @@ fn probe_url(cfg: &AppConfig) -> String {
     )
 }
 
-/// Whether the app answers HTTP at all: any status counts, as a 500 still
-/// proves the server is alive and serving.
-async fn probe(http: &reqwest::Client, url: &str, timeout: Duration) -> bool {
-    http.get(url).timeout(timeout).send().await.is_ok()
-}
-
 /// Reaps our own child right after its pidfd fired, so no zombie stays.
 fn reap(proc: &Proc, _exited: std::io::Result<()>) -> Option<ExitInfo> {
     if !proc.ours {
@@ -550,13 +581,6 @@ pub async fn terminate(pid: i32, grace: Duration) {
         };
         stop_process(&proc, grace).await;
     }
-}
-
-/// SIGKILL to the whole group, for a process that stopped answering.
-async fn kill_group(proc: &Proc) {
-    kill_tree(proc.pid());
-    let _ = proc.pidfd.exited().await;
-    reap(proc, Ok(()));
 }
 
 /// SIGKILL to the app's shim, its group and every process below it. The

@@ -6,12 +6,14 @@
 //! apps a previous daemon left running.
 
 pub mod app;
+pub mod lifecycle;
 pub mod logfile;
 pub mod policy;
 mod ports;
 pub mod procfs;
 pub mod pyenv;
 mod runs;
+pub mod scheduler;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -25,6 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use self::app::{AppConfig, Origin, State, Status, StopCommand};
 use self::logfile::LogFiles;
 use self::pyenv::{EnvError, PythonEnv};
+use self::scheduler::{ProbeTimings, Scheduler};
 use crate::config::AppSettings;
 use crate::confine::cgroup::Cgroups;
 use crate::confine::Protections;
@@ -85,9 +88,9 @@ struct Handle {
 pub struct Supervisor {
     db: Db,
     settings: Arc<AppSettings>,
-    /// The HTTP client of the health probes, made when the first app runs:
-    /// a daemon with no apps has no use for it.
-    http: std::sync::OnceLock<reqwest::Client>,
+    /// The scheduler of health probes, started with the first app: a daemon
+    /// with no apps has no use for it (or its HTTP client).
+    scheduler: std::sync::OnceLock<Scheduler>,
     apps: Mutex<HashMap<i64, Handle>>,
     /// One lock a project: its starts and stops are serialised, so it never
     /// runs twice, while another project's slow install goes on beside.
@@ -182,7 +185,7 @@ impl Supervisor {
         Ok(Supervisor {
             db,
             settings: Arc::new(settings.clone()),
-            http: std::sync::OnceLock::new(),
+            scheduler: std::sync::OnceLock::new(),
             apps: Mutex::new(HashMap::new()),
             projects: Mutex::new(HashMap::new()),
             reserved_ports: Arc::default(),
@@ -200,17 +203,24 @@ impl Supervisor {
             .join(format!("project_{project_id}"))
     }
 
-    /// The client of the health probes.
-    fn probe_client(&self) -> Result<reqwest::Client, RunError> {
-        if let Some(client) = self.http.get() {
-            return Ok(client.clone());
+    /// The scheduler of health probes, started on first use.
+    fn scheduler(&self) -> Result<Scheduler, RunError> {
+        if let Some(scheduler) = self.scheduler.get() {
+            return Ok(scheduler.clone());
         }
-        let client = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| RunError::Files(std::io::Error::other(e)))?;
-        Ok(self.http.get_or_init(|| client).clone())
+        let timings = ProbeTimings {
+            interval: self.settings.health_interval,
+            timeout: self.settings.health_timeout,
+        };
+        Ok(self
+            .scheduler
+            .get_or_init(|| Scheduler::start(http, timings))
+            .clone())
     }
 
     /// What apps are confined with.
@@ -260,7 +270,9 @@ impl Supervisor {
         let limit = self.settings.start_timeout + Duration::from_secs(5);
         let outcome = tokio::time::timeout(
             limit,
-            status.wait_for(|s| !matches!(s.state, State::Starting | State::Backoff)),
+            status.wait_for(|s| {
+                !matches!(s.state, State::Starting | State::Unhealthy | State::Backoff)
+            }),
         )
         .await
         .map(|r| r.is_ok());
@@ -338,7 +350,7 @@ impl Supervisor {
             log,
             settings: Arc::clone(&self.settings),
             db: self.db.clone(),
-            http: self.probe_client()?,
+            scheduler: self.scheduler()?,
             metrics: Arc::clone(&self.metrics),
             protections: Arc::clone(&self.protections),
             cgroups: self.cgroups.clone(),
