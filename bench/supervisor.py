@@ -10,7 +10,7 @@ Measured, all in one run on 127.0.0.1 only:
     `appforge restart` between rounds, so every kill is a first restart
     (restarts are immediate only for the first failure of a streak).
  3. With N supervised Flask apps (default 100): `appforge ps` whole-process
-    latency, the daemon's VmRSS and CPU time over 10 idle seconds, and kill -9
+    latency, the daemon's VmRSS and CPU time over 30 idle seconds (health probes on, every 30 s), and kill -9
     to restarted with N apps running (a different app each round).
  4. The same for supervisord (`supervisorctl status`) and pm2 (`pm2 jlist`),
     installed into a temporary folder, each running N copies of the same app.
@@ -44,7 +44,7 @@ PROMPT = "a todo app with title and done flag"
 POLL = 0.003          # seconds between polls while timing (HTTP and /proc)
 START_TIMEOUT = 60    # seconds for one app to come up
 SETTLE = 5            # seconds of quiet before latency and RSS figures
-IDLE_SECONDS = 10     # CPU time of each supervisor measured over this long
+IDLE_SECONDS = 30     # CPU time of each supervisor measured over this long
 
 
 def log(msg=""):
@@ -119,9 +119,14 @@ def cmdline(pid):
 
 
 def serves_port(pid, port):
-    args = cmdline(pid)
-    return any(a == "--port" and i + 1 < len(args) and args[i + 1] == str(port)
-               for i, a in enumerate(args))
+    """Whether `pid`, or a process below it (an appforge app runs under its
+    shim and the shim's init), is the app started on `port`."""
+    for p in [pid, *descendants(pid)]:
+        args = cmdline(p)
+        if any(a == "--port" and i + 1 < len(args) and args[i + 1] == str(port)
+               for i, a in enumerate(args)):
+            return True
+    return False
 
 
 def child_on_port(parent, port):
@@ -765,7 +770,7 @@ def main():
     n = args.apps or (20 if args.quick else 100)
     rounds = args.rounds or (5 if args.quick else 15)
     calls = args.calls or (20 if args.quick else 50)
-    health_interval = 5.0
+    health_interval = 30.0  # the daemon's default, as Docker's HEALTHCHECK
 
     for b in ("appforged", "appforge"):
         if not os.access(os.path.join(BIN, b), os.X_OK):
@@ -887,7 +892,7 @@ def summary(r, n):
         log("  " + "  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
 
     log("\n  all supervisors side by side:")
-    log(f"  {'':22} {'list cmd median/p95 ms':>24} {'RSS MiB':>8} {'CPU/10s ms':>10} "
+    log(f"  {'':22} {'list cmd median/p95 ms':>24} {'RSS MiB':>8} {'CPU/30s ms':>10} "
         f"{'kill->pid ms':>12} {'kill->200 ms':>12}")
     entries = [("appforged", many["ps_ms"], many["ps_p95"], many)]
     if sv:

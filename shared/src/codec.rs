@@ -148,6 +148,65 @@ where
     decode_payload(&payload).map(Some)
 }
 
+/// Reads frames from a stream through a buffer of its own, so that a read
+/// that loses a `select!` loses no bytes: whatever arrived stays in the
+/// buffer for the next call. The buffer grows with the bytes that arrive,
+/// never past one frame (and one read) at a time.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    reader: R,
+    buf: Vec<u8>,
+}
+
+/// Bytes asked of the stream at a time.
+const READ_CHUNK: usize = 8 * 1024;
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader of frames from `reader`.
+    pub fn new(reader: R) -> Self {
+        FrameReader {
+            reader,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Resolves once the peer sends anything or hangs up (without holding
+    /// more than one byte of it). Cancel-safe.
+    pub async fn peer_spoke(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            (&mut self.reader).take(1).read_buf(&mut self.buf).await?;
+        }
+        Ok(())
+    }
+
+    /// The next frame of at most `limit` bytes: `Ok(None)` on a clean end
+    /// of stream between frames. Cancel-safe.
+    pub async fn next<T: DeserializeOwned>(
+        &mut self,
+        limit: usize,
+    ) -> Result<Option<T>, CodecError> {
+        loop {
+            if let Some(prefix) = self.buf.get(..PREFIX_LEN) {
+                let len = payload_len_within(prefix.try_into().expect("prefix length"), limit)?;
+                if self.buf.len() >= PREFIX_LEN + len {
+                    let msg = decode_payload(&self.buf[PREFIX_LEN..PREFIX_LEN + len]);
+                    self.buf.drain(..PREFIX_LEN + len);
+                    return msg.map(Some);
+                }
+            }
+            // Room for one more read, never much past the frame's end.
+            self.buf.reserve(READ_CHUNK);
+            let read = self.reader.read_buf(&mut self.buf).await?;
+            if read == 0 {
+                return match self.buf.is_empty() {
+                    true => Ok(None),
+                    false => Err(CodecError::Truncated),
+                };
+            }
+        }
+    }
+}
+
 /// Writes one frame and flushes it.
 pub async fn write_frame<W, T>(writer: &mut W, msg: &T) -> Result<(), CodecError>
 where

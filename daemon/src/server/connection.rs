@@ -36,7 +36,9 @@ pub async fn serve(
     let peer_uid = creds.as_ref().and_then(|c| c.euid());
     let peer_pid = creds.as_ref().and_then(|c| c.pid());
     // `&Stream` reads and writes, so one borrow reads while another writes.
-    let (mut reader, mut writer) = (&stream, &stream);
+    let (reader, mut writer) = (&stream, &stream);
+    // Buffered, so a read that loses a `select!` loses no bytes.
+    let mut frames = codec::FrameReader::new(reader);
     if let Err(message) = check_peer(peer_uid, daemon.settings.socket_mode) {
         warn!(?peer_uid, "refused a client from another user");
         let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
@@ -69,7 +71,7 @@ pub async fn serve(
         return;
     };
     daemon.connections.fetch_add(1, Ordering::Relaxed);
-    let outcome = converse(&daemon, &mut reader, &mut writer, &mut stop).await;
+    let outcome = converse(&daemon, &mut frames, &mut writer, &mut stop).await;
     daemon.connections.fetch_sub(1, Ordering::Relaxed);
     match outcome {
         Ok(()) => {}
@@ -170,18 +172,15 @@ impl Limits {
 
 async fn converse(
     daemon: &Daemon,
-    reader: &mut &Stream,
+    frames: &mut codec::FrameReader<&Stream>,
     writer: &mut &Stream,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), Ended> {
     let mut limits = Limits::unauthenticated(daemon);
-    let hello =
-        match tokio::time::timeout(limits.idle, codec::read_frame_within(reader, limits.frame))
-            .await
-        {
-            Err(_) => return Err(Ended::Silent(limits.idle)),
-            Ok(frame) => frame.map_err(|e| classify(e, false))?.ok_or(Ended::Gone)?,
-        };
+    let hello = match tokio::time::timeout(limits.idle, frames.next(limits.frame)).await {
+        Err(_) => return Err(Ended::Silent(limits.idle)),
+        Ok(frame) => frame.map_err(|e| classify(e, false))?.ok_or(Ended::Gone)?,
+    };
     match hello {
         ClientFrame::Hello(h) if h.protocol == PROTOCOL_VERSION => {}
         ClientFrame::Hello(h) => {
@@ -213,7 +212,7 @@ async fn converse(
                 .min(deadline.saturating_duration_since(Instant::now())),
         };
         let next = tokio::select! {
-            frame = tokio::time::timeout(wait, codec::read_frame_within(reader, limits.frame)) => frame,
+            frame = tokio::time::timeout(wait, frames.next(limits.frame)) => frame,
             _ = stop.changed() => return Ok(()),
         };
         let frame = match next {
@@ -252,7 +251,7 @@ async fn converse(
                         limits = Limits::authenticated(daemon);
                     }
                 }
-                answer(daemon, envelope, reader, writer).await?
+                answer(daemon, envelope, frames, writer).await?
             }
             ClientFrame::Hello(_) => {
                 return Err(Ended::Handshake(
@@ -268,7 +267,7 @@ async fn converse(
 async fn answer(
     daemon: &Daemon,
     envelope: Envelope,
-    reader: &mut &Stream,
+    frames: &mut codec::FrameReader<&Stream>,
     writer: &mut &Stream,
 ) -> Result<(), Ended> {
     let kind = envelope.request.kind();
@@ -280,8 +279,7 @@ async fn answer(
     // completing here means it hung up (or broke the protocol): either way
     // the work is dropped, which cancels it. One byte is read, not a frame:
     // nothing a client sends meanwhile is held in memory.
-    let mut byte = [0u8; 1];
-    let client_left = tokio::io::AsyncReadExt::read(reader, &mut byte);
+    let client_left = frames.peer_spoke();
     tokio::pin!(client_left);
     let result = loop {
         tokio::select! {

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::lifecycle::{self, Effect, Event, HealthPolicy, Machine, Probing};
 use super::logfile::LogFiles;
+use super::probe::ProbeTarget;
 use super::procfs::{self, ExitInfo, PidFd};
 use super::pyenv::PythonEnv;
 use super::runs;
@@ -31,8 +32,11 @@ pub use super::lifecycle::State;
 pub struct Status {
     /// Where it is.
     pub state: State,
-    /// Its process, while it has one.
+    /// Its process (the shim), while it has one.
     pub pid: Option<i32>,
+    /// The app's own process below the shim, once it answers: what `ps`
+    /// reads CPU and memory from.
+    pub app_pid: Option<i32>,
     /// Its port.
     pub port: u16,
     /// Restarts since it was started by hand.
@@ -125,6 +129,7 @@ pub async fn supervise(
         cfg: &cfg,
         proc: None,
         key: 0,
+        app_pid: None,
         probe_tx,
         start_deadline: None,
         restart_at: None,
@@ -149,7 +154,7 @@ pub async fn supervise(
     };
     loop {
         let finished = task.carry_out(&mut machine, effects).await;
-        publish(&cfg, &status, &machine, task.proc.as_ref()).await;
+        publish(&cfg, &status, &machine, task.proc.as_ref(), task.app_pid).await;
         if finished {
             for done in task.stopped.drain(..) {
                 let _ = done.send(());
@@ -207,6 +212,8 @@ struct Task<'a> {
     proc: Option<Proc>,
     /// The key of the current process's probes.
     key: u64,
+    /// The app's own process below the shim, once known.
+    app_pid: Option<i32>,
     probe_tx: mpsc::UnboundedSender<ProbeResult>,
     start_deadline: Option<tokio::time::Instant>,
     restart_at: Option<tokio::time::Instant>,
@@ -234,6 +241,7 @@ impl Task<'_> {
     /// A process runs: its probes get a key of their own and its start a deadline.
     fn started(&mut self, proc: Proc) {
         self.proc = Some(proc);
+        self.app_pid = None;
         self.key = scheduler::new_key();
         self.start_deadline = Some(tokio::time::Instant::now() + self.cfg.settings.start_timeout);
     }
@@ -258,6 +266,8 @@ impl Task<'_> {
                     if probing == Probing::Slowly {
                         self.start_deadline = None;
                         if let Some(proc) = &self.proc {
+                            // shim, its init, then the app itself.
+                            self.app_pid = procfs::tree_pids(proc.pid()).get(2).copied();
                             let _ = cfg.log.note(&format!(
                                 "[appforge] pid {} answers on http://127.0.0.1:{}/",
                                 proc.pid(),
@@ -265,8 +275,12 @@ impl Task<'_> {
                             ));
                         }
                     }
-                    cfg.scheduler
-                        .watch(self.key, probe_url(cfg), probing, self.probe_tx.clone());
+                    cfg.scheduler.watch(
+                        self.key,
+                        probe_target(cfg),
+                        probing,
+                        self.probe_tx.clone(),
+                    );
                 }
                 Effect::StopProbing => {
                     cfg.scheduler.unwatch(self.key);
@@ -365,10 +379,12 @@ async fn publish(
     status: &watch::Sender<Status>,
     machine: &Machine,
     proc: Option<&Proc>,
+    app_pid: Option<i32>,
 ) {
     set(cfg, status, |s| {
         s.state = machine.state();
         s.pid = proc.map(Proc::pid);
+        s.app_pid = app_pid.filter(|_| proc.is_some());
         s.restarts = machine.restarts();
         s.last_exit = machine.last_exit().map(str::to_string);
         s.failure = machine.failure().map(str::to_string);
@@ -526,7 +542,7 @@ fn child_env(cfg: &AppConfig, tmp: &std::path::Path) -> Vec<(String, String)> {
 
 /// Where the app is probed: `/healthz` when its code has such a route, else
 /// `/`; marked so that its shim keeps the request out of the app's log.
-fn probe_url(cfg: &AppConfig) -> String {
+fn probe_target(cfg: &AppConfig) -> ProbeTarget {
     let has_healthz = std::fs::read_dir(&cfg.dir).is_ok_and(|entries| {
         entries.flatten().any(|e| {
             e.path().extension().is_some_and(|x| x == "py")
@@ -534,11 +550,10 @@ fn probe_url(cfg: &AppConfig) -> String {
         })
     });
     let path = if has_healthz { "healthz" } else { "" };
-    format!(
-        "http://127.0.0.1:{}/{path}?{}",
-        cfg.port,
-        shim::PROBE_MARKER
-    )
+    ProbeTarget {
+        port: cfg.port,
+        path: format!("/{path}?{}", shim::PROBE_MARKER),
+    }
 }
 
 /// Reaps our own child right after its pidfd fired, so no zombie stays.

@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod logfile;
 pub mod policy;
 mod ports;
+pub mod probe;
 pub mod procfs;
 pub mod pyenv;
 mod runs;
@@ -88,8 +89,7 @@ struct Handle {
 pub struct Supervisor {
     db: Db,
     settings: Arc<AppSettings>,
-    /// The scheduler of health probes, started with the first app: a daemon
-    /// with no apps has no use for it (or its HTTP client).
+    /// The scheduler of health probes, started with the first app.
     scheduler: std::sync::OnceLock<Scheduler>,
     apps: Mutex<HashMap<i64, Handle>>,
     /// One lock a project: its starts and stops are serialised, so it never
@@ -204,23 +204,14 @@ impl Supervisor {
     }
 
     /// The scheduler of health probes, started on first use.
-    fn scheduler(&self) -> Result<Scheduler, RunError> {
-        if let Some(scheduler) = self.scheduler.get() {
-            return Ok(scheduler.clone());
-        }
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| RunError::Files(std::io::Error::other(e)))?;
+    fn scheduler(&self) -> Scheduler {
         let timings = ProbeTimings {
             interval: self.settings.health_interval,
             timeout: self.settings.health_timeout,
         };
-        Ok(self
-            .scheduler
-            .get_or_init(|| Scheduler::start(http, timings))
-            .clone())
+        self.scheduler
+            .get_or_init(|| Scheduler::start(timings))
+            .clone()
     }
 
     /// What apps are confined with.
@@ -350,7 +341,7 @@ impl Supervisor {
             log,
             settings: Arc::clone(&self.settings),
             db: self.db.clone(),
-            scheduler: self.scheduler()?,
+            scheduler: self.scheduler(),
             metrics: Arc::clone(&self.metrics),
             protections: Arc::clone(&self.protections),
             cgroups: self.cgroups.clone(),
@@ -362,6 +353,7 @@ impl Supervisor {
         let (status_tx, status) = watch::channel(Status {
             state: State::Starting,
             pid: None,
+            app_pid: None,
             port,
             restarts: 0,
             last_exit: None,
@@ -652,7 +644,11 @@ impl Supervisor {
     }
 
     fn info_at(&self, project_id: i64, name: &str, status: &Status, clock: &Clock) -> ProcessInfo {
-        let stat = status.pid.and_then(|pid| procfs::read_tree_stat(pid).ok());
+        // The app's own process: one read an app, however many there are.
+        let stat = status
+            .app_pid
+            .or(status.pid)
+            .and_then(|pid| procfs::read_stat(pid).ok());
         // The cgroup's figure counts page cache and kernel memory too.
         let memory = self
             .cgroups

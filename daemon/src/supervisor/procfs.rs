@@ -173,20 +173,6 @@ pub fn tree_pids(pid: i32) -> Vec<i32> {
     found
 }
 
-/// The stat of `pid` with the CPU time and memory of all its descendants
-/// added (an app is its shim, init, Python and whatever they started).
-pub fn read_tree_stat(pid: i32) -> io::Result<ProcStat> {
-    let mut total = read_stat(pid)?;
-    for child in tree_pids(pid).into_iter().skip(1) {
-        if let Ok(stat) = read_stat(child) {
-            total.utime_ticks += stat.utime_ticks;
-            total.stime_ticks += stat.stime_ticks;
-            total.rss_bytes += stat.rss_bytes;
-        }
-    }
-    Ok(total)
-}
-
 /// Whether `pid` is an app's shim (`appforged __app-shim`), as every app
 /// started by this version is.
 pub fn is_app_shim(pid: i32) -> bool {

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
 use super::lifecycle::Probing;
+use super::probe::{self, ProbeTarget};
 
 /// Probes under way at once, across all apps.
 const PROBES_AT_ONCE: usize = 8;
@@ -45,7 +46,7 @@ pub struct ProbeTimings {
 enum Command {
     Watch {
         key: u64,
-        url: String,
+        target: ProbeTarget,
         probing: Probing,
         results: mpsc::UnboundedSender<ProbeResult>,
     },
@@ -78,24 +79,24 @@ pub fn new_key() -> u64 {
 
 impl Scheduler {
     /// Starts the scheduler's task.
-    pub fn start(http: reqwest::Client, timings: ProbeTimings) -> Scheduler {
+    pub fn start(timings: ProbeTimings) -> Scheduler {
         let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(receiver, http, timings));
+        tokio::spawn(run(receiver, timings));
         Scheduler { commands }
     }
 
-    /// Probes `url` as `probing` says, sending each result to `results`,
+    /// Probes `target` as `probing` says, sending each result to `results`,
     /// until `unwatch(key)`; a second call for the same key changes how.
     pub fn watch(
         &self,
         key: u64,
-        url: String,
+        target: ProbeTarget,
         probing: Probing,
         results: mpsc::UnboundedSender<ProbeResult>,
     ) {
         let _ = self.commands.send(Command::Watch {
             key,
-            url,
+            target,
             probing,
             results,
         });
@@ -108,7 +109,7 @@ impl Scheduler {
 }
 
 struct Watched {
-    url: String,
+    target: ProbeTarget,
     probing: Probing,
     results: mpsc::UnboundedSender<ProbeResult>,
     /// When its next probe is due; a heap entry for another time is stale.
@@ -116,11 +117,7 @@ struct Watched {
     in_flight: bool,
 }
 
-async fn run(
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    http: reqwest::Client,
-    timings: ProbeTimings,
-) {
+async fn run(mut commands: mpsc::UnboundedReceiver<Command>, timings: ProbeTimings) {
     let mut watched: HashMap<u64, Watched> = HashMap::new();
     let mut queue: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
     let limit = Arc::new(Semaphore::new(PROBES_AT_ONCE));
@@ -130,14 +127,14 @@ async fn run(
         tokio::select! {
             command = commands.recv() => match command {
                 None => return,
-                Some(Command::Watch { key, url, probing, results }) => {
+                Some(Command::Watch { key, target, probing, results }) => {
                     let due = Instant::now()
                         + match probing {
                             Probing::Quickly => QUICK_FIRST,
                             Probing::Slowly => jittered(timings.interval),
                         };
                     let in_flight = watched.get(&key).is_some_and(|w| w.in_flight);
-                    watched.insert(key, Watched { url, probing, results, due, in_flight });
+                    watched.insert(key, Watched { target, probing, results, due, in_flight });
                     queue.push(Reverse((due, key)));
                 }
                 Some(Command::Unwatch { key }) => {
@@ -168,12 +165,11 @@ async fn run(
                         continue;
                     }
                     w.in_flight = true;
-                    let (http, url, done, limit) =
-                        (http.clone(), w.url.clone(), done_tx.clone(), Arc::clone(&limit));
+                    let (target, done, limit) = (w.target.clone(), done_tx.clone(), Arc::clone(&limit));
                     let timeout = timings.timeout;
                     tokio::spawn(async move {
                         let _permit = limit.acquire_owned().await;
-                        let answered = http.get(&url).timeout(timeout).send().await.is_ok();
+                        let answered = probe::answers(&target, timeout).await;
                         let _ = done.send(ProbeResult { key, answered });
                     });
                 }
@@ -220,22 +216,17 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let scheduler = Scheduler::start(
-            http,
-            ProbeTimings {
-                interval: Duration::from_secs(30),
-                timeout: Duration::from_secs(1),
-            },
-        );
+        let scheduler = Scheduler::start(ProbeTimings {
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(1),
+        });
         let (tx, mut rx) = mpsc::unbounded_channel();
         let key = new_key();
-        scheduler.watch(
-            key,
-            format!("http://127.0.0.1:{port}/"),
-            Probing::Quickly,
-            tx.clone(),
-        );
+        let target = ProbeTarget {
+            port,
+            path: "/".into(),
+        };
+        scheduler.watch(key, target.clone(), Probing::Quickly, tx.clone());
         for _ in 0..3 {
             let r = rx.recv().await.unwrap();
             assert_eq!(
@@ -246,12 +237,7 @@ mod tests {
                 }
             );
         }
-        scheduler.watch(
-            key,
-            format!("http://127.0.0.1:{port}/"),
-            Probing::Slowly,
-            tx,
-        );
+        scheduler.watch(key, target, Probing::Slowly, tx);
         // Drain what was under way, then nothing comes before ~27 s.
         while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {}
         let quiet = tokio::time::timeout(Duration::from_secs(26), rx.recv()).await;
