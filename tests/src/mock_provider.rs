@@ -173,6 +173,25 @@ impl Shared {
 }
 
 impl MockProvider {
+    /// A test daemon whose `openai` provider is this server, with quick
+    /// retries and a 2 s first-byte time-out unless `extra` sets one.
+    pub fn daemon(&self, extra: &[&str], envs: &[(&str, &str)]) -> crate::Daemon {
+        let base = self.base_url();
+        let mut args = vec![
+            "--provider",
+            "openai",
+            "--base-url",
+            &base,
+            "--retry-base-ms",
+            "10",
+        ];
+        if !extra.contains(&"--first-byte-timeout") {
+            args.extend_from_slice(&["--first-byte-timeout", "2"]);
+        }
+        args.extend_from_slice(extra);
+        crate::Daemon::start_with(&args, envs)
+    }
+
     /// Starts the server on a free port of 127.0.0.1.
     pub fn start() -> MockProvider {
         let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind the mock provider");

@@ -791,19 +791,9 @@ fn a_busy_connection_without_a_session_ends_too() {
 // ---------------------------------------------------------------------------
 
 fn mock_daemon(mock: &MockProvider, extra: &[&str], envs: &[(&str, &str)]) -> Daemon {
-    let base = mock.base_url();
-    let mut args = vec![
-        "--provider",
-        "openai",
-        "--base-url",
-        &base,
-        "--retry-base-ms",
-        "10",
-        "--first-byte-timeout",
-        "5",
-    ];
+    let mut args = vec!["--first-byte-timeout", "5"];
     args.extend_from_slice(extra);
-    Daemon::start_with(&args, envs)
+    mock.daemon(&args, envs)
 }
 
 fn signed_up(daemon: &Daemon) -> User {

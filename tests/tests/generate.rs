@@ -19,20 +19,7 @@ fn good_reply() -> String {
 }
 
 fn mock_daemon(mock: &MockProvider, extra: &[&str]) -> Daemon {
-    let base = mock.base_url();
-    let mut args = vec![
-        "--provider",
-        "openai",
-        "--base-url",
-        &base,
-        "--retry-base-ms",
-        "10",
-    ];
-    if !extra.contains(&"--first-byte-timeout") {
-        args.extend_from_slice(&["--first-byte-timeout", "2"]);
-    }
-    args.extend_from_slice(extra);
-    Daemon::start_with(&args, &[])
+    mock.daemon(extra, &[])
 }
 
 fn signed_up(daemon: &Daemon) -> User {

@@ -276,6 +276,36 @@ fn python_under(shim: i64) -> i64 {
     panic!("no Python process below pid {shim}")
 }
 
+/// Starts `appforge ARGS` (a `logs -f`) and hands each line it prints to
+/// the receiver as it comes.
+fn follow(
+    user: &User,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    mpsc::Receiver<String>,
+    std::thread::JoinHandle<()>,
+) {
+    let mut follower = user
+        .command(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn logs -f");
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (follower, rx, reader)
+}
+
 /// Sends SIGKILL to one process.
 fn kill_9(pid: i64) {
     let pid = i32::try_from(pid).expect("a pid");
@@ -1013,23 +1043,7 @@ fn logs_show_the_last_lines_and_follow_new_ones() {
     assert_eq!(logs_lines(&ada, "todo", 1000), all);
 
     // Follow: the lines written after it started come through.
-    let mut follower = ada
-        .command(&["logs", "todo", "-f", "-n", "2"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn logs -f");
-    let stdout = follower.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut follower, rx, reader) = follow(&ada, &["logs", "todo", "-f", "-n", "2"]);
     let next = |what: &str| {
         rx.recv_timeout(PATIENCE)
             .unwrap_or_else(|_| panic!("timed out waiting for {what} from logs -f"))
@@ -1538,23 +1552,7 @@ fn logs_larger_than_a_frame_come_whole() {
 fn json_logs_follow_prints_one_document_a_line_as_it_comes() {
     let (_daemon, ada, _id) = ada_with_app(&[], PLAIN_APP);
     let port = port_of(&run_app(&ada, "todo"));
-    let mut follower = ada
-        .command(&["--json", "logs", "todo", "-f", "-n", "1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn logs -f");
-    let stdout = follower.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut follower, rx, reader) = follow(&ada, &["--json", "logs", "todo", "-f", "-n", "1"]);
     // The tail's one line comes as a document, before anything new.
     let first = rx.recv_timeout(PATIENCE).expect("the tail");
     let doc: Value = serde_json::from_str(&first).expect("a JSON document a line");
