@@ -1,7 +1,8 @@
-//! One supervised app: a task that starts (or adopts) its process, waits
-//! for it to answer HTTP, probes it, notices its exit through a pidfd the
-//! moment it happens, and restarts it by the policy until it is stopped or
-//! gives up.
+//! One supervised app: a task that starts (or adopts) its process under
+//! its shim, and then feeds what happens (its exit, seen through a pidfd the
+//! moment it happens; a stop; the scheduler's probe results; its deadlines)
+//! to the life cycle's state machine (`lifecycle.rs`), carrying out what
+//! that decides, until the app is stopped or gives up.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,9 +1,11 @@
 //! The supervisor: runs each project's app as a child process and keeps it
 //! alive, like pm2 or supervisord, across crashes, hangs and daemon restarts.
 //!
-//! Each app has one task ([`app::supervise`]) that owns its process; this
-//! module starts, stops and lists those tasks, and on start-up re-adopts the
-//! apps a previous daemon left running.
+//! Each app has one task ([`app::supervise`]) that owns its process and
+//! drives its life cycle ([`lifecycle`]); one daemon-wide [`scheduler`] probes
+//! them all. This module starts, stops and lists those tasks, each project
+//! under a lock of its own, and on start-up re-adopts the apps a previous
+//! daemon left running.
 
 pub mod app;
 pub mod lifecycle;
