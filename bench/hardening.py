@@ -24,17 +24,11 @@ import tempfile
 import threading
 import time
 
+from ipc import rss_kib  # same folder: one reading of VmRSS for both benches
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("APPFORGE_BIN_DIR", os.path.join(ROOT, "target", "release"))
 CLIENT = os.path.join(BIN, "appforge")
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class Daemon:

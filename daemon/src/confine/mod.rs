@@ -124,7 +124,7 @@ impl Protections {
         if !self.namespaces {
             missing.push(format!(
                 "user and PID namespaces ({}; an app's processes that leave its process group \
-                 are stopped by its log process, but not if that is killed)",
+                 are stopped by its init, a subreaper, but not if the app's shim is killed)",
                 self.namespaces_error.as_deref().unwrap_or("not allowed")
             ));
         }

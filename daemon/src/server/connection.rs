@@ -243,16 +243,7 @@ async fn converse(
                     limits = Limits::authenticated(daemon);
                 }
             }
-            ClientFrame::Request(envelope) => {
-                // A request that carries a valid session proves the connection too.
-                if !signed_in && envelope.token.is_some() {
-                    if let Ok(_user) = daemon.accounts.authenticate(envelope.token.as_ref()).await {
-                        signed_in = true;
-                        limits = Limits::authenticated(daemon);
-                    }
-                }
-                answer(daemon, envelope, frames, writer).await?
-            }
+            ClientFrame::Request(envelope) => answer(daemon, envelope, frames, writer).await?,
             ClientFrame::Hello(_) => {
                 return Err(Ended::Handshake(
                     "a second handshake on one connection".to_string(),

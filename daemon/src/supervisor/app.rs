@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 pub use super::lifecycle::State;
 
 /// What `ps` and the handlers see of an app.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     /// Where it is.
     pub state: State,
@@ -130,6 +130,7 @@ pub async fn supervise(
         cfg: &cfg,
         proc: None,
         key: 0,
+        target: None,
         app_pid: None,
         probe_tx,
         start_deadline: None,
@@ -213,6 +214,8 @@ struct Task<'a> {
     proc: Option<Proc>,
     /// The key of the current process's probes.
     key: u64,
+    /// Where the current process is probed.
+    target: Option<ProbeTarget>,
     /// The app's own process below the shim, once known.
     app_pid: Option<i32>,
     probe_tx: mpsc::UnboundedSender<ProbeResult>,
@@ -244,6 +247,7 @@ impl Task<'_> {
         self.proc = Some(proc);
         self.app_pid = None;
         self.key = scheduler::new_key();
+        self.target = Some(probe_target(self.cfg));
         self.start_deadline = Some(tokio::time::Instant::now() + self.cfg.settings.start_timeout);
     }
 
@@ -256,12 +260,7 @@ impl Task<'_> {
             match effect {
                 Effect::Spawn => match spawn(cfg).await {
                     Ok(proc) => self.started(proc),
-                    Err(why) => {
-                        let _ = cfg
-                            .log
-                            .note(&format!("[appforge] could not start the app: {why}"));
-                        queue.extend(self.feed(machine, Event::StartFailed(why)));
-                    }
+                    Err(why) => queue.extend(self.feed(machine, Event::StartFailed(why))),
                 },
                 Effect::Probe(probing) => {
                     if probing == Probing::Slowly {
@@ -276,12 +275,14 @@ impl Task<'_> {
                             ));
                         }
                     }
-                    cfg.scheduler.watch(
-                        self.key,
-                        probe_target(cfg),
-                        probing,
-                        self.probe_tx.clone(),
-                    );
+                    if let Some(target) = &self.target {
+                        cfg.scheduler.watch(
+                            self.key,
+                            target.clone(),
+                            probing,
+                            self.probe_tx.clone(),
+                        );
+                    }
                 }
                 Effect::StopProbing => {
                     cfg.scheduler.unwatch(self.key);
@@ -312,9 +313,7 @@ impl Task<'_> {
                 }
                 Effect::Finish => {
                     if let Some(why) = machine.failure() {
-                        if machine.state() == State::Failed && machine.restarts() > 0 {
-                            let _ = cfg.log.note(&format!("[appforge] giving up: {why}"));
-                        }
+                        let _ = cfg.log.note(&format!("[appforge] giving up: {why}"));
                         tracing::warn!(project_id = cfg.project_id, %why, "app failed");
                     }
                     release_cgroup(cfg).await;
@@ -347,6 +346,7 @@ impl Task<'_> {
             cgroups.kill(cfg.project_id);
         }
         self.kill_at = None;
+        self.app_pid = None;
         let run_id = proc.run_id;
         let _ = cfg
             .db
@@ -374,7 +374,9 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Shows the machine's state to the world (the watch and the project's row).
+/// Shows the machine's state to the world: the watch, and the project's
+/// row when the state changed. Nothing is sent when nothing changed (a
+/// probe that answered, say), so an idle app wakes nobody.
 async fn publish(
     cfg: &AppConfig,
     status: &watch::Sender<Status>,
@@ -382,15 +384,32 @@ async fn publish(
     proc: Option<&Proc>,
     app_pid: Option<i32>,
 ) {
-    set(cfg, status, |s| {
-        s.state = machine.state();
-        s.pid = proc.map(Proc::pid);
-        s.app_pid = app_pid.filter(|_| proc.is_some());
-        s.restarts = machine.restarts();
-        s.last_exit = machine.last_exit().map(str::to_string);
-        s.failure = machine.failure().map(str::to_string);
-    })
-    .await;
+    let next = Status {
+        state: machine.state(),
+        pid: proc.map(Proc::pid),
+        app_pid,
+        port: cfg.port,
+        restarts: machine.restarts(),
+        last_exit: machine.last_exit().map(str::to_string),
+        failure: machine.failure().map(str::to_string),
+    };
+    let (unchanged, state_changed) = {
+        let now = status.borrow();
+        (*now == next, now.state != next.state)
+    };
+    if unchanged {
+        return;
+    }
+    // The row first, so whoever sees the new state (a `run` waiting for
+    // `running`) finds the project's row already saying so.
+    if state_changed {
+        let (project_id, port, state) = (cfg.project_id, cfg.port, next.state);
+        let _ = cfg
+            .db
+            .call(move |c| runs::set_status(c, project_id, state.as_str(), Some(port)))
+            .await;
+    }
+    status.send_replace(next);
 }
 
 /// Starts the app under its shim (see `confine::shim`): its own session,
@@ -636,21 +655,4 @@ pub fn describe(info: Option<&ExitInfo>) -> String {
         },
         None => "exited".to_string(),
     }
-}
-
-/// Changes the status, and mirrors its state into the project's row.
-/// The database is written first, so whoever sees the new state (a `run`
-/// waiting for `running`) finds the project's row already saying so.
-async fn set(cfg: &AppConfig, status: &watch::Sender<Status>, change: impl FnOnce(&mut Status)) {
-    let mut next = status.borrow().clone();
-    let before = next.state;
-    change(&mut next);
-    if before != next.state {
-        let (project_id, port, state) = (cfg.project_id, cfg.port, next.state);
-        let _ = cfg
-            .db
-            .call(move |c| runs::set_status(c, project_id, state.as_str(), Some(port)))
-            .await;
-    }
-    status.send_replace(next);
 }
