@@ -586,3 +586,27 @@ exit 3
     assert!(!daemon.data_dir.join("planted").exists());
     assert!(!log.contains(SECRET));
 }
+
+/// The shim refuses a spec it cannot read, saying so, and starts nothing.
+#[test]
+fn a_shim_given_a_bad_spec_says_so_and_starts_nothing() {
+    for spec in ["", "not json", "{\"program\": 1}"] {
+        let mut shim = std::process::Command::new(appforge_e2e::bin("appforged"))
+            .arg("__app-shim")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        shim.stdin
+            .take()
+            .unwrap()
+            .write_all(spec.as_bytes())
+            .unwrap();
+        let out = shim.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(125), "{spec:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("bad spec on stdin"), "{spec:?}: {err}");
+    }
+}

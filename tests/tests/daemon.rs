@@ -183,6 +183,14 @@ fn a_second_daemon_refuses_a_live_socket_and_replaces_a_stale_one() {
         .unwrap()
         .file_type()
         .is_socket());
+    // Meanwhile a client says nothing listens there, and how to start it.
+    let out = daemon.user("late").run(&["ping"]).fails_with(5);
+    assert!(
+        out.stderr.contains("nothing listens there"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
     daemon.restart();
     ping_works(&daemon);
     assert!(daemon.log().contains("stale socket"));

@@ -468,6 +468,26 @@ fn an_app_killed_with_sigkill_is_restarted_and_counted() {
     assert!(log_text(&daemon, id).contains(&format!("[appforge] pid {old} was killed by signal 9")));
 }
 
+/// The app's own process (below its shim and init) killed: its signal
+/// comes through both, and the app is started again.
+#[test]
+fn an_app_whose_own_process_is_killed_is_restarted_with_its_signal() {
+    let (daemon, ada, id) = ada_with_app(&[], PLAIN_APP);
+    let shim = pid_of(&run_app(&ada, "todo"));
+    let python = python_under(shim);
+    assert_ne!(python, shim);
+    kill_9(python);
+    let now = wait_running_with_new_pid(&ada, id, shim);
+    assert_answers(port_of(&now));
+    let last_exit = now["last_exit"].as_str().unwrap_or_default();
+    assert!(last_exit.contains("signal 9"), "{now}");
+    let rows = runs(&daemon, id);
+    assert_eq!(rows[0].signal, Some(9), "{rows:?}");
+    wait_for("the old shim to be gone", || {
+        reaped_or_not_ours(shim, daemon.pid())
+    });
+}
+
 #[test]
 fn a_crash_looping_app_ends_failed_without_spinning() {
     let (daemon, ada, id) = ada_with_app(&[], CRASHING_APP);
