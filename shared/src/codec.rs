@@ -158,8 +158,10 @@ pub struct FrameReader<R> {
     buf: Vec<u8>,
 }
 
-/// Bytes asked of the stream at a time.
+/// Most bytes asked of the stream at a time.
 const READ_CHUNK: usize = 8 * 1024;
+/// Bytes made room for while the next frame's length is not known.
+const SMALL_READ: usize = 256;
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A reader of frames from `reader`.
@@ -186,16 +188,24 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         limit: usize,
     ) -> Result<Option<T>, CodecError> {
         loop {
+            let mut wanted = SMALL_READ;
             if let Some(prefix) = self.buf.get(..PREFIX_LEN) {
                 let len = payload_len_within(prefix.try_into().expect("prefix length"), limit)?;
-                if self.buf.len() >= PREFIX_LEN + len {
-                    let msg = decode_payload(&self.buf[PREFIX_LEN..PREFIX_LEN + len]);
-                    self.buf.drain(..PREFIX_LEN + len);
+                let end = PREFIX_LEN + len;
+                if self.buf.len() >= end {
+                    let msg = decode_payload(&self.buf[PREFIX_LEN..end]);
+                    self.buf.drain(..end);
+                    // A large frame's room is not kept for the connection's life.
+                    if self.buf.capacity() > READ_CHUNK {
+                        self.buf.shrink_to(READ_CHUNK.max(self.buf.len()));
+                    }
                     return msg.map(Some);
                 }
+                wanted = (end - self.buf.len()).min(READ_CHUNK);
             }
-            // Room for one more read, never much past the frame's end.
-            self.buf.reserve(READ_CHUNK);
+            // Room for the rest of this frame (a read at most), no more: a
+            // small frame costs a small buffer.
+            self.buf.reserve(wanted);
             let read = self.reader.read_buf(&mut self.buf).await?;
             if read == 0 {
                 return match self.buf.is_empty() {

@@ -337,7 +337,65 @@ fn read_all<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<Vec<T>, Code
     })
 }
 
+/// A reader that hands out at most `chunk` bytes a read.
+struct Trickle<'a> {
+    bytes: &'a [u8],
+    chunk: usize,
+}
+
+impl tokio::io::AsyncRead for Trickle<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = self.chunk.min(self.bytes.len()).min(buf.remaining());
+        let (now, rest) = self.bytes.split_at(n);
+        buf.put_slice(now);
+        self.bytes = rest;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Every frame in `bytes` through a `FrameReader` fed `chunk` bytes a read.
+fn read_all_buffered(
+    bytes: &[u8],
+    chunk: usize,
+    limit: usize,
+) -> Result<Vec<ClientFrame>, CodecError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut frames = codec::FrameReader::new(Trickle { bytes, chunk });
+        let mut out = Vec::new();
+        while let Some(msg) = frames.next(limit).await? {
+            out.push(msg);
+        }
+        Ok(out)
+    })
+}
+
 proptest! {
+    #[test]
+    fn buffered_frames_come_whole_however_the_bytes_arrive(
+        msgs in proptest::collection::vec(client_frame(), 1..6),
+        chunk in 1usize..300,
+    ) {
+        let bytes: Vec<u8> = msgs.iter().flat_map(|m| codec::encode(m).unwrap()).collect();
+        prop_assert_eq!(read_all_buffered(&bytes, chunk, MAX_FRAME_LEN).unwrap(), msgs);
+        // Cut off inside the last frame: an error, not a frame.
+        let cut = &bytes[..bytes.len() - 1];
+        prop_assert!(matches!(read_all_buffered(cut, chunk, MAX_FRAME_LEN), Err(CodecError::Truncated)));
+    }
+
+    #[test]
+    fn buffered_frames_over_the_limit_are_refused_at_the_prefix(len in 9000u32..u32::MAX) {
+        let bytes = len.to_le_bytes();
+        let refused = read_all_buffered(&bytes, 4, 8192);
+        prop_assert!(matches!(refused, Err(CodecError::TooLarge { limit: 8192, .. })), "{:?}", refused);
+    }
+
     #[test]
     fn client_frames_round_trip(msg in client_frame()) {
         let bytes = codec::encode(&msg).unwrap();
