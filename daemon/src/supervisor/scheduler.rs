@@ -1,18 +1,21 @@
 //! One daemon-wide scheduler for the apps' health probes: it sleeps until
-//! the earliest probe is due, runs a few probes at a time, each in a task
-//! of its own, and hands each result to the app's task. No app has a timer
-//! of its own, so an idle daemon with many apps wakes only when a probe is
-//! due, and a probe under way never delays an app's task from seeing its
+//! the earliest probe is due, runs a few probes at a time within its own
+//! task, and hands the results that matter to the app's task. No app has a
+//! timer of its own, slow probes fall due together on a coarse grid, and a
+//! healthy app's task hears nothing, so an idle daemon with many apps wakes
+//! rarely. A probe under way never delays an app's task from seeing its
 //! exit or a stop.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::Rng;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::lifecycle::Probing;
@@ -115,48 +118,72 @@ struct Watched {
     /// When its next probe is due; a heap entry for another time is stale.
     due: Instant,
     in_flight: bool,
+    /// Whether its last slow probe failed.
+    failing: bool,
 }
+
+impl Watched {
+    /// Whether the app's task needs to hear of `answered`: every result
+    /// while it starts, and afterwards only failures and the first answer
+    /// after one. A healthy app's task then sleeps through its probes.
+    fn worth_telling(&mut self, answered: bool) -> bool {
+        match self.probing {
+            Probing::Quickly => true,
+            Probing::Slowly => {
+                let changed = self.failing || !answered;
+                self.failing = !answered;
+                changed
+            }
+        }
+    }
+}
+
+type ProbeFuture = Pin<Box<dyn Future<Output = ProbeResult> + Send>>;
 
 async fn run(mut commands: mpsc::UnboundedReceiver<Command>, timings: ProbeTimings) {
     let mut watched: HashMap<u64, Watched> = HashMap::new();
     let mut queue: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
-    let limit = Arc::new(Semaphore::new(PROBES_AT_ONCE));
-    let (done_tx, mut done) = mpsc::unbounded_channel::<ProbeResult>();
+    // Probed in this task, not a task each: one wake-up serves every probe
+    // that is ready, and none crosses to another worker thread.
+    let mut in_flight: FuturesUnordered<ProbeFuture> = FuturesUnordered::new();
+    let grid = Grid::new(timings.interval);
     loop {
         let earliest = queue.peek().map(|Reverse((at, _))| *at);
+        let room = in_flight.len() < PROBES_AT_ONCE;
         tokio::select! {
             command = commands.recv() => match command {
                 None => return,
                 Some(Command::Watch { key, target, probing, results }) => {
-                    let due = Instant::now()
-                        + match probing {
-                            Probing::Quickly => QUICK_FIRST,
-                            Probing::Slowly => jittered(timings.interval),
-                        };
+                    let due = match probing {
+                        Probing::Quickly => Instant::now() + QUICK_FIRST,
+                        Probing::Slowly => grid.after(jittered(timings.interval)),
+                    };
                     let in_flight = watched.get(&key).is_some_and(|w| w.in_flight);
-                    watched.insert(key, Watched { target, probing, results, due, in_flight });
+                    let w = Watched { target, probing, results, due, in_flight, failing: false };
+                    watched.insert(key, w);
                     queue.push(Reverse((due, key)));
                 }
                 Some(Command::Unwatch { key }) => {
                     watched.remove(&key);
                 }
             },
-            Some(result) = done.recv() => {
+            Some(result) = in_flight.next(), if !in_flight.is_empty() => {
                 if let Some(w) = watched.get_mut(&result.key) {
                     w.in_flight = false;
-                    let _ = w.results.send(result);
-                    w.due = Instant::now()
-                        + match w.probing {
-                            Probing::Quickly => QUICK_EVERY,
-                            Probing::Slowly => jittered(timings.interval),
-                        };
+                    if w.worth_telling(result.answered) {
+                        let _ = w.results.send(result);
+                    }
+                    w.due = match w.probing {
+                        Probing::Quickly => Instant::now() + QUICK_EVERY,
+                        Probing::Slowly => grid.after(jittered(timings.interval)),
+                    };
                     queue.push(Reverse((w.due, result.key)));
                 }
             }
-            () = sleep_until(earliest), if earliest.is_some() => {
+            () = sleep_until(earliest), if earliest.is_some() && room => {
                 let now = Instant::now();
                 while let Some(Reverse((at, key))) = queue.peek().copied() {
-                    if at > now {
+                    if at > now || in_flight.len() >= PROBES_AT_ONCE {
                         break;
                     }
                     queue.pop();
@@ -165,16 +192,40 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, timings: ProbeTimin
                         continue;
                     }
                     w.in_flight = true;
-                    let (target, done, limit) = (w.target.clone(), done_tx.clone(), Arc::clone(&limit));
-                    let timeout = timings.timeout;
-                    tokio::spawn(async move {
-                        let _permit = limit.acquire_owned().await;
+                    let (target, timeout) = (w.target.clone(), timings.timeout);
+                    in_flight.push(Box::pin(async move {
                         let answered = probe::answers(&target, timeout).await;
-                        let _ = done.send(ProbeResult { key, answered });
-                    });
+                        ProbeResult { key, answered }
+                    }));
                 }
             }
         }
+    }
+}
+
+/// Slow probes fall due on the ticks of a grid (a thirtieth of the
+/// interval, a second at most), so that the probes of many apps share
+/// their wake-ups instead of each waking the daemon on its own.
+struct Grid {
+    origin: Instant,
+    step: Duration,
+}
+
+impl Grid {
+    fn new(interval: Duration) -> Grid {
+        let step = (interval / 30).clamp(Duration::from_millis(1), Duration::from_secs(1));
+        Grid {
+            origin: Instant::now(),
+            step,
+        }
+    }
+
+    /// The first tick at least `delay` from now.
+    fn after(&self, delay: Duration) -> Instant {
+        let since = (Instant::now() + delay).duration_since(self.origin);
+        let step = self.step.as_nanos();
+        let ticks = since.as_nanos().div_ceil(step);
+        self.origin + Duration::from_nanos((ticks * step) as u64)
     }
 }
 
@@ -206,6 +257,40 @@ mod tests {
                 "{d:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_healthy_app_hears_only_of_failures_and_the_first_answer_after() {
+        let (results, _rx) = mpsc::unbounded_channel();
+        let mut w = Watched {
+            target: ProbeTarget {
+                port: 1,
+                path: "/".into(),
+            },
+            probing: Probing::Quickly,
+            results,
+            due: Instant::now(),
+            in_flight: false,
+            failing: false,
+        };
+        assert!(w.worth_telling(false) && w.worth_telling(true));
+        w.probing = Probing::Slowly;
+        let told: Vec<bool> = [true, true, false, false, true, true]
+            .into_iter()
+            .map(|answered| w.worth_telling(answered))
+            .collect();
+        assert_eq!(told, [false, false, true, true, true, false]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_probes_fall_due_on_the_grid() {
+        let grid = Grid::new(Duration::from_secs(30));
+        assert_eq!(grid.step, Duration::from_secs(1));
+        tokio::time::advance(Duration::from_millis(1234)).await;
+        let due = grid.after(Duration::from_millis(27_100));
+        assert_eq!(due.duration_since(grid.origin), Duration::from_secs(29));
+        let fine = Grid::new(Duration::from_millis(300));
+        assert_eq!(fine.step, Duration::from_millis(10));
     }
 
     #[tokio::test(start_paused = true)]
