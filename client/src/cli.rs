@@ -39,6 +39,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Change a saved project by a prompt; saves a new version.
     Improve(ImproveArgs),
+    /// Repair a project from its app's last failure (traceback, exit, failed check); saves a new version.
+    Fix(FixArgs),
     /// List your projects.
     List,
     /// Print a project's files (highlighted on a terminal).
@@ -142,6 +144,8 @@ pub struct EditArgs {
     /// Take the file's new content from standard input instead of an editor.
     #[arg(long, requires = "file")]
     pub stdin: bool,
+    #[command(flatten)]
+    pub checks: CheckArgs,
 }
 
 /// Arguments of `diff`.
@@ -165,6 +169,8 @@ pub struct RollbackArgs {
     /// The version to return to.
     #[arg(value_parser = clap::value_parser!(i64).range(1..))]
     pub version: i64,
+    #[command(flatten)]
+    pub checks: CheckArgs,
 }
 
 /// Arguments of `export`.
@@ -194,6 +200,8 @@ pub struct GenerateArgs {
     /// Model [default: the provider's]
     #[arg(long)]
     pub model: Option<String>,
+    #[command(flatten)]
+    pub checks: CheckArgs,
 }
 
 /// Arguments of `improve`.
@@ -209,6 +217,50 @@ pub struct ImproveArgs {
     /// Model [default: the provider's]
     #[arg(long)]
     pub model: Option<String>,
+    #[command(flatten)]
+    pub checks: CheckArgs,
+}
+
+/// Arguments of `fix`.
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    /// The project, by id or name.
+    pub project: String,
+    /// What else the model should know, e.g. "the list does not refresh".
+    pub prompt: Option<String>,
+    /// AI provider: template, groq or openai [default: the daemon's]
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Model [default: the provider's]
+    #[arg(long)]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub checks: CheckArgs,
+}
+
+/// How a new version is checked before it is saved.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Save without running the checks (install, import, start, tests).
+    #[arg(long)]
+    pub no_check: bool,
+    /// Save a version that still fails its checks, marked as failing.
+    #[arg(long)]
+    pub keep_broken: bool,
+    /// Repair rounds when the checks fail [default: the daemon's, 3]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub repair_rounds: Option<u32>,
+}
+
+impl CheckArgs {
+    /// As the protocol carries them.
+    pub fn options(&self) -> appforge_shared::protocol::CheckOptions {
+        appforge_shared::protocol::CheckOptions {
+            check: !self.no_check,
+            keep_broken: self.keep_broken,
+            repair_rounds: self.repair_rounds,
+        }
+    }
 }
 
 /// Arguments of `signup` and `login`.

@@ -3,6 +3,7 @@
 
 mod ai;
 mod auth;
+mod checks;
 mod config;
 mod confine;
 mod db;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::WireError;
 
 /// The protocol version this build speaks; both sides must agree on it.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// A frame sent by the client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +30,9 @@ pub enum ClientFrame {
 }
 
 /// A frame sent by the daemon.
+// One frame exists at a time per connection: boxing the reply would cost
+// an allocation per frame to save stack bytes nobody is short of.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ServerFrame {
     /// The handshake succeeded.
@@ -107,6 +110,8 @@ pub enum Request {
     SaveGeneration(SaveGenerationRequest),
     /// Change a saved project by a prompt; saves a new version.
     Improve(ImproveRequest),
+    /// Repair a project from its app's last real failure; saves a new version.
+    Fix(FixRequest),
     /// The caller's projects.
     ListProjects,
     /// One project's files, at its newest or a given version.
@@ -150,6 +155,7 @@ impl Request {
             Request::Generate(_) => "generate",
             Request::SaveGeneration(_) => "save-generation",
             Request::Improve(_) => "improve",
+            Request::Fix(_) => "fix",
             Request::ListProjects => "list",
             Request::ShowProject(_) => "show",
             Request::EditProject(_) => "edit",
@@ -168,6 +174,27 @@ impl Request {
     }
 }
 
+/// How a new version is checked before it is saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckOptions {
+    /// Run the checks (install, import, start, tests); off with `--no-check`.
+    pub check: bool,
+    /// Save a version that still fails its checks, marked as failed.
+    pub keep_broken: bool,
+    /// Repair rounds instead of the daemon's default.
+    pub repair_rounds: Option<u32>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            check: true,
+            keep_broken: false,
+            repair_rounds: None,
+        }
+    }
+}
+
 /// Arguments of [`Request::Generate`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GenerateRequest {
@@ -181,6 +208,8 @@ pub struct GenerateRequest {
     pub provider: Option<String>,
     /// Model to use instead of the provider's default.
     pub model: Option<String>,
+    /// How the result is checked.
+    pub checks: CheckOptions,
 }
 
 /// Arguments of [`Request::SaveGeneration`].
@@ -203,6 +232,23 @@ pub struct ImproveRequest {
     pub provider: Option<String>,
     /// Model to use instead of the provider's default.
     pub model: Option<String>,
+    /// How the result is checked.
+    pub checks: CheckOptions,
+}
+
+/// Arguments of [`Request::Fix`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixRequest {
+    /// The project, by id or name.
+    pub project: String,
+    /// What else to tell the model, if anything.
+    pub prompt: Option<String>,
+    /// Provider to use instead of the daemon's default.
+    pub provider: Option<String>,
+    /// Model to use instead of the provider's default.
+    pub model: Option<String>,
+    /// How the result is checked.
+    pub checks: CheckOptions,
 }
 
 /// A project, named by its id or by its name.
@@ -233,6 +279,8 @@ pub struct EditRequest {
     pub base_version: i64,
     /// The whole file set after the edit.
     pub files: Vec<FileContent>,
+    /// How the result is checked.
+    pub checks: CheckOptions,
 }
 
 /// Arguments of [`Request::Diff`].
@@ -253,6 +301,8 @@ pub struct RollbackRequest {
     pub project: String,
     /// The version to return to.
     pub version: i64,
+    /// How the result is checked.
+    pub checks: CheckOptions,
 }
 
 /// The kinds of archive `export` writes.
@@ -434,6 +484,15 @@ pub struct ProcessInfo {
     pub rss_bytes: Option<u64>,
     /// How the last process ended, e.g. `exit code 1` or `signal 9 (SIGKILL)`.
     pub last_exit: Option<String>,
+    /// The project version the app runs.
+    pub version: Option<i64>,
+    /// The project's newest version, when it is newer than the one running.
+    pub newer_version: Option<i64>,
+    /// How the running version fared in its checks: `passed`, `skipped`,
+    /// `failed`, or none (saved before checks existed).
+    pub check_status: Option<String>,
+    /// What to do next, when the app has failed (`appforge fix P`).
+    pub hint: Option<String>,
 }
 
 /// A project as `list` shows it.
@@ -453,6 +512,9 @@ pub struct ProjectSummary {
     pub created_at: String,
     /// When its newest version was saved, RFC 3339 UTC.
     pub last_modified: String,
+    /// How its newest version fared in its checks: `passed`, `skipped`,
+    /// `failed`, or none (saved before checks existed).
+    pub check_status: Option<String>,
 }
 
 /// A project with the files of one version.
@@ -481,6 +543,12 @@ pub struct SavedVersion {
     pub saved: bool,
     /// Paths added, changed or removed, sorted.
     pub changed: Vec<String>,
+    /// `passed`, `skipped`, or `failed` (saved with `--keep-broken`).
+    pub check_status: String,
+    /// The check steps that ran.
+    pub checks: Vec<CheckStep>,
+    /// Whether a running app was restarted on the new version.
+    pub restarted: bool,
 }
 
 /// One version in a project's history.
@@ -500,6 +568,8 @@ pub struct VersionInfo {
     pub files: u64,
     /// When it was saved, RFC 3339 UTC.
     pub created_at: String,
+    /// How it fared in its checks: `passed`, `skipped`, `failed`, or none.
+    pub check_status: Option<String>,
 }
 
 /// A unified diff between two versions.
@@ -549,6 +619,27 @@ pub struct Generated {
     pub model: String,
     /// Wall time of the whole generation, in milliseconds.
     pub duration_ms: u64,
+    /// What was mended without a model round, for every round.
+    pub mends: Vec<String>,
+    /// The check steps of the saved (or last) round.
+    pub checks: Vec<CheckStep>,
+    /// Repair rounds used.
+    pub repair_rounds: u32,
+    /// `passed`, `skipped`, or `failed` (saved with `--keep-broken`).
+    pub check_status: String,
+    /// Whether a running app was restarted on the new version.
+    pub restarted: bool,
+}
+
+/// One step of the checks and how it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckStep {
+    /// `install`, `import`, `start` or `tests`.
+    pub step: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// How long it took, in milliseconds.
+    pub millis: u64,
 }
 
 /// Where generated files were saved.

@@ -38,6 +38,7 @@ fn request() -> impl Strategy<Value = Request> {
                     name: name.clone(),
                     provider: name,
                     model,
+                    checks: CheckOptions::default(),
                 })
             ),
         (any::<i64>(), proptest::option::of(text())).prop_map(|(generation_id, name)| {
@@ -51,7 +52,21 @@ fn request() -> impl Strategy<Value = Request> {
             prompt,
             provider: None,
             model: Some("m".into()),
+            checks: CheckOptions {
+                check: false,
+                keep_broken: true,
+                repair_rounds: Some(2),
+            },
         })),
+        (text(), proptest::option::of(text())).prop_map(|(project, prompt)| Request::Fix(
+            FixRequest {
+                project,
+                prompt,
+                provider: None,
+                model: None,
+                checks: CheckOptions::default(),
+            }
+        )),
         Just(Request::ListProjects),
         (
             text(),
@@ -70,6 +85,7 @@ fn request() -> impl Strategy<Value = Request> {
                 project,
                 base_version,
                 files,
+                checks: CheckOptions::default(),
             })
         }),
         text().prop_map(|project| Request::DeleteProject(ProjectRef { project })),
@@ -84,8 +100,11 @@ fn request() -> impl Strategy<Value = Request> {
                 from,
                 to
             })),
-        (text(), any::<i64>())
-            .prop_map(|(project, version)| Request::Rollback(RollbackRequest { project, version })),
+        (text(), any::<i64>()).prop_map(|(project, version)| Request::Rollback(RollbackRequest {
+            project,
+            version,
+            checks: CheckOptions::default(),
+        })),
         (text(), proptest::option::of(any::<u16>()))
             .prop_map(|(project, port)| Request::Run(RunRequest { project, port })),
         (proptest::option::of(text()), any::<bool>())
@@ -128,6 +147,7 @@ fn summary() -> impl Strategy<Value = ProjectSummary> {
             version: id / 2,
             created_at: name.clone(),
             last_modified: name,
+            check_status: Some("failed".into()),
         }
     })
 }
@@ -150,7 +170,11 @@ fn process() -> impl Strategy<Value = ProcessInfo> {
             uptime_s: pid.map(u64::from),
             cpu_percent: Some(1.5),
             rss_bytes: Some(1 << 20),
-            last_exit: Some(name),
+            last_exit: Some(name.clone()),
+            version: Some(3),
+            newer_version: pid.map(i64::from),
+            check_status: None,
+            hint: Some(name),
         })
 }
 
@@ -176,7 +200,14 @@ fn project_reply() -> impl Strategy<Value = Reply> {
                 name: name.clone(),
                 version: id,
                 saved,
-                changed: vec![name],
+                changed: vec![name.clone()],
+                check_status: name,
+                checks: vec![CheckStep {
+                    step: "import".into(),
+                    passed: saved,
+                    millis: 12,
+                }],
+                restarted: !saved,
             })
         }),
         summary().prop_map(Reply::Deleted),
@@ -190,6 +221,7 @@ fn project_reply() -> impl Strategy<Value = Reply> {
                     generation_id: Some(version),
                     files: tokens_used / 3,
                     created_at: prompt,
+                    check_status: None,
                 }
             }),
             0..3
@@ -309,6 +341,11 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                     provider: "p".into(),
                     model: "m".into(),
                     duration_ms: tokens_used / 2,
+                    mends: vec!["moved index.html".into()],
+                    checks: Vec::new(),
+                    repair_rounds: 1,
+                    check_status: "passed".into(),
+                    restarted: saved,
                 })
             )),
         (any::<i64>(), text()).prop_map(|(user_id, email)| ServerFrame::Reply(Reply::User(

@@ -97,6 +97,7 @@ pub async fn ps(ctx: &mut Ctx) -> Result<(), ClientError> {
                 vec![
                     a.project_id.to_string(),
                     a.name.clone(),
+                    version_cell(a),
                     a.status.clone(),
                     a.pid.map_or("-".into(), |p| p.to_string()),
                     a.url.clone().unwrap_or_default(),
@@ -109,10 +110,15 @@ pub async fn ps(ctx: &mut Ctx) -> Result<(), ClientError> {
                 ]
             })
             .collect();
-        render::table(
+        let hints: Vec<String> = apps
+            .iter()
+            .filter_map(|a| a.hint.as_ref().map(|h| format!("{}: {h}", a.name)))
+            .collect();
+        let table = render::table(
             &[
                 "ID",
                 "NAME",
+                "VERSION",
                 "STATUS",
                 "PID",
                 "URL",
@@ -123,7 +129,11 @@ pub async fn ps(ctx: &mut Ctx) -> Result<(), ClientError> {
                 "LAST EXIT",
             ],
             rows,
-        )
+        );
+        match hints.is_empty() {
+            true => table,
+            false => format!("{table}\n\n{}", hints.join("\n")),
+        }
     });
     Ok(())
 }
@@ -177,11 +187,26 @@ pub async fn logs(ctx: &mut Ctx, args: LogsArgs) -> Result<(), ClientError> {
 }
 
 /// The JSON form of a supervised app.
+/// The version an app runs, with a mark when it failed its checks and
+/// the newer version it does not follow.
+fn version_cell(a: &ProcessInfo) -> String {
+    let mut cell = a.version.map_or("-".into(), |v| v.to_string());
+    if a.check_status.as_deref() == Some("failed") {
+        cell.push_str(" (checks failed)");
+    }
+    if let Some(newer) = a.newer_version {
+        cell.push_str(&format!(" (v{newer} newer)"));
+    }
+    cell
+}
+
 fn process_json(a: &ProcessInfo) -> serde_json::Value {
     json!({
         "project_id": a.project_id, "name": a.name, "pid": a.pid, "port": a.port,
         "url": a.url, "status": a.status, "restarts": a.restarts, "uptime_s": a.uptime_s,
         "cpu_percent": a.cpu_percent, "rss_bytes": a.rss_bytes, "last_exit": a.last_exit,
+        "version": a.version, "newer_version": a.newer_version, "check_status": a.check_status,
+        "hint": a.hint,
     })
 }
 

@@ -34,14 +34,14 @@ pub async fn edit(ctx: &mut Ctx, args: EditArgs) -> Result<(), ClientError> {
     let (project_id, base_version) = (detail.summary.id, detail.version);
     if let (Some(path), true) = (&args.file, args.stdin) {
         let files = replace(detail.files, path, read_stdin()?);
-        let saved = save(ctx, project_id, base_version, files).await?;
+        let saved = save(ctx, project_id, base_version, files, &args.checks).await?;
         return report(ctx, saved);
     }
     let checkout = Checkout::create(&detail.files)?;
     // An editor that fails means "abort": the checkout goes with it.
     checkout.open_editor(args.file.as_deref())?;
     let result = match checkout.read_back() {
-        Ok(files) => save(ctx, project_id, base_version, files).await,
+        Ok(files) => save(ctx, project_id, base_version, files, &args.checks).await,
         Err(e) => Err(e),
     };
     match result {
@@ -60,6 +60,7 @@ async fn save(
     project_id: i64,
     base_version: i64,
     files: Vec<FileContent>,
+    checks: &crate::cli::CheckArgs,
 ) -> Result<SavedVersion, ClientError> {
     // The editor may have been open longer than the daemon waits for a
     // silent client, so ask on a fresh connection.
@@ -68,6 +69,7 @@ async fn save(
         project: project_id.to_string(),
         base_version,
         files,
+        checks: checks.options(),
     });
     match ctx.call(request).await? {
         Reply::Saved(saved) => Ok(saved),
@@ -78,11 +80,13 @@ async fn save(
 fn report(ctx: &Ctx, saved: SavedVersion) -> Result<(), ClientError> {
     emit(ctx.json, saved_json(&saved), || match saved.saved {
         true => format!(
-            "Saved `{}` version {} ({} changed: {}).",
+            "{}\nSaved `{}` version {} ({} changed: {}).{}",
+            super::generate::checks_line(&saved.check_status, &saved.checks),
             saved.name,
             saved.version,
             saved.changed.len(),
-            saved.changed.join(", ")
+            saved.changed.join(", "),
+            restarted_note(&saved)
         ),
         false => format!(
             "No changes; `{}` stays at version {}.",
@@ -90,6 +94,14 @@ fn report(ctx: &Ctx, saved: SavedVersion) -> Result<(), ClientError> {
         ),
     });
     Ok(())
+}
+
+/// A note when the running app moved to the new version.
+pub fn restarted_note(saved: &SavedVersion) -> &'static str {
+    match saved.restarted {
+        true => "\nThe running app was restarted on it.",
+        false => "",
+    }
 }
 
 /// The file set with `path` set to `content`, added if it was not there.

@@ -4,14 +4,15 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use appforge_shared::protocol::{
-    GenerateRequest, Generated, ImproveRequest, Progress, Reply, Request, SaveGenerationRequest,
+    CheckStep, FixRequest, GenerateRequest, Generated, ImproveRequest, Progress, Reply, Request,
+    SaveGenerationRequest,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use super::accounts::unexpected;
 use super::Ctx;
-use crate::cli::{GenerateArgs, ImproveArgs};
+use crate::cli::{FixArgs, GenerateArgs, ImproveArgs};
 use crate::error::ClientError;
 use crate::output::emit;
 use crate::session;
@@ -24,6 +25,7 @@ pub async fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<(), ClientErr
         name: args.name.clone(),
         provider: args.provider,
         model: args.model,
+        checks: args.checks.options(),
     });
     let mut generated = run(ctx, request).await?;
     let interactive =
@@ -61,6 +63,21 @@ pub async fn improve(ctx: &mut Ctx, args: ImproveArgs) -> Result<(), ClientError
         prompt: args.prompt,
         provider: args.provider,
         model: args.model,
+        checks: args.checks.options(),
+    });
+    let generated = run(ctx, request).await?;
+    show(ctx.json, &generated);
+    Ok(())
+}
+
+/// `appforge fix PROJECT [PROMPT]`
+pub async fn fix(ctx: &mut Ctx, args: FixArgs) -> Result<(), ClientError> {
+    let request = Request::Fix(FixRequest {
+        project: args.project,
+        prompt: args.prompt,
+        provider: args.provider,
+        model: args.model,
+        checks: args.checks.options(),
     });
     let generated = run(ctx, request).await?;
     show(ctx.json, &generated);
@@ -127,6 +144,11 @@ fn show(json: bool, g: &Generated) {
             "provider": g.provider,
             "model": g.model,
             "duration_ms": g.duration_ms,
+            "check_status": g.check_status,
+            "checks": g.checks.iter().map(|c| json!({"step": c.step, "passed": c.passed, "ms": c.millis})).collect::<Vec<_>>(),
+            "mends": g.mends,
+            "repair_rounds": g.repair_rounds,
+            "restarted": g.restarted,
         }),
         || {
             print_files(g);
@@ -147,7 +169,7 @@ fn print_files(g: &Generated) {
 }
 
 fn summary(g: &Generated) -> String {
-    let made = format!(
+    let mut made = format!(
         "{} files from {} ({}) in {:.1} s, {} tokens",
         g.files.len(),
         g.provider,
@@ -155,12 +177,40 @@ fn summary(g: &Generated) -> String {
         g.duration_ms as f64 / 1000.0,
         g.tokens_used
     );
-    match &g.project {
+    if g.repair_rounds > 0 {
+        made.push_str(&format!(", {} repair round(s)", g.repair_rounds));
+    }
+    let mut lines: Vec<String> = g.mends.iter().map(|m| format!("mended: {m}")).collect();
+    lines.push(checks_line(&g.check_status, &g.checks));
+    lines.push(match &g.project {
         Some(p) => format!(
             "{made}; saved as project `{}` (id {}, version {})",
             p.name, p.project_id, p.version
         ),
         None => format!("{made}; not saved (run again with --save to keep it)"),
+    });
+    if g.restarted {
+        lines.push("the running app was restarted on the new version".into());
+    }
+    lines.join("\n")
+}
+
+/// One line on how the checks went.
+pub fn checks_line(status: &str, steps: &[CheckStep]) -> String {
+    let ran: Vec<String> = steps
+        .iter()
+        .map(|s| {
+            let mark = if s.passed { "ok" } else { "FAILED" };
+            format!("{} {mark} ({} ms)", s.step, s.millis)
+        })
+        .collect();
+    match status {
+        "passed" => format!("checks passed: {}", ran.join(", ")),
+        "skipped" => "checks skipped (--no-check): the app has not been run".into(),
+        _ => format!(
+            "checks FAILED, saved anyway (--keep-broken): {}",
+            ran.join(", ")
+        ),
     }
 }
 

@@ -66,6 +66,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Ping => daemon_info::ping(&mut ctx).await,
         Command::Generate(args) => generate::generate(&mut ctx, args).await,
         Command::Improve(args) => generate::improve(&mut ctx, args).await,
+        Command::Fix(args) => generate::fix(&mut ctx, args).await,
         Command::List => projects::list(&mut ctx).await,
         Command::Show(args) => projects::show(&mut ctx, args).await,
         Command::Delete(args) => projects::delete(&mut ctx, args).await,

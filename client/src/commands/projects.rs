@@ -33,7 +33,11 @@ pub async fn list(ctx: &mut Ctx) -> Result<(), ClientError> {
                 vec![
                     p.id.to_string(),
                     p.name.clone(),
-                    p.version.to_string(),
+                    match p.check_status.as_deref() {
+                        Some("failed") => format!("{} (checks failed)", p.version),
+                        Some("skipped") => format!("{} (unchecked)", p.version),
+                        _ => p.version.to_string(),
+                    },
                     p.status.clone(),
                     p.port.map_or("-".into(), |p| p.to_string()),
                     p.last_modified.clone(),
@@ -189,6 +193,7 @@ pub async fn rollback(ctx: &mut Ctx, args: RollbackArgs) -> Result<(), ClientErr
         .call(Request::Rollback(RollbackRequest {
             project: args.project,
             version: target,
+            checks: args.checks.options(),
         }))
         .await?;
     let Reply::Saved(saved) = reply else {
@@ -198,10 +203,12 @@ pub async fn rollback(ctx: &mut Ctx, args: RollbackArgs) -> Result<(), ClientErr
     doc["rolled_back_to"] = json!(target);
     emit(ctx.json, doc, || match saved.saved {
         true => format!(
-            "`{}` is now version {}, equal to version {target} ({} files changed).",
+            "{}\n`{}` is now version {}, equal to version {target} ({} files changed).{}",
+            super::generate::checks_line(&saved.check_status, &saved.checks),
             saved.name,
             saved.version,
-            saved.changed.len()
+            saved.changed.len(),
+            super::edit::restarted_note(&saved)
         ),
         false => format!(
             "`{}` version {} already equals version {target}; nothing saved.",
@@ -307,6 +314,7 @@ pub fn summary_json(p: &ProjectSummary) -> serde_json::Value {
     json!({
         "id": p.id, "name": p.name, "status": p.status, "port": p.port,
         "version": p.version, "created_at": p.created_at, "last_modified": p.last_modified,
+        "check_status": p.check_status,
     })
 }
 
@@ -314,7 +322,9 @@ pub fn summary_json(p: &ProjectSummary) -> serde_json::Value {
 pub fn saved_json(s: &SavedVersion) -> serde_json::Value {
     json!({
         "project_id": s.project_id, "name": s.name, "version": s.version,
-        "saved": s.saved, "changed": s.changed,
+        "saved": s.saved, "changed": s.changed, "check_status": s.check_status,
+        "checks": s.checks.iter().map(|c| json!({"step": c.step, "passed": c.passed, "ms": c.millis})).collect::<Vec<_>>(),
+        "restarted": s.restarted,
     })
 }
 

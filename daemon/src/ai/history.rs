@@ -1,10 +1,10 @@
-//! The `generation_history` table: one row per generation call, kept
-//! whether it succeeded or not.
+//! The `generation_history` table: one row per round of a generation,
+//! kept whether it succeeded or not.
 
 use appforge_shared::protocol::FileContent;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::generate::Outcome;
+use crate::checks::repair::Round;
 use crate::db::DbError;
 
 /// What a history row records besides the outcome.
@@ -23,38 +23,49 @@ pub struct Entry<'a> {
     pub model: &'a str,
 }
 
-/// Records a generation and returns its id.
-pub fn record(conn: &Connection, entry: &Entry<'_>, outcome: &Outcome) -> Result<i64, DbError> {
-    let (status, error, files) = match &outcome.files {
-        Ok(files) => {
-            let pairs: Vec<(&str, &str)> = files
-                .iter()
-                .map(|f| (f.path.as_str(), f.content.as_str()))
-                .collect();
-            ("ok", None, serde_json::to_string(&pairs).ok())
-        }
-        Err(e) => ("failed", Some(e.to_string()), None),
-    };
+/// Records one round of a generation and returns its row's id; `files`
+/// are the round's result when it is the one that succeeded.
+pub fn record(
+    conn: &Connection,
+    entry: &Entry<'_>,
+    number: usize,
+    round: &Round,
+    files: Option<&[FileContent]>,
+    error: Option<&str>,
+) -> Result<i64, DbError> {
+    let status = if files.is_some() { "ok" } else { "failed" };
+    let files = files.map(|files| {
+        let pairs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|f| (f.path.as_str(), f.content.as_str()))
+            .collect();
+        serde_json::to_string(&pairs).unwrap_or_default()
+    });
+    let checks = serde_json::json!({"mends": round.mends, "steps": round.steps}).to_string();
+    let reply = &round.reply;
     conn.execute(
         "INSERT INTO generation_history (owner_id, project_id, kind, prompt, response, tokens_used, \
-         prompt_tokens, completion_tokens, provider, model, duration_ms, outcome, error, request_id, files) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         prompt_tokens, completion_tokens, provider, model, duration_ms, outcome, error, request_id, \
+         files, round, checks) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             entry.owner_id,
             entry.project_id,
             entry.kind,
             entry.prompt,
-            outcome.response,
-            outcome.usage.total_tokens as i64,
-            outcome.usage.prompt_tokens as i64,
-            outcome.usage.completion_tokens as i64,
+            reply.response,
+            reply.usage.total_tokens as i64,
+            reply.usage.prompt_tokens as i64,
+            reply.usage.completion_tokens as i64,
             entry.provider,
             entry.model,
-            outcome.duration.as_millis() as i64,
+            reply.duration.as_millis() as i64,
             status,
-            error,
-            outcome.request_id,
+            error.or(round.problem.as_deref()),
+            reply.request_id,
             files,
+            number as i64,
+            checks,
         ],
     )?;
     Ok(conn.last_insert_rowid())
@@ -68,13 +79,15 @@ pub struct Unsaved {
     pub files: Vec<FileContent>,
     /// Tokens it used.
     pub tokens_used: u64,
+    /// `passed`, or `skipped` when it was made with `--no-check`.
+    pub check_status: String,
 }
 
 /// Finds an unsaved, successful generation of `owner_id`'s.
 pub fn unsaved(conn: &Connection, owner_id: i64, id: i64) -> Result<Option<Unsaved>, DbError> {
     Ok(conn
         .query_row(
-            "SELECT prompt, files, tokens_used FROM generation_history \
+            "SELECT prompt, files, tokens_used, checks FROM generation_history \
              WHERE id = ?1 AND owner_id = ?2 AND outcome = 'ok' AND kind = 'generate' \
                AND project_id IS NULL",
             params![id, owner_id],
@@ -96,10 +109,41 @@ pub fn unsaved(conn: &Connection, owner_id: i64, id: i64) -> Result<Option<Unsav
                         .map(|(path, content)| FileContent { path, content })
                         .collect(),
                     tokens_used: r.get::<_, i64>(2)? as u64,
+                    check_status: ran_checks(r.get(3)?),
                 })
             },
         )
         .optional()?)
+}
+
+/// Whether a successful round's checks ran (its record lists steps).
+fn ran_checks(checks: Option<String>) -> String {
+    let ran = checks
+        .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
+        .and_then(|v| {
+            v.get("steps")
+                .and_then(|s| s.as_array())
+                .map(|s| !s.is_empty())
+        })
+        .unwrap_or(false);
+    if ran { "passed" } else { "skipped" }.to_string()
+}
+
+/// The error of a project's latest failed round, if its latest round
+/// failed: what `fix` sends when the app itself has no failure to show.
+pub fn last_failure(conn: &Connection, project_id: i64) -> Result<Option<String>, DbError> {
+    let latest: Option<(String, Option<String>)> = conn
+        .query_row(
+            "SELECT outcome, error FROM generation_history WHERE project_id = ?1 \
+             ORDER BY id DESC LIMIT 1",
+            [project_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(match latest {
+        Some((outcome, error)) if outcome == "failed" => error,
+        _ => None,
+    })
 }
 
 /// Links a generation to the project that saved it.

@@ -6,16 +6,15 @@ use appforge_shared::protocol::FileContent;
 use super::parse::FORMAT_INSTRUCTIONS;
 use super::{Message, Role};
 
-/// The run convention every app follows; the supervisor starts apps this way.
-pub const RUN_CONVENTION: &str = "python -m flask --app app run --host 127.0.0.1 --port $PORT";
-
 fn system_prompt() -> String {
+    // The run convention every app follows; the supervisor starts apps this way.
+    let run_convention = crate::projects::launch::shell_line("$PORT");
     format!(
         "You write small, complete, working web apps: a Python Flask backend and an HTML/JS \
          frontend.\n\
          Rules:\n\
          - `app.py` defines the Flask application object named `app`. The app is started from \
-         its folder with `{RUN_CONVENTION}`, so do not call `app.run()` unconditionally and do not \
+         its folder with `{run_convention}`, so do not call `app.run()` unconditionally and do not \
          pick a port.\n\
          - The main page is `templates/index.html`, served at `/`; put other static assets in \
          `static/`.\n\
@@ -57,10 +56,33 @@ pub fn repair(problem: &str) -> Message {
     Message::new(
         Role::User,
         format!(
-            "Your answer could not be used: {problem}\nWrite the complete, corrected app again: \
-             every file in full, in the same format."
+            "Your answer could not be used: {problem}\nFind the cause of this error and fix it. \
+             Write the complete, corrected app again: every file in full, in the same format."
         ),
     )
+}
+
+/// The conversation for repairing an app from its real failure: its files,
+/// what went wrong, and what the user adds.
+pub fn fix(files: &[FileContent], failure: &str, extra: Option<&str>) -> Vec<Message> {
+    let mut current = String::from("Here is the app as it is now.\n\n");
+    for f in files {
+        current.push_str(&format!("### {}\n````\n{}````\n\n", f.path, f.content));
+    }
+    current.push_str(&format!(
+        "It fails. What happened when it ran:\n\n````\n{failure}\n````\n\n"
+    ));
+    if let Some(extra) = extra {
+        current.push_str(&format!("The user adds: {extra}\n\n"));
+    }
+    current.push_str(
+        "Find the cause and fix it. Answer with every file of the fixed app in full, unchanged \
+         files included.",
+    );
+    vec![
+        Message::new(Role::System, system_prompt()),
+        Message::new(Role::User, current),
+    ]
 }
 
 /// Asks the model to go on after it hit the token limit.

@@ -805,7 +805,10 @@ pub fn render_files(spec: &AppSpec, prompt: &str) -> Vec<(String, String)> {
     let mut files = vec![
         ("README.md".to_string(), render_readme(&spec, prompt)),
         ("app.py".to_string(), render_app_py(&spec)),
-        ("requirements.txt".to_string(), "flask>=3.0\n".to_string()),
+        (
+            "requirements.txt".to_string(),
+            "flask>=3.0\npytest>=8\n".to_string(),
+        ),
         ("templates/index.html".to_string(), render_index_html(&spec)),
         ("test_app.py".to_string(), render_test_py(&spec)),
     ];
@@ -2353,7 +2356,7 @@ mod tests {
                 "test_app.py"
             ]
         );
-        assert_eq!(file(&files, "requirements.txt"), "flask>=3.0\n");
+        assert_eq!(file(&files, "requirements.txt"), "flask>=3.0\npytest>=8\n");
         let app = file(&files, "app.py");
         assert!(app.contains("app = create_app()\n"));
         assert!(app.contains("@bp.get(\"/api/todos\")"));
@@ -2500,7 +2503,9 @@ mod tests {
             assert_eq!(parse_reply(&reply), files, "{prompt:?}");
             assert!(reply.starts_with("### README.md\n````markdown\n"));
             assert!(reply.contains("### app.py\n````python\n"));
-            assert!(reply.contains("### requirements.txt\n````text\nflask>=3.0\n````\n\n"));
+            assert!(
+                reply.contains("### requirements.txt\n````text\nflask>=3.0\npytest>=8\n````\n\n")
+            );
             assert!(reply.contains("### templates/index.html\n````html\n<!doctype html>"));
             assert!(reply.ends_with("````\n\n"));
         }

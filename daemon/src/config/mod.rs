@@ -61,8 +61,8 @@ pub struct Cli {
     /// Most tokens a model may write per call.
     #[arg(long, default_value_t = 8192)]
     pub max_tokens: u32,
-    /// Automatic repair rounds when a reply fails the checks.
-    #[arg(long, default_value_t = 1)]
+    /// Repair rounds when a new version fails its checks (each sends the real error back).
+    #[arg(long, default_value_t = 3)]
     pub repair_rounds: u32,
     /// Retries of a provider call on 429, 5xx and time-outs.
     #[arg(long, default_value_t = 3)]

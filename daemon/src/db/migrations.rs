@@ -100,6 +100,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE project_runs ADD COLUMN signal INTEGER;
     CREATE INDEX project_runs_open ON project_runs(project_id) WHERE stopped_at IS NULL;
     "#,
+    // 4: the checks: a history row per round with what was mended and
+    // checked, and how each version fared (NULL: saved before checks).
+    r#"
+    ALTER TABLE generation_history ADD COLUMN round INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE generation_history ADD COLUMN checks TEXT;
+    ALTER TABLE project_versions ADD COLUMN checks TEXT
+        CHECK (checks IN ('passed', 'skipped', 'failed'));
+    ALTER TABLE project_runs ADD COLUMN version INTEGER;
+    "#,
 ];
 
 /// Brings the database up to the newest schema.

@@ -5,6 +5,7 @@
 pub mod diff;
 pub mod export;
 pub mod folder;
+pub mod launch;
 pub mod requirements;
 pub mod versions;
 
@@ -94,7 +95,8 @@ pub struct Project {
 }
 
 const SUMMARY_COLUMNS: &str = "p.id, p.name, p.status, p.port, p.created_at, p.last_modified, \
-     (SELECT coalesce(max(version), 0) FROM project_versions v WHERE v.project_id = p.id)";
+     (SELECT coalesce(max(version), 0) FROM project_versions v WHERE v.project_id = p.id), \
+     (SELECT checks FROM project_versions v WHERE v.project_id = p.id ORDER BY version DESC LIMIT 1)";
 
 fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectSummary> {
     Ok(ProjectSummary {
@@ -107,6 +109,7 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectSummary> {
         created_at: r.get(4)?,
         last_modified: r.get(5)?,
         version: r.get(6)?,
+        check_status: r.get(7)?,
     })
 }
 

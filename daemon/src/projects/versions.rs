@@ -25,6 +25,20 @@ pub struct NewVersion<'a> {
     pub tokens_used: u64,
     /// The whole file set.
     pub files: &'a [FileContent],
+    /// How it fared in its checks: `passed`, `skipped` or `failed`.
+    pub checks: &'a str,
+}
+
+/// A version as it is run: its number, how it fared in its checks, and
+/// its files.
+#[derive(Debug, Clone)]
+pub struct Release {
+    /// Its number.
+    pub version: i64,
+    /// `passed`, `skipped`, `failed`, or none (saved before checks).
+    pub check_status: Option<String>,
+    /// Its files.
+    pub files: Vec<FileContent>,
 }
 
 /// Adds the next version of a project and mirrors it into the project row.
@@ -35,9 +49,9 @@ pub fn add_version(
 ) -> Result<i64, ProjectError> {
     let number = latest(tx, project_id)? + 1;
     tx.execute(
-        "INSERT INTO project_versions (project_id, version, kind, prompt, generation_id, tokens_used) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![project_id, number, v.kind, v.prompt, v.generation_id, v.tokens_used as i64],
+        "INSERT INTO project_versions (project_id, version, kind, prompt, generation_id, tokens_used, checks) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![project_id, number, v.kind, v.prompt, v.generation_id, v.tokens_used as i64, v.checks],
     )?;
     let version_id = tx.last_insert_rowid();
     let mut insert =
@@ -79,6 +93,7 @@ pub fn save_if_changed(
     }
     let current = files_at(tx, project, newest)?;
     let changed = changed_paths(&current, v.files);
+    let checks = v.checks;
     let version = match changed.is_empty() {
         true => newest,
         false => add_version(tx, project.id, v)?,
@@ -89,6 +104,9 @@ pub fn save_if_changed(
         version,
         saved: !changed.is_empty(),
         changed,
+        check_status: checks.to_string(),
+        checks: Vec::new(),
+        restarted: false,
     })
 }
 
@@ -142,11 +160,37 @@ pub fn current_files(
     files_at(conn, project, latest(conn, project.id)?)
 }
 
+/// The newest version of a project, as it is run.
+pub fn newest_release(conn: &Connection, project: &Project) -> Result<Release, ProjectError> {
+    let version = latest(conn, project.id)?;
+    Ok(Release {
+        version,
+        check_status: check_status(conn, project.id, version)?,
+        files: files_at(conn, project, version)?,
+    })
+}
+
+/// How a version fared in its checks.
+pub fn check_status(
+    conn: &Connection,
+    project_id: i64,
+    version: i64,
+) -> Result<Option<String>, ProjectError> {
+    Ok(conn
+        .query_row(
+            "SELECT checks FROM project_versions WHERE project_id = ?1 AND version = ?2",
+            params![project_id, version],
+            |r| r.get(0),
+        )
+        .optional()?
+        .flatten())
+}
+
 /// Every version of a project, oldest first.
 pub fn history(conn: &Connection, project_id: i64) -> Result<Vec<VersionInfo>, ProjectError> {
     let mut stmt = conn.prepare(
         "SELECT v.version, v.kind, v.prompt, v.tokens_used, v.generation_id, v.created_at, \
-                (SELECT count(*) FROM project_files f WHERE f.version_id = v.id) \
+                (SELECT count(*) FROM project_files f WHERE f.version_id = v.id), v.checks \
          FROM project_versions v WHERE v.project_id = ?1 ORDER BY v.version",
     )?;
     let versions = stmt
@@ -159,6 +203,7 @@ pub fn history(conn: &Connection, project_id: i64) -> Result<Vec<VersionInfo>, P
                 generation_id: r.get(4)?,
                 created_at: r.get(5)?,
                 files: r.get::<_, i64>(6)?.max(0) as u64,
+                check_status: r.get(7)?,
             })
         })?
         .collect::<Result<_, _>>()?;

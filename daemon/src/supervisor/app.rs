@@ -25,6 +25,7 @@ use crate::confine::shim::{self, ShimSpec};
 use crate::confine::{Protections, Sandbox};
 use crate::db::Db;
 use crate::metrics::Metrics;
+use crate::projects::launch;
 
 pub use super::lifecycle::State;
 
@@ -61,6 +62,8 @@ pub struct AppConfig {
     pub env: PythonEnv,
     /// Its port.
     pub port: u16,
+    /// The project version it runs.
+    pub version: Option<i64>,
     /// Its log files.
     pub log: LogFiles,
     /// Timings and limits.
@@ -440,9 +443,9 @@ async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
     };
     let spec = ShimSpec {
         program: cfg.env.python(),
-        args: run_args(cfg.port),
+        args: launch::python_args(cfg.port),
         dir: cfg.dir.clone(),
-        env: child_env(cfg, &tmp),
+        env: launch::environment(&cfg.env.root, cfg.port, &tmp),
         log: cfg.log.path().to_path_buf(),
         log_max_bytes: cfg.log.max_bytes(),
         log_files: cfg.log.files(),
@@ -478,11 +481,11 @@ async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
     let start = procfs::read_stat(pid)
         .map(|s| s.start_ticks)
         .map_err(|e| abandon(format!("cannot read pid {pid}: {e}")))?;
-    let (project_id, port) = (cfg.project_id, cfg.port);
+    let (project_id, port, version) = (cfg.project_id, cfg.port, cfg.version);
     let run_id = cfg
         .db
         .call(move |c| {
-            let id = runs::insert(c, project_id, pid, port, start)?;
+            let id = runs::insert(c, project_id, pid, port, start, version)?;
             runs::set_status(c, project_id, "starting", Some(port))?;
             Ok(id)
         })
@@ -511,24 +514,6 @@ fn adopt(pid: i32, start_ticks: u64, run_id: i64) -> Result<Proc, String> {
     })
 }
 
-/// The command line that runs an app in its folder.
-fn run_args(port: u16) -> Vec<String> {
-    [
-        "-m",
-        "flask",
-        "--app",
-        "app",
-        "run",
-        "--host",
-        "127.0.0.1",
-        "--port",
-    ]
-    .into_iter()
-    .map(String::from)
-    .chain([port.to_string()])
-    .collect()
-}
-
 /// Empties (or makes) a folder only its owner may use.
 fn fresh_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -540,24 +525,6 @@ fn fresh_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-}
-
-/// The app's whole environment: nothing of the daemon's leaks in. Home and
-/// temporary files are its private temporary folder, the one place outside
-/// its own folder where it may write.
-fn child_env(cfg: &AppConfig, tmp: &std::path::Path) -> Vec<(String, String)> {
-    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", cfg.env.bin().display());
-    let tmp = tmp.display().to_string();
-    vec![
-        ("PATH".into(), path),
-        ("HOME".into(), tmp.clone()),
-        ("TMPDIR".into(), tmp),
-        ("LANG".into(), "C.UTF-8".into()),
-        ("PORT".into(), cfg.port.to_string()),
-        ("HOST".into(), "127.0.0.1".into()),
-        ("VIRTUAL_ENV".into(), cfg.env.root.display().to_string()),
-        ("PYTHONUNBUFFERED".into(), "1".into()),
-    ]
 }
 
 /// Where the app is probed: `/healthz` when its code has such a route, else

@@ -36,6 +36,7 @@ use crate::confine::cgroup::Cgroups;
 use crate::confine::Protections;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
+use crate::projects::versions::Release;
 use crate::projects::{self, export};
 
 /// Why an app could not be run.
@@ -67,12 +68,14 @@ pub enum RunError {
     #[error("could not write the project's files: {0}")]
     Files(std::io::Error),
     /// The app did not come up.
-    #[error("the app did not start: {why}\n--- last lines of its log ---\n{log}")]
+    #[error("the app did not start: {why}\n--- last lines of its log ---\n{log}\n---\n`appforge fix {name}` asks the model to repair it from this error")]
     NotUp {
         /// What happened.
         why: String,
         /// The end of its log.
         log: String,
+        /// The project's name, for the hint.
+        name: String,
     },
     /// The database failed.
     #[error(transparent)]
@@ -85,6 +88,30 @@ struct Handle {
     name: String,
     commands: mpsc::UnboundedSender<StopCommand>,
     status: watch::Receiver<Status>,
+    /// The project version it runs, and how that fared in its checks.
+    version: Option<i64>,
+    check_status: Option<String>,
+    /// A newer version that it does not follow (one that failed its checks).
+    newer: Option<i64>,
+}
+
+/// What `ps` shows of an app besides its status.
+struct Shown {
+    name: String,
+    version: Option<i64>,
+    check_status: Option<String>,
+    newer: Option<i64>,
+}
+
+impl Shown {
+    fn of(handle: &Handle) -> Shown {
+        Shown {
+            name: handle.name.clone(),
+            version: handle.version,
+            check_status: handle.check_status.clone(),
+            newer: handle.newer,
+        }
+    }
 }
 
 /// The daemon's supervisor.
@@ -238,7 +265,7 @@ impl Supervisor {
     pub async fn run(
         &self,
         project: &projects::Project,
-        files: &[FileContent],
+        release: &Release,
         port: Option<u16>,
         step: &(dyn Fn(String) + Sync),
     ) -> Result<ProcessInfo, RunError> {
@@ -251,7 +278,7 @@ impl Supervisor {
             Some(_) => self.watch(project.id).expect("a live app has a handle"),
             None => {
                 let status = self
-                    .launch(project, files, port, Origin::Spawn, step)
+                    .launch(project, release, port, Origin::Spawn, step)
                     .await?;
                 let id = project.id;
                 self.db.call(move |c| runs::set_wanted(c, id, true)).await?;
@@ -271,14 +298,15 @@ impl Supervisor {
         .map(|r| r.is_ok());
         let now = status.borrow().clone();
         match (outcome, now.state) {
-            (Ok(true), State::Running) => Ok(self.info(project.id, &project.name, &now)),
-            (Ok(_), _) => Err(self.not_up(project.id, &now)),
+            (Ok(true), State::Running) => Ok(self.info(project.id, &self.shown(project), &now)),
+            (Ok(_), _) => Err(self.not_up(project, &now)),
             (Err(_), _) => Err(RunError::NotUp {
                 why: format!(
                     "it did not answer within {} s; it is still being retried (`appforge ps`)",
                     limit.as_secs()
                 ),
                 log: self.tail(project.id),
+                name: project.name.clone(),
             }),
         }
     }
@@ -304,7 +332,7 @@ impl Supervisor {
     async fn launch(
         &self,
         project: &projects::Project,
-        files: &[FileContent],
+        release: &Release,
         port: Option<u16>,
         origin: Origin,
         step: &(dyn Fn(String) + Sync),
@@ -323,6 +351,7 @@ impl Supervisor {
         let port = reservation.port;
         let dir = self.folder(project.id);
         let log = self.log_files(project.id);
+        let files = &release.files;
         let requirements = match origin {
             Origin::Spawn => {
                 step("writing the project's files".into());
@@ -340,6 +369,7 @@ impl Supervisor {
             dir,
             env,
             port,
+            version: Some(release.version),
             log,
             settings: Arc::clone(&self.settings),
             db: self.db.clone(),
@@ -367,6 +397,9 @@ impl Supervisor {
             name: project.name.clone(),
             commands,
             status: status.clone(),
+            version: Some(release.version),
+            check_status: release.check_status.clone(),
+            newer: None,
         };
         self.apps
             .lock()
@@ -520,7 +553,84 @@ impl Supervisor {
         after.state = State::Stopped;
         after.pid = None;
         tracing::info!(project_id, "stopped app");
-        Ok(Some(self.info(project_id, &handle.name, &after)))
+        Ok(Some(self.info(project_id, &Shown::of(&handle), &after)))
+    }
+
+    /// Moves a project's app to a newly saved version, if the app is wanted
+    /// running: it is restarted on the new files, on its port. A version
+    /// that failed its checks never replaces a running one; `ps` shows it
+    /// as newer instead. Returns whether the app was restarted.
+    pub async fn follow(
+        &self,
+        project: &projects::Project,
+        release: &Release,
+        step: &(dyn Fn(String) + Sync),
+    ) -> Result<bool, RunError> {
+        let port = {
+            let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(handle) = apps.get_mut(&project.id) else {
+                return Ok(false);
+            };
+            // A live app follows, and so does one that gave up: its owner
+            // still wants it running, and the new version may be its fix.
+            let (wanted, port) = {
+                let status = handle.status.borrow();
+                (
+                    status.state.is_live() || status.state == State::Failed,
+                    status.port,
+                )
+            };
+            if !wanted {
+                return Ok(false);
+            }
+            if release.check_status.as_deref() == Some("failed") {
+                handle.newer = Some(release.version);
+                return Ok(false);
+            }
+            port
+        };
+        step(format!("restarting the app on version {}", release.version));
+        self.stop(project.id).await?;
+        // Its own port, unless something took it meanwhile.
+        let port = ports::is_free(port).then_some(port);
+        self.run(project, release, port, step).await?;
+        Ok(true)
+    }
+
+    /// The app's last real failure, for `fix`: how its last process ended,
+    /// and the last traceback in its log (a crash, or a request that
+    /// failed with a 500). None when it has neither.
+    pub async fn last_failure(&self, project_id: i64) -> Option<String> {
+        let ended = self
+            .status_of(project_id)
+            .and_then(|s| s.failure.or(s.last_exit));
+        let log = self.log_files(project_id);
+        let lines = tokio::task::spawn_blocking(move || log.tail(300))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let traceback = lines
+            .iter()
+            .any(|l| l.starts_with("Traceback (most recent call last)"))
+            .then(|| crate::checks::relevant_lines(&lines));
+        match (ended, traceback) {
+            (None, None) => None,
+            (Some(ended), None) => Some(format!("The app's last process ended: {ended}")),
+            (None, Some(traceback)) => Some(traceback),
+            (Some(ended), Some(traceback)) => Some(format!(
+                "The app's last process ended: {ended}\nIts log:\n{traceback}"
+            )),
+        }
+    }
+
+    /// The checks, run with the apps' settings and confinement.
+    pub fn checker(&self) -> crate::checks::Checker {
+        crate::checks::Checker::new(
+            Arc::clone(&self.settings),
+            Arc::clone(&self.protections),
+            self.settings.projects_dir.join("checks"),
+        )
     }
 
     /// Whether `pid` is a supervised app or a process started by one (or by
@@ -581,18 +691,18 @@ impl Supervisor {
 
     /// The owner's supervised apps, as `ps` shows them.
     pub fn ps(&self, owner_id: i64) -> Vec<ProcessInfo> {
-        let apps: Vec<(i64, String, Status)> = {
+        let apps: Vec<(i64, Shown, Status)> = {
             let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
             apps.iter()
                 .filter(|(_, h)| h.owner_id == owner_id)
-                .map(|(id, h)| (*id, h.name.clone(), h.status.borrow().clone()))
+                .map(|(id, h)| (*id, Shown::of(h), h.status.borrow().clone()))
                 .collect()
         };
         // One reading of the clock for all of them.
         let clock = Clock::now();
         let mut list: Vec<ProcessInfo> = apps
             .iter()
-            .map(|(id, name, status)| self.info_at(*id, name, status, &clock))
+            .map(|(id, shown, status)| self.info_at(*id, shown, status, &clock))
             .collect();
         list.sort_by_key(|p| p.project_id);
         list
@@ -618,7 +728,7 @@ impl Supervisor {
         text[start..].to_string()
     }
 
-    fn not_up(&self, project_id: i64, status: &Status) -> RunError {
+    fn not_up(&self, project: &projects::Project, status: &Status) -> RunError {
         let why = status
             .failure
             .clone()
@@ -626,7 +736,8 @@ impl Supervisor {
             .unwrap_or_else(|| format!("it is {}", status.state.as_str()));
         RunError::NotUp {
             why,
-            log: self.tail(project_id),
+            log: self.tail(project.id),
+            name: project.name.clone(),
         }
     }
 
@@ -641,11 +752,31 @@ impl Supervisor {
     }
 
     /// What `ps` says of one app, with its process's figures from /proc.
-    fn info(&self, project_id: i64, name: &str, status: &Status) -> ProcessInfo {
-        self.info_at(project_id, name, status, &Clock::now())
+    fn info(&self, project_id: i64, shown: &Shown, status: &Status) -> ProcessInfo {
+        self.info_at(project_id, shown, status, &Clock::now())
     }
 
-    fn info_at(&self, project_id: i64, name: &str, status: &Status, clock: &Clock) -> ProcessInfo {
+    /// What `ps` shows of a project's app besides its status.
+    fn shown(&self, project: &projects::Project) -> Shown {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.get(&project.id).map_or_else(
+            || Shown {
+                name: project.name.clone(),
+                version: None,
+                check_status: None,
+                newer: None,
+            },
+            Shown::of,
+        )
+    }
+
+    fn info_at(
+        &self,
+        project_id: i64,
+        shown: &Shown,
+        status: &Status,
+        clock: &Clock,
+    ) -> ProcessInfo {
         // The app's own process: one read an app, however many there are.
         let stat = status
             .app_pid
@@ -665,9 +796,19 @@ impl Supervisor {
             ),
             _ => (None, None),
         };
+        let hint = (status.state == State::Failed).then(|| {
+            format!(
+                "`appforge fix {}` asks the model to repair it from its last error",
+                shown.name
+            )
+        });
         ProcessInfo {
             project_id,
-            name: name.to_string(),
+            name: shown.name.clone(),
+            version: shown.version,
+            newer_version: shown.newer,
+            check_status: shown.check_status.clone(),
+            hint,
             status: status.state.as_str().to_string(),
             pid: status.pid.map(|p| p as u32),
             port: Some(status.port),
@@ -730,10 +871,21 @@ impl Supervisor {
                 start_ticks: run.proc_start,
                 run_id: run.run_id,
             };
-            let adopted = match self.files_of(&project).await {
-                Ok(files) => {
-                    self.launch(&project, &files, Some(run.port), origin, &|_| {})
-                        .await
+            let adopted = match self.newest_release(&project).await {
+                Ok(release) => {
+                    let launched = self
+                        .launch(&project, &release, Some(run.port), origin, &|_| {})
+                        .await;
+                    // It runs the version it was started on, whatever is newer.
+                    if let Some(version) = run.version.filter(|v| *v != release.version) {
+                        let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(handle) = apps.get_mut(&project.id) {
+                            handle.version = Some(version);
+                            handle.check_status = None;
+                            handle.newer = Some(release.version);
+                        }
+                    }
+                    launched
                 }
                 Err(e) => Err(e),
             };
@@ -771,8 +923,8 @@ impl Supervisor {
             prompt: String::new(),
             owner_id: w.owner_id,
         };
-        let files = self.files_of(&project).await?;
-        self.launch(&project, &files, None, Origin::Spawn, &|_| {})
+        let release = self.newest_release(&project).await?;
+        self.launch(&project, &release, None, Origin::Spawn, &|_| {})
             .await?;
         tracing::info!(project_id = w.project_id, "restarted app that was gone");
         Ok(())
@@ -796,13 +948,13 @@ impl Supervisor {
         }
     }
 
-    async fn files_of(&self, project: &projects::Project) -> Result<Vec<FileContent>, RunError> {
+    async fn newest_release(&self, project: &projects::Project) -> Result<Release, RunError> {
         let project = project.clone();
-        let files = self
+        let release = self
             .db
-            .call(move |c| Ok(projects::versions::current_files(c, &project)))
+            .call(move |c| Ok(projects::versions::newest_release(c, &project)))
             .await?;
-        files.map_err(|e| RunError::Db(DbError::Task(e.to_string())))
+        release.map_err(|e| RunError::Db(DbError::Task(e.to_string())))
     }
 
     /// On daemon exit: stop every app when configured to; otherwise leave

@@ -24,6 +24,8 @@ pub struct OpenRun {
     pub port: u16,
     /// Whether the owner wants the app running.
     pub wanted_running: bool,
+    /// The project version it runs, when recorded.
+    pub version: Option<i64>,
 }
 
 /// A project whose owner wants it running.
@@ -44,13 +46,14 @@ pub fn insert(
     pid: i32,
     port: u16,
     proc_start: u64,
+    version: Option<i64>,
 ) -> Result<i64, DbError> {
     conn.execute(
         &format!(
-            "INSERT INTO project_runs (project_id, pid, port, proc_start, started_at, status) \
-             VALUES (?1, ?2, ?3, ?4, {NOW_MS}, 'running')"
+            "INSERT INTO project_runs (project_id, pid, port, proc_start, started_at, status, version) \
+             VALUES (?1, ?2, ?3, ?4, {NOW_MS}, 'running', ?5)"
         ),
-        params![project_id, pid, port, proc_start as i64],
+        params![project_id, pid, port, proc_start as i64, version],
     )?;
     Ok(conn.last_insert_rowid())
 }
@@ -100,7 +103,7 @@ pub fn set_wanted(conn: &Connection, project_id: i64, running: bool) -> Result<(
 /// Runs with no end recorded: the apps the last daemon left behind.
 pub fn open_runs(conn: &Connection) -> Result<Vec<OpenRun>, DbError> {
     let mut stmt = conn.prepare(
-        "SELECT r.id, r.project_id, p.owner_id, p.name, r.pid, r.proc_start, r.port, p.wanted \
+        "SELECT r.id, r.project_id, p.owner_id, p.name, r.pid, r.proc_start, r.port, p.wanted, r.version \
          FROM project_runs r JOIN projects p ON p.id = r.project_id \
          WHERE r.stopped_at IS NULL AND r.pid IS NOT NULL ORDER BY r.id",
     )?;
@@ -115,6 +118,7 @@ pub fn open_runs(conn: &Connection) -> Result<Vec<OpenRun>, DbError> {
                 proc_start: r.get::<_, Option<i64>>(5)?.unwrap_or(0) as u64,
                 port: r.get::<_, Option<i64>>(6)?.unwrap_or(0) as u16,
                 wanted_running: r.get::<_, String>(7)? == "running",
+                version: r.get(8)?,
             })
         })?
         .collect::<Result<_, _>>()?;

@@ -21,8 +21,8 @@ pub async fn run(
     req: RunRequest,
     progress: &ProgressTx,
 ) -> Result<Reply, ServiceError> {
-    let (project, files) = with_project(daemon, token, req.project, |tx, p| {
-        Ok((p.clone(), versions::current_files(tx, p)?))
+    let (project, release) = with_project(daemon, token, req.project, |tx, p| {
+        Ok((p.clone(), versions::newest_release(tx, p)?))
     })
     .await?;
     let step = |s: String| {
@@ -30,7 +30,7 @@ pub async fn run(
     };
     let info = daemon
         .supervisor
-        .run(&project, &files, req.port, &step)
+        .run(&project, &release, req.port, &step)
         .await?;
     Ok(Reply::Running(info))
 }

@@ -3,16 +3,18 @@
 use std::sync::Arc;
 
 use appforge_shared::protocol::{
-    FileContent, GenerateRequest, Generated, ImproveRequest, Progress, Reply,
-    SaveGenerationRequest, SavedAs, SessionToken,
+    CheckOptions, CheckStep, FileContent, FixRequest, GenerateRequest, Generated, ImproveRequest,
+    Progress, Reply, SaveGenerationRequest, SavedAs, SessionToken,
 };
 use rusqlite::Transaction;
 
-use super::ProgressTx;
-use crate::ai::generate::{self, Job, Outcome};
+use super::{follow, ProgressTx};
+use crate::ai::generate::{Asking, GenerationError};
 use crate::ai::{history, prompt, Message, Provider};
+use crate::checks::repair::{self, Job};
 use crate::db::DbError;
 use crate::error::ServiceError;
+use crate::projects::versions::Release;
 use crate::projects::{self, versions, NewVersion, Project, ProjectError};
 use crate::state::Daemon;
 
@@ -45,7 +47,7 @@ pub async fn generate(
     )?;
     let messages = prompt::generate(&call.prompt);
     let app_prompt = call.prompt.clone();
-    call.run_and_store(daemon, app_prompt, messages, target, progress)
+    call.run_and_store(daemon, app_prompt, messages, target, req.checks, progress)
         .await
 }
 
@@ -75,6 +77,7 @@ pub async fn save(
                 &unsaved.prompt,
                 unsaved.tokens_used,
                 &unsaved.files,
+                &unsaved.check_status,
                 target,
             )?;
             tx.commit()?;
@@ -95,6 +98,11 @@ pub async fn save(
         provider: String::new(),
         model: String::new(),
         duration_ms: 0,
+        mends: Vec::new(),
+        checks: Vec::new(),
+        repair_rounds: 0,
+        check_status: unsaved.check_status,
+        restarted: false,
     }))
 }
 
@@ -130,8 +138,82 @@ pub async fn improve(
     // The offline scaffolder reads the app from the prompts alone.
     let app_prompt = format!("{}, {}", project.prompt, call.prompt);
     let messages = prompt::improve(&current, &call.prompt);
-    let target = Target::NewVersion { project, base };
-    call.run_and_store(daemon, app_prompt, messages, target, progress)
+    let target = Target::NewVersion {
+        project,
+        base,
+        kind: "improve",
+    };
+    call.run_and_store(daemon, app_prompt, messages, target, req.checks, progress)
+        .await
+}
+
+/// Repairs a project from its app's last real failure (the traceback in
+/// its log and how it ended, or its last failed check) and saves the
+/// result as a new version.
+pub async fn fix(
+    daemon: &Daemon,
+    token: Option<&SessionToken>,
+    req: FixRequest,
+    progress: &ProgressTx,
+) -> Result<Reply, ServiceError> {
+    let user = daemon.accounts.authenticate(token).await?;
+    if let Some(extra) = &req.prompt {
+        check_prompt(extra)?;
+    }
+    let (owner_id, reference) = (user.id, req.project.clone());
+    let (project, base, current, last_check) = daemon
+        .db
+        .call(move |c| {
+            let found = projects::resolve(c, owner_id, &reference).and_then(|p| {
+                let base = versions::latest(c, p.id)?;
+                let files = versions::files_at(c, &p, base)?;
+                let last_check = history::last_failure(c, p.id)?;
+                Ok((p, base, files, last_check))
+            });
+            Ok(found)
+        })
+        .await??;
+    let failure = match daemon.supervisor.last_failure(project.id).await {
+        Some(failure) => failure,
+        None => match (last_check, &req.prompt) {
+            (Some(check), _) => check,
+            (None, Some(_)) => "(no failure was recorded; see the user's words)".to_string(),
+            (None, None) => {
+                return Err(ServiceError::InvalidInput(format!(
+                    "`{}` has no failure to fix: its app has not failed and its last version \
+                     passed its checks; say what is wrong (`appforge fix {} \"what is wrong\"`) \
+                     or change it with `appforge improve`",
+                    project.name, project.name
+                )))
+            }
+        },
+    };
+    let _ = progress.send(Progress::Step(format!(
+        "sending the app's last failure to the model: {}",
+        failure
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+    )));
+    let call = Call::new(
+        daemon,
+        user.id,
+        "fix",
+        req.prompt
+            .clone()
+            .unwrap_or_else(|| "fix the app's last failure".into()),
+        req.provider,
+        req.model,
+    )?;
+    let app_prompt = project.prompt.clone();
+    let messages = prompt::fix(&current, &failure, req.prompt.as_deref());
+    let target = Target::NewVersion {
+        project,
+        base,
+        kind: "fix",
+    };
+    call.run_and_store(daemon, app_prompt, messages, target, req.checks, progress)
         .await
 }
 
@@ -151,6 +233,8 @@ enum Target {
         /// The version the generation started from; if the project moved
         /// on meanwhile, the result is not saved over the newer version.
         base: i64,
+        /// `improve` or `fix`.
+        kind: &'static str,
     },
 }
 
@@ -183,33 +267,58 @@ impl Call {
         })
     }
 
-    /// Runs the generation, then records it and stores its files in one
-    /// transaction, so a failure keeps the history row and nothing else.
+    /// Runs the generation, then records each round and stores the files
+    /// in one transaction, so a failure keeps the history rows and nothing
+    /// else; a project whose app is wanted running then follows.
     async fn run_and_store(
         self,
         daemon: &Daemon,
         app_prompt: String,
         messages: Vec<Message>,
         target: Target,
+        options: CheckOptions,
         progress: &ProgressTx,
     ) -> Result<Reply, ServiceError> {
-        let outcome = run(
-            daemon,
-            &*self.provider,
-            &self.model,
-            &app_prompt,
-            messages,
-            progress,
-        )
-        .await;
-        let files = outcome.files.as_ref().ok().cloned();
-        let tokens_used = outcome.usage.total_tokens;
-        let duration_ms = outcome.duration.as_millis() as u64;
+        let report = |p: Progress| {
+            // The client may be gone; the connection notices and cancels us.
+            let _ = progress.send(p);
+        };
+        let checker = daemon.supervisor.checker();
+        let job = Job {
+            asking: Asking {
+                provider: &*self.provider,
+                model: &self.model,
+                app_prompt: &app_prompt,
+                report: &report,
+            },
+            repair_rounds: options
+                .repair_rounds
+                .unwrap_or(daemon.settings.ai.repair_rounds),
+            python: &daemon.settings.ai.python,
+            checker: options.check.then_some(&checker),
+        };
+        let outcome = repair::run(job, messages).await;
+        let (to_save, check_status) = match &outcome.files {
+            Ok(files) if options.check => (Some(files.clone()), "passed"),
+            Ok(files) => (Some(files.clone()), "skipped"),
+            Err(GenerationError::Invalid { .. } | GenerationError::Stuck { .. })
+                if options.keep_broken && outcome.broken.is_some() =>
+            {
+                (outcome.broken.clone(), "failed")
+            }
+            Err(_) => (None, ""),
+        };
+        let tokens_used = outcome.usage().total_tokens;
+        let duration_ms = outcome.duration().as_millis() as u64;
         let provider = self.provider.name().to_string();
         let (owner_id, kind, prompt, model) = (self.owner_id, self.kind, self.prompt, self.model);
         let entry_provider = provider.clone();
         let entry_model = model.clone();
-        let (generation_id, stored, outcome, files) = daemon
+        let following = match &target {
+            Target::NewVersion { project, .. } => Some(project.clone()),
+            _ => None,
+        };
+        let (generation_id, stored, outcome, to_save) = daemon
             .db
             .call(move |c| {
                 let tx = c.transaction()?;
@@ -225,44 +334,107 @@ impl Call {
                     provider: &entry_provider,
                     model: &entry_model,
                 };
-                let id = history::record(&tx, &entry, &outcome)?;
-                let stored = match &files {
-                    Some(files) => store(&tx, owner_id, id, &prompt, tokens_used, files, target)?,
+                let error = outcome.files.as_ref().err().map(|e| e.to_string());
+                let mut id = 0;
+                for (number, round) in outcome.rounds.iter().enumerate() {
+                    let last = number + 1 == outcome.rounds.len();
+                    let files = to_save.as_deref().filter(|_| last);
+                    let error = error.as_deref().filter(|_| last);
+                    id = history::record(&tx, &entry, number, round, files, error)?;
+                }
+                let stored = match &to_save {
+                    Some(files) => store(
+                        &tx,
+                        owner_id,
+                        id,
+                        &prompt,
+                        tokens_used,
+                        files,
+                        check_status,
+                        target,
+                    )?,
                     None => None,
                 };
                 tx.commit()?;
-                Ok((id, stored, outcome, files))
+                Ok((id, stored, outcome, to_save))
             })
             .await?;
-        let result = match &outcome.files {
-            Ok(_) => "ok",
-            Err(_) => "error",
+        let result = match (&outcome.files, check_status) {
+            (Ok(_), _) => "ok",
+            (Err(_), "failed") => "kept-broken",
+            (Err(_), _) => "error",
         };
         daemon.metrics.generation(&provider, result, tokens_used);
-        outcome.files?;
+        let Some(files) = to_save else {
+            return Err(outcome
+                .files
+                .expect_err("nothing to save means a failure")
+                .into());
+        };
+        if let Err(e) = &outcome.files {
+            report(Progress::Step(format!(
+                "saved although it failed its checks (--keep-broken): {e}"
+            )));
+        }
         let project = stored.transpose()?;
         tracing::info!(
             generation_id,
             user_id = owner_id,
             kind,
             saved = project.is_some(),
+            rounds = outcome.rounds.len(),
+            check_status,
             "generated an app"
         );
+        let restarted = match (&project, following) {
+            (Some(saved), Some(project)) => {
+                let release = Release {
+                    version: saved.version,
+                    check_status: Some(check_status.to_string()),
+                    files: files.clone(),
+                };
+                follow(daemon, &project, &release, progress).await
+            }
+            _ => false,
+        };
+        let last = outcome.rounds.last();
         Ok(Reply::Generated(Generated {
             generation_id,
             project,
-            files: files.unwrap_or_default(),
+            files,
             tokens_used,
             provider,
             model,
             duration_ms,
+            mends: outcome
+                .rounds
+                .iter()
+                .flat_map(|r| r.mends.clone())
+                .collect(),
+            checks: last.map(|r| check_steps(&r.steps)).unwrap_or_default(),
+            repair_rounds: outcome.rounds.len().saturating_sub(1) as u32,
+            check_status: check_status.to_string(),
+            restarted,
         }))
     }
+}
+
+/// The steps as the protocol carries them.
+pub fn check_steps(steps: &[crate::checks::StepOutcome]) -> Vec<CheckStep> {
+    steps
+        .iter()
+        .map(|s| CheckStep {
+            step: s.step.as_str().to_string(),
+            passed: s.passed,
+            millis: s.millis,
+        })
+        .collect()
 }
 
 /// Stores checked files where the target says, inside the caller's transaction.
 /// A project error (a name taken meanwhile) is returned, not raised, so the
 /// history row is still committed.
+#[allow(clippy::too_many_arguments)]
 fn store(
     tx: &Transaction<'_>,
     owner_id: i64,
@@ -270,25 +442,26 @@ fn store(
     prompt: &str,
     tokens_used: u64,
     files: &[FileContent],
+    checks: &str,
     target: Target,
 ) -> Result<Option<Result<SavedAs, ProjectError>>, DbError> {
     let version = NewVersion {
-        kind: if matches!(target, Target::NewVersion { .. }) {
-            "improve"
-        } else {
-            "generate"
+        kind: match &target {
+            Target::NewVersion { kind, .. } => kind,
+            _ => "generate",
         },
         prompt,
         generation_id: Some(generation_id),
         tokens_used,
         files,
+        checks,
     };
     let saved = match target {
         Target::Nowhere => return Ok(None),
         Target::NewProject { name } => {
             projects::create(tx, owner_id, name.as_deref(), prompt, version)
         }
-        Target::NewVersion { project, base } => add_on_top(tx, project, base, version),
+        Target::NewVersion { project, base, .. } => add_on_top(tx, project, base, version),
     };
     if let Ok(saved) = &saved {
         history::link(tx, generation_id, saved.project_id)?;
@@ -318,29 +491,6 @@ fn add_on_top(
         name: project.name,
         version,
     })
-}
-
-async fn run(
-    daemon: &Daemon,
-    provider: &dyn Provider,
-    model: &str,
-    app_prompt: &str,
-    messages: Vec<Message>,
-    progress: &ProgressTx,
-) -> Outcome {
-    let report = |p: Progress| {
-        // The client may be gone; the connection notices and cancels us.
-        let _ = progress.send(p);
-    };
-    let job = Job {
-        provider,
-        model: model.to_string(),
-        app_prompt: app_prompt.to_string(),
-        repair_rounds: daemon.settings.ai.repair_rounds,
-        python: &daemon.settings.ai.python,
-        report: &report,
-    };
-    generate::run(job, messages).await
 }
 
 fn check_prompt(prompt: &str) -> Result<(), ServiceError> {

@@ -92,20 +92,46 @@ async fn handle(
         Request::Generate(req) => generate::generate(daemon, token, req, &progress).await,
         Request::SaveGeneration(req) => generate::save(daemon, token, req).await,
         Request::Improve(req) => generate::improve(daemon, token, req, &progress).await,
+        Request::Fix(req) => generate::fix(daemon, token, req, &progress).await,
         Request::ListProjects => projects::list(daemon, token).await,
         Request::ShowProject(req) => projects::show(daemon, token, req).await,
         Request::DeleteProject(req) => projects::delete(daemon, token, req).await,
         Request::Export(req) => projects::export(daemon, token, req).await,
-        Request::EditProject(req) => versions::edit(daemon, token, req).await,
+        Request::EditProject(req) => versions::edit(daemon, token, req, &progress).await,
         Request::History(req) => versions::history(daemon, token, req).await,
         Request::Diff(req) => versions::diff(daemon, token, req).await,
-        Request::Rollback(req) => versions::rollback(daemon, token, req).await,
+        Request::Rollback(req) => versions::rollback(daemon, token, req, &progress).await,
         Request::Run(req) => apps::run(daemon, token, req, &progress).await,
         Request::Stop(req) => apps::stop(daemon, token, req).await,
         Request::Restart(req) => apps::restart(daemon, token, req, &progress).await,
         Request::Ps => apps::ps(daemon, token).await,
         Request::Logs(req) => apps::logs(daemon, token, req, &progress).await,
         Request::Metrics => Ok(Reply::Metrics(status::metrics_text(daemon))),
+    }
+}
+
+/// After a new version is saved: a project whose app is supervised is
+/// restarted on it (unless it failed its checks); returns whether it was.
+/// The version is saved whatever happens here, so a failed restart is
+/// reported, not returned.
+async fn follow(
+    daemon: &Daemon,
+    project: &crate::projects::Project,
+    release: &crate::projects::versions::Release,
+    progress: &ProgressTx,
+) -> bool {
+    let step = |s: String| {
+        let _ = progress.send(Progress::Step(s));
+    };
+    match daemon.supervisor.follow(project, release, &step).await {
+        Ok(restarted) => restarted,
+        Err(e) => {
+            tracing::warn!(project_id = project.id, error = %e, "the app could not follow its new version");
+            step(format!(
+                "the new version is saved, but the app did not restart on it: {e}"
+            ));
+            false
+        }
     }
 }
 

@@ -3,44 +3,43 @@
 use std::collections::BTreeSet;
 
 use appforge_shared::protocol::{
-    DiffInfo, DiffRequest, EditRequest, FileContent, ProjectRef, Reply, RollbackRequest,
-    SessionToken,
+    CheckOptions, CheckStep, DiffInfo, DiffRequest, EditRequest, FileContent, Progress, ProjectRef,
+    Reply, RollbackRequest, SavedVersion, SessionToken,
 };
 
-use super::with_project;
+use super::generate::check_steps;
+use super::{follow, with_project, ProgressTx};
 use crate::ai::parse::{self, MAX_FILES, MAX_FILE_BYTES};
-use crate::ai::validate::{self, CheckError};
+use crate::ai::validate::{self, CheckError as StaticError};
+use crate::checks::CheckError;
 use crate::error::ServiceError;
-use crate::projects::{diff, versions, NewVersion};
+use crate::projects::versions::Release;
+use crate::projects::{diff, versions, NewVersion, Project};
 use crate::state::Daemon;
 
 /// Saves an edited file set as a new version, if it changed anything and
-/// still makes a runnable app.
+/// passes its checks.
 pub async fn edit(
     daemon: &Daemon,
     token: Option<&SessionToken>,
     req: EditRequest,
+    progress: &ProgressTx,
 ) -> Result<Reply, ServiceError> {
     // Find the project first, so someone else's project is "not found" no
     // matter what the files hold.
     let project = with_project(daemon, token, req.project, |_, p| Ok(p.clone())).await?;
     let mut files = checked_paths(req.files)?;
-    validate::check(&mut files, &daemon.settings.ai.python)
-        .await
-        .map_err(|e| match e {
-            CheckError::Invalid(why) => {
-                ServiceError::InvalidInput(format!("the edit was not saved: {why}"))
-            }
-            CheckError::Checker(_) => ServiceError::Internal(e.to_string()),
-        })?;
+    let (status, steps) = check(daemon, &mut files, req.checks, "edit", progress).await?;
     let base = req.base_version;
+    let to_save = files.clone();
     let saved = with_project(daemon, token, project.id.to_string(), move |tx, project| {
         let version = NewVersion {
             kind: "edit",
             prompt: "",
             generation_id: None,
             tokens_used: 0,
-            files: &files,
+            files: &to_save,
+            checks: status,
         };
         versions::save_if_changed(tx, project, Some(base), version)
     })
@@ -52,7 +51,70 @@ pub async fn edit(
             "saved an edit"
         );
     }
-    Ok(Reply::Saved(saved))
+    Ok(Reply::Saved(
+        finish(daemon, &project, saved, files, steps, progress).await,
+    ))
+}
+
+/// Checks a file set that no model wrote (an edit, a rollback): the
+/// static checks, then (unless turned off) the checks by running. Returns
+/// how they went; refuses a failure unless `--keep-broken` says to save it.
+async fn check(
+    daemon: &Daemon,
+    files: &mut Vec<FileContent>,
+    options: CheckOptions,
+    what: &str,
+    progress: &ProgressTx,
+) -> Result<(&'static str, Vec<CheckStep>), ServiceError> {
+    validate::check(files, &daemon.settings.ai.python)
+        .await
+        .map_err(|e| match e {
+            StaticError::Invalid(why) => {
+                ServiceError::InvalidInput(format!("the {what} was not saved: {why}"))
+            }
+            StaticError::Checker(_) => ServiceError::Internal(e.to_string()),
+        })?;
+    if !options.check {
+        return Ok(("skipped", Vec::new()));
+    }
+    let say = |line: String| {
+        let _ = progress.send(Progress::Step(line));
+    };
+    match daemon.supervisor.checker().check(files, &say).await {
+        Ok(steps) => Ok(("passed", check_steps(&steps))),
+        Err(CheckError::Failed { steps, failure }) if options.keep_broken => {
+            say(format!(
+                "saving although it failed its checks (--keep-broken): {failure}"
+            ));
+            Ok(("failed", check_steps(&steps)))
+        }
+        Err(CheckError::Failed { failure, .. }) => Err(ServiceError::App(format!(
+            "the {what} was not saved: {failure}\n(--keep-broken saves it anyway, marked as failing; \
+             --no-check skips the checks)"
+        ))),
+        Err(e @ CheckError::Broken(_)) => Err(ServiceError::Internal(e.to_string())),
+    }
+}
+
+/// After a version is saved: the checks it passed, and the app following it.
+async fn finish(
+    daemon: &Daemon,
+    project: &Project,
+    mut saved: SavedVersion,
+    files: Vec<FileContent>,
+    steps: Vec<CheckStep>,
+    progress: &ProgressTx,
+) -> SavedVersion {
+    saved.checks = steps;
+    if saved.saved {
+        let release = Release {
+            version: saved.version,
+            check_status: Some(saved.check_status.clone()),
+            files,
+        };
+        saved.restarted = follow(daemon, project, &release, progress).await;
+    }
+    saved
 }
 
 /// A project's versions, oldest first.
@@ -95,23 +157,32 @@ pub async fn diff(
     Ok(Reply::Diff(info))
 }
 
-/// Makes a new version equal to an earlier one.
+/// Makes a new version equal to an earlier one, once it passes its checks.
 pub async fn rollback(
     daemon: &Daemon,
     token: Option<&SessionToken>,
     req: RollbackRequest,
+    progress: &ProgressTx,
 ) -> Result<Reply, ServiceError> {
-    let saved = with_project(daemon, token, req.project, move |tx, project| {
-        let files = versions::files_at(tx, project, req.version)?;
-        let prompt = format!("rollback to version {}", req.version);
+    let wanted = req.version;
+    let (project, base, mut files) = with_project(daemon, token, req.project, move |tx, p| {
+        let base = versions::latest(tx, p.id)?;
+        Ok((p.clone(), base, versions::files_at(tx, p, wanted)?))
+    })
+    .await?;
+    let (status, steps) = check(daemon, &mut files, req.checks, "rollback", progress).await?;
+    let to_save = files.clone();
+    let saved = with_project(daemon, token, project.id.to_string(), move |tx, project| {
+        let prompt = format!("rollback to version {wanted}");
         let version = NewVersion {
             kind: "rollback",
             prompt: &prompt,
             generation_id: None,
             tokens_used: 0,
-            files: &files,
+            files: &to_save,
+            checks: status,
         };
-        versions::save_if_changed(tx, project, None, version)
+        versions::save_if_changed(tx, project, Some(base), version)
     })
     .await?;
     if saved.saved {
@@ -121,7 +192,9 @@ pub async fn rollback(
             "rolled a project back"
         );
     }
-    Ok(Reply::Saved(saved))
+    Ok(Reply::Saved(
+        finish(daemon, &project, saved, files, steps, progress).await,
+    ))
 }
 
 /// Checks the paths and sizes of an edited file set, as strictly as a model's.

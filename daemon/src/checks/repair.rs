@@ -1,0 +1,272 @@
+//! The rounds of a generation: ask the model, parse and mend its files,
+//! check them, and on a failure send the real error back, at most
+//! `repair_rounds` times, stopping early when the same failure comes back.
+
+use std::path::Path;
+
+use appforge_shared::protocol::{FileContent, Progress};
+
+use super::{mends, CheckError, Checker, StepOutcome};
+use crate::ai::generate::{self, Asking, GenerationError, Reply};
+use crate::ai::validate::{self, CheckError as StaticError};
+use crate::ai::{parse, prompt, Message, Role, Usage};
+
+/// What a generation needs besides the conversation.
+pub struct Job<'a> {
+    /// Who is asked, and where progress goes.
+    pub asking: Asking<'a>,
+    /// Repair rounds allowed after the first.
+    pub repair_rounds: u32,
+    /// Interpreter for the syntax check.
+    pub python: &'a Path,
+    /// Runs the files; `None` skips that (`--no-check`).
+    pub checker: Option<&'a Checker>,
+}
+
+/// One round: a reply and what became of it.
+pub struct Round {
+    /// The reply, continuations included.
+    pub reply: Reply,
+    /// What was mended in its files.
+    pub mends: Vec<String>,
+    /// The check steps that ran.
+    pub steps: Vec<StepOutcome>,
+    /// Why the round's files could not be used, if they could not.
+    pub problem: Option<String>,
+}
+
+/// What a generation did, success or not: everything the history records.
+pub struct Outcome {
+    /// The checked files, or why there are none.
+    pub files: Result<Vec<FileContent>, GenerationError>,
+    /// Every round, in order.
+    pub rounds: Vec<Round>,
+    /// When it failed: the last files that were well-formed but failed a
+    /// check, which `--keep-broken` saves unchecked.
+    pub broken: Option<Vec<FileContent>>,
+}
+
+impl Outcome {
+    /// Tokens used by every round.
+    pub fn usage(&self) -> Usage {
+        let mut sum = Usage::default();
+        for round in &self.rounds {
+            sum += round.reply.usage;
+        }
+        sum
+    }
+
+    /// Wall time of every round.
+    pub fn duration(&self) -> std::time::Duration {
+        self.rounds.iter().map(|r| r.reply.duration).sum()
+    }
+}
+
+/// Why one round's files cannot be used.
+enum Problem {
+    /// The reply is malformed or fails the static checks.
+    Malformed(String),
+    /// The files are well-formed but failed a check by running.
+    Failed {
+        text: String,
+        /// The same failure, however it is worded: step and last line.
+        signature: String,
+        files: Vec<FileContent>,
+    },
+}
+
+/// Runs a generation from `messages` to checked files.
+pub async fn run(job: Job<'_>, mut messages: Vec<Message>) -> Outcome {
+    let report = job.asking.report;
+    // The offline scaffolder reads only the app prompt: another round
+    // would write the same files.
+    let allowed = match job.asking.provider.name() {
+        "template" => 0,
+        _ => job.repair_rounds,
+    };
+    let mut outcome = Outcome {
+        files: Err(GenerationError::CutOff),
+        rounds: Vec::new(),
+        broken: None,
+    };
+    let mut last_signature: Option<String> = None;
+    for round in 0..=allowed {
+        report(Progress::Step(match round {
+            0 => format!(
+                "asking {} ({})",
+                job.asking.provider.name(),
+                job.asking.model
+            ),
+            n => format!("repair round {n} of {allowed}: sending the error back to the model"),
+        }));
+        let spent = outcome.rounds.iter().map(|r| r.reply.response.len()).sum();
+        let reply = match generate::whole_reply(&job.asking, &messages, spent).await {
+            Ok(reply) => reply,
+            Err((e, reply)) => {
+                outcome.rounds.push(Round {
+                    reply,
+                    mends: Vec::new(),
+                    steps: Vec::new(),
+                    problem: Some(e.to_string()),
+                });
+                outcome.files = Err(e);
+                return outcome;
+            }
+        };
+        let mut mended = Vec::new();
+        let mut steps = Vec::new();
+        let examined = examine(&job, &reply.text, &mut mended, &mut steps).await;
+        let text = reply.text.clone();
+        let problem = match examined {
+            Ok(files) => {
+                outcome.rounds.push(Round {
+                    reply,
+                    mends: mended,
+                    steps,
+                    problem: None,
+                });
+                outcome.files = Ok(files);
+                return outcome;
+            }
+            Err(Err(broken)) => {
+                outcome.rounds.push(Round {
+                    reply,
+                    mends: mended,
+                    steps,
+                    problem: Some(broken.clone()),
+                });
+                outcome.files = Err(GenerationError::Checker(broken));
+                return outcome;
+            }
+            Err(Ok(problem)) => problem,
+        };
+        let (text_of_problem, signature) = match problem {
+            Problem::Malformed(p) => (p.clone(), format!("malformed: {p}")),
+            Problem::Failed {
+                text,
+                signature,
+                files,
+            } => {
+                outcome.broken = Some(files);
+                (text, signature)
+            }
+        };
+        tracing::info!(round, problem = %text_of_problem, "the generated app failed its checks");
+        outcome.rounds.push(Round {
+            reply,
+            mends: mended,
+            steps,
+            problem: Some(text_of_problem.clone()),
+        });
+        if last_signature.as_deref() == Some(signature.as_str()) {
+            outcome.files = Err(GenerationError::Stuck {
+                round,
+                problem: text_of_problem,
+            });
+            return outcome;
+        }
+        last_signature = Some(signature);
+        outcome.files = Err(GenerationError::Invalid {
+            rounds: allowed,
+            problem: text_of_problem.clone(),
+        });
+        if round < allowed {
+            report(Progress::Restart(format!(
+                "the app failed its checks: {text_of_problem}"
+            )));
+            messages.push(Message::new(Role::Assistant, text));
+            messages.push(prompt::repair(&text_of_problem));
+        }
+    }
+    outcome
+}
+
+/// Parses, mends and checks one reply's files.
+async fn examine(
+    job: &Job<'_>,
+    reply: &str,
+    mended: &mut Vec<String>,
+    steps: &mut Vec<StepOutcome>,
+) -> Result<Vec<FileContent>, Result<Problem, String>> {
+    let report = job.asking.report;
+    let mut files = parse::parse_reply(reply).map_err(|e| Ok(Problem::Malformed(e.to_string())))?;
+    *mended = mends::apply(&mut files);
+    for mend in mended.iter() {
+        report(Progress::Step(format!("mended: {mend}")));
+    }
+    report(Progress::Step("checking the files".into()));
+    match validate::check(&mut files, job.python).await {
+        Ok(()) => {}
+        Err(StaticError::Invalid(p)) => return Err(Ok(Problem::Malformed(p))),
+        Err(StaticError::Checker(e)) => return Err(Err(e)),
+    }
+    let Some(checker) = job.checker else {
+        return Ok(files);
+    };
+    let say = |line: String| report(Progress::Step(line));
+    match checker.check(&files, &say).await {
+        Ok(ran) => {
+            *steps = ran;
+            Ok(files)
+        }
+        Err(CheckError::Failed {
+            steps: ran,
+            failure,
+        }) => {
+            *steps = ran;
+            Err(Ok(Problem::Failed {
+                text: failure.to_string(),
+                signature: signature(failure.step.as_str(), &failure.error),
+                files,
+            }))
+        }
+        Err(CheckError::Broken(e)) => Err(Err(e)),
+    }
+}
+
+/// What makes two failures the same: the step and the exception that ended
+/// the last traceback (else the last line that is not an access log line),
+/// with numbers blanked (times, ports, addresses differ from run to run).
+fn signature(step: &str, error: &str) -> String {
+    let lines: Vec<&str> = error.lines().collect();
+    let exception = lines
+        .iter()
+        .rposition(|l| l.starts_with("Traceback (most recent call last)"))
+        .and_then(|at| {
+            lines[at + 1..]
+                .iter()
+                .find(|l| !l.is_empty() && !l.starts_with(char::is_whitespace))
+        });
+    let line = exception.or_else(|| {
+        lines.iter().rev().find(|l| {
+            !l.trim().is_empty() && !l.starts_with("[appforge]") && !l.contains("\" HTTP/1.")
+        })
+    });
+    let line = line.copied().unwrap_or("");
+    format!(
+        "{step}: {}",
+        line.replace(|c: char| c.is_ascii_digit(), "#")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signature;
+
+    #[test]
+    fn a_failure_is_known_by_its_exception_whatever_comes_after() {
+        let first = "GET / answered 500\nTraceback (most recent call last):\n  File \"app.py\", line 8\n    return 1 / 0\nZeroDivisionError: division by zero\n127.0.0.1 - - [26/Nov/2026 12:40:01] \"GET / HTTP/1.0\" 500 -";
+        let second = "GET / answered 500\nTraceback (most recent call last):\n  File \"app.py\", line 9\n    return 1 / 0\nZeroDivisionError: division by zero";
+        assert_eq!(signature("start", first), signature("start", second));
+        assert_eq!(
+            signature("start", first),
+            "start: ZeroDivisionError: division by zero"
+        );
+        assert_ne!(signature("import", first), signature("start", first));
+        let no_traceback = "it ended with exit status: 3\n[appforge] exited 3";
+        assert_eq!(
+            signature("import", no_traceback),
+            "import: it ended with exit status: #"
+        );
+    }
+}

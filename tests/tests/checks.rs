@@ -1,0 +1,374 @@
+//! Checks by running, repair from real errors, `fix`, and apps that follow
+//! their project's new versions: a scripted provider (a real HTTP server on
+//! 127.0.0.1) answers, and the daemon installs, imports, starts and tests
+//! each version for real before it saves it.
+
+use std::time::Duration;
+
+use appforge_e2e::apps::{http_get, new_project, ps_of, run_app};
+use appforge_e2e::mock_provider::{Answer, MockProvider};
+use appforge_e2e::{wait_for, Daemon, User};
+
+/// Requirements of every reply here: the same as the offline scaffolder's,
+/// so every test shares one installed environment.
+const REQUIREMENTS: &str = "flask>=3.0\npytest>=8\n";
+
+/// A reply with these files (path, content), in the canonical format.
+fn reply(files: &[(&str, &str)]) -> String {
+    let mut out = String::from("Here is the app.\n\n");
+    for (path, content) in files {
+        out.push_str(&format!("### {path}\n````\n{content}\n````\n\n"));
+    }
+    out
+}
+
+/// An app that serves `marker` at `/` from `templates/index.html`.
+fn good_app(marker: &str) -> String {
+    reply(&[
+        (
+            "app.py",
+            "from flask import Flask, render_template\n\napp = Flask(__name__)\n\n\n\
+             @app.get(\"/\")\ndef index():\n    return render_template(\"index.html\")\n",
+        ),
+        ("templates/index.html", &format!("<p>{marker}</p>")),
+        ("requirements.txt", REQUIREMENTS),
+    ])
+}
+
+fn signed_up(daemon: &Daemon) -> User {
+    let user = daemon.user("ada");
+    user.signup().ok();
+    user
+}
+
+fn db(daemon: &Daemon) -> rusqlite::Connection {
+    rusqlite::Connection::open(daemon.data_dir.join("appforge.db")).unwrap()
+}
+
+/// (round, outcome, tokens) of every history row, in order.
+fn rounds(daemon: &Daemon) -> Vec<(i64, String, i64)> {
+    let conn = db(daemon);
+    let mut stmt = conn
+        .prepare("SELECT round, outcome, tokens_used FROM generation_history ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The text of every message of the `n`th request the provider got.
+fn request_text(mock: &MockProvider, n: usize) -> String {
+    mock.requests()[n].body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or("").to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn project_count(daemon: &Daemon) -> i64 {
+    db(daemon)
+        .query_row("SELECT count(*) FROM projects", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn an_import_error_goes_back_to_the_model_and_the_fixed_reply_is_saved() {
+    let mock = MockProvider::start();
+    mock.push(Answer::Reply(reply(&[
+        (
+            "app.py",
+            "from flask import Flask\n\nraise RuntimeError(\"marker-import-boom\")\napp = Flask(__name__)\n",
+        ),
+        ("requirements.txt", REQUIREMENTS),
+    ])));
+    mock.push(Answer::Reply(good_app("fixed")));
+    let daemon = mock.daemon(&[], &[]);
+    let user = signed_up(&daemon);
+    let out = user
+        .run(&["--json", "generate", "x", "--save", "--name", "imp"])
+        .ok()
+        .json();
+    assert_eq!(out["check_status"], "passed", "{out}");
+    assert_eq!(out["repair_rounds"], 1, "{out}");
+    let steps: Vec<&str> = out["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["install", "import", "start"], "{out}");
+    // The second request carries the real traceback, paths made relative.
+    let second = request_text(&mock, 1);
+    assert!(
+        second.contains("RuntimeError: marker-import-boom"),
+        "{second}"
+    );
+    assert!(second.contains("the import check failed"), "{second}");
+    assert!(
+        !second.contains(daemon.data_dir.to_str().unwrap()),
+        "{second}"
+    );
+    let rows = rounds(&daemon);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0].0, rows[0].1.as_str()), (0, "failed"));
+    assert_eq!((rows[1].0, rows[1].1.as_str()), (1, "ok"));
+    assert!(
+        rows.iter().all(|r| r.2 > 0),
+        "each round has its tokens: {rows:?}"
+    );
+    // Nothing of the checks is left behind.
+    let scratch = daemon.data_dir.join("projects/checks");
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_failing_test_of_the_apps_own_goes_back_and_is_fixed() {
+    let mock = MockProvider::start();
+    let broken = reply(&[
+        (
+            "app.py",
+            "from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.get(\"/\")\ndef index():\n    return \"hi\"\n",
+        ),
+        (
+            "test_app.py",
+            "from app import app\n\n\ndef test_index():\n    assert app.test_client().get(\"/\").data == b\"marker-expected\"\n",
+        ),
+        ("requirements.txt", REQUIREMENTS),
+    ]);
+    mock.push(Answer::Reply(broken));
+    mock.push(Answer::Reply(good_app("ok")));
+    let daemon = mock.daemon(&[], &[]);
+    let user = signed_up(&daemon);
+    let out = user.run(&["--json", "generate", "x", "--save"]).ok().json();
+    assert_eq!(out["repair_rounds"], 1, "{out}");
+    let second = request_text(&mock, 1);
+    assert!(second.contains("the tests check failed"), "{second}");
+    assert!(second.contains("marker-expected"), "{second}");
+}
+
+#[test]
+fn templates_beside_the_app_are_mended_without_a_second_round() {
+    let mock = MockProvider::start();
+    mock.push(Answer::Reply(reply(&[
+        (
+            "app.py",
+            "from flask import Flask, render_template\n\napp = Flask(__name__)\n\n\n\
+             @app.get(\"/\")\ndef index():\n    return render_template(\"index.html\")\n",
+        ),
+        ("index.html", "<p>at the root</p>"),
+        ("requirements.txt", REQUIREMENTS),
+    ])));
+    let daemon = mock.daemon(&[], &[]);
+    let user = signed_up(&daemon);
+    let out = user
+        .run(&["--json", "generate", "x", "--save", "--name", "root"])
+        .ok()
+        .json();
+    assert_eq!(mock.requests().len(), 1);
+    assert_eq!(out["check_status"], "passed", "{out}");
+    let mends = out["mends"].as_array().unwrap();
+    assert_eq!(mends.len(), 1, "{out}");
+    assert!(mends[0].as_str().unwrap().contains("templates/index.html"));
+    let shown = user
+        .run(&["show", "root", "--file", "templates/index.html"])
+        .ok();
+    assert!(shown.stdout.contains("at the root"), "{shown:?}");
+    // And the saved app serves the page for real.
+    let app = run_app(&user, "root");
+    let port = app["port"].as_u64().unwrap() as u16;
+    let page = http_get(port, "/", Duration::from_secs(10)).unwrap_or_default();
+    assert!(page.contains("at the root"), "{page}");
+}
+
+#[test]
+fn a_missing_dependency_is_added_under_its_distribution_name() {
+    let mock = MockProvider::start();
+    mock.push(Answer::Reply(reply(&[
+        (
+            "app.py",
+            "import json\nimport yaml\nfrom flask import Flask\n\napp = Flask(__name__)\n",
+        ),
+        ("requirements.txt", "flask>=3.0\n"),
+    ])));
+    let daemon = mock.daemon(&[], &[]);
+    let user = signed_up(&daemon);
+    // Not run: installing PyYAML would need the package index.
+    let out = user
+        .run(&[
+            "--json",
+            "generate",
+            "x",
+            "--save",
+            "--name",
+            "dep",
+            "--no-check",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["check_status"], "skipped", "{out}");
+    let requirements = user
+        .run(&["show", "dep", "--file", "requirements.txt"])
+        .ok()
+        .stdout;
+    assert_eq!(requirements.trim_end(), "flask>=3.0\nPyYAML");
+    assert!(
+        out["mends"][0].as_str().unwrap().contains("PyYAML"),
+        "{out}"
+    );
+    let listed = user.run(&["list"]).ok().stdout;
+    assert!(listed.contains("(unchecked)"), "{listed}");
+}
+
+#[test]
+fn the_same_error_again_stops_as_stuck_and_saves_nothing_unless_kept() {
+    let crash = reply(&[
+        (
+            "app.py",
+            "from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.get(\"/\")\ndef index():\n    return 1 / 0\n",
+        ),
+        ("requirements.txt", REQUIREMENTS),
+    ]);
+    let mock = MockProvider::start();
+    mock.set_default(Answer::Reply(crash));
+    let daemon = mock.daemon(&[], &[]);
+    let user = signed_up(&daemon);
+    let out = user.run(&["generate", "x", "--save"]).fails_with(1);
+    assert!(out.stderr.contains("the repair is stuck"), "{out:?}");
+    assert!(out.stderr.contains("GET / answered 500"), "{out:?}");
+    assert!(out.stderr.contains("ZeroDivisionError"), "{out:?}");
+    // Round 0 and one repair: the repeat stopped it short of --repair-rounds 3.
+    let errors: Vec<String> = db(&daemon)
+        .prepare("SELECT error FROM generation_history ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(mock.requests().len(), 2, "{errors:#?}");
+    assert_eq!(project_count(&daemon), 0);
+    assert_eq!(rounds(&daemon).len(), 2);
+    // --keep-broken saves it, marked, and says so.
+    let kept = user
+        .run(&[
+            "--json",
+            "generate",
+            "x",
+            "--save",
+            "--name",
+            "kept",
+            "--keep-broken",
+        ])
+        .ok()
+        .json();
+    assert_eq!(kept["check_status"], "failed", "{kept}");
+    let listed = user.run(&["list"]).ok().stdout;
+    assert!(listed.contains("1 (checks failed)"), "{listed}");
+}
+
+#[test]
+fn fix_sends_a_crash_loops_traceback_and_the_app_runs_the_fixed_version() {
+    let mock = MockProvider::start();
+    let daemon = mock.daemon(&["--restart-limit", "2"], &[]);
+    let user = signed_up(&daemon);
+    new_project(&user, "loop");
+    user.run_with_stdin(
+        &["edit", "loop", "--file", "app.py", "--stdin", "--no-check"],
+        "raise RuntimeError(\"marker-crash-loop\")\n",
+    )
+    .ok();
+    let failed = user.run(&["run", "loop"]).fails_with(7);
+    assert!(failed.stderr.contains("appforge fix loop"), "{failed:?}");
+    wait_for("the app to be given up", || {
+        ps_of(&user, 1).is_some_and(|a| a["status"] == "failed")
+    });
+    let ps = ps_of(&user, 1).unwrap();
+    assert!(
+        ps["hint"]
+            .as_str()
+            .unwrap_or("")
+            .contains("appforge fix loop"),
+        "{ps}"
+    );
+    mock.push(Answer::Reply(good_app("marker-fixed")));
+    let out = user.run(&["--json", "fix", "loop"]).ok().json();
+    let sent = request_text(&mock, 0);
+    assert!(sent.contains("RuntimeError: marker-crash-loop"), "{sent}");
+    assert_eq!(out["version"], 3, "{out}");
+    assert_eq!(out["restarted"], true, "{out}");
+    let app = ps_of(&user, 1).unwrap();
+    assert_eq!(app["status"], "running", "{app}");
+    assert_eq!(app["version"], 3, "{app}");
+    let port = app["port"].as_u64().unwrap() as u16;
+    let page = http_get(port, "/", Duration::from_secs(10)).unwrap_or_default();
+    assert!(page.contains("marker-fixed"), "{page}");
+}
+
+#[test]
+fn an_improve_of_a_running_app_moves_it_to_the_new_version() {
+    let mock = MockProvider::start();
+    mock.push(Answer::Reply(good_app("marker-one")));
+    let daemon = mock.daemon(&[], &[]);
+    let user = signed_up(&daemon);
+    user.run(&["generate", "x", "--save", "--name", "live"])
+        .ok();
+    let first = run_app(&user, "live");
+    let port = first["port"].as_u64().unwrap() as u16;
+    assert_eq!(first["version"], 1, "{first}");
+    mock.push(Answer::Reply(good_app("marker-two")));
+    let out = user
+        .run(&["--json", "improve", "live", "say two"])
+        .ok()
+        .json();
+    assert_eq!(out["restarted"], true, "{out}");
+    let page = http_get(port, "/", Duration::from_secs(10)).unwrap_or_default();
+    assert!(page.contains("marker-two"), "{page}");
+    let app = ps_of(&user, 1).unwrap();
+    assert_eq!(
+        (app["version"].as_i64(), app["port"].as_u64()),
+        (Some(2), Some(port as u64))
+    );
+    // A version that fails its checks, kept anyway, does not replace it.
+    mock.set_default(Answer::Reply(reply(&[
+        ("app.py", "raise SystemExit(3)\n"),
+        ("requirements.txt", REQUIREMENTS),
+    ])));
+    let kept = user
+        .run(&["--json", "improve", "live", "break it", "--keep-broken"])
+        .ok()
+        .json();
+    assert_eq!(
+        (kept["check_status"].as_str(), kept["restarted"].as_bool()),
+        (Some("failed"), Some(false))
+    );
+    let app = ps_of(&user, 1).unwrap();
+    assert_eq!(
+        (app["version"].as_i64(), app["newer_version"].as_i64()),
+        (Some(2), Some(3)),
+        "{app}"
+    );
+    let page = http_get(port, "/", Duration::from_secs(10)).unwrap_or_default();
+    assert!(page.contains("marker-two"), "{page}");
+}
+
+#[test]
+fn an_edit_that_breaks_the_app_is_refused_and_nothing_is_saved() {
+    let daemon = Daemon::start();
+    let user = signed_up(&daemon);
+    new_project(&user, "todo");
+    let out = user
+        .run_with_stdin(
+            &["edit", "todo", "--file", "app.py", "--stdin"],
+            "import flask\nraise ImportError(\"marker-edit\")\n",
+        )
+        .fails_with(7);
+    assert!(out.stderr.contains("the edit was not saved"), "{out:?}");
+    assert!(out.stderr.contains("marker-edit"), "{out:?}");
+    let history = user.run(&["--json", "history", "todo"]).ok().json();
+    assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
+}
