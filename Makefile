@@ -58,6 +58,7 @@ bench: release
 	python3 bench/ipc.py
 	python3 bench/generate.py
 	python3 bench/supervisor.py
+	python3 bench/checks.py
 	python3 bench/hardening.py
 
 ## Fuzz the frame decoder (needs nightly and cargo-fuzz; not run in CI).

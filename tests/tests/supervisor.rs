@@ -1268,7 +1268,14 @@ fn environments_are_made_with_uv_when_asked_and_shared_by_equal_requirements() {
     for name in ["one", "two"] {
         new_project(&ada, name);
         ada.run_with_stdin(
-            &["edit", name, "--file", "requirements.txt", "--stdin"],
+            &[
+                "edit",
+                name,
+                "--file",
+                "requirements.txt",
+                "--stdin",
+                "--no-check",
+            ],
             requirements,
         )
         .ok();
@@ -1303,24 +1310,46 @@ fn an_adopted_app_keeps_the_files_it_runs_until_it_is_restarted() {
     let app = run_app(&ada, "todo");
     let folder = run_folder(&daemon, id);
     let running = std::fs::read_to_string(folder.join("app.py")).unwrap();
-    let edited = format!("{PLAIN_APP}\n# a newer version\n");
-    ada.run_with_stdin(&["edit", "todo", "--file", "app.py", "--stdin"], &edited)
-        .ok();
+    // A newer version that fails its checks (a test that fails), kept:
+    // the running app does not follow it.
+    ada.run_with_stdin(
+        &[
+            "edit",
+            "todo",
+            "--file",
+            "test_newer.py",
+            "--stdin",
+            "--keep-broken",
+        ],
+        "def test_newer():\n    assert False\n",
+    )
+    .ok();
     daemon.signal_and_wait(Signal::SIGKILL);
     daemon.restart();
     wait_for("the new daemon to adopt the app", || {
         ps_of(&ada, id).is_some_and(|a| a["status"] == "running" && pid_of(&a) == pid_of(&app))
     });
+    let adopted = ps_of(&ada, id).unwrap();
+    assert_eq!(
+        (
+            adopted["version"].as_i64(),
+            adopted["newer_version"].as_i64()
+        ),
+        (
+            app["version"].as_i64(),
+            app["version"].as_i64().map(|v| v + 1)
+        ),
+        "{adopted}"
+    );
     // The folder still holds what the adopted process runs.
     assert_eq!(
         std::fs::read_to_string(folder.join("app.py")).unwrap(),
         running
     );
+    assert!(!folder.join("test_newer.py").exists());
     let restarted = ada.run(&["--json", "restart", "todo"]).ok().json();
     assert_ne!(pid_of(&restarted), pid_of(&app));
-    assert!(std::fs::read_to_string(folder.join("app.py"))
-        .unwrap()
-        .ends_with("# a newer version\n"));
+    assert!(folder.join("test_newer.py").exists());
 }
 
 #[test]
@@ -1330,7 +1359,14 @@ fn requirements_that_cannot_be_installed_fail_the_run_and_leave_nothing_half_mad
     // parse: it fails at once, offline.
     let requirements = "flask>=3.0\nnot-a-requirement==(1\n";
     ada.run_with_stdin(
-        &["edit", "todo", "--file", "requirements.txt", "--stdin"],
+        &[
+            "edit",
+            "todo",
+            "--file",
+            "requirements.txt",
+            "--stdin",
+            "--no-check",
+        ],
         requirements,
     )
     .ok();
@@ -1392,7 +1428,14 @@ exec '{python}' -m uv "$@"
     let ada = signed_up(&daemon, "ada");
     let slow = new_project(&ada, "slow");
     ada.run_with_stdin(
-        &["edit", "slow", "--file", "requirements.txt", "--stdin"],
+        &[
+            "edit",
+            "slow",
+            "--file",
+            "requirements.txt",
+            "--stdin",
+            "--no-check",
+        ],
         &format!("flask\n# appforge-hang {}\n", std::process::id()),
     )
     .ok();
