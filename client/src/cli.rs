@@ -194,12 +194,8 @@ pub struct GenerateArgs {
     /// The project's name [default: from the prompt]
     #[arg(long)]
     pub name: Option<String>,
-    /// AI provider: template, groq or openai [default: the daemon's]
-    #[arg(long)]
-    pub provider: Option<String>,
-    /// Model [default: the provider's]
-    #[arg(long)]
-    pub model: Option<String>,
+    #[command(flatten)]
+    pub ai: ProviderArgs,
     #[command(flatten)]
     pub checks: CheckArgs,
 }
@@ -211,12 +207,8 @@ pub struct ImproveArgs {
     pub project: String,
     /// What to change.
     pub prompt: String,
-    /// AI provider: template, groq or openai [default: the daemon's]
-    #[arg(long)]
-    pub provider: Option<String>,
-    /// Model [default: the provider's]
-    #[arg(long)]
-    pub model: Option<String>,
+    #[command(flatten)]
+    pub ai: ProviderArgs,
     #[command(flatten)]
     pub checks: CheckArgs,
 }
@@ -228,14 +220,21 @@ pub struct FixArgs {
     pub project: String,
     /// What else the model should know, e.g. "the list does not refresh".
     pub prompt: Option<String>,
+    #[command(flatten)]
+    pub ai: ProviderArgs,
+    #[command(flatten)]
+    pub checks: CheckArgs,
+}
+
+/// Which model answers.
+#[derive(Debug, Args)]
+pub struct ProviderArgs {
     /// AI provider: template, groq or openai [default: the daemon's]
     #[arg(long)]
     pub provider: Option<String>,
     /// Model [default: the provider's]
     #[arg(long)]
     pub model: Option<String>,
-    #[command(flatten)]
-    pub checks: CheckArgs,
 }
 
 /// How a new version is checked before it is saved.

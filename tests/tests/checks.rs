@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use appforge_e2e::apps::{http_get, new_project, ps_of, run_app};
+use appforge_e2e::apps::{http_get, new_project, ps_of, run_app, signed_up};
 use appforge_e2e::mock_provider::{Answer, MockProvider};
-use appforge_e2e::{wait_for, Daemon, User};
+use appforge_e2e::{wait_for, Daemon};
 
 /// Requirements of every reply here: the same as the offline scaffolder's,
 /// so every test shares one installed environment.
@@ -22,23 +22,21 @@ fn reply(files: &[(&str, &str)]) -> String {
     out
 }
 
+/// `app.py` of a Flask app whose `/` returns `body` (Python code).
+fn flask_app(body: &str) -> String {
+    format!(
+        "from flask import Flask, render_template\n\napp = Flask(__name__)\n\n\n\
+         @app.get(\"/\")\ndef index():\n    return {body}\n"
+    )
+}
+
 /// An app that serves `marker` at `/` from `templates/index.html`.
 fn good_app(marker: &str) -> String {
     reply(&[
-        (
-            "app.py",
-            "from flask import Flask, render_template\n\napp = Flask(__name__)\n\n\n\
-             @app.get(\"/\")\ndef index():\n    return render_template(\"index.html\")\n",
-        ),
+        ("app.py", &flask_app("render_template(\"index.html\")")),
         ("templates/index.html", &format!("<p>{marker}</p>")),
         ("requirements.txt", REQUIREMENTS),
     ])
-}
-
-fn signed_up(daemon: &Daemon) -> User {
-    let user = daemon.user("ada");
-    user.signup().ok();
-    user
 }
 
 fn db(daemon: &Daemon) -> rusqlite::Connection {
@@ -86,7 +84,7 @@ fn an_import_error_goes_back_to_the_model_and_the_fixed_reply_is_saved() {
     ])));
     mock.push(Answer::Reply(good_app("fixed")));
     let daemon = mock.daemon(&[], &[]);
-    let user = signed_up(&daemon);
+    let user = signed_up(&daemon, "ada");
     let out = user
         .run(&["--json", "generate", "x", "--save", "--name", "imp"])
         .ok()
@@ -131,10 +129,7 @@ fn an_import_error_goes_back_to_the_model_and_the_fixed_reply_is_saved() {
 fn a_failing_test_of_the_apps_own_goes_back_and_is_fixed() {
     let mock = MockProvider::start();
     let broken = reply(&[
-        (
-            "app.py",
-            "from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.get(\"/\")\ndef index():\n    return \"hi\"\n",
-        ),
+        ("app.py", &flask_app("\"hi\"")),
         (
             "test_app.py",
             "from app import app\n\n\ndef test_index():\n    assert app.test_client().get(\"/\").data == b\"marker-expected\"\n",
@@ -144,7 +139,7 @@ fn a_failing_test_of_the_apps_own_goes_back_and_is_fixed() {
     mock.push(Answer::Reply(broken));
     mock.push(Answer::Reply(good_app("ok")));
     let daemon = mock.daemon(&[], &[]);
-    let user = signed_up(&daemon);
+    let user = signed_up(&daemon, "ada");
     let out = user.run(&["--json", "generate", "x", "--save"]).ok().json();
     assert_eq!(out["repair_rounds"], 1, "{out}");
     let second = request_text(&mock, 1);
@@ -156,16 +151,12 @@ fn a_failing_test_of_the_apps_own_goes_back_and_is_fixed() {
 fn templates_beside_the_app_are_mended_without_a_second_round() {
     let mock = MockProvider::start();
     mock.push(Answer::Reply(reply(&[
-        (
-            "app.py",
-            "from flask import Flask, render_template\n\napp = Flask(__name__)\n\n\n\
-             @app.get(\"/\")\ndef index():\n    return render_template(\"index.html\")\n",
-        ),
+        ("app.py", &flask_app("render_template(\"index.html\")")),
         ("index.html", "<p>at the root</p>"),
         ("requirements.txt", REQUIREMENTS),
     ])));
     let daemon = mock.daemon(&[], &[]);
-    let user = signed_up(&daemon);
+    let user = signed_up(&daemon, "ada");
     let out = user
         .run(&["--json", "generate", "x", "--save", "--name", "root"])
         .ok()
@@ -197,7 +188,7 @@ fn a_missing_dependency_is_added_under_its_distribution_name() {
         ("requirements.txt", "flask>=3.0\n"),
     ])));
     let daemon = mock.daemon(&[], &[]);
-    let user = signed_up(&daemon);
+    let user = signed_up(&daemon, "ada");
     // Not run: installing PyYAML would need the package index.
     let out = user
         .run(&[
@@ -228,16 +219,13 @@ fn a_missing_dependency_is_added_under_its_distribution_name() {
 #[test]
 fn the_same_error_again_stops_as_stuck_and_saves_nothing_unless_kept() {
     let crash = reply(&[
-        (
-            "app.py",
-            "from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.get(\"/\")\ndef index():\n    return 1 / 0\n",
-        ),
+        ("app.py", &flask_app("1 / 0")),
         ("requirements.txt", REQUIREMENTS),
     ]);
     let mock = MockProvider::start();
     mock.set_default(Answer::Reply(crash));
     let daemon = mock.daemon(&[], &[]);
-    let user = signed_up(&daemon);
+    let user = signed_up(&daemon, "ada");
     let out = user.run(&["generate", "x", "--save"]).fails_with(1);
     assert!(out.stderr.contains("the repair is stuck"), "{out:?}");
     assert!(out.stderr.contains("GET / answered 500"), "{out:?}");
@@ -275,7 +263,7 @@ fn the_same_error_again_stops_as_stuck_and_saves_nothing_unless_kept() {
 fn fix_sends_a_crash_loops_traceback_and_the_app_runs_the_fixed_version() {
     let mock = MockProvider::start();
     let daemon = mock.daemon(&["--restart-limit", "2"], &[]);
-    let user = signed_up(&daemon);
+    let user = signed_up(&daemon, "ada");
     new_project(&user, "loop");
     user.run_with_stdin(
         &["edit", "loop", "--file", "app.py", "--stdin", "--no-check"],
@@ -314,7 +302,7 @@ fn an_improve_of_a_running_app_moves_it_to_the_new_version() {
     let mock = MockProvider::start();
     mock.push(Answer::Reply(good_app("marker-one")));
     let daemon = mock.daemon(&[], &[]);
-    let user = signed_up(&daemon);
+    let user = signed_up(&daemon, "ada");
     user.run(&["generate", "x", "--save", "--name", "live"])
         .ok();
     let first = run_app(&user, "live");
@@ -359,7 +347,7 @@ fn an_improve_of_a_running_app_moves_it_to_the_new_version() {
 #[test]
 fn an_edit_that_breaks_the_app_is_refused_and_nothing_is_saved() {
     let daemon = Daemon::start();
-    let user = signed_up(&daemon);
+    let user = signed_up(&daemon, "ada");
     new_project(&user, "todo");
     let out = user
         .run_with_stdin(
@@ -371,4 +359,69 @@ fn an_edit_that_breaks_the_app_is_refused_and_nothing_is_saved() {
     assert!(out.stderr.contains("marker-edit"), "{out:?}");
     let history = user.run(&["--json", "history", "todo"]).ok().json();
     assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
+}
+
+#[test]
+fn a_provider_that_fails_during_a_repair_round_saves_nothing_and_keeps_both_rounds() {
+    let mock = MockProvider::start();
+    mock.push(Answer::Reply(reply(&[
+        ("app.py", "raise RuntimeError(\"marker-first\")\n"),
+        ("requirements.txt", REQUIREMENTS),
+    ])));
+    mock.set_default(Answer::Status(500));
+    let daemon = mock.daemon(&["--max-retries", "1"], &[]);
+    let user = signed_up(&daemon, "ada");
+    let out = user.run(&["generate", "x", "--save"]).fails_with(1);
+    assert!(out.stderr.contains("500"), "{out:?}");
+    assert_eq!(project_count(&daemon), 0);
+    let rows = rounds(&daemon);
+    let outcomes: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(outcomes, ["failed", "failed"], "{rows:?}");
+}
+
+#[test]
+fn an_app_that_never_answers_fails_its_start_check_at_the_time_limit() {
+    let mock = MockProvider::start();
+    let hangs = format!("import time\n{}", flask_app("time.sleep(3600)"));
+    mock.set_default(Answer::Reply(reply(&[
+        ("app.py", &hangs),
+        ("requirements.txt", REQUIREMENTS),
+    ])));
+    let daemon = mock.daemon(&["--start-timeout", "3"], &[]);
+    let user = signed_up(&daemon, "ada");
+    let started = std::time::Instant::now();
+    let out = user
+        .run(&["generate", "x", "--save", "--repair-rounds", "0"])
+        .fails_with(1);
+    assert!(out.stderr.contains("the start check failed"), "{out:?}");
+    assert!(
+        out.stderr.contains("did not answer HTTP within 3 s"),
+        "{out:?}"
+    );
+    // Cut at its limit, not at a request's own 30 s read time-out.
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(project_count(&daemon), 0);
+    // Nothing of the hung app is left running (its namespace's processes
+    // die with its init, a moment after the shim).
+    wait_for("the hung app's processes to be gone", || {
+        daemon.app_processes().is_empty()
+    });
+}
+
+#[test]
+fn fix_with_nothing_to_fix_says_so_and_another_users_project_is_not_found() {
+    let mock = MockProvider::start();
+    let daemon = mock.daemon(&[], &[]);
+    let ada = signed_up(&daemon, "ada");
+    new_project(&ada, "todo");
+    let out = ada.run(&["fix", "todo"]).fails_with(2);
+    assert!(out.stderr.contains("has no failure to fix"), "{out:?}");
+    let bob = signed_up(&daemon, "bob");
+    let theirs = bob.run(&["fix", "todo", "it is slow"]).fails_with(3);
+    assert!(theirs.stderr.contains("no project `todo`"), "{theirs:?}");
+    assert!(mock.requests().is_empty());
 }

@@ -129,8 +129,9 @@ fn template_apps_run_for_real_and_pass_their_own_tests() {
             .unwrap();
         assert!(
             tests.status.success(),
-            "{prompt}: pytest failed:\n{}",
-            String::from_utf8_lossy(&tests.stdout)
+            "{prompt}: pytest failed:\n{}{}",
+            String::from_utf8_lossy(&tests.stdout),
+            String::from_utf8_lossy(&tests.stderr)
         );
 
         let port = free_port();

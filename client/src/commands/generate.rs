@@ -23,8 +23,8 @@ pub async fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<(), ClientErr
         prompt: args.prompt,
         save: args.save,
         name: args.name.clone(),
-        provider: args.provider,
-        model: args.model,
+        provider: args.ai.provider,
+        model: args.ai.model,
         checks: args.checks.options(),
     });
     let mut generated = run(ctx, request).await?;
@@ -61,8 +61,8 @@ pub async fn improve(ctx: &mut Ctx, args: ImproveArgs) -> Result<(), ClientError
     let request = Request::Improve(ImproveRequest {
         project: args.project,
         prompt: args.prompt,
-        provider: args.provider,
-        model: args.model,
+        provider: args.ai.provider,
+        model: args.ai.model,
         checks: args.checks.options(),
     });
     let generated = run(ctx, request).await?;
@@ -75,8 +75,8 @@ pub async fn fix(ctx: &mut Ctx, args: FixArgs) -> Result<(), ClientError> {
     let request = Request::Fix(FixRequest {
         project: args.project,
         prompt: args.prompt,
-        provider: args.provider,
-        model: args.model,
+        provider: args.ai.provider,
+        model: args.ai.model,
         checks: args.checks.options(),
     });
     let generated = run(ctx, request).await?;

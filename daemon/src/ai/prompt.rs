@@ -37,10 +37,7 @@ pub fn generate(prompt: &str) -> Vec<Message> {
 
 /// The conversation for changing an app: its current files, then the request.
 pub fn improve(files: &[FileContent], prompt: &str) -> Vec<Message> {
-    let mut current = String::from("Here is the app as it is now.\n\n");
-    for f in files {
-        current.push_str(&format!("### {}\n````\n{}````\n\n", f.path, f.content));
-    }
+    let mut current = app_as_it_is(files);
     current.push_str(&format!(
         "Change it as follows: {prompt}\n\nAnswer with every file of the changed app in full, \
          unchanged files included."
@@ -49,6 +46,15 @@ pub fn improve(files: &[FileContent], prompt: &str) -> Vec<Message> {
         Message::new(Role::System, system_prompt()),
         Message::new(Role::User, current),
     ]
+}
+
+/// The app's files, in the format the model answers in.
+fn app_as_it_is(files: &[FileContent]) -> String {
+    let mut text = String::from("Here is the app as it is now.\n\n");
+    for f in files {
+        text.push_str(&format!("### {}\n````\n{}````\n\n", f.path, f.content));
+    }
+    text
 }
 
 /// Asks the model to fix a reply that failed the checks.
@@ -65,10 +71,7 @@ pub fn repair(problem: &str) -> Message {
 /// The conversation for repairing an app from its real failure: its files,
 /// what went wrong, and what the user adds.
 pub fn fix(files: &[FileContent], failure: &str, extra: Option<&str>) -> Vec<Message> {
-    let mut current = String::from("Here is the app as it is now.\n\n");
-    for f in files {
-        current.push_str(&format!("### {}\n````\n{}````\n\n", f.path, f.content));
-    }
+    let mut current = app_as_it_is(files);
     current.push_str(&format!(
         "It fails. What happened when it ran:\n\n````\n{failure}\n````\n\n"
     ));

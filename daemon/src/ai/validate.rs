@@ -58,14 +58,8 @@ pub async fn check(files: &mut Vec<FileContent>, python: &Path) -> Result<(), Ch
 /// Makes sure `requirements.txt` exists and names Flask.
 fn ensure_flask(files: &mut Vec<FileContent>) {
     let names_flask = |text: &str| {
-        text.lines().any(|line| {
-            let name: String = line
-                .trim()
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-                .collect();
-            name.eq_ignore_ascii_case("flask")
-        })
+        text.lines()
+            .any(|line| crate::projects::requirements::name(line).as_deref() == Some("flask"))
     };
     match files.iter_mut().find(|f| f.path == "requirements.txt") {
         Some(f) if names_flask(&f.content) => {}

@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 
 use appforge_shared::protocol::FileContent;
 
+use crate::projects::requirements;
+
 /// Applies every mend to `files`; returns one line per change, for the
 /// generation's report.
 pub fn apply(files: &mut Vec<FileContent>) -> Vec<String> {
@@ -234,7 +236,7 @@ fn add_missing_requirements(files: &mut Vec<FileContent>) -> Vec<String> {
     let listed: HashSet<String> = files
         .iter()
         .find(|f| f.path == "requirements.txt")
-        .map(|f| f.content.lines().filter_map(requirement_name).collect())
+        .map(|f| f.content.lines().filter_map(requirements::name).collect())
         .unwrap_or_default();
     let mut added = Vec::new();
     for module in imported {
@@ -251,7 +253,7 @@ fn add_missing_requirements(files: &mut Vec<FileContent>) -> Vec<String> {
         };
         let already = std::iter::once(distribution)
             .chain(also.iter().copied())
-            .any(|d| listed.contains(&normalise(d)));
+            .any(|d| listed.contains(&requirements::normalise(d)));
         if !already && !added.iter().any(|(d, _)| d == distribution) {
             added.push((distribution.to_string(), module.clone()));
         }
@@ -347,20 +349,6 @@ fn is_module_name(name: &str) -> bool {
             .split('.')
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         && !name.starts_with(|c: char| c.is_ascii_digit())
-}
-
-/// The normalised name of a requirement line (PEP 503), if it names one.
-fn requirement_name(line: &str) -> Option<String> {
-    let line = line.split('#').next()?.trim();
-    let name: String = line
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        .collect();
-    (!name.is_empty()).then(|| normalise(&name))
-}
-
-fn normalise(name: &str) -> String {
-    name.to_ascii_lowercase().replace(['_', '.'], "-")
 }
 
 #[cfg(test)]

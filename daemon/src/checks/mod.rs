@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::config::AppSettings;
 use crate::confine::shim::{self, ShimSpec};
 use crate::confine::{self, Protections, Sandbox};
-use crate::projects::{folder, launch};
+use crate::projects::{folder, launch, requirements};
 use crate::supervisor::logfile::LogFiles;
 use crate::supervisor::pyenv::{self, PythonEnv};
 
@@ -202,7 +202,7 @@ impl Checker {
             settings: &self.settings,
             log: &log,
         };
-        let requirements = requirements_of(files);
+        let requirements = requirements::of(files);
         match pyenv::prepare(
             &self.settings.env_dir,
             &self.settings.python,
@@ -276,7 +276,10 @@ impl Checker {
                     relevant(&log)
                 ));
             }
-            if let Some(code) = get_status(port, "/") {
+            // An app that accepts but never answers must not hold the step
+            // past its limit.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Some(code) = get_status(port, "/", left.max(Duration::from_millis(100))) {
                 break match code {
                     500.. => {
                         // The traceback is written before the answer, but
@@ -336,16 +339,8 @@ impl Checker {
 
 /// The environment `run` uses for these files (ready once installed).
 fn env_of(settings: &AppSettings, files: &[FileContent]) -> PythonEnv {
-    let (root, _) = pyenv::locate(&settings.env_dir, &requirements_of(files));
+    let (root, _) = pyenv::locate(&settings.env_dir, &requirements::of(files));
     PythonEnv { root }
-}
-
-/// The requirements `run` installs for these files.
-pub fn requirements_of(files: &[FileContent]) -> String {
-    files
-        .iter()
-        .find(|f| f.path == "requirements.txt")
-        .map_or_else(|| "flask\n".to_string(), |f| f.content.clone())
 }
 
 /// One check's folder: the app's files, a private temporary folder, and
@@ -405,13 +400,12 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-/// The status code of `GET path` on the app, if it answers HTTP.
-fn get_status(port: u16, path: &str) -> Option<u16> {
+/// The status code of `GET path` on the app, if it answers HTTP within
+/// `timeout`.
+fn get_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
     let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
     let mut head = [0u8; 12];

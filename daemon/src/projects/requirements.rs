@@ -22,6 +22,31 @@ pub struct RequirementError {
     pub why: &'static str,
 }
 
+/// The requirements an app is installed with: its `requirements.txt`, or
+/// Flask alone when it has none.
+pub fn of(files: &[appforge_shared::protocol::FileContent]) -> String {
+    files
+        .iter()
+        .find(|f| f.path == "requirements.txt")
+        .map_or_else(|| "flask\n".to_string(), |f| f.content.clone())
+}
+
+/// The name a requirement line installs, normalised as PEP 503 does
+/// (`Flask_SQLAlchemy` and `flask-sqlalchemy` are one), if it names one.
+pub fn name(line: &str) -> Option<String> {
+    let line = line.split('#').next()?.trim();
+    let name: String = line
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    (!name.is_empty()).then(|| normalise(&name))
+}
+
+/// A distribution's name as PEP 503 compares them.
+pub fn normalise(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
 /// Checks every line of a requirements file.
 pub fn check(requirements: &str) -> Result<(), RequirementError> {
     for (index, raw) in requirements.lines().enumerate() {

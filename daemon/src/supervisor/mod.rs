@@ -155,13 +155,6 @@ impl Drop for PortReservation {
 }
 
 /// A project's requirements; Flask alone when it has none.
-fn requirements_of(files: &[FileContent]) -> String {
-    files
-        .iter()
-        .find(|f| f.path == "requirements.txt")
-        .map_or_else(|| "flask\n".to_string(), |f| f.content.clone())
-}
-
 /// A small file the app may have written itself, read as the app could
 /// read it: no symbolic link followed (it could point at any file the
 /// daemon may read), a regular file, 64 KiB at most.
@@ -356,12 +349,12 @@ impl Supervisor {
             Origin::Spawn => {
                 step("writing the project's files".into());
                 self.write_folder(&dir, &log, files).await?;
-                requirements_of(files)
+                projects::requirements::of(files)
             }
             // A running app keeps the files it was started with; its
             // restarts use them too, so the environment must match them.
             Origin::Adopt { .. } => read_app_file(&dir.join("requirements.txt"))
-                .unwrap_or_else(|| requirements_of(files)),
+                .unwrap_or_else(|| projects::requirements::of(files)),
         };
         let env = self.environment(requirements, &log, step).await?;
         let cfg = AppConfig {
