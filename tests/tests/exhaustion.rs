@@ -532,6 +532,10 @@ struct HogLive {
     held: AtomicUsize,
     /// Connections the daemon dropped for saying nothing.
     silent_drops: AtomicUsize,
+    /// Welcomes read so far. Counted as they are read, unlike `held`, which
+    /// is published once a sweep: a test that read `held` beside
+    /// `silent_drops` could see the drops and the old connections at once.
+    welcomes: AtomicUsize,
 }
 
 /// One connection of the hog: its stream, the bytes read so far, and
@@ -556,6 +560,7 @@ fn pump(conn: &mut Hogged, report: &mut HogReport, live: &HogLive) -> bool {
                     ServerFrame::Welcome(_) => {
                         conn.welcomed = true;
                         report.welcomes += 1;
+                        live.welcomes.fetch_add(1, Ordering::SeqCst);
                     }
                     ServerFrame::Error(e) => {
                         // An error ends the connection: it is no longer
@@ -666,7 +671,7 @@ fn hog_while_pinging(pause: Duration) -> HogOutcome {
     }
     let pings_took = started.elapsed();
     let recycled = holds_within(Duration::from_secs(15), || {
-        live.silent_drops.load(Ordering::SeqCst) >= 16 && live.held.load(Ordering::SeqCst) >= 16
+        live.silent_drops.load(Ordering::SeqCst) >= 16 && live.welcomes.load(Ordering::SeqCst) >= 32
     });
     let hog_outlived_pings = !hog.is_finished();
     live.stop.store(true, Ordering::SeqCst);
