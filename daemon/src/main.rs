@@ -14,6 +14,7 @@ mod server;
 mod state;
 mod supervisor;
 mod systemd;
+mod texts;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -91,14 +91,43 @@ pub fn port_of(doc: &Value) -> u16 {
 /// An HTTP GET on 127.0.0.1: the whole response, or `None` if there is none
 /// within `timeout`.
 pub fn http_get(port: u16, path: &str, timeout: Duration) -> Option<String> {
+    http_send(port, "GET", path, None, timeout)
+}
+
+/// An HTTP request on 127.0.0.1, with a JSON body if one is given: the
+/// whole response, or `None` if there is none within `timeout`.
+pub fn http_send(
+    port: u16,
+    method: &str,
+    path: &str,
+    json: Option<&Value>,
+    timeout: Duration,
+) -> Option<String> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, timeout).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
     s.set_write_timeout(Some(timeout)).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let body = json.map(Value::to_string).unwrap_or_default();
+    let content_type = if json.is_some() {
+        "Content-Type: application/json\r\n"
+    } else {
+        ""
+    };
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
     Some(out)
+}
+
+/// The JSON body of a whole HTTP response.
+pub fn json_body(response: &str) -> Value {
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("no JSON body ({e}): {response}"))
 }
 
 /// Whether the app on `port` answers `GET path` with 200.

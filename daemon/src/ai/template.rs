@@ -4,6 +4,14 @@
 //! Everything here is deterministic: the same prompt always gives the same bytes.
 //! Prompt text only ever reaches the generated files through escaping (HTML,
 //! Markdown); Python and JavaScript see nothing but sanitized identifiers.
+//!
+//! The files' text is in `daemon/templates/scaffold/`; this module reads the
+//! prompt and fills them in.
+
+use serde::Serialize;
+
+use crate::projects::launch;
+use crate::texts::{self, one_line};
 
 /// What the scaffolder read from a prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +123,13 @@ const FILLERS: &str = "a an the my our your their his her its me us i we you it 
     could can should help just something anything stuff thing things whatever keep where \
     which so is are be";
 
-/// Dropped from field phrases ("a due date" → "due date").
+/// Words that, starting a clause, add fields to those the app has ("…, add a
+/// priority field"): how `improve` asks for a field.
+const ADD_WORDS: &str = "add adding";
+
+/// Dropped from field phrases ("a due date" → "due date", "add a priority" → "priority").
 const STOP_WORDS: &str = "a an the my your our their its his her it some each any optional \
-    required also just maybe s";
+    required also just maybe s add adding another";
 
 /// A field phrase with one of these is a sentence, not a field.
 const PROSE_WORDS: &str = "that which should can could would will lets let allow allows so \
@@ -242,11 +254,14 @@ const ENTITY_ALIASES: &[(&str, &str)] = &[
 pub fn read_spec(prompt: &str) -> AppSpec {
     let prompt = clip_chars(prompt, MAX_PROMPT_CHARS);
     let tokens = tokenize(prompt);
-    let marker = tokens.iter().position(|(tok, _)| match tok {
-        Tok::Colon => true,
-        Tok::Word(word) => has(MARKERS, word.as_str()),
-        _ => false,
-    });
+    let marker = tokens
+        .iter()
+        .enumerate()
+        .position(|(index, (tok, _))| match tok {
+            Tok::Colon => true,
+            Tok::Word(word) => has(MARKERS, word) || starts_an_addition(&tokens, index),
+            _ => false,
+        });
     let (head, region) = match marker {
         Some(index) => (&tokens[..index], &tokens[index + 1..]),
         None => (&tokens[..], &tokens[tokens.len()..]),
@@ -260,6 +275,15 @@ pub fn read_spec(prompt: &str) -> AppSpec {
         .collect();
     let entity = find_entity(&head_words).unwrap_or_else(|| "item".to_string());
     let mut fields = read_fields(region, &entity);
+    if marker.is_some_and(|index| starts_an_addition(&tokens, index)) {
+        // "a notes app, add a priority field": the fields a notes app has, and a priority.
+        let added = std::mem::replace(&mut fields, default_fields(&entity));
+        for field in added {
+            if fields.len() < MAX_FIELDS && !fields.iter().any(|f| f.name == field.name) {
+                fields.push(field);
+            }
+        }
+    }
     if fields.is_empty() {
         fields = default_fields(&entity);
     }
@@ -272,6 +296,13 @@ pub fn read_spec(prompt: &str) -> AppSpec {
         plural,
         fields,
     })
+}
+
+/// Whether the word at `index` is "add" starting a clause: "…, add a
+/// priority field", as `improve` asks, but not "an app to add notes".
+fn starts_an_addition(tokens: &[(Tok, usize)], index: usize) -> bool {
+    let clause_start = index == 0 || tokens[index - 1].0 == Tok::Sep;
+    clause_start && matches!(&tokens[index].0, Tok::Word(word) if has(ADD_WORDS, word))
 }
 
 /// A prompt token; words are lower-case ASCII, everything else is a break.
@@ -556,6 +587,10 @@ fn make_field(words: &[String], hints: &[String], entity: &str) -> Option<Field>
     while words.len() > 1 && words.last().is_some_and(|w| has(KIND_SUFFIXES, w)) {
         words.pop();
     }
+    // "add fields priority and …": the word for a field is not its name.
+    while words.len() > 1 && has(KIND_SUFFIXES, words[0]) {
+        words.remove(0);
+    }
     while words.len() > 1 && (words[0] == entity || singularize(words[0]) == entity) {
         words.remove(0);
     }
@@ -701,22 +736,6 @@ fn safe_name(text: &str) -> Option<String> {
     Some(name)
 }
 
-/// Collapses whitespace and control characters and caps the length (with "...").
-fn one_line(text: &str, max_chars: usize) -> String {
-    let words: Vec<&str> = text
-        .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let line = words.join(" ");
-    if line.chars().count() <= max_chars {
-        return line;
-    }
-    let mut clipped: String = line.chars().take(max_chars.saturating_sub(3)).collect();
-    clipped.truncate(clipped.trim_end().len());
-    clipped.push_str("...");
-    clipped
-}
-
 /// "Todo app" from "a todo app with ...": the first sentence before the field list.
 fn make_title(head: &str, plural: &str) -> String {
     let sentence = head
@@ -802,18 +821,22 @@ fn normalize(spec: &AppSpec) -> AppSpec {
 pub fn render_files(spec: &AppSpec, prompt: &str) -> Vec<(String, String)> {
     // Callers may build a spec by hand, so sanitize it again; a no-op for read_spec's output.
     let spec = normalize(spec);
+    let view = ScaffoldView::of(&spec, prompt);
     let mut files = vec![
-        ("README.md".to_string(), render_readme(&spec, prompt)),
-        ("app.py".to_string(), render_app_py(&spec)),
+        ("README.md", texts::render("scaffold/README.md", &view)),
+        ("app.py", texts::render("scaffold/app.py", &view)),
+        ("requirements.txt", "flask>=3.0\npytest>=8\n".to_string()),
         (
-            "requirements.txt".to_string(),
-            "flask>=3.0\npytest>=8\n".to_string(),
+            "templates/index.html",
+            texts::render("scaffold/index.html", &view),
         ),
-        ("templates/index.html".to_string(), render_index_html(&spec)),
-        ("test_app.py".to_string(), render_test_py(&spec)),
+        ("test_app.py", texts::render("scaffold/test_app.py", &view)),
     ];
-    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.sort_by(|a, b| a.0.cmp(b.0));
     files
+        .into_iter()
+        .map(|(path, content)| (path.to_string(), content))
+        .collect()
 }
 
 /// The whole reply as a model would write it: for each file a `### path` line followed by a fenced code block.
@@ -836,33 +859,76 @@ pub fn render_reply(prompt: &str) -> String {
     reply
 }
 
-/// Replaces each `@@KEY@@` in one pass, so inserted text is never scanned again.
-fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(template.len() * 2);
-    let mut rest = template;
-    while let Some(start) = rest.find("@@") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let found = after.find("@@").and_then(|end| {
-            let key = &after[..end];
-            values
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, value)| (end, *value))
-        });
-        match found {
-            Some((end, value)) => {
-                out.push_str(value);
-                rest = &after[end + 2..];
-            }
-            None => {
-                out.push_str("@@");
-                rest = after;
-            }
+/// What the templates under `daemon/templates/scaffold/` are rendered with.
+/// Identifiers are safe as they are; `title`, labels and `prompt` are raw
+/// text that the templates escape for their file type.
+#[derive(Serialize)]
+struct ScaffoldView<'a> {
+    title: &'a str,
+    /// "Todos", the heading of app.py's docstring.
+    heading: String,
+    plural: &'a str,
+    /// The plural and the entity as words: "due dates", "due date".
+    plural_words: String,
+    entity_words: String,
+    /// How the app is started, as people type it.
+    run_command: String,
+    /// The field the API insists on, if any.
+    required: Option<&'a str>,
+    fields: Vec<FieldView<'a>>,
+    /// app.py's SQL constants, each a whole Python assignment.
+    sql_constants: Vec<String>,
+    prompt: &'a str,
+}
+
+/// One field as the templates see it.
+#[derive(Serialize)]
+struct FieldView<'a> {
+    name: &'a str,
+    label: &'a str,
+    kind: &'static str,
+    sql_type: &'static str,
+    required: bool,
+    /// Python literals for the tests: a first value, an updated one, and
+    /// one of the wrong type.
+    sample: String,
+    updated: String,
+    bad: String,
+}
+
+impl<'a> ScaffoldView<'a> {
+    fn of(spec: &'a AppSpec, prompt: &'a str) -> Self {
+        let required = required_field(spec).map(|f| f.name.as_str());
+        let fields = spec
+            .fields
+            .iter()
+            .map(|field| {
+                let (sample, updated, bad) = sample_values(field);
+                FieldView {
+                    name: &field.name,
+                    label: &field.label,
+                    kind: field.kind.slug(),
+                    sql_type: field.kind.sql_type(),
+                    required: Some(field.name.as_str()) == required,
+                    sample,
+                    updated,
+                    bad,
+                }
+            })
+            .collect();
+        ScaffoldView {
+            title: &spec.title,
+            heading: label_from_words(&[&words_of(&spec.plural)]),
+            plural: &spec.plural,
+            plural_words: words_of(&spec.plural),
+            entity_words: words_of(&spec.entity),
+            run_command: launch::shell_line("5000"),
+            required,
+            fields,
+            sql_constants: sql_constants(spec),
+            prompt,
         }
     }
-    out.push_str(rest);
-    out
 }
 
 /// The field the API insists on: the first one that is not a checkbox, since an
@@ -871,66 +937,18 @@ fn required_field(spec: &AppSpec) -> Option<&Field> {
     spec.fields.iter().find(|f| f.kind != FieldKind::Boolean)
 }
 
-/// Escapes text for HTML element content and attributes. Braces are escaped too
-/// because Jinja renders the page, and backticks so a reply fence can never close early.
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '`' => out.push_str("&#96;"),
-            '{' => out.push_str("&#123;"),
-            '}' => out.push_str("&#125;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// Prompt text for Markdown: one line, no HTML, no backticks (they could close a fence).
-fn escape_markdown(text: &str, max_chars: usize) -> String {
-    one_line(text, max_chars)
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('`', "'")
-}
-
 /// "due_date" → "due date": identifiers as words for messages and buttons.
 fn words_of(name: &str) -> String {
     name.replace('_', " ")
 }
 
-/// A Python assignment of a constant SQL string, wrapped when long. SQL built here
-/// only holds identifiers and punctuation, never quotes of the Python kind.
-fn py_sql(target: &str, sql: &str) -> String {
-    if target.len() + sql.len() + 5 <= 88 {
-        return format!("{target} = '{sql}'\n");
-    }
-    let mut out = format!("{target} = (\n");
-    let mut line = String::new();
-    for piece in sql.split_inclusive(", ") {
-        if !line.is_empty() && line.len() + piece.len() > 72 {
-            out.push_str(&format!("    '{line}'\n"));
-            line.clear();
-        }
-        line.push_str(piece);
-    }
-    out.push_str(&format!("    '{line}'\n)\n"));
-    out
-}
-
-fn render_app_py(spec: &AppSpec) -> String {
+/// app.py's SQL statements as Python constants. Columns are fixed
+/// identifiers, so every statement is a constant and values always travel as
+/// parameters.
+fn sql_constants(spec: &AppSpec) -> Vec<String> {
     let table = &spec.plural;
-    let columns: Vec<String> = spec
-        .fields
-        .iter()
-        .map(|f| format!("\"{}\"", f.name))
-        .collect();
+    let quoted = |f: &Field| format!("\"{}\"", f.name);
+    let columns: Vec<String> = spec.fields.iter().map(quoted).collect();
     let columns = columns.join(", ");
     let definitions: Vec<String> = spec
         .fields
@@ -943,692 +961,62 @@ fn render_app_py(spec: &AppSpec) -> String {
         .iter()
         .map(|f| format!("\"{}\" = ?", f.name))
         .collect();
-    let required = required_field(spec).map(|f| f.name.as_str());
-    let mut fields = String::new();
-    for field in &spec.fields {
-        let is_required = if Some(field.name.as_str()) == required {
-            "True"
-        } else {
-            "False"
-        };
-        fields.push_str(&format!(
-            "    (\"{}\", \"{}\", {is_required}),\n",
-            field.name,
-            field.kind.slug()
-        ));
-    }
-    let mut add_columns = String::new();
-    for field in &spec.fields {
-        add_columns.push_str(&format!(
-            "    \"{name}\": 'ALTER TABLE \"{table}\" ADD COLUMN \"{name}\" {kind}',\n",
-            name = field.name,
-            kind = field.kind.sql_type()
-        ));
-    }
-    let mut sql = String::new();
-    sql.push_str(&py_sql(
-        "CREATE_SQL",
-        &format!(
-            "CREATE TABLE IF NOT EXISTS \"{table}\" (\"id\" INTEGER PRIMARY KEY AUTOINCREMENT, {})",
-            definitions.join(", ")
-        ),
-    ));
-    sql.push_str(&py_sql(
-        "TABLE_INFO_SQL",
-        &format!("PRAGMA table_info(\"{table}\")"),
-    ));
-    sql.push_str(&py_sql(
-        "SELECT_ALL_SQL",
-        &format!("SELECT \"id\", {columns} FROM \"{table}\" ORDER BY \"id\""),
-    ));
-    sql.push_str(&py_sql(
-        "SELECT_ONE_SQL",
-        &format!("SELECT \"id\", {columns} FROM \"{table}\" WHERE \"id\" = ?"),
-    ));
-    sql.push_str(&py_sql(
-        "INSERT_SQL",
-        &format!("INSERT INTO \"{table}\" ({columns}) VALUES ({placeholders})"),
-    ));
-    sql.push_str(&py_sql(
-        "UPDATE_SQL",
-        &format!(
-            "UPDATE \"{table}\" SET {} WHERE \"id\" = ?",
-            assignments.join(", ")
-        ),
-    ));
-    sql.push_str(&py_sql(
-        "DELETE_SQL",
-        &format!("DELETE FROM \"{table}\" WHERE \"id\" = ?"),
-    ));
-    fill(
-        APP_PY,
-        &[
-            ("HEADING", &label_from_words(&[&words_of(&spec.plural)])),
-            ("FIELDS", &fields),
-            ("ADD_COLUMNS", &add_columns),
-            ("SQL", &sql),
-            ("PLURAL", &spec.plural),
-            ("ENTITY_WORDS", &words_of(&spec.entity)),
-        ],
-    )
-}
-
-const APP_PY: &str = r##""""@@HEADING@@: a small Flask + SQLite CRUD app generated by appforge.
-
-Run it from this folder with:
-    python -m flask --app app run --host 127.0.0.1 --port 5000
-"""
-
-import json
-import math
-import os
-import sqlite3
-from contextlib import closing
-from datetime import date
-
-from flask import Blueprint, Flask, current_app, g, jsonify, render_template, request
-
-BASE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-# Each field is (column, kind, required). Columns are fixed identifiers, so every
-# statement below is a constant and values always travel as SQL parameters.
-FIELDS = [
-@@FIELDS@@]
-
-@@SQL@@
-# Columns missing from a database made by an earlier version of this app.
-ADD_COLUMN_SQL = {
-@@ADD_COLUMNS@@}
-
-MAX_INTEGER = 2**63 - 1  # SQLite's INTEGER range
-TRUE_WORDS = {"true", "yes", "on", "1"}
-FALSE_WORDS = {"false", "no", "off", "0", ""}
-
-bp = Blueprint("main", __name__)
-
-
-class ValidationError(ValueError):
-    """A request value that does not fit its field."""
-
-
-def get_db():
-    """Returns this request's SQLite connection, opening it on first use."""
-    if "db" not in g:
-        g.db = sqlite3.connect(current_app.config["DATABASE"])
-        g.db.row_factory = sqlite3.Row
-    return g.db
-
-
-def close_db(_error=None):
-    """Closes the request's connection, if one was opened."""
-    db = g.pop("db", None)
-    if db is not None:
-        db.close()
-
-
-def init_db(path):
-    """Creates the table, and any missing columns, if needed."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with closing(sqlite3.connect(path)) as db:
-        db.execute(CREATE_SQL)
-        existing = {row[1] for row in db.execute(TABLE_INFO_SQL)}
-        for name, statement in ADD_COLUMN_SQL.items():
-            if name not in existing:
-                db.execute(statement)
-        db.commit()
-
-
-def to_text(value):
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationError("must be a string")
-    return value
-
-
-def to_integer(value):
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            value = int(value.strip())
-        except ValueError:
-            raise ValidationError("must be a whole number") from None
-    elif isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_INTEGER:
-        raise ValidationError("must be a whole number")
-    return value
-
-
-def to_number(value):
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValidationError("must be a number")
-    try:
-        number = float(value.strip() if isinstance(value, str) else value)
-    except (ValueError, OverflowError):
-        raise ValidationError("must be a number") from None
-    if not math.isfinite(number):
-        raise ValidationError("must be a number")
-    return number
-
-
-def to_boolean(value):
-    if value is None:
-        return False
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return value == 1
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in TRUE_WORDS:
-            return True
-        if word in FALSE_WORDS:
-            return False
-    raise ValidationError("must be true or false")
-
-
-def to_date(value):
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip()).isoformat()
-        except ValueError:
-            pass
-    raise ValidationError("must be a date like 2024-01-31")
-
-
-def to_url(value):
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        url = value.strip()
-        scheme, _, rest = url.partition("://")
-        # Only http(s): the page turns URLs into links, so no javascript: URLs.
-        if scheme.lower() in ("http", "https") and rest and not any(c.isspace() for c in url):
-            return url
-    raise ValidationError("must be an http:// or https:// URL")
-
-
-def to_email(value):
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        email = value.strip()
-        local, at, domain = email.rpartition("@")
-        if at and local and "." in domain.strip(".") and not any(c.isspace() for c in email):
-            return email
-    raise ValidationError("must be an email address")
-
-
-def to_tags(value):
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        value = value.split(",")
-    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
-        raise ValidationError("must be a list of strings")
-    tags = []
-    for tag in value:
-        tag = tag.strip()
-        if tag and tag not in tags:
-            tags.append(tag)
-    return tags
-
-
-CONVERTERS = {
-    "text": to_text,
-    "longtext": to_text,
-    "integer": to_integer,
-    "number": to_number,
-    "boolean": to_boolean,
-    "date": to_date,
-    "url": to_url,
-    "email": to_email,
-    "tags": to_tags,
-}
-
-
-def is_blank(value):
-    """True for values that do not count as given for a required field."""
-    if isinstance(value, str):
-        return not value.strip()
-    return value is None or value == []
-
-
-def validate(data):
-    """Checks a JSON object against FIELDS and returns the values to store."""
-    if not isinstance(data, dict):
-        raise ValidationError("expected a JSON object")
-    values = {}
-    for name, kind, required in FIELDS:
-        try:
-            value = CONVERTERS[kind](data.get(name))
-        except ValidationError as error:
-            raise ValidationError(f"{name} {error}") from None
-        if required and is_blank(value):
-            raise ValidationError(f"{name} is required")
-        values[name] = value
-    return values
-
-
-def to_params(values):
-    """Values in column order, as INSERT_SQL and UPDATE_SQL expect; tags as JSON text."""
-    params = []
-    for name, kind, _required in FIELDS:
-        value = values[name]
-        params.append(json.dumps(value) if kind == "tags" else value)
-    return params
-
-
-def load_tags(text):
-    try:
-        tags = json.loads(text) if text else []
-    except ValueError:
-        return []
-    return [tag for tag in tags if isinstance(tag, str)] if isinstance(tags, list) else []
-
-
-def to_record(row):
-    """Turns a database row into the API's JSON shape."""
-    record = {"id": row["id"]}
-    for name, kind, _required in FIELDS:
-        value = row[name]
-        if kind == "boolean":
-            value = bool(value)
-        elif kind == "tags":
-            value = load_tags(value)
-        record[name] = value
-    return record
-
-
-def find(record_id):
-    if record_id > MAX_INTEGER:
-        return None
-    row = get_db().execute(SELECT_ONE_SQL, (record_id,)).fetchone()
-    return None if row is None else to_record(row)
-
-
-def error_response(message, status):
-    return jsonify(error=message), status
-
-
-def not_found():
-    return error_response("@@ENTITY_WORDS@@ not found", 404)
-
-
-@bp.get("/")
-def index():
-    return render_template("index.html")
-
-
-@bp.get("/healthz")
-def healthz():
-    return jsonify(status="ok")
-
-
-@bp.get("/api/@@PLURAL@@")
-def list_records():
-    rows = get_db().execute(SELECT_ALL_SQL).fetchall()
-    return jsonify([to_record(row) for row in rows])
-
-
-@bp.post("/api/@@PLURAL@@")
-def create_record():
-    try:
-        values = validate(request.get_json(silent=True))
-    except ValidationError as error:
-        return error_response(str(error), 400)
-    db = get_db()
-    cursor = db.execute(INSERT_SQL, to_params(values))
-    db.commit()
-    return jsonify(find(cursor.lastrowid)), 201
-
-
-@bp.get("/api/@@PLURAL@@/<int:record_id>")
-def get_record(record_id):
-    record = find(record_id)
-    if record is None:
-        return not_found()
-    return jsonify(record)
-
-
-@bp.put("/api/@@PLURAL@@/<int:record_id>")
-def update_record(record_id):
-    record = find(record_id)
-    if record is None:
-        return not_found()
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        return error_response("expected a JSON object", 400)
-    try:
-        # Fields left out of the body keep their current values.
-        values = validate({**record, **data})
-    except ValidationError as error:
-        return error_response(str(error), 400)
-    db = get_db()
-    db.execute(UPDATE_SQL, [*to_params(values), record_id])
-    db.commit()
-    return jsonify(find(record_id))
-
-
-@bp.delete("/api/@@PLURAL@@/<int:record_id>")
-def delete_record(record_id):
-    if find(record_id) is None:
-        return not_found()
-    db = get_db()
-    db.execute(DELETE_SQL, (record_id,))
-    db.commit()
-    return "", 204
-
-
-def create_app(database=None):
-    """Builds the app; the database path is `database`, else $APP_DATABASE, else data.db here."""
-    app = Flask(__name__)
-    app.config["DATABASE"] = (
-        database or os.environ.get("APP_DATABASE") or os.path.join(BASE_DIR, "data.db")
-    )
-    app.json.sort_keys = False
-    init_db(app.config["DATABASE"])
-    app.teardown_appcontext(close_db)
-    app.register_blueprint(bp)
-    return app
-
-
-app = create_app()
-"##;
-
-/// One labelled input for a field, typed by its kind.
-fn form_control(field: &Field, required: bool) -> String {
-    let name = &field.name;
-    let label = escape_html(&field.label);
-    let required = if required { " required" } else { "" };
-    let input = |attributes: &str| {
-        format!("<input id=\"field-{name}\" name=\"{name}\" {attributes}{required}>")
-    };
-    let control = match field.kind {
-        FieldKind::Boolean => {
-            return format!(
-                "        <label class=\"field checkbox\" for=\"field-{name}\">\n          <input id=\"field-{name}\" name=\"{name}\" type=\"checkbox\">\n          <span>{label}</span>\n        </label>\n"
-            );
-        }
-        FieldKind::Text => input("type=\"text\""),
-        FieldKind::LongText => {
+    [
+        (
+            "CREATE_SQL",
             format!(
-                "<textarea id=\"field-{name}\" name=\"{name}\" rows=\"3\"{required}></textarea>"
-            )
-        }
-        FieldKind::Integer => input("type=\"number\" step=\"1\""),
-        FieldKind::Number => input("type=\"number\" step=\"any\""),
-        FieldKind::Date => input("type=\"date\""),
-        FieldKind::Url => input("type=\"url\" placeholder=\"https://\""),
-        FieldKind::Email => input("type=\"email\" placeholder=\"name@example.com\""),
-        FieldKind::Tags => input("type=\"text\" placeholder=\"comma, separated, tags\""),
-    };
-    format!(
-        "        <label class=\"field\" for=\"field-{name}\">\n          <span>{label}</span>\n          {control}\n        </label>\n"
-    )
+                "CREATE TABLE IF NOT EXISTS \"{table}\" (\"id\" INTEGER PRIMARY KEY AUTOINCREMENT, {})",
+                definitions.join(", ")
+            ),
+        ),
+        ("TABLE_INFO_SQL", format!("PRAGMA table_info(\"{table}\")")),
+        (
+            "SELECT_ALL_SQL",
+            format!("SELECT \"id\", {columns} FROM \"{table}\" ORDER BY \"id\""),
+        ),
+        (
+            "SELECT_ONE_SQL",
+            format!("SELECT \"id\", {columns} FROM \"{table}\" WHERE \"id\" = ?"),
+        ),
+        (
+            "INSERT_SQL",
+            format!("INSERT INTO \"{table}\" ({columns}) VALUES ({placeholders})"),
+        ),
+        (
+            "UPDATE_SQL",
+            format!(
+                "UPDATE \"{table}\" SET {} WHERE \"id\" = ?",
+                assignments.join(", ")
+            ),
+        ),
+        (
+            "DELETE_SQL",
+            format!("DELETE FROM \"{table}\" WHERE \"id\" = ?"),
+        ),
+    ]
+    .iter()
+    .map(|(target, sql)| py_sql(target, sql))
+    .collect()
 }
 
-fn render_index_html(spec: &AppSpec) -> String {
-    let required = required_field(spec).map(|f| f.name.as_str());
-    let mut controls = String::new();
-    let mut headers = String::new();
-    let mut js_fields = String::new();
-    for field in &spec.fields {
-        controls.push_str(&form_control(field, Some(field.name.as_str()) == required));
-        headers.push_str(&format!(
-            "            <th scope=\"col\">{}</th>\n",
-            escape_html(&field.label)
-        ));
-        js_fields.push_str(&format!(
-            "        {{ name: \"{}\", kind: \"{}\" }},\n",
-            field.name,
-            field.kind.slug()
-        ));
+/// A Python assignment of a constant SQL string, wrapped when long. SQL built here
+/// only holds identifiers and punctuation, never quotes of the Python kind.
+fn py_sql(target: &str, sql: &str) -> String {
+    if target.len() + sql.len() + 5 <= 88 {
+        return format!("{target} = '{sql}'");
     }
-    fill(
-        INDEX_HTML,
-        &[
-            ("TITLE", &escape_html(&spec.title)),
-            ("CONTROLS", &controls),
-            ("HEADERS", &headers),
-            ("JS_FIELDS", &js_fields),
-            ("PLURAL", &spec.plural),
-            ("PLURAL_WORDS", &words_of(&spec.plural)),
-            ("ENTITY_WORDS", &words_of(&spec.entity)),
-        ],
-    )
+    let mut out = format!("{target} = (\n");
+    let mut line = String::new();
+    for piece in sql.split_inclusive(", ") {
+        if !line.is_empty() && line.len() + piece.len() > 72 {
+            out.push_str(&format!("    '{line}'\n"));
+            line.clear();
+        }
+        line.push_str(piece);
+    }
+    out.push_str(&format!("    '{line}'\n)"));
+    out
 }
-
-// The page is a Jinja template: it must never contain "{{", "{%" or "{#".
-const INDEX_HTML: &str = r##"<!doctype html>
-<html lang="en">
-  <head>
-    <meta charset="utf-8">
-    <meta name="viewport" content="width=device-width, initial-scale=1">
-    <title>@@TITLE@@</title>
-    <style>
-      :root { color-scheme: light dark; font-family: system-ui, sans-serif; }
-      body { margin: 0; padding: 2rem 1rem; }
-      main { max-width: 64rem; margin: 0 auto; }
-      form { display: grid; gap: 0.75rem; grid-template-columns: repeat(auto-fill, minmax(14rem, 1fr)); align-items: end; margin-bottom: 1rem; }
-      .field { display: flex; flex-direction: column; gap: 0.25rem; }
-      .field.checkbox { flex-direction: row; align-items: center; }
-      input, textarea, button { font: inherit; padding: 0.4rem; }
-      .actions { display: flex; gap: 0.5rem; }
-      table { width: 100%; border-collapse: collapse; }
-      th, td { text-align: left; padding: 0.4rem; border-bottom: 1px solid #8884; vertical-align: top; white-space: pre-wrap; }
-      .tag { display: inline-block; padding: 0 0.5rem; margin: 0 0.25rem 0.25rem 0; border-radius: 0.75rem; background: #8883; }
-      .error { color: #c33; }
-    </style>
-  </head>
-  <body>
-    <main>
-      <h1>@@TITLE@@</h1>
-      <form id="record-form">
-        <input type="hidden" id="record-id">
-@@CONTROLS@@        <div class="actions">
-          <button type="submit" id="save-button">Add @@ENTITY_WORDS@@</button>
-          <button type="button" id="cancel-button" hidden>Cancel</button>
-        </div>
-      </form>
-      <p id="message" role="status"></p>
-      <table>
-        <thead>
-          <tr>
-@@HEADERS@@            <th scope="col">Actions</th>
-          </tr>
-        </thead>
-        <tbody id="records"></tbody>
-      </table>
-      <p id="empty" hidden>No @@PLURAL_WORDS@@ yet.</p>
-    </main>
-    <script>
-      "use strict";
-      const API = "/api/@@PLURAL@@";
-      const FIELDS = [
-@@JS_FIELDS@@      ];
-      const form = document.getElementById("record-form");
-      const idInput = document.getElementById("record-id");
-      const saveButton = document.getElementById("save-button");
-      const cancelButton = document.getElementById("cancel-button");
-      const rows = document.getElementById("records");
-      const message = document.getElementById("message");
-      const emptyNote = document.getElementById("empty");
-
-      function control(field) {
-        return document.getElementById("field-" + field.name);
-      }
-
-      function showMessage(text, isError) {
-        message.textContent = text;
-        message.className = isError ? "error" : "";
-      }
-
-      // Builds the JSON body from the form, typed by field kind.
-      function readForm() {
-        const data = {};
-        for (const field of FIELDS) {
-          const input = control(field);
-          const value = input.value;
-          if (field.kind === "boolean") {
-            data[field.name] = input.checked;
-          } else if (field.kind === "integer" || field.kind === "number") {
-            data[field.name] = value === "" ? null : Number(value);
-          } else if (field.kind === "tags") {
-            data[field.name] = value.split(",").map((tag) => tag.trim()).filter((tag) => tag !== "");
-          } else if (field.kind === "text" || field.kind === "longtext") {
-            data[field.name] = value;
-          } else {
-            data[field.name] = value === "" ? null : value;
-          }
-        }
-        return data;
-      }
-
-      function resetForm() {
-        form.reset();
-        idInput.value = "";
-        saveButton.textContent = "Add @@ENTITY_WORDS@@";
-        cancelButton.hidden = true;
-      }
-
-      function editRecord(record) {
-        idInput.value = String(record.id);
-        for (const field of FIELDS) {
-          const input = control(field);
-          const value = record[field.name];
-          if (field.kind === "boolean") {
-            input.checked = Boolean(value);
-          } else if (field.kind === "tags") {
-            input.value = Array.isArray(value) ? value.join(", ") : "";
-          } else {
-            input.value = value === null || value === undefined ? "" : String(value);
-          }
-        }
-        saveButton.textContent = "Save changes";
-        cancelButton.hidden = false;
-        control(FIELDS[0]).focus();
-      }
-
-      // Every value goes in through textContent or a checked href, never as HTML.
-      function cell(field, value) {
-        const td = document.createElement("td");
-        if (value === null || value === undefined) {
-          return td;
-        }
-        if (field.kind === "boolean") {
-          td.textContent = value ? "Yes" : "No";
-        } else if (field.kind === "tags" && Array.isArray(value)) {
-          for (const tag of value) {
-            const span = document.createElement("span");
-            span.className = "tag";
-            span.textContent = String(tag);
-            td.appendChild(span);
-          }
-        } else if (field.kind === "url" && /^https?:\/\//i.test(String(value))) {
-          const link = document.createElement("a");
-          link.href = String(value);
-          link.textContent = String(value);
-          link.rel = "noopener noreferrer";
-          link.target = "_blank";
-          td.appendChild(link);
-        } else {
-          td.textContent = String(value);
-        }
-        return td;
-      }
-
-      function button(text, onClick) {
-        const element = document.createElement("button");
-        element.type = "button";
-        element.textContent = text;
-        element.addEventListener("click", onClick);
-        return element;
-      }
-
-      async function send(method, url, body) {
-        const options = { method: method, headers: { Accept: "application/json" } };
-        if (body !== undefined) {
-          options.headers["Content-Type"] = "application/json";
-          options.body = JSON.stringify(body);
-        }
-        const response = await fetch(url, options);
-        const data = response.status === 204 ? null : await response.json().catch(() => null);
-        if (!response.ok) {
-          throw new Error(data && data.error ? data.error : "Request failed (" + response.status + ")");
-        }
-        return data;
-      }
-
-      async function removeRecord(record) {
-        if (!window.confirm("Delete this @@ENTITY_WORDS@@?")) {
-          return;
-        }
-        try {
-          await send("DELETE", API + "/" + record.id);
-          if (idInput.value === String(record.id)) {
-            resetForm();
-          }
-          showMessage("Deleted.", false);
-          await load();
-        } catch (error) {
-          showMessage(error.message, true);
-        }
-      }
-
-      function render(records) {
-        rows.replaceChildren();
-        for (const record of records) {
-          const tr = document.createElement("tr");
-          for (const field of FIELDS) {
-            tr.appendChild(cell(field, record[field.name]));
-          }
-          const actions = document.createElement("td");
-          actions.className = "actions";
-          actions.appendChild(button("Edit", () => editRecord(record)));
-          actions.appendChild(button("Delete", () => removeRecord(record)));
-          tr.appendChild(actions);
-          rows.appendChild(tr);
-        }
-        emptyNote.hidden = records.length > 0;
-      }
-
-      async function load() {
-        try {
-          render(await send("GET", API));
-        } catch (error) {
-          showMessage(error.message, true);
-        }
-      }
-
-      form.addEventListener("submit", async (event) => {
-        event.preventDefault();
-        const id = idInput.value;
-        try {
-          if (id) {
-            await send("PUT", API + "/" + id, readForm());
-          } else {
-            await send("POST", API, readForm());
-          }
-          resetForm();
-          showMessage(id ? "Saved." : "Added.", false);
-          await load();
-        } catch (error) {
-          showMessage(error.message, true);
-        }
-      });
-      cancelButton.addEventListener("click", resetForm);
-      load();
-    </script>
-  </body>
-</html>
-"##;
 
 /// Python literals for tests: a first value, an updated value and a value of the wrong type.
 fn sample_values(field: &Field) -> (String, String, String) {
@@ -1671,232 +1059,10 @@ fn sample_values(field: &Field) -> (String, String, String) {
     (first, second, bad.to_string())
 }
 
-fn render_test_py(spec: &AppSpec) -> String {
-    let mut sample = String::new();
-    let mut updated = String::new();
-    let mut bad = String::new();
-    for field in &spec.fields {
-        let (first, second, wrong) = sample_values(field);
-        let name = &field.name;
-        sample.push_str(&format!("    \"{name}\": {first},\n"));
-        updated.push_str(&format!("    \"{name}\": {second},\n"));
-        bad.push_str(&format!("    \"{name}\": {wrong},\n"));
-    }
-    let required = match required_field(spec) {
-        Some(field) => format!("\"{}\"", field.name),
-        None => "None".to_string(),
-    };
-    fill(
-        TEST_PY,
-        &[
-            ("PLURAL", &spec.plural),
-            ("REQUIRED", &required),
-            ("SAMPLE", &sample),
-            ("UPDATED", &updated),
-            ("BAD", &bad),
-        ],
-    )
-}
-
-const TEST_PY: &str = r##""""API tests for the generated app; run `python -m pytest -q` in this folder."""
-
-import pytest
-
-API = "/api/@@PLURAL@@"
-REQUIRED = @@REQUIRED@@
-SAMPLE = {
-@@SAMPLE@@}
-UPDATED = {
-@@UPDATED@@}
-BAD_VALUES = {
-@@BAD@@}
-
-
-@pytest.fixture()
-def client(tmp_path, monkeypatch):
-    # Point the app at a throwaway database before it is imported, so tests never touch data.db.
-    monkeypatch.setenv("APP_DATABASE", str(tmp_path / "test.db"))
-    from app import create_app
-
-    application = create_app()
-    application.config["TESTING"] = True
-    with application.test_client() as test_client:
-        yield test_client
-
-
-def create(client, payload=None):
-    response = client.post(API, json=SAMPLE if payload is None else payload)
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def test_healthz(client):
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.get_json() == {"status": "ok"}
-
-
-def test_index_page(client):
-    response = client.get("/")
-    assert response.status_code == 200
-    assert b"<table>" in response.data
-    assert API.encode() in response.data
-
-
-def test_create_and_get(client):
-    record = create(client)
-    assert isinstance(record["id"], int)
-    for name, value in SAMPLE.items():
-        assert record[name] == value, name
-    response = client.get(f"{API}/{record['id']}")
-    assert response.status_code == 200
-    assert response.get_json() == record
-
-
-def test_list(client):
-    assert client.get(API).get_json() == []
-    first = create(client)
-    second = create(client)
-    response = client.get(API)
-    assert response.status_code == 200
-    assert response.get_json() == [first, second]
-
-
-def test_update(client):
-    record = create(client)
-    response = client.put(f"{API}/{record['id']}", json=UPDATED)
-    assert response.status_code == 200, response.get_json()
-    updated = response.get_json()
-    assert updated["id"] == record["id"]
-    for name, value in UPDATED.items():
-        assert updated[name] == value, name
-    assert client.get(f"{API}/{record['id']}").get_json() == updated
-
-
-def test_partial_update_keeps_other_fields(client):
-    record = create(client)
-    name, value = next(iter(UPDATED.items()))
-    response = client.put(f"{API}/{record['id']}", json={name: value})
-    assert response.status_code == 200, response.get_json()
-    assert response.get_json() == {**record, name: value}
-
-
-def test_delete(client):
-    record = create(client)
-    assert client.delete(f"{API}/{record['id']}").status_code == 204
-    assert client.get(f"{API}/{record['id']}").status_code == 404
-    assert client.delete(f"{API}/{record['id']}").status_code == 404
-    assert client.get(API).get_json() == []
-
-
-def test_missing_record_is_404(client):
-    for response in (
-        client.get(f"{API}/9999"),
-        client.put(f"{API}/9999", json=UPDATED),
-        client.delete(f"{API}/9999"),
-        client.get(f"{API}/99999999999999999999999"),
-    ):
-        assert response.status_code == 404
-        assert "error" in response.get_json()
-
-
-@pytest.mark.skipif(REQUIRED is None, reason="no required field")
-def test_missing_required_field_is_400(client):
-    payload = {name: value for name, value in SAMPLE.items() if name != REQUIRED}
-    response = client.post(API, json=payload)
-    assert response.status_code == 400
-    assert REQUIRED in response.get_json()["error"]
-
-
-@pytest.mark.parametrize("name", list(BAD_VALUES))
-def test_bad_value_is_400(client, name):
-    response = client.post(API, json={**SAMPLE, name: BAD_VALUES[name]})
-    assert response.status_code == 400
-    assert "error" in response.get_json()
-    record = create(client)
-    response = client.put(f"{API}/{record['id']}", json={name: BAD_VALUES[name]})
-    assert response.status_code == 400
-    assert client.get(f"{API}/{record['id']}").get_json() == record
-
-
-def test_body_must_be_a_json_object(client):
-    assert client.post(API, json=[SAMPLE]).status_code == 400
-    assert client.post(API, data="not json", content_type="text/plain").status_code == 400
-    record = create(client)
-    assert client.put(f"{API}/{record['id']}", json="text").status_code == 400
-"##;
-
-fn render_readme(spec: &AppSpec, prompt: &str) -> String {
-    let mut fields = String::new();
-    let required = required_field(spec).map(|f| f.name.as_str());
-    for field in &spec.fields {
-        let note = if Some(field.name.as_str()) == required {
-            ", required"
-        } else {
-            ""
-        };
-        fields.push_str(&format!(
-            "- `{}` ({}{note}): {}\n",
-            field.name,
-            field.kind.slug(),
-            escape_markdown(&field.label, MAX_LABEL_CHARS)
-        ));
-    }
-    let mut prompt_line = escape_markdown(prompt, 300);
-    if prompt_line.is_empty() {
-        prompt_line = "(empty)".to_string();
-    }
-    fill(
-        README_MD,
-        &[
-            ("TITLE", &escape_markdown(&spec.title, MAX_TITLE_CHARS)),
-            ("FIELDS", &fields),
-            ("PROMPT", &prompt_line),
-            ("PLURAL", &spec.plural),
-            ("PLURAL_WORDS", &words_of(&spec.plural)),
-        ],
-    )
-}
-
-const README_MD: &str = r##"# @@TITLE@@
-
-A small Flask + SQLite app for @@PLURAL_WORDS@@, generated offline by appforge's template provider.
-
-## Run
-
-    python -m pip install -r requirements.txt
-    python -m flask --app app run --host 127.0.0.1 --port 5000
-
-Then open http://127.0.0.1:5000/. Data is kept in `data.db` next to `app.py`;
-set `APP_DATABASE` to use another file.
-
-## Fields
-
-@@FIELDS@@
-## API
-
-- `GET /api/@@PLURAL@@`: list all
-- `POST /api/@@PLURAL@@`: create (201), JSON body with the fields above
-- `GET /api/@@PLURAL@@/<id>`: fetch one (404 if missing)
-- `PUT /api/@@PLURAL@@/<id>`: update; fields left out keep their values
-- `DELETE /api/@@PLURAL@@/<id>`: delete (204)
-- `GET /healthz`: `{"status": "ok"}`
-
-Invalid input gets a 400 with `{"error": "..."}`.
-
-## Test
-
-    python -m pip install pytest
-    python -m pytest -q
-
-## Prompt
-
-> @@PROMPT@@
-"##;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::texts::escape_html;
     use FieldKind::*;
 
     const EXAMPLES: &[&str] = &[
@@ -2302,6 +1468,43 @@ mod tests {
     }
 
     #[test]
+    fn an_added_field_joins_the_fields_the_app_had() {
+        // `improve` asks the scaffolder with the project's prompt, a comma and the change.
+        assert_spec(
+            "a todo app with title, due date and done flag, add a priority field",
+            "todo",
+            "todos",
+            &[
+                ("title", Text),
+                ("due_date", Date),
+                ("done", Boolean),
+                ("priority", Integer),
+            ],
+        );
+        assert_spec(
+            "a notes app, add a priority field",
+            "note",
+            "notes",
+            &[("title", Text), ("body", LongText), ("priority", Integer)],
+        );
+        assert_spec(
+            "a todo app with title, add fields priority and owner email",
+            "todo",
+            "todos",
+            &[
+                ("title", Text),
+                ("priority", Integer),
+                ("owner_email", Email),
+            ],
+        );
+        // "add" inside a sentence is a verb of the app, not an addition.
+        assert_eq!(
+            read_spec("a notes app to add notes quickly").fields,
+            read_spec("a notes app").fields
+        );
+    }
+
+    #[test]
     fn same_prompt_gives_same_bytes() {
         for prompt in EXAMPLES.iter().chain(HOSTILE) {
             assert_eq!(read_spec(prompt), read_spec(prompt));
@@ -2509,14 +1712,5 @@ mod tests {
             assert!(reply.contains("### templates/index.html\n````html\n<!doctype html>"));
             assert!(reply.ends_with("````\n\n"));
         }
-    }
-
-    #[test]
-    fn fill_does_not_rescan_inserted_text() {
-        assert_eq!(
-            fill("@@A@@-@@B@@-@@C@@", &[("A", "@@B@@"), ("B", "b")]),
-            "@@B@@-b-@@C@@"
-        );
-        assert_eq!(fill("a@@b", &[]), "a@@b");
     }
 }
