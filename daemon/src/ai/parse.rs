@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use appforge_shared::protocol::FileContent;
 use serde_json::{Map, Value};
 
+use crate::projects::path::{SafePath, UnsafePath};
+
 /// Why a reply could not be turned into files.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParseError {
@@ -66,6 +68,15 @@ pub enum ParseError {
     },
 }
 
+impl From<UnsafePath> for ParseError {
+    fn from(e: UnsafePath) -> Self {
+        ParseError::UnsafePath {
+            path: e.path,
+            reason: e.reason,
+        }
+    }
+}
+
 /// The output format the system prompt asks models for, as text to embed in the prompt.
 pub const FORMAT_INSTRUCTIONS: &str = r#"Write out every file of the app in full. For each file, write a line holding `### ` and the file's relative path, then a fenced code block with the file's complete content, like this:
 
@@ -98,10 +109,6 @@ Rules:
 pub const MAX_FILES: usize = 200;
 /// Largest file content accepted, in bytes.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
-/// Longest path accepted, in bytes; well under every filesystem's limit.
-const MAX_PATH_BYTES: usize = 255;
-/// Longest single folder or file name accepted, in bytes.
-const MAX_COMPONENT_BYTES: usize = 100;
 /// How many prose lines back a heading may still name the file of the next block.
 const HEADING_LOOKBACK: usize = 6;
 /// How many lines past a possible closing fence of a markdown file are examined.
@@ -232,64 +239,6 @@ pub fn parse_reply(text: &str) -> Result<Vec<FileContent>, ParseError> {
     files.finish()
 }
 
-/// Checks that a path from a model is a safe relative path and returns its normal form ("a/b.py").
-pub fn check_path(path: &str) -> Result<String, ParseError> {
-    let refuse = |reason: &'static str| {
-        Err(ParseError::UnsafePath {
-            path: path.to_string(),
-            reason,
-        })
-    };
-    if path.is_empty() {
-        return refuse("it is empty");
-    }
-    if path.chars().any(char::is_control) {
-        return refuse("it contains a control character");
-    }
-    if path.starts_with(['/', '\\']) {
-        return refuse("it is absolute");
-    }
-    let bytes = path.as_bytes();
-    if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
-        return refuse("it starts with a drive letter");
-    }
-    if path.contains('\\') {
-        return refuse("it uses backslashes (folders must be separated by `/`)");
-    }
-    if path.len() > MAX_PATH_BYTES {
-        return refuse("it is longer than 255 bytes");
-    }
-    let components: Vec<&str> = path.split('/').collect();
-    let mut kept = Vec::with_capacity(components.len());
-    for (k, component) in components.iter().enumerate() {
-        match *component {
-            "" if k + 1 == components.len() => {
-                return refuse("it ends with `/`, so it names a folder, not a file")
-            }
-            "" => return refuse("it has an empty folder name (`//`)"),
-            // "./app.py" is how some models write plain relative paths.
-            "." => continue,
-            ".." => return refuse("it climbs out of its folder with `..`"),
-            _ => {}
-        }
-        if component.eq_ignore_ascii_case(".git") {
-            return refuse("it writes inside `.git`");
-        }
-        if component.len() > MAX_COMPONENT_BYTES {
-            return refuse("one of its folder or file names is longer than 100 bytes");
-        }
-        let allowed = |c: char| c.is_ascii_alphanumeric() || "._-+@".contains(c);
-        if !component.chars().all(allowed) {
-            return refuse("it uses characters other than letters, digits and `._-+@/`");
-        }
-        kept.push(*component);
-    }
-    if kept.is_empty() {
-        return refuse("it names no file");
-    }
-    Ok(kept.join("/"))
-}
-
 /// Where a block's path came from; weaker sources get extra sanity checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -340,7 +289,7 @@ impl Files {
 
     fn add_json(&mut self, entries: Vec<(String, String)>) -> Result<(), ParseError> {
         for (raw, content) in entries {
-            let path = check_path(&raw)?;
+            let path = SafePath::new(&raw)?.to_string();
             self.add(path, &normalize_newlines(&content))?;
         }
         Ok(())
@@ -444,7 +393,7 @@ fn block_target(
     if source != Source::Labeled && is_shell_lang(lang) && has_ext_in(&raw, CODE_EXTS) {
         return Ok(None);
     }
-    let path = check_path(&raw)?;
+    let path = SafePath::new(&raw)?.to_string();
     if is_diff_lang(lang) && !is_diff_path(&path) {
         return Ok(None);
     }
@@ -1300,167 +1249,6 @@ def main():
         all
     }
 
-    // ---- check_path ----
-
-    #[test]
-    fn check_path_accepts_and_normalizes() {
-        let cases = [
-            ("app.py", "app.py"),
-            ("./app.py", "app.py"),
-            ("././app.py", "app.py"),
-            ("templates/index.html", "templates/index.html"),
-            ("a/./b.py", "a/b.py"),
-            ("static/img@2x.png", "static/img@2x.png"),
-            ("lib/c++/x.h", "lib/c++/x.h"),
-            (".env.example", ".env.example"),
-            (".gitignore", ".gitignore"),
-            ("Dockerfile", "Dockerfile"),
-            ("a-b_c.d.txt", "a-b_c.d.txt"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(check_path(input), Ok(want.to_string()), "{input}");
-        }
-    }
-
-    #[test]
-    fn check_path_rejects_empty_and_fileless() {
-        for p in ["", ".", "./", "./."] {
-            assert!(check_path(p).is_err(), "{p:?}");
-        }
-        assert_eq!(unsafe_reason(check_path("")), "it is empty");
-        assert_eq!(unsafe_reason(check_path(".")), "it names no file");
-    }
-
-    #[test]
-    fn check_path_rejects_absolute() {
-        assert_eq!(unsafe_reason(check_path("/etc/passwd")), "it is absolute");
-        assert_eq!(
-            unsafe_reason(check_path("\\\\server\\share")),
-            "it is absolute"
-        );
-        assert_eq!(unsafe_reason(check_path("\\x")), "it is absolute");
-        for p in ["C:\\x", "C:/x", "c:x"] {
-            assert_eq!(
-                unsafe_reason(check_path(p)),
-                "it starts with a drive letter",
-                "{p}"
-            );
-        }
-    }
-
-    #[test]
-    fn check_path_rejects_parent_components() {
-        for p in ["../x", "a/../../x", "a/..", "..", "a/../b.py"] {
-            assert_eq!(
-                unsafe_reason(check_path(p)),
-                "it climbs out of its folder with `..`",
-                "{p}"
-            );
-        }
-    }
-
-    #[test]
-    fn check_path_rejects_control_characters() {
-        for p in ["a\0b", "a\nb", "a\tb.py", "x\u{7f}.py", "a\u{1b}[0m.py"] {
-            assert_eq!(
-                unsafe_reason(check_path(p)),
-                "it contains a control character",
-                "{p:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn check_path_rejects_backslashes() {
-        assert_eq!(
-            unsafe_reason(check_path("a\\b")),
-            "it uses backslashes (folders must be separated by `/`)"
-        );
-    }
-
-    #[test]
-    fn check_path_rejects_empty_components_and_folders() {
-        assert_eq!(
-            unsafe_reason(check_path("a//b")),
-            "it has an empty folder name (`//`)"
-        );
-        assert_eq!(
-            unsafe_reason(check_path("templates/")),
-            "it ends with `/`, so it names a folder, not a file"
-        );
-    }
-
-    #[test]
-    fn check_path_rejects_git_folder() {
-        for p in [
-            ".git/config",
-            "a/.git/hooks/pre-commit",
-            ".GIT/config",
-            ".git",
-        ] {
-            assert_eq!(
-                unsafe_reason(check_path(p)),
-                "it writes inside `.git`",
-                "{p}"
-            );
-        }
-        // Only the folder itself is special.
-        assert!(check_path(".gitignore").is_ok());
-        assert!(check_path("docs/.github.md").is_ok());
-    }
-
-    #[test]
-    fn check_path_limits_lengths() {
-        let component = "a".repeat(100);
-        assert!(check_path(&component).is_ok());
-        assert_eq!(
-            unsafe_reason(check_path(&"a".repeat(101))),
-            "one of its folder or file names is longer than 100 bytes"
-        );
-        let longest = format!("{component}/{component}/{}", "b".repeat(53));
-        assert_eq!(longest.len(), 255);
-        assert!(check_path(&longest).is_ok());
-        assert_eq!(
-            unsafe_reason(check_path(&format!("{longest}c"))),
-            "it is longer than 255 bytes"
-        );
-        assert_eq!(
-            unsafe_reason(check_path(&"ab/".repeat(200))),
-            "it is longer than 255 bytes"
-        );
-    }
-
-    #[test]
-    fn check_path_rejects_odd_characters() {
-        for p in [
-            "my app.py",
-            "ab:c.py",
-            "~/x",
-            "caf\u{e9}.py",
-            "a*b",
-            "a?b",
-            "$HOME/x",
-            "a|b",
-        ] {
-            assert_eq!(
-                unsafe_reason(check_path(p)),
-                "it uses characters other than letters, digits and `._-+@/`",
-                "{p}"
-            );
-        }
-    }
-
-    #[test]
-    fn check_path_error_keeps_raw_path() {
-        assert_eq!(
-            check_path("../x"),
-            Err(ParseError::UnsafePath {
-                path: "../x".to_string(),
-                reason: "it climbs out of its folder with `..`",
-            })
-        );
-    }
-
     // ---- canonical format and F1 ----
 
     #[test]
@@ -2150,7 +1938,7 @@ def main():
         let no_files = ParseError::NoFiles.to_string();
         assert!(no_files.contains("`### path/to/file`"), "{no_files}");
         assert!(no_files.contains("fenced code block"), "{no_files}");
-        let unsafe_path = check_path("../x").unwrap_err().to_string();
+        let unsafe_path = ParseError::from(SafePath::new("../x").unwrap_err()).to_string();
         assert!(
             unsafe_path.contains("\"../x\"") && unsafe_path.contains("`..`"),
             "{unsafe_path}"
@@ -2177,7 +1965,7 @@ def main():
         .to_string();
         assert!(big.contains("split"), "{big}");
         // Control characters in a path are shown escaped, not printed raw.
-        let nul = check_path("a\0b").unwrap_err().to_string();
+        let nul = ParseError::from(SafePath::new("a\0b").unwrap_err()).to_string();
         assert!(nul.contains("\\0"), "{nul}");
     }
 

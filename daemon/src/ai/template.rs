@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use crate::projects::launch;
+use crate::projects::{launch, slug};
 use crate::texts::{self, one_line};
 
 /// What the scaffolder read from a prompt.
@@ -702,23 +702,7 @@ fn label_from_words(words: &[&str]) -> String {
 
 /// Lower-case ASCII words of `text` joined by "_", at most MAX_NAME_LEN bytes.
 fn identifier(text: &str) -> String {
-    let mut out = String::new();
-    for word in text
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        if out.len() + word.len() + 1 > MAX_NAME_LEN {
-            if out.is_empty() {
-                out.push_str(&word[..MAX_NAME_LEN].to_ascii_lowercase());
-            }
-            break;
-        }
-        if !out.is_empty() {
-            out.push('_');
-        }
-        out.push_str(&word.to_ascii_lowercase());
-    }
-    out
+    slug::join(&slug::words(text), '_', MAX_NAME_LEN)
 }
 
 /// A field name that is a valid, non-reserved Python and SQL identifier, or None.

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use appforge_shared::protocol::FileContent;
 
+use crate::projects::path::SafePath;
 use crate::projects::requirements;
 
 /// Applies every mend to `files`; returns one line per change, for the
@@ -51,7 +52,7 @@ impl Folder {
                 _ => {}
             }
         }
-        names.retain(|n| is_plain_relative(n));
+        names.retain(|n| SafePath::new(n).is_ok());
         names
     }
 }
@@ -137,16 +138,6 @@ fn static_names(code: &str) -> Vec<String> {
         names.push(rest[..end].to_string());
     }
     names
-}
-
-/// A name that is safe and useful to look for: relative, no `..`, no
-/// template syntax.
-fn is_plain_relative(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('/')
-        && !name.contains("..")
-        && !name.contains(['{', '}', '%', '\\'])
-        && name.len() < 200
 }
 
 /// Distributions whose name differs from the module they install, and

@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use std::io::{Cursor, Write};
 
-use super::launch;
+use super::path::SafePath;
+use super::{launch, slug};
 use crate::texts;
 
 /// Port the container serves on.
@@ -359,131 +360,33 @@ fn fence_marker(line: &str) -> Option<(char, usize, &str)> {
 }
 
 /// A safe file-name stem for a project's archive, root folder and image name:
-/// lower-case ASCII letters, digits and single `.`, `_` or `-` between them,
-/// at most 64 characters, never empty.
+/// the name's words (see [`slug::words`]) joined by `-`, at most 64
+/// characters, never empty.
 ///
 /// Project names may hold anything (spaces, slashes, quotes, `$`, `..`,
 /// non-Latin text); the result is also a valid Docker repository name.
 pub fn archive_root(name: &str) -> String {
-    let mut out = String::new();
-    // Separator run in progress: one `.` or `_` is kept as it is, anything else is `-`.
-    let mut pending: Option<char> = None;
-    // A separator goes in only between words, so none leads.
-    fn push_word(out: &mut String, pending: &mut Option<char>, word: &str) {
-        if let Some(sep) = pending.take() {
-            if !out.is_empty() {
-                out.push(sep);
-            }
-        }
-        out.push_str(word);
-    }
-    for c in name.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
-            let mut buf = [0; 4];
-            push_word(&mut out, &mut pending, c.encode_utf8(&mut buf));
-        } else if let Some(ascii) = fold_latin(c) {
-            push_word(&mut out, &mut pending, ascii);
-        } else if ('\u{300}'..='\u{36f}').contains(&c) {
-            // A combining accent left over from lower-casing (İ -> i̇): drop it.
-        } else {
-            pending = match (pending, c) {
-                (None, '.' | '_') => Some(c),
-                _ => Some('-'),
-            };
-        }
-    }
-    out.truncate(MAX_ROOT);
-    // Only ASCII is pushed, so truncating kept whole characters; a cut may end on a separator.
-    let trimmed = out.trim_end_matches(['.', '_', '-']).len();
-    out.truncate(trimmed);
-    if out.is_empty() {
+    let mut root = slug::join(&slug::words(name), '-', MAX_ROOT);
+    if root.is_empty() {
         return "project".to_string();
     }
-    // Windows cannot create a file or folder named like a device, whatever
-    // follows the first dot, so the part before it changes.
-    let stem_len = out.find('.').unwrap_or(out.len());
-    let stem = &out[..stem_len];
-    const DEVICES: &[&str] = &["con", "prn", "aux", "nul"];
-    let numbered = stem.len() == 4
-        && (stem.starts_with("com") || stem.starts_with("lpt"))
-        && stem.as_bytes()[3].is_ascii_digit();
-    if DEVICES.contains(&stem) || numbered {
-        out.insert_str(stem_len, "-app");
-        out.truncate(MAX_ROOT);
-        let trimmed = out.trim_end_matches(['.', '_', '-']).len();
-        out.truncate(trimmed);
+    // Windows cannot create a file or folder named like a device.
+    let numbered = root.len() == 4
+        && (root.starts_with("com") || root.starts_with("lpt"))
+        && root.as_bytes()[3].is_ascii_digit();
+    if ["con", "prn", "aux", "nul"].contains(&root.as_str()) || numbered {
+        root.push_str("-app");
     }
-    out
+    root
 }
 
-/// ASCII for common lower-case Latin letters with accents, so "Café" stays readable.
-fn fold_latin(c: char) -> Option<&'static str> {
-    Some(match c {
-        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => "a",
-        'æ' => "ae",
-        'ç' | 'ć' | 'ĉ' | 'ċ' | 'č' => "c",
-        'ď' | 'đ' | 'ð' => "d",
-        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ĕ' | 'ė' | 'ę' | 'ě' => "e",
-        'ĝ' | 'ğ' | 'ġ' | 'ģ' => "g",
-        'ĥ' | 'ħ' => "h",
-        'ì' | 'í' | 'î' | 'ï' | 'ĩ' | 'ī' | 'ĭ' | 'į' | 'ı' => "i",
-        'ĳ' => "ij",
-        'ĵ' => "j",
-        'ķ' => "k",
-        'ĺ' | 'ļ' | 'ľ' | 'ŀ' | 'ł' => "l",
-        'ñ' | 'ń' | 'ņ' | 'ň' => "n",
-        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ŏ' | 'ő' => "o",
-        'œ' => "oe",
-        'ŕ' | 'ŗ' | 'ř' => "r",
-        'ś' | 'ŝ' | 'ş' | 'š' | 'ș' => "s",
-        'ß' => "ss",
-        'ţ' | 'ť' | 'ŧ' | 'ț' => "t",
-        'þ' => "th",
-        'ù' | 'ú' | 'û' | 'ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' => "u",
-        'ŵ' => "w",
-        'ý' | 'ÿ' | 'ŷ' => "y",
-        'ź' | 'ż' | 'ž' => "z",
-        _ => return None,
+/// `path` checked as every path of an app is, or why it may not go into an archive.
+fn check_path(path: &str) -> Result<SafePath, ExportError> {
+    SafePath::new(path).map_err(|e| ExportError::BadPath {
+        path: e.path,
+        reason: e.reason,
     })
 }
-
-/// Checks that `path` is a plain relative path that stays inside the archive's root.
-fn check_path(path: &str) -> Result<(), ExportError> {
-    let bad = |reason| {
-        Err(ExportError::BadPath {
-            path: path.to_string(),
-            reason,
-        })
-    };
-    if path.is_empty() {
-        return bad("empty path");
-    }
-    if path.starts_with('/') {
-        return bad("absolute path");
-    }
-    if path.contains('\\') {
-        // A separator on Windows: `a\..\..\x` would climb out there.
-        return bad("backslash in path");
-    }
-    if path.chars().any(char::is_control) {
-        return bad("control character in path");
-    }
-    if path
-        .split('/')
-        .any(|part| part.is_empty() || part == "." || part == "..")
-    {
-        return bad("empty, `.` or `..` component");
-    }
-    if path
-        .split('/')
-        .next()
-        .is_some_and(|first| first.ends_with(':'))
-    {
-        return bad("drive letter");
-    }
-    Ok(())
-}
-
 /// An archive of `files`, each as `<root>/<path>`, in path order with fixed
 /// times, owners and modes, so the same files give the same bytes.
 ///
@@ -494,24 +397,23 @@ pub fn build_archive(
     root: &str,
     files: &[FileContent],
 ) -> Result<Vec<u8>, ExportError> {
-    check_path(root)?;
-    if root.contains('/') {
+    if check_path(root)?.components().count() > 1 {
         return Err(ExportError::BadPath {
             path: root.to_string(),
             reason: "the archive's root must be one folder name",
         });
     }
-    let mut sorted: Vec<&FileContent> = files.iter().collect();
-    sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    for (i, file) in sorted.iter().enumerate() {
-        check_path(&file.path)?;
-        if i > 0 && sorted[i - 1].path == file.path {
-            return Err(ExportError::Duplicate(file.path.clone()));
-        }
+    let mut sorted = files
+        .iter()
+        .map(|f| Ok((check_path(&f.path)?, f.content.as_bytes())))
+        .collect::<Result<Vec<_>, ExportError>>()?;
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(pair) = sorted.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(ExportError::Duplicate(pair[0].0.to_string()));
     }
     let entries = sorted
         .into_iter()
-        .map(|f| (format!("{root}/{}", f.path), f.content.as_bytes()));
+        .map(|(path, bytes)| (format!("{root}/{path}"), bytes));
     match format {
         ArchiveFormat::Zip => zip_bytes(entries),
         ArchiveFormat::TarGz => tar_gz_bytes(entries),
@@ -833,11 +735,12 @@ def index():
             ("`whoami`; echo $HOME", "whoami-echo-home"),
             ("-rf", "rf"),
             (".hidden", "hidden"),
-            ("v1.2 app_name", "v1.2-app_name"),
+            ("v1.2 app_name", "v1-2-app-name"),
             ("a..b", "a-b"),
             ("a._b", "a-b"),
             ("con", "con-app"),
-            ("CON.txt", "con-app.txt"),
+            ("CON", "con-app"),
+            ("CON.txt", "con-txt"),
             ("com1", "com1-app"),
             ("console", "console"),
             ("tab\there\nnewline", "tab-here-newline"),
@@ -874,10 +777,11 @@ def index():
 
     /// Files in a fixed order, one with a path too long for a plain tar header.
     fn archive_input() -> Vec<FileContent> {
-        let long = format!("static/{}/deep.txt", "d".repeat(120));
+        // Longer than a plain tar header's 100 bytes; each name within SafePath's.
+        let long = format!("static/{}/{}/deep.txt", "d".repeat(90), "e".repeat(90));
         let mut files = export_files("Demo", "a demo", &project(FACTORY_APP));
         files.push(FileContent::new(&long, "deep\n"));
-        files.push(FileContent::new("static/ünï.txt", "unicode name\n"));
+        files.push(FileContent::new("static/img@2x+1.txt", "odd name\n"));
         files
     }
 
@@ -984,8 +888,6 @@ def index():
                 "../x",
                 "a/../../x",
                 "a//b",
-                "./a",
-                "a/.",
                 "a\\..\\b",
                 "c:/x",
                 "a\0b",

@@ -7,9 +7,11 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use appforge_shared::protocol::FileContent;
+
+use super::path::SafePath;
 
 /// Lists the files appforge wrote, so the next write can remove stale ones.
 const MANIFEST: &str = ".appforge-files";
@@ -26,12 +28,16 @@ pub fn write(dir: &Path, files: &[FileContent]) -> std::io::Result<()> {
         .map(str::to_string)
         .collect();
     for f in files {
-        let target = inside(dir, &f.path)?;
+        let target = inside(dir, &checked(&f.path)?)?;
         write_atomically(&target, f.content.as_bytes())?;
     }
     let now: BTreeSet<String> = files.iter().map(|f| f.path.clone()).collect();
     for stale in previous.difference(&now) {
-        if let Ok(path) = inside(dir, stale) {
+        // The manifest is a file in the app's folder: the app may have written it.
+        let Ok(stale) = SafePath::new(stale) else {
+            continue;
+        };
+        if let Ok(path) = inside(dir, &stale) {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -42,21 +48,22 @@ pub fn write(dir: &Path, files: &[FileContent]) -> std::io::Result<()> {
     write_atomically(&dir.join(MANIFEST), manifest.as_bytes())
 }
 
+/// The path, checked, or an `InvalidInput` error that says why not.
+fn checked(path: &str) -> std::io::Result<SafePath> {
+    SafePath::new(path).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+}
+
 /// `dir/relative`, after making sure every folder on the way is a real
 /// folder inside `dir` (created if missing) and not a symlink.
-fn inside(dir: &Path, relative: &str) -> std::io::Result<PathBuf> {
+fn inside(dir: &Path, relative: &SafePath) -> std::io::Result<PathBuf> {
     let refuse = |why: &str| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("refusing to write `{relative}`: {why}"),
         )
     };
-    let path = Path::new(relative);
-    if relative.is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_))) {
-        return Err(refuse("it is not a plain relative path"));
-    }
     let mut current = dir.to_path_buf();
-    let components: Vec<_> = path.components().collect();
+    let components: Vec<&str> = relative.components().collect();
     for (i, component) in components.iter().enumerate() {
         current.push(component);
         let last = i + 1 == components.len();

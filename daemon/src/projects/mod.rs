@@ -6,7 +6,9 @@ pub mod diff;
 pub mod export;
 pub mod folder;
 pub mod launch;
+pub mod path;
 pub mod requirements;
+pub mod slug;
 pub mod versions;
 
 use appforge_shared::protocol::{ProjectSummary, SavedAs};
@@ -166,18 +168,12 @@ pub fn check_name(name: &str) -> Result<(), ProjectError> {
     Ok(())
 }
 
-/// A name derived from a prompt: its first words, lower-case, dashed.
+/// A name derived from a prompt: its first five words, dashed.
 pub fn name_from_prompt(prompt: &str) -> String {
-    let words: Vec<String> = prompt
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(5)
-        .map(str::to_lowercase)
-        .collect();
-    let mut name = words.join("-");
-    name.truncate(name.char_indices().nth(40).map_or(name.len(), |(i, _)| i));
+    let words = slug::words(prompt);
+    let name = slug::join(&words[..words.len().min(5)], '-', 40);
     if name.is_empty() || name.chars().all(|c| c.is_ascii_digit()) {
-        name = format!("app-{name}").trim_end_matches('-').to_string();
+        return format!("app-{name}").trim_end_matches('-').to_string();
     }
     name
 }

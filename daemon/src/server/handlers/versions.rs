@@ -9,10 +9,11 @@ use appforge_shared::protocol::{
 
 use super::generate::check_steps;
 use super::{follow, with_project, ProgressTx};
-use crate::ai::parse::{self, MAX_FILES, MAX_FILE_BYTES};
+use crate::ai::parse::{MAX_FILES, MAX_FILE_BYTES};
 use crate::ai::validate::{self, CheckError as StaticError};
 use crate::checks::CheckError;
 use crate::error::ServiceError;
+use crate::projects::path::SafePath;
 use crate::projects::versions::Release;
 use crate::projects::{diff, versions, NewVersion, Project};
 use crate::state::Daemon;
@@ -213,8 +214,8 @@ fn checked_paths(files: Vec<FileContent>) -> Result<Vec<FileContent>, ServiceErr
     let mut seen = BTreeSet::new();
     let mut checked = Vec::with_capacity(files.len());
     for f in files {
-        let path = match parse::check_path(&f.path) {
-            Ok(path) => path,
+        let path = match SafePath::new(&f.path) {
+            Ok(path) => path.to_string(),
             Err(_) => {
                 let shown: String = f
                     .path
