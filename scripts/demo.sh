@@ -21,7 +21,9 @@ for _ in $(seq 1 200); do
 done
 "$bin/appforge" ping
 
-echo "demo-password-$RANDOM" | "$bin/appforge" signup demo@example.com --password-stdin
+password="demo-password-$RANDOM"
+echo "$password" | "$bin/appforge" signup demo@example.com --password-stdin
+dashboard=$("$bin/appforge" --json status | python3 -c 'import json, sys; print(json.load(sys.stdin)["web_url"] or "")')
 
 prompt="a todo app with title, due date and done flag"
 echo "generating: $prompt"
@@ -40,6 +42,8 @@ PY
 cat <<MSG
 
 The app is running at $url
+The dashboard is at ${dashboard:-(off: its port was taken; see $demo_dir/appforged.log)}
+  sign in as demo@example.com with password $password
 appforged is running (pid $daemon_pid), with its data in $demo_dir.
 Use it from this shell with:
   export APPFORGE_SOCKET=$APPFORGE_SOCKET XDG_CONFIG_HOME=$XDG_CONFIG_HOME

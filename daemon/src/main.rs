@@ -15,6 +15,8 @@ mod state;
 mod supervisor;
 mod systemd;
 mod texts;
+mod usage;
+mod web;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -89,6 +91,10 @@ fn run(cli: Cli, keys: config::ApiKeys) -> anyhow::Result<()> {
             }));
             info!(%addr, "serving metrics over HTTP");
         }
+        if let Some(addr) = settings.web_addr {
+            serve_dashboard(addr, &daemon).await;
+        }
+        tokio::spawn(sample_usage(Arc::clone(&daemon)));
         systemd::ready("serving");
         systemd::spawn_watchdog();
         // Serve at once; runs and stops wait for the recovery to finish.
@@ -119,5 +125,40 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Serves the dashboard on `addr`. An address already in use (another
+/// user's daemon on this machine, say) leaves the daemon without one,
+/// and says so: the socket still serves everything.
+async fn serve_dashboard(addr: std::net::SocketAddr, daemon: &Arc<state::Daemon>) {
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "the web dashboard is off: its address cannot be used; choose another with --web-addr");
+            return;
+        }
+    };
+    let bound = listener.local_addr().unwrap_or(addr);
+    let url = web::url_of(bound);
+    let _ = daemon.web_url.set(url.clone());
+    info!(%url, "serving the web dashboard");
+    let served = Arc::clone(daemon);
+    tokio::spawn(async move {
+        if let Err(e) = web::serve(listener, served).await {
+            tracing::error!(error = %e, "the web dashboard stopped");
+        }
+    });
+}
+
+/// Samples every app's CPU and memory once a minute, for the dashboard's
+/// charts: one cheap read per app, nothing at all with no apps.
+async fn sample_usage(daemon: Arc<state::Daemon>) {
+    let mut tick = tokio::time::interval(usage::INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let apps = daemon.supervisor.ps_all();
+        daemon.usage.record(&apps, usage::unix_now());
     }
 }

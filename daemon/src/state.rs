@@ -37,6 +37,10 @@ pub struct Daemon {
     pub connections: AtomicU64,
     /// Connection slots per client process.
     pub peers: PeerSlots,
+    /// The dashboard's address, once it listens.
+    pub web_url: std::sync::OnceLock<String>,
+    /// The apps' CPU and memory over the last hour.
+    pub usage: crate::usage::UsageLog,
 }
 
 impl Daemon {
@@ -120,6 +124,8 @@ impl Daemon {
             started: Instant::now(),
             connections: AtomicU64::new(0),
             peers: PeerSlots::new(settings.max_connections_per_client),
+            web_url: std::sync::OnceLock::new(),
+            usage: crate::usage::UsageLog::default(),
         }))
     }
 }

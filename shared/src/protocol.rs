@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::WireError;
 
 /// The protocol version this build speaks; both sides must agree on it.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// A frame sent by the client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +140,8 @@ pub enum Request {
     Logs(LogsRequest),
     /// The daemon's counters, as Prometheus text.
     Metrics,
+    /// The CPU and memory of the caller's apps over the last hour.
+    Usage,
 }
 
 impl Request {
@@ -170,6 +172,7 @@ impl Request {
             Request::Ps => "ps",
             Request::Logs(_) => "logs",
             Request::Metrics => "metrics",
+            Request::Usage => "usage",
         }
     }
 }
@@ -457,6 +460,30 @@ pub enum Reply {
     LogsEnd,
     /// Answer to [`Request::Metrics`]: Prometheus text.
     Metrics(String),
+    /// Answer to [`Request::Usage`]: one series per app.
+    Usage(Vec<UsageSeries>),
+}
+
+/// An app's CPU and memory, sampled once a minute while it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageSeries {
+    /// The project's id.
+    pub project_id: i64,
+    /// The project's name.
+    pub name: String,
+    /// Oldest first, at most an hour's worth.
+    pub samples: Vec<UsageSample>,
+}
+
+/// One sample of an app's use.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UsageSample {
+    /// When, in seconds since the Unix epoch.
+    pub at_unix_s: u64,
+    /// CPU used since the previous sample, in percent of one core.
+    pub cpu_percent: f64,
+    /// Memory, as `ps` counts it.
+    pub rss_bytes: u64,
 }
 
 /// A supervised app, as `ps` shows it.
@@ -695,6 +722,8 @@ pub struct StatusInfo {
     pub connections: u64,
     /// How apps are confined, and what the kernel did not allow.
     pub protections: Vec<Protection>,
+    /// The web dashboard's address, when it is served.
+    pub web_url: Option<String>,
 }
 
 /// One protection of the apps, and whether this daemon has it.

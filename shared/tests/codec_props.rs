@@ -304,6 +304,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                         name: version.clone(),
                         on: users % 2 == 0,
                     }],
+                    web_url: (users % 3 == 0).then(|| version.clone()),
                 }
             ))
         ),

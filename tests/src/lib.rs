@@ -4,6 +4,7 @@
 
 pub mod apps;
 pub mod mock_provider;
+pub mod web;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -153,10 +154,24 @@ impl Daemon {
             .arg(test_env_dir())
             .arg("--port-range")
             .arg(&self.ports)
+            // Daemons under test serve no dashboard unless a test asks for
+            // one: they would all want the default port.
+            .args(
+                (!self
+                    .args
+                    .iter()
+                    .map(String::as_str)
+                    .chain(extra.iter().copied())
+                    .any(|a| a.starts_with("--web-addr")))
+                .then_some(["--web-addr", "off"])
+                .into_iter()
+                .flatten(),
+            )
             .args(&self.args)
             .args(extra)
             .env_remove("APPFORGE_SOCKET")
             .env_remove("APPFORGE_DATA_DIR")
+            .env_remove("APPFORGE_WEB_ADDR")
             .env("APPFORGE_LOG", "debug")
             // No configuration file of the person running the tests applies.
             .env("XDG_CONFIG_HOME", self.dir.path().join("daemon-config"))

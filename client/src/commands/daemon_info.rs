@@ -22,6 +22,7 @@ pub async fn status(ctx: &mut Ctx) -> Result<(), ClientError> {
             "version": s.version, "pid": s.pid, "uptime_s": s.uptime_s,
             "socket": s.socket, "data_dir": s.data_dir, "database": s.database,
             "users": s.users, "projects": s.projects, "connections": s.connections,
+            "web_url": s.web_url,
             "protections": s.protections.iter()
                 .map(|p| json!({"name": p.name, "on": p.on}))
                 .collect::<Vec<_>>(),
@@ -35,7 +36,7 @@ pub async fn status(ctx: &mut Ctx) -> Result<(), ClientError> {
             format!(
                 "appforged {}\n  pid:         {}\n  uptime:      {} s\n  socket:      {}\n  \
                  data dir:    {}\n  database:    {}\n  users:       {}\n  projects:    {}\n  \
-                 connections: {}\n  app protections:{}",
+                 connections: {}\n  dashboard:   {}\n  app protections:{}",
                 s.version,
                 s.pid,
                 s.uptime_s,
@@ -45,6 +46,7 @@ pub async fn status(ctx: &mut Ctx) -> Result<(), ClientError> {
                 s.users,
                 s.projects,
                 s.connections,
+                s.web_url.as_deref().unwrap_or("off"),
                 protections
             )
         },

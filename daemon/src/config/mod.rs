@@ -177,6 +177,26 @@ pub struct Cli {
     /// Allow --metrics-addr on an address other than loopback.
     #[arg(long)]
     pub metrics_allow_remote: bool,
+    /// Serve the web dashboard on this address (`off` serves none).
+    #[arg(long, env = "APPFORGE_WEB_ADDR", default_value = "127.0.0.1:7070", value_parser = parse_web_addr)]
+    pub web_addr: WebAddr,
+    /// Allow --web-addr on an address other than loopback.
+    #[arg(long)]
+    pub web_allow_remote: bool,
+}
+
+/// Where the dashboard listens: an address, or nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebAddr(pub Option<std::net::SocketAddr>);
+
+fn parse_web_addr(s: &str) -> Result<WebAddr, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(WebAddr(None));
+    }
+    s.trim()
+        .parse()
+        .map(|addr| WebAddr(Some(addr)))
+        .map_err(|_| format!("`{s}` is neither `off` nor an address like 127.0.0.1:7070"))
 }
 
 /// How apps' Python environments are made.
@@ -240,6 +260,8 @@ pub struct Settings {
     pub apps: AppSettings,
     /// Where to serve metrics over HTTP, if anywhere.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Where to serve the web dashboard, if anywhere.
+    pub web_addr: Option<std::net::SocketAddr>,
 }
 
 /// How apps are run and watched.
@@ -557,8 +579,19 @@ impl Settings {
             Some(addr) => Some(crate::metrics::check_addr(addr, cli.metrics_allow_remote)?),
             None => None,
         };
+        let web_addr = match cli.web_addr.0 {
+            Some(addr) if !addr.ip().is_loopback() && !cli.web_allow_remote => {
+                anyhow::bail!(
+                    "--web-addr {addr} is not a loopback address; the dashboard would be \
+                     reachable from the network. Use 127.0.0.1:PORT, or add --web-allow-remote \
+                     if you mean it"
+                )
+            }
+            addr => addr,
+        };
         Ok(Settings {
             metrics_addr,
+            web_addr,
             apps,
             socket,
             socket_mode: cli.socket_mode,

@@ -11,7 +11,9 @@
 //! A daemon in the hierarchy's root cgroup (in a container, say) uses
 //! `<root>/appforge-<tag>/apps/` instead, the tag naming its data directory.
 
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// Controllers an app's cgroup is limited by, when the kernel offers them.
@@ -148,13 +150,10 @@ impl Cgroups {
         let _ = std::fs::remove_dir(self.path(project_id));
     }
 
-    /// Bytes of memory the app's processes use, when the controller is on.
-    pub fn memory_current(&self, project_id: i64) -> Option<u64> {
-        std::fs::read_to_string(self.path(project_id).join("memory.current"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+    /// The app's `memory.current`, opened to be read again and again with
+    /// [`read_counter`]; `None` when the memory controller is off for it.
+    pub fn open_memory_current(&self, project_id: i64) -> Option<File> {
+        File::open(self.path(project_id).join("memory.current")).ok()
     }
 
     /// Whether `pid` runs in an app's cgroup.
@@ -165,6 +164,15 @@ impl Cgroups {
                 .any(|path| path.starts_with(&self.relative))
         })
     }
+}
+
+/// The number a cgroup file of one number (`memory.current`, say) holds
+/// now, read from its start so one open file serves every reading.
+pub fn read_counter(file: &File) -> Option<u64> {
+    // A u64 in decimal and a newline.
+    let mut buf = [0u8; 32];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
 fn make_dir(dir: &Path) -> io::Result<()> {
@@ -202,4 +210,23 @@ fn own_cgroup() -> Option<String> {
         .ok()?
         .lines()
         .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_file_is_read_afresh_from_its_start() {
+        let mut file = tempfile::tempfile().expect("temporary file");
+        std::io::Write::write_all(&mut file, b"123456\n").expect("write");
+        assert_eq!(read_counter(&file), Some(123456));
+        // Read again: the same figure, whatever the file's position.
+        assert_eq!(read_counter(&file), Some(123456));
+        file.set_len(0).expect("truncate");
+        file.write_all_at(b"42\n", 0).expect("rewrite");
+        assert_eq!(read_counter(&file), Some(42));
+        file.write_all_at(b"max\n", 0).expect("rewrite");
+        assert_eq!(read_counter(&file), None);
+    }
 }

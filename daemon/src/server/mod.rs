@@ -2,7 +2,7 @@
 //! shutting down gracefully.
 
 mod connection;
-mod handlers;
+pub(crate) mod handlers;
 pub mod peers;
 
 pub use handlers::metrics_text;

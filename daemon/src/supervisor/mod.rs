@@ -8,6 +8,7 @@
 //! daemon left running.
 
 pub mod app;
+mod gauges;
 pub mod lifecycle;
 pub mod logfile;
 pub mod policy;
@@ -28,6 +29,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use self::app::{AppConfig, Origin, State, Status, StopCommand};
+use self::gauges::Gauges;
 use self::logfile::LogFiles;
 use self::pyenv::{EnvError, PythonEnv};
 use self::scheduler::{ProbeTimings, Scheduler};
@@ -93,6 +95,8 @@ struct Handle {
     check_status: Option<String>,
     /// A newer version that it does not follow (one that failed its checks).
     newer: Option<i64>,
+    /// The files `ps` reads its process's figures from.
+    gauges: Arc<Gauges>,
 }
 
 /// What `ps` shows of an app besides its status.
@@ -393,6 +397,7 @@ impl Supervisor {
             version: Some(release.version),
             check_status: release.check_status.clone(),
             newer: None,
+            gauges: Arc::default(),
         };
         self.apps
             .lock()
@@ -684,20 +689,38 @@ impl Supervisor {
 
     /// The owner's supervised apps, as `ps` shows them.
     pub fn ps(&self, owner_id: i64) -> Vec<ProcessInfo> {
-        let apps: Vec<(i64, Shown, Status)> = {
+        self.listed(|owner| owner == owner_id)
+            .into_iter()
+            .map(|(_, info)| info)
+            .collect()
+    }
+
+    /// Every supervised app, with its owner's id, as `ps` shows them.
+    pub fn ps_all(&self) -> Vec<(i64, ProcessInfo)> {
+        self.listed(|_| true)
+    }
+
+    /// The apps whose owner is `wanted`, with the owner, by project id.
+    fn listed(&self, wanted: impl Fn(i64) -> bool) -> Vec<(i64, ProcessInfo)> {
+        let apps: Vec<(i64, i64, Shown, Status, Arc<Gauges>)> = {
             let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
             apps.iter()
-                .filter(|(_, h)| h.owner_id == owner_id)
-                .map(|(id, h)| (*id, Shown::of(h), h.status.borrow().clone()))
+                .filter(|(_, h)| wanted(h.owner_id))
+                .map(|(id, h)| {
+                    let status = h.status.borrow().clone();
+                    (*id, h.owner_id, Shown::of(h), status, Arc::clone(&h.gauges))
+                })
                 .collect()
         };
         // One reading of the clock for all of them.
         let clock = Clock::now();
-        let mut list: Vec<ProcessInfo> = apps
+        let mut list: Vec<(i64, ProcessInfo)> = apps
             .iter()
-            .map(|(id, shown, status)| self.info_at(*id, shown, status, &clock))
+            .map(|(id, owner, shown, status, gauges)| {
+                (*owner, self.info_at(*id, shown, status, gauges, &clock))
+            })
             .collect();
-        list.sort_by_key(|p| p.project_id);
+        list.sort_by_key(|(_, p)| p.project_id);
         list
     }
 
@@ -746,7 +769,10 @@ impl Supervisor {
 
     /// What `ps` says of one app, with its process's figures from /proc.
     fn info(&self, project_id: i64, shown: &Shown, status: &Status) -> ProcessInfo {
-        self.info_at(project_id, shown, status, &Clock::now())
+        // Files opened for this one reading: worth keeping open only for
+        // `ps`, which reads them again and again.
+        let gauges = Gauges::default();
+        self.info_at(project_id, shown, status, &gauges, &Clock::now())
     }
 
     /// What `ps` shows of a project's app besides its status.
@@ -768,19 +794,18 @@ impl Supervisor {
         project_id: i64,
         shown: &Shown,
         status: &Status,
+        gauges: &Gauges,
         clock: &Clock,
     ) -> ProcessInfo {
         // The app's own process: one read an app, however many there are.
-        let stat = status
-            .app_pid
-            .or(status.pid)
-            .and_then(|pid| procfs::read_stat(pid).ok());
+        let reading = gauges.read(
+            status.app_pid.or(status.pid),
+            project_id,
+            self.cgroups.as_deref(),
+        );
+        let stat = reading.stat;
         // The cgroup's figure counts page cache and kernel memory too.
-        let memory = self
-            .cgroups
-            .as_ref()
-            .and_then(|c| c.memory_current(project_id))
-            .or(stat.map(|s| s.rss_bytes));
+        let memory = reading.memory.or(stat.map(|s| s.rss_bytes));
         let (uptime, ticks) = (clock.uptime, clock.ticks);
         let (uptime_s, cpu_percent) = match (&stat, uptime) {
             (Some(stat), Some(now)) => (

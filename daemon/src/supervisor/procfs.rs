@@ -6,8 +6,9 @@
 //! without polling and without being its parent.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 
 use nix::errno::Errno;
 use nix::libc;
@@ -80,25 +81,56 @@ pub fn parse_stat(text: &str, page_size: u64) -> Option<ProcStat> {
 
 /// Reads and parses /proc/PID/stat.
 pub fn read_stat(pid: i32) -> io::Result<ProcStat> {
-    if pid <= 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("not a process id: {pid}"),
-        ));
+    StatFile::open(pid)?.read()
+}
+
+/// A process's /proc/PID/stat, held open to be read again and again.
+///
+/// `ps` reads every app's stat on every call: a `pread` of an open file
+/// skips the path lookup, open and close that cost most of a read by name.
+/// The file stays bound to the process it was opened for, so once that
+/// process is gone it reads as an error, never as another process that
+/// got the same pid.
+#[derive(Debug)]
+pub struct StatFile {
+    pid: i32,
+    file: fs::File,
+}
+
+impl StatFile {
+    /// Opens /proc/PID/stat.
+    pub fn open(pid: i32) -> io::Result<StatFile> {
+        if pid <= 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("not a process id: {pid}"),
+            ));
+        }
+        let file = fs::File::open(format!("/proc/{pid}/stat"))?;
+        Ok(StatFile { pid, file })
     }
-    // One read into a buffer large enough for any stat line (comm is at
-    // most 16 bytes), rather than a growing read: `ps` reads one per app.
-    let mut buf = [0u8; 1024];
-    let n = fs::File::open(format!("/proc/{pid}/stat"))?.read(&mut buf)?;
-    let bytes = &buf[..n];
-    // comm is not necessarily UTF-8; it is the only free-form field.
-    let text = String::from_utf8_lossy(bytes);
-    parse_stat(&text, page_size()).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("unexpected format of /proc/{pid}/stat"),
-        )
-    })
+
+    /// The process id it was opened for.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Reads and parses the process's current figures.
+    pub fn read(&self) -> io::Result<ProcStat> {
+        // One read from the start into a buffer large enough for any stat
+        // line (comm is at most 16 bytes), rather than a growing read; the
+        // kernel makes the text afresh for each read at offset 0.
+        let mut buf = [0u8; 1024];
+        let n = self.file.read_at(&mut buf, 0)?;
+        // comm is not necessarily UTF-8; it is the only free-form field.
+        let text = String::from_utf8_lossy(&buf[..n]);
+        parse_stat(&text, page_size()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unexpected format of /proc/{}/stat", self.pid),
+            )
+        })
+    }
 }
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), 100 when unknown.
@@ -476,6 +508,38 @@ mod tests {
         assert!(cpu >= 0.0 && cpu.is_finite());
         assert!(read_stat(-1).is_err());
         assert!(read_stat(0).is_err());
+    }
+
+    #[test]
+    fn a_stat_file_reads_fresh_figures_each_time() {
+        let me = i32::try_from(std::process::id()).expect("pid fits i32");
+        let file = StatFile::open(me).expect("own stat");
+        assert_eq!(file.pid(), me);
+        let busy = |s: &ProcStat| s.utime_ticks + s.stime_ticks;
+        let before = file.read().expect("first read");
+        // Spin until the kernel has counted more CPU time: the same open
+        // file must show it, not the text of the first read.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut after = file.read().expect("second read");
+        while busy(&after) == busy(&before) && Instant::now() < deadline {
+            std::hint::black_box((0..100_000u64).sum::<u64>());
+            after = file.read().expect("later read");
+        }
+        assert!(busy(&after) > busy(&before), "{before:?} then {after:?}");
+        assert_eq!(after.start_ticks, before.start_ticks);
+        assert!(StatFile::open(0).is_err());
+    }
+
+    #[test]
+    fn a_stat_file_of_a_reaped_process_is_an_error() {
+        let (pid, mut cleanup) = spawn_sleep();
+        let file = StatFile::open(pid).expect("stat of sleep");
+        assert!(file.read().is_ok());
+        kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill");
+        waitpid(Pid::from_raw(pid), None).expect("reap");
+        cleanup.disarm();
+        // Whatever process gets the pid next, this file names the old one.
+        assert!(file.read().is_err());
     }
 
     #[test]

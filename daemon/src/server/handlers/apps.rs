@@ -83,6 +83,12 @@ pub async fn ps(daemon: &Daemon, token: Option<&SessionToken>) -> Result<Reply, 
     Ok(Reply::Processes(daemon.supervisor.ps(user.id)))
 }
 
+/// The caller's apps' CPU and memory over the last hour.
+pub async fn usage(daemon: &Daemon, token: Option<&SessionToken>) -> Result<Reply, ServiceError> {
+    let user = daemon.accounts.authenticate(token).await?;
+    Ok(Reply::Usage(daemon.usage.of(user.id)))
+}
+
 /// The last lines of an app's log and, with `follow`, new lines as they
 /// come, across rotations, until the client leaves.
 pub async fn logs(

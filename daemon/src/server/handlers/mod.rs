@@ -107,6 +107,7 @@ async fn handle(
         Request::Ps => apps::ps(daemon, token).await,
         Request::Logs(req) => apps::logs(daemon, token, req, &progress).await,
         Request::Metrics => Ok(Reply::Metrics(status::metrics_text(daemon))),
+        Request::Usage => apps::usage(daemon, token).await,
     }
 }
 

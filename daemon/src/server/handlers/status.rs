@@ -39,6 +39,7 @@ pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
         users,
         projects,
         connections: daemon.connections.load(Ordering::Relaxed),
+        web_url: daemon.web_url.get().cloned(),
         protections: daemon
             .supervisor
             .protections()

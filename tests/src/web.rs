@@ -1,0 +1,254 @@
+//! A small HTTP/1.1 client for the dashboard's tests: every header is the
+//! test's to choose (Host, Origin, Cookie), which a browser would not allow.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use crate::{Daemon, PATIENCE};
+
+/// One HTTP response, whole.
+#[derive(Debug)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Header names in lower case, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header of that name (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header of that name (lower case).
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body's JSON lines.
+    pub fn lines(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    /// The last JSON line: the reply or the error.
+    pub fn last(&self) -> Value {
+        self.lines()
+            .pop()
+            .unwrap_or_else(|| panic!("no JSON in {} {}", self.status, self.text()))
+    }
+}
+
+/// Sends one request to `addr` and reads the whole response.
+pub fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = TcpStream::connect_timeout(&addr, PATIENCE).expect("connect to the dashboard");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.set_write_timeout(Some(PATIENCE)).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).expect("send head");
+    // A refused request may be answered before its body is read.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP head in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&data[..end])
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = end + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
+}
+
+/// A daemon with its dashboard on a free loopback port.
+pub fn daemon_with_dashboard(extra: &[&str]) -> (Daemon, SocketAddr) {
+    let mut args = vec!["--web-addr", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let daemon = Daemon::start_with(&args, &[]);
+    let status = daemon
+        .user("status-reader")
+        .run(&["--json", "status"])
+        .ok()
+        .json();
+    let url = status["web_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no dashboard in status: {status}"));
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|e| panic!("dashboard URL {url}: {e}"));
+    (daemon, addr)
+}
+
+/// A browser's view of the dashboard: its cookies and its CSRF token.
+pub struct Browser {
+    /// The dashboard's address.
+    pub addr: SocketAddr,
+    /// The Host and Origin it sends.
+    pub host: String,
+    /// `appforge_csrf` cookie, from the page.
+    pub csrf_cookie: String,
+    /// `appforge_session` cookie, once signed in.
+    pub session_cookie: Option<String>,
+    /// The CSRF token issued at sign-in.
+    pub csrf_token: Option<String>,
+}
+
+impl Browser {
+    /// Opens the page, as a browser would first.
+    pub fn open(addr: SocketAddr) -> Browser {
+        let host = addr.to_string();
+        let page = send(addr, "GET", "/", &[("Host", &host)], b"");
+        assert_eq!(page.status, 200, "{}", page.text());
+        let csrf_cookie =
+            cookie_value(&page, "appforge_csrf").expect("the page sets a CSRF cookie");
+        Browser {
+            addr,
+            host,
+            csrf_cookie,
+            session_cookie: None,
+            csrf_token: None,
+        }
+    }
+
+    /// The headers a request from the dashboard's page carries.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let mut cookies = format!("appforge_csrf={}", self.csrf_cookie);
+        if let Some(session) = &self.session_cookie {
+            cookies.push_str(&format!("; appforge_session={session}"));
+        }
+        vec![
+            ("Host".into(), self.host.clone()),
+            ("Origin".into(), format!("http://{}", self.host)),
+            ("Cookie".into(), cookies),
+            (
+                "X-CSRF-Token".into(),
+                self.csrf_token
+                    .clone()
+                    .unwrap_or_else(|| self.csrf_cookie.clone()),
+            ),
+            ("Content-Type".into(), "application/json".into()),
+        ]
+    }
+
+    /// POSTs `body` to `path` as the page would.
+    pub fn post(&self, path: &str, body: &Value) -> Response {
+        let headers = self.headers();
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        send(
+            self.addr,
+            "POST",
+            path,
+            &headers,
+            body.to_string().as_bytes(),
+        )
+    }
+
+    /// One protocol request through `/api/call`.
+    pub fn call(&self, request: Value) -> Response {
+        self.post("/api/call", &request)
+    }
+
+    /// Signs up `email`, keeping the session cookie and the CSRF token.
+    pub fn sign_up(&mut self, email: &str, password: &str) -> Response {
+        let response =
+            self.call(serde_json::json!({"Signup": {"email": email, "password": password}}));
+        assert_eq!(response.status, 200, "{}", response.text());
+        self.session_cookie = cookie_value(&response, "appforge_session");
+        self.csrf_token = response.last()["csrf_token"].as_str().map(str::to_string);
+        assert!(
+            self.session_cookie.is_some() && self.csrf_token.is_some(),
+            "signed up without a session: {response:?}"
+        );
+        response
+    }
+}
+
+/// The value a response's Set-Cookie gives `name`.
+pub fn cookie_value(response: &Response, name: &str) -> Option<String> {
+    response
+        .headers_named("set-cookie")
+        .into_iter()
+        .filter_map(|c| c.split(';').next())
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| v.to_string())
+}
