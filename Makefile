@@ -68,10 +68,11 @@ demo: build
 	scripts/demo.sh
 
 ## Benchmarks (not tests): release build, figures printed.
-bench: release
+bench: release tools
 	python3 bench/ipc.py
 	python3 bench/generate.py
 	python3 bench/supervisor.py
+	python3 bench/dashboard.py
 	python3 bench/checks.py
 	python3 bench/hardening.py
 
