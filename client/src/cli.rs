@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use appforge_shared::protocol::ExportTarget;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// appforge: turn a prompt into a running web app, and keep it running.
 #[derive(Debug, Parser)]
@@ -55,7 +56,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Make a new version equal to an earlier one; history is kept.
     Rollback(RollbackArgs),
-    /// Write the project as a .zip or .tar.gz, ready for Docker and CI.
+    /// Write the project as a .zip or .tar.gz, ready for Docker and CI
+    /// (--target adds Kubernetes manifests or a Compose file).
     Export(ExportArgs),
     /// Run a project's app and keep it running; prints its URL once it answers.
     Run(RunArgs),
@@ -181,6 +183,29 @@ pub struct ExportArgs {
     /// The archive to write; .zip, .tar.gz or .tgz [default: ./<project>.zip]
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Also add deployment files for this platform; repeat for more.
+    #[arg(long = "target", value_name = "TARGET", value_enum)]
+    pub targets: Vec<TargetArg>,
+}
+
+/// A platform `export --target` adds deployment files for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetArg {
+    /// Kubernetes: deploy/k8s/ (Deployment, Service, PersistentVolumeClaim)
+    /// and a CI job that applies it when the KUBECONFIG_B64 secret is set.
+    #[value(alias = "kubernetes")]
+    K8s,
+    /// Docker Compose: compose.yaml, with a health check and a volume for the data.
+    Compose,
+}
+
+impl From<TargetArg> for ExportTarget {
+    fn from(target: TargetArg) -> Self {
+        match target {
+            TargetArg::K8s => ExportTarget::K8s,
+            TargetArg::Compose => ExportTarget::Compose,
+        }
+    }
 }
 
 /// Arguments of `generate`.

@@ -55,6 +55,23 @@ const SOURCES: &[(&str, &str)] = &[
         "export/requirements.txt",
         include_str!("../templates/export/requirements.txt.j2"),
     ),
+    // The export's files for `--target k8s` and `--target compose`.
+    (
+        "export/k8s/deployment.yaml",
+        include_str!("../templates/export/k8s/deployment.yaml.j2"),
+    ),
+    (
+        "export/k8s/service.yaml",
+        include_str!("../templates/export/k8s/service.yaml.j2"),
+    ),
+    (
+        "export/k8s/pvc.yaml",
+        include_str!("../templates/export/k8s/pvc.yaml.j2"),
+    ),
+    (
+        "export/compose.yaml",
+        include_str!("../templates/export/compose.yaml.j2"),
+    ),
 ];
 
 static ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {

@@ -339,6 +339,21 @@ impl ArchiveFormat {
     }
 }
 
+/// Platforms an export can also carry deployment files for, besides the
+/// Dockerfile, README, smoke test and CI workflow every export has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ExportTarget {
+    /// Kubernetes manifests in `deploy/k8s/` (a Deployment with readiness and
+    /// liveness probes, resource requests and limits and a non-root,
+    /// read-only container; a Service; a PersistentVolumeClaim for the app's
+    /// data), and a CI job that applies them when the repository has a
+    /// `KUBECONFIG_B64` secret.
+    K8s,
+    /// A `compose.yaml` for Docker Compose, with a health check and a named
+    /// volume for the app's data.
+    Compose,
+}
+
 /// Arguments of [`Request::Export`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportRequest {
@@ -346,6 +361,11 @@ pub struct ExportRequest {
     pub project: String,
     /// The kind of archive.
     pub format: ArchiveFormat,
+    /// Deployment files to add for these platforms; order and repeats do not
+    /// matter. Empty (also when absent from JSON, as the dashboard sends it)
+    /// for the plain export.
+    #[serde(default)]
+    pub targets: Vec<ExportTarget>,
 }
 
 /// Arguments of [`Request::Run`].

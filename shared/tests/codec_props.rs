@@ -119,14 +119,23 @@ fn request() -> impl Strategy<Value = Request> {
                 follow,
             })
         }),
-        (text(), any::<bool>()).prop_map(|(project, zip)| Request::Export(ExportRequest {
-            project,
-            format: if zip {
-                ArchiveFormat::Zip
-            } else {
-                ArchiveFormat::TarGz
-            },
-        })),
+        (
+            text(),
+            any::<bool>(),
+            proptest::collection::vec(
+                prop_oneof![Just(ExportTarget::K8s), Just(ExportTarget::Compose)],
+                0..3
+            )
+        )
+            .prop_map(|(project, zip, targets)| Request::Export(ExportRequest {
+                project,
+                format: if zip {
+                    ArchiveFormat::Zip
+                } else {
+                    ArchiveFormat::TarGz
+                },
+                targets,
+            })),
     ]
 }
 

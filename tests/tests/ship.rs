@@ -305,6 +305,148 @@ fn an_exported_projects_dockerfile_and_workflow_lint_clean() {
     assert!(ok, "exported workflow:\n{text}");
 }
 
+/// The Kubernetes version the exported manifests are validated against.
+const KUBERNETES_VERSION: &str = "1.33.0";
+
+/// A validator from the test virtualenv, beside `APPFORGE_TEST_PYTHON`
+/// (`make pyenv` installs it), run with `args` in `dir`.
+fn venv_tool(name: &str, args: &[&str], dir: &Path) -> (bool, String) {
+    let program = appforge_e2e::python().with_file_name(name);
+    let out = Command::new(&program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}); run `make pyenv` (and set APPFORGE_TEST_PYTHON to its .venv/bin/python)",
+                program.display()
+            )
+        });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn an_export_for_kubernetes_and_compose_validates_offline() {
+    let daemon = Daemon::start();
+    let user = daemon.user("ada");
+    user.signup().ok();
+    user.run(&[
+        "generate",
+        "a todo app with title",
+        "--save",
+        "--name",
+        "todo",
+    ])
+    .ok();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("todo.tar.gz");
+    let out = user
+        .run(&[
+            "--json",
+            "export",
+            "todo",
+            "-o",
+            archive.to_str().unwrap(),
+            "--target",
+            "k8s",
+            "--target",
+            "compose",
+        ])
+        .ok()
+        .json();
+    let listed: Vec<&str> = out["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    let manifests = [
+        "deploy/k8s/deployment.yaml",
+        "deploy/k8s/pvc.yaml",
+        "deploy/k8s/service.yaml",
+    ];
+    for path in manifests.iter().chain(&["compose.yaml"]) {
+        assert!(
+            listed.contains(&format!("todo/{path}").as_str()),
+            "{path} not in {listed:?}"
+        );
+    }
+    let unpacked = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(unpacked.success());
+    let root = dir.path().join("todo");
+
+    // Strict: a field the schema does not know is an error, not ignored.
+    let mut args = vec!["--strict", "--kubernetes-version", KUBERNETES_VERSION];
+    args.extend(manifests);
+    let (ok, text) = venv_tool("kubernetes-validate", &args, &root);
+    assert!(ok, "kubernetes-validate:\n{text}");
+    assert_eq!(text.matches("INFO ").count(), 3, "{text}");
+    assert!(!text.contains("WARN") && !text.contains("ERROR"), "{text}");
+    for resource in [
+        "deployment/todo",
+        "service/todo",
+        "persistentvolumeclaim/todo-data",
+    ] {
+        assert!(
+            text.contains(&format!("passed for resource {resource} ")),
+            "{resource}:\n{text}"
+        );
+    }
+    let deployment = std::fs::read_to_string(root.join(manifests[0])).unwrap();
+    for needed in [
+        "readinessProbe:",
+        "livenessProbe:",
+        "readOnlyRootFilesystem: true",
+        "runAsNonRoot: true",
+        "image: \"todo\"",
+        "path: \"/healthz\"",
+    ] {
+        assert!(deployment.contains(needed), "the Deployment lacks {needed}");
+    }
+
+    // `config` parses and checks the file against Compose's schema offline.
+    let (ok, text) = venv_tool(
+        "docker-compose",
+        &["--file", "compose.yaml", "config"],
+        &root,
+    );
+    assert!(ok, "docker-compose config:\n{text}");
+    for needed in [
+        "healthcheck:",
+        "data:/data:rw",
+        "read_only: true",
+        "volumes:\n  data: {}",
+    ] {
+        assert!(
+            text.contains(needed),
+            "the Compose config lacks {needed}:\n{text}"
+        );
+    }
+
+    let workflow = root.join(".github/workflows/ci.yml");
+    let (ok, text) = actionlint(&workflow);
+    assert!(
+        ok && text.contains("0 finding"),
+        "exported workflow:\n{text}"
+    );
+    let yaml = std::fs::read_to_string(&workflow).unwrap();
+    assert!(yaml.contains("\n  deploy:\n"), "{yaml}");
+    assert!(yaml.contains("if: env.KUBECONFIG_B64 != ''"), "{yaml}");
+    let (ok, text) = hadolint(&root.join("Dockerfile"));
+    assert!(ok, "exported Dockerfile:\n{text}");
+}
+
 /// The value of one sample line, e.g. `appforge_requests_total{kind="ping",outcome="ok"}`.
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::accounts::unexpected;
 use super::Ctx;
-use crate::cli::{DiffArgs, ExportArgs, ProjectArg, RollbackArgs, ShowArgs};
+use crate::cli::{DiffArgs, ExportArgs, ProjectArg, RollbackArgs, ShowArgs, TargetArg};
 use crate::error::ClientError;
 use crate::output::emit;
 use crate::render;
@@ -218,7 +218,7 @@ pub async fn rollback(ctx: &mut Ctx, args: RollbackArgs) -> Result<(), ClientErr
     Ok(())
 }
 
-/// `appforge export P [-o FILE]`
+/// `appforge export P [-o FILE] [--target k8s|compose]...`
 pub async fn export(ctx: &mut Ctx, args: ExportArgs) -> Result<(), ClientError> {
     let requested = args.output.clone();
     let format = match &requested {
@@ -248,6 +248,7 @@ pub async fn export(ctx: &mut Ctx, args: ExportArgs) -> Result<(), ClientError> 
         .call(Request::Export(ExportRequest {
             project: args.project,
             format,
+            targets: args.targets.iter().map(|&t| t.into()).collect(),
         }))
         .await?;
     let Reply::Export(info) = reply else {
@@ -263,21 +264,42 @@ pub async fn export(ctx: &mut Ctx, args: ExportArgs) -> Result<(), ClientError> 
     staging
         .persist(&path)
         .map_err(|e| cannot_write(&path, &e.error))?;
+    let k8s = args.targets.contains(&TargetArg::K8s);
+    let compose = args.targets.contains(&TargetArg::Compose);
+    let mut targets = Vec::new();
+    if k8s {
+        targets.push("k8s");
+    }
+    if compose {
+        targets.push("compose");
+    }
     emit(
         ctx.json,
         json!({
             "path": path, "bytes": info.archive.len(), "files": info.files,
             "project_id": info.project_id, "format": format.extension(),
+            "targets": targets,
         }),
         || {
-            format!(
+            let mut text = format!(
                 "Wrote {} ({} bytes, {} files). Inside: `docker build -t {root} {root}` builds \
-                 the image; its README says more.",
+                 the image",
                 path.display(),
                 info.archive.len(),
                 info.files.len(),
                 root = info.root
-            )
+            );
+            if k8s {
+                text.push_str(&format!(
+                    ", `kubectl apply -f {}/deploy/k8s/` deploys it",
+                    info.root
+                ));
+            }
+            if compose {
+                text.push_str(", `docker compose up --build` in it runs it");
+            }
+            text.push_str("; its README says more.");
+            text
         },
     );
     Ok(())

@@ -1,5 +1,6 @@
 //! Packaging a project for export: the files that make it deployable on its
-//! own (Dockerfile, README, smoke test, CI workflow) and deterministic
+//! own (Dockerfile, README, smoke test, CI workflow; on request Kubernetes
+//! manifests and a Compose file, see [`ExportTarget`]) and deterministic
 //! `.zip`/`.tar.gz` archives of the whole set.
 //!
 //! Everything here is a pure function of the project's name, prompt and
@@ -10,7 +11,7 @@
 //! The files' text lives in `daemon/templates/export/` and is rendered by
 //! [`crate::texts`]; this module decides what goes into it.
 
-use appforge_shared::protocol::{ArchiveFormat, FileContent};
+use appforge_shared::protocol::{ArchiveFormat, ExportTarget, FileContent};
 use serde::Serialize;
 
 use std::io::{Cursor, Write};
@@ -25,6 +26,16 @@ const PORT: u16 = 8000;
 const DATA_DIR: &str = "/data";
 /// Unprivileged user the container runs as; fixed so volume ownership is predictable.
 const APP_UID: u32 = 10001;
+/// The Dockerfile's `WORKDIR`, where the app's code is.
+const APP_DIR: &str = "/app";
+/// Longest Kubernetes object name [`k8s_name`] returns (a DNS label's).
+const MAX_K8S_NAME: usize = 63;
+/// The Kubernetes manifests `--target k8s` adds, by template and path.
+const K8S_FILES: [(&str, &str); 3] = [
+    ("export/k8s/deployment.yaml", "deploy/k8s/deployment.yaml"),
+    ("export/k8s/pvc.yaml", "deploy/k8s/pvc.yaml"),
+    ("export/k8s/service.yaml", "deploy/k8s/service.yaml"),
+];
 /// Archive mtime: 1980-01-01 00:00:00 UTC, the earliest time a zip can hold.
 const EPOCH_1980: u64 = 315_532_800;
 /// Longest stem [`archive_root`] returns.
@@ -144,35 +155,75 @@ fn find<'a>(files: &'a [FileContent], path: &str) -> Option<&'a FileContent> {
     files.iter().find(|f| f.path == path)
 }
 
+/// Which of the optional deployment files an export holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Targets {
+    /// `deploy/k8s/` and the CI workflow's deploy job.
+    k8s: bool,
+    /// `compose.yaml`.
+    compose: bool,
+}
+
+impl Targets {
+    /// The set asked for; order and repeats do not matter.
+    fn of(targets: &[ExportTarget]) -> Self {
+        Targets {
+            k8s: targets.contains(&ExportTarget::K8s),
+            compose: targets.contains(&ExportTarget::Compose),
+        }
+    }
+}
+
 /// The files an export adds to the project's own, and `README.md`, which
-/// replaces the project's with ours that quotes it.
+/// replaces the project's with ours that quotes it; `targets` adds the files
+/// for those platforms (see [`ExportTarget`]).
 ///
 /// A project file with the same path (ignoring ASCII case) as one of ours wins
 /// and ours is left out, since it is the user's code; the exception is
 /// `README.md`, whose text goes into ours under "About this app". A project
 /// without `requirements.txt` gets one that lists Flask, as everything here
 /// installs from it.
-pub fn deployment_files(name: &str, prompt: &str, files: &[FileContent]) -> Vec<FileContent> {
+pub fn deployment_files(
+    name: &str,
+    prompt: &str,
+    files: &[FileContent],
+    targets: &[ExportTarget],
+) -> Vec<FileContent> {
     let shape = AppShape::of(files);
     let root = archive_root(name);
+    let targets = Targets::of(targets);
     let readmes: Vec<&FileContent> = files
         .iter()
         .filter(|f| same_path(&f.path, "README.md"))
         .collect();
-    let ours = [
+    let mut ours = vec![
         ("Dockerfile", render_dockerfile(&shape)),
-        (".dockerignore", render_dockerignore()),
+        (".dockerignore", render_dockerignore(targets)),
         (
             "README.md",
-            render_readme(name, prompt, &root, &shape, &readmes),
+            render_readme(name, prompt, &root, &shape, &readmes, targets),
         ),
         ("test_smoke.py", render_smoke_test(&shape)),
-        (".github/workflows/ci.yml", render_ci(&root)),
+        (".github/workflows/ci.yml", render_ci(&root, targets)),
         (
             "requirements.txt",
             texts::render("export/requirements.txt", &()),
         ),
     ];
+    if targets.k8s {
+        let text = DeployText::new(&root, &shape);
+        ours.extend(
+            K8S_FILES
+                .iter()
+                .map(|(template, path)| (*path, texts::render(template, &text))),
+        );
+    }
+    if targets.compose {
+        ours.push((
+            "compose.yaml",
+            texts::render("export/compose.yaml", &DeployText::new(&root, &shape)),
+        ));
+    }
     ours.into_iter()
         .filter(|(path, _)| *path == "README.md" || !files.iter().any(|f| same_path(&f.path, path)))
         .map(|(path, content)| FileContent {
@@ -184,14 +235,19 @@ pub fn deployment_files(name: &str, prompt: &str, files: &[FileContent]) -> Vec<
 
 /// Everything an export holds: the project's files and [`deployment_files`],
 /// merged by its rule and sorted by path.
-pub fn export_files(name: &str, prompt: &str, files: &[FileContent]) -> Vec<FileContent> {
+pub fn export_files(
+    name: &str,
+    prompt: &str,
+    files: &[FileContent],
+    targets: &[ExportTarget],
+) -> Vec<FileContent> {
     let mut all: Vec<FileContent> = files
         .iter()
         // Their text is inside our README.md.
         .filter(|f| !same_path(&f.path, "README.md"))
         .cloned()
         .collect();
-    all.extend(deployment_files(name, prompt, files));
+    all.extend(deployment_files(name, prompt, files, targets));
     all.sort_by(|a, b| a.path.cmp(&b.path));
     all
 }
@@ -232,9 +288,23 @@ struct DockerfileText<'a> {
     target: &'a str,
 }
 
-/// What `docker build` leaves out: local environments, caches, databases and secrets.
-fn render_dockerignore() -> String {
-    texts::render("export/dockerignore", &())
+/// What `docker build` leaves out: local environments, caches, databases and
+/// secrets, and the deployment files that are not the image's.
+fn render_dockerignore(targets: Targets) -> String {
+    texts::render(
+        "export/dockerignore",
+        &DockerignoreText {
+            k8s: targets.k8s,
+            compose: targets.compose,
+        },
+    )
+}
+
+/// What `templates/export/dockerignore.j2` is filled in with.
+#[derive(Serialize)]
+struct DockerignoreText {
+    k8s: bool,
+    compose: bool,
 }
 
 /// The pytest smoke test; it must work whether app.py builds `app` at module
@@ -256,9 +326,17 @@ struct SmokeTestText {
 }
 
 /// The GitHub Actions workflow: tests, then the image, pushed only when the
-/// registry secrets exist.
-fn render_ci(root: &str) -> String {
-    texts::render("export/ci.yml", &CiText { image_name: root })
+/// registry secrets exist; with the k8s target, then a deploy job that applies
+/// `deploy/k8s/` only when the `KUBECONFIG_B64` secret exists.
+fn render_ci(root: &str, targets: Targets) -> String {
+    texts::render(
+        "export/ci.yml",
+        &CiText {
+            image_name: root,
+            k8s: targets.k8s,
+            k8s_name: k8s_name(root),
+        },
+    )
 }
 
 /// What `templates/export/ci.yml.j2` is filled in with.
@@ -266,6 +344,58 @@ fn render_ci(root: &str) -> String {
 struct CiText<'a> {
     /// The image's name, [`archive_root`] of the project's.
     image_name: &'a str,
+    /// Whether the workflow deploys `deploy/k8s/`.
+    k8s: bool,
+    /// The Deployment's name, [`k8s_name`].
+    k8s_name: String,
+}
+
+/// A Kubernetes object name for the app: `root` (see [`archive_root`]) cut to
+/// a DNS label of at most 63 characters that starts with a letter, as a
+/// Service's name must.
+fn k8s_name(root: &str) -> String {
+    let name = if root.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        root.to_string()
+    } else {
+        format!("app-{root}")
+    };
+    name[..name.len().min(MAX_K8S_NAME)]
+        .trim_end_matches('-')
+        .to_string()
+}
+
+/// What the Kubernetes manifests (`templates/export/k8s/`) and
+/// `templates/export/compose.yaml.j2` are filled in with.
+#[derive(Serialize)]
+struct DeployText<'a> {
+    /// The objects' name, [`k8s_name`].
+    name: String,
+    /// The image, [`archive_root`], as the README's `docker build` tags it.
+    image: &'a str,
+    port: u16,
+    uid: u32,
+    data_dir: &'a str,
+    app_dir: &'a str,
+    /// Path the probes and health check ask for, as the Dockerfile's HEALTHCHECK.
+    health: &'a str,
+    /// Whether `APP_DATABASE` puts the database on the volume; if not, the
+    /// app runs in the volume's folder, where its relative paths land.
+    uses_app_database: bool,
+}
+
+impl<'a> DeployText<'a> {
+    fn new(root: &'a str, shape: &AppShape) -> Self {
+        DeployText {
+            name: k8s_name(root),
+            image: root,
+            port: PORT,
+            uid: APP_UID,
+            data_dir: DATA_DIR,
+            app_dir: APP_DIR,
+            health: shape.health,
+            uses_app_database: shape.uses_app_database,
+        }
+    }
 }
 
 /// The export's README.md, quoting the project's own README(s) if any.
@@ -275,6 +405,7 @@ fn render_readme(
     root: &str,
     shape: &AppShape,
     readmes: &[&FileContent],
+    targets: Targets,
 ) -> String {
     let title = name.split_whitespace().collect::<Vec<_>>().join(" ");
     let title = if title.is_empty() { root } else { &title };
@@ -295,6 +426,10 @@ fn render_readme(
             uses_app_database: shape.uses_app_database,
             target: &shape.target,
             health: shape.health,
+            uid: APP_UID,
+            k8s: targets.k8s,
+            k8s_name: k8s_name(root),
+            compose: targets.compose,
         },
     )
 }
@@ -317,6 +452,13 @@ struct ReadmeText<'a> {
     uses_app_database: bool,
     target: &'a str,
     health: &'a str,
+    uid: u32,
+    /// Whether the export has `deploy/k8s/` (and the deploy job) to explain.
+    k8s: bool,
+    /// The Kubernetes objects' name, [`k8s_name`].
+    k8s_name: String,
+    /// Whether the export has `compose.yaml` to explain.
+    compose: bool,
 }
 
 /// `text` with every ATX heading (`# x`) `by` levels deeper, at most `######`;
@@ -601,7 +743,7 @@ def index():
     #[test]
     fn export_adds_deployment_files_sorted() {
         let files = project(FACTORY_APP);
-        let all = export_files("Todo", "a todo app", &files);
+        let all = export_files("Todo", "a todo app", &files, &[]);
         assert_eq!(
             paths(&all),
             [
@@ -620,10 +762,10 @@ def index():
         let smoke = content(&all, "test_smoke.py");
         assert!(smoke.contains("test_healthz_answers"));
         assert!(smoke.contains("monkeypatch.setenv(\"APP_DATABASE\""));
-        let plain = export_files("Todo", "", &project(PLAIN_APP));
+        let plain = export_files("Todo", "", &project(PLAIN_APP), &[]);
         assert!(!content(&plain, "test_smoke.py").contains("healthz"));
         // Without requirements.txt, ours lists Flask.
-        let bare = export_files("x", "", &[FileContent::new("app.py", PLAIN_APP)]);
+        let bare = export_files("x", "", &[FileContent::new("app.py", PLAIN_APP)], &[]);
         assert_eq!(content(&bare, "requirements.txt"), "flask\n");
     }
 
@@ -637,13 +779,13 @@ def index():
             "Readme.md",
             "# Todo\n\nMy notes.\n\n```sh\n# a comment\n```\n",
         ));
-        let ours = deployment_files("Todo", "a todo app", &files);
+        let ours = deployment_files("Todo", "a todo app", &files, &[]);
         assert_eq!(
             paths(&ours),
             [".dockerignore", "README.md"],
             "the project's files are left alone"
         );
-        let all = export_files("Todo", "a todo app", &files);
+        let all = export_files("Todo", "a todo app", &files, &[]);
         assert_eq!(content(&all, "Dockerfile"), "FROM scratch\n");
         assert_eq!(content(&all, "test_smoke.py"), "def test_mine(): pass\n");
         assert_eq!(content(&all, ".github/workflows/CI.yml"), "name: mine\n");
@@ -662,7 +804,7 @@ def index():
     fn readme_explains_running_testing_docker_and_ci() {
         let files = project(FACTORY_APP);
         let readme = content(
-            &export_files("My  Todo\nApp", "line one\n\nline two", &files),
+            &export_files("My  Todo\nApp", "line one\n\nline two", &files, &[]),
             "README.md",
         )
         .to_string();
@@ -688,14 +830,18 @@ def index():
         }
         // The literal above checks the spelling; this, that it is launch's line.
         assert!(readme.contains(&format!("\n{}\n```\n", launch::shell_line("5000"))));
-        let plain = content(&export_files("p", "", &project(PLAIN_APP)), "README.md").to_string();
+        let plain = content(
+            &export_files("p", "", &project(PLAIN_APP), &[]),
+            "README.md",
+        )
+        .to_string();
         assert!(plain.contains("docker run --rm -p 8000:8000 p\n"));
         assert!(plain.contains("A Flask app generated by appforge.\n"));
     }
 
     #[test]
     fn ci_workflow_tests_builds_and_pushes_only_with_secrets() {
-        let ci = render_ci("my-app");
+        let ci = render_ci("my-app", Targets::default());
         assert!(ci.contains("on:\n  push:\n  pull_request:\n"));
         assert!(ci.contains("permissions:\n  contents: read\n"));
         assert!(ci.contains("needs: test"));
@@ -705,6 +851,326 @@ def index():
         assert!(ci.contains("docker login \"${REGISTRY%%/*}\""));
         assert_eq!(ci.matches("env.REGISTRY_PASSWORD != ''").count(), 2);
         assert!(!ci.contains("if: secrets"));
+    }
+
+    /// The lines indented under the first `key:` line, with it; a `key` that
+    /// starts with spaces must be indented by exactly those.
+    fn block<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
+        let line = format!("{key}:");
+        let mut lines = text
+            .lines()
+            .skip_while(|l| *l != line && (key.starts_with(' ') || l.trim() != line));
+        let Some(first) = lines.next() else {
+            panic!("no {key}: in\n{text}")
+        };
+        let indent = first.len() - first.trim_start().len();
+        let mut out = vec![first];
+        out.extend(lines.take_while(|l| l.len() - l.trim_start().len() > indent));
+        out
+    }
+
+    /// The paths the targets add to a plain export.
+    fn added_by(targets: &[ExportTarget]) -> Vec<String> {
+        let files = project(FACTORY_APP);
+        let plain = export_files("Todo", "a todo app", &files, &[]);
+        let plain = paths(&plain);
+        export_files("Todo", "a todo app", &files, targets)
+            .iter()
+            .map(|f| f.path.clone())
+            .filter(|p| !plain.contains(&p.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn targets_add_their_files_and_nothing_else() {
+        use ExportTarget::{Compose, K8s};
+        assert!(added_by(&[]).is_empty());
+        assert_eq!(
+            added_by(&[K8s]),
+            [
+                "deploy/k8s/deployment.yaml",
+                "deploy/k8s/pvc.yaml",
+                "deploy/k8s/service.yaml"
+            ]
+        );
+        assert_eq!(added_by(&[Compose]), ["compose.yaml"]);
+        // Order and repeats do not matter.
+        let files = project(FACTORY_APP);
+        assert_eq!(
+            export_files("Todo", "", &files, &[K8s, Compose]),
+            export_files("Todo", "", &files, &[Compose, K8s, Compose, K8s])
+        );
+
+        // Without a target the shared files say nothing of either.
+        let plain = export_files("Todo", "a todo app", &files, &[]);
+        for (path, absent) in [
+            (".github/workflows/ci.yml", "deploy"),
+            (".github/workflows/ci.yml", "KUBECONFIG"),
+            (".github/workflows/ci.yml", "outputs:"),
+            (".github/workflows/ci.yml", "id: push"),
+            (".github/workflows/ci.yml", "GITHUB_OUTPUT"),
+            (".dockerignore", "deploy"),
+            (".dockerignore", "compose"),
+            ("README.md", "Kubernetes"),
+            ("README.md", "Compose"),
+            ("README.md", "deploy"),
+        ] {
+            assert!(
+                !content(&plain, path).contains(absent),
+                "{path} mentions {absent}"
+            );
+        }
+        // A target leaves the files it does not concern as they were.
+        let k8s = export_files("Todo", "a todo app", &files, &[K8s]);
+        let compose = export_files("Todo", "a todo app", &files, &[Compose]);
+        for path in ["Dockerfile", "test_smoke.py", "requirements.txt", "app.py"] {
+            assert_eq!(content(&k8s, path), content(&plain, path), "{path}");
+            assert_eq!(content(&compose, path), content(&plain, path), "{path}");
+        }
+        assert_eq!(
+            content(&compose, ".github/workflows/ci.yml"),
+            content(&plain, ".github/workflows/ci.yml"),
+            "only k8s changes the workflow"
+        );
+        assert!(content(&k8s, ".dockerignore").ends_with(".vscode\ndeploy/k8s\n"));
+        assert!(content(&compose, ".dockerignore").ends_with(".vscode\ncompose.yaml\n"));
+
+        // The project's own file wins over ours, as for the other files.
+        let mut own = project(FACTORY_APP);
+        own.push(FileContent::new("compose.yaml", "services: {}\n"));
+        let all = export_files("Todo", "", &own, &[K8s, Compose]);
+        assert_eq!(content(&all, "compose.yaml"), "services: {}\n");
+    }
+
+    #[test]
+    fn deployment_files_are_deterministic() {
+        use ExportTarget::{Compose, K8s};
+        let files = project(FACTORY_APP);
+        let first = export_files("My Todo", "a todo app", &files, &[K8s, Compose]);
+        let again = export_files("My Todo", "a todo app", &shuffled(&files), &[Compose, K8s]);
+        assert_eq!(first, again);
+        for format in [ArchiveFormat::Zip, ArchiveFormat::TarGz] {
+            assert_eq!(
+                build_archive(format, "my-todo", &first).unwrap(),
+                build_archive(format, "my-todo", &shuffled(&again)).unwrap(),
+                "{format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_deployment_probes_twice_and_runs_unprivileged() {
+        let all = export_files("My Todo", "", &project(FACTORY_APP), &[ExportTarget::K8s]);
+        let deployment = content(&all, "deploy/k8s/deployment.yaml");
+        assert!(deployment.contains("kind: Deployment\n"));
+        assert!(deployment.contains("\n          image: \"my-todo\"\n"));
+        assert!(deployment.contains("containerPort: 8000\n"));
+        assert!(deployment.contains("replicas: 1\n"));
+        assert!(deployment.contains("type: Recreate\n"));
+
+        // Both on the Dockerfile's health path, with different timing.
+        let readiness = block(deployment, "readinessProbe");
+        let liveness = block(deployment, "livenessProbe");
+        for probe in [&readiness, &liveness] {
+            assert!(
+                probe.contains(&"              path: \"/healthz\""),
+                "{probe:?}"
+            );
+            assert!(probe.contains(&"              port: http"), "{probe:?}");
+        }
+        assert_ne!(readiness[1..], liveness[1..]);
+        assert!(readiness.contains(&"            periodSeconds: 5"));
+        assert!(liveness.contains(&"            periodSeconds: 20"));
+        assert!(liveness.contains(&"            initialDelaySeconds: 30"));
+        assert!(liveness.contains(&"            failureThreshold: 5"));
+        assert!(!readiness.iter().any(|l| l.contains("initialDelaySeconds")));
+        let root_only = export_files("x", "", &project(PLAIN_APP), &[ExportTarget::K8s]);
+        let root_only = content(&root_only, "deploy/k8s/deployment.yaml");
+        assert_eq!(root_only.matches("path: \"/\"\n").count(), 2);
+        assert!(dockerfile(&project(PLAIN_APP)).contains("8000/'"));
+
+        let resources = block(deployment, "resources");
+        for needed in [
+            "            requests:",
+            "              cpu: 100m",
+            "              memory: 128Mi",
+            "            limits:",
+            "              cpu: 500m",
+            "              memory: 256Mi",
+        ] {
+            assert!(resources.contains(&needed), "{resources:?} lacks {needed}");
+        }
+
+        // The container's own securityContext, not the pod's.
+        assert_eq!(
+            block(deployment, "          securityContext"),
+            [
+                "          securityContext:",
+                "            runAsNonRoot: true",
+                "            runAsUser: 10001",
+                "            runAsGroup: 10001",
+                "            allowPrivilegeEscalation: false",
+                "            readOnlyRootFilesystem: true",
+                "            capabilities:",
+                "              drop:",
+                "                - ALL",
+                "            seccompProfile:",
+                "              type: RuntimeDefault",
+            ]
+        );
+        assert!(deployment.contains(&format!("runAsUser: {APP_UID}\n")));
+        assert!(deployment.contains("        fsGroup: 10001\n"));
+        // Writable: the volume at the Dockerfile's DATA_DIR and /tmp, nothing else.
+        assert_eq!(
+            block(deployment, "volumeMounts")
+                .iter()
+                .filter(|l| l.contains("mountPath"))
+                .collect::<Vec<_>>(),
+            [
+                &"              mountPath: \"/data\"",
+                &"              mountPath: /tmp"
+            ]
+        );
+        assert!(deployment.contains("claimName: \"my-todo-data\"\n"));
+        assert!(deployment.contains("- name: tmp\n          emptyDir:\n"));
+        assert!(deployment
+            .contains("            - name: APP_DATABASE\n              value: \"/data/app.db\"\n"));
+        assert!(dockerfile(&project(FACTORY_APP)).contains("ENV APP_DATABASE=/data/app.db\n"));
+        // An app without APP_DATABASE runs in the volume, its relative paths with it.
+        assert!(!root_only.contains("APP_DATABASE"));
+        assert!(root_only.contains("workingDir: \"/data\"\n"));
+        for deployment in [deployment, root_only] {
+            assert!(deployment.contains("- name: HOME\n              value: /tmp\n"));
+        }
+        assert!(root_only.contains("- name: PYTHONPATH\n              value: \"/app\"\n"));
+
+        let service = content(&all, "deploy/k8s/service.yaml");
+        assert!(service.contains("kind: Service\n"));
+        assert!(service.contains("  name: \"my-todo\"\n"));
+        assert!(service.contains("app.kubernetes.io/name: \"my-todo\"\n"));
+        assert!(service.contains("targetPort: http\n"));
+        let pvc = content(&all, "deploy/k8s/pvc.yaml");
+        assert!(pvc.contains("kind: PersistentVolumeClaim\n"));
+        assert!(pvc.contains("  name: \"my-todo-data\"\n"));
+        assert!(pvc.contains("- ReadWriteOnce\n"));
+
+        let readme = content(&all, "README.md");
+        assert!(readme.contains("## Run it on Kubernetes"));
+        assert!(readme.contains("kubectl apply -f deploy/k8s/\n"));
+        assert!(readme.contains("kubectl port-forward service/my-todo 8000:80\n"));
+        assert!(readme.contains("`KUBECONFIG_B64`"));
+    }
+
+    #[test]
+    fn k8s_names_are_dns_labels_that_start_with_a_letter() {
+        assert_eq!(k8s_name("my-app"), "my-app");
+        assert_eq!(k8s_name("2048"), "app-2048");
+        let long = k8s_name(&archive_root(&"ab ".repeat(100)));
+        assert!(long.len() <= MAX_K8S_NAME && !long.ends_with('-'), "{long}");
+        let cut = k8s_name(&format!("1{}", "x".repeat(63)));
+        assert_eq!(cut.len(), MAX_K8S_NAME);
+        assert_eq!(k8s_name(&format!("{}-b", "a".repeat(62))), "a".repeat(62));
+        for name in ["", "日本語", "yes", "null", "1e3", "-x-", &"é".repeat(200)] {
+            let label = k8s_name(&archive_root(name));
+            assert!(label.len() <= MAX_K8S_NAME, "{label}");
+            assert!(
+                label.starts_with(|c: char| c.is_ascii_lowercase()),
+                "{label}"
+            );
+            assert!(label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+            assert!(!label.ends_with('-'), "{label}");
+        }
+    }
+
+    #[test]
+    fn compose_runs_the_image_with_a_health_check_and_a_volume() {
+        let files = project(FACTORY_APP);
+        let all = export_files("My Todo", "", &files, &[ExportTarget::Compose]);
+        let compose = content(&all, "compose.yaml");
+        assert!(compose.contains("    build: .\n    image: \"my-todo\"\n"));
+        assert!(compose.contains("      - \"8000:8000\"\n"));
+        assert!(compose.contains("      - data:/data\n"));
+        assert!(compose.ends_with("\nvolumes:\n  data:\n"));
+        assert!(compose.contains("      APP_DATABASE: \"/data/app.db\"\n"));
+        assert!(compose.contains("    user: \"10001:10001\"\n    read_only: true\n"));
+        assert!(compose.contains("    cap_drop:\n      - ALL\n"));
+        // The same check as the Dockerfile's HEALTHCHECK.
+        let check = "\"python\", \"-c\", \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)\"]";
+        assert!(compose.contains(check), "{compose}");
+        assert!(dockerfile(&files).contains(check));
+        let healthcheck = block(compose, "healthcheck");
+        assert!(
+            healthcheck.contains(&"      interval: 30s"),
+            "{healthcheck:?}"
+        );
+        let plain = export_files("x", "", &project(PLAIN_APP), &[ExportTarget::Compose]);
+        let plain = content(&plain, "compose.yaml");
+        assert!(!plain.contains("APP_DATABASE"));
+        assert!(plain.contains("    working_dir: \"/data\"\n"));
+        assert!(plain.contains("      PYTHONPATH: \"/app\"\n"));
+        for compose in [compose, plain] {
+            assert!(compose.contains("    environment:\n"));
+            assert!(compose.contains("      HOME: /tmp\n"));
+        }
+        assert!(plain.contains("8000/', timeout=4)"));
+        let readme = content(&all, "README.md");
+        assert!(readme.contains(
+            "## Run it with Docker Compose\n\n```sh\ndocker compose up --build -d\n```\n"
+        ));
+        assert!(!readme.contains("Kubernetes"));
+    }
+
+    #[test]
+    fn the_k8s_workflow_deploys_only_with_a_kubeconfig() {
+        let plain = render_ci("my-app", Targets::default());
+        let ci = render_ci(
+            "my-app",
+            Targets {
+                k8s: true,
+                compose: false,
+            },
+        );
+        // The plain workflow is all there, with the push step's output added.
+        let without_additions: String = ci
+            .split("\n  deploy:\n")
+            .next()
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                !l.contains("outputs")
+                    && !l.contains("id: push")
+                    && !l.contains("GITHUB_OUTPUT")
+                    && !l.contains("the deploy job")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(without_additions, plain);
+        let deploy = ci.split("\n  deploy:\n").nth(1).unwrap();
+        assert!(deploy.contains("    needs: image\n"));
+        assert!(deploy.contains("github.event.repository.default_branch"));
+        assert!(deploy.contains("KUBECONFIG_B64: ${{ secrets.KUBECONFIG_B64 }}\n"));
+        assert!(deploy.contains("PUSHED_IMAGE: ${{ needs.image.outputs.image }}\n"));
+        assert!(deploy.contains("DEPLOYMENT: \"my-app\"\n"));
+        assert_eq!(deploy.matches("if: env.KUBECONFIG_B64 != ''").count(), 2);
+        assert_eq!(deploy.matches("if: env.KUBECONFIG_B64 == ''").count(), 1);
+        assert!(!ci.contains("if: secrets") && !ci.contains("if: ${{ secrets"));
+        // Every step but the notice runs only with the secret.
+        assert_eq!(
+            deploy.matches("\n      - ").count(),
+            deploy.matches("        if: env.KUBECONFIG_B64").count()
+        );
+        assert!(
+            deploy.contains("kubectl apply -f deploy/k8s/pvc.yaml -f deploy/k8s/service.yaml\n")
+        );
+        assert!(deploy.contains(
+            "kubectl set image --local -f deploy/k8s/deployment.yaml app=\"$image\" -o yaml | kubectl apply -f -\n"
+        ));
+        assert!(deploy.contains("kubectl rollout status \"deployment/$DEPLOYMENT\""));
+        assert!(ci.contains("        id: push\n"));
+        assert!(ci.contains("      image: ${{ steps.push.outputs.image }}\n"));
+        assert!(ci.contains("echo \"image=$image:$GITHUB_SHA\" >> \"$GITHUB_OUTPUT\"\n"));
     }
 
     #[test]
@@ -779,7 +1245,7 @@ def index():
     fn archive_input() -> Vec<FileContent> {
         // Longer than a plain tar header's 100 bytes; each name within SafePath's.
         let long = format!("static/{}/{}/deep.txt", "d".repeat(90), "e".repeat(90));
-        let mut files = export_files("Demo", "a demo", &project(FACTORY_APP));
+        let mut files = export_files("Demo", "a demo", &project(FACTORY_APP), &[]);
         files.push(FileContent::new(&long, "deep\n"));
         files.push(FileContent::new("static/img@2x+1.txt", "odd name\n"));
         files

@@ -85,7 +85,7 @@ pub async fn delete(
 }
 
 /// The newest version packed as an archive, with its Dockerfile, README,
-/// smoke test and CI workflow.
+/// smoke test and CI workflow, and the deployment files of the targets asked for.
 pub async fn export(
     daemon: &Daemon,
     token: Option<&SessionToken>,
@@ -96,9 +96,10 @@ pub async fn export(
     })
     .await?;
     let format = req.format;
+    let targets = req.targets;
     // Compressing is CPU work: keep it off the async workers and the database.
     let info = tokio::task::spawn_blocking(move || {
-        let files = export::export_files(&project.name, &project.prompt, &files);
+        let files = export::export_files(&project.name, &project.prompt, &files, &targets);
         let root = export::archive_root(&project.name);
         let archive = export::build_archive(format, &root, &files)?;
         Ok::<_, export::ExportError>(ExportInfo {
