@@ -550,8 +550,8 @@ def phase_kill(af, rounds):
     return {"pid_ms": statistics.median(to_pid), "serve_ms": statistics.median(to_serve)}
 
 
-def phase_many(af, n, calls, rounds, health_interval):
-    """3. N apps under appforged."""
+def phase_many(af, n, calls, rounds, health_interval, ps_only=False):
+    """3. N apps under appforged; with `ps_only`, only the `ps` and `ping` figures."""
     log(f"\n[3] appforged with {n} supervised apps (health probes every {health_interval} s, "
         f"the default)")
     af.call("stop", "todo")
@@ -585,11 +585,14 @@ def phase_many(af, n, calls, rounds, health_interval):
     ps_json = timed_calls([af.client, "--json", "ps"], af.env, calls)
     ping = timed_calls([af.client, "ping"], af.env, calls)
     rss = rss_kib(af.pid)
-    cpu = idle_cpu_ms(af.pid)
+    cpu = None if ps_only else idle_cpu_ms(af.pid)
     log(f"  `appforge ps`:          {fmt(ps_plain)}")
     log(f"  `appforge --json ps`:   {fmt(ps_json)}")
     log(f"  (`appforge ps` with no app running, before: {fmt(ps_none)};")
     log(f"   `appforge ping` with {n} apps: {fmt(ping)})")
+    if ps_only:
+        return {"ps_ms": statistics.median(ps_plain), "ps_p95": med_p95(ps_plain)[1],
+                "names": names}
     log(f"  appforged VmRSS:        {rss / 1024:8.2f} MiB")
     log(f"  appforged CPU over {IDLE_SECONDS} s: {cpu:6.1f} ms")
     ports = {k: ps[k]["port"] for k in names}
@@ -797,6 +800,9 @@ def main():
     parser.add_argument("--tools-dir", help="keep the installed supervisor, pm2 and the apps' "
                         "Python environment here and reuse them (default: a temporary folder)")
     parser.add_argument("--skip-others", action="store_true", help="skip supervisord and pm2")
+    parser.add_argument("--ps-only", action="store_true",
+                        help="only the `ps` and `ping` figures of [3], measured as there: "
+                        "no [1], [2], idle CPU, kill rounds, other supervisors or summary")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     n = args.apps or (20 if args.quick else 100)
@@ -831,7 +837,7 @@ def main():
 
         # Installs first, so that nothing else is measured while they run.
         sv_venv = pm2 = None
-        if not args.skip_others:
+        if not (args.skip_others or args.ps_only):
             try:
                 sv_venv, ver = install_supervisor(tools)
                 log(f"supervisord {ver} in {sv_venv}")
@@ -852,6 +858,10 @@ def main():
         af.call("run", "todo")  # makes (or finds) the environment: the warm-up
         log(f"first `appforge run todo` (environment made or reused): {time.time() - t0:.1f} s")
 
+        if args.ps_only:
+            phase_many(af, n, calls, rounds, health_interval, ps_only=True)
+            af.call("stop", "--all", timeout=600)
+            return
         results["run"] = phase_run(af, rounds, baseline_port)
         results["kill"] = phase_kill(af, rounds)
         results["many"] = phase_many(af, n, calls, rounds, health_interval)

@@ -8,9 +8,12 @@ use appforge_shared::codec;
 use appforge_shared::protocol::{
     ClientFrame, Envelope, Hello, Progress, Reply, Request, ServerFrame, SessionToken,
 };
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::socket::{setsockopt, sockopt, AddressFamily, SockFlag, SockType, UnixAddr};
+use nix::sys::time::{TimeVal, TimeValLike};
 
 use interprocess::local_socket::tokio::Stream;
 use interprocess::os::unix::uds_local_socket::tokio::Stream as UdsStream;
@@ -28,27 +31,42 @@ pub fn socket_path(flag: Option<&Path>) -> PathBuf {
         .unwrap_or_else(appforge_shared::paths::default_socket_path)
 }
 
-/// How long to wait for the daemon to accept the connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the daemon to accept the connection, in seconds.
+const CONNECT_TIMEOUT_S: i64 = 10;
 
 /// Connects with a blocking `connect`, which waits its turn in the kernel's
 /// queue when the daemon's backlog is full (another process flooding it
 /// with connections, say), where a non-blocking one would fail at once.
-async fn connect_waiting(socket: &Path) -> std::io::Result<Stream> {
-    let path = socket.to_path_buf();
-    let connecting = tokio::task::spawn_blocking(move || UnixStream::connect(path));
-    let std_stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
-        .await
-        .map_err(|_| {
-            std::io::Error::new(
+/// The wait is bounded by the socket's send time-out, which a Unix
+/// socket's `connect` honours. It runs on the runtime's only thread, which
+/// has nothing else to do yet: a thread of its own would cost more than
+/// the rest of a `ping`.
+fn connect_waiting(socket: &Path) -> std::io::Result<Stream> {
+    let fd = nix::sys::socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(
+        &fd,
+        sockopt::SendTimeout,
+        &TimeVal::seconds(CONNECT_TIMEOUT_S),
+    )?;
+    let address = UnixAddr::new(socket)?;
+    match nix::sys::socket::connect(fd.as_raw_fd(), &address) {
+        Ok(()) => {}
+        // What a full backlog gives once the time-out has passed.
+        Err(Errno::EAGAIN) => {
+            return Err(std::io::Error::new(
                 ErrorKind::TimedOut,
-                format!(
-                    "the daemon did not accept the connection within {} s",
-                    CONNECT_TIMEOUT.as_secs()
-                ),
-            )
-        })?
-        .map_err(std::io::Error::other)??;
+                format!("the daemon did not accept the connection within {CONNECT_TIMEOUT_S} s"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // Non-blocking from here on, where the send time-out plays no part.
+    let std_stream = UnixStream::from(fd);
     std_stream.set_nonblocking(true)?;
     let uds = UdsStream::try_from(OwnedFd::from(std_stream))?;
     Ok(Stream::UdSocket(uds))
@@ -65,7 +83,7 @@ impl DaemonConn {
             socket: socket.to_path_buf(),
             reason,
         };
-        let stream = connect_waiting(socket).await.map_err(|e| match e.kind() {
+        let stream = connect_waiting(socket).map_err(|e| match e.kind() {
             ErrorKind::NotFound => unreachable("no socket there".into()),
             ErrorKind::ConnectionRefused => unreachable("nothing listens there".into()),
             ErrorKind::PermissionDenied => ClientError::PermissionDenied(socket.to_path_buf()),

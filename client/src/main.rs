@@ -18,8 +18,10 @@ use crate::cli::Cli;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
+    // One thread and no timers: the client waits on nothing but its
+    // socket, and every command would pay for more at start-up.
     let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_io()
         .build()
     {
         Ok(rt) => rt,

@@ -5,27 +5,56 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use clap::builder::styling::{AnsiColor, Style};
-use comfy_table::presets::NOTHING;
-use comfy_table::Table;
 use syntect::easy::HighlightLines;
 use syntect::highlighting::{Theme, ThemeSet};
 use syntect::parsing::SyntaxSet;
 use syntect::util::as_24_bit_terminal_escaped;
+use unicode_width::UnicodeWidthStr;
 
 /// A plain table: a header row, then one row per item, columns aligned.
-pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut table = Table::new();
-    table.load_preset(NOTHING).set_header(header.to_vec());
-    for row in rows {
-        table.add_row(row);
+///
+/// Each column is as wide as its widest line (a cell's text may hold
+/// several lines, stacked in its row), with a space either side, and no
+/// line ends in spaces. `ps` draws one row per app, so this is kept to a
+/// pass to measure and a pass to write.
+pub fn table<S: AsRef<str>>(header: &[&str], rows: Vec<Vec<S>>) -> String {
+    let header: Vec<&str> = header.to_vec();
+    let body: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|row| row.iter().map(AsRef::as_ref).collect())
+        .collect();
+    let all = || std::iter::once(&header).chain(&body);
+    let columns = all().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; columns];
+    for row in all() {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = cell.split('\n').map(|l| l.width()).fold(*width, usize::max);
+        }
     }
-    // comfy-table pads every line's end; people and diff tools prefer none.
-    table
-        .to_string()
-        .lines()
-        .map(str::trim_end)
-        .collect::<Vec<_>>()
-        .join("\n")
+    let line_len: usize = widths.iter().map(|w| w + 2).sum();
+    let mut out = String::with_capacity((body.len() + 1) * (line_len + 1));
+    for row in all() {
+        let height = row.iter().map(|cell| cell.split('\n').count()).max();
+        for i in 0..height.unwrap_or(1) {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            let start = out.len();
+            for (c, width) in widths.iter().enumerate() {
+                let text = match row.get(c) {
+                    Some(cell) if i == 0 && !cell.contains('\n') => cell,
+                    Some(cell) => cell.split('\n').nth(i).unwrap_or(""),
+                    None => "",
+                };
+                out.push(' ');
+                out.push_str(text);
+                out.extend(std::iter::repeat_n(' ', width - text.width() + 1));
+            }
+            let end = start + out[start..].trim_end().len();
+            out.truncate(end);
+        }
+    }
+    out
 }
 
 fn syntaxes() -> &'static SyntaxSet {
@@ -101,18 +130,24 @@ mod tests {
 
     #[test]
     fn tables_align_columns_without_trailing_space() {
-        let t = table(
-            &["ID", "NAME"],
-            vec![
-                vec!["1".into(), "todo".into()],
-                vec!["10".into(), "x".into()],
-            ],
-        );
+        let t = table(&["ID", "NAME"], vec![vec!["1", "todo"], vec!["10", "x"]]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3, "{t}");
         assert!(lines.iter().all(|l| l == &l.trim_end()), "{t:?}");
         let col = lines[0].find("NAME").unwrap();
         assert_eq!(lines[1].find("todo"), Some(col), "{t}");
+    }
+
+    #[test]
+    fn table_cells_may_span_lines_and_wide_characters() {
+        // As comfy-table, which drew these tables before, laid them out.
+        let t = table(
+            &["A", "B", "C"],
+            vec![vec!["two\nlines", "x"], vec!["日本", "é", "end"]],
+        );
+        assert_eq!(t, " A      B  C\n two    x\n lines\n 日本   é  end");
+        let ragged = table(&["A", "B"], vec![vec!["1", "2", "3"], vec!["only"]]);
+        assert_eq!(ragged, " A     B\n 1     2  3\n only");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `run`, `stop`, `restart`, `ps` and `logs`.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 
 use appforge_shared::protocol::{
@@ -86,56 +87,70 @@ pub async fn ps(ctx: &mut Ctx) -> Result<(), ClientError> {
     let Reply::Processes(apps) = reply else {
         return Err(unexpected(&reply));
     };
-    let doc = json!(apps.iter().map(process_json).collect::<Vec<_>>());
-    emit(ctx.json, doc, || {
-        if apps.is_empty() {
-            return "No apps are supervised; start one with `appforge run PROJECT`.".into();
-        }
-        let rows = apps
-            .iter()
-            .map(|a| {
-                vec![
-                    a.project_id.to_string(),
-                    a.name.clone(),
-                    version_cell(a),
-                    a.status.clone(),
-                    a.pid.map_or("-".into(), |p| p.to_string()),
-                    a.url.clone().unwrap_or_default(),
-                    a.restarts.to_string(),
-                    a.uptime_s.map_or("-".into(), uptime),
-                    a.cpu_percent.map_or("-".into(), |c| format!("{c:.1}%")),
-                    a.rss_bytes
-                        .map_or("-".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
-                    a.last_exit.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
-        let hints: Vec<String> = apps
-            .iter()
-            .filter_map(|a| a.hint.as_ref().map(|h| format!("{}: {h}", a.name)))
-            .collect();
-        let table = render::table(
-            &[
-                "ID",
-                "NAME",
-                "VERSION",
-                "STATUS",
-                "PID",
-                "URL",
-                "RESTARTS",
-                "UPTIME",
-                "CPU",
-                "MEM",
-                "LAST EXIT",
-            ],
-            rows,
-        );
-        match hints.is_empty() {
-            true => table,
-            false => format!("{table}\n\n{}", hints.join("\n")),
-        }
-    });
+    let out = match ctx.json {
+        // Straight from the reply, whose fields are the document's: a
+        // `serde_json::Value` per app first would cost more than all the
+        // rest of a `ps` of many apps.
+        true => serde_json::to_string(&apps)
+            .map_err(|e| ClientError::Local(format!("cannot write the apps as JSON: {e}")))?,
+        false => ps_text(&apps),
+    };
+    println!("{out}");
     Ok(())
+}
+
+/// `ps` for people: a table of the apps, then what to do about failed ones.
+fn ps_text<'a>(apps: &'a [ProcessInfo]) -> String {
+    if apps.is_empty() {
+        return "No apps are supervised; start one with `appforge run PROJECT`.".into();
+    }
+    // Text the reply already holds is borrowed, not copied: one row an app.
+    let text = |s: &'a Option<String>| Cow::Borrowed(s.as_deref().unwrap_or(""));
+    let rows: Vec<Vec<Cow<'a, str>>> = apps
+        .iter()
+        .map(|a| {
+            vec![
+                a.project_id.to_string().into(),
+                a.name.as_str().into(),
+                version_cell(a).into(),
+                a.status.as_str().into(),
+                a.pid.map_or("-".into(), |p| p.to_string().into()),
+                text(&a.url),
+                a.restarts.to_string().into(),
+                a.uptime_s.map_or("-".into(), |s| uptime(s).into()),
+                a.cpu_percent
+                    .map_or("-".into(), |c| format!("{c:.1}%").into()),
+                a.rss_bytes.map_or("-".into(), |b| {
+                    format!("{:.1} MiB", b as f64 / 1048576.0).into()
+                }),
+                text(&a.last_exit),
+            ]
+        })
+        .collect();
+    let hints: Vec<String> = apps
+        .iter()
+        .filter_map(|a| a.hint.as_ref().map(|h| format!("{}: {h}", a.name)))
+        .collect();
+    let table = render::table(
+        &[
+            "ID",
+            "NAME",
+            "VERSION",
+            "STATUS",
+            "PID",
+            "URL",
+            "RESTARTS",
+            "UPTIME",
+            "CPU",
+            "MEM",
+            "LAST EXIT",
+        ],
+        rows,
+    );
+    match hints.is_empty() {
+        true => table,
+        false => format!("{table}\n\n{}", hints.join("\n")),
+    }
 }
 
 /// `appforge logs P [-f] [-n N]`
@@ -186,7 +201,6 @@ pub async fn logs(ctx: &mut Ctx, args: LogsArgs) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// The JSON form of a supervised app.
 /// The version an app runs, with a mark when it failed its checks and
 /// the newer version it does not follow.
 fn version_cell(a: &ProcessInfo) -> String {
@@ -200,6 +214,7 @@ fn version_cell(a: &ProcessInfo) -> String {
     cell
 }
 
+/// The JSON form of a supervised app.
 fn process_json(a: &ProcessInfo) -> serde_json::Value {
     json!({
         "project_id": a.project_id, "name": a.name, "pid": a.pid, "port": a.port,

@@ -10,7 +10,7 @@ mod projects;
 
 use std::path::PathBuf;
 
-use appforge_shared::protocol::{Reply, Request};
+use appforge_shared::protocol::{Reply, Request, SessionToken};
 
 use crate::cli::{Cli, Command};
 use crate::daemon::{socket_path, DaemonConn};
@@ -34,6 +34,21 @@ impl Ctx {
     }
 }
 
+/// The session to present to the connection itself, for the commands that
+/// need a signed-in connection's limits: those that may send a frame over
+/// the daemon's 8 KiB limit for connections without one (a long prompt,
+/// edited files), or wait on the user between two requests (`generate`
+/// asks before saving). The others carry the session in their request
+/// alone, which spares the daemon a lookup before it answers.
+fn connection_session(command: &Command) -> Option<SessionToken> {
+    match command {
+        Command::Generate(_) | Command::Improve(_) | Command::Fix(_) | Command::Edit(_) => {
+            session::load()
+        }
+        _ => None,
+    }
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> Result<(), ClientError> {
     // These need no daemon.
@@ -51,7 +66,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         _ => None,
     };
     let mut ctx = Ctx {
-        conn: DaemonConn::connect(&socket, session::load()).await?,
+        conn: DaemonConn::connect(&socket, connection_session(&cli.command)).await?,
         socket,
         json: cli.json,
     };

@@ -158,6 +158,16 @@ pub fn harden_daemon() {
         nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 128 * 1024);
         nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
     }
+    // Each app holds a few descriptors open in the daemon (its log pipe,
+    // its /proc stat file for `ps`), so 1024, systemd's usual soft limit,
+    // would end near 300 apps. The hard limit is the daemon's to take;
+    // apps get their own, lower limit from the shim.
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
 }
 
 /// Makes the data directory 0700 and the files directly in it 0600,

@@ -46,32 +46,49 @@ impl ProcStat {
 }
 
 /// Parses the text of /proc/PID/stat; `None` when it is not in that format.
-pub fn parse_stat(text: &str, page_size: u64) -> Option<ProcStat> {
-    // comm (field 2) may hold spaces and ')' itself, but nothing after it can
-    // hold ')', so the last ')' ends it.
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
+pub fn parse_stat(text: &[u8], page_size: u64) -> Option<ProcStat> {
+    // comm (field 2) may hold spaces, ')' and bytes that are not UTF-8, but
+    // nothing after it can hold ')', so the last ')' ends it; what is left
+    // is ASCII. Read without copies: `ps` parses one of these an app.
+    let open = text.iter().position(|&b| b == b'(')?;
+    let close = text.iter().rposition(|&b| b == b')')?;
     if close < open {
         return None;
     }
-    let pid: i32 = text[..open].trim().parse().ok()?;
-    // rest[i] is field i + 3.
-    let rest: Vec<&str> = text[close + 1..].split_ascii_whitespace().collect();
-    let field = |n: usize| rest.get(n - 3).copied();
+    let pid: i32 = std::str::from_utf8(&text[..open])
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let mut rest = std::str::from_utf8(&text[close + 1..])
+        .ok()?
+        .split_ascii_whitespace();
+    // Field `n` (3 is the first after comm), asked for in increasing order.
+    let mut next = 3;
+    let mut field = |n: usize| {
+        let found = rest.nth(n - next);
+        next = n + 1;
+        found
+    };
     let mut state_chars = field(3)?.chars();
     let state = state_chars.next()?;
     if state_chars.next().is_some() {
         return None;
     }
+    let ppid = field(4)?.parse().ok()?;
+    let pgid = field(5)?.parse().ok()?;
+    let utime_ticks = field(14)?.parse().ok()?;
+    let stime_ticks = field(15)?.parse().ok()?;
+    let start_ticks = field(22)?.parse().ok()?;
     let rss_pages: i64 = field(24)?.parse().ok()?;
     Some(ProcStat {
         pid,
         state,
-        ppid: field(4)?.parse().ok()?,
-        pgid: field(5)?.parse().ok()?,
-        utime_ticks: field(14)?.parse().ok()?,
-        stime_ticks: field(15)?.parse().ok()?,
-        start_ticks: field(22)?.parse().ok()?,
+        ppid,
+        pgid,
+        utime_ticks,
+        stime_ticks,
+        start_ticks,
         // rss is a signed long in the kernel; never trust it to be positive.
         rss_bytes: u64::try_from(rss_pages)
             .unwrap_or(0)
@@ -122,9 +139,7 @@ impl StatFile {
         // kernel makes the text afresh for each read at offset 0.
         let mut buf = [0u8; 1024];
         let n = self.file.read_at(&mut buf, 0)?;
-        // comm is not necessarily UTF-8; it is the only free-form field.
-        let text = String::from_utf8_lossy(&buf[..n]);
-        parse_stat(&text, page_size()).ok_or_else(|| {
+        parse_stat(&buf[..n], page_size()).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("unexpected format of /proc/{}/stat", self.pid),
@@ -460,28 +475,30 @@ mod tests {
         let line = "4242 ((a) b) c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
                     7 3 0 0 20 0 1 0 123456 1000000 250 18446744073709551615 \
                     1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
-        let s = parse_stat(line, 4096).expect("parses");
-        assert_eq!(
-            s,
-            ProcStat {
-                pid: 4242,
-                state: 'S',
-                ppid: 1,
-                pgid: 4242,
-                utime_ticks: 7,
-                stime_ticks: 3,
-                start_ticks: 123456,
-                rss_bytes: 250 * 4096,
-            }
-        );
+        let expected = ProcStat {
+            pid: 4242,
+            state: 'S',
+            ppid: 1,
+            pgid: 4242,
+            utime_ticks: 7,
+            stime_ticks: 3,
+            start_ticks: 123456,
+            rss_bytes: 250 * 4096,
+        };
+        assert_eq!(parse_stat(line.as_bytes(), 4096), Some(expected));
+        // A name that is not UTF-8 is skipped like any other.
+        let mut odd = b"4242 (\xff\xfe) ".to_vec();
+        odd.extend_from_slice(line.split_once(")) ").expect("fields").1.as_bytes());
+        assert_eq!(parse_stat(&odd, 4096), Some(expected));
     }
 
     #[test]
     fn parse_stat_rejects_garbage() {
-        assert_eq!(parse_stat("", 4096), None);
-        assert_eq!(parse_stat("12 (x) S 1 2", 4096), None);
-        assert_eq!(parse_stat(") 12 (x S 1", 4096), None);
-        assert_eq!(parse_stat("abc (x) S 1 1 1", 4096), None);
+        assert_eq!(parse_stat(b"", 4096), None);
+        assert_eq!(parse_stat(b"12 (x) S 1 2", 4096), None);
+        assert_eq!(parse_stat(b") 12 (x S 1", 4096), None);
+        assert_eq!(parse_stat(b"abc (x) S 1 1 1", 4096), None);
+        assert_eq!(parse_stat(b"12 (x) SS 1 1 1", 4096), None);
     }
 
     #[test]
