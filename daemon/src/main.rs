@@ -152,7 +152,7 @@ async fn serve_dashboard(addr: std::net::SocketAddr, daemon: &Arc<state::Daemon>
 }
 
 /// Samples every app's CPU and memory once a minute, for the dashboard's
-/// charts: one cheap read per app, nothing at all with no apps.
+/// charts: one wake-up a minute, one cheap read per app.
 async fn sample_usage(daemon: Arc<state::Daemon>) {
     let mut tick = tokio::time::interval(usage::INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
