@@ -303,9 +303,16 @@ pub fn test_env_dir() -> PathBuf {
 fn port_range() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let block = NEXT.fetch_add(1, Ordering::Relaxed) % 1000;
-    let first = 21000 + block * 40;
-    format!("{first}-{}", first + 39)
+    // Other programs on the machine (a benchmark's apps, another test
+    // binary) may hold ports: a block whose first ports are taken is skipped.
+    let free = |port: u32| std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok();
+    loop {
+        let block = NEXT.fetch_add(1, Ordering::Relaxed) % 1000;
+        let first = 21000 + block * 40;
+        if (first..first + 4).all(free) {
+            return format!("{first}-{}", first + 39);
+        }
+    }
 }
 
 /// Someone using `appforge`: a config folder, an email and a password.
