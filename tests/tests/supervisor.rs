@@ -1267,18 +1267,7 @@ fn environments_are_made_with_uv_when_asked_and_shared_by_equal_requirements() {
     let requirements = "flask>=3.0\n# environment made by uv in the tests\n";
     for name in ["one", "two"] {
         new_project(&ada, name);
-        ada.run_with_stdin(
-            &[
-                "edit",
-                name,
-                "--file",
-                "requirements.txt",
-                "--stdin",
-                "--no-check",
-            ],
-            requirements,
-        )
-        .ok();
+        set_requirements(&ada, name, requirements);
     }
     let one = run_app(&ada, "one");
     assert_answers(port_of(&one));
@@ -1358,18 +1347,7 @@ fn requirements_that_cannot_be_installed_fail_the_run_and_leave_nothing_half_mad
     // A requirement line by its characters, but not one the installer can
     // parse: it fails at once, offline.
     let requirements = "flask>=3.0\nnot-a-requirement==(1\n";
-    ada.run_with_stdin(
-        &[
-            "edit",
-            "todo",
-            "--file",
-            "requirements.txt",
-            "--stdin",
-            "--no-check",
-        ],
-        requirements,
-    )
-    .ok();
+    set_requirements(&ada, "todo", requirements);
     let out = ada.run(&["run", "todo"]).fails_with(7);
     assert!(out.stderr.contains("failed"), "{}", out.stderr);
     assert!(out.stderr.contains("log"), "{}", out.stderr);
@@ -1427,18 +1405,11 @@ exec '{python}' -m uv "$@"
     );
     let ada = signed_up(&daemon, "ada");
     let slow = new_project(&ada, "slow");
-    ada.run_with_stdin(
-        &[
-            "edit",
-            "slow",
-            "--file",
-            "requirements.txt",
-            "--stdin",
-            "--no-check",
-        ],
+    set_requirements(
+        &ada,
+        "slow",
         &format!("flask\n# appforge-hang {}\n", std::process::id()),
-    )
-    .ok();
+    );
     new_project(&ada, "quick");
 
     let hung = {
