@@ -34,7 +34,6 @@ import glob
 import http.client
 import json
 import os
-import platform
 import queue
 import shutil
 import signal
@@ -45,6 +44,8 @@ import tempfile
 import threading
 import time
 import urllib.parse
+
+from benchlib import Cleanup, descendants, finish, kib_field, log, machine, med_p95, read, stop_popen
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("APPFORGE_BIN_DIR", os.path.join(ROOT, "target", "release"))
@@ -59,25 +60,7 @@ LOG_EVERY = 1.0      # seconds between requests to the app (one log line each)
 PORTS_OFF, PORTS_ON, PORTS_WARM = "31000-31029", "31030-31059", "31060-31089"
 
 
-def log(msg=""):
-    print(msg, flush=True)
-
-
 # ---------------------------------------------------------------- /proc
-
-def read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def kib_field(raw, name):
-    for line in (raw or b"").decode(errors="replace").splitlines():
-        if line.startswith(name + ":"):
-            return int(line.split()[1])
-    return None
 
 
 def memory(pid):
@@ -86,43 +69,7 @@ def memory(pid):
             kib_field(read(f"/proc/{pid}/smaps_rollup"), "Pss"))
 
 
-def start_ticks(pid):
-    raw = read(f"/proc/{pid}/stat")
-    return int(raw.rsplit(b")", 1)[1].split()[19]) if raw else None
-
-
-def descendants(pid):
-    seen, todo = set(), [pid]
-    while todo:
-        for path in glob.glob(f"/proc/{todo.pop()}/task/*/children"):
-            for kid in (read(path) or b"").split():
-                kid = int(kid)
-                if kid not in seen:
-                    seen.add(kid)
-                    todo.append(kid)
-    return seen
-
-
-def loadavg():
-    return " ".join((read("/proc/loadavg") or b"? ? ?").decode().split()[:3])
-
-
-def machine():
-    model = "?"
-    for line in (read("/proc/cpuinfo") or b"").decode(errors="replace").splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    mem = (kib_field(read("/proc/meminfo"), "MemTotal") or 0) / 1024 / 1024
-    return (f"nproc {os.cpu_count()} ({model}), {mem:.1f} GiB RAM, Linux {platform.release()}, "
-            f"Python {platform.python_version()}; load average {loadavg()}")
-
-
 # ---------------------------------------------------------------- figures
-
-def med_p95(samples):
-    s = sorted(samples)
-    return statistics.median(s), s[max(0, int(len(s) * 0.95 + 0.5) - 1)]
 
 
 def table(head, rows):
@@ -140,48 +87,6 @@ def table(head, rows):
 
 
 # ---------------------------------------------------------------- clean-up
-
-class Cleanup:
-    """Stops everything started, newest first; processes are killed by pid,
-    and only while their start time still matches (no pid reuse victims)."""
-
-    def __init__(self):
-        self.steps = []
-        self.tracked = {}
-
-    def add(self, name, fn):
-        self.steps.append((name, fn))
-
-    def track(self, pids):
-        for pid in pids:
-            ticks = start_ticks(pid)
-            if ticks is not None:
-                self.tracked.setdefault(pid, ticks)
-
-    def run(self):
-        for name, fn in reversed(self.steps):
-            try:
-                fn()
-            except Exception as e:  # keep cleaning up
-                log(f"  clean-up of {name}: {e}")
-        self.steps = []
-        for pid, ticks in self.tracked.items():
-            if start_ticks(pid) == ticks:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-
-
-def stop_popen(proc, grace=10):
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 # ---------------------------------------------------------------- the daemon
@@ -590,14 +495,7 @@ def main():
         log(f"\ninterrupted ({str(e) or 'Ctrl-C'}); cleaning up")
         raise SystemExit(130)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        cleanup.run()
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-        log(f"\ntotal time {time.time() - started:.0f} s; load average at the end {loadavg()}")
+        finish(cleanup, work, args.keep, started)
 
 
 if __name__ == "__main__":

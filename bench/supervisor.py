@@ -27,7 +27,6 @@ import glob
 import http.client
 import json
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -39,6 +38,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from benchlib import Cleanup, alive, children, descendants, finish, log, machine, med_p95, read, start_ticks, stop_popen
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("APPFORGE_BIN_DIR", os.path.join(ROOT, "target", "release"))
 PROMPT = "a todo app with title and done flag"
@@ -49,18 +50,7 @@ SETTLE = 5            # seconds of quiet before latency and RSS figures
 IDLE_SECONDS = 30     # CPU time of each supervisor measured over this long
 
 
-def log(msg=""):
-    print(msg, flush=True)
-
-
 # ---------------------------------------------------------------- /proc helpers
-
-def read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
 
 
 def proc_stat(pid):
@@ -70,16 +60,6 @@ def proc_stat(pid):
         return None
     fields = raw.rsplit(b")", 1)[1].split()
     return fields[0].decode(), int(fields[19]), int(fields[11]) + int(fields[12])
-
-
-def alive(pid):
-    st = proc_stat(pid)
-    return st is not None and st[0] != "Z"
-
-
-def start_ticks(pid):
-    st = proc_stat(pid)
-    return st[1] if st else None
 
 
 def cpu_ticks(pid):
@@ -93,26 +73,6 @@ def rss_kib(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def children(pid):
-    """Direct children of a process (all its threads)."""
-    kids = set()
-    for path in glob.glob(f"/proc/{pid}/task/*/children"):
-        raw = read(path)
-        if raw:
-            kids.update(int(x) for x in raw.split())
-    return kids
-
-
-def descendants(pid):
-    seen, todo = set(), [pid]
-    while todo:
-        for kid in children(todo.pop()):
-            if kid not in seen:
-                seen.add(kid)
-                todo.append(kid)
-    return seen
 
 
 def cmdline(pid):
@@ -195,10 +155,6 @@ class Ports:
 
 
 # ---------------------------------------------------------------- figures
-
-def med_p95(samples):
-    s = sorted(samples)
-    return statistics.median(s), s[max(0, int(len(s) * 0.95) - 1)]
 
 
 def fmt(samples):
@@ -301,64 +257,6 @@ def kill_rounds(name, targets, parent, rounds, gap=1.0):
 
 
 # ---------------------------------------------------------------- clean-up
-
-class Cleanup:
-    """Steps run in reverse order at exit; processes tracked by (pid, start
-    time) get SIGKILL (their group, when they lead one) if still alive."""
-
-    def __init__(self):
-        self.steps = []
-        self.tracked = {}
-
-    def add(self, what, fn):
-        self.steps.append((what, fn))
-
-    def track(self, pids):
-        for pid in pids:
-            st = start_ticks(pid)
-            if st is not None:
-                self.tracked[pid] = st
-
-    def kill_tracked(self):
-        own_group = os.getpgid(0)
-        for pid, st in list(self.tracked.items()):
-            if start_ticks(pid) != st:
-                continue
-            try:
-                if os.getpgid(pid) == pid and pid != own_group:
-                    os.killpg(pid, signal.SIGKILL)
-                else:
-                    os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-
-    def run(self):
-        for what, fn in reversed(self.steps):
-            try:
-                fn()
-            except Exception as e:  # keep cleaning up
-                log(f"clean-up: {what}: {e}")
-        self.kill_tracked()
-        left = [pid for pid, st in self.tracked.items() if alive(pid) and start_ticks(pid) == st]
-        if left:
-            log(f"clean-up: processes still alive: {left}")
-
-
-def stop_popen(proc, grace=30):
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except OSError:
-        proc.terminate()
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except OSError:
-            proc.kill()
-        proc.wait(timeout=10)
 
 
 def app_env(python, port):
@@ -773,23 +671,6 @@ def phase_pm2(pm2, work, python, app_src, n, port_range, calls, rounds, cleanup)
 
 # ---------------------------------------------------------------- main
 
-def machine():
-    model = "?"
-    for line in (read("/proc/cpuinfo") or b"").decode(errors="replace").splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    mem = 0
-    for line in (read("/proc/meminfo") or b"").decode().splitlines():
-        if line.startswith("MemTotal:"):
-            mem = int(line.split()[1]) / 1024 / 1024
-    return (f"nproc {os.cpu_count()} ({model}), {mem:.1f} GiB RAM, Linux {platform.release()}, "
-            f"Python {platform.python_version()}; load average {loadavg()}")
-
-
-def loadavg():
-    return " ".join((read("/proc/loadavg") or b"? ? ?").decode().split()[:3])
-
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -886,14 +767,7 @@ def main():
         log(f"\ninterrupted ({str(e) or 'Ctrl-C'}); cleaning up")
         raise SystemExit(130)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        cleanup.run()
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-        log(f"total time {time.time() - started:.0f} s; load average at the end {loadavg()}")
+        finish(cleanup, work, args.keep, started)
 
 
 def summary(r, n):
