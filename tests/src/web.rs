@@ -139,6 +139,13 @@ pub fn daemon_with_dashboard(extra: &[&str]) -> (Daemon, SocketAddr) {
     let mut args = vec!["--web-addr", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     let daemon = Daemon::start_with(&args, &[]);
+    let addr = dashboard_of(&daemon);
+    (daemon, addr)
+}
+
+/// Where a daemon started with `--web-addr` serves its dashboard, as
+/// `status` says.
+pub fn dashboard_of(daemon: &Daemon) -> SocketAddr {
     let status = daemon
         .user("status-reader")
         .run(&["--json", "status"])
@@ -147,12 +154,10 @@ pub fn daemon_with_dashboard(extra: &[&str]) -> (Daemon, SocketAddr) {
     let url = status["web_url"]
         .as_str()
         .unwrap_or_else(|| panic!("no dashboard in status: {status}"));
-    let addr = url
-        .trim_start_matches("http://")
+    url.trim_start_matches("http://")
         .trim_end_matches('/')
         .parse()
-        .unwrap_or_else(|e| panic!("dashboard URL {url}: {e}"));
-    (daemon, addr)
+        .unwrap_or_else(|e| panic!("dashboard URL {url}: {e}"))
 }
 
 /// A browser's view of the dashboard: its cookies and its CSRF token.

@@ -3,7 +3,8 @@
 //! owner rules as the socket, and an app that steals the session cookie.
 
 use appforge_e2e::apps::{new_project, signed_up};
-use appforge_e2e::web::{cookie_value, daemon_with_dashboard, send, Browser};
+use appforge_e2e::mock_provider::{Answer, MockProvider};
+use appforge_e2e::web::{cookie_value, daemon_with_dashboard, dashboard_of, send, Browser};
 use appforge_e2e::Daemon;
 use serde_json::{json, Value};
 
@@ -377,4 +378,54 @@ fn a_flood_of_connections_does_not_exhaust_the_daemon() {
     appforge_e2e::wait_for("the dashboard to answer again", || {
         send(addr, "GET", "/", &[("Host", &host)], b"").status == 200
     });
+}
+
+/// A provider that fails answers the page with the same error the client
+/// gets, after the progress so far, and nothing is saved.
+#[test]
+fn a_failing_provider_is_reported_on_the_page_and_nothing_is_saved() {
+    let mock = MockProvider::start();
+    mock.set_default(Answer::Status(500));
+    let daemon = mock.daemon(&["--web-addr", "127.0.0.1:0", "--max-retries", "1"], &[]);
+    let addr = dashboard_of(&daemon);
+    let mut browser = Browser::open(addr);
+    browser.sign_up("ada@example.com", "ada-password-123");
+    let r = browser.call(json!({"Generate": {
+        "prompt": "a todo app",
+        "provider": null,
+        "model": null,
+        "save": true,
+        "name": "todo",
+        "checks": {"check": true, "keep_broken": false, "repair_rounds": null},
+    }}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(error_code(&r), "provider-error", "{}", r.text());
+    let message = r.last()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(message.contains("500"), "{message}");
+    let list = browser.call(json!("ListProjects"));
+    assert_eq!(
+        list.last()["reply"]["Projects"],
+        json!([]),
+        "{}",
+        list.text()
+    );
+    // An export of what was never saved is not found, with its HTTP status.
+    let r = browser.post("/api/export", &json!({"project": "todo", "format": "Zip"}));
+    assert_eq!(r.status, 404, "{}", r.text());
+}
+
+/// Signed out, the API answers every project request as unauthenticated,
+/// and an export with 401.
+#[test]
+fn a_signed_out_browser_gets_nothing() {
+    let (_daemon, addr) = daemon_with_dashboard(&[]);
+    let browser = Browser::open(addr);
+    let r = browser.call(json!("ListProjects"));
+    assert_eq!(error_code(&r), "unauthenticated", "{}", r.text());
+    let r = browser.post("/api/export", &json!({"project": "1", "format": "Zip"}));
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(error_code(&r), "unauthenticated");
 }

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use appforge_shared::error::WireError;
+use appforge_shared::error::{ErrorCode, WireError};
 use appforge_shared::protocol::{
     ArchiveFormat, Envelope, ExportRequest, Progress, Reply, Request, SessionToken,
 };
@@ -238,11 +238,15 @@ pub(super) async fn export(
         ),
         Err(e) => {
             let wire = WireError::from(e);
-            let status = match wire.code.exit_status() {
-                2 => StatusCode::BAD_REQUEST,
-                3 => StatusCode::NOT_FOUND,
-                4 => StatusCode::UNAUTHORIZED,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            let status = match wire.code {
+                ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
+                ErrorCode::NotFound => StatusCode::NOT_FOUND,
+                ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+                ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+                ErrorCode::Conflict => StatusCode::CONFLICT,
+                ErrorCode::ProviderError | ErrorCode::Internal | ErrorCode::AppFailed => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
             };
             error_response(status, wire.code.as_str(), &wire.message)
         }
