@@ -2,10 +2,10 @@
 //! (Host, Origin, CSRF token, cookie flags, headers, body cap), the same
 //! owner rules as the socket, and an app that steals the session cookie.
 
-use appforge_e2e::apps::{new_project, signed_up};
+use appforge_e2e::apps::{new_project, run_app, signed_up};
 use appforge_e2e::mock_provider::{Answer, MockProvider};
 use appforge_e2e::web::{cookie_value, daemon_with_dashboard, dashboard_of, send, Browser};
-use appforge_e2e::Daemon;
+use appforge_e2e::{wait_for, Daemon};
 use serde_json::{json, Value};
 
 fn error_code(response: &appforge_e2e::web::Response) -> String {
@@ -428,4 +428,44 @@ fn a_signed_out_browser_gets_nothing() {
     let r = browser.post("/api/export", &json!({"project": "1", "format": "Zip"}));
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(error_code(&r), "unauthenticated");
+}
+
+/// A live-log view that the browser closes ends in the daemon too: the
+/// request that follows the log is cancelled, as it is for a client on the
+/// socket, and the app's log is followed no more.
+#[test]
+fn closing_a_live_log_view_cancels_its_request_in_the_daemon() {
+    use std::io::{Read, Write};
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let mut browser = Browser::open(addr);
+    browser.sign_up("ada@example.com", "ada-password-123");
+    let ada = daemon.user("ada");
+    ada.login().ok();
+    new_project(&ada, "todo");
+    run_app(&ada, "todo");
+    let cancelled = || {
+        daemon
+            .log()
+            .lines()
+            .filter(|l| l.contains("browser left; request cancelled") && l.contains("logs"))
+            .count()
+    };
+    let body = json!({"Logs": {"project": "todo", "lines": 5, "follow": true}}).to_string();
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let mut head = format!(
+        "POST /api/call HTTP/1.1\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in browser.headers() {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
+    let mut first = [0u8; 512];
+    let n = stream.read(&mut first).expect("the stream starts");
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    assert_eq!(cancelled(), 0, "a follow ends only when the browser leaves");
+    drop(stream);
+    wait_for("the daemon to cancel the follow", || cancelled() == 1);
 }

@@ -145,8 +145,9 @@ async fn sign_out(web: &Web, token: Option<SessionToken>) -> Response {
 /// when the browser goes away, as it does when a socket client does.
 fn stream(web: Arc<Web>, envelope: Envelope) -> Response {
     let (tx, rx) = ProgressTx::channel();
+    let kind = envelope.request.kind();
     let work = tokio::spawn(async move { handlers::dispatch(&web.daemon, envelope, tx).await });
-    let work = AbortOnDrop(work);
+    let work = AbortOnDrop(work, kind);
     let lines = futures_util::stream::unfold(Some((rx, work)), |state| async move {
         let (mut rx, mut work) = state?;
         match rx.recv().await {
@@ -166,12 +167,19 @@ fn stream(web: Arc<Web>, envelope: Envelope) -> Response {
     ndjson(Body::from_stream(lines))
 }
 
-/// Aborts the request's task when the response body is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<Result<Reply, ServiceError>>);
+/// Aborts the request's task when the response body is dropped: the
+/// browser left (or read to the end, when the task is done already).
+struct AbortOnDrop(
+    tokio::task::JoinHandle<Result<Reply, ServiceError>>,
+    &'static str,
+);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        if !self.0.is_finished() {
+            tracing::info!(request = self.1, "browser left; request cancelled");
+            self.0.abort();
+        }
     }
 }
 
