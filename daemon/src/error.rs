@@ -46,9 +46,10 @@ impl From<RunError> for ServiceError {
     fn from(e: RunError) -> Self {
         let message = e.to_string();
         match e {
-            RunError::PortTaken(_) | RunError::NoPort(..) | RunError::RunsElsewhere(_) => {
-                ServiceError::Conflict(message)
-            }
+            RunError::PortTaken(_)
+            | RunError::NoPort(..)
+            | RunError::RunsElsewhere(_)
+            | RunError::OnAnotherHost { .. } => ServiceError::Conflict(message),
             RunError::PortOutOfRange { .. } => ServiceError::InvalidInput(message),
             RunError::Db(e) => ServiceError::Db(e),
             RunError::Env(EnvError::Refused(_)) => ServiceError::InvalidInput(message),

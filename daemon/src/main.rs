@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     confine::shim::run_if_shim();
     confine::harden_daemon();
     // Before any thread exists: take the keys out of the environment.
-    let keys = config::ApiKeys::take_from_env();
+    let keys = config::Secrets::take_from_env();
     let loaded = match config::file::load(std::env::args_os().collect()) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli, keys: config::ApiKeys) -> anyhow::Result<()> {
+fn run(cli: Cli, keys: config::Secrets) -> anyhow::Result<()> {
     let settings = config::Settings::from_cli(cli, keys)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

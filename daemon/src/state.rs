@@ -12,6 +12,7 @@ use crate::auth::Accounts;
 use crate::config::Settings;
 use crate::confine::cgroup::Cgroups;
 use crate::confine::Protections;
+use crate::db::hosts::HostLease;
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::server::peers::PeerSlots;
@@ -95,19 +96,29 @@ impl Daemon {
                 "apps run with weaker confinement; `appforge status` lists what is on"
             ),
         }
-        let path = settings.database_path();
-        let db = tokio::task::spawn_blocking(move || Db::open(&path))
-            .await?
-            .with_context(|| {
-                format!(
-                    "could not open the database {}",
-                    settings.database_path().display()
-                )
-            })?;
+        let db = match &settings.database {
+            Some(database) => Db::connect(&database.url, database.password.as_ref())
+                .await
+                .with_context(|| format!("could not open the database {}", database.url))?,
+            None => {
+                let path = settings.database_path();
+                tokio::task::spawn_blocking(move || Db::open(&path))
+                    .await?
+                    .with_context(|| {
+                        format!(
+                            "could not open the database {}",
+                            settings.database_path().display()
+                        )
+                    })?
+            }
+        };
+        let lease = HostLease::claim(&db, &settings.apps.host, &settings.socket).await?;
+        tracing::info!(host = lease.host(), database = %db.describe(), "opened the store");
         let providers = Providers::new(&settings.ai).context("could not set up the AI client")?;
         let metrics = Arc::new(Metrics::default());
         let supervisor = Supervisor::new(
             db.clone(),
+            Arc::new(lease),
             &settings.apps,
             Arc::clone(&metrics),
             protections,

@@ -116,6 +116,7 @@ mod tests {
             cpu_percent: Some(cpu),
             rss_bytes: Some(rss),
             last_exit: None,
+            host: "here".into(),
         }
     }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::WireError;
 
 /// The protocol version this build speaks; both sides must agree on it.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// A frame sent by the client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -540,6 +540,8 @@ pub struct ProcessInfo {
     pub check_status: Option<String>,
     /// What to do next, when the app has failed (`appforge fix P`).
     pub hint: Option<String>,
+    /// The host whose daemon runs it (daemons may share one database).
+    pub host: String,
 }
 
 /// A project as `list` shows it.

@@ -183,7 +183,8 @@ fn process() -> impl Strategy<Value = ProcessInfo> {
             version: Some(3),
             newer_version: pid.map(i64::from),
             check_status: None,
-            hint: Some(name),
+            hint: Some(name.clone()),
+            host: name,
         })
 }
 

@@ -4,6 +4,7 @@
 
 pub mod apps;
 pub mod mock_provider;
+pub mod postgres;
 pub mod web;
 
 use std::io::{Read, Write};
@@ -44,6 +45,31 @@ pub fn python() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
+/// Seconds since the epoch of a stored time (`2026-11-26T13:45:40.123Z`).
+pub fn epoch_seconds(stored: &str) -> f64 {
+    let bad = || -> ! { panic!("not a stored time: {stored}") };
+    let (date, time) = stored
+        .trim_end_matches('Z')
+        .split_once('T')
+        .unwrap_or_else(|| bad());
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse().unwrap_or_else(|_| bad()))
+        .collect();
+    let t: Vec<f64> = time
+        .split(':')
+        .map(|p| p.parse().unwrap_or_else(|_| bad()))
+        .collect();
+    let (y, m, day) = (d[0] - i64::from(d[1] <= 2), d[1], d[2]);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    days as f64 * 86400.0 + t[0] * 3600.0 + t[1] * 60.0 + t[2]
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; good enough for tests).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -74,7 +100,18 @@ pub struct Daemon {
     envs: Vec<(String, String)>,
     /// This daemon's own port range, so parallel tests never race for a port.
     pub ports: String,
+    /// Its PostgreSQL database, when the store under test is PostgreSQL.
+    pub database: Option<String>,
 }
+
+/// Whether the suites run against PostgreSQL (`APPFORGE_TEST_STORE=postgres`)
+/// rather than the default SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("APPFORGE_TEST_STORE").is_ok_and(|s| s == "postgres")
+}
+
+/// A row of text cells; `None` is NULL.
+pub type SqlRow = Vec<Option<String>>;
 
 impl Daemon {
     /// Starts a daemon with default settings and waits until it answers.
@@ -90,17 +127,28 @@ impl Daemon {
             .expect("temporary folder");
         let socket = dir.path().join("run").join("appforged.sock");
         let data_dir = dir.path().join("data");
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut envs: Vec<(String, String)> = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let chosen = args.iter().any(|a| a == "--database-url");
+        let database = (on_postgres() && !chosen).then(|| {
+            let server = postgres::server();
+            let name = server.new_database();
+            args.extend(["--database-url".into(), server.url(&name)]);
+            envs.push(("APPFORGE_DATABASE_PASSWORD".into(), server.password.clone()));
+            name
+        });
         let mut daemon = Daemon {
             dir,
             socket,
             data_dir,
             ports: port_range(),
             child: None,
-            args: args.iter().map(|s| s.to_string()).collect(),
-            envs: envs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            args,
+            envs,
+            database,
         };
         daemon.restart();
         daemon
@@ -180,6 +228,49 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         cmd
+    }
+
+    /// Runs `sql` on the daemon's store, SQLite or PostgreSQL, and returns
+    /// the rows as text. Write it in the SQL both understand.
+    pub fn sql(&self, sql: &str) -> Vec<SqlRow> {
+        if let Some(database) = &self.database {
+            return postgres::server().psql(database, sql);
+        }
+        let conn = rusqlite::Connection::open(self.data_dir.join("appforge.db"))
+            .expect("open the database");
+        conn.busy_timeout(PATIENCE).expect("busy timeout");
+        let mut stmt = conn.prepare(sql).expect("prepare");
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([]).expect("query");
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().expect("row") {
+            use rusqlite::types::ValueRef;
+            out.push(
+                (0..columns)
+                    .map(|i| match row.get_ref(i).expect("cell") {
+                        ValueRef::Null => None,
+                        ValueRef::Integer(n) => Some(n.to_string()),
+                        ValueRef::Real(x) => Some(x.to_string()),
+                        ValueRef::Text(t) | ValueRef::Blob(t) => {
+                            Some(String::from_utf8_lossy(t).into_owned())
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        out
+    }
+
+    /// Every byte the store holds, to search for what must not be there:
+    /// SQLite's files, or a dump of the PostgreSQL database.
+    pub fn store_bytes(&self) -> Vec<u8> {
+        if let Some(database) = &self.database {
+            return postgres::server().dump(database);
+        }
+        ["appforge.db", "appforge.db-wal", "appforge.db-journal"]
+            .iter()
+            .flat_map(|f| std::fs::read(self.data_dir.join(f)).unwrap_or_default())
+            .collect()
     }
 
     /// The daemon's process id.
@@ -455,4 +546,17 @@ pub fn read_frame(stream: &mut UnixStream) -> std::io::Result<Option<ServerFrame
     codec::decode_payload(&payload)
         .map(Some)
         .map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stored_times_convert_to_epoch_seconds() {
+        assert_eq!(super::epoch_seconds("1970-01-01T00:00:00Z"), 0.0);
+        assert_eq!(super::epoch_seconds("2000-03-01T00:00:00Z"), 951_868_800.0);
+        assert_eq!(
+            super::epoch_seconds("2026-11-26T13:45:40.5Z"),
+            1_795_700_740.5
+        );
+    }
 }

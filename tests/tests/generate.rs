@@ -28,43 +28,42 @@ fn signed_up(daemon: &Daemon) -> User {
     user
 }
 
-fn db(daemon: &Daemon) -> rusqlite::Connection {
-    rusqlite::Connection::open(daemon.data_dir.join("appforge.db")).unwrap()
-}
-
 fn history(daemon: &Daemon) -> Vec<(String, Option<i64>, i64, String)> {
-    let conn = db(daemon);
-    let mut stmt = conn
-        .prepare(
+    daemon
+        .sql(
             "SELECT outcome, project_id, tokens_used, response FROM generation_history ORDER BY id",
         )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].clone().unwrap(),
+                r[1].as_deref().map(|n| n.parse().unwrap()),
+                r[2].as_deref().unwrap().parse().unwrap(),
+                r[3].clone().unwrap(),
+            )
+        })
+        .collect()
 }
 
 fn project_count(daemon: &Daemon) -> i64 {
-    db(daemon)
-        .query_row("SELECT count(*) FROM projects", [], |r| r.get(0))
+    daemon.sql("SELECT count(*) FROM projects")[0][0]
+        .as_deref()
+        .unwrap()
+        .parse()
         .unwrap()
 }
 
 /// Writes a project's current files into `dir`.
 fn checkout(daemon: &Daemon, project_id: i64, dir: &Path) -> Vec<String> {
-    let conn = db(daemon);
-    let mut stmt = conn
-        .prepare(
+    let files: Vec<(String, String)> = daemon
+        .sql(&format!(
             "SELECT f.path, f.content FROM project_files f JOIN project_versions v ON v.id = f.version_id \
-             WHERE v.project_id = ?1 AND v.version = (SELECT max(version) FROM project_versions WHERE project_id = ?1)",
-        )
-        .unwrap();
-    let files: Vec<(String, String)> = stmt
-        .query_map([project_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+             WHERE v.project_id = {project_id} AND v.version = \
+             (SELECT max(version) FROM project_versions WHERE project_id = {project_id})",
+        ))
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+        .collect();
     for (path, content) in &files {
         let target = dir.join(path);
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
@@ -273,12 +272,7 @@ fn groq_gets_the_key_and_the_key_goes_nowhere_else() {
     let status = user.run(&["--json", "status"]).ok().stdout;
     assert!(!status.contains(key));
     assert!(!daemon.log().contains(key), "the key reached the log");
-    let raw = std::fs::read(daemon.data_dir.join("appforge.db")).unwrap();
-    let wal = std::fs::read(daemon.data_dir.join("appforge.db-wal")).unwrap_or_default();
-    assert!(
-        !String::from_utf8_lossy(&raw).contains(key)
-            && !String::from_utf8_lossy(&wal).contains(key)
-    );
+    assert!(!String::from_utf8_lossy(&daemon.store_bytes()).contains(key));
 }
 
 #[test]

@@ -331,36 +331,30 @@ fn is_safe_file_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
-/// Opens the daemon's database read-only.
-fn db(daemon: &Daemon) -> rusqlite::Connection {
-    rusqlite::Connection::open_with_flags(
-        daemon.data_dir.join("appforge.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap()
-}
-
 /// `(backend_code, frontend_code, last_modified)` of a `projects` row.
 fn project_row(daemon: &Daemon, id: i64) -> (String, String, String) {
-    db(daemon)
-        .query_row(
-            "SELECT backend_code, frontend_code, last_modified FROM projects WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap()
+    let rows = daemon.sql(&format!(
+        "SELECT backend_code, frontend_code, last_modified FROM projects WHERE id = {id}"
+    ));
+    let r = &rows[0];
+    (
+        r[0].clone().unwrap(),
+        r[1].clone().unwrap(),
+        r[2].clone().unwrap(),
+    )
 }
 
 /// A file's content in `project_files` for one version.
 fn stored_file(daemon: &Daemon, id: i64, version: i64, path: &str) -> Option<String> {
-    db(daemon)
-        .query_row(
+    let path = path.replace('\'', "''");
+    daemon
+        .sql(&format!(
             "SELECT f.content FROM project_files f JOIN project_versions v ON v.id = f.version_id \
-             WHERE v.project_id = ?1 AND v.version = ?2 AND f.path = ?3",
-            rusqlite::params![id, version, path],
-            |r| r.get(0),
-        )
-        .ok()
+             WHERE v.project_id = {id} AND v.version = {version} AND f.path = '{path}'"
+        ))
+        .into_iter()
+        .next()
+        .and_then(|mut r| r.remove(0))
 }
 
 /// Replaces `path`'s content through `edit --file PATH --stdin`.

@@ -9,14 +9,14 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use appforge_e2e::apps::*;
-use appforge_e2e::{is_zombie, wait_for, Daemon, User, PATIENCE};
+use appforge_e2e::{epoch_seconds, is_zombie, wait_for, Daemon, User, PATIENCE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -162,15 +162,6 @@ fn wait_running_with_new_pid(user: &User, id: i64, not: i64) -> Value {
     found.expect("found")
 }
 
-/// Opens the daemon's database read-only.
-fn db(daemon: &Daemon) -> rusqlite::Connection {
-    rusqlite::Connection::open_with_flags(
-        daemon.data_dir.join("appforge.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open the database read-only")
-}
-
 /// One `project_runs` row.
 #[derive(Debug, Clone)]
 struct RunRow {
@@ -188,41 +179,37 @@ struct RunRow {
 
 /// The project's runs, oldest first.
 fn runs(daemon: &Daemon, id: i64) -> Vec<RunRow> {
-    let conn = db(daemon);
-    let mut stmt = conn
-        .prepare(
-            "SELECT pid, port, status, exit_code, signal, proc_start, \
-             (julianday(started_at) - 2440587.5) * 86400.0, \
-             (julianday(stopped_at) - 2440587.5) * 86400.0 \
-             FROM project_runs WHERE project_id = ?1 ORDER BY id",
-        )
-        .expect("prepare");
-    stmt.query_map([id], |r| {
-        Ok(RunRow {
-            pid: r.get(0)?,
-            port: r.get(1)?,
-            status: r.get(2)?,
-            exit_code: r.get(3)?,
-            signal: r.get(4)?,
-            proc_start: r.get(5)?,
-            started: r.get(6)?,
-            stopped: r.get(7)?,
+    let int = |cell: &Option<String>| cell.as_deref().map(|n| n.parse::<i64>().unwrap());
+    daemon
+        .sql(&format!(
+            "SELECT pid, port, status, exit_code, signal, proc_start, started_at, stopped_at \
+             FROM project_runs WHERE project_id = {id} ORDER BY id"
+        ))
+        .iter()
+        .map(|r| RunRow {
+            pid: int(&r[0]).unwrap(),
+            port: int(&r[1]).unwrap(),
+            status: r[2].clone().unwrap(),
+            exit_code: int(&r[3]),
+            signal: int(&r[4]),
+            proc_start: int(&r[5]),
+            started: epoch_seconds(r[6].as_deref().unwrap()),
+            stopped: r[7].as_deref().map(epoch_seconds),
         })
-    })
-    .expect("query")
-    .collect::<Result<_, _>>()
-    .expect("rows")
+        .collect()
 }
 
 /// `(status, port, wanted)` of a `projects` row.
 fn project_state(daemon: &Daemon, id: i64) -> (String, Option<i64>, String) {
-    db(daemon)
-        .query_row(
-            "SELECT status, port, wanted FROM projects WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .expect("the project's row")
+    let rows = daemon.sql(&format!(
+        "SELECT status, port, wanted FROM projects WHERE id = {id}"
+    ));
+    let r = rows.first().expect("the project's row");
+    (
+        r[0].clone().unwrap(),
+        r[1].as_deref().map(|n| n.parse().unwrap()),
+        r[2].clone().unwrap(),
+    )
 }
 
 /// `(state, ppid)` of a process, from /proc/PID/stat; `None` once it is gone.
@@ -334,11 +321,6 @@ fn environ_of(pid: i64) -> Vec<(String, String)> {
             (k.to_string(), val.to_string())
         })
         .collect()
-}
-
-/// Whether `needle` occurs in the file at `path` (missing files hold nothing).
-fn file_contains(path: &Path, needle: &[u8]) -> bool {
-    std::fs::read(path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
 }
 
 // ---------------------------------------------------------------------------
@@ -951,17 +933,15 @@ fn the_app_gets_a_clean_environment_without_the_daemons_secrets() {
         log_text(&daemon, id).contains("environment: ")
     });
     let ps_out = ada.run(&["--json", "ps"]).ok().stdout;
-    let db_files: Vec<PathBuf> = ["appforge.db", "appforge.db-wal", "appforge.db-journal"]
-        .iter()
-        .map(|f| daemon.data_dir.join(f))
-        .collect();
+    let stored = daemon.store_bytes();
     for (_, secret) in secrets {
         assert!(!log_text(&daemon, id).contains(secret), "in the app's log");
         assert!(!daemon.log().contains(secret), "in the daemon's log");
         assert!(!ps_out.contains(secret), "in ps");
-        for file in &db_files {
-            assert!(!file_contains(file, secret.as_bytes()), "in {file:?}");
-        }
+        assert!(
+            !stored.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "in the store"
+        );
     }
 }
 
@@ -1454,12 +1434,6 @@ exec '{python}' -m uv "$@"
     });
 }
 
-/// Opens the daemon's database for writing, to break it as a bug or a
-/// half-finished upgrade might (the daemon must be down).
-fn db_for_writing(daemon: &Daemon) -> rusqlite::Connection {
-    rusqlite::Connection::open(daemon.data_dir.join("appforge.db")).expect("open the database")
-}
-
 #[test]
 fn recovery_skips_a_run_it_cannot_use_and_recovers_the_others() {
     let mut daemon = Daemon::start();
@@ -1471,15 +1445,11 @@ fn recovery_skips_a_run_it_cannot_use_and_recovers_the_others() {
     run_app(&ada, "broken");
     let good_pid = pid_of(&run_app(&ada, "good"));
     daemon.signal_and_wait(Signal::SIGKILL);
-    {
-        let conn = db_for_writing(&daemon);
-        // Its versions gone: its files cannot be read any more.
-        conn.execute(
-            "DELETE FROM project_versions WHERE project_id = ?1",
-            [broken],
-        )
-        .unwrap();
-    }
+    // Its versions gone, as a bug or a half-finished upgrade might leave
+    // it: its files cannot be read any more.
+    daemon.sql(&format!(
+        "DELETE FROM project_versions WHERE project_id = {broken}"
+    ));
     daemon.restart();
     let mut seen = None;
     wait_for("the good app to be re-adopted", || {
@@ -1513,13 +1483,10 @@ fn an_app_a_killed_daemon_never_recorded_is_stopped_by_the_next() {
         again
     };
     daemon.signal_and_wait(Signal::SIGKILL);
-    {
-        let conn = db_for_writing(&daemon);
-        conn.execute("DELETE FROM project_runs WHERE pid = ?1", [shim])
-            .unwrap();
-        conn.execute("UPDATE projects SET wanted = 'stopped' WHERE id = ?1", [id])
-            .unwrap();
-    }
+    daemon.sql(&format!("DELETE FROM project_runs WHERE pid = {shim}"));
+    daemon.sql(&format!(
+        "UPDATE projects SET wanted = 'stopped' WHERE id = {id}"
+    ));
     assert!(!is_zombie(shim as i32), "the app outlives the daemon");
     daemon.restart();
     wait_for("the unrecorded app to be stopped", || {

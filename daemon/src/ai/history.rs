@@ -1,11 +1,10 @@
 //! The `generation_history` table: one row per round of a generation,
 //! kept whether it succeeded or not.
 
-use appforge_shared::protocol::FileContent;
-use rusqlite::{params, Connection, OptionalExtension};
-
 use crate::checks::repair::Round;
-use crate::db::DbError;
+use crate::db::{Conn, DbError};
+use crate::params;
+use appforge_shared::protocol::FileContent;
 
 /// What a history row records besides the outcome.
 pub struct Entry<'a> {
@@ -26,7 +25,7 @@ pub struct Entry<'a> {
 /// Records one round of a generation and returns its row's id; `files`
 /// are the round's result when it is the one that succeeded.
 pub fn record(
-    conn: &Connection,
+    conn: &Conn<'_>,
     entry: &Entry<'_>,
     number: usize,
     round: &Round,
@@ -43,17 +42,18 @@ pub fn record(
     });
     let checks = serde_json::json!({"mends": round.mends, "steps": round.steps}).to_string();
     let reply = &round.reply;
-    conn.execute(
+    conn.query_one(
         "INSERT INTO generation_history (owner_id, project_id, kind, prompt, response, tokens_used, \
          prompt_tokens, completion_tokens, provider, model, duration_ms, outcome, error, request_id, \
          files, round, checks) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+         RETURNING id",
         params![
             entry.owner_id,
             entry.project_id,
             entry.kind,
             entry.prompt,
-            reply.response,
+            reply.response.as_str(),
             reply.usage.total_tokens as i64,
             reply.usage.prompt_tokens as i64,
             reply.usage.completion_tokens as i64,
@@ -62,13 +62,13 @@ pub fn record(
             reply.duration.as_millis() as i64,
             status,
             error.or(round.problem.as_deref()),
-            reply.request_id,
+            reply.request_id.as_deref(),
             files,
             number as i64,
             checks,
         ],
-    )?;
-    Ok(conn.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
 /// A successful generation of the caller's that no project holds yet.
@@ -84,36 +84,29 @@ pub struct Unsaved {
 }
 
 /// Finds an unsaved, successful generation of `owner_id`'s.
-pub fn unsaved(conn: &Connection, owner_id: i64, id: i64) -> Result<Option<Unsaved>, DbError> {
-    Ok(conn
-        .query_row(
-            "SELECT prompt, files, tokens_used, checks FROM generation_history \
-             WHERE id = ?1 AND owner_id = ?2 AND outcome = 'ok' AND kind = 'generate' \
-               AND project_id IS NULL",
-            params![id, owner_id],
-            |r| {
-                let files: String = r.get(1)?;
-                // A row that does not hold its files is refused rather than
-                // saved as an empty project.
-                let files: Vec<(String, String)> = serde_json::from_str(&files).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        1,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )
-                })?;
-                Ok(Unsaved {
-                    prompt: r.get(0)?,
-                    files: files
-                        .into_iter()
-                        .map(|(path, content)| FileContent { path, content })
-                        .collect(),
-                    tokens_used: r.get::<_, i64>(2)? as u64,
-                    check_status: ran_checks(r.get(3)?),
-                })
-            },
-        )
-        .optional()?)
+pub fn unsaved(conn: &Conn<'_>, owner_id: i64, id: i64) -> Result<Option<Unsaved>, DbError> {
+    conn.query_opt(
+        "SELECT prompt, files, tokens_used, checks FROM generation_history \
+         WHERE id = $1 AND owner_id = $2 AND outcome = 'ok' AND kind = 'generate' \
+           AND project_id IS NULL",
+        params![id, owner_id],
+        |r| {
+            let files: String = r.get(1)?;
+            // A row that does not hold its files is refused rather than
+            // saved as an empty project.
+            let files: Vec<(String, String)> = serde_json::from_str(&files)
+                .map_err(|e| DbError::Decode(format!("generation {id}'s files: {e}")))?;
+            Ok(Unsaved {
+                prompt: r.get(0)?,
+                files: files
+                    .into_iter()
+                    .map(|(path, content)| FileContent { path, content })
+                    .collect(),
+                tokens_used: r.get::<i64>(2)? as u64,
+                check_status: ran_checks(r.get(3)?),
+            })
+        },
+    )
 }
 
 /// Whether a successful round's checks ran (its record lists steps).
@@ -131,15 +124,13 @@ fn ran_checks(checks: Option<String>) -> String {
 
 /// The error of a project's latest failed round, if its latest round
 /// failed: what `fix` sends when the app itself has no failure to show.
-pub fn last_failure(conn: &Connection, project_id: i64) -> Result<Option<String>, DbError> {
-    let latest: Option<(String, Option<String>)> = conn
-        .query_row(
-            "SELECT outcome, error FROM generation_history WHERE project_id = ?1 \
-             ORDER BY id DESC LIMIT 1",
-            [project_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+pub fn last_failure(conn: &Conn<'_>, project_id: i64) -> Result<Option<String>, DbError> {
+    let latest: Option<(String, Option<String>)> = conn.query_opt(
+        "SELECT outcome, error FROM generation_history WHERE project_id = $1 \
+         ORDER BY id DESC LIMIT 1",
+        params![project_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     Ok(match latest {
         Some((outcome, error)) if outcome == "failed" => error,
         _ => None,
@@ -147,9 +138,9 @@ pub fn last_failure(conn: &Connection, project_id: i64) -> Result<Option<String>
 }
 
 /// Links a generation to the project that saved it.
-pub fn link(conn: &Connection, id: i64, project_id: i64) -> Result<(), DbError> {
+pub fn link(conn: &Conn<'_>, id: i64, project_id: i64) -> Result<(), DbError> {
     conn.execute(
-        "UPDATE generation_history SET project_id = ?1 WHERE id = ?2",
+        "UPDATE generation_history SET project_id = $1 WHERE id = $2",
         params![project_id, id],
     )?;
     Ok(())

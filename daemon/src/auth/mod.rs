@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use appforge_shared::protocol::{Credentials, SessionInfo, SessionToken, UserInfo};
 use rand::RngCore;
-use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-use crate::db::{Db, DbError, NOW};
+use crate::db::{days_from_now, now, Db, DbError};
+use crate::params;
 
 /// How long a session lasts.
 const SESSION_DAYS: u32 = 30;
@@ -98,12 +98,12 @@ impl Accounts {
         let user_id = self
             .db
             .call(move |c| {
-                let inserted = c.execute(
-                    "INSERT INTO users (email, password_hash) VALUES (?1, ?2) \
-                     ON CONFLICT (email) DO NOTHING",
+                c.query_opt(
+                    "INSERT INTO users (email, password_hash) VALUES ($1, $2) \
+                     ON CONFLICT (email) DO NOTHING RETURNING id",
                     params![email, hash],
-                )?;
-                Ok((inserted == 1).then(|| c.last_insert_rowid()))
+                    |r| r.get(0),
+                )
             })
             .await?
             .ok_or(AuthError::EmailTaken)?;
@@ -122,12 +122,11 @@ impl Accounts {
         let stored: Option<(i64, String)> = self
             .db
             .call(move |c| {
-                Ok(c.query_row(
-                    "SELECT id, password_hash FROM users WHERE email = ?1",
-                    [lookup],
+                c.query_opt(
+                    "SELECT id, password_hash FROM users WHERE email = $1",
+                    params![lookup],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
-                .optional()?)
             })
             .await?;
         let password = creds.password.0;
@@ -156,7 +155,10 @@ impl Accounts {
         let token_hash = hash_token(token.ok_or(AuthError::NotSignedIn)?);
         self.db
             .call(move |c| {
-                c.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+                c.execute(
+                    "DELETE FROM sessions WHERE token_hash = $1",
+                    params![token_hash],
+                )?;
                 Ok(())
             })
             .await?;
@@ -169,12 +171,10 @@ impl Accounts {
         let token_hash = hash_token(token.ok_or(AuthError::NotSignedIn)?);
         self.db
             .call(move |c| {
-                Ok(c.query_row(
-                    &format!(
-                        "SELECT u.id, u.email FROM sessions s JOIN users u ON u.id = s.user_id \
-                         WHERE s.token_hash = ?1 AND s.expires_at > {NOW}"
-                    ),
-                    [token_hash],
+                c.query_opt(
+                    "SELECT u.id, u.email FROM sessions s JOIN users u ON u.id = s.user_id \
+                     WHERE s.token_hash = $1 AND s.expires_at > $2",
+                    params![token_hash, now()],
                     |r| {
                         Ok(User {
                             id: r.get(0)?,
@@ -182,7 +182,6 @@ impl Accounts {
                         })
                     },
                 )
-                .optional()?)
             })
             .await?
             .ok_or(AuthError::SessionEnded)
@@ -194,11 +193,11 @@ impl Accounts {
         let created_at: String = self
             .db
             .call(move |c| {
-                Ok(c.query_row(
-                    "SELECT created_at FROM users WHERE id = ?1",
-                    [user.id],
+                c.query_one(
+                    "SELECT created_at FROM users WHERE id = $1",
+                    params![user.id],
                     |r| r.get(0),
-                )?)
+                )
             })
             .await?;
         Ok(UserInfo {
@@ -213,22 +212,23 @@ impl Accounts {
         let token_hash = hash_token(&token);
         let (email, expires_at) = self
             .db
-            .call(move |c| {
-                let tx = c.transaction()?;
+            .transaction(move |tx| {
                 // Expired sessions are swept here rather than by a timer, so an
                 // idle daemon does no work.
-                tx.execute(&format!("DELETE FROM sessions WHERE expires_at <= {NOW}"), [])?;
-                let row = tx.query_row(
-                    &format!(
-                        "INSERT INTO sessions (user_id, token_hash, expires_at) \
-                         VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%SZ','now','+{SESSION_DAYS} days')) \
-                         RETURNING expires_at, (SELECT email FROM users WHERE id = ?1)"
-                    ),
-                    params![user_id, token_hash],
-                    |r| Ok((r.get::<_, String>(1)?, r.get::<_, String>(0)?)),
+                tx.execute(
+                    "DELETE FROM sessions WHERE expires_at <= $1",
+                    params![now()],
                 )?;
-                tx.commit()?;
-                Ok(row)
+                tx.execute(
+                    "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ($1, $2, $3)",
+                    params![user_id, &token_hash, days_from_now(SESSION_DAYS)],
+                )?;
+                tx.query_one(
+                    "SELECT u.email, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
+                     WHERE s.token_hash = $1",
+                    params![token_hash],
+                    |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+                )
             })
             .await?;
         Ok(SessionInfo {

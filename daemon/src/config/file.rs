@@ -18,11 +18,16 @@ use appforge_shared::protocol::Secret;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
-use super::{ApiKeys, Cli, Settings};
+use super::{Cli, Secrets, Settings};
 
 /// Keys that hold secrets: never printed, and only read from a file no one
 /// else can read.
-const SECRET_KEYS: [&str; 3] = ["groq-api-key", "openai-api-key", "api-key"];
+const SECRET_KEYS: [&str; 4] = [
+    "groq-api-key",
+    "openai-api-key",
+    "api-key",
+    "database-password",
+];
 
 /// Flags that are not settings.
 const NOT_SETTINGS: [&str; 4] = ["config", "print-config", "help", "version"];
@@ -34,7 +39,7 @@ pub struct Loaded {
     /// The file read, if any.
     pub file: Option<PathBuf>,
     /// API keys from the file.
-    pub keys: ApiKeys,
+    pub keys: Secrets,
     /// Where each setting came from, for `--print-config`.
     matches: ArgMatches,
     /// The keys taken from the file.
@@ -45,15 +50,25 @@ pub struct Loaded {
 /// then folds in the configuration file.
 pub fn load(args: Vec<OsString>) -> anyhow::Result<Loaded> {
     let first = Cli::command().get_matches_from(args.clone());
+    if let Some(url) = first.get_one::<String>("database_url") {
+        if super::split_password(url).is_ok_and(|(_, p)| p.is_some()) {
+            bail!(
+                "--database-url holds a password, which every user can read in the process \
+                 list; drop it from the URL and set APPFORGE_DATABASE_PASSWORD, the \
+                 `database-password` key of a private config file or the `database-password` \
+                 systemd credential"
+            );
+        }
+    }
     let explicit = first.get_one::<PathBuf>("config").cloned();
     let Some(path) = explicit.clone().or_else(default_file) else {
-        return finish(first, None, ApiKeys::default(), Vec::new());
+        return finish(first, None, Secrets::default(), Vec::new());
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         // Only a file named on purpose must exist.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
-            return finish(first, None, ApiKeys::default(), Vec::new())
+            return finish(first, None, Secrets::default(), Vec::new())
         }
         Err(e) => bail!("cannot read the configuration file {}: {e}", path.display()),
     };
@@ -61,7 +76,7 @@ pub fn load(args: Vec<OsString>) -> anyhow::Result<Loaded> {
         toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
     let command = Cli::command();
     let mut extra: Vec<OsString> = Vec::new();
-    let mut keys = ApiKeys::default();
+    let mut keys = Secrets::default();
     let mut from_file = Vec::new();
     for (key, value) in &table {
         let in_file = || format!("key `{key}` in {}", path.display());
@@ -74,6 +89,7 @@ pub fn load(args: Vec<OsString>) -> anyhow::Result<Loaded> {
             match key.as_str() {
                 "groq-api-key" => keys.groq = Some(secret),
                 "openai-api-key" => keys.openai = Some(secret),
+                "database-password" => keys.database_password = Some(secret),
                 _ => keys.any = Some(secret),
             }
             continue;
@@ -89,6 +105,14 @@ pub fn load(args: Vec<OsString>) -> anyhow::Result<Loaded> {
             );
         };
         let id = arg.get_id().as_str();
+        if key == "database-url" {
+            // A password in the URL is a secret like the keys.
+            if let toml::Value::String(url) = value {
+                if super::split_password(url).is_ok_and(|(_, p)| p.is_some()) {
+                    check_private(&path)?;
+                }
+            }
+        }
         let flag = matches!(value, toml::Value::Boolean(_));
         let words: Vec<String> = match value {
             toml::Value::Boolean(true) => vec![format!("--{key}")],
@@ -137,7 +161,7 @@ pub fn load(args: Vec<OsString>) -> anyhow::Result<Loaded> {
 fn finish(
     matches: ArgMatches,
     file: Option<PathBuf>,
-    keys: ApiKeys,
+    keys: Secrets,
     from_file: Vec<String>,
 ) -> anyhow::Result<Loaded> {
     let cli = Cli::from_arg_matches(&matches).context("bad command line")?;
@@ -167,7 +191,7 @@ fn check_private(path: &Path) -> anyhow::Result<()> {
     let meta = std::fs::metadata(path)?;
     if meta.mode() & 0o077 != 0 {
         bail!(
-            "{} holds an API key but others may read it (mode {:o}); run `chmod 600 {}`",
+            "{} holds a secret but others may read it (mode {:o}); run `chmod 600 {}`",
             path.display(),
             meta.mode() & 0o777,
             path.display()
@@ -175,7 +199,7 @@ fn check_private(path: &Path) -> anyhow::Result<()> {
     }
     if meta.uid() != nix::unistd::getuid().as_raw() {
         bail!(
-            "{} holds an API key but belongs to another user",
+            "{} holds a secret but belongs to another user",
             path.display()
         );
     }
@@ -185,7 +209,7 @@ fn check_private(path: &Path) -> anyhow::Result<()> {
 impl Loaded {
     /// The effective configuration as TOML, each setting with where it came
     /// from; API keys are shown only as set or not.
-    pub fn render(&self, keys: &ApiKeys, settings: &Settings) -> String {
+    pub fn render(&self, keys: &Secrets, settings: &Settings) -> String {
         let endpoint = settings.ai.endpoint(&settings.ai.default_provider);
         let resolved = |long: &str| -> Option<String> {
             Some(match long {
@@ -199,6 +223,7 @@ impl Loaded {
                 "model" if settings.ai.default_provider != "template" => {
                     endpoint.default_model.clone()
                 }
+                "database-url" => settings.database.as_ref()?.url.clone(),
                 _ => return None,
             })
         };
@@ -222,6 +247,15 @@ impl Loaded {
             let is_flag = !arg.get_action().takes_values();
             let value = if is_flag {
                 self.matches.get_flag(id).to_string()
+            } else if long == "database-url" {
+                // Shown without its password, wherever it came from.
+                match resolved(long) {
+                    Some(v) => toml_value(&v),
+                    None => {
+                        let _ = writeln!(out, "# {long} = (not set)");
+                        continue;
+                    }
+                }
             } else {
                 match self.matches.get_raw(id).and_then(|mut v| v.next()) {
                     Some(raw) => toml_value(&raw.to_string_lossy()),
@@ -240,6 +274,10 @@ impl Loaded {
             ("groq-api-key", &keys.groq),
             ("openai-api-key", &keys.openai),
             ("api-key", &keys.any),
+            (
+                "database-password",
+                &settings.database.as_ref().and_then(|d| d.password.clone()),
+            ),
         ] {
             let shown = if secret.is_some() {
                 "set (hidden)"

@@ -183,6 +183,39 @@ pub struct Cli {
     /// Allow --web-addr on an address other than loopback.
     #[arg(long)]
     pub web_allow_remote: bool,
+    /// Keep the store in this PostgreSQL database (postgres://USER@HOST:PORT/DB)
+    /// instead of SQLite in the data directory. The password comes from
+    /// APPFORGE_DATABASE_PASSWORD, the `database-password` key of a private
+    /// config file or the `database-password` systemd credential.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// This daemon's name among the daemons sharing one database (default:
+    /// the machine's host name).
+    #[arg(long, env = "APPFORGE_HOST_NAME")]
+    pub host_name: Option<String>,
+}
+
+/// The host identity: the name given, else the machine's host name.
+fn host_name(given: Option<&str>) -> anyhow::Result<String> {
+    let name = match given {
+        Some(name) => name.trim().to_string(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|n| n.trim().to_string())
+            .unwrap_or_default(),
+    };
+    let fits = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if !fits {
+        bail!(
+            "`{}` is not a usable host name; give --host-name letters, digits, `-`, `.` or `_` \
+             (at most 253)",
+            name.escape_debug()
+        );
+    }
+    Ok(name)
 }
 
 /// Where the dashboard listens: an address, or nowhere.
@@ -262,6 +295,55 @@ pub struct Settings {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Where to serve the web dashboard, if anywhere.
     pub web_addr: Option<std::net::SocketAddr>,
+    /// The PostgreSQL store, if one is used instead of SQLite.
+    pub database: Option<Database>,
+}
+
+/// Where the PostgreSQL store is, and its password kept apart.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// The URL without a password: safe to log and show.
+    pub url: String,
+    /// The password, from the URL or a secret.
+    pub password: Option<Secret>,
+}
+
+impl Database {
+    /// From a URL that may carry a password; `password` is used when it
+    /// carries none.
+    pub fn from_url(url: &str, password: Option<Secret>) -> anyhow::Result<Database> {
+        let (url, in_url) = split_password(url)?;
+        Ok(Database {
+            url,
+            password: in_url.or(password),
+        })
+    }
+}
+
+/// Splits the password out of a `postgres://user:password@host/db` URL.
+pub fn split_password(url: &str) -> anyhow::Result<(String, Option<Secret>)> {
+    let url = url.trim();
+    let Some(rest) = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+    else {
+        bail!("the database URL must start with postgres:// (postgres://USER@HOST:PORT/DATABASE)");
+    };
+    let scheme = &url[..url.len() - rest.len()];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, hosts)) = authority.rsplit_once('@') else {
+        return Ok((url.to_string(), None));
+    };
+    let Some((user, password)) = userinfo.split_once(':') else {
+        return Ok((url.to_string(), None));
+    };
+    let password = percent_encoding::percent_decode_str(password)
+        .decode_utf8()
+        .context("the database password in the URL is not valid UTF-8 once decoded")?
+        .into_owned();
+    let password = (!password.is_empty()).then_some(Secret(password));
+    Ok((format!("{scheme}{user}@{hosts}{tail}"), password))
 }
 
 /// How apps are run and watched.
@@ -316,32 +398,43 @@ pub struct AppSettings {
     pub require_confinement: bool,
     /// Stop apps when the daemon exits.
     pub stop_on_exit: bool,
+    /// This daemon's host identity: its runs carry it, and it supervises
+    /// only its own host's apps in a shared database.
+    pub host: String,
 }
 
-/// API keys read from the environment at start-up.
+/// The secrets: API keys and the database's password, read from the
+/// environment, systemd credentials or a private config file at start-up.
 #[derive(Debug, Clone, Default)]
-pub struct ApiKeys {
+pub struct Secrets {
     /// `GROQ_API_KEY`.
     pub groq: Option<Secret>,
     /// `OPENAI_API_KEY`.
     pub openai: Option<Secret>,
     /// `APPFORGE_API_KEY`, for whichever provider lacks its own.
     pub any: Option<Secret>,
+    /// `APPFORGE_DATABASE_PASSWORD`.
+    pub database_password: Option<Secret>,
+    /// `APPFORGE_DATABASE_URL`, which may carry a password: it is taken out
+    /// of the environment with the keys.
+    pub database_url: Option<Secret>,
 }
 
-impl ApiKeys {
+impl Secrets {
     /// Reads the keys and removes them from this process's environment, so
     /// no child process can inherit them. Call before any thread starts.
-    pub fn take_from_env() -> ApiKeys {
+    pub fn take_from_env() -> Secrets {
         let take = |name: &str| {
             let value = std::env::var(name).ok().filter(|v| !v.trim().is_empty());
             std::env::remove_var(name);
             value.map(|v| Secret(v.trim().to_string()))
         };
-        let keys = ApiKeys {
+        let keys = Secrets {
             groq: take("GROQ_API_KEY"),
             openai: take("OPENAI_API_KEY"),
             any: take("APPFORGE_API_KEY"),
+            database_password: take("APPFORGE_DATABASE_PASSWORD"),
+            database_url: take("APPFORGE_DATABASE_URL"),
         };
         // systemd's LoadCredential= puts files in $CREDENTIALS_DIRECTORY,
         // readable only by this service; the environment wins over them.
@@ -354,17 +447,19 @@ impl ApiKeys {
     }
 
     /// Each key from here, else from `other`.
-    pub fn or(self, other: ApiKeys) -> ApiKeys {
-        ApiKeys {
+    pub fn or(self, other: Secrets) -> Secrets {
+        Secrets {
             groq: self.groq.or(other.groq),
             openai: self.openai.or(other.openai),
             any: self.any.or(other.any),
+            database_password: self.database_password.or(other.database_password),
+            database_url: self.database_url.or(other.database_url),
         }
     }
 
     /// Fills the keys still missing from systemd credential files named
-    /// `groq-api-key`, `openai-api-key` and `api-key`.
-    fn or_credentials(self, dir: &std::path::Path) -> ApiKeys {
+    /// `groq-api-key`, `openai-api-key`, `api-key` and `database-password`.
+    fn or_credentials(self, dir: &std::path::Path) -> Secrets {
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name))
                 .ok()
@@ -372,10 +467,12 @@ impl ApiKeys {
                 .filter(|v| !v.is_empty())
                 .map(Secret)
         };
-        ApiKeys {
+        Secrets {
             groq: self.groq.or_else(|| read("groq-api-key")),
             openai: self.openai.or_else(|| read("openai-api-key")),
             any: self.any.or_else(|| read("api-key")),
+            database_password: self.database_password.or_else(|| read("database-password")),
+            database_url: self.database_url,
         }
     }
 }
@@ -437,7 +534,7 @@ impl AiSettings {
         }
     }
 
-    fn from_cli(cli: &Cli, keys: ApiKeys) -> anyhow::Result<AiSettings> {
+    fn from_cli(cli: &Cli, keys: Secrets) -> anyhow::Result<AiSettings> {
         let seconds = |name: &str, v: f64| -> anyhow::Result<Duration> {
             if v.is_finite() && v > 0.0 {
                 Ok(Duration::from_secs_f64(v))
@@ -512,14 +609,14 @@ impl AiSettings {
 
 impl Settings {
     /// Resolves defaults and checks values.
-    pub fn from_cli(cli: Cli, keys: ApiKeys) -> anyhow::Result<Self> {
+    pub fn from_cli(cli: Cli, keys: Secrets) -> anyhow::Result<Self> {
         if !(cli.client_timeout.is_finite() && cli.client_timeout > 0.0) {
             bail!("--client-timeout must be a positive number of seconds");
         }
         if cli.max_connections == 0 || cli.max_connections_per_client == 0 {
             bail!("--max-connections and --max-connections-per-client must be at least 1");
         }
-        let ai = AiSettings::from_cli(&cli, keys)?;
+        let ai = AiSettings::from_cli(&cli, keys.clone())?;
         let seconds = |value: f64, flag: &str| -> anyhow::Result<Duration> {
             if value.is_finite() && value > 0.0 && value < 1e9 {
                 Ok(Duration::from_secs_f64(value))
@@ -574,6 +671,7 @@ impl Settings {
                 .collect(),
             require_confinement: cli.require_confinement,
             stop_on_exit: cli.stop_apps_on_exit,
+            host: host_name(cli.host_name.as_deref())?,
         };
         let metrics_addr = match cli.metrics_addr {
             Some(addr) => Some(crate::metrics::check_addr(addr, cli.metrics_allow_remote)?),
@@ -589,7 +687,15 @@ impl Settings {
             }
             addr => addr,
         };
+        let database = match cli.database_url.as_deref() {
+            Some(url) => Some(Database::from_url(url, keys.database_password.clone())?),
+            None => match &keys.database_url {
+                Some(url) => Some(Database::from_url(&url.0, keys.database_password.clone())?),
+                None => None,
+            },
+        };
         Ok(Settings {
+            database,
             metrics_addr,
             web_addr,
             apps,

@@ -1,12 +1,19 @@
-//! The SQLite database: opening it, migrating it, and running queries off the
-//! async worker threads.
+//! The store: SQLite by default, PostgreSQL for teams. Both are used through
+//! one small SQL surface ([`Conn`]): numbered `$1` parameters, integers and
+//! text, `RETURNING` for new ids, and timestamps computed here rather than
+//! by either server, so each operation is written once.
 
+pub mod hosts;
 mod migrations;
+pub mod postgres;
+mod sqlite;
+mod value;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use rusqlite::Connection;
+use appforge_shared::protocol::Secret;
+
+pub use value::{Row, Value};
 
 /// Why a database operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -14,13 +21,27 @@ pub enum DbError {
     /// SQLite reported an error.
     #[error("{0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error.
+    #[error("{}", postgres_message(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// PostgreSQL could not be reached.
+    #[error("cannot reach the database at {at}: {why}; check that PostgreSQL runs there and that the user and password are right")]
+    Unreachable {
+        /// Where, without the password.
+        at: String,
+        /// What the connection attempt said.
+        why: String,
+    },
+    /// The database settings cannot be used.
+    #[error("{0}")]
+    Config(String),
     /// A numbered migration failed; the database is left at the version before it.
     #[error("migration {version} failed: {source}")]
     Migration {
         /// The migration's number.
         version: usize,
-        /// What SQLite said.
-        source: rusqlite::Error,
+        /// What the database said.
+        source: Box<DbError>,
     },
     /// The database is newer than this daemon.
     #[error(
@@ -28,76 +49,200 @@ pub enum DbError {
          upgrade appforged"
     )]
     TooNew {
-        /// Version found in the file.
+        /// Version found in the database.
         found: usize,
         /// Newest version this build knows.
         known: usize,
     },
+    /// A query that must return a row returned none.
+    #[error("the database returned no row where one was expected")]
+    NoRow,
+    /// A stored value is not what the store wrote.
+    #[error("unexpected value in the database: {0}")]
+    Decode(String),
     /// The blocking task running the query died.
     #[error("database task failed: {0}")]
     Task(String),
 }
 
-/// A handle to the database, cheap to clone. Queries run on tokio's blocking
-/// pool so they never stall the async workers.
+/// tokio-postgres shows only "db error" for server errors; the server's own
+/// message is the useful part.
+fn postgres_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("PostgreSQL: {}", db.message()),
+        None => format!("PostgreSQL: {e}"),
+    }
+}
+
+/// A handle to the store, cheap to clone.
 #[derive(Clone)]
-pub struct Db {
-    /// One connection, taken in turn: waiting is async, so a burst of
-    /// requests queues here instead of each holding a blocking thread.
-    conn: Arc<tokio::sync::Mutex<Connection>>,
-    path: PathBuf,
+pub struct Db(std::sync::Arc<Store>);
+
+enum Store {
+    Sqlite {
+        db: sqlite::Sqlite,
+        path: std::path::PathBuf,
+    },
+    Postgres(Box<postgres::Postgres>),
 }
 
 impl Db {
-    /// Opens (creating if needed) and migrates the database at `path`.
+    /// Opens (creating if needed) and migrates the SQLite database at `path`.
     pub fn open(path: &Path) -> Result<Db, DbError> {
-        let mut conn = Connection::open(path)?;
-        configure(&conn)?;
-        migrations::apply(&mut conn)?;
-        Ok(Db {
-            conn: Arc::new(tokio::sync::Mutex::new(conn)),
+        Ok(Db(std::sync::Arc::new(Store::Sqlite {
+            db: sqlite::Sqlite::open(path)?,
             path: path.to_path_buf(),
-        })
+        })))
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Connects to and migrates the PostgreSQL database at `url`.
+    pub async fn connect(url: &str, password: Option<&Secret>) -> Result<Db, DbError> {
+        Ok(Db(std::sync::Arc::new(Store::Postgres(Box::new(
+            postgres::Postgres::open(url, password).await?,
+        )))))
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Where the store is: the SQLite file, or the PostgreSQL URL without
+    /// its password.
+    pub fn describe(&self) -> String {
+        match &*self.0 {
+            Store::Sqlite { path, .. } => path.display().to_string(),
+            Store::Postgres(pg) => pg.shown().to_string(),
+        }
+    }
+
+    /// The PostgreSQL store, when that is the one in use.
+    pub fn postgres(&self) -> Option<&postgres::Postgres> {
+        match &*self.0 {
+            Store::Postgres(pg) => Some(pg),
+            Store::Sqlite { .. } => None,
+        }
+    }
+
+    /// Runs `f` off the async workers, each statement on its own.
     pub async fn call<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+        F: FnOnce(&Conn<'_>) -> Result<T, DbError> + Send + 'static,
     {
-        let mut guard = Arc::clone(&self.conn).lock_owned().await;
-        tokio::task::spawn_blocking(move || f(&mut guard))
-            .await
-            .map_err(|e| DbError::Task(e.to_string()))?
+        self.run(false, f).await
+    }
+
+    /// Runs `f` in one transaction, committed only when `f` succeeds.
+    pub async fn transaction<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Conn<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.run(true, f).await
+    }
+
+    async fn run<T, E, F>(&self, transaction: bool, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Conn<'_>) -> Result<T, E> + Send + 'static,
+    {
+        match &*self.0 {
+            Store::Sqlite { db, .. } => db.run(transaction, f).await,
+            Store::Postgres(pg) => pg.run(transaction, f).await,
+        }
     }
 }
 
-fn configure(conn: &Connection) -> Result<(), DbError> {
-    // WAL keeps the file consistent across a kill -9 at any point; NORMAL
-    // synchronous may lose the last commits on power loss but never corrupts.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(())
+/// A connection or transaction of either store.
+pub enum Conn<'a> {
+    /// SQLite.
+    Sqlite(&'a rusqlite::Connection),
+    /// PostgreSQL.
+    Postgres(postgres::PgConn<'a>),
 }
 
-/// The current time as stored in the database: RFC 3339 UTC to the second.
-pub const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ','now')";
+impl Conn<'_> {
+    /// Runs one statement; returns the number of rows it changed.
+    pub fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        match self {
+            Conn::Sqlite(c) => sqlite::execute(c, sql, params),
+            Conn::Postgres(c) => c.execute(sql, params),
+        }
+    }
 
-/// The current time, RFC 3339 UTC to the millisecond, where two events in
-/// one second must still differ.
-pub const NOW_MS: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
+    /// Runs one query and maps each row.
+    pub fn query<T>(
+        &self,
+        sql: &str,
+        params: &[Value],
+        map: impl FnMut(&Row) -> Result<T, DbError>,
+    ) -> Result<Vec<T>, DbError> {
+        let rows = match self {
+            Conn::Sqlite(c) => sqlite::query(c, sql, params)?,
+            Conn::Postgres(c) => c.query(sql, params)?,
+        };
+        rows.iter().map(map).collect()
+    }
+
+    /// Runs one query and maps its first row, if any.
+    pub fn query_opt<T>(
+        &self,
+        sql: &str,
+        params: &[Value],
+        map: impl FnOnce(&Row) -> Result<T, DbError>,
+    ) -> Result<Option<T>, DbError> {
+        let rows = match self {
+            Conn::Sqlite(c) => sqlite::query(c, sql, params)?,
+            Conn::Postgres(c) => c.query(sql, params)?,
+        };
+        rows.first().map(map).transpose()
+    }
+
+    /// Runs one query that must yield a row and maps it.
+    pub fn query_one<T>(
+        &self,
+        sql: &str,
+        params: &[Value],
+        map: impl FnOnce(&Row) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        self.query_opt(sql, params, map)?.ok_or(DbError::NoRow)
+    }
+}
+
+/// The current time as stored: RFC 3339 UTC to the second.
+pub fn now() -> String {
+    at(time::OffsetDateTime::now_utc(), false)
+}
+
+/// The current time to the millisecond, where two events in one second
+/// must still differ.
+pub fn now_ms() -> String {
+    at(time::OffsetDateTime::now_utc(), true)
+}
+
+/// `when` as stored, `days` from now.
+pub fn days_from_now(days: u32) -> String {
+    at(
+        time::OffsetDateTime::now_utc() + time::Duration::days(days.into()),
+        false,
+    )
+}
+
+fn at(when: time::OffsetDateTime, millis: bool) -> String {
+    use time::macros::format_description;
+    let text = match millis {
+        true => when.format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        )),
+        false => when.format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        )),
+    };
+    text.unwrap_or_default()
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params;
 
     #[tokio::test]
     async fn opening_twice_keeps_the_schema_and_data() {
@@ -106,17 +251,16 @@ mod tests {
         let db = Db::open(&path).unwrap();
         db.call(|c| {
             c.execute(
-                "INSERT INTO users (email, password_hash) VALUES ('a@b.co', 'x')",
-                [],
-            )?;
-            Ok(())
+                "INSERT INTO users (email, password_hash) VALUES ($1, 'x')",
+                params!["a@b.co"],
+            )
         })
         .await
         .unwrap();
         drop(db);
         let db = Db::open(&path).unwrap();
         let n: i64 = db
-            .call(|c| Ok(c.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?))
+            .call(|c| c.query_one("SELECT count(*) FROM users", &[], |r| r.get(0)))
             .await
             .unwrap();
         assert_eq!(n, 1);
@@ -130,20 +274,40 @@ mod tests {
             .call(|c| {
                 c.execute(
                     "INSERT INTO projects (name, owner_id) VALUES ('p', 999)",
-                    [],
-                )?;
-                Ok(())
+                    &[],
+                )
             })
             .await
             .unwrap_err();
         assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
     }
 
+    #[tokio::test]
+    async fn a_failed_transaction_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        let result: Result<(), DbError> = db
+            .transaction(|c| {
+                c.execute(
+                    "INSERT INTO users (email, password_hash) VALUES ('a@b.co', 'x')",
+                    &[],
+                )?;
+                Err(DbError::NoRow)
+            })
+            .await;
+        assert!(result.is_err());
+        let n: i64 = db
+            .call(|c| c.query_one("SELECT count(*) FROM users", &[], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
     #[test]
     fn a_newer_database_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
-        Connection::open(&path)
+        rusqlite::Connection::open(&path)
             .unwrap()
             .pragma_update(None, "user_version", 999)
             .unwrap();
@@ -151,5 +315,13 @@ mod tests {
             Db::open(&path),
             Err(DbError::TooNew { found: 999, .. })
         ));
+    }
+
+    #[test]
+    fn timestamps_sort_as_text() {
+        let (a, b) = (now(), days_from_now(1));
+        assert_eq!(a.len(), "2026-01-01T00:00:00Z".len());
+        assert!(a < b);
+        assert_eq!(now_ms().len(), "2026-01-01T00:00:00.000Z".len());
     }
 }

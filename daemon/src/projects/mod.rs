@@ -11,10 +11,9 @@ pub mod requirements;
 pub mod slug;
 pub mod versions;
 
+use crate::db::{Conn, DbError, Row};
+use crate::params;
 use appforge_shared::protocol::{ProjectSummary, SavedAs};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
-
-use crate::db::DbError;
 pub use versions::NewVersion;
 
 /// Longest project name, in characters.
@@ -77,12 +76,6 @@ pub enum ProjectError {
     Db(#[from] DbError),
 }
 
-impl From<rusqlite::Error> for ProjectError {
-    fn from(e: rusqlite::Error) -> Self {
-        ProjectError::Db(e.into())
-    }
-}
-
 /// A project as the handlers need it.
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -100,14 +93,12 @@ const SUMMARY_COLUMNS: &str = "p.id, p.name, p.status, p.port, p.created_at, p.l
      (SELECT coalesce(max(version), 0) FROM project_versions v WHERE v.project_id = p.id), \
      (SELECT checks FROM project_versions v WHERE v.project_id = p.id ORDER BY version DESC LIMIT 1)";
 
-fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectSummary> {
+fn summary_row(r: &Row) -> Result<ProjectSummary, DbError> {
     Ok(ProjectSummary {
         id: r.get(0)?,
         name: r.get(1)?,
         status: r.get(2)?,
-        port: r
-            .get::<_, Option<i64>>(3)?
-            .and_then(|p| u16::try_from(p).ok()),
+        port: r.get::<Option<i64>>(3)?.and_then(|p| u16::try_from(p).ok()),
         created_at: r.get(4)?,
         last_modified: r.get(5)?,
         version: r.get(6)?,
@@ -116,29 +107,27 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectSummary> {
 }
 
 /// The caller's projects, oldest first.
-pub fn list(conn: &Connection, owner_id: i64) -> Result<Vec<ProjectSummary>, ProjectError> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {SUMMARY_COLUMNS} FROM projects p WHERE p.owner_id = ?1 ORDER BY p.id"
-    ))?;
-    let projects = stmt
-        .query_map([owner_id], summary_row)?
-        .collect::<Result<_, _>>()?;
-    Ok(projects)
+pub fn list(conn: &Conn<'_>, owner_id: i64) -> Result<Vec<ProjectSummary>, ProjectError> {
+    Ok(conn.query(
+        &format!("SELECT {SUMMARY_COLUMNS} FROM projects p WHERE p.owner_id = $1 ORDER BY p.id"),
+        params![owner_id],
+        summary_row,
+    )?)
 }
 
 /// One project's row as clients see it.
-pub fn summary(conn: &Connection, project: &Project) -> Result<ProjectSummary, ProjectError> {
-    Ok(conn.query_row(
-        &format!("SELECT {SUMMARY_COLUMNS} FROM projects p WHERE p.id = ?1"),
-        [project.id],
+pub fn summary(conn: &Conn<'_>, project: &Project) -> Result<ProjectSummary, ProjectError> {
+    Ok(conn.query_one(
+        &format!("SELECT {SUMMARY_COLUMNS} FROM projects p WHERE p.id = $1"),
+        params![project.id],
         summary_row,
     )?)
 }
 
 /// Deletes a project with its versions and files. Its generation history
 /// stays, unlinked, as the owner's record of what was asked.
-pub fn delete(conn: &Connection, project: &Project) -> Result<(), ProjectError> {
-    conn.execute("DELETE FROM projects WHERE id = ?1", [project.id])?;
+pub fn delete(conn: &Conn<'_>, project: &Project) -> Result<(), ProjectError> {
+    conn.execute("DELETE FROM projects WHERE id = $1", params![project.id])?;
     Ok(())
 }
 
@@ -181,7 +170,7 @@ pub fn name_from_prompt(prompt: &str) -> String {
 /// Creates a project with its first version. Without an explicit name, a
 /// taken derived name gets a numeric suffix.
 pub fn create(
-    tx: &Transaction<'_>,
+    tx: &Conn<'_>,
     owner_id: i64,
     name: Option<&str>,
     prompt: &str,
@@ -206,11 +195,12 @@ pub fn create(
             candidate
         }
     };
-    tx.execute(
-        "INSERT INTO projects (name, description, prompt, owner_id) VALUES (?1, ?2, ?2, ?3)",
-        params![name, prompt, owner_id],
+    let project_id: i64 = tx.query_one(
+        "INSERT INTO projects (name, description, prompt, owner_id) VALUES ($1, $2, $2, $3) \
+         RETURNING id",
+        params![&name, prompt, owner_id],
+        |r| r.get(0),
     )?;
-    let project_id = tx.last_insert_rowid();
     let version = versions::add_version(tx, project_id, version)?;
     Ok(SavedAs {
         project_id,
@@ -219,21 +209,20 @@ pub fn create(
     })
 }
 
-fn name_taken(conn: &Connection, owner_id: i64, name: &str) -> Result<bool, ProjectError> {
+fn name_taken(conn: &Conn<'_>, owner_id: i64, name: &str) -> Result<bool, ProjectError> {
     Ok(conn
-        .query_row(
-            "SELECT 1 FROM projects WHERE owner_id = ?1 AND name = ?2",
+        .query_opt(
+            "SELECT 1 FROM projects WHERE owner_id = $1 AND name = $2",
             params![owner_id, name],
             |_| Ok(()),
-        )
-        .optional()?
+        )?
         .is_some())
 }
 
 /// Finds the caller's project by id or name. Another user's project is
 /// reported exactly like a missing one.
-pub fn resolve(conn: &Connection, owner_id: i64, reference: &str) -> Result<Project, ProjectError> {
-    let row = |r: &rusqlite::Row<'_>| {
+pub fn resolve(conn: &Conn<'_>, owner_id: i64, reference: &str) -> Result<Project, ProjectError> {
+    let row = |r: &Row| {
         Ok(Project {
             id: r.get(0)?,
             name: r.get(1)?,
@@ -241,22 +230,18 @@ pub fn resolve(conn: &Connection, owner_id: i64, reference: &str) -> Result<Proj
             owner_id,
         })
     };
-    let by_name = conn
-        .query_row(
-            "SELECT id, name, prompt FROM projects WHERE owner_id = ?1 AND name = ?2",
-            params![owner_id, reference],
-            row,
-        )
-        .optional()?;
+    let by_name = conn.query_opt(
+        "SELECT id, name, prompt FROM projects WHERE owner_id = $1 AND name = $2",
+        params![owner_id, reference],
+        row,
+    )?;
     let found = match (by_name, reference.parse::<i64>()) {
         (Some(p), _) => Some(p),
-        (None, Ok(id)) => conn
-            .query_row(
-                "SELECT id, name, prompt FROM projects WHERE owner_id = ?1 AND id = ?2",
-                params![owner_id, id],
-                row,
-            )
-            .optional()?,
+        (None, Ok(id)) => conn.query_opt(
+            "SELECT id, name, prompt FROM projects WHERE owner_id = $1 AND id = $2",
+            params![owner_id, id],
+            row,
+        )?,
         (None, Err(_)) => None,
     };
     found.ok_or_else(|| ProjectError::NotFound(reference.chars().take(80).collect()))

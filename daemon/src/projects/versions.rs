@@ -4,11 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use appforge_shared::protocol::{FileContent, SavedVersion, VersionInfo};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
-
 use super::{Project, ProjectError};
-use crate::db::NOW_MS;
+use crate::db::{now_ms, Conn};
+use crate::params;
+use appforge_shared::protocol::{FileContent, SavedVersion, VersionInfo};
 
 /// The file the `backend_code` column mirrors.
 const BACKEND_ENTRY: &str = "app.py";
@@ -42,32 +41,27 @@ pub struct Release {
 }
 
 /// Adds the next version of a project and mirrors it into the project row.
-pub fn add_version(
-    tx: &Transaction<'_>,
-    project_id: i64,
-    v: NewVersion<'_>,
-) -> Result<i64, ProjectError> {
+pub fn add_version(tx: &Conn<'_>, project_id: i64, v: NewVersion<'_>) -> Result<i64, ProjectError> {
     let number = latest(tx, project_id)? + 1;
-    tx.execute(
+    let version_id: i64 = tx.query_one(
         "INSERT INTO project_versions (project_id, version, kind, prompt, generation_id, tokens_used, checks) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![project_id, number, v.kind, v.prompt, v.generation_id, v.tokens_used as i64, v.checks],
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        params![project_id, number, v.kind, v.prompt, v.generation_id, v.tokens_used, v.checks],
+        |r| r.get(0),
     )?;
-    let version_id = tx.last_insert_rowid();
-    let mut insert =
-        tx.prepare("INSERT INTO project_files (version_id, path, content) VALUES (?1, ?2, ?3)")?;
     for f in v.files {
-        insert.execute(params![version_id, f.path, f.content])?;
+        tx.execute(
+            "INSERT INTO project_files (version_id, path, content) VALUES ($1, $2, $3)",
+            params![version_id, &f.path, &f.content],
+        )?;
     }
     let backend = file_text(v.files, |p| p == BACKEND_ENTRY);
     let frontend = main_page(v.files);
     // Milliseconds, so two versions saved within a second still differ.
     tx.execute(
-        &format!(
-            "UPDATE projects SET backend_code = ?1, frontend_code = ?2, last_modified = {NOW_MS} \
-             WHERE id = ?3"
-        ),
-        params![backend, frontend, project_id],
+        "UPDATE projects SET backend_code = $1, frontend_code = $2, last_modified = $4 \
+         WHERE id = $3",
+        params![backend, frontend, project_id, now_ms()],
     )?;
     Ok(number)
 }
@@ -76,7 +70,7 @@ pub fn add_version(
 /// `base` is the version the change started from: if the project has moved
 /// on since, the change is refused rather than silently undoing the newer one.
 pub fn save_if_changed(
-    tx: &Transaction<'_>,
+    tx: &Conn<'_>,
     project: &Project,
     base: Option<i64>,
     v: NewVersion<'_>,
@@ -111,27 +105,25 @@ pub fn save_if_changed(
 }
 
 /// The newest version number of a project (0 if it has none).
-pub fn latest(conn: &Connection, project_id: i64) -> Result<i64, ProjectError> {
-    Ok(conn.query_row(
-        "SELECT coalesce(max(version), 0) FROM project_versions WHERE project_id = ?1",
-        [project_id],
+pub fn latest(conn: &Conn<'_>, project_id: i64) -> Result<i64, ProjectError> {
+    Ok(conn.query_one(
+        "SELECT coalesce(max(version), 0) FROM project_versions WHERE project_id = $1",
+        params![project_id],
         |r| r.get(0),
     )?)
 }
 
 /// The files of one version, sorted by path.
 pub fn files_at(
-    conn: &Connection,
+    conn: &Conn<'_>,
     project: &Project,
     version: i64,
 ) -> Result<Vec<FileContent>, ProjectError> {
-    let version_id: Option<i64> = conn
-        .query_row(
-            "SELECT id FROM project_versions WHERE project_id = ?1 AND version = ?2",
-            params![project.id, version],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let version_id: Option<i64> = conn.query_opt(
+        "SELECT id FROM project_versions WHERE project_id = $1 AND version = $2",
+        params![project.id, version],
+        |r| r.get(0),
+    )?;
     let Some(version_id) = version_id else {
         return Err(ProjectError::NoSuchVersion {
             name: project.name.clone(),
@@ -139,29 +131,25 @@ pub fn files_at(
             newest: latest(conn, project.id)?,
         });
     };
-    let mut stmt = conn
-        .prepare("SELECT path, content FROM project_files WHERE version_id = ?1 ORDER BY path")?;
-    let files = stmt
-        .query_map([version_id], |r| {
+    Ok(conn.query(
+        "SELECT path, content FROM project_files WHERE version_id = $1 ORDER BY path",
+        params![version_id],
+        |r| {
             Ok(FileContent {
                 path: r.get(0)?,
                 content: r.get(1)?,
             })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(files)
+        },
+    )?)
 }
 
 /// The files of a project's newest version, sorted by path.
-pub fn current_files(
-    conn: &Connection,
-    project: &Project,
-) -> Result<Vec<FileContent>, ProjectError> {
+pub fn current_files(conn: &Conn<'_>, project: &Project) -> Result<Vec<FileContent>, ProjectError> {
     files_at(conn, project, latest(conn, project.id)?)
 }
 
 /// The newest version of a project, as it is run.
-pub fn newest_release(conn: &Connection, project: &Project) -> Result<Release, ProjectError> {
+pub fn newest_release(conn: &Conn<'_>, project: &Project) -> Result<Release, ProjectError> {
     let version = latest(conn, project.id)?;
     Ok(Release {
         version,
@@ -172,42 +160,39 @@ pub fn newest_release(conn: &Connection, project: &Project) -> Result<Release, P
 
 /// How a version fared in its checks.
 pub fn check_status(
-    conn: &Connection,
+    conn: &Conn<'_>,
     project_id: i64,
     version: i64,
 ) -> Result<Option<String>, ProjectError> {
     Ok(conn
-        .query_row(
-            "SELECT checks FROM project_versions WHERE project_id = ?1 AND version = ?2",
+        .query_opt(
+            "SELECT checks FROM project_versions WHERE project_id = $1 AND version = $2",
             params![project_id, version],
             |r| r.get(0),
-        )
-        .optional()?
+        )?
         .flatten())
 }
 
 /// Every version of a project, oldest first.
-pub fn history(conn: &Connection, project_id: i64) -> Result<Vec<VersionInfo>, ProjectError> {
-    let mut stmt = conn.prepare(
+pub fn history(conn: &Conn<'_>, project_id: i64) -> Result<Vec<VersionInfo>, ProjectError> {
+    Ok(conn.query(
         "SELECT v.version, v.kind, v.prompt, v.tokens_used, v.generation_id, v.created_at, \
                 (SELECT count(*) FROM project_files f WHERE f.version_id = v.id), v.checks \
-         FROM project_versions v WHERE v.project_id = ?1 ORDER BY v.version",
-    )?;
-    let versions = stmt
-        .query_map([project_id], |r| {
+         FROM project_versions v WHERE v.project_id = $1 ORDER BY v.version",
+        params![project_id],
+        |r| {
             Ok(VersionInfo {
                 version: r.get(0)?,
                 kind: r.get(1)?,
                 prompt: r.get(2)?,
-                tokens_used: r.get::<_, i64>(3)?.max(0) as u64,
+                tokens_used: r.get::<i64>(3)?.max(0) as u64,
                 generation_id: r.get(4)?,
                 created_at: r.get(5)?,
-                files: r.get::<_, i64>(6)?.max(0) as u64,
+                files: r.get::<i64>(6)?.max(0) as u64,
                 check_status: r.get(7)?,
             })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(versions)
+        },
+    )?)
 }
 
 /// The paths added, changed or removed between two file sets, sorted.

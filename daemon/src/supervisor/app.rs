@@ -482,10 +482,19 @@ async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
         .map(|s| s.start_ticks)
         .map_err(|e| abandon(format!("cannot read pid {pid}: {e}")))?;
     let (project_id, port, version) = (cfg.project_id, cfg.port, cfg.version);
+    let host = cfg.settings.host.clone();
     let run_id = cfg
         .db
         .call(move |c| {
-            let id = runs::insert(c, project_id, pid, port, start, version)?;
+            let start = runs::Start {
+                project_id,
+                pid,
+                port,
+                proc_start: start,
+                version,
+                host: &host,
+            };
+            let id = runs::insert(c, &start)?;
             runs::set_status(c, project_id, "starting", Some(port))?;
             Ok(id)
         })

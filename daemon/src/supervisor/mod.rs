@@ -36,8 +36,10 @@ use self::scheduler::{ProbeTimings, Scheduler};
 use crate::config::AppSettings;
 use crate::confine::cgroup::Cgroups;
 use crate::confine::Protections;
+use crate::db::hosts::HostLease;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
+use crate::params;
 use crate::projects::versions::Release;
 use crate::projects::{self, export};
 
@@ -60,6 +62,21 @@ pub enum RunError {
     /// The app runs already, on another port than the one asked for.
     #[error("the app already runs on port {0}; use `appforge restart`, or stop it first")]
     RunsElsewhere(u16),
+    /// Another host's daemon keeps the app running.
+    #[error(
+        "`{name}` is kept running by host `{host}`{gone}; it runs in one place at a time. \
+         Stop it there first{hint}"
+    )]
+    OnAnotherHost {
+        /// The project's name.
+        name: String,
+        /// The host it is wanted on.
+        host: String,
+        /// " (whose daemon is not running)" when that host's daemon is gone.
+        gone: &'static str,
+        /// How to release it from here when its daemon is gone.
+        hint: String,
+    },
     /// Every port of the range is in use.
     #[error("no free port in {0}-{1}; stop an app or widen --port-range")]
     NoPort(u16, u16),
@@ -121,6 +138,8 @@ impl Shown {
 /// The daemon's supervisor.
 pub struct Supervisor {
     db: Db,
+    /// This daemon's host name, and whether other hosts' daemons run.
+    hosts: Arc<HostLease>,
     settings: Arc<AppSettings>,
     /// The scheduler of health probes, started with the first app.
     scheduler: std::sync::OnceLock<Scheduler>,
@@ -203,6 +222,7 @@ impl Supervisor {
     /// A supervisor with no apps yet.
     pub fn new(
         db: Db,
+        hosts: Arc<HostLease>,
         settings: &AppSettings,
         metrics: Arc<Metrics>,
         protections: Protections,
@@ -210,6 +230,7 @@ impl Supervisor {
     ) -> Result<Supervisor, reqwest::Error> {
         Ok(Supervisor {
             db,
+            hosts,
             settings: Arc::new(settings.clone()),
             scheduler: std::sync::OnceLock::new(),
             apps: Mutex::new(HashMap::new()),
@@ -267,6 +288,7 @@ impl Supervisor {
         step: &(dyn Fn(String) + Sync),
     ) -> Result<ProcessInfo, RunError> {
         let guard = self.lock_project(project.id).await;
+        self.check_here(project, false).await?;
         let running = self.status_of(project.id).filter(|s| s.state.is_live());
         let mut status = match running {
             Some(now) if port.is_some_and(|p| p != now.port) => {
@@ -277,8 +299,10 @@ impl Supervisor {
                 let status = self
                     .launch(project, release, port, Origin::Spawn, step)
                     .await?;
-                let id = project.id;
-                self.db.call(move |c| runs::set_wanted(c, id, true)).await?;
+                let (id, host) = (project.id, self.settings.host.clone());
+                self.db
+                    .call(move |c| runs::set_wanted(c, id, Some(&host)))
+                    .await?;
                 status
             }
         };
@@ -527,7 +551,7 @@ impl Supervisor {
         let _guard = self.lock_project(project_id).await;
         self.db
             .call(move |c| {
-                runs::set_wanted(c, project_id, false)?;
+                runs::set_wanted(c, project_id, None)?;
                 runs::set_status(c, project_id, "stopped", None)
             })
             .await?;
@@ -695,6 +719,103 @@ impl Supervisor {
             .collect()
     }
 
+    /// The owner's apps that other hosts' daemons keep running, as `ps`
+    /// shows them; those whose host's daemon is gone show `host-gone`. Only
+    /// a shared (PostgreSQL) store has any.
+    pub async fn elsewhere(&self, owner_id: i64) -> Result<Vec<ProcessInfo>, RunError> {
+        if self.db.postgres().is_none() {
+            return Ok(Vec::new());
+        }
+        let host = self.settings.host.clone();
+        let rows = self
+            .db
+            .call(move |c| {
+                c.query(
+                    "SELECT p.id, p.name, p.wanted_host, p.status, p.port, \
+                            (SELECT r.pid FROM project_runs r WHERE r.project_id = p.id \
+                             AND r.stopped_at IS NULL ORDER BY r.id DESC LIMIT 1) \
+                     FROM projects p WHERE p.owner_id = $1 AND p.wanted = 'running' \
+                     AND p.wanted_host IS NOT NULL AND p.wanted_host <> $2 ORDER BY p.id",
+                    params![owner_id, host],
+                    |r| {
+                        Ok((
+                            r.get::<i64>(0)?,
+                            r.get::<String>(1)?,
+                            r.get::<String>(2)?,
+                            r.get::<String>(3)?,
+                            r.get::<Option<i64>>(4)?,
+                            r.get::<Option<i64>>(5)?,
+                        ))
+                    },
+                )
+            })
+            .await?;
+        let mut list = Vec::with_capacity(rows.len());
+        for (project_id, name, host, status, port, pid) in rows {
+            let alive = self.hosts.is_alive(&host).await;
+            let port = port.and_then(|p| u16::try_from(p).ok());
+            list.push(ProcessInfo {
+                project_id,
+                name,
+                status: if alive { status } else { "host-gone".into() },
+                pid: pid.and_then(|p| u32::try_from(p).ok()),
+                port,
+                url: port.map(|p| format!("http://{host}:{p}/")),
+                hint: (!alive).then(|| {
+                    format!("host `{host}`'s daemon is not running; start it there, or `appforge stop` releases the app")
+                }),
+                host,
+                restarts: 0,
+                uptime_s: None,
+                cpu_percent: None,
+                rss_bytes: None,
+                last_exit: None,
+                version: None,
+                newer_version: None,
+                check_status: None,
+            });
+        }
+        Ok(list)
+    }
+
+    /// Refuses to start or stop here an app another host's daemon keeps
+    /// running; one whose daemon is gone may be released by `stop`.
+    pub async fn check_here(
+        &self,
+        project: &projects::Project,
+        stopping: bool,
+    ) -> Result<(), RunError> {
+        let (id, host) = (project.id, self.settings.host.clone());
+        let Some(other) = self
+            .db
+            .call(move |c| runs::wanted_elsewhere(c, id, &host))
+            .await?
+        else {
+            return Ok(());
+        };
+        let alive = self.hosts.is_alive(&other).await;
+        if stopping && !alive {
+            tracing::info!(project_id = id, host = %other, "released an app whose host's daemon is gone");
+            return Ok(());
+        }
+        Err(RunError::OnAnotherHost {
+            name: project.name.clone(),
+            host: other,
+            gone: if alive {
+                ""
+            } else {
+                " (whose daemon is not running)"
+            },
+            hint: match alive {
+                true => String::new(),
+                false => format!(
+                    ", or release it with `appforge stop {}` and run it here",
+                    project.name
+                ),
+            },
+        })
+    }
+
     /// Every supervised app, with its owner's id, as `ps` shows them.
     pub fn ps_all(&self) -> Vec<(i64, ProcessInfo)> {
         self.listed(|_| true)
@@ -836,6 +957,7 @@ impl Supervisor {
             cpu_percent,
             rss_bytes: memory,
             last_exit: status.last_exit.clone().or(status.failure.clone()),
+            host: self.settings.host.clone(),
         }
     }
 
@@ -847,7 +969,15 @@ impl Supervisor {
     /// one that cannot be is logged and skipped.
     pub async fn recover(&self) -> Result<(), RunError> {
         let _recovering = self.recovery.write().await;
-        let open = self.db.call(|c| runs::open_runs(c)).await?;
+        let host = self.settings.host.clone();
+        let open = self.db.call(move |c| runs::open_runs(c, &host)).await?;
+        let open: Vec<runs::OpenRun> = open
+            .into_iter()
+            .filter_map(|run| {
+                run.map_err(|e| tracing::error!(error = %e, "could not read a run; skipped it"))
+                    .ok()
+            })
+            .collect();
         let recorded: HashSet<i32> = open.iter().map(|r| r.pid).collect();
         futures_util::stream::iter(open)
             .for_each_concurrent(RECOVERY_PARALLELISM, |run| async move {
@@ -857,7 +987,11 @@ impl Supervisor {
                 }
             })
             .await;
-        let wanted = self.db.call(|c| runs::wanted_running(c)).await?;
+        let host = self.settings.host.clone();
+        let wanted = self
+            .db
+            .call(move |c| runs::wanted_running(c, &host))
+            .await?;
         futures_util::stream::iter(wanted)
             .for_each_concurrent(RECOVERY_PARALLELISM, |w| async move {
                 let project_id = w.project_id;

@@ -43,7 +43,11 @@ pub async fn stop(
 ) -> Result<Reply, ServiceError> {
     let user = daemon.accounts.authenticate(token).await?;
     let ids = match (req.project, req.all) {
-        (Some(reference), _) => vec![find(daemon, token, reference).await?.id],
+        (Some(reference), _) => {
+            let project = find(daemon, token, reference).await?;
+            daemon.supervisor.check_here(&project, true).await?;
+            vec![project.id]
+        }
         (None, true) => daemon.supervisor.owned(user.id),
         (None, false) => {
             return Err(ServiceError::InvalidInput(
@@ -68,6 +72,7 @@ pub async fn restart(
     progress: &ProgressTx,
 ) -> Result<Reply, ServiceError> {
     let project = find(daemon, token, req.project.clone()).await?;
+    daemon.supervisor.check_here(&project, false).await?;
     let _ = progress.send(Progress::Step("stopping".into()));
     daemon.supervisor.stop(project.id).await?;
     let again = RunRequest {
@@ -80,7 +85,9 @@ pub async fn restart(
 /// The caller's supervised apps.
 pub async fn ps(daemon: &Daemon, token: Option<&SessionToken>) -> Result<Reply, ServiceError> {
     let user = daemon.accounts.authenticate(token).await?;
-    Ok(Reply::Processes(daemon.supervisor.ps(user.id)))
+    let mut apps = daemon.supervisor.ps(user.id);
+    apps.extend(daemon.supervisor.elsewhere(user.id).await?);
+    Ok(Reply::Processes(apps))
 }
 
 /// The caller's apps' CPU and memory over the last hour.

@@ -6,13 +6,12 @@ use appforge_shared::protocol::{
     CheckOptions, CheckStep, FileContent, FixRequest, GenerateRequest, Generated, ImproveRequest,
     Progress, Reply, SaveGenerationRequest, SavedAs, SessionToken,
 };
-use rusqlite::Transaction;
 
 use super::{follow, ProgressTx};
 use crate::ai::generate::{Asking, GenerationError};
 use crate::ai::{history, prompt, Message, Provider};
 use crate::checks::repair::{self, Job};
-use crate::db::DbError;
+use crate::db::{Conn, DbError};
 use crate::error::ServiceError;
 use crate::projects::versions::Release;
 use crate::projects::{self, versions, NewVersion, Project, ProjectError};
@@ -64,14 +63,13 @@ pub async fn save(
     let owner_id = user.id;
     let result = daemon
         .db
-        .call(move |c| {
-            let tx = c.transaction()?;
-            let Some(unsaved) = history::unsaved(&tx, owner_id, req.generation_id)? else {
+        .transaction(move |tx| {
+            let Some(unsaved) = history::unsaved(tx, owner_id, req.generation_id)? else {
                 return Ok(None);
             };
             let target = Target::NewProject { name: req.name };
             let saved = store(
-                &tx,
+                tx,
                 owner_id,
                 req.generation_id,
                 &unsaved.prompt,
@@ -80,8 +78,7 @@ pub async fn save(
                 &unsaved.check_status,
                 target,
             )?;
-            tx.commit()?;
-            Ok(Some((saved, unsaved)))
+            Ok::<_, DbError>(Some((saved, unsaved)))
         })
         .await?;
     let Some((saved, unsaved)) = result else {
@@ -320,8 +317,7 @@ impl Call {
         };
         let (generation_id, stored, outcome, to_save) = daemon
             .db
-            .call(move |c| {
-                let tx = c.transaction()?;
+            .transaction(move |tx| {
                 let project_id = match &target {
                     Target::NewVersion { project, .. } => Some(project.id),
                     _ => None,
@@ -340,11 +336,11 @@ impl Call {
                     let last = number + 1 == outcome.rounds.len();
                     let files = to_save.as_deref().filter(|_| last);
                     let error = error.as_deref().filter(|_| last);
-                    id = history::record(&tx, &entry, number, round, files, error)?;
+                    id = history::record(tx, &entry, number, round, files, error)?;
                 }
                 let stored = match &to_save {
                     Some(files) => store(
-                        &tx,
+                        tx,
                         owner_id,
                         id,
                         &prompt,
@@ -355,8 +351,7 @@ impl Call {
                     )?,
                     None => None,
                 };
-                tx.commit()?;
-                Ok((id, stored, outcome, to_save))
+                Ok::<_, DbError>((id, stored, outcome, to_save))
             })
             .await?;
         let result = match (&outcome.files, check_status) {
@@ -436,7 +431,7 @@ pub fn check_steps(steps: &[crate::checks::StepOutcome]) -> Vec<CheckStep> {
 /// history row is still committed.
 #[allow(clippy::too_many_arguments)]
 fn store(
-    tx: &Transaction<'_>,
+    tx: &Conn<'_>,
     owner_id: i64,
     generation_id: i64,
     prompt: &str,
@@ -472,7 +467,7 @@ fn store(
 /// Adds an improvement as the next version, unless the project moved on from
 /// `base` while the model worked.
 fn add_on_top(
-    tx: &Transaction<'_>,
+    tx: &Conn<'_>,
     project: Project,
     base: i64,
     version: NewVersion<'_>,

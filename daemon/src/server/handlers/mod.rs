@@ -11,9 +11,9 @@ pub use status::metrics_text;
 use appforge_shared::protocol::{
     Envelope, Progress, Reply, Request, SessionToken, Welcome, PROTOCOL_VERSION,
 };
-use rusqlite::Transaction;
 use tokio::sync::mpsc;
 
+use crate::db::Conn;
 use crate::error::ServiceError;
 use crate::projects::{Project, ProjectError};
 use crate::state::Daemon;
@@ -147,20 +147,15 @@ async fn with_project<T, F>(
 ) -> Result<T, ServiceError>
 where
     T: Send + 'static,
-    F: FnOnce(&Transaction<'_>, &Project) -> Result<T, ProjectError> + Send + 'static,
+    F: FnOnce(&Conn<'_>, &Project) -> Result<T, ProjectError> + Send + 'static,
 {
     let user = daemon.accounts.authenticate(token).await?;
     let result = daemon
         .db
-        .call(move |c| {
-            let tx = c.transaction()?;
-            let result = crate::projects::resolve(&tx, user.id, &reference)
-                .and_then(|project| f(&tx, &project));
-            if result.is_ok() {
-                tx.commit()?;
-            }
-            Ok(result)
+        .transaction(move |tx| {
+            let project = crate::projects::resolve(tx, user.id, &reference)?;
+            f(tx, &project)
         })
         .await?;
-    Ok(result?)
+    Ok(result)
 }

@@ -19,13 +19,11 @@ pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
     let (users, projects) = daemon
         .db
         .call(|c| {
-            let count = |table: &str| -> rusqlite::Result<u64> {
-                c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .map(|n| n as u64)
-            };
-            Ok((count("users")?, count("projects")?))
+            c.query_one(
+                "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM projects)",
+                &[],
+                |r| Ok((r.get::<i64>(0)? as u64, r.get::<i64>(1)? as u64)),
+            )
         })
         .await?;
     let settings = &daemon.settings;
@@ -35,7 +33,7 @@ pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
         uptime_s: daemon.started.elapsed().as_secs(),
         socket: settings.socket.display().to_string(),
         data_dir: settings.data_dir.display().to_string(),
-        database: daemon.db.path().display().to_string(),
+        database: daemon.db.describe(),
         users,
         projects,
         connections: daemon.connections.load(Ordering::Relaxed),

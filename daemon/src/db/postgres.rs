@@ -1,0 +1,266 @@
+//! The shared PostgreSQL store: a pool of connections (deadpool-postgres
+//! over tokio-postgres). The store's operations are synchronous closures, as
+//! for SQLite, run on the blocking pool; each query inside is awaited there
+//! on the runtime's handle. So one operation's SQL reads the same on both
+//! stores and a transaction is simply the closure.
+
+use std::error::Error as StdError;
+use std::str::FromStr;
+
+use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Pool, RecyclingMethod};
+use postgres_types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio::runtime::Handle;
+
+use super::value::{Row, Value};
+use super::{migrations, DbError};
+use appforge_shared::protocol::Secret;
+
+/// Connections held at most; each operation takes one for its length.
+const POOL_SIZE: usize = 8;
+
+/// An open PostgreSQL database.
+pub struct Postgres {
+    pool: Pool,
+    /// For connections outside the pool.
+    config: tokio_postgres::Config,
+    /// Where it is, without the password: for messages and `status`.
+    shown: String,
+}
+
+impl Postgres {
+    /// Connects to `url`, with `password` when the URL carries none, and
+    /// migrates the database.
+    pub async fn open(url: &str, password: Option<&Secret>) -> Result<Postgres, DbError> {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
+            DbError::Config(format!(
+                "the database URL is not a PostgreSQL URL ({e}); write it as \
+                 postgres://USER@HOST:PORT/DATABASE"
+            ))
+        })?;
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(DbError::Config(
+                "sslmode=require is not supported: appforged connects without TLS; reach \
+                 PostgreSQL over a Unix socket or a trusted network and drop sslmode"
+                    .into(),
+            ));
+        }
+        if config.get_password().is_none() {
+            if let Some(password) = password {
+                config.password(password.0.as_bytes());
+            }
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("appforged");
+        }
+        let shown = shown(&config);
+        let manager = Manager::from_config(
+            config.clone(),
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|e| DbError::Config(e.to_string()))?;
+        let store = Postgres {
+            pool,
+            config,
+            shown,
+        };
+        let mut client = store.client().await?;
+        migrations::apply_postgres(&mut client).await?;
+        Ok(store)
+    }
+
+    /// Where the database is, without the password.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// A pooled connection.
+    pub async fn client(&self) -> Result<deadpool_postgres::Client, DbError> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => DbError::Unreachable {
+                at: self.shown.clone(),
+                why: e.to_string(),
+            },
+            other => DbError::Unreachable {
+                at: self.shown.clone(),
+                why: other.to_string(),
+            },
+        })
+    }
+
+    /// A connection of its own, outside the pool, for a session that must
+    /// last (the host claim's advisory lock).
+    pub async fn dedicated(&self) -> Result<tokio_postgres::Client, DbError> {
+        let (client, connection) =
+            self.config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| DbError::Unreachable {
+                    at: self.shown.clone(),
+                    why: e.to_string(),
+                })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::error!(error = %e, "lost a dedicated database connection");
+            }
+        });
+        Ok(client)
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool, in a
+    /// transaction when `transaction` is set (committed only when `f`
+    /// succeeds; otherwise, or if `f` panics, rolled back).
+    pub async fn run<T, E, F>(&self, transaction: bool, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&super::Conn<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let mut client = self.client().await?;
+        let rt = Handle::current();
+        tokio::task::spawn_blocking(move || {
+            if !transaction {
+                let on = On::Client(&client);
+                return f(&super::Conn::Postgres(PgConn { rt: &rt, on }));
+            }
+            let tx = rt.block_on(client.transaction()).map_err(DbError::from)?;
+            let result = f(&super::Conn::Postgres(PgConn {
+                rt: &rt,
+                on: On::Tx(&tx),
+            }));
+            match result.is_ok() {
+                true => rt.block_on(tx.commit()).map_err(DbError::from)?,
+                false => rt.block_on(tx.rollback()).map_err(DbError::from)?,
+            }
+            result
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+}
+
+/// `user@host:port/database`, never the password.
+fn shown(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// A connection or transaction of the pool, as the store's operations use it.
+pub struct PgConn<'a> {
+    rt: &'a Handle,
+    on: On<'a>,
+}
+
+enum On<'a> {
+    Client(&'a ClientWrapper),
+    Tx(&'a deadpool_postgres::Transaction<'a>),
+}
+
+impl PgConn<'_> {
+    /// Runs one statement, returning its rows.
+    pub fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        let params: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let rows = self.rt.block_on(async {
+            match &self.on {
+                On::Client(c) => {
+                    let stmt = c.prepare_cached(sql).await?;
+                    c.query(&stmt, &params).await
+                }
+                On::Tx(t) => {
+                    let stmt = t.prepare_cached(sql).await?;
+                    t.query(&stmt, &params).await
+                }
+            }
+        })?;
+        rows.iter().map(row_of).collect()
+    }
+
+    /// Runs one statement, returning the rows it changed.
+    pub fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let params: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        Ok(self.rt.block_on(async {
+            match &self.on {
+                On::Client(c) => {
+                    let stmt = c.prepare_cached(sql).await?;
+                    c.execute(&stmt, &params).await
+                }
+                On::Tx(t) => {
+                    let stmt = t.prepare_cached(sql).await?;
+                    t.execute(&stmt, &params).await
+                }
+            }
+        })?)
+    }
+}
+
+fn row_of(row: &tokio_postgres::Row) -> Result<Row, DbError> {
+    let mut values = Vec::with_capacity(row.len());
+    for (i, column) in row.columns().iter().enumerate() {
+        let value = match *column.type_() {
+            Type::INT8 => row.try_get::<_, Option<i64>>(i)?.map(Value::Int),
+            Type::INT4 => row
+                .try_get::<_, Option<i32>>(i)?
+                .map(|v| Value::Int(v.into())),
+            Type::INT2 => row
+                .try_get::<_, Option<i16>>(i)?
+                .map(|v| Value::Int(v.into())),
+            Type::BOOL => row
+                .try_get::<_, Option<bool>>(i)?
+                .map(|v| Value::Int(v.into())),
+            Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR => {
+                row.try_get::<_, Option<String>>(i)?.map(Value::Text)
+            }
+            ref other => {
+                return Err(DbError::Decode(format!(
+                    "column {} has type {other}, which the store never reads",
+                    column.name()
+                )))
+            }
+        };
+        values.push(value.unwrap_or(Value::Null));
+    }
+    Ok(Row(values))
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(i) => match *ty {
+                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+                Type::BOOL => (*i != 0).to_sql(ty, out),
+                _ => i.to_sql(ty, out),
+            },
+            Value::Text(s) => s.as_str().to_sql(ty, out),
+        }
+    }
+
+    // Every kind is offered; the server's inferred type decides the encoding
+    // above, and a mismatch is the server's error.
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
