@@ -48,7 +48,10 @@ fn bin_dir() -> PathBuf {
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
-        .find(|d| d.join("initdb").exists());
+        .map(|d| d.join("initdb"))
+        .find(|p| p.exists())
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .and_then(|p| p.parent().map(Path::to_path_buf));
     if let Some(dir) = on_path {
         return dir;
     }
