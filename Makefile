@@ -1,7 +1,7 @@
 # appforge: `make demo` runs the main job, `make test` runs every test.
 CARGO ?= cargo
 
-.PHONY: all build release test lint fmt demo bench fuzz clean pyenv tools man completions FORCE
+.PHONY: all build release test lint fmt demo bench fuzz clean pyenv tools postgres man completions FORCE
 
 all: build
 
@@ -57,10 +57,26 @@ $(CHROMIUM):
 	test -x $@
 FORCE:
 
+## PostgreSQL's server programs (initdb, pg_ctl, postgres, psql, pg_dump), for
+## the tests that start a real server: Debian's postgresql when initdb is
+## missing. The tests run the server as the `postgres` user when run as root.
+PG_INITDB = $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) $(shell command -v initdb 2>/dev/null))
+postgres:
+	@if [ -z "$(PG_INITDB)" ]; then \
+		apt-cache show postgresql >/dev/null 2>&1 || $(SUDO) apt-get update; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql \
+			|| { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; }; \
+	fi
+
+## The suites that must hold on both stores, run again on PostgreSQL.
+PG_SUITES := --test accounts --test generate --test projects --test supervisor
+
 ## The whole test suite: unit, property and end-to-end tests of the real binaries.
-test: build pyenv tools
+test: build pyenv tools postgres
 	APPFORGE_TEST_PYTHON=$(CURDIR)/$(PYENV)/bin/python APPFORGE_TEST_NODE_PATH=$(CURDIR)/$(TOOLS)/node_modules \
 		CHROMIUM=$(CHROMIUM) $(CARGO) test --workspace
+	APPFORGE_TEST_STORE=postgres APPFORGE_TEST_PYTHON=$(CURDIR)/$(PYENV)/bin/python \
+		$(CARGO) test -p appforge-e2e $(PG_SUITES)
 
 ## The man page and shell completions, generated from the client's clap definitions.
 man: build

@@ -154,6 +154,21 @@ impl Daemon {
         daemon
     }
 
+    /// Starts a daemon whose store is `database` on the test PostgreSQL
+    /// server, with extra arguments: several may share one database.
+    pub fn start_on_postgres(database: &str, args: &[&str]) -> Daemon {
+        let server = postgres::server();
+        let url = server.url(database);
+        let mut all = vec!["--database-url", url.as_str()];
+        all.extend_from_slice(args);
+        let mut daemon = Daemon::start_with(
+            &all,
+            &[("APPFORGE_DATABASE_PASSWORD", server.password.as_str())],
+        );
+        daemon.database = Some(database.to_string());
+        daemon
+    }
+
     /// Starts the daemon again on the same socket and data (after a stop or kill).
     pub fn restart(&mut self) {
         let child = self.spawn(&[]);

@@ -223,7 +223,7 @@ fn process_json(a: &ProcessInfo) -> serde_json::Value {
         "url": a.url, "status": a.status, "restarts": a.restarts, "uptime_s": a.uptime_s,
         "cpu_percent": a.cpu_percent, "rss_bytes": a.rss_bytes, "last_exit": a.last_exit,
         "version": a.version, "newer_version": a.newer_version, "check_status": a.check_status,
-        "hint": a.hint,
+        "hint": a.hint, "host": a.host,
     })
 }
 

@@ -81,14 +81,11 @@ impl Postgres {
 
     /// A pooled connection.
     pub async fn client(&self) -> Result<deadpool_postgres::Client, DbError> {
-        self.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => DbError::Unreachable {
-                at: self.shown.clone(),
-                why: e.to_string(),
-            },
-            other => DbError::Unreachable {
-                at: self.shown.clone(),
-                why: other.to_string(),
+        self.pool.get().await.map_err(|e| DbError::Unreachable {
+            at: self.shown.clone(),
+            why: match e {
+                deadpool_postgres::PoolError::Backend(e) => server_said(&e),
+                other => other.to_string(),
             },
         })
     }
@@ -102,7 +99,7 @@ impl Postgres {
                 .await
                 .map_err(|e| DbError::Unreachable {
                     at: self.shown.clone(),
-                    why: e.to_string(),
+                    why: server_said(&e),
                 })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -141,6 +138,14 @@ impl Postgres {
         })
         .await
         .map_err(|e| DbError::Task(e.to_string()))?
+    }
+}
+
+/// What the server said, rather than tokio-postgres's bare "db error".
+fn server_said(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => e.to_string(),
     }
 }
 

@@ -1,0 +1,358 @@
+//! PostgreSQL as the shared store: daemons on several hosts (here, two data
+//! folders and two host names) sharing one database, the host claim, apps
+//! whose host's daemon is gone, a daemon killed mid-write, and the database
+//! password kept secret. Every test runs against a real PostgreSQL server
+//! that the harness starts.
+
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use appforge_e2e::apps::*;
+use appforge_e2e::postgres::{self, USER};
+use appforge_e2e::{bin, is_zombie, wait_for, Daemon};
+use nix::sys::signal::Signal;
+
+/// A new database on the test server.
+fn database() -> String {
+    postgres::server().new_database()
+}
+
+/// The single value a query returns.
+fn value(daemon: &Daemon, sql: &str) -> String {
+    daemon.sql(sql)[0][0].clone().expect("a value")
+}
+
+#[test]
+fn two_hosts_share_the_data_and_each_runs_only_its_own_apps() {
+    let db = database();
+    let mut alpha = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    let beta = Daemon::start_on_postgres(&db, &["--host-name", "beta"]);
+    let ada_alpha = signed_up(&alpha, "ada");
+    let ada_beta = beta.user("ada");
+    ada_beta.login().ok();
+
+    // Accounts, projects, versions and history are shared.
+    let todo = new_project(&ada_alpha, "todo");
+    let listed = ada_beta.run(&["--json", "list"]).ok().json();
+    assert_eq!(listed[0]["name"], "todo", "{listed}");
+    let history = ada_beta.run(&["--json", "history", "todo"]).ok().json();
+    assert_eq!(history.as_array().map(Vec::len), Some(1), "{history}");
+
+    // Each host runs its own apps; ps on either shows both, with their hosts.
+    let todo_pid = pid_of(&run_app(&ada_alpha, "todo"));
+    let notes = new_project(&ada_beta, "notes");
+    let notes_app = run_app(&ada_beta, "notes");
+    let notes_pid = pid_of(&notes_app);
+    for user in [&ada_alpha, &ada_beta] {
+        let todo_row = ps_of(user, todo).expect("todo in ps");
+        let notes_row = ps_of(user, notes).expect("notes in ps");
+        assert_eq!(todo_row["host"], "alpha", "{todo_row}");
+        assert_eq!(notes_row["host"], "beta", "{notes_row}");
+        assert_eq!(todo_row["status"], "running");
+    }
+    let table = ada_beta.run(&["ps"]).ok().stdout;
+    assert!(table.contains("HOST") && table.contains("alpha"), "{table}");
+
+    // An app runs in one place: beta does not start or stop alpha's.
+    let refused = ada_beta.run(&["run", "todo"]).fails_with(6);
+    assert!(
+        refused.stderr.contains("kept running by host `alpha`"),
+        "{refused:?}"
+    );
+    ada_beta.run(&["stop", "todo"]).fails_with(6);
+    assert!(!is_zombie(todo_pid as i32));
+
+    // alpha dies and comes back: it re-adopts its app and leaves beta's alone.
+    alpha.signal_and_wait(Signal::SIGKILL);
+    alpha.restart();
+    wait_for("alpha to re-adopt its app", || {
+        ps_of(&ada_alpha, todo).is_some_and(|a| a["status"] == "running" && a["host"] == "alpha")
+    });
+    assert_eq!(pid_of(&ps_of(&ada_alpha, todo).unwrap()), todo_pid);
+    assert!(!is_zombie(notes_pid as i32), "beta's app was touched");
+    assert_answers(port_of(&notes_app));
+    let open_beta_runs = value(
+        &beta,
+        "SELECT count(*) FROM project_runs WHERE host = 'beta' AND stopped_at IS NULL",
+    );
+    assert_eq!(open_beta_runs, "1");
+    ada_alpha.run(&["stop", "todo"]).ok();
+    ada_beta.run(&["stop", "notes"]).ok();
+}
+
+#[test]
+fn a_second_daemon_for_the_same_host_is_refused_and_names_the_first() {
+    let db = database();
+    let first = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    let server = postgres::server();
+    let other = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("appforged"))
+        .args(["--socket"])
+        .arg(other.path().join("s.sock"))
+        .arg("--data-dir")
+        .arg(other.path().join("data"))
+        .args(["--web-addr", "off", "--host-name", "alpha"])
+        .args(["--database-url", &server.url(&db)])
+        .env("APPFORGE_DATABASE_PASSWORD", &server.password)
+        .env("XDG_CONFIG_HOME", other.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("already runs as host `alpha`"), "{err}");
+    assert!(err.contains(&format!("pid {}", first.pid())), "{err}");
+    assert!(err.contains(&first.socket.display().to_string()), "{err}");
+    // The first one is unharmed.
+    signed_up(&first, "ada");
+}
+
+#[test]
+fn an_app_whose_hosts_daemon_is_gone_is_reported_and_never_started_twice() {
+    let db = database();
+    let mut alpha = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    let beta = Daemon::start_on_postgres(&db, &["--host-name", "beta"]);
+    let ada_alpha = signed_up(&alpha, "ada");
+    let ada_beta = beta.user("ada");
+    ada_beta.login().ok();
+    let todo = new_project(&ada_alpha, "todo");
+    let old_pid = pid_of(&run_app(&ada_alpha, "todo"));
+
+    alpha.signal_and_wait(Signal::SIGKILL);
+    // The app outlives its daemon; beta reports the host as gone.
+    wait_for("beta to see alpha gone", || {
+        ps_of(&ada_beta, todo).is_some_and(|a| a["status"] == "host-gone")
+    });
+    let row = ps_of(&ada_beta, todo).unwrap();
+    assert_eq!(row["host"], "alpha");
+    assert!(
+        row["hint"].as_str().unwrap().contains("not running"),
+        "{row}"
+    );
+    let refused = ada_beta.run(&["run", "todo"]).fails_with(6);
+    assert!(
+        refused.stderr.contains("whose daemon is not running"),
+        "{refused:?}"
+    );
+    assert!(!is_zombie(old_pid as i32));
+
+    // Released by stop, it runs on beta; alpha, back, stops its left-over
+    // process instead of adopting it.
+    ada_beta.run(&["stop", "todo"]).ok();
+    let moved = run_app(&ada_beta, "todo");
+    assert_eq!(moved["host"], "beta");
+    alpha.restart();
+    wait_for("alpha to stop its left-over process", || {
+        is_zombie(old_pid as i32)
+    });
+    let rows = ps(&ada_alpha);
+    let todo_rows: Vec<_> = rows.iter().filter(|a| a["project_id"] == todo).collect();
+    assert_eq!(todo_rows.len(), 1, "{rows:?}");
+    assert_eq!(todo_rows[0]["host"], "beta");
+    assert_eq!(todo_rows[0]["status"], "running");
+    assert_answers(port_of(&moved));
+    ada_beta.run(&["stop", "todo"]).ok();
+}
+
+#[test]
+fn a_daemon_killed_mid_write_loses_nothing_and_saves_nothing_by_halves() {
+    let db = database();
+    let mut daemon = Daemon::start_on_postgres(&db, &[]);
+    let ada = signed_up(&daemon, "ada");
+    new_project(&ada, "base");
+    // Writers save projects and versions until the daemon dies under them.
+    let saved: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let ada = daemon.user("ada");
+            let saved = Arc::clone(&saved);
+            thread::spawn(move || {
+                for n in 0..40 {
+                    let name = format!("w{w}-{n}");
+                    let out = ada.run(&[
+                        "--json",
+                        "generate",
+                        TODO_PROMPT,
+                        "--save",
+                        "--no-check",
+                        "--provider",
+                        "template",
+                        "--name",
+                        &name,
+                    ]);
+                    if out.code != 0 {
+                        return;
+                    }
+                    let version = out.json()["version"].as_i64().unwrap_or(1);
+                    saved.lock().unwrap().push((name, version));
+                    let edit = ada.run_with_stdin(
+                        &[
+                            "--json",
+                            "edit",
+                            "base",
+                            "--file",
+                            "app.py",
+                            "--stdin",
+                            "--no-check",
+                        ],
+                        &format!("# edit {w}-{n}\nprint('hello')\n"),
+                    );
+                    if edit.code != 0 {
+                        return;
+                    }
+                    let version = edit.json()["version"].as_i64().expect("a version");
+                    saved.lock().unwrap().push(("base".into(), version));
+                }
+            })
+        })
+        .collect();
+    wait_for("some writes to land", || saved.lock().unwrap().len() >= 8);
+    daemon.signal_and_wait(Signal::SIGKILL);
+    for w in writers {
+        w.join().unwrap();
+    }
+    daemon.restart();
+
+    // Nothing a client was told is saved is lost.
+    let saved = saved.lock().unwrap().clone();
+    for (name, version) in &saved {
+        let found = value(
+            &daemon,
+            &format!(
+                "SELECT count(*) FROM project_versions v JOIN projects p ON p.id = v.project_id \
+                 WHERE p.name = '{name}' AND v.version = {version}"
+            ),
+        );
+        assert_eq!(found, "1", "{name} v{version} was lost");
+    }
+    // Nothing is half-saved: every project has its versions from 1 up, every
+    // version its files, and the project row mirrors its newest version.
+    let broken = daemon.sql(
+        "SELECT p.name FROM projects p WHERE \
+           (SELECT count(*) FROM project_versions v WHERE v.project_id = p.id) \
+             <> (SELECT coalesce(max(version), 0) FROM project_versions v WHERE v.project_id = p.id) \
+           OR NOT EXISTS (SELECT 1 FROM project_versions v WHERE v.project_id = p.id) \
+           OR EXISTS (SELECT 1 FROM project_versions v WHERE v.project_id = p.id \
+                      AND NOT EXISTS (SELECT 1 FROM project_files f WHERE f.version_id = v.id)) \
+           OR p.backend_code <> (SELECT f.content FROM project_files f JOIN project_versions v \
+                 ON v.id = f.version_id WHERE v.project_id = p.id AND f.path = 'app.py' \
+                 ORDER BY v.version DESC LIMIT 1)",
+    );
+    assert!(broken.is_empty(), "half-saved projects: {broken:?}");
+    let files_per_generation = daemon.sql(
+        "SELECT DISTINCT (SELECT count(*) FROM project_files f WHERE f.version_id = v.id) \
+         FROM project_versions v WHERE v.kind = 'generate'",
+    );
+    assert_eq!(files_per_generation.len(), 1, "{files_per_generation:?}");
+    // The daemon goes on serving.
+    ada.run(&["list"]).ok();
+}
+
+#[test]
+fn the_database_password_is_a_secret() {
+    let server = postgres::server();
+    let db = database();
+    let with_password = format!(
+        "postgres://{USER}:{}@127.0.0.1:{}/{db}",
+        server.password, server.port
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let appforged = |args: &[&str], envs: &[(&str, &str)]| {
+        Command::new(bin("appforged"))
+            .arg("--socket")
+            .arg(dir.path().join("s.sock"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--web-addr", "off"])
+            .args(args)
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env_remove("APPFORGE_DATABASE_URL")
+            .env_remove("APPFORGE_DATABASE_PASSWORD")
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap()
+    };
+
+    // On the command line, every user could read it: refused.
+    let out = appforged(&["--database-url", &with_password], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("APPFORGE_DATABASE_PASSWORD"), "{err}");
+    assert!(!err.contains(&server.password), "{err}");
+
+    // From the environment it is taken, and --print-config hides it.
+    let out = appforged(
+        &["--print-config"],
+        &[("APPFORGE_DATABASE_URL", &with_password)],
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}");
+    assert!(!printed.contains(&server.password), "{printed}");
+    assert!(printed.contains(&server.url(&db)), "{printed}");
+    assert!(
+        printed.contains("database-password: set (hidden)"),
+        "{printed}"
+    );
+
+    // A wrong password: a clear error that shows none.
+    let out = appforged(
+        &["--database-url", &server.url(&db)],
+        &[("APPFORGE_DATABASE_PASSWORD", "not-the-password")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert!(
+        err.contains(&server.url(&db)) && !err.contains("not-the-password"),
+        "{err}"
+    );
+
+    // A daemon that runs: the password reaches no log, status or app.
+    let daemon = Daemon::start_on_postgres(&db, &[]);
+    let ada = signed_up(&daemon, "ada");
+    new_project(&ada, "todo");
+    let app = run_app(&ada, "todo");
+    let status = ada.run(&["--json", "status"]).ok().stdout;
+    assert!(status.contains(&server.url(&db)), "{status}");
+    let environ = std::fs::read(format!("/proc/{}/environ", pid_of(&app))).unwrap();
+    for (what, text) in [
+        ("the daemon's log", daemon.log()),
+        ("status", status),
+        (
+            "the app's environment",
+            String::from_utf8_lossy(&environ).into_owned(),
+        ),
+    ] {
+        assert!(
+            !text.contains(&server.password),
+            "the password is in {what}"
+        );
+    }
+    ada.run(&["stop", "todo"]).ok();
+}
+
+#[test]
+fn both_stores_are_migrated_to_the_same_numbered_schema() {
+    let db = database();
+    let on_postgres = Daemon::start_on_postgres(&db, &[]);
+    let on_sqlite = Daemon::start();
+    let pg_version = value(&on_postgres, "SELECT version FROM schema_version");
+    let sqlite_version = if on_sqlite.database.is_some() {
+        // APPFORGE_TEST_STORE=postgres: this daemon is on PostgreSQL too.
+        value(&on_sqlite, "SELECT version FROM schema_version")
+    } else {
+        value(&on_sqlite, "PRAGMA user_version")
+    };
+    assert_eq!(pg_version, sqlite_version);
+    assert!(pg_version.parse::<u32>().unwrap() >= 5);
+    // Every table of one store is in the other.
+    let pg_tables = on_postgres.sql(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' \
+         AND table_name <> 'schema_version' ORDER BY table_name",
+    );
+    assert!(pg_tables.len() >= 7, "{pg_tables:?}");
+    for table in pg_tables {
+        let table = table[0].clone().unwrap();
+        on_sqlite.sql(&format!("SELECT count(*) FROM {table}"));
+    }
+}
