@@ -82,6 +82,94 @@ fn two_hosts_share_the_data_and_each_runs_only_its_own_apps() {
 }
 
 #[test]
+fn two_hosts_asked_to_run_one_app_at_once_start_it_once() {
+    let db = database();
+    let alpha = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    let beta = Daemon::start_on_postgres(&db, &["--host-name", "beta"]);
+    let ada = signed_up(&alpha, "ada");
+    beta.user("ada").login().ok();
+    let todo = new_project(&ada, "todo");
+    for round in 0..3 {
+        let runs: Vec<_> = [&alpha, &beta]
+            .map(|d| {
+                let user = d.user("ada");
+                thread::spawn(move || user.run(&["--json", "run", "todo"]))
+            })
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let started: Vec<_> = runs.iter().filter(|r| r.code == 0).collect();
+        assert_eq!(started.len(), 1, "round {round}: {runs:?}");
+        let refused = runs.iter().find(|r| r.code != 0).unwrap();
+        assert_eq!(refused.code, 6, "{refused:?}");
+        let host = started[0].json()["host"].as_str().unwrap().to_string();
+        let apps = alpha.app_pids().len() + beta.app_pids().len();
+        assert_eq!(apps, 1, "round {round}: the app runs {apps} times");
+        let owner = if host == "alpha" { &alpha } else { &beta };
+        owner.user("ada").run(&["stop", "todo"]).ok();
+        assert!(ps_of(&ada, todo).is_none_or(|a| a["status"] != "running"));
+    }
+}
+
+#[test]
+fn edits_on_two_hosts_at_once_never_share_or_lose_a_version() {
+    let db = database();
+    let alpha = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    let beta = Daemon::start_on_postgres(&db, &["--host-name", "beta"]);
+    signed_up(&alpha, "ada");
+    beta.user("ada").login().ok();
+    let todo = new_project(&alpha.user("ada"), "todo");
+    let editors: Vec<_> = [&alpha, &beta]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let user = d.user("ada");
+            thread::spawn(move || {
+                (0..10)
+                    .map(|n| {
+                        user.run_with_stdin(
+                            &[
+                                "--json",
+                                "edit",
+                                "todo",
+                                "--file",
+                                "notes.txt",
+                                "--stdin",
+                                "--no-check",
+                            ],
+                            &format!("host {i} edit {n}\n"),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = editors
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    // Each edit is saved as a version of its own, or refused by the
+    // conflict rule (another host saved first): never an internal error.
+    let mut versions = Vec::new();
+    for out in &outcomes {
+        match out.code {
+            0 => versions.push(out.json()["version"].as_i64().unwrap()),
+            6 => assert!(out.stderr.contains("changed while you worked"), "{out:?}"),
+            _ => panic!("{out:?}"),
+        }
+    }
+    versions.sort_unstable();
+    let saved = versions.len() as i64;
+    assert!(saved >= 2, "{outcomes:?}");
+    assert_eq!(versions, (2..=saved + 1).collect::<Vec<i64>>());
+    let newest = value(
+        &alpha,
+        &format!("SELECT max(version) FROM project_versions WHERE project_id = {todo}"),
+    );
+    assert_eq!(newest, (saved + 1).to_string());
+}
+
+#[test]
 fn a_second_daemon_for_the_same_host_is_refused_and_names_the_first() {
     let db = database();
     let first = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);

@@ -168,6 +168,22 @@ impl Conn<'_> {
         }
     }
 
+    /// Serialises the writers of one project until the transaction ends:
+    /// on PostgreSQL, daemons on other hosts wait on the project's row lock;
+    /// SQLite has one writer already. Call inside a transaction.
+    pub fn lock_project(&self, project_id: i64) -> Result<(), DbError> {
+        match self {
+            Conn::Sqlite(_) => Ok(()),
+            Conn::Postgres(c) => {
+                c.query(
+                    "SELECT id FROM projects WHERE id = $1 FOR UPDATE",
+                    &[Value::Int(project_id)],
+                )?;
+                Ok(())
+            }
+        }
+    }
+
     /// Runs one query and maps each row.
     pub fn query<T>(
         &self,

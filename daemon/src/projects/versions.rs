@@ -75,6 +75,7 @@ pub fn save_if_changed(
     base: Option<i64>,
     v: NewVersion<'_>,
 ) -> Result<SavedVersion, ProjectError> {
+    tx.lock_project(project.id)?;
     let newest = latest(tx, project.id)?;
     if let Some(base) = base {
         if base != newest {

@@ -288,7 +288,6 @@ impl Supervisor {
         step: &(dyn Fn(String) + Sync),
     ) -> Result<ProcessInfo, RunError> {
         let guard = self.lock_project(project.id).await;
-        self.check_here(project, false).await?;
         let running = self.status_of(project.id).filter(|s| s.state.is_live());
         let mut status = match running {
             Some(now) if port.is_some_and(|p| p != now.port) => {
@@ -296,14 +295,27 @@ impl Supervisor {
             }
             Some(_) => self.watch(project.id).expect("a live app has a handle"),
             None => {
-                let status = self
-                    .launch(project, release, port, Origin::Spawn, step)
-                    .await?;
                 let (id, host) = (project.id, self.settings.host.clone());
-                self.db
-                    .call(move |c| runs::set_wanted(c, id, Some(&host)))
+                let claimed = self
+                    .db
+                    .transaction(move |c| runs::claim(c, id, &host))
                     .await?;
-                status
+                let was_wanted = match claimed {
+                    Ok(was_wanted) => was_wanted,
+                    Err(other) => return Err(self.elsewhere_error(project, other).await),
+                };
+                match self
+                    .launch(project, release, port, Origin::Spawn, step)
+                    .await
+                {
+                    Ok(status) => status,
+                    Err(e) => {
+                        if !was_wanted {
+                            self.db.call(move |c| runs::set_wanted(c, id, None)).await?;
+                        }
+                        return Err(e);
+                    }
+                }
             }
         };
         drop(guard);
@@ -793,12 +805,17 @@ impl Supervisor {
         else {
             return Ok(());
         };
-        let alive = self.hosts.is_alive(&other).await;
-        if stopping && !alive {
+        if stopping && !self.hosts.is_alive(&other).await {
             tracing::info!(project_id = id, host = %other, "released an app whose host's daemon is gone");
             return Ok(());
         }
-        Err(RunError::OnAnotherHost {
+        Err(self.elsewhere_error(project, other).await)
+    }
+
+    /// The error for an app that `other`'s daemon keeps running.
+    async fn elsewhere_error(&self, project: &projects::Project, other: String) -> RunError {
+        let alive = self.hosts.is_alive(&other).await;
+        RunError::OnAnotherHost {
             name: project.name.clone(),
             host: other,
             gone: if alive {
@@ -813,7 +830,7 @@ impl Supervisor {
                     project.name
                 ),
             },
-        })
+        }
     }
 
     /// Every supervised app, with its owner's id, as `ps` shows them.

@@ -116,6 +116,29 @@ pub fn set_wanted(conn: &Conn<'_>, project_id: i64, host: Option<&str>) -> Resul
     Ok(())
 }
 
+/// Claims the project for `host`'s daemon: wanted running there, unless
+/// another host keeps it running. Returns `Ok(was_wanted_here)`, or the
+/// other host. Call inside a transaction: the check and the claim are one
+/// step, so two hosts never both start it.
+pub fn claim(
+    conn: &Conn<'_>,
+    project_id: i64,
+    host: &str,
+) -> Result<Result<bool, String>, DbError> {
+    conn.lock_project(project_id)?;
+    let (wanted, wanted_host): (String, Option<String>) = conn.query_one(
+        "SELECT wanted, wanted_host FROM projects WHERE id = $1",
+        params![project_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let running = wanted == "running";
+    if let Some(other) = wanted_host.filter(|h| running && h != host) {
+        return Ok(Err(other));
+    }
+    set_wanted(conn, project_id, Some(host))?;
+    Ok(Ok(running))
+}
+
 /// The host another daemon keeps the project running on, if it is wanted
 /// running anywhere but `host`.
 pub fn wanted_elsewhere(
