@@ -101,13 +101,14 @@ demo: build
 	scripts/demo.sh
 
 ## Benchmarks (not tests): release build, figures printed.
-bench: release tools
+bench: release tools postgres
 	python3 bench/ipc.py
 	python3 bench/generate.py
 	python3 bench/supervisor.py
 	python3 bench/dashboard.py
 	python3 bench/checks.py
 	python3 bench/hardening.py
+	python3 bench/store.py
 
 ## Fuzz the frame decoder (needs nightly and cargo-fuzz; not run in CI).
 fuzz:

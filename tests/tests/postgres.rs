@@ -376,7 +376,8 @@ fn the_database_password_is_a_secret() {
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{printed}");
     assert!(!printed.contains(&server.password), "{printed}");
-    assert!(printed.contains(&server.url(&db)), "{printed}");
+    let line = format!("database-url = \"{}\"  # environment", server.url(&db));
+    assert!(printed.contains(&line), "{printed}");
     assert!(
         printed.contains("database-password: set (hidden)"),
         "{printed}"

@@ -239,6 +239,12 @@ impl Loaded {
             let id = arg.get_id().as_str();
             let source = match self.matches.value_source(id) {
                 _ if self.from_file.iter().any(|k| k == long) => "file",
+                // Read with the secrets, outside clap: it may hold a password.
+                Some(ValueSource::DefaultValue) | None
+                    if long == "database-url" && keys.database_url.is_some() =>
+                {
+                    "environment"
+                }
                 Some(ValueSource::CommandLine) => "command line",
                 Some(ValueSource::EnvVariable) => "environment",
                 Some(ValueSource::DefaultValue) => "default",

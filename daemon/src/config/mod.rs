@@ -718,3 +718,48 @@ impl Settings {
 fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
     std::path::absolute(&path).with_context(|| format!("bad path {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_in_the_database_url_is_split_out_and_decoded() {
+        let (url, password) =
+            split_password("postgres://app:p%40ss:w@db.internal:5432/appforge?sslmode=disable")
+                .unwrap();
+        assert_eq!(
+            url,
+            "postgres://app@db.internal:5432/appforge?sslmode=disable"
+        );
+        assert_eq!(password.unwrap().0, "p@ss:w");
+        let (url, password) = split_password("postgresql://app@h/db").unwrap();
+        assert_eq!(
+            (url.as_str(), password.is_none()),
+            ("postgresql://app@h/db", true)
+        );
+        assert!(split_password("mysql://app:pw@h/db").is_err());
+        assert!(split_password("host=h password=pw").is_err());
+    }
+
+    #[test]
+    fn the_password_in_the_url_wins_over_the_secret() {
+        let db =
+            Database::from_url("postgres://a:in-url@h/d", Some(Secret("other".into()))).unwrap();
+        assert_eq!(db.password.unwrap().0, "in-url");
+        let db = Database::from_url("postgres://a@h/d", Some(Secret("other".into()))).unwrap();
+        assert_eq!(
+            (db.url.as_str(), db.password.unwrap().0.as_str()),
+            ("postgres://a@h/d", "other")
+        );
+    }
+
+    #[test]
+    fn host_names_are_checked() {
+        assert_eq!(host_name(Some("build-1.lan")).unwrap(), "build-1.lan");
+        assert!(host_name(Some("")).is_err());
+        assert!(host_name(Some("a b")).is_err());
+        assert!(host_name(Some("x/../y")).is_err());
+        assert!(!host_name(None).unwrap().is_empty());
+    }
+}
