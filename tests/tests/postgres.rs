@@ -10,12 +10,24 @@ use std::thread;
 
 use appforge_e2e::apps::*;
 use appforge_e2e::postgres::{self, USER};
-use appforge_e2e::{bin, is_zombie, wait_for, Daemon};
+use appforge_e2e::{bin, is_zombie, wait_for, Daemon, User};
 use nix::sys::signal::Signal;
 
 /// A new database on the test server.
 fn database() -> String {
     postgres::server().new_database()
+}
+
+/// Two daemons, standing for hosts `alpha` and `beta`, sharing a new
+/// database, and Ada signed up on alpha and signed in on beta.
+fn two_hosts() -> (Daemon, Daemon, User, User) {
+    let db = database();
+    let alpha = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    let beta = Daemon::start_on_postgres(&db, &["--host-name", "beta"]);
+    let ada_alpha = signed_up(&alpha, "ada");
+    let ada_beta = beta.user("ada");
+    ada_beta.login().ok();
+    (alpha, beta, ada_alpha, ada_beta)
 }
 
 /// The single value a query returns.
@@ -25,12 +37,7 @@ fn value(daemon: &Daemon, sql: &str) -> String {
 
 #[test]
 fn two_hosts_share_the_data_and_each_runs_only_its_own_apps() {
-    let db = database();
-    let mut alpha = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
-    let beta = Daemon::start_on_postgres(&db, &["--host-name", "beta"]);
-    let ada_alpha = signed_up(&alpha, "ada");
-    let ada_beta = beta.user("ada");
-    ada_beta.login().ok();
+    let (mut alpha, beta, ada_alpha, ada_beta) = two_hosts();
 
     // Accounts, projects, versions and history are shared.
     let todo = new_project(&ada_alpha, "todo");
@@ -83,11 +90,7 @@ fn two_hosts_share_the_data_and_each_runs_only_its_own_apps() {
 
 #[test]
 fn two_hosts_asked_to_run_one_app_at_once_start_it_once() {
-    let db = database();
-    let alpha = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
-    let beta = Daemon::start_on_postgres(&db, &["--host-name", "beta"]);
-    let ada = signed_up(&alpha, "ada");
-    beta.user("ada").login().ok();
+    let (alpha, beta, ada, _) = two_hosts();
     let todo = new_project(&ada, "todo");
     for round in 0..3 {
         let runs: Vec<_> = [&alpha, &beta]
@@ -113,12 +116,8 @@ fn two_hosts_asked_to_run_one_app_at_once_start_it_once() {
 
 #[test]
 fn edits_on_two_hosts_at_once_never_share_or_lose_a_version() {
-    let db = database();
-    let alpha = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
-    let beta = Daemon::start_on_postgres(&db, &["--host-name", "beta"]);
-    signed_up(&alpha, "ada");
-    beta.user("ada").login().ok();
-    let todo = new_project(&alpha.user("ada"), "todo");
+    let (alpha, beta, ada, _) = two_hosts();
+    let todo = new_project(&ada, "todo");
     let editors: Vec<_> = [&alpha, &beta]
         .iter()
         .enumerate()
@@ -197,12 +196,7 @@ fn a_second_daemon_for_the_same_host_is_refused_and_names_the_first() {
 
 #[test]
 fn an_app_whose_hosts_daemon_is_gone_is_reported_and_never_started_twice() {
-    let db = database();
-    let mut alpha = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
-    let beta = Daemon::start_on_postgres(&db, &["--host-name", "beta"]);
-    let ada_alpha = signed_up(&alpha, "ada");
-    let ada_beta = beta.user("ada");
-    ada_beta.login().ok();
+    let (mut alpha, _beta, ada_alpha, ada_beta) = two_hosts();
     let todo = new_project(&ada_alpha, "todo");
     let old_pid = pid_of(&run_app(&ada_alpha, "todo"));
 

@@ -174,13 +174,12 @@ impl Conn<'_> {
     pub fn lock_project(&self, project_id: i64) -> Result<(), DbError> {
         match self {
             Conn::Sqlite(_) => Ok(()),
-            Conn::Postgres(c) => {
-                c.query(
+            Conn::Postgres(c) => c
+                .query(
                     "SELECT id FROM projects WHERE id = $1 FOR UPDATE",
                     &[Value::Int(project_id)],
-                )?;
-                Ok(())
-            }
+                )
+                .map(drop),
         }
     }
 
@@ -191,11 +190,7 @@ impl Conn<'_> {
         params: &[Value],
         map: impl FnMut(&Row) -> Result<T, DbError>,
     ) -> Result<Vec<T>, DbError> {
-        let rows = match self {
-            Conn::Sqlite(c) => sqlite::query(c, sql, params)?,
-            Conn::Postgres(c) => c.query(sql, params)?,
-        };
-        rows.iter().map(map).collect()
+        self.rows(sql, params)?.iter().map(map).collect()
     }
 
     /// Runs one query and maps its first row, if any.
@@ -205,11 +200,14 @@ impl Conn<'_> {
         params: &[Value],
         map: impl FnOnce(&Row) -> Result<T, DbError>,
     ) -> Result<Option<T>, DbError> {
-        let rows = match self {
-            Conn::Sqlite(c) => sqlite::query(c, sql, params)?,
-            Conn::Postgres(c) => c.query(sql, params)?,
-        };
-        rows.first().map(map).transpose()
+        self.rows(sql, params)?.first().map(map).transpose()
+    }
+
+    fn rows(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        match self {
+            Conn::Sqlite(c) => sqlite::query(c, sql, params),
+            Conn::Postgres(c) => c.query(sql, params),
+        }
     }
 
     /// Runs one query that must yield a row and maps it.
