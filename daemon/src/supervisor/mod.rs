@@ -39,7 +39,6 @@ use crate::confine::Protections;
 use crate::db::hosts::HostLease;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
-use crate::params;
 use crate::projects::versions::Release;
 use crate::projects::{self, export};
 
@@ -739,44 +738,33 @@ impl Supervisor {
             return Ok(Vec::new());
         }
         let host = self.settings.host.clone();
-        let rows = self
+        let remote = self
             .db
-            .call(move |c| {
-                c.query(
-                    "SELECT p.id, p.name, p.wanted_host, p.status, p.port, \
-                            (SELECT r.pid FROM project_runs r WHERE r.project_id = p.id \
-                             AND r.stopped_at IS NULL ORDER BY r.id DESC LIMIT 1) \
-                     FROM projects p WHERE p.owner_id = $1 AND p.wanted = 'running' \
-                     AND p.wanted_host IS NOT NULL AND p.wanted_host <> $2 ORDER BY p.id",
-                    params![owner_id, host],
-                    |r| {
-                        Ok((
-                            r.get::<i64>(0)?,
-                            r.get::<String>(1)?,
-                            r.get::<String>(2)?,
-                            r.get::<String>(3)?,
-                            r.get::<Option<i64>>(4)?,
-                            r.get::<Option<i64>>(5)?,
-                        ))
-                    },
-                )
-            })
+            .call(move |c| runs::elsewhere(c, owner_id, &host))
             .await?;
-        let mut list = Vec::with_capacity(rows.len());
-        for (project_id, name, host, status, port, pid) in rows {
-            let alive = self.hosts.is_alive(&host).await;
-            let port = port.and_then(|p| u16::try_from(p).ok());
+        let mut list = Vec::with_capacity(remote.len());
+        for app in remote {
+            let alive = self.hosts.is_alive(&app.host).await;
             list.push(ProcessInfo {
-                project_id,
-                name,
-                status: if alive { status } else { "host-gone".into() },
-                pid: pid.and_then(|p| u32::try_from(p).ok()),
-                port,
-                url: port.map(|p| format!("http://{host}:{p}/")),
+                project_id: app.project_id,
+                name: app.name,
+                status: if alive {
+                    app.status
+                } else {
+                    "host-gone".into()
+                },
+                pid: app.pid.and_then(|p| u32::try_from(p).ok()),
+                port: app.port,
+                // It answers on that host's loopback only.
+                url: None,
                 hint: (!alive).then(|| {
-                    format!("host `{host}`'s daemon is not running; start it there, or `appforge stop` releases the app")
+                    format!(
+                        "host `{}`'s daemon is not running; start it there, or `appforge stop` \
+                         releases the app",
+                        app.host
+                    )
                 }),
-                host,
+                host: app.host,
                 restarts: 0,
                 uptime_s: None,
                 cpu_percent: None,

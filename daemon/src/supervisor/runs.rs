@@ -57,6 +57,45 @@ pub struct Start<'a> {
     pub host: &'a str,
 }
 
+/// An app another host's daemon keeps running, as its rows say.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// The project.
+    pub project_id: i64,
+    /// Its name.
+    pub name: String,
+    /// The host it is wanted on.
+    pub host: String,
+    /// Its shown status there.
+    pub status: String,
+    /// Its port there.
+    pub port: Option<u16>,
+    /// The pid of its open run there, if any.
+    pub pid: Option<i64>,
+}
+
+/// The owner's apps wanted running on other hosts than `host`.
+pub fn elsewhere(conn: &Conn<'_>, owner_id: i64, host: &str) -> Result<Vec<Remote>, DbError> {
+    conn.query(
+        "SELECT p.id, p.name, p.wanted_host, p.status, p.port, \
+                (SELECT r.pid FROM project_runs r WHERE r.project_id = p.id \
+                 AND r.stopped_at IS NULL ORDER BY r.id DESC LIMIT 1) \
+         FROM projects p WHERE p.owner_id = $1 AND p.wanted = 'running' \
+         AND p.wanted_host IS NOT NULL AND p.wanted_host <> $2 ORDER BY p.id",
+        params![owner_id, host],
+        |r| {
+            Ok(Remote {
+                project_id: r.get(0)?,
+                name: r.get(1)?,
+                host: r.get(2)?,
+                status: r.get(3)?,
+                port: r.get::<Option<i64>>(4)?.and_then(|p| u16::try_from(p).ok()),
+                pid: r.get(5)?,
+            })
+        },
+    )
+}
+
 /// Records a start.
 pub fn insert(conn: &Conn<'_>, start: &Start<'_>) -> Result<i64, DbError> {
     conn.query_one(
@@ -213,4 +252,92 @@ pub fn last_port(conn: &Conn<'_>, project_id: i64) -> Result<Option<u16>, DbErro
         |r| r.get(0),
     )?;
     Ok(port.flatten().and_then(|p| u16::try_from(p).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+
+    /// A store with one user and one project (id 1).
+    async fn store() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("a.db")).unwrap();
+        db.call(|c| {
+            c.execute(
+                "INSERT INTO users (id, email, password_hash) VALUES (1, 'a@b.co', 'x')",
+                &[],
+            )?;
+            c.execute(
+                "INSERT INTO projects (id, name, owner_id) VALUES (1, 'todo', 1)",
+                &[],
+            )
+        })
+        .await
+        .unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn a_project_is_claimed_by_one_host_until_it_is_stopped() {
+        let (_dir, db) = store().await;
+        let claim = |host: &'static str| db.transaction(move |c| claim(c, 1, host));
+        assert_eq!(claim("alpha").await.unwrap(), Ok(false));
+        assert_eq!(
+            claim("alpha").await.unwrap(),
+            Ok(true),
+            "claimed again by its host"
+        );
+        assert_eq!(claim("beta").await.unwrap(), Err("alpha".to_string()));
+        let seen = db.call(|c| elsewhere(c, 1, "beta")).await.unwrap();
+        assert_eq!((seen.len(), seen[0].host.as_str()), (1, "alpha"));
+        assert!(db
+            .call(|c| elsewhere(c, 1, "alpha"))
+            .await
+            .unwrap()
+            .is_empty());
+        db.call(|c| set_wanted(c, 1, None)).await.unwrap();
+        assert_eq!(claim("beta").await.unwrap(), Ok(false));
+    }
+
+    #[tokio::test]
+    async fn recovery_sees_only_its_own_hosts_runs_and_older_ones() {
+        let (_dir, db) = store().await;
+        db.call(|c| {
+            for (pid, host) in [(11, Some("alpha")), (12, Some("beta")), (13, None)] {
+                let start = Start {
+                    project_id: 1,
+                    pid,
+                    port: 8100,
+                    proc_start: 1,
+                    version: Some(1),
+                    host: host.unwrap_or(""),
+                };
+                let id = insert(c, &start)?;
+                if host.is_none() {
+                    c.execute(
+                        "UPDATE project_runs SET host = NULL WHERE id = $1",
+                        params![id],
+                    )?;
+                }
+            }
+            set_wanted(c, 1, Some("beta"))
+        })
+        .await
+        .unwrap();
+        let open = db.call(|c| open_runs(c, "alpha")).await.unwrap();
+        let pids: Vec<i32> = open.iter().map(|r| r.as_ref().unwrap().pid).collect();
+        assert_eq!(pids, [11, 13]);
+        // Wanted on beta: alpha stops its left-overs instead of adopting them.
+        assert!(open.iter().all(|r| !r.as_ref().unwrap().wanted_running));
+        assert!(db
+            .call(|c| wanted_running(c, "alpha"))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            db.call(|c| wanted_running(c, "beta")).await.unwrap().len(),
+            1
+        );
+    }
 }
