@@ -69,7 +69,7 @@ postgres:
 	fi
 
 ## The suites that must hold on both stores, run again on PostgreSQL.
-PG_SUITES := --test accounts --test generate --test projects --test supervisor
+PG_SUITES := --test accounts --test generate --test projects --test supervisor --test checks --test dashboard
 
 ## The whole test suite: unit, property and end-to-end tests of the real binaries.
 test: build pyenv tools postgres

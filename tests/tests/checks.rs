@@ -39,20 +39,14 @@ fn good_app(marker: &str) -> String {
     ])
 }
 
-fn db(daemon: &Daemon) -> rusqlite::Connection {
-    rusqlite::Connection::open(daemon.data_dir.join("appforge.db")).unwrap()
-}
-
 /// (round, outcome, tokens) of every history row, in order.
 fn rounds(daemon: &Daemon) -> Vec<(i64, String, i64)> {
-    let conn = db(daemon);
-    let mut stmt = conn
-        .prepare("SELECT round, outcome, tokens_used FROM generation_history ORDER BY id")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    let int = |cell: &Option<String>| cell.as_deref().unwrap().parse::<i64>().unwrap();
+    daemon
+        .sql("SELECT round, outcome, tokens_used FROM generation_history ORDER BY id")
+        .iter()
+        .map(|r| (int(&r[0]), r[1].clone().unwrap(), int(&r[2])))
+        .collect()
 }
 
 /// The text of every message of the `n`th request the provider got.
@@ -67,8 +61,10 @@ fn request_text(mock: &MockProvider, n: usize) -> String {
 }
 
 fn project_count(daemon: &Daemon) -> i64 {
-    db(daemon)
-        .query_row("SELECT count(*) FROM projects", [], |r| r.get(0))
+    daemon.sql("SELECT count(*) FROM projects")[0][0]
+        .as_deref()
+        .unwrap()
+        .parse()
         .unwrap()
 }
 
@@ -231,13 +227,11 @@ fn the_same_error_again_stops_as_stuck_and_saves_nothing_unless_kept() {
     assert!(out.stderr.contains("GET / answered 500"), "{out:?}");
     assert!(out.stderr.contains("ZeroDivisionError"), "{out:?}");
     // Round 0 and one repair: the repeat stopped it short of --repair-rounds 3.
-    let errors: Vec<String> = db(&daemon)
-        .prepare("SELECT error FROM generation_history ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let errors: Vec<String> = daemon
+        .sql("SELECT error FROM generation_history ORDER BY id")
+        .into_iter()
+        .map(|mut r| r.remove(0).unwrap())
+        .collect();
     assert_eq!(mock.requests().len(), 2, "{errors:#?}");
     assert_eq!(project_count(&daemon), 0);
     assert_eq!(rounds(&daemon).len(), 2);
