@@ -4,13 +4,13 @@
 //! password kept secret. Every test runs against a real PostgreSQL server
 //! that the harness starts.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use appforge_e2e::apps::*;
 use appforge_e2e::postgres::{self, USER};
-use appforge_e2e::{bin, is_zombie, wait_for, Daemon, User};
+use appforge_e2e::{bin, handshake, is_zombie, wait_for, Daemon, User};
 use nix::sys::signal::Signal;
 
 /// A new database on the test server.
@@ -412,6 +412,91 @@ fn the_database_password_is_a_secret() {
         );
     }
     ada.run(&["stop", "todo"]).ok();
+}
+
+#[test]
+fn the_password_may_live_in_a_private_config_file_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = postgres::server();
+    let db = database();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("appforge.toml");
+    let start = |mode: u32| {
+        std::fs::write(
+            &config,
+            format!(
+                "database-url = \"{}\"\ndatabase-password = \"{}\"\n",
+                server.url(&db),
+                server.password
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).unwrap();
+        Command::new(bin("appforged"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--socket")
+            .arg(dir.path().join("s.sock"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--web-addr", "off", "--print-config"])
+            .env_remove("APPFORGE_DATABASE_URL")
+            .env_remove("APPFORGE_DATABASE_PASSWORD")
+            .output()
+            .unwrap()
+    };
+    let out = start(0o644);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!err.contains(&server.password), "{err}");
+    let out = start(0o600);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("database-password: set (hidden)"),
+        "{printed}"
+    );
+    assert!(!printed.contains(&server.password), "{printed}");
+
+    // A daemon configured so connects: the file's password is the one used.
+    let socket = dir.path().join("s.sock");
+    let daemon = Command::new(bin("appforged"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--web-addr", "off"])
+        .env_remove("APPFORGE_DATABASE_URL")
+        .env_remove("APPFORGE_DATABASE_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut daemon = KillOnDrop(daemon);
+    wait_for("the daemon to answer", || {
+        assert!(daemon.0.try_wait().unwrap().is_none(), "appforged exited");
+        handshake(&socket).is_ok()
+    });
+    let registered = server.psql(&db, "SELECT pid FROM daemons");
+    assert_eq!(registered[0][0], Some(daemon.0.id().to_string()));
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
