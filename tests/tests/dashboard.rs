@@ -380,6 +380,44 @@ fn a_flood_of_connections_does_not_exhaust_the_daemon() {
     });
 }
 
+/// Connections that never finish a request's headers (silent ones, and a
+/// slow trickle) are closed after the header time limit, so a local process
+/// holding all 128 slots keeps the dashboard from no one for long.
+#[test]
+fn connections_that_never_finish_their_headers_are_closed() {
+    use std::io::{Read, Write};
+    let (_daemon, addr) = daemon_with_dashboard(&[]);
+    let host = addr.to_string();
+    let mut held = Vec::new();
+    for i in 0..128 {
+        let mut stream =
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
+                .expect("connect");
+        if i % 2 == 1 {
+            stream
+                .write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\n").as_bytes())
+                .unwrap();
+        }
+        held.push(stream);
+    }
+    // Every slot is taken; the request below waits in the backlog until the
+    // server closes the held connections, however long they stay open here.
+    let answer = send(addr, "GET", "/", &[("Host", &host)], b"");
+    assert_eq!(answer.status, 200);
+    for mut stream in held {
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = stream.read(&mut buf).unwrap_or(0);
+        assert!(
+            n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+            "a held connection was not closed: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+}
+
 /// A provider that fails answers the page with the same error the client
 /// gets, after the progress so far, and nothing is saved.
 #[test]

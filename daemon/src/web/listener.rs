@@ -1,11 +1,17 @@
-//! The dashboard's listener, with a cap on open connections: anything on
-//! this machine can connect (the apps included), and each connection holds
-//! a descriptor the daemon needs for its socket and its apps.
+//! The dashboard's listener and HTTP server, with a cap on open connections
+//! and a time limit on each request's headers: anything on this machine can
+//! connect (the apps included), and each connection holds a descriptor the
+//! daemon needs for its socket and its apps. axum's own server sets no
+//! timer, so there a silent connection would hold its slot for ever.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -14,6 +20,27 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Connections open at once, at most. More wait in the kernel's backlog
 /// until one closes.
 pub const MAX_CONNECTIONS: usize = 128;
+
+/// Time a client has to send a request's headers, the first one included;
+/// the connection is closed after it.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener`, one task per connection, until the daemon exits.
+pub async fn serve(mut listener: Limited, app: axum::Router) -> io::Result<()> {
+    use axum::serve::Listener;
+    loop {
+        let (io, _addr) = listener.accept().await;
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            if let Err(e) = http.serve_connection(TokioIo::new(io), service).await {
+                tracing::debug!(error = %e, "dashboard connection ended");
+            }
+        });
+    }
+}
 
 /// A TCP listener that accepts only while fewer than its limit are open.
 pub struct Limited {

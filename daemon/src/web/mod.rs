@@ -72,7 +72,7 @@ pub async fn serve(listener: TcpListener, daemon: Arc<Daemon>) -> std::io::Resul
         .layer(DefaultBodyLimit::max(appforge_shared::codec::MAX_FRAME_LEN))
         .layer(middleware::from_fn_with_state(Arc::clone(&web), guarded))
         .with_state(web);
-    axum::serve(listener::Limited::new(listener), app).await
+    listener::serve(listener::Limited::new(listener), app).await
 }
 
 /// The URL people open, for `status` and the logs.
