@@ -98,6 +98,10 @@ impl PgServer {
             .keep();
         let password: String = format!("pw-{:016x}", rand_u64());
         std::fs::write(dir.join("pwfile"), &password).unwrap();
+        // TLS, as a server across a network would have: a certificate for
+        // 127.0.0.1 signed by a CA of the test's own, which the daemons are
+        // told to trust (the URL's sslrootcert).
+        make_certificates(&dir);
         if nix::unistd::geteuid().is_root() {
             check(
                 "chown the cluster folder",
@@ -121,9 +125,10 @@ impl PgServer {
         for _ in 0..20 {
             port = crate::free_port();
             let options = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 \
-                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-                dir.display()
+                "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c max_connections=300 \
+                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+                 -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
+                dir = dir.display()
             );
             let started = as_server_user(&bin.join("pg_ctl"))
                 .arg("-D")
@@ -174,9 +179,24 @@ impl PgServer {
         name
     }
 
-    /// The URL of `database`, without the password.
+    /// The URL of `database`, without the password, trusting the server's
+    /// certificate.
     pub fn url(&self, database: &str) -> String {
+        format!(
+            "{}?sslrootcert={}",
+            self.shown_url(database),
+            self.certificate().display()
+        )
+    }
+
+    /// The URL of `database` as the daemon shows it: no password, no options.
+    pub fn shown_url(&self, database: &str) -> String {
         format!("postgres://{USER}@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// The certificate of the authority that signed the server's.
+    pub fn certificate(&self) -> PathBuf {
+        self.dir.join("ca.crt")
     }
 
     /// Runs `sql` in `database` with psql; returns its rows, fields split
@@ -218,6 +238,65 @@ impl PgServer {
         )
         .stdout
     }
+}
+
+/// A CA (`ca.crt`) and a server certificate for 127.0.0.1 that it signed
+/// (`server.crt`, `server.key`), in `dir`.
+fn make_certificates(dir: &Path) {
+    let openssl = |what: &str, args: &[&str]| {
+        check(
+            what,
+            Command::new("openssl").args(args).current_dir(dir).output(),
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=appforge test CA",
+    ];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
+    openssl("openssl: the CA", &ca);
+    let mut request = vec!["req", "-subj", "/CN=127.0.0.1"];
+    request.extend(ec);
+    request.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    openssl("openssl: the server's request", &request);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        "openssl: signing the server's certificate",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
+        ],
+    );
 }
 
 fn rand_u64() -> u64 {

@@ -335,8 +335,10 @@ fn the_database_password_is_a_secret() {
     let server = postgres::server();
     let db = database();
     let with_password = format!(
-        "postgres://{USER}:{}@127.0.0.1:{}/{db}",
-        server.password, server.port
+        "postgres://{USER}:{}@127.0.0.1:{}/{db}?sslrootcert={}",
+        server.password,
+        server.port,
+        server.certificate().display()
     );
     let dir = tempfile::tempdir().unwrap();
     let appforged = |args: &[&str], envs: &[(&str, &str)]| {
@@ -386,7 +388,7 @@ fn the_database_password_is_a_secret() {
     assert!(!out.status.success());
     assert!(err.contains("password authentication failed"), "{err}");
     assert!(
-        err.contains(&server.url(&db)) && !err.contains("not-the-password"),
+        err.contains(&server.shown_url(&db)) && !err.contains("not-the-password"),
         "{err}"
     );
 
@@ -396,7 +398,7 @@ fn the_database_password_is_a_secret() {
     new_project(&ada, "todo");
     let app = run_app(&ada, "todo");
     let status = ada.run(&["--json", "status"]).ok().stdout;
-    assert!(status.contains(&server.url(&db)), "{status}");
+    assert!(status.contains(&server.shown_url(&db)), "{status}");
     let environ = std::fs::read(format!("/proc/{}/environ", pid_of(&app))).unwrap();
     for (what, text) in [
         ("the daemon's log", daemon.log()),
@@ -497,6 +499,57 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[test]
+fn the_connection_is_encrypted_and_the_servers_certificate_verified() {
+    let server = postgres::server();
+    let db = database();
+    // The harness's daemons trust the test server's own certificate.
+    let daemon = Daemon::start_on_postgres(&db, &[]);
+    signed_up(&daemon, "ada");
+    let sessions = server.psql(
+        &db,
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid \
+         WHERE a.application_name = 'appforged'",
+    );
+    assert!(!sessions.is_empty());
+    assert!(
+        sessions.iter().all(|r| r[0].as_deref() == Some("t")),
+        "{sessions:?}"
+    );
+
+    // A certificate it cannot verify stops it, saying what to do.
+    let dir = tempfile::tempdir().unwrap();
+    let start = |url: &str| {
+        Command::new(bin("appforged"))
+            .arg("--socket")
+            .arg(dir.path().join("s.sock"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--web-addr", "off", "--database-url", url])
+            .env("APPFORGE_DATABASE_PASSWORD", &server.password)
+            .env("XDG_CONFIG_HOME", dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = start(&format!("{}?sslmode=require", server.shown_url(&db)));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("certificate") && err.contains("sslrootcert=FILE"),
+        "{err}"
+    );
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let out = start(&format!(
+        "{}?sslrootcert={}",
+        server.shown_url(&db),
+        not_pem.display()
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("holds no certificate"), "{err}");
 }
 
 #[test]

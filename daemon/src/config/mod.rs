@@ -183,8 +183,9 @@ pub struct Cli {
     /// Allow --web-addr on an address other than loopback.
     #[arg(long)]
     pub web_allow_remote: bool,
-    /// Keep the store in this PostgreSQL database (postgres://USER@HOST:PORT/DB)
-    /// instead of SQLite in the data directory. The password comes from
+    /// Keep the store in this PostgreSQL database (postgres://USER@HOST:PORT/DB,
+    /// with sslmode= and sslrootcert= as libpq takes them) instead of SQLite
+    /// in the data directory. The password comes from
     /// APPFORGE_DATABASE_PASSWORD, the `database-password` key of a private
     /// config file or the `database-password` systemd credential.
     #[arg(long)]

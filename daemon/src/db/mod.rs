@@ -25,7 +25,7 @@ pub enum DbError {
     #[error("{}", postgres_message(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// PostgreSQL could not be reached.
-    #[error("cannot reach the database at {at}: {why}; check that PostgreSQL runs there and that the user and password are right")]
+    #[error("cannot reach the database at {at}: {why}")]
     Unreachable {
         /// Where, without the password.
         at: String,

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Pool, RecyclingMethod};
 use postgres_types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio::runtime::Handle;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::value::{Row, Value};
 use super::{migrations, DbError};
@@ -23,6 +24,7 @@ pub struct Postgres {
     pool: Pool,
     /// For connections outside the pool.
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     /// Where it is, without the password: for messages and `status`.
     shown: String,
 }
@@ -31,19 +33,14 @@ impl Postgres {
     /// Connects to `url`, with `password` when the URL carries none, and
     /// migrates the database.
     pub async fn open(url: &str, password: Option<&Secret>) -> Result<Postgres, DbError> {
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
+        let (url, root_cert) = take_root_cert(url);
+        let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| {
             DbError::Config(format!(
                 "the database URL is not a PostgreSQL URL ({e}); write it as \
                  postgres://USER@HOST:PORT/DATABASE"
             ))
         })?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(DbError::Config(
-                "sslmode=require is not supported: appforged connects without TLS; reach \
-                 PostgreSQL over a Unix socket or a trusted network and drop sslmode"
-                    .into(),
-            ));
-        }
+        let tls = tls(root_cert.as_deref())?;
         if config.get_password().is_none() {
             if let Some(password) = password {
                 config.password(password.0.as_bytes());
@@ -55,7 +52,7 @@ impl Postgres {
         let shown = shown(&config);
         let manager = Manager::from_config(
             config.clone(),
-            tokio_postgres::NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -67,6 +64,7 @@ impl Postgres {
         let store = Postgres {
             pool,
             config,
+            tls,
             shown,
         };
         let mut client = store.client().await?;
@@ -95,7 +93,7 @@ impl Postgres {
     pub async fn dedicated(&self) -> Result<tokio_postgres::Client, DbError> {
         let (client, connection) =
             self.config
-                .connect(tokio_postgres::NoTls)
+                .connect(self.tls.clone())
                 .await
                 .map_err(|e| DbError::Unreachable {
                     at: self.shown.clone(),
@@ -141,12 +139,90 @@ impl Postgres {
     }
 }
 
-/// What the server said, rather than tokio-postgres's bare "db error".
+/// What the server said, rather than tokio-postgres's bare "db error",
+/// and what to do about it.
 fn server_said(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!(
+            "{}; check the user and the password (APPFORGE_DATABASE_PASSWORD or the \
+             database-password credential)",
+            db.message()
+        );
     }
+    let text = match StdError::source(e) {
+        Some(source) => format!("{e}: {source}"),
+        None => e.to_string(),
+    };
+    if text.contains("TLS") || text.contains("certificate") {
+        format!(
+            "{text}; name the certificate authority that signed the server's certificate \
+             with sslrootcert=FILE in the URL (PEM), or add sslmode=disable on a network you \
+             trust"
+        )
+    } else {
+        format!("{text}; check that PostgreSQL runs there and takes connections")
+    }
+}
+
+/// Takes libpq's `sslrootcert=FILE` out of the URL's query (tokio-postgres
+/// does not know it): the CA the server's certificate must chain to.
+fn take_root_cert(url: &str) -> (String, Option<std::path::PathBuf>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut root = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("sslrootcert=") {
+            Some(path) => {
+                let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+                root = Some(std::path::PathBuf::from(path.into_owned()));
+                false
+            }
+            None => true,
+        })
+        .collect();
+    match kept.is_empty() {
+        true => (base.to_string(), root),
+        false => (format!("{base}?{}", kept.join("&")), root),
+    }
+}
+
+/// The TLS connector: certificates must chain to the system's roots or to
+/// `root_cert`. Used as `sslmode` says: `prefer` (the default) encrypts when
+/// the server can, `require` refuses to go on without, `disable` never does.
+fn tls(root_cert: Option<&std::path::Path>) -> Result<MakeRustlsConnect, DbError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = root_cert {
+        let bad = |why: String| {
+            DbError::Config(format!(
+                "sslrootcert {} cannot be used: {why}; give a PEM file of the certificate \
+                 authority that signed the server's certificate",
+                path.display()
+            ))
+        };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("it holds no certificate".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| DbError::Config(format!("TLS cannot be set up: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// `user@host:port/database`, never the password.
