@@ -345,3 +345,37 @@ impl ToSql for Value {
 
     to_sql_checked!();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sslrootcert_is_taken_out_of_the_url_and_the_rest_kept() {
+        let (url, root) =
+            take_root_cert("postgres://a@h/d?sslmode=require&sslrootcert=/etc/a%20b.pem");
+        assert_eq!(url, "postgres://a@h/d?sslmode=require");
+        assert_eq!(root.unwrap(), std::path::Path::new("/etc/a b.pem"));
+        let (url, root) = take_root_cert("postgres://a@h/d?sslrootcert=/ca.pem");
+        assert_eq!((url.as_str(), root.is_some()), ("postgres://a@h/d", true));
+        let (url, root) = take_root_cert("postgres://a@h/d");
+        assert_eq!((url.as_str(), root), ("postgres://a@h/d", None));
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = tls(Some(&dir.path().join("none.pem")))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(missing.contains("none.pem cannot be used"), "{missing}");
+        std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+        let empty = tls(Some(&dir.path().join("empty.pem")))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(empty.contains("holds no certificate"), "{empty}");
+        assert!(tls(None).is_ok());
+    }
+}
