@@ -69,6 +69,14 @@ fn two_hosts_share_the_data_and_each_runs_only_its_own_apps() {
     );
     ada_beta.run(&["stop", "todo"]).fails_with(6);
     assert!(!is_zombie(todo_pid as i32));
+    // Its log is on alpha, and beta says so.
+    let logs = ada_beta.run(&["logs", "todo"]).fails_with(2);
+    assert!(logs.stderr.contains("runs on host `alpha`"), "{logs:?}");
+    assert!(ada_alpha
+        .run(&["logs", "todo"])
+        .ok()
+        .stdout
+        .contains("started pid"));
 
     // alpha dies and comes back: it re-adopts its app and leaves beta's alone.
     alpha.signal_and_wait(Signal::SIGKILL);

@@ -778,6 +778,19 @@ impl Supervisor {
         Ok(list)
     }
 
+    /// The host whose daemon keeps the project's app running, when it is
+    /// another than this one.
+    pub async fn host_elsewhere(
+        &self,
+        project: &projects::Project,
+    ) -> Result<Option<String>, RunError> {
+        let (id, host) = (project.id, self.settings.host.clone());
+        Ok(self
+            .db
+            .call(move |c| runs::wanted_elsewhere(c, id, &host))
+            .await?)
+    }
+
     /// Refuses to start or stop here an app another host's daemon keeps
     /// running; one whose daemon is gone may be released by `stop`.
     pub async fn check_here(
@@ -785,14 +798,10 @@ impl Supervisor {
         project: &projects::Project,
         stopping: bool,
     ) -> Result<(), RunError> {
-        let (id, host) = (project.id, self.settings.host.clone());
-        let Some(other) = self
-            .db
-            .call(move |c| runs::wanted_elsewhere(c, id, &host))
-            .await?
-        else {
+        let Some(other) = self.host_elsewhere(project).await? else {
             return Ok(());
         };
+        let id = project.id;
         if stopping && !self.hosts.is_alive(&other).await {
             tracing::info!(project_id = id, host = %other, "released an app whose host's daemon is gone");
             return Ok(());

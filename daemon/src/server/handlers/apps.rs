@@ -106,6 +106,16 @@ pub async fn logs(
 ) -> Result<Reply, ServiceError> {
     let project = find(daemon, token, req.project).await?;
     let files = daemon.supervisor.log_files(project.id);
+    if !files.path().exists() {
+        // An app another host runs keeps its log on that host.
+        if let Some(host) = daemon.supervisor.host_elsewhere(&project).await? {
+            return Err(ServiceError::InvalidInput(format!(
+                "`{}` runs on host `{host}`, which keeps its log; ask that host's daemon \
+                 (appforge --socket PATH logs {})",
+                project.name, project.name
+            )));
+        }
+    }
     let lines = req.lines as usize;
     let (tail, follower) = tokio::task::spawn_blocking(move || {
         let tail = files.tail(lines)?;
