@@ -7,7 +7,9 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bins \
+# The client linked statically, as `make release` does: it starts faster.
+RUN cargo build --release --locked -p appforge-daemon --bins \
+    && cargo rustc --release --locked -p appforge-client --bin appforge -- -C target-feature=+crt-static \
     && install -m 0755 target/release/appforged target/release/appforge /usr/local/bin/
 
 FROM debian:bookworm-slim
