@@ -211,9 +211,6 @@ impl Clock {
     }
 }
 
-/// Apps from which `ps` reads their figures on two threads.
-const PARALLEL_PS: usize = 32;
-
 /// Runs recovered at once at start-up.
 const RECOVERY_PARALLELISM: usize = 4;
 
@@ -852,29 +849,12 @@ impl Supervisor {
         };
         // One reading of the clock for all of them.
         let clock = Clock::now();
-        let read = |part: &[(i64, i64, Shown, Status, Arc<Gauges>)]| -> Vec<(i64, ProcessInfo)> {
-            part.iter()
-                .map(|(id, owner, shown, status, gauges)| {
-                    (*owner, self.info_at(*id, shown, status, gauges, &clock))
-                })
-                .collect()
-        };
-        // Most of the time goes to the kernel writing /proc files; with many
-        // apps, a second thread reads half of them meanwhile.
-        let mut list = match apps.len() {
-            n if n >= PARALLEL_PS => std::thread::scope(|scope| {
-                let (first, second) = apps.split_at(n / 2);
-                let other = scope.spawn(|| read(second));
-                let mut list = read(first);
-                list.extend(
-                    other
-                        .join()
-                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                );
-                list
-            }),
-            _ => read(&apps),
-        };
+        let mut list: Vec<(i64, ProcessInfo)> = apps
+            .iter()
+            .map(|(id, owner, shown, status, gauges)| {
+                (*owner, self.info_at(*id, shown, status, gauges, &clock))
+            })
+            .collect();
         list.sort_by_key(|(_, p)| p.project_id);
         list
     }
