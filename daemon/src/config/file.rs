@@ -38,7 +38,7 @@ pub struct Loaded {
     pub cli: Cli,
     /// The file read, if any.
     pub file: Option<PathBuf>,
-    /// API keys from the file.
+    /// Secrets from the file.
     pub keys: Secrets,
     /// Where each setting came from, for `--print-config`.
     matches: ArgMatches,
