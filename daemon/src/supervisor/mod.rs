@@ -743,8 +743,17 @@ impl Supervisor {
             .call(move |c| runs::elsewhere(c, owner_id, &host))
             .await?;
         let mut list = Vec::with_capacity(remote.len());
+        // Each host asked once, however many of its apps are listed.
+        let mut hosts: HashMap<String, bool> = HashMap::new();
         for app in remote {
-            let alive = self.hosts.is_alive(&app.host).await;
+            let alive = match hosts.get(&app.host) {
+                Some(alive) => *alive,
+                None => {
+                    let alive = self.hosts.is_alive(&app.host).await;
+                    hosts.insert(app.host.clone(), alive);
+                    alive
+                }
+            };
             list.push(ProcessInfo {
                 project_id: app.project_id,
                 name: app.name,
