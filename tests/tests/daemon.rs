@@ -167,13 +167,38 @@ fn sigterm_finishes_the_request_in_flight_and_removes_the_socket() {
     late.login().ok();
 }
 
+/// Two daemons on one SQLite file would each supervise its apps: one on
+/// the same data folder with a socket of its own is refused, naming the first.
+#[test]
+fn a_second_daemon_on_the_same_data_folder_is_refused_whatever_its_socket() {
+    let daemon = Daemon::start();
+    let other = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(appforge_e2e::bin("appforged"))
+        .arg("--socket")
+        .arg(other.path().join("other.sock"))
+        .arg("--data-dir")
+        .arg(&daemon.data_dir)
+        .args(["--web-addr", "off", "--host-name", "elsewhere"])
+        .env("XDG_CONFIG_HOME", other.path())
+        .env_remove("APPFORGE_DATABASE_URL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("already uses the database"), "{err}");
+    assert!(err.contains(&format!("pid {}", daemon.pid())), "{err}");
+    assert!(!other.path().join("other.sock").exists());
+    ping_works(&daemon);
+}
+
 #[test]
 fn a_second_daemon_refuses_a_live_socket_and_replaces_a_stale_one() {
     let mut daemon = Daemon::start();
     let second = daemon.run_another(&[]);
     assert!(!second.status.success());
     let err = String::from_utf8_lossy(&second.stderr);
-    assert!(err.contains("already running"), "{err}");
+    // Same socket and same data: the database's lock, taken first, refuses it.
+    assert!(err.contains("already uses the database"), "{err}");
     assert!(err.contains(&daemon.pid().to_string()), "{err}");
     ping_works(&daemon);
 

@@ -5,8 +5,11 @@
 //! B's daemon running?" is answered by the server, with no heartbeat to
 //! keep or to go stale.
 
+use std::fs::File;
 use std::path::Path;
 use std::time::Duration;
+
+use nix::fcntl::{Flock, FlockArg};
 
 use sha2::{Digest, Sha256};
 
@@ -18,6 +21,9 @@ pub struct HostLease {
     host: String,
     /// The connection holding the advisory lock (PostgreSQL only).
     lock: Option<tokio_postgres::Client>,
+    /// The lock on the SQLite file (SQLite only): one daemon a file,
+    /// whatever its socket.
+    _file: Option<Flock<File>>,
 }
 
 /// Why a host name could not be claimed.
@@ -32,6 +38,17 @@ pub enum ClaimError {
         /// The host name.
         host: String,
         /// Who holds it: pid, socket and start time, as registered.
+        holder: String,
+    },
+    /// Another daemon uses the same SQLite file.
+    #[error(
+        "another appforged already uses the database {database} ({holder}); stop it first, \
+         or give this one its own --data-dir"
+    )]
+    FileTaken {
+        /// The SQLite file.
+        database: String,
+        /// Who holds it, as registered.
         holder: String,
     },
     /// The database failed.
@@ -71,8 +88,10 @@ impl HostLease {
                 }
                 Some(client)
             }
-            // One SQLite file has one daemon: the data directory's lock
-            // already keeps a second one out.
+            None => None,
+        };
+        let file = match db.sqlite_path() {
+            Some(path) => Some(lock_file(db, path).await?),
             None => None,
         };
         let (name, socket) = (host.to_string(), socket.display().to_string());
@@ -88,6 +107,7 @@ impl HostLease {
         Ok(HostLease {
             host: host.to_string(),
             lock,
+            _file: file,
         })
     }
 
@@ -125,6 +145,28 @@ impl HostLease {
     }
 }
 
+/// Locks `<database>.lock` beside the SQLite file for the daemon's life:
+/// two daemons on one file (with two sockets) would each supervise its apps.
+async fn lock_file(db: &Db, database: &Path) -> Result<Flock<File>, ClaimError> {
+    let path = database.with_extension("db.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| DbError::Config(format!("cannot open {}: {e}", path.display())))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(lock),
+        Err((_, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => Err(ClaimError::FileTaken {
+            database: database.display().to_string(),
+            holder: newest_holder(db).await?,
+        }),
+        Err((_, errno)) => {
+            Err(DbError::Config(format!("cannot lock {}: {errno}", path.display())).into())
+        }
+    }
+}
+
 /// How long a claim waits for the server to drop a dead holder's lock.
 const DEAD_HOLDER_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -158,6 +200,23 @@ async fn holder(db: &Db, host: &str) -> Result<(Option<i64>, String), DbError> {
             format!("pid {pid}, socket {socket}, started {started}"),
         ),
         None => (None, "it has not registered yet".into()),
+    })
+}
+
+/// The daemon registered last, whatever its host name.
+async fn newest_holder(db: &Db) -> Result<String, DbError> {
+    let row: Option<(i64, String, String)> = db
+        .call(|c| {
+            c.query_opt(
+                "SELECT pid, socket, started_at FROM daemons ORDER BY started_at DESC LIMIT 1",
+                &[],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+        })
+        .await?;
+    Ok(match row {
+        Some((pid, socket, started)) => format!("pid {pid}, socket {socket}, started {started}"),
+        None => "it has not registered yet".into(),
     })
 }
 

@@ -111,6 +111,14 @@ impl Db {
         }
     }
 
+    /// The SQLite file, when that is the store in use.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &*self.0 {
+            Store::Sqlite { path, .. } => Some(path),
+            Store::Postgres(_) => None,
+        }
+    }
+
     /// The PostgreSQL store, when that is the one in use.
     pub fn postgres(&self) -> Option<&postgres::Postgres> {
         match &*self.0 {
