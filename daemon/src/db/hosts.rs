@@ -3,14 +3,14 @@
 //! session advisory lock on a connection of its own, which the server drops
 //! with the connection when the daemon dies, however it dies. So "is host
 //! B's daemon running?" is answered by the server, with no heartbeat to
-//! keep or to go stale.
+//! keep or to go stale. On SQLite, a lock on a file beside the database
+//! keeps a second daemon off the same file.
 
 use std::fs::File;
 use std::path::Path;
 use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
-
 use sha2::{Digest, Sha256};
 
 use super::{now, Db, DbError};
