@@ -3,6 +3,7 @@ description, and a clean-up that stops everything a benchmark started,
 also when it fails or is interrupted."""
 
 import glob
+import json
 import math
 import os
 import platform
@@ -163,3 +164,73 @@ def finish(cleanup, work, keep, started):
     else:
         shutil.rmtree(work, ignore_errors=True)
     log(f"\ntotal time {time.time() - started:.0f} s; load average at the end {loadavg()}")
+
+
+# ---------------------------------------------------------------- appforged
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("APPFORGE_BIN_DIR", os.path.join(ROOT, "target", "release"))
+
+# What the person running a benchmark may have set that would change the
+# daemon under test: keys, a provider, other addresses, another store.
+SCRUBBED = ("GROQ_API_KEY", "OPENAI_API_KEY", "APPFORGE_API_KEY", "APPFORGE_PROVIDER",
+            "APPFORGE_BASE_URL", "APPFORGE_MODEL", "APPFORGE_ENV_DIR", "APPFORGE_WEB_ADDR",
+            "APPFORGE_METRICS_ADDR", "APPFORGE_DATABASE_URL", "APPFORGE_DATABASE_PASSWORD")
+
+
+class Appforged:
+    """A release appforged in `folder` (socket, data, the client's config and
+    its log), with the offline provider and `args`, and its client. It is
+    stopped, with every app it started, by `stop` or by the clean-up."""
+
+    def __init__(self, folder, args, cleanup, env=None, name="appforged"):
+        os.makedirs(folder, exist_ok=True)
+        self.folder = folder
+        self.env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+        self.env.update(APPFORGE_SOCKET=os.path.join(folder, "appforged.sock"),
+                        APPFORGE_DATA_DIR=os.path.join(folder, "data"),
+                        XDG_CONFIG_HOME=os.path.join(folder, "config"))
+        self.client = os.path.join(BIN, "appforge")
+        self.log_path = os.path.join(folder, "appforged.log")
+        self.argv = [os.path.join(BIN, "appforged"), "--provider", "template",
+                     "--stop-apps-on-exit", *args]
+        with open(self.log_path, "ab") as logf:
+            self.proc = subprocess.Popen(self.argv, env=dict(self.env, **(env or {})),
+                                         stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                         start_new_session=True)
+        cleanup.track([self.proc.pid])
+        cleanup.add(name, lambda: self.stop(cleanup))
+        deadline = time.time() + 30
+        while self.call("ping", check=False).returncode != 0:
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"{name} did not start; see {self.log_path}")
+            time.sleep(0.05)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def call(self, *args, check=True, input=None, timeout=600):
+        out = subprocess.run([self.client, *args], env=self.env, input=input,
+                             capture_output=True, timeout=timeout)
+        if check and out.returncode != 0:
+            raise RuntimeError(f"appforge {' '.join(args)} exited {out.returncode}: "
+                               f"{out.stderr.decode(errors='replace').strip()}"
+                               f"{out.stdout.decode(errors='replace').strip()}")
+        return out
+
+    def json(self, *args, **kw):
+        return json.loads(self.call("--json", *args, **kw).stdout)
+
+    def timed(self, *args, **kw):
+        """One whole `appforge` command, in ms."""
+        start = time.perf_counter()
+        self.call(*args, **kw)
+        return (time.perf_counter() - start) * 1000
+
+    def stop(self, cleanup):
+        if self.proc.poll() is not None:
+            return
+        cleanup.track(descendants(self.proc.pid))
+        self.call("stop", "--all", check=False, timeout=300)
+        stop_popen(self.proc, grace=60)

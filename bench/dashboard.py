@@ -45,10 +45,8 @@ import threading
 import time
 import urllib.parse
 
-from benchlib import Cleanup, descendants, finish, kib_field, log, machine, med_p95, read, stop_popen
+from benchlib import BIN, ROOT, Appforged, Cleanup, descendants, finish, kib_field, log, machine, med_p95, read, stop_popen
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("APPFORGE_BIN_DIR", os.path.join(ROOT, "target", "release"))
 HELPER = os.path.join(ROOT, "bench", "dashboard.mjs")
 NODE_PATH = os.path.join(ROOT, ".tools", "node_modules")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -91,56 +89,19 @@ def table(head, rows):
 
 # ---------------------------------------------------------------- the daemon
 
-class Daemon:
+class Daemon(Appforged):
+    """A daemon with the dashboard on or off, as a user works with it."""
+
     def __init__(self, work, name, web, env_dir, ports, cleanup):
-        self.work = os.path.join(work, name)
-        os.makedirs(self.work)
-        env = dict(os.environ)
-        for key in ("GROQ_API_KEY", "OPENAI_API_KEY", "APPFORGE_API_KEY", "APPFORGE_PROVIDER",
-                    "APPFORGE_BASE_URL", "APPFORGE_MODEL", "APPFORGE_ENV_DIR",
-                    "APPFORGE_WEB_ADDR", "APPFORGE_METRICS_ADDR"):
-            env.pop(key, None)
-        env.update(APPFORGE_SOCKET=os.path.join(self.work, "appforged.sock"),
-                   APPFORGE_DATA_DIR=os.path.join(self.work, "data"),
-                   XDG_CONFIG_HOME=os.path.join(self.work, "config"))
-        self.env = env
-        self.client = os.path.join(BIN, "appforge")
-        self.log_path = os.path.join(self.work, "appforged.log")
-        self.argv = [os.path.join(BIN, "appforged"), "--provider", "template",
-                     "--env-dir", env_dir, "--port-range", ports, "--stop-apps-on-exit",
-                     "--web-addr", "127.0.0.1:0" if web else "off"]
+        args = ["--env-dir", env_dir, "--port-range", ports,
+                "--web-addr", "127.0.0.1:0" if web else "off"]
         python = os.path.join(ROOT, ".venv", "bin", "python")
         if os.path.exists(python):
-            self.argv += ["--python", python]
-        with open(self.log_path, "ab") as logf:
-            self.proc = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=logf, start_new_session=True)
-        cleanup.track([self.proc.pid])
-        cleanup.add(f"appforged ({name})", lambda: self.stop(cleanup))
-        deadline = time.time() + 30
-        while self.call("ping", check=False).returncode != 0:
-            if time.time() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"appforged did not start; see {self.log_path}")
-            time.sleep(0.05)
+            args += ["--python", python]
+        super().__init__(os.path.join(work, name), args, cleanup, name=f"appforged ({name})")
         self.web_url = self.json("status").get("web_url")
         if web and not self.web_url:
             raise RuntimeError(f"the dashboard is off; see {self.log_path}")
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def call(self, *args, check=True, input=None, timeout=600):
-        out = subprocess.run([self.client, *args], env=self.env, input=input,
-                             capture_output=True, timeout=timeout)
-        if check and out.returncode != 0:
-            raise RuntimeError(f"appforge {' '.join(args)} exited {out.returncode}: "
-                               f"{out.stderr.decode(errors='replace').strip()}"
-                               f"{out.stdout.decode(errors='replace').strip()}")
-        return out
-
-    def json(self, *args, **kw):
-        return json.loads(self.call("--json", *args, **kw).stdout)
 
     def work_as_a_user(self):
         """signup, generate --save, run, five requests: one app running. Returns it."""
@@ -154,13 +115,6 @@ class Daemon:
         for _ in range(5):
             get(app["url"])
         return app
-
-    def stop(self, cleanup):
-        if self.proc.poll() is not None:
-            return
-        cleanup.track(descendants(self.proc.pid))
-        self.call("stop", "--all", check=False, timeout=120)
-        stop_popen(self.proc, grace=30)
 
 
 def get(url, timeout=5):

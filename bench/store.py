@@ -32,10 +32,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import Cleanup, finish, log, machine, med_p95  # noqa: E402
+from benchlib import BIN, ROOT, Appforged, Cleanup, finish, log, machine, med_p95  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release")
 PROMPT = "a todo app with title and done flag"
 
 
@@ -97,53 +95,6 @@ def round_trip_ms(bindir, port, password, work):
     return float(found.group(1)) if found else float("nan")
 
 
-class Store:
-    def __init__(self, name, work, extra_args, extra_env, env_dir, cleanup):
-        self.name = name
-        home = os.path.join(work, name)
-        os.makedirs(home)
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("GROQ_API_KEY", "OPENAI_API_KEY", "APPFORGE_API_KEY", "APPFORGE_PROVIDER",
-                                 "APPFORGE_DATABASE_URL", "APPFORGE_DATABASE_PASSWORD")}
-        self.env.update(APPFORGE_SOCKET=os.path.join(home, "s.sock"),
-                        APPFORGE_DATA_DIR=os.path.join(home, "data"),
-                        XDG_CONFIG_HOME=os.path.join(home, "config"))
-        python = os.path.join(ROOT, ".venv", "bin", "python")
-        argv = [os.path.join(BIN, "appforged"), "--provider", "template", "--env-dir", env_dir,
-                "--web-addr", "off", "--port-range", extra_args.pop(0)] + extra_args
-        if os.path.exists(python):
-            argv += ["--python", python]
-        logf = open(os.path.join(home, "appforged.log"), "ab")
-        self.daemon = subprocess.Popen(argv, env=dict(self.env, **extra_env), stdout=logf, stderr=logf,
-                                       start_new_session=True)
-        cleanup.track([self.daemon.pid])
-        cleanup.add(f"stop the {name} daemon", lambda: self.stop_all())
-        deadline = time.time() + 60
-        while subprocess.run(self.cmd("ping"), env=self.env, capture_output=True).returncode:
-            if time.time() > deadline or self.daemon.poll() is not None:
-                sys.exit(f"the {name} daemon did not start; see {home}/appforged.log")
-            time.sleep(0.05)
-
-    def cmd(self, *a):
-        return [os.path.join(BIN, "appforge"), *a]
-
-    def call(self, *a, stdin=None):
-        out = subprocess.run(self.cmd(*a), env=self.env, input=stdin, capture_output=True)
-        if out.returncode != 0:
-            raise RuntimeError(f"{self.name}: appforge {' '.join(a)}: {out.stderr.decode()}")
-        return out.stdout
-
-    def timed(self, *a):
-        start = time.perf_counter()
-        self.call(*a)
-        return (time.perf_counter() - start) * 1000
-
-    def stop_all(self):
-        subprocess.run(self.cmd("stop", "--all"), env=self.env, capture_output=True, timeout=60)
-        from benchlib import stop_popen
-        stop_popen(self.daemon)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
@@ -160,13 +111,21 @@ def main():
         log(f"machine: {machine()}")
         port, password, bindir = start_postgres(work, cleanup)
         env_dir = os.path.join(work, "envs")
-        sqlite = Store("sqlite", work, ["8700-8749"], {}, env_dir, cleanup)
-        pg = Store("postgres", work,
-                   ["8750-8799", "--database-url", f"postgres://appforge@127.0.0.1:{port}/bench"],
-                   {"APPFORGE_DATABASE_PASSWORD": password}, env_dir, cleanup)
+        python = os.path.join(ROOT, ".venv", "bin", "python")
+        common = ["--env-dir", env_dir, "--web-addr", "off"]
+        if os.path.exists(python):
+            common += ["--python", python]
+        sqlite = Appforged(os.path.join(work, "sqlite"), common + ["--port-range", "8700-8749"],
+                           cleanup, name="the SQLite daemon")
+        pg = Appforged(os.path.join(work, "postgres"),
+                       common + ["--port-range", "8750-8799", "--database-url",
+                                 f"postgres://appforge@127.0.0.1:{port}/bench"],
+                       cleanup, env={"APPFORGE_DATABASE_PASSWORD": password},
+                       name="the PostgreSQL daemon")
+        sqlite.name, pg.name = "sqlite", "postgres"
         stores = [sqlite, pg]
         for s in stores:
-            s.call("signup", "bench@example.com", "--password-stdin", stdin=b"bench-password\n")
+            s.call("signup", "bench@example.com", "--password-stdin", input=b"bench-password\n")
             for i in range(20):
                 s.call("generate", PROMPT, "--save", "--no-check", "--name", f"seed{i}")
             for i in range(3):

@@ -38,10 +38,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from benchlib import Cleanup, alive, children, descendants, finish, log, machine, med_p95, read, start_ticks, stop_popen
+from benchlib import BIN, Appforged, Cleanup, alive, children, descendants, finish, log, machine, med_p95, read, start_ticks, stop_popen
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("APPFORGE_BIN_DIR", os.path.join(ROOT, "target", "release"))
 PROMPT = "a todo app with title and done flag"
 POLL = 0.003          # seconds between polls while timing HTTP
 PID_POLL = 0.0005     # seconds between polls of /proc for a new child
@@ -296,63 +294,18 @@ def wait_all_200(ports, timeout):
 
 # ---------------------------------------------------------------- appforge
 
-class Appforge:
+class Appforge(Appforged):
+    """The daemon under test, with one user signed up."""
+
     def __init__(self, work, env_dir, port_range, health_interval, cleanup):
-        self.work = work
         self.env_dir = env_dir
-        os.makedirs(work, exist_ok=True)
-        self.client = os.path.join(BIN, "appforge")
-        env = dict(os.environ)
-        for key in ("GROQ_API_KEY", "OPENAI_API_KEY", "APPFORGE_API_KEY", "APPFORGE_PROVIDER",
-                    "APPFORGE_BASE_URL", "APPFORGE_MODEL", "APPFORGE_ENV_DIR"):
-            env.pop(key, None)
-        env.update(
-            APPFORGE_SOCKET=os.path.join(work, "appforged.sock"),
-            APPFORGE_DATA_DIR=os.path.join(work, "data"),
-            XDG_CONFIG_HOME=os.path.join(work, "config"),
-        )
-        self.env = env
-        self.log_path = os.path.join(work, "appforged.log")
-        argv = [os.path.join(BIN, "appforged"), "--provider", "template",
-                "--env-dir", env_dir, "--port-range", f"{port_range[0]}-{port_range[1]}",
-                "--health-interval", str(health_interval), "--stop-apps-on-exit"]
-        self.argv = argv
-        with open(self.log_path, "ab") as logf:
-            self.daemon = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=logf,
-                                           stderr=logf, start_new_session=True)
-        cleanup.track([self.daemon.pid])
-        cleanup.add("appforged", lambda: self.shutdown(cleanup))
-        deadline = time.time() + 30
-        while self.call("ping", check=False).returncode != 0:
-            if time.time() > deadline or self.daemon.poll() is not None:
-                raise RuntimeError(f"appforged did not start; see {self.log_path}")
-            time.sleep(0.05)
+        super().__init__(work, ["--env-dir", env_dir,
+                                "--port-range", f"{port_range[0]}-{port_range[1]}",
+                                "--health-interval", str(health_interval)], cleanup)
         self.call("signup", "bench@example.com", "--password-stdin", input=b"bench-password\n")
-
-    @property
-    def pid(self):
-        return self.daemon.pid
-
-    def call(self, *args, check=True, input=None, timeout=600):
-        out = subprocess.run([self.client, *args], env=self.env, input=input,
-                             capture_output=True, timeout=timeout)
-        if check and out.returncode != 0:
-            raise RuntimeError(f"appforge {' '.join(args)} exited {out.returncode}: "
-                               f"{out.stderr.decode(errors='replace').strip()}")
-        return out
-
-    def json(self, *args, **kw):
-        return json.loads(self.call("--json", *args, **kw).stdout)
 
     def ps(self):
         return {p["name"]: p for p in self.json("ps")}
-
-    def shutdown(self, cleanup):
-        if self.daemon.poll() is not None:
-            return
-        cleanup.track(descendants(self.daemon.pid))
-        self.call("stop", "--all", check=False, timeout=300)
-        stop_popen(self.daemon, grace=60)
 
 
 # ---------------------------------------------------------------- phases
@@ -363,7 +316,7 @@ def phase_run(af, rounds, baseline_port):
         f"polling every {POLL * 1000:.0f} ms)")
     info = af.ps()["todo"]
     port, project_id = info["port"], info["project_id"]
-    folder = os.path.join(af.work, "data", "projects", f"project_{project_id}")
+    folder = os.path.join(af.folder, "data", "projects", f"project_{project_id}")
     pythons = [p for p in glob.glob(os.path.join(af.env_dir, "*", "bin", "python"))
                if ".building" not in p]
     if len(pythons) != 1:
