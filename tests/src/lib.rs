@@ -78,6 +78,24 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// `appforged` on a folder of its own (socket, data, configuration), with no
+/// dashboard and no store chosen by the environment of whoever runs the
+/// tests: a daemon a test runs by hand, to see it refuse or print its
+/// configuration.
+pub fn appforged_in(dir: &Path) -> Command {
+    let mut cmd = Command::new(bin("appforged"));
+    cmd.arg("--socket")
+        .arg(dir.join("s.sock"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--web-addr", "off"])
+        .env("XDG_CONFIG_HOME", dir)
+        .env_remove("APPFORGE_DATABASE_URL")
+        .env_remove("APPFORGE_DATABASE_PASSWORD")
+        .stdin(Stdio::null());
+    cmd
+}
+
 /// Polls `cond` until it holds or `PATIENCE` runs out.
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;

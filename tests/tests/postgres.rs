@@ -4,13 +4,13 @@
 //! password kept secret. Every test runs against a real PostgreSQL server
 //! that the harness starts.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 use appforge_e2e::apps::*;
 use appforge_e2e::postgres::{self, USER};
-use appforge_e2e::{bin, handshake, is_zombie, wait_for, Daemon, User};
+use appforge_e2e::{appforged_in, handshake, is_zombie, wait_for, Daemon, User};
 use nix::sys::signal::Signal;
 
 /// A new database on the test server.
@@ -182,15 +182,9 @@ fn a_second_daemon_for_the_same_host_is_refused_and_names_the_first() {
     let first = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
     let server = postgres::server();
     let other = tempfile::tempdir().unwrap();
-    let out = Command::new(bin("appforged"))
-        .args(["--socket"])
-        .arg(other.path().join("s.sock"))
-        .arg("--data-dir")
-        .arg(other.path().join("data"))
-        .args(["--web-addr", "off", "--host-name", "alpha"])
-        .args(["--database-url", &server.url(&db)])
+    let out = appforged_in(other.path())
+        .args(["--host-name", "alpha", "--database-url", &server.url(&db)])
         .env("APPFORGE_DATABASE_PASSWORD", &server.password)
-        .env("XDG_CONFIG_HOME", other.path())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -350,16 +344,8 @@ fn the_database_password_is_a_secret() {
     );
     let dir = tempfile::tempdir().unwrap();
     let appforged = |args: &[&str], envs: &[(&str, &str)]| {
-        Command::new(bin("appforged"))
-            .arg("--socket")
-            .arg(dir.path().join("s.sock"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--web-addr", "off"])
+        appforged_in(dir.path())
             .args(args)
-            .env("XDG_CONFIG_HOME", dir.path())
-            .env_remove("APPFORGE_DATABASE_URL")
-            .env_remove("APPFORGE_DATABASE_PASSWORD")
             .envs(envs.iter().copied())
             .output()
             .unwrap()
@@ -442,16 +428,10 @@ fn the_password_may_live_in_a_private_config_file_only() {
         )
         .unwrap();
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).unwrap();
-        Command::new(bin("appforged"))
+        appforged_in(dir.path())
             .arg("--config")
             .arg(&config)
-            .arg("--socket")
-            .arg(dir.path().join("s.sock"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--web-addr", "off", "--print-config"])
-            .env_remove("APPFORGE_DATABASE_URL")
-            .env_remove("APPFORGE_DATABASE_PASSWORD")
+            .arg("--print-config")
             .output()
             .unwrap()
     };
@@ -475,17 +455,9 @@ fn the_password_may_live_in_a_private_config_file_only() {
 
     // A daemon configured so connects: the file's password is the one used.
     let socket = dir.path().join("s.sock");
-    let daemon = Command::new(bin("appforged"))
+    let daemon = appforged_in(dir.path())
         .arg("--config")
         .arg(&config)
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["--web-addr", "off"])
-        .env_remove("APPFORGE_DATABASE_URL")
-        .env_remove("APPFORGE_DATABASE_PASSWORD")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -530,14 +502,9 @@ fn the_connection_is_encrypted_and_the_servers_certificate_verified() {
     // A certificate it cannot verify stops it, saying what to do.
     let dir = tempfile::tempdir().unwrap();
     let start = |url: &str| {
-        Command::new(bin("appforged"))
-            .arg("--socket")
-            .arg(dir.path().join("s.sock"))
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .args(["--web-addr", "off", "--database-url", url])
+        appforged_in(dir.path())
+            .args(["--database-url", url])
             .env("APPFORGE_DATABASE_PASSWORD", &server.password)
-            .env("XDG_CONFIG_HOME", dir.path())
             .output()
             .unwrap()
     };
