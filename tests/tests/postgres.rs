@@ -528,6 +528,40 @@ fn the_connection_is_encrypted_and_the_servers_certificate_verified() {
 }
 
 #[test]
+fn connections_the_server_ends_are_replaced_and_the_loss_is_logged() {
+    let server = postgres::server();
+    let db = database();
+    let daemon = Daemon::start_on_postgres(&db, &[]);
+    let ada = signed_up(&daemon, "ada");
+    new_project(&ada, "todo");
+    // The server ends every connection of the daemon's, the host claim's
+    // among them, as a restart or an administrator would.
+    let ended = server.psql(
+        &db,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'appforged' AND datname = current_database()",
+    );
+    assert!(ended.len() >= 2, "{ended:?}");
+    // The pool opens new ones: the daemon serves again, its data intact.
+    let mut listed = None;
+    wait_for("the daemon to serve from a new connection", || {
+        let out = ada.run(&["--json", "list"]);
+        if out.code == 0 {
+            listed = Some(out.json());
+        } else {
+            assert!(out.stderr.contains("connection"), "{out:?}");
+        }
+        listed.is_some()
+    });
+    assert_eq!(listed.unwrap()[0]["name"], "todo");
+    wait_for("the lost host claim to be logged", || {
+        daemon
+            .log()
+            .contains("lost a dedicated database connection")
+    });
+}
+
+#[test]
 fn both_stores_are_migrated_to_the_same_numbered_schema() {
     let db = database();
     let on_postgres = Daemon::start_on_postgres(&db, &[]);
