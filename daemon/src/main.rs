@@ -104,11 +104,16 @@ fn run(cli: Cli, keys: config::Secrets) -> anyhow::Result<()> {
                 tracing::error!(error = %e, "could not recover the apps of the previous daemon");
             }
         });
-        server::run(listener, daemon.clone(), async {
+        // On a worker, not this thread: a client's accept, request and
+        // reply then run on the one worker that saw it arrive, instead of
+        // waking this thread and handing the connection to a worker.
+        let serving = tokio::spawn(server::run(listener, daemon.clone(), async {
             shutdown.await;
             systemd::stopping();
-        })
-        .await;
+        }));
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "the socket server stopped");
+        }
         daemon.supervisor.shutdown().await;
         info!("appforged stopped");
         Ok(())

@@ -192,4 +192,16 @@ fn a_forged_or_stale_token_is_refused() {
     std::fs::write(&path, saved.to_string()).unwrap();
     let out = ada.run(&["whoami"]).fails_with(4);
     assert!(out.stderr.contains("session has ended"), "{out:?}");
+
+    // A token used just before its session ended (so the daemon has
+    // resolved it lately) is refused once it is signed out, on every try.
+    ada.login().ok();
+    ada.run(&["whoami"]).ok();
+    let kept = std::fs::read_to_string(&path).unwrap();
+    ada.run(&["logout"]).ok();
+    std::fs::write(&path, &kept).unwrap();
+    for _ in 0..3 {
+        let out = ada.run(&["whoami"]).fails_with(4);
+        assert!(out.stderr.contains("session has ended"), "{out:?}");
+    }
 }

@@ -2,6 +2,7 @@
 //! token to its user.
 
 mod password;
+mod sessions;
 mod throttle;
 
 use std::sync::{Arc, Mutex};
@@ -68,6 +69,7 @@ pub struct Accounts {
     /// Hashes running at once: each holds 19 MiB, so a storm of sign-ins
     /// waits here instead of growing the daemon by 19 MiB a request.
     hashing: Arc<tokio::sync::Semaphore>,
+    sessions: sessions::SessionCache,
 }
 
 /// Password hashes allowed at once: one a core, at most two, which keeps
@@ -80,6 +82,8 @@ impl Accounts {
     /// An account service over `db`.
     pub fn new(db: Db) -> Self {
         Accounts {
+            // Only a store no other daemon writes may be mirrored.
+            sessions: sessions::SessionCache::new(db.sqlite_path().is_some()),
             db,
             throttle: Mutex::new(throttle::Throttle::default()),
             hashing: Arc::new(tokio::sync::Semaphore::new(hashing_permits())),
@@ -153,15 +157,17 @@ impl Accounts {
     pub async fn logout(&self, token: Option<&SessionToken>) -> Result<(), AuthError> {
         let user = self.authenticate(token).await?;
         let token_hash = hash_token(token.ok_or(AuthError::NotSignedIn)?);
+        let deleted = token_hash.clone();
         self.db
             .call(move |c| {
                 c.execute(
                     "DELETE FROM sessions WHERE token_hash = $1",
-                    params![token_hash],
+                    params![deleted],
                 )?;
                 Ok(())
             })
             .await?;
+        self.sessions.ended(&token_hash);
         tracing::info!(user_id = user.id, "signed out");
         Ok(())
     }
@@ -169,22 +175,34 @@ impl Accounts {
     /// The user a session token belongs to.
     pub async fn authenticate(&self, token: Option<&SessionToken>) -> Result<User, AuthError> {
         let token_hash = hash_token(token.ok_or(AuthError::NotSignedIn)?);
-        self.db
+        let at = now();
+        if let Some(user) = self.sessions.get(&token_hash, &at) {
+            return Ok(user);
+        }
+        let lookup = self.sessions.begin();
+        let hash = token_hash.clone();
+        let (user, expires_at) = self
+            .db
             .call(move |c| {
                 c.query_opt(
-                    "SELECT u.id, u.email FROM sessions s JOIN users u ON u.id = s.user_id \
+                    "SELECT u.id, u.email, s.expires_at FROM sessions s \
+                     JOIN users u ON u.id = s.user_id \
                      WHERE s.token_hash = $1 AND s.expires_at > $2",
-                    params![token_hash, now()],
+                    params![hash, at],
                     |r| {
-                        Ok(User {
+                        let user = User {
                             id: r.get(0)?,
                             email: r.get(1)?,
-                        })
+                        };
+                        Ok((user, r.get::<String>(2)?))
                     },
                 )
             })
             .await?
-            .ok_or(AuthError::SessionEnded)
+            .ok_or(AuthError::SessionEnded)?;
+        self.sessions
+            .keep(lookup, token_hash, user.clone(), expires_at);
+        Ok(user)
     }
 
     /// The signed-in user's account details.
