@@ -8,13 +8,16 @@ all: build
 build:
 	$(CARGO) build --workspace --bins
 
-## The client is linked statically (glibc's static-pie): every command
-## starts in about 0.7 ms instead of 1.1 ms, as it loads no shared library.
-## Only `cargo rustc` gives one crate's link this flag; set for the whole
-## build it would also reach the proc-macro crates, which cannot be static.
+## The client is linked statically and at a fixed address: every command
+## starts in about 0.6 ms instead of 1.1 ms, as it loads no shared library
+## and has no relocations to apply. (A fixed address gives up ASLR for a
+## short-lived process that talks only to its own user's daemon.) Only
+## `cargo rustc` gives one crate's link these flags; set for the whole build
+## they would also reach the proc-macro crates, which cannot be static.
+CLIENT_LINK := -C target-feature=+crt-static -C relocation-model=static
 release:
 	$(CARGO) build --release -p appforge-daemon --bins
-	$(CARGO) rustc --release -p appforge-client --bin appforge -- -C target-feature=+crt-static
+	$(CARGO) rustc --release -p appforge-client --bin appforge -- $(CLIENT_LINK)
 
 ## A Python environment with Flask and pytest, for the generated apps under
 ## test, and the validators the tests run on exports: hadolint, and offline,
