@@ -277,6 +277,30 @@ fn an_app_cannot_reach_the_daemons_secrets_the_database_or_other_projects() {
     ada.run(&["ps"]).ok();
 }
 
+/// Without a cgroup to tell, an app is known by its chain of parents; the
+/// chains of its owner's clients, which the daemon keeps between
+/// connections, change nothing.
+#[test]
+fn an_app_without_a_cgroup_is_refused_the_socket_by_its_parents() {
+    for args in [
+        &["--no-app-cgroups"][..],
+        &["--no-app-cgroups", "--no-app-namespaces"],
+    ] {
+        let daemon = Daemon::start_with(args, &[]);
+        let ada = signed_up(&daemon, "ada");
+        project_with_app(&ada, "attacker", ATTACKER_APP);
+        let port = port_of(&run_app(&ada, "attacker"));
+        for _ in 0..3 {
+            ada.run(&["ps"]).ok();
+            let socket = get(port, &format!("/connect?path={}", query(&daemon.socket)));
+            assert!(
+                socket.contains("supervised apps may not use"),
+                "{args:?}: the app talked to the daemon: {socket}"
+            );
+        }
+    }
+}
+
 /// Runs the escaping app on a daemon with `args`; its child in a new
 /// session must end with `stop`, with a kill of the app for not answering,
 /// and (when `kill_9_too`) with `kill -9` of the app's process.

@@ -10,6 +10,7 @@
 pub mod app;
 mod gauges;
 pub mod lifecycle;
+mod lineage;
 pub mod logfile;
 pub mod policy;
 mod ports;
@@ -153,6 +154,8 @@ pub struct Supervisor {
     metrics: Arc<Metrics>,
     protections: Arc<Protections>,
     cgroups: Option<Arc<Cgroups>>,
+    /// What is known of the chains of clients' parents.
+    lineage: lineage::Lineage,
 }
 
 /// What `lock_project` holds: recovery is over, and the project is ours.
@@ -239,6 +242,7 @@ impl Supervisor {
             metrics,
             protections: Arc::new(protections),
             cgroups,
+            lineage: lineage::Lineage::default(),
         })
     }
 
@@ -681,21 +685,8 @@ impl Supervisor {
             return true;
         }
         let daemon = std::process::id() as i32;
-        let mut at = pid;
-        // Deep enough for any real tree; a loop in /proc cannot happen, but
-        // the bound keeps a malicious depth from costing more.
-        for _ in 0..128 {
-            if at == daemon || roots.contains(&at) {
-                return true;
-            }
-            match procfs::read_stat(at) {
-                Ok(stat) if stat.ppid > 1 => at = stat.ppid,
-                Ok(_) => return false,
-                // Gone already, or hidden: not ours to trust.
-                Err(_) => return true,
-            }
-        }
-        true
+        self.lineage
+            .descends(pid, |at| at == daemon || roots.contains(&at))
     }
 
     /// How many supervised apps are in each state.
