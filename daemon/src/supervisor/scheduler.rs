@@ -1,6 +1,6 @@
 //! One daemon-wide scheduler for the apps' health probes: it sleeps until
-//! the earliest probe is due, runs a few probes at a time within its own
-//! task, and hands the results that matter to the app's task. No app has a
+//! the earliest probe is due, runs a few probes at a time on its own thread,
+//! and hands the results that matter to the app's task. No app has a
 //! timer of its own, slow probes fall due together on a coarse grid, and a
 //! healthy app's task hears nothing, so an idle daemon with many apps wakes
 //! rarely. A probe under way never delays an app's task from seeing its
@@ -81,8 +81,39 @@ pub fn new_key() -> u64 {
 }
 
 impl Scheduler {
-    /// Starts the scheduler's task.
+    /// Starts the scheduler on a thread of its own, with a runtime of its
+    /// own: a probe's connect, request and answer then wake that thread
+    /// alone, where on the daemon's runtime each would also wake a second
+    /// worker (a probe cost twice the CPU). It ends with the last handle.
+    /// Without a thread to be had, it runs as a task of the current runtime.
     pub fn start(timings: ProbeTimings) -> Scheduler {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::warn!(error = %e, "health probes run on the daemon's runtime");
+                return Scheduler::start_in_task(timings);
+            }
+        };
+        let started = std::thread::Builder::new()
+            .name("appforged-probes".into())
+            .spawn(move || runtime.block_on(run(receiver, timings)));
+        match started {
+            Ok(_) => Scheduler { commands },
+            Err(e) => {
+                tracing::warn!(error = %e, "health probes run on the daemon's runtime");
+                Scheduler::start_in_task(timings)
+            }
+        }
+    }
+
+    /// Starts the scheduler as a task of the current runtime (whose clock
+    /// a test may pause).
+    pub fn start_in_task(timings: ProbeTimings) -> Scheduler {
         let (commands, receiver) = mpsc::unbounded_channel();
         tokio::spawn(run(receiver, timings));
         Scheduler { commands }
@@ -144,7 +175,7 @@ async fn run(mut commands: mpsc::UnboundedReceiver<Command>, timings: ProbeTimin
     let mut watched: HashMap<u64, Watched> = HashMap::new();
     let mut queue: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
     // Probed in this task, not a task each: one wake-up serves every probe
-    // that is ready, and none crosses to another worker thread.
+    // that is ready.
     let mut in_flight: FuturesUnordered<ProbeFuture> = FuturesUnordered::new();
     let grid = Grid::new(timings.interval);
     loop {
@@ -293,6 +324,41 @@ mod tests {
         assert_eq!(fine.step, Duration::from_millis(10));
     }
 
+    #[tokio::test]
+    async fn the_scheduler_on_its_own_thread_reports_to_the_apps_runtime() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // An app that answers every request with a status line.
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = [0u8; 1024];
+                let _ = std::io::Read::read(&mut stream, &mut buf);
+                let _ = std::io::Write::write_all(&mut stream, b"HTTP/1.1 200 OK\r\n\r\n");
+            }
+        });
+        let scheduler = Scheduler::start(ProbeTimings {
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+        });
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let key = new_key();
+        let target = ProbeTarget {
+            port,
+            path: "/".into(),
+        };
+        scheduler.watch(key, target, Probing::Quickly, tx);
+        let first = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
+        assert_eq!(
+            first.ok().flatten(),
+            Some(ProbeResult {
+                key,
+                answered: true
+            })
+        );
+        scheduler.unwatch(key);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn probes_come_quickly_then_slowly_and_stop_when_unwatched() {
         // A port nothing listens on: every probe fails at once.
@@ -301,7 +367,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let scheduler = Scheduler::start(ProbeTimings {
+        let scheduler = Scheduler::start_in_task(ProbeTimings {
             interval: Duration::from_secs(30),
             timeout: Duration::from_secs(1),
         });
