@@ -18,48 +18,35 @@ import os
 import socket
 import statistics
 import struct
+import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
+from benchlib import BIN, Appforged, Cleanup  # same folder
 from ipc import rss_kib  # same folder: one reading of VmRSS for both benches
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("APPFORGE_BIN_DIR", os.path.join(ROOT, "target", "release"))
 CLIENT = os.path.join(BIN, "appforge")
 
 
-class Daemon:
+class Daemon(Appforged):
+    """A release appforged in a temporary folder of its own, which `close`
+    stops and removes."""
+
     def __init__(self, *args):
-        self.work = tempfile.mkdtemp(prefix="appforge-bench-")
-        self.env = dict(os.environ)
-        self.env.update(
-            APPFORGE_SOCKET=os.path.join(self.work, "appforged.sock"),
-            APPFORGE_DATA_DIR=os.path.join(self.work, "data"),
-            XDG_CONFIG_HOME=os.path.join(self.work, "config"),
-        )
-        for key in ("GROQ_API_KEY", "OPENAI_API_KEY", "APPFORGE_API_KEY"):
-            self.env.pop(key, None)
+        self.cleanup = Cleanup()
+        self.work = tempfile.mkdtemp(prefix="appforge-bench-hardening-")
+        super().__init__(self.work, list(args), self.cleanup)
         self.socket = self.env["APPFORGE_SOCKET"]
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, "appforged"), *args], env=self.env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 30
-        while subprocess.run([CLIENT, "ping"], env=self.env, capture_output=True).returncode:
-            if time.time() > deadline or self.proc.poll() is not None:
-                sys.exit("appforged did not start")
-            time.sleep(0.05)
         time.sleep(0.5)
 
     def rss(self):
-        return rss_kib(self.proc.pid) / 1024
+        return rss_kib(self.pid) / 1024
 
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+    def close(self):
+        self.cleanup.run()
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 def sample_peak(daemon, running):
@@ -75,7 +62,7 @@ def idle_rss():
     for _ in range(5):
         d = Daemon()
         figures.append(d.rss())
-        d.stop()
+        d.close()
     return statistics.median(figures)
 
 
@@ -105,7 +92,7 @@ def signin_storm():
     took = time.perf_counter() - started
     time.sleep(5)
     after = d.rss()
-    d.stop()
+    d.close()
     return idle, peak_box[0], after, statistics.median(times), took
 
 
@@ -129,7 +116,7 @@ def frame_storm():
             pass
         peak = max(peak, d.rss())
         s.close()
-    d.stop()
+    d.close()
     return idle, peak, refused
 
 
@@ -165,7 +152,7 @@ def hogging():
     t.join()
     for s in held:
         s.close()
-    d.stop()
+    d.close()
     return answered, most[0]
 
 

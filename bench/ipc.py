@@ -10,12 +10,11 @@ Run with `make bench` (builds release binaries first).
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("APPFORGE_BIN_DIR", os.path.join(ROOT, "target", "release"))
+from benchlib import Appforged, Cleanup, finish  # same folder
+
 RUNS = int(os.environ.get("RUNS", "300"))
 IDLE_SECONDS = 10
 
@@ -45,25 +44,12 @@ def cpu_ticks(pid):
 
 
 def main():
-    work = tempfile.mkdtemp(prefix="appforge-bench-")
-    env = dict(os.environ)
-    env.update(
-        APPFORGE_SOCKET=os.path.join(work, "appforged.sock"),
-        APPFORGE_DATA_DIR=os.path.join(work, "data"),
-        XDG_CONFIG_HOME=os.path.join(work, "config"),
-    )
-    env.pop("GROQ_API_KEY", None)
-    daemon = subprocess.Popen(
-        [os.path.join(BIN, "appforged")], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    client = os.path.join(BIN, "appforge")
+    started = time.time()
+    work = tempfile.mkdtemp(prefix="appforge-bench-ipc-")
+    cleanup = Cleanup()
     try:
-        deadline = time.time() + 30
-        while subprocess.run([client, "ping"], env=env, capture_output=True).returncode != 0:
-            if time.time() > deadline or daemon.poll() is not None:
-                sys.exit("appforged did not start")
-            time.sleep(0.05)
+        daemon = Appforged(work, [], cleanup)
+        env, client = daemon.env, daemon.client
         # Warm-up, so the first page faults are not measured.
         timed_runs([client, "ping"], env, runs=20)
 
@@ -87,8 +73,7 @@ def main():
         print(f"daemon CPU over {IDLE_SECONDS} s idle: {idle_ticks / hz * 1000:6.1f} ms"
               f"  ({idle_ticks} ticks; target 0)")
     finally:
-        daemon.terminate()
-        daemon.wait(timeout=30)
+        finish(cleanup, work, False, started)
 
 
 if __name__ == "__main__":

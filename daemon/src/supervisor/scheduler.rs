@@ -25,7 +25,7 @@ use super::probe::{self, ProbeTarget};
 const PROBES_AT_ONCE: usize = 8;
 /// First probe of a starting app, and the pause after each that failed.
 const QUICK_FIRST: Duration = Duration::from_millis(5);
-const QUICK_EVERY: Duration = Duration::from_millis(20);
+const QUICK_EVERY: Duration = Duration::from_millis(5);
 
 /// One probe's outcome, for the process whose probes carry `key`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
