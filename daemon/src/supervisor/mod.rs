@@ -932,20 +932,17 @@ impl Supervisor {
         gauges: &Gauges,
         clock: &Clock,
     ) -> ProcessInfo {
-        // The app's own process: one read an app, however many there are.
+        // The app's own process, not its shim.
         let reading = gauges.read(
             status.app_pid.or(status.pid),
             project_id,
             self.cgroups.as_deref(),
         );
-        let stat = reading.stat;
-        // The cgroup's figure counts page cache and kernel memory too.
-        let memory = reading.memory.or(stat.map(|s| s.rss_bytes));
         let (uptime, ticks) = (clock.uptime, clock.ticks);
-        let (uptime_s, cpu_percent) = match (&stat, uptime) {
-            (Some(stat), Some(now)) => (
-                Some(now.saturating_sub(stat.start_ticks) / ticks),
-                Some(procfs::cpu_percent(stat, now)),
+        let (uptime_s, cpu_percent) = match (reading.start_ticks, reading.cpu, uptime) {
+            (Some(start), Some(busy), Some(now)) => (
+                Some(now.saturating_sub(start) / ticks),
+                Some(procfs::cpu_percent(busy, start, now, ticks)),
             ),
             _ => (None, None),
         };
@@ -969,7 +966,7 @@ impl Supervisor {
             restarts: status.restarts,
             uptime_s,
             cpu_percent,
-            rss_bytes: memory,
+            rss_bytes: reading.memory,
             last_exit: status.last_exit.clone().or(status.failure.clone()),
             host: self.settings.host.clone(),
         }

@@ -9,6 +9,7 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::libc;
@@ -253,14 +254,61 @@ pub fn is_same_process(pid: i32, start_ticks: u64) -> bool {
     }
 }
 
-/// Average CPU use over the process's life in percent of one CPU; 0 when its age is 0.
-pub fn cpu_percent(stat: &ProcStat, uptime_ticks: u64) -> f64 {
-    let age = uptime_ticks.saturating_sub(stat.start_ticks);
+/// Average CPU use over a process's life in percent of one CPU: `busy` CPU
+/// time since `start_ticks`, both against `uptime_ticks` (ticks after boot,
+/// `ticks_per_sec` a second); 0 when its age is 0.
+pub fn cpu_percent(busy: Duration, start_ticks: u64, uptime_ticks: u64, ticks_per_sec: u64) -> f64 {
+    let age = uptime_ticks.saturating_sub(start_ticks);
     if age == 0 {
         return 0.0;
     }
-    let busy = stat.utime_ticks.saturating_add(stat.stime_ticks);
-    busy as f64 / age as f64 * 100.0
+    busy.as_secs_f64() * ticks_per_sec as f64 / age as f64 * 100.0
+}
+
+/// The CPU time the process `pid` has used so far, all its threads: one
+/// system call on its CPU clock, where /proc/PID/stat would have the kernel
+/// write out fifty-two fields. `None` once it has exited.
+pub fn cpu_time(pid: i32) -> Option<Duration> {
+    if pid <= 0 {
+        return None;
+    }
+    let clock = nix::time::clock_getcpuclockid(Pid::from_raw(pid)).ok()?;
+    let spent = nix::time::clock_gettime(clock).ok()?;
+    Some(Duration::from(spent))
+}
+
+/// A process's /proc/PID/statm, held open for its resident set; like
+/// [`StatFile`] it reads as an error once that process is gone.
+#[derive(Debug)]
+pub struct StatmFile {
+    file: fs::File,
+}
+
+impl StatmFile {
+    /// Opens /proc/PID/statm.
+    pub fn open(pid: i32) -> io::Result<StatmFile> {
+        if pid <= 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("not a process id: {pid}"),
+            ));
+        }
+        let file = fs::File::open(format!("/proc/{pid}/statm"))?;
+        Ok(StatmFile { file })
+    }
+
+    /// The process's resident set in bytes now.
+    pub fn resident_bytes(&self) -> io::Result<u64> {
+        // Seven numbers of pages: size resident shared text lib data dt.
+        let mut buf = [0u8; 256];
+        let n = self.file.read_at(&mut buf, 0)?;
+        std::str::from_utf8(&buf[..n])
+            .ok()
+            .and_then(|text| text.split_ascii_whitespace().nth(1))
+            .and_then(|pages| pages.parse::<u64>().ok())
+            .map(|pages| pages.saturating_mul(page_size()))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected format of statm"))
+    }
 }
 
 /// How a reaped child ended.
@@ -521,7 +569,8 @@ mod tests {
         assert!(s.rss_bytes > 0);
         let up = uptime_ticks().expect("uptime");
         assert!(up >= s.start_ticks);
-        let cpu = cpu_percent(&s, up);
+        let busy = cpu_time(me).expect("own CPU time");
+        let cpu = cpu_percent(busy, s.start_ticks, up, clock_ticks());
         assert!(cpu >= 0.0 && cpu.is_finite());
         assert!(read_stat(-1).is_err());
         assert!(read_stat(0).is_err());
@@ -561,19 +610,38 @@ mod tests {
 
     #[test]
     fn cpu_percent_math() {
-        let s = ProcStat {
-            pid: 1,
-            state: 'S',
-            ppid: 0,
-            pgid: 1,
-            utime_ticks: 30,
-            stime_ticks: 20,
-            start_ticks: 1000,
-            rss_bytes: 0,
-        };
-        assert_eq!(cpu_percent(&s, 1000), 0.0);
-        assert_eq!(cpu_percent(&s, 900), 0.0);
-        assert!((cpu_percent(&s, 1200) - 25.0).abs() < 1e-9);
+        let half_s = Duration::from_millis(500);
+        assert_eq!(cpu_percent(half_s, 1000, 1000, 100), 0.0);
+        assert_eq!(cpu_percent(half_s, 1000, 900, 100), 0.0);
+        // Half a second in two: 25 %.
+        assert!((cpu_percent(half_s, 1000, 1200, 100) - 25.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cpu_time_and_resident_set_are_the_processs_own_and_end_with_it() {
+        let me = i32::try_from(std::process::id()).expect("pid fits i32");
+        let before = cpu_time(me).expect("own CPU time");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cpu_time(me).unwrap() == before && Instant::now() < deadline {
+            std::hint::black_box((0..100_000u64).sum::<u64>());
+        }
+        assert!(cpu_time(me).unwrap() > before);
+        let mine = StatmFile::open(me).expect("own statm");
+        let stat = read_stat(me).unwrap();
+        let resident = mine.resident_bytes().unwrap();
+        // The same figure as stat's, give or take what moved between reads.
+        assert!(resident > 0 && resident.abs_diff(stat.rss_bytes) < 64 << 20);
+
+        let (pid, mut cleanup) = spawn_sleep();
+        let statm = StatmFile::open(pid).expect("statm of sleep");
+        assert!(statm.resident_bytes().is_ok());
+        assert!(cpu_time(pid).is_some());
+        kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill");
+        waitpid(Pid::from_raw(pid), None).expect("reap");
+        cleanup.disarm();
+        assert!(statm.resident_bytes().is_err());
+        assert!(cpu_time(pid).is_none());
+        assert!(cpu_time(0).is_none() && StatmFile::open(-1).is_err());
     }
 
     #[test]
