@@ -111,10 +111,9 @@ fn run(cli: Cli, keys: config::Secrets) -> anyhow::Result<()> {
             shutdown.await;
             systemd::stopping();
         }));
-        if let Err(e) = serving.await {
-            tracing::error!(error = %e, "the socket server stopped");
-        }
+        let served = serving.await;
         daemon.supervisor.shutdown().await;
+        served.context("the socket server stopped unexpectedly")?;
         info!("appforged stopped");
         Ok(())
     })
