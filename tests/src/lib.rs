@@ -96,6 +96,30 @@ pub fn appforged_in(dir: &Path) -> Command {
     cmd
 }
 
+/// Runs `cmd`, which must exit by itself (a daemon that must refuse to
+/// start), and returns what it printed. One still running after `PATIENCE`
+/// is killed and fails the test, rather than hanging it.
+pub fn output_of_exiting(mut cmd: Command) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + PATIENCE;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "it did not exit (it started?): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
 /// Polls `cond` until it holds or `PATIENCE` runs out.
 pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;

@@ -10,7 +10,7 @@ use std::thread;
 
 use appforge_e2e::apps::*;
 use appforge_e2e::postgres::{self, USER};
-use appforge_e2e::{appforged_in, handshake, is_zombie, wait_for, Daemon, User};
+use appforge_e2e::{appforged_in, handshake, is_zombie, output_of_exiting, wait_for, Daemon, User};
 use nix::sys::signal::Signal;
 
 /// A new database on the test server.
@@ -182,11 +182,11 @@ fn a_second_daemon_for_the_same_host_is_refused_and_names_the_first() {
     let first = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
     let server = postgres::server();
     let other = tempfile::tempdir().unwrap();
-    let out = appforged_in(other.path())
+    let mut second = appforged_in(other.path());
+    second
         .args(["--host-name", "alpha", "--database-url", &server.url(&db)])
-        .env("APPFORGE_DATABASE_PASSWORD", &server.password)
-        .output()
-        .unwrap();
+        .env("APPFORGE_DATABASE_PASSWORD", &server.password);
+    let out = output_of_exiting(second);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("already runs as host `alpha`"), "{err}");
@@ -528,10 +528,10 @@ fn the_connection_is_encrypted_and_the_servers_certificate_verified() {
 }
 
 #[test]
-fn connections_the_server_ends_are_replaced_and_the_loss_is_logged() {
+fn connections_the_server_ends_are_replaced_and_the_host_claimed_again() {
     let server = postgres::server();
     let db = database();
-    let daemon = Daemon::start_on_postgres(&db, &[]);
+    let daemon = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
     let ada = signed_up(&daemon, "ada");
     new_project(&ada, "todo");
     // The server ends every connection of the daemon's, the host claim's
@@ -554,11 +554,25 @@ fn connections_the_server_ends_are_replaced_and_the_loss_is_logged() {
         listed.is_some()
     });
     assert_eq!(listed.unwrap()[0]["name"], "todo");
-    wait_for("the lost host claim to be logged", || {
-        daemon
-            .log()
-            .contains("lost a dedicated database connection")
+    // The claim is taken again, and said so.
+    wait_for("the host claim to be taken again", || {
+        daemon.log().contains("claimed the host name again")
     });
+    assert!(daemon
+        .log()
+        .contains("lost the database connection that holds this daemon's host claim"));
+    // So a second daemon for the same host is still refused.
+    let other = tempfile::tempdir().unwrap();
+    let mut second = appforged_in(other.path());
+    second
+        .args(["--host-name", "alpha", "--database-url", &server.url(&db)])
+        .env("APPFORGE_DATABASE_PASSWORD", &server.password);
+    let out = output_of_exiting(second);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second `alpha` started: {err}");
+    assert!(err.contains("already runs as host `alpha`"), "{err}");
+    assert!(err.contains(&format!("pid {}", daemon.pid())), "{err}");
+    ada.run(&["list"]).ok();
 }
 
 #[test]

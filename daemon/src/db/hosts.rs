@@ -3,27 +3,44 @@
 //! session advisory lock on a connection of its own, which the server drops
 //! with the connection when the daemon dies, however it dies. So "is host
 //! B's daemon running?" is answered by the server, with no heartbeat to
-//! keep or to go stale. On SQLite, a lock on a file beside the database
-//! keeps a second daemon off the same file.
+//! keep or to go stale. When the server ends that connection (a restart,
+//! an administrator), the daemon claims its host name again at once. On
+//! SQLite, a lock on a file beside the database keeps a second daemon off
+//! the same file.
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
+use tokio::sync::RwLock;
+use tokio::task::JoinHandle;
 
+use super::postgres::Dedicated;
 use super::{now, Db, DbError};
 use crate::params;
 
 /// This daemon's claim on its host name.
 pub struct HostLease {
     host: String,
-    /// The connection holding the advisory lock (PostgreSQL only).
-    lock: Option<tokio_postgres::Client>,
+    /// The connection holding the advisory lock (PostgreSQL only), which
+    /// the keeper replaces when the server ends it.
+    lock: Option<Arc<RwLock<tokio_postgres::Client>>>,
+    /// The task that claims the host name again (PostgreSQL only).
+    keeper: Option<JoinHandle<()>>,
     /// The lock on the SQLite file (SQLite only): one daemon a file,
     /// whatever its socket.
     _file: Option<Flock<File>>,
+}
+
+impl Drop for HostLease {
+    fn drop(&mut self) {
+        if let Some(keeper) = &self.keeper {
+            keeper.abort();
+        }
+    }
 }
 
 /// Why a host name could not be claimed.
@@ -59,19 +76,11 @@ pub enum ClaimError {
 impl HostLease {
     /// Claims `host` for this daemon, registering its pid and socket.
     pub async fn claim(db: &Db, host: &str, socket: &Path) -> Result<HostLease, ClaimError> {
-        let lock = match db.postgres() {
+        let claimed = match db.postgres() {
             Some(pg) => {
-                let client = pg.dedicated().await?;
+                let dedicated = pg.dedicated().await?;
                 let mut patience = DEAD_HOLDER_PATIENCE;
-                loop {
-                    let got: bool = client
-                        .query_one("SELECT pg_try_advisory_lock($1)", &[&key(host)])
-                        .await
-                        .map_err(DbError::from)?
-                        .get(0);
-                    if got {
-                        break;
-                    }
+                while !try_lock(&dedicated.client, host).await? {
                     // A holder of this host name that died (kill -9) may
                     // still hold the lock until the server sees its
                     // connection close: give the server that moment.
@@ -86,7 +95,7 @@ impl HostLease {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     patience = patience.saturating_sub(Duration::from_millis(100));
                 }
-                Some(client)
+                Some(dedicated)
             }
             None => None,
         };
@@ -94,19 +103,29 @@ impl HostLease {
             Some(path) => Some(lock_file(db, path).await?),
             None => None,
         };
-        let (name, socket) = (host.to_string(), socket.display().to_string());
-        db.call(move |c| {
-            c.execute(
-                "INSERT INTO daemons (host, pid, socket, started_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (host) DO UPDATE SET pid = excluded.pid, socket = excluded.socket, \
-                 started_at = excluded.started_at",
-                params![name, std::process::id(), socket, now()],
-            )
-        })
-        .await?;
+        let registration = Registration {
+            host: host.to_string(),
+            socket: socket.display().to_string(),
+            started_at: now(),
+        };
+        registration.write(db).await?;
+        let (lock, keeper) = match claimed {
+            Some(dedicated) => {
+                let lock = Arc::new(RwLock::new(dedicated.client));
+                let keeper = tokio::spawn(keep(
+                    db.clone(),
+                    registration,
+                    Arc::clone(&lock),
+                    dedicated.ended,
+                ));
+                (Some(lock), Some(keeper))
+            }
+            None => (None, None),
+        };
         Ok(HostLease {
             host: host.to_string(),
             lock,
+            keeper,
             _file: file,
         })
     }
@@ -121,27 +140,138 @@ impl HostLease {
         if host == self.host {
             return true;
         }
-        let Some(client) = &self.lock else {
+        let Some(lock) = &self.lock else {
             return false;
         };
+        let client = lock.read().await;
         // Taking the lock proves no daemon holds it; it is given back at once.
-        match client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&key(host)])
-            .await
-        {
-            Ok(row) if row.get::<_, bool>(0) => {
+        match try_lock(&client, host).await {
+            Ok(true) => {
                 let _ = client
                     .execute("SELECT pg_advisory_unlock($1)", &[&key(host)])
                     .await;
                 false
             }
-            Ok(_) => true,
+            Ok(false) => true,
             // Unknown: say alive, so nothing is started twice.
             Err(e) => {
                 tracing::warn!(error = %e, host, "could not ask the database whether a host's daemon runs");
                 true
             }
         }
+    }
+}
+
+/// Takes the advisory lock of `host` on `client`'s session, if free.
+async fn try_lock(client: &tokio_postgres::Client, host: &str) -> Result<bool, DbError> {
+    Ok(client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&key(host)])
+        .await
+        .map_err(DbError::from)?
+        .get(0))
+}
+
+/// Claims `host` again each time the server ends the connection holding
+/// the claim (a restart, an administrator). Without it, a second daemon
+/// could take the host name meanwhile and start the same apps again.
+async fn keep(
+    db: Db,
+    registration: Registration,
+    lock: Arc<RwLock<tokio_postgres::Client>>,
+    mut ended: JoinHandle<String>,
+) {
+    let host = registration.host.as_str();
+    loop {
+        let why = (&mut ended).await.unwrap_or_else(|e| e.to_string());
+        tracing::error!(
+            host,
+            error = %why,
+            "lost the database connection that holds this daemon's host claim; claiming it again"
+        );
+        let mut pause = Duration::from_millis(200);
+        let mut told = false;
+        let dedicated = loop {
+            match claim_again(&db, &registration).await {
+                Ok(dedicated) => break dedicated,
+                // Its own old session, which the server has not let go yet.
+                Err(Again::Taken(Some(pid), _)) if pid == i64::from(std::process::id()) => {}
+                Err(Again::Taken(_, holder)) if !told => {
+                    told = true;
+                    tracing::error!(
+                        host,
+                        holder,
+                        "another appforged claimed this host name while this daemon's claim was \
+                         lost, and may run the same apps: stop one of them"
+                    );
+                }
+                Err(Again::Failed(e)) if !told => {
+                    told = true;
+                    tracing::warn!(host, error = %e, "could not claim the host name again yet; trying on");
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(30));
+        };
+        *lock.write().await = dedicated.client;
+        ended = dedicated.ended;
+        tracing::info!(host, "claimed the host name again");
+    }
+}
+
+/// Why a claim made again did not take.
+enum Again {
+    /// Another session holds it: the pid and description its row gives.
+    Taken(Option<i64>, String),
+    /// The database could not be asked.
+    Failed(DbError),
+}
+
+/// Claims the host name again on a new connection and registers this
+/// daemon again (another may have registered meanwhile).
+async fn claim_again(db: &Db, registration: &Registration) -> Result<Dedicated, Again> {
+    let pg = db
+        .postgres()
+        .ok_or_else(|| Again::Failed(DbError::Config("no PostgreSQL store".into())))?;
+    let dedicated = pg.dedicated().await.map_err(Again::Failed)?;
+    let host = registration.host.as_str();
+    match try_lock(&dedicated.client, host).await {
+        Ok(true) => {
+            registration.write(db).await.map_err(Again::Failed)?;
+            Ok(dedicated)
+        }
+        Ok(false) => {
+            let (pid, holder) = holder(db, host).await.map_err(Again::Failed)?;
+            Err(Again::Taken(pid, holder))
+        }
+        Err(e) => Err(Again::Failed(e)),
+    }
+}
+
+/// This daemon as the `daemons` table shows it to others.
+struct Registration {
+    host: String,
+    socket: String,
+    started_at: String,
+}
+
+impl Registration {
+    async fn write(&self, db: &Db) -> Result<(), DbError> {
+        let (host, socket, started) = (
+            self.host.clone(),
+            self.socket.clone(),
+            self.started_at.clone(),
+        );
+        db.call(move |c| {
+            c.execute(
+                "INSERT INTO daemons (host, pid, socket, started_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (host) DO UPDATE SET pid = excluded.pid, socket = excluded.socket, \
+                 started_at = excluded.started_at",
+                params![host, std::process::id(), socket, started],
+            )
+        })
+        .await?;
+        Ok(())
     }
 }
 

@@ -29,6 +29,14 @@ pub struct Postgres {
     shown: String,
 }
 
+/// A connection outside the pool, and the task that drives it.
+pub struct Dedicated {
+    /// Its client.
+    pub client: tokio_postgres::Client,
+    /// Ends when the connection does, with why.
+    pub ended: tokio::task::JoinHandle<String>,
+}
+
 impl Postgres {
     /// Connects to `url`, with `password` when the URL carries none, and
     /// migrates the database.
@@ -90,7 +98,7 @@ impl Postgres {
 
     /// A connection of its own, outside the pool, for a session that must
     /// last (the host claim's advisory lock).
-    pub async fn dedicated(&self) -> Result<tokio_postgres::Client, DbError> {
+    pub async fn dedicated(&self) -> Result<Dedicated, DbError> {
         let (client, connection) =
             self.config
                 .connect(self.tls.clone())
@@ -99,12 +107,13 @@ impl Postgres {
                     at: self.shown.clone(),
                     why: server_said(&e),
                 })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::error!(error = %e, "lost a dedicated database connection");
+        let ended = tokio::spawn(async move {
+            match connection.await {
+                Ok(()) => "the server closed it".to_string(),
+                Err(e) => e.to_string(),
             }
         });
-        Ok(client)
+        Ok(Dedicated { client, ended })
     }
 
     /// Runs `f` with a pooled connection on the blocking pool, in a
