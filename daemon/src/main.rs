@@ -54,6 +54,18 @@ fn main() -> ExitCode {
     }
     let cli = loaded.cli;
     init_logging(cli.log_format);
+    if cli.copy_sqlite_store {
+        return match copy_sqlite_store(cli, keys) {
+            Ok(said) => {
+                println!("{said}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("appforged: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(cli, keys) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -116,6 +128,41 @@ fn run(cli: Cli, keys: config::Secrets) -> anyhow::Result<()> {
         served.context("the socket server stopped unexpectedly")?;
         info!("appforged stopped");
         Ok(())
+    })
+}
+
+/// `--copy-sqlite-store`: copies the data directory's SQLite store into
+/// the empty PostgreSQL database of `--database-url`.
+fn copy_sqlite_store(cli: Cli, keys: config::Secrets) -> anyhow::Result<String> {
+    let settings = config::Settings::from_cli(cli, keys)?;
+    let database = settings
+        .database
+        .clone()
+        .context("--copy-sqlite-store copies into the database of --database-url; give one")?;
+    let path = settings.database_path();
+    anyhow::ensure!(
+        path.exists(),
+        "there is no SQLite store at {}; give the --data-dir that holds it",
+        path.display()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async {
+        let from = db::Db::open(&path)
+            .with_context(|| format!("could not open the database {}", path.display()))?;
+        // No daemon writes to it under the copy.
+        let _locked = db::hosts::lock_sqlite(&from).await?;
+        let to = db::Db::connect(&database.url, database.password.as_ref())
+            .await
+            .with_context(|| format!("could not open the database {}", database.url))?;
+        let copied = db::copy::sqlite_to_postgres(&from, &to).await?;
+        Ok(format!(
+            "copied {copied} from {} into {}; start appforged with --database-url to use it",
+            from.describe(),
+            to.describe()
+        ))
     })
 }
 

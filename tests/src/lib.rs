@@ -163,6 +163,15 @@ impl Daemon {
 
     /// Starts a daemon with extra arguments and environment variables.
     pub fn start_with(args: &[&str], envs: &[(&str, &str)]) -> Daemon {
+        Daemon::start_on(args, envs, on_postgres())
+    }
+
+    /// Starts a daemon on a SQLite store, whatever store the suites test.
+    pub fn start_on_sqlite() -> Daemon {
+        Daemon::start_on(&[], &[], false)
+    }
+
+    fn start_on(args: &[&str], envs: &[(&str, &str)], postgres: bool) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("afe2e")
             .tempdir()
@@ -175,7 +184,7 @@ impl Daemon {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let chosen = args.iter().any(|a| a == "--database-url");
-        let database = (on_postgres() && !chosen).then(|| {
+        let database = (postgres && !chosen).then(|| {
             let server = postgres::server();
             let name = server.new_database();
             args.extend(["--database-url".into(), server.url(&name)]);

@@ -575,6 +575,130 @@ fn connections_the_server_ends_are_replaced_and_the_host_claimed_again() {
     ada.run(&["list"]).ok();
 }
 
+/// `appforged --copy-sqlite-store` of `data_dir` into `database`.
+fn copy_store(data_dir: &std::path::Path, database: &str) -> std::process::Output {
+    let server = postgres::server();
+    let config = tempfile::tempdir().unwrap();
+    let mut copy = std::process::Command::new(appforge_e2e::bin("appforged"));
+    copy.arg("--data-dir")
+        .arg(data_dir)
+        .args([
+            "--database-url",
+            &server.url(database),
+            "--copy-sqlite-store",
+        ])
+        .env("APPFORGE_DATABASE_PASSWORD", &server.password)
+        .env("XDG_CONFIG_HOME", config.path())
+        .env_remove("APPFORGE_DATABASE_URL")
+        .stdin(Stdio::null());
+    output_of_exiting(copy)
+}
+
+#[test]
+fn a_sqlite_store_is_copied_whole_into_an_empty_postgres_database() {
+    // A team's first daemon, on SQLite: two accounts, edits, generations.
+    let mut first = Daemon::start_on_sqlite();
+    let ada = signed_up(&first, "ada");
+    let bob = signed_up(&first, "bob");
+    new_project(&ada, "todo");
+    ada.run_with_stdin(
+        &["edit", "todo", "--file", "app.py", "--stdin", "--no-check"],
+        "print('v2')\n",
+    )
+    .ok();
+    new_project(&ada, "notes");
+    new_project(&bob, "shop");
+    let before = ada.run(&["--json", "list"]).ok().json();
+    let versions_before = ada.run(&["--json", "history", "todo"]).ok().json();
+    let shown_before = ada.run(&["--json", "show", "todo"]).ok().json();
+
+    // Not while its daemon runs: the copy would miss what it writes.
+    let db = database();
+    let out = copy_store(&first.data_dir, &db);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("another appforged already uses the database"),
+        "{err}"
+    );
+
+    first.signal_and_wait(Signal::SIGTERM);
+    let out = copy_store(&first.data_dir, &db);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("2 users") && said.contains("3 projects"),
+        "{said}"
+    );
+
+    // A daemon on the copy: the same sessions, ids, versions and files.
+    let shared = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    let ada_there = shared.user("ada");
+    std::fs::create_dir_all(ada_there.config_home.join("appforge")).unwrap();
+    std::fs::copy(
+        ada.config_home.join("appforge/session.json"),
+        ada_there.config_home.join("appforge/session.json"),
+    )
+    .unwrap();
+    let me = ada_there.run(&["--json", "whoami"]).ok().json();
+    assert_eq!(me["email"], "ada@example.com");
+    let after = ada_there.run(&["--json", "list"]).ok().json();
+    let ids = |list: &serde_json::Value| -> Vec<(i64, String)> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["id"].as_i64().unwrap(),
+                    p["name"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(ids(&after), ids(&before));
+    assert_eq!(
+        ada_there.run(&["--json", "history", "todo"]).ok().json(),
+        versions_before
+    );
+    let shown = ada_there.run(&["--json", "show", "todo"]).ok().json();
+    assert_eq!(shown, shown_before);
+    assert!(shown.to_string().contains("print('v2')"), "{shown}");
+    // Bob signs in with his password; new rows are numbered after the copied.
+    let bob_there = shared.user("bob");
+    bob_there.login().ok();
+    let highest = ids(&after).iter().map(|(id, _)| *id).max().unwrap();
+    new_project(&bob_there, "blog");
+    let blog = bob_there.run(&["--json", "list"]).ok().json();
+    let blog_id = ids(&blog).iter().find(|(_, n)| n == "blog").unwrap().0;
+    assert!(blog_id > highest, "{blog_id} after {highest}");
+    let _ = bob;
+
+    // Into a database that holds data: refused, and nothing changes there.
+    let rows = |sql: &str| shared.sql(sql)[0][0].clone().unwrap();
+    let projects = rows("SELECT COUNT(*) FROM projects");
+    let out = copy_store(&first.data_dir, &db);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("already holds data") && err.contains("4 projects"),
+        "{err}"
+    );
+    assert_eq!(rows("SELECT COUNT(*) FROM projects"), projects);
+
+    // A data folder without a store is named.
+    let empty = tempfile::tempdir().unwrap();
+    let out = copy_store(empty.path(), &database());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no SQLite store"),
+        "{err}"
+    );
+}
+
 #[test]
 fn both_stores_are_migrated_to_the_same_numbered_schema() {
     let db = database();

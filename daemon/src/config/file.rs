@@ -30,7 +30,13 @@ const SECRET_KEYS: [&str; 4] = [
 ];
 
 /// Flags that are not settings.
-const NOT_SETTINGS: [&str; 4] = ["config", "print-config", "help", "version"];
+const NOT_SETTINGS: [&str; 5] = [
+    "config",
+    "print-config",
+    "copy-sqlite-store",
+    "help",
+    "version",
+];
 
 /// The command line with the file folded in, and what the file held.
 pub struct Loaded {

@@ -24,6 +24,11 @@ pub struct Cli {
     /// Print the effective configuration (API keys hidden) and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Copy the SQLite store of --data-dir into the empty PostgreSQL
+    /// database of --database-url, with every id, and exit. No daemon may
+    /// run on the data directory meanwhile.
+    #[arg(long, requires = "database_url")]
+    pub copy_sqlite_store: bool,
     /// Unix socket to listen on [default: $XDG_RUNTIME_DIR/appforge/appforged.sock]
     #[arg(long, env = "APPFORGE_SOCKET")]
     pub socket: Option<PathBuf>,

@@ -275,6 +275,15 @@ impl Registration {
     }
 }
 
+/// Locks the SQLite store `db` as a daemon does (for a copy of it), or
+/// says which daemon uses it.
+pub async fn lock_sqlite(db: &Db) -> Result<Flock<File>, ClaimError> {
+    let path = db
+        .sqlite_path()
+        .ok_or_else(|| DbError::Config("not a SQLite store".into()))?;
+    lock_file(db, path).await
+}
+
 /// Locks `<database>.lock` beside the SQLite file for the daemon's life:
 /// two daemons on one file (with two sockets) would each supervise its apps.
 async fn lock_file(db: &Db, database: &Path) -> Result<Flock<File>, ClaimError> {

@@ -3,6 +3,7 @@
 //! text, `RETURNING` for new ids, and timestamps computed here rather than
 //! by either server, so each operation is written once.
 
+pub mod copy;
 pub mod hosts;
 mod migrations;
 pub mod postgres;
