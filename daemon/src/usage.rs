@@ -1,6 +1,7 @@
 //! The last hour of each running app's CPU and memory, one sample a minute,
-//! for the dashboard's charts. Kept in memory only: a restart of the daemon
-//! starts the charts afresh.
+//! for the dashboard's charts, which also get a reading of the moment they
+//! ask (so an app started a few seconds ago has a point too). Kept in memory
+//! only: a restart of the daemon starts the charts afresh.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -42,37 +43,23 @@ impl UsageLog {
                 last: None,
             });
             entry.name.clone_from(&app.name);
-            let (Some(pid), Some(uptime_s), Some(average)) =
-                (app.pid, app.uptime_s, app.cpu_percent)
-            else {
+            let Some((sample, last)) = point(entry.last, app, now) else {
                 // Not running now: no point on the chart, and the next
                 // process starts its own count.
                 entry.last = None;
                 continue;
             };
-            // `ps` gives the average over the process's life; the CPU
-            // seconds used so far follow from it.
-            let used = average / 100.0 * uptime_s as f64;
-            let cpu_percent = match entry.last {
-                Some((last_pid, last_used, last_at)) if last_pid == pid && now > last_at => {
-                    ((used - last_used) / (now - last_at) as f64 * 100.0).max(0.0)
-                }
-                _ => average,
-            };
-            entry.last = Some((pid, used, now));
+            entry.last = Some(last);
             if entry.samples.len() == KEPT {
                 entry.samples.pop_front();
             }
-            entry.samples.push_back(UsageSample {
-                at_unix_s: now,
-                cpu_percent,
-                rss_bytes: app.rss_bytes.unwrap_or(0),
-            });
+            entry.samples.push_back(sample);
         }
     }
 
-    /// The owner's series, by project id.
-    pub fn of(&self, owner_id: i64) -> Vec<UsageSeries> {
+    /// The owner's series, by project id, each ending with a reading of
+    /// `now` from `running` (the owner's `ps` lines), which is not kept.
+    pub fn of(&self, owner_id: i64, running: &[ProcessInfo], now: u64) -> Vec<UsageSeries> {
         let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
         let mut list: Vec<UsageSeries> = series
             .iter()
@@ -83,9 +70,54 @@ impl UsageLog {
                 samples: s.samples.iter().copied().collect(),
             })
             .collect();
+        for app in running {
+            let kept = series.get(&app.project_id);
+            let Some((sample, _)) = point(kept.and_then(|s| s.last), app, now) else {
+                continue;
+            };
+            match list.iter_mut().find(|s| s.project_id == app.project_id) {
+                // A minute's sample taken this very second is reading enough.
+                Some(s) if s.samples.last().is_some_and(|l| l.at_unix_s >= now) => {}
+                Some(s) => s.samples.push(sample),
+                None => list.push(UsageSeries {
+                    project_id: app.project_id,
+                    name: app.name.clone(),
+                    samples: vec![sample],
+                }),
+            }
+        }
         list.sort_by_key(|s| s.project_id);
         list
     }
+}
+
+/// One reading of `app` at `now`, given what was last kept of its process
+/// (pid, CPU seconds used, when); `None` when it has no process. Also what
+/// to keep for the next.
+fn point(
+    last: Option<(u32, f64, u64)>,
+    app: &ProcessInfo,
+    now: u64,
+) -> Option<(UsageSample, (u32, f64, u64))> {
+    let (Some(pid), Some(uptime_s), Some(average)) = (app.pid, app.uptime_s, app.cpu_percent)
+    else {
+        return None;
+    };
+    // `ps` gives the average over the process's life; the CPU seconds used
+    // so far follow from it.
+    let used = average / 100.0 * uptime_s as f64;
+    let cpu_percent = match last {
+        Some((last_pid, last_used, last_at)) if last_pid == pid && now > last_at => {
+            ((used - last_used) / (now - last_at) as f64 * 100.0).max(0.0)
+        }
+        _ => average,
+    };
+    let sample = UsageSample {
+        at_unix_s: now,
+        cpu_percent,
+        rss_bytes: app.rss_bytes.unwrap_or(0),
+    };
+    Some((sample, (pid, used, now)))
 }
 
 /// Seconds since the Unix epoch.
@@ -126,22 +158,54 @@ mod tests {
         // 10 s of CPU in the first 100 s, then 30 s more in the next 60.
         log.record(&[(1, app(7, Some(42), 100, 10.0, 5))], 1000);
         log.record(&[(1, app(7, Some(42), 160, 25.0, 6))], 1060);
-        let series = log.of(1);
+        let series = log.of(1, &[], 1060);
         let cpu: Vec<f64> = series[0].samples.iter().map(|s| s.cpu_percent).collect();
         assert_eq!(cpu.len(), 2);
         assert!(
             (cpu[0] - 10.0).abs() < 1e-9 && (cpu[1] - 50.0).abs() < 1e-9,
             "{cpu:?}"
         );
-        assert!(log.of(2).is_empty(), "another owner sees nothing");
+        assert!(
+            log.of(2, &[], 1060).is_empty(),
+            "another owner sees nothing"
+        );
         for minute in 0..100 {
             log.record(
                 &[(1, app(7, Some(42), 200 + minute * 60, 1.0, 1))],
                 2000 + minute * 60,
             );
         }
-        assert_eq!(log.of(1)[0].samples.len(), KEPT);
+        assert_eq!(log.of(1, &[], 9000)[0].samples.len(), KEPT);
         log.record(&[], 9999);
-        assert!(log.of(1).is_empty(), "a removed app is forgotten");
+        assert!(
+            log.of(1, &[], 9999).is_empty(),
+            "a removed app is forgotten"
+        );
+    }
+
+    #[test]
+    fn a_reading_of_the_moment_ends_each_series_and_is_not_kept() {
+        let log = UsageLog::default();
+        // Started seconds ago: no minute's sample yet, but a point.
+        let fresh = app(9, Some(50), 5, 20.0, 7);
+        let series = log.of(1, std::slice::from_ref(&fresh), 1005);
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].samples.len(), 1);
+        assert_eq!(series[0].samples[0].rss_bytes, 7);
+        // After a kept sample, the reading is measured from it.
+        log.record(&[(1, app(9, Some(50), 60, 10.0, 7))], 1060);
+        let later = app(9, Some(50), 90, 20.0, 8);
+        let series = log.of(1, std::slice::from_ref(&later), 1090);
+        let cpu: Vec<f64> = series[0].samples.iter().map(|s| s.cpu_percent).collect();
+        // 6 s by 1060, 18 s by 1090: 12 s in 30 s.
+        assert!((cpu[1] - 40.0).abs() < 1e-9, "{cpu:?}");
+        // Nothing of it was kept, and a sample of this second is not doubled.
+        assert_eq!(log.of(1, &[], 1090)[0].samples.len(), 1);
+        assert_eq!(
+            log.of(1, std::slice::from_ref(&later), 1060)[0]
+                .samples
+                .len(),
+            1
+        );
     }
 }

@@ -299,6 +299,45 @@ fn generate_streams_its_progress_and_export_downloads_the_archive() {
 }
 
 #[test]
+fn an_app_started_a_moment_ago_has_a_point_on_its_usage_charts() {
+    let (_daemon, addr) = daemon_with_dashboard(&[]);
+    let mut browser = Browser::open(addr);
+    browser.sign_up("ada@example.com", "ada-password-123");
+    let generate = json!({"Generate": {
+        "prompt": "a todo app with title and done flag",
+        "provider": "template",
+        "model": null,
+        "save": true,
+        "name": "todo",
+        "checks": {"check": false, "keep_broken": false, "repair_rounds": null},
+    }});
+    assert_eq!(browser.call(generate).status, 200);
+    // Nothing runs: no series.
+    let usage = browser.call(json!("Usage")).last();
+    assert_eq!(usage["reply"]["Usage"], json!([]), "{usage}");
+    let run = browser.call(json!({"Run": {"project": "todo", "port": null}}));
+    assert!(
+        run.last()["reply"].get("Running").is_some(),
+        "{}",
+        run.text()
+    );
+    // Long before the first minute's sample: a reading of the moment.
+    let usage = browser.call(json!("Usage")).last();
+    let series = usage["reply"]["Usage"].as_array().expect("series").clone();
+    assert_eq!(series.len(), 1, "{usage}");
+    assert_eq!(series[0]["name"], "todo");
+    let samples = series[0]["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1, "{usage}");
+    assert!(samples[0]["rss_bytes"].as_u64().unwrap() > 0, "{usage}");
+    assert!(
+        samples[0]["cpu_percent"].as_f64().unwrap() >= 0.0,
+        "{usage}"
+    );
+    let stop = json!({"Stop": {"project": "todo", "all": false}});
+    assert_eq!(browser.call(stop).status, 200);
+}
+
+#[test]
 fn bad_requests_get_clear_errors_and_bodies_are_capped() {
     let (_daemon, addr) = daemon_with_dashboard(&[]);
     let mut browser = Browser::open(addr);

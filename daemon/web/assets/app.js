@@ -1596,8 +1596,8 @@ function renderUsage(usage) {
   }
   const series = usage.series || [];
   $("usage-note").textContent = series.length
-    ? "CPU and memory of each app, one sample a minute."
-    : "No usage recorded yet: apps are sampled once a minute while they run.";
+    ? "CPU and memory of each app, one sample a minute and one of now."
+    : "No usage yet: none of your apps runs.";
   box.replaceChildren(
     ...series.map((s) =>
       el(

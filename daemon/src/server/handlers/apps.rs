@@ -93,7 +93,12 @@ pub async fn ps(daemon: &Daemon, token: Option<&SessionToken>) -> Result<Reply, 
 /// The caller's apps' CPU and memory over the last hour.
 pub async fn usage(daemon: &Daemon, token: Option<&SessionToken>) -> Result<Reply, ServiceError> {
     let user = daemon.accounts.authenticate(token).await?;
-    Ok(Reply::Usage(daemon.usage.of(user.id)))
+    let running = daemon.supervisor.ps(user.id);
+    Ok(Reply::Usage(daemon.usage.of(
+        user.id,
+        &running,
+        crate::usage::unix_now(),
+    )))
 }
 
 /// The last lines of an app's log and, with `follow`, new lines as they
