@@ -1,7 +1,7 @@
 // The dashboard in a real browser, as a person would use it: sign up,
 // generate an app (offline template provider) and save it, read its files,
-// run it and open it, edit a file, read the diff, roll back, stop it,
-// download its export, delete it, sign out.
+// run it and open it, edit a file, read the diff, roll back, add and
+// delete a file, stop it, download its export, delete it, sign out.
 //
 // Run by tests/tests/dashboard_browser.rs against a real appforged:
 //   DASHBOARD_URL=http://127.0.0.1:PORT/ SCREENSHOT_DIR=target/dashboard-screenshots \
@@ -337,6 +337,50 @@ try {
   await page.click("#tab-files");
   await page.click('[data-testid="file"][data-path="app.py"]');
   await page.locator("#file-view .src", { hasText: "priority" }).first().waitFor();
+
+  // ---------------------------------------------------------------------------
+  step("add a file, then delete it, each as a new version");
+  {
+    const NEW_FILE = "static/extra.css";
+    await page.fill("#new-file-path", NEW_FILE);
+    await page.click('[data-testid="new-file-add"]');
+    await page.locator("#edit-form").waitFor();
+    check((await page.inputValue("#edit-text")) === "", "a new file does not start empty");
+    await page.fill("#edit-text", "body { color: teal; }\n");
+    await page.click("#edit-save");
+    await until(page.locator('[data-testid="edit-outcome"]', { hasText: "Saved version 6" }), LONG);
+    await page.locator(`[data-testid="file"][data-path="${NEW_FILE}"]`).waitFor();
+    await page.locator("#file-name", { hasText: NEW_FILE }).waitFor();
+    await page.locator("#file-view .src", { hasText: "color: teal" }).waitFor();
+    check((await page.inputValue("#new-file-path")) === "", "the new file's path stays in its box");
+
+    // A path the daemon refuses: the reason is shown, the text kept, nothing saved.
+    await page.fill("#new-file-path", "../escape.py");
+    await page.click('[data-testid="new-file-add"]');
+    await page.fill("#edit-text", "print('out')\n");
+    await page.click("#edit-save");
+    await page.locator("#alert").waitFor({ timeout: LONG });
+    const refused = await alertText();
+    log(`  ${refused}`);
+    check(refused.length > 0, "a refused path says nothing");
+    check((await page.inputValue("#edit-text")) === "print('out')\n", "the refused file's text is gone");
+    await page.click("#edit-cancel");
+    await page.locator("#project-badges", { hasText: "v6" }).waitFor();
+
+    // A path the project has: told, and nothing opened.
+    await page.fill("#new-file-path", "app.py");
+    await page.click('[data-testid="new-file-add"]');
+    await page.locator("#alert").waitFor();
+    check(/already has app\.py/.test(await alertText()), `an existing path: ${await alertText()}`);
+    check(await page.locator("#edit-form").isHidden(), "the editor opened on an existing path");
+
+    await page.click(`[data-testid="file"][data-path="${NEW_FILE}"]`);
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.click("#file-delete");
+    await until(page.locator('[data-testid="edit-outcome"]', { hasText: "Saved version 7" }), LONG);
+    await page.locator(`[data-testid="file"][data-path="${NEW_FILE}"]`).waitFor({ state: "detached" });
+    await page.locator("#project-badges", { hasText: "v7" }).waitFor();
+  }
 
   // ---------------------------------------------------------------------------
   step("phone width");

@@ -201,6 +201,7 @@ const state = {
   newest: null, // newest version of the project shown
   history: [],
   file: null, // path shown
+  adding: null, // path of the new file open in the editor
   ps: [], // ProcessInfo of the caller's apps
   tab: "files",
   logs: null, // AbortController of the log follow
@@ -1114,35 +1115,89 @@ function renderFile() {
   $("file-name").textContent = f ? f.path : "No files";
   if (f) renderCode($("file-view"), f.path, f.content);
   else $("file-view").replaceChildren();
-  const old = state.detail && state.detail.version !== state.newest;
-  show($("file-edit"), Boolean(f) && !old);
+  showFileActions();
+}
+
+/** Edit, Delete and New file, for the newest version only: an older one is
+ * for reading. */
+function showFileActions() {
+  const d = state.detail;
+  const newest = Boolean(d) && d.version === state.newest;
+  const f = newest && d.files.find((x) => x.path === state.file);
+  show($("file-edit"), Boolean(f));
+  show($("file-delete"), Boolean(f) && d.files.length > 1);
+  show($("new-file-form"), newest);
 }
 
 function startEdit() {
   const f = state.detail.files.find((x) => x.path === state.file);
   if (!f) return;
-  $("edit-label").textContent = `Edit ${f.path} (starting from version ${state.detail.version})`;
-  $("edit-text").value = f.content;
+  state.adding = null;
+  openEditor(`Edit ${f.path} (starting from version ${state.detail.version})`, f.content);
+}
+
+/** Opens the editor on a file the project does not have yet. */
+function startNewFile(event) {
+  event.preventDefault();
+  const path = $("new-file-path").value.trim();
+  if (!path) return;
+  if (state.detail.files.some((f) => f.path === path)) {
+    showAlert(`The project already has ${path}: choose it in the list to edit it.`);
+    return;
+  }
+  if (!$("edit-form").hidden && !confirm("Leave the edit? Your changes to this file are not saved.")) return;
+  clearAlert();
+  state.adding = path;
+  openEditor(`New file ${path} (on top of version ${state.detail.version})`, "");
+}
+
+function openEditor(label, text) {
+  $("edit-label").textContent = label;
+  $("edit-text").value = text;
   show($("edit-reload"), false);
   show($("file-view"), false);
   show($("file-edit"), false);
+  show($("file-delete"), false);
   show($("edit-form"), true);
   $("edit-text").focus();
 }
 
 function endEdit() {
+  state.adding = null;
   show($("edit-form"), false);
   show($("file-view"), true);
-  show($("file-edit"), Boolean(state.detail) && state.detail.version === state.newest);
+  showFileActions();
 }
 
 async function saveEdit(event) {
   event.preventDefault();
   const d = state.detail;
-  const path = state.file;
+  const adding = state.adding;
+  const path = adding || state.file;
   const text = $("edit-text").value;
-  await work(`Saving ${path}`, async (step) => {
-    const files = d.files.map((f) => (f.path === path ? { path: f.path, content: text } : f));
+  const files = adding
+    ? [...d.files, { path, content: text }]
+    : d.files.map((f) => (f.path === path ? { path: f.path, content: text } : f));
+  await saveFiles(files, adding ? `Adding ${path}` : `Saving ${path}`, path);
+  if (adding && state.detail.files.some((f) => f.path === path)) $("new-file-path").value = "";
+}
+
+async function deleteFile() {
+  const path = state.file;
+  const d = state.detail;
+  if (!confirm(`Delete ${path}? A new version is saved without it; earlier versions keep it.`)) return;
+  await saveFiles(
+    d.files.filter((f) => f.path !== path),
+    `Deleting ${path}`,
+    null,
+  );
+}
+
+/** Saves `files` as the project's whole file set, a new version on top of
+ * the one shown, and shows `select` (or the preferred file) afterwards. */
+async function saveFiles(files, label, select) {
+  const d = state.detail;
+  await work(label, async (step) => {
     let reply;
     try {
       reply = await call(
@@ -1162,6 +1217,8 @@ async function saveEdit(event) {
       throw err;
     }
     const saved = unpack(reply, "Saved");
+    state.adding = null;
+    if (select) state.file = select;
     await loadProject();
     const box = el("div", { className: "notice", attrs: { "data-testid": "edit-outcome" } });
     renderSaved(box, saved);
@@ -1691,6 +1748,8 @@ function wire() {
     $("gen-prompt").focus();
   });
   $("file-edit").addEventListener("click", startEdit);
+  $("file-delete").addEventListener("click", deleteFile);
+  $("new-file-form").addEventListener("submit", startNewFile);
   $("edit-form").addEventListener("submit", saveEdit);
   $("edit-cancel").addEventListener("click", endEdit);
   $("edit-reload").addEventListener("click", reloadNewest);
