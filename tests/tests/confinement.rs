@@ -286,18 +286,28 @@ fn an_app_without_a_cgroup_is_refused_the_socket_by_its_parents() {
         &["--no-app-cgroups"][..],
         &["--no-app-cgroups", "--no-app-namespaces"],
     ] {
-        let daemon = Daemon::start_with(args, &[]);
+        let mut daemon = Daemon::start_with(args, &[]);
         let ada = signed_up(&daemon, "ada");
         project_with_app(&ada, "attacker", ATTACKER_APP);
         let port = port_of(&run_app(&ada, "attacker"));
-        for _ in 0..3 {
-            ada.run(&["ps"]).ok();
-            let socket = get(port, &format!("/connect?path={}", query(&daemon.socket)));
-            assert!(
-                socket.contains("supervised apps may not use"),
-                "{args:?}: the app talked to the daemon: {socket}"
-            );
-        }
+        let refused = |daemon: &Daemon| {
+            for _ in 0..3 {
+                ada.run(&["ps"]).ok();
+                let socket = get(port, &format!("/connect?path={}", query(&daemon.socket)));
+                assert!(
+                    socket.contains("supervised apps may not use"),
+                    "{args:?}: the app talked to the daemon: {socket}"
+                );
+            }
+        };
+        refused(&daemon);
+        // A new daemon adopts the app, which was no child of its own.
+        daemon.signal_and_wait(Signal::SIGTERM);
+        daemon.restart();
+        wait_for("the app to be adopted again", || {
+            daemon.log().contains("re-adopted app")
+        });
+        refused(&daemon);
     }
 }
 

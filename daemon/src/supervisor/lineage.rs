@@ -7,6 +7,8 @@
 //! process whose parent dies moves to a subreaper among its ancestors, or to
 //! init), and its open file stops reading once it has exited, however soon
 //! its pid is used again. A client then costs two reads, not one a level.
+//! The one way a running process becomes a root is a restarted daemon
+//! adopting an app again, and the supervisor then has all of it forgotten.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -85,6 +87,15 @@ impl Lineage {
         }
     }
 
+    /// Forgets every process kept: one of them may now be below a root
+    /// (an app adopted again).
+    pub fn forget(&self) {
+        self.outside
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     /// How many processes are kept.
     #[cfg(test)]
     fn kept(&self) -> usize {
@@ -146,6 +157,11 @@ mod tests {
         // Kept processes are still checked against the roots first.
         let shell_pid = shell.id() as i32;
         assert!(lineage.descends(child, |p| p == shell_pid));
+        // A process adopted as a root after it was kept: forgotten, then
+        // found below the root.
+        lineage.forget();
+        assert_eq!(lineage.kept(), 0);
+        assert!(!lineage.descends(child, |_| false));
         // A kept process that exits is dropped, not trusted.
         end(shell, child);
         assert!(!lineage.is_outside(shell_pid));

@@ -1054,6 +1054,8 @@ impl Supervisor {
             };
             match adopted {
                 Ok(_) => {
+                    // Its processes ran before it was known as an app.
+                    self.lineage.forget();
                     tracing::info!(project_id = run.project_id, pid = run.pid, "re-adopted app");
                     return Ok(());
                 }
