@@ -264,20 +264,24 @@ fn another_users_project_is_answered_like_a_missing_one() {
         .contains("app.py"));
 }
 
-#[test]
-fn generate_streams_its_progress_and_export_downloads_the_archive() {
-    let (_daemon, addr) = daemon_with_dashboard(&[]);
-    let mut browser = Browser::open(addr);
-    browser.sign_up("ada@example.com", "ada-password-123");
-    let generate = json!({"Generate": {
+/// The request that generates and saves `todo` offline, checked or not.
+fn generate_todo(check: bool) -> serde_json::Value {
+    json!({"Generate": {
         "prompt": "a todo app with title and done flag",
         "provider": "template",
         "model": null,
         "save": true,
         "name": "todo",
-        "checks": {"check": true, "keep_broken": false, "repair_rounds": null},
-    }});
-    let r = browser.call(generate);
+        "checks": {"check": check, "keep_broken": false, "repair_rounds": null},
+    }})
+}
+
+#[test]
+fn generate_streams_its_progress_and_export_downloads_the_archive() {
+    let (_daemon, addr) = daemon_with_dashboard(&[]);
+    let mut browser = Browser::open(addr);
+    browser.sign_up("ada@example.com", "ada-password-123");
+    let r = browser.call(generate_todo(true));
     assert_eq!(r.status, 200, "{}", r.text());
     let lines = r.lines();
     assert!(
@@ -303,15 +307,7 @@ fn an_app_started_a_moment_ago_has_a_point_on_its_usage_charts() {
     let (_daemon, addr) = daemon_with_dashboard(&[]);
     let mut browser = Browser::open(addr);
     browser.sign_up("ada@example.com", "ada-password-123");
-    let generate = json!({"Generate": {
-        "prompt": "a todo app with title and done flag",
-        "provider": "template",
-        "model": null,
-        "save": true,
-        "name": "todo",
-        "checks": {"check": false, "keep_broken": false, "repair_rounds": null},
-    }});
-    assert_eq!(browser.call(generate).status, 200);
+    assert_eq!(browser.call(generate_todo(false)).status, 200);
     // Nothing runs: no series.
     let usage = browser.call(json!("Usage")).last();
     assert_eq!(usage["reply"]["Usage"], json!([]), "{usage}");

@@ -176,21 +176,28 @@ fn edits_on_two_hosts_at_once_never_share_or_lose_a_version() {
     assert_eq!(newest, (saved + 1).to_string());
 }
 
-#[test]
-fn a_second_daemon_for_the_same_host_is_refused_and_names_the_first() {
-    let db = database();
-    let first = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+/// Starts a second daemon as host `alpha` on `db`, where `first` runs as
+/// `alpha`: it must refuse to start and name `first`. Returns what it said.
+fn second_alpha_refused(db: &str, first: &Daemon) -> String {
     let server = postgres::server();
     let other = tempfile::tempdir().unwrap();
     let mut second = appforged_in(other.path());
     second
-        .args(["--host-name", "alpha", "--database-url", &server.url(&db)])
+        .args(["--host-name", "alpha", "--database-url", &server.url(db)])
         .env("APPFORGE_DATABASE_PASSWORD", &server.password);
     let out = output_of_exiting(second);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "a second `alpha` started: {err}");
     assert!(err.contains("already runs as host `alpha`"), "{err}");
     assert!(err.contains(&format!("pid {}", first.pid())), "{err}");
+    err
+}
+
+#[test]
+fn a_second_daemon_for_the_same_host_is_refused_and_names_the_first() {
+    let db = database();
+    let first = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    let err = second_alpha_refused(&db, &first);
     assert!(err.contains(&first.socket.display().to_string()), "{err}");
     // The first one is unharmed.
     signed_up(&first, "ada");
@@ -562,16 +569,7 @@ fn connections_the_server_ends_are_replaced_and_the_host_claimed_again() {
         .log()
         .contains("lost the database connection that holds this daemon's host claim"));
     // So a second daemon for the same host is still refused.
-    let other = tempfile::tempdir().unwrap();
-    let mut second = appforged_in(other.path());
-    second
-        .args(["--host-name", "alpha", "--database-url", &server.url(&db)])
-        .env("APPFORGE_DATABASE_PASSWORD", &server.password);
-    let out = output_of_exiting(second);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a second `alpha` started: {err}");
-    assert!(err.contains("already runs as host `alpha`"), "{err}");
-    assert!(err.contains(&format!("pid {}", daemon.pid())), "{err}");
+    second_alpha_refused(&db, &daemon);
     ada.run(&["list"]).ok();
 }
 

@@ -118,13 +118,7 @@ pub struct StatFile {
 impl StatFile {
     /// Opens /proc/PID/stat.
     pub fn open(pid: i32) -> io::Result<StatFile> {
-        if pid <= 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("not a process id: {pid}"),
-            ));
-        }
-        let file = fs::File::open(format!("/proc/{pid}/stat"))?;
+        let file = open_proc(pid, "stat")?;
         Ok(StatFile { pid, file })
     }
 
@@ -277,6 +271,17 @@ pub fn cpu_time(pid: i32) -> Option<Duration> {
     Some(Duration::from(spent))
 }
 
+/// Opens /proc/PID/`name`, refusing the pids that name no one process.
+fn open_proc(pid: i32, name: &str) -> io::Result<fs::File> {
+    if pid <= 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a process id: {pid}"),
+        ));
+    }
+    fs::File::open(format!("/proc/{pid}/{name}"))
+}
+
 /// A process's /proc/PID/statm, held open for its resident set; like
 /// [`StatFile`] it reads as an error once that process is gone.
 #[derive(Debug)]
@@ -287,13 +292,7 @@ pub struct StatmFile {
 impl StatmFile {
     /// Opens /proc/PID/statm.
     pub fn open(pid: i32) -> io::Result<StatmFile> {
-        if pid <= 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("not a process id: {pid}"),
-            ));
-        }
-        let file = fs::File::open(format!("/proc/{pid}/statm"))?;
+        let file = open_proc(pid, "statm")?;
         Ok(StatmFile { file })
     }
 
