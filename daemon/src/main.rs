@@ -135,10 +135,10 @@ fn run(cli: Cli, keys: config::Secrets) -> anyhow::Result<()> {
 /// the empty PostgreSQL database of `--database-url`.
 fn copy_sqlite_store(cli: Cli, keys: config::Secrets) -> anyhow::Result<String> {
     let settings = config::Settings::from_cli(cli, keys)?;
-    let database = settings
-        .database
-        .clone()
-        .context("--copy-sqlite-store copies into the database of --database-url; give one")?;
+    let database = settings.database.clone().context(
+        "--copy-sqlite-store copies into a PostgreSQL database: name it with --database-url \
+             or APPFORGE_DATABASE_URL",
+    )?;
     let path = settings.database_path();
     anyhow::ensure!(
         path.exists(),

@@ -695,6 +695,20 @@ fn a_sqlite_store_is_copied_whole_into_an_empty_postgres_database() {
         !out.status.success() && err.contains("no SQLite store"),
         "{err}"
     );
+    // No database to copy into: said so.
+    let mut nowhere = std::process::Command::new(appforge_e2e::bin("appforged"));
+    nowhere
+        .arg("--data-dir")
+        .arg(&first.data_dir)
+        .arg("--copy-sqlite-store")
+        .env("XDG_CONFIG_HOME", empty.path())
+        .env_remove("APPFORGE_DATABASE_URL");
+    let out = output_of_exiting(nowhere);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("name it with --database-url"),
+        "{err}"
+    );
 }
 
 #[test]

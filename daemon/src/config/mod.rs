@@ -25,9 +25,9 @@ pub struct Cli {
     #[arg(long)]
     pub print_config: bool,
     /// Copy the SQLite store of --data-dir into the empty PostgreSQL
-    /// database of --database-url, with every id, and exit. No daemon may
-    /// run on the data directory meanwhile.
-    #[arg(long, requires = "database_url")]
+    /// database of --database-url (or APPFORGE_DATABASE_URL), with every id,
+    /// and exit. No daemon may run on the data directory meanwhile.
+    #[arg(long)]
     pub copy_sqlite_store: bool,
     /// Unix socket to listen on [default: $XDG_RUNTIME_DIR/appforge/appforged.sock]
     #[arg(long, env = "APPFORGE_SOCKET")]

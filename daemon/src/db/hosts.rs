@@ -189,14 +189,15 @@ async fn keep(
             "lost the database connection that holds this daemon's host claim; claiming it again"
         );
         let mut pause = Duration::from_millis(200);
-        let mut told = false;
+        // Each trouble is logged once, not at every try.
+        let (mut told_taken, mut told_failed) = (false, false);
         let dedicated = loop {
             match claim_again(&db, &registration).await {
                 Ok(dedicated) => break dedicated,
                 // Its own old session, which the server has not let go yet.
                 Err(Again::Taken(Some(pid), _)) if pid == i64::from(std::process::id()) => {}
-                Err(Again::Taken(_, holder)) if !told => {
-                    told = true;
+                Err(Again::Taken(_, holder)) if !told_taken => {
+                    told_taken = true;
                     tracing::error!(
                         host,
                         holder,
@@ -204,8 +205,8 @@ async fn keep(
                          lost, and may run the same apps: stop one of them"
                     );
                 }
-                Err(Again::Failed(e)) if !told => {
-                    told = true;
+                Err(Again::Failed(e)) if !told_failed => {
+                    told_failed = true;
                     tracing::warn!(host, error = %e, "could not claim the host name again yet; trying on");
                 }
                 Err(_) => {}
