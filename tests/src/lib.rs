@@ -220,6 +220,18 @@ impl Daemon {
         daemon
     }
 
+    /// Starts this stopped daemon again on `database` on the test PostgreSQL
+    /// server, with the same socket and data folder (its apps' folders).
+    pub fn restart_on_postgres(&mut self, database: &str) {
+        let server = postgres::server();
+        self.args
+            .extend(["--database-url".into(), server.url(database)]);
+        self.envs
+            .push(("APPFORGE_DATABASE_PASSWORD".into(), server.password.clone()));
+        self.database = Some(database.to_string());
+        self.restart();
+    }
+
     /// Starts the daemon again on the same socket and data (after a stop or kill).
     pub fn restart(&mut self) {
         let child = self.spawn(&[]);

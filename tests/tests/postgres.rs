@@ -594,10 +594,10 @@ fn copy_store(data_dir: &std::path::Path, database: &str) -> std::process::Outpu
 
 #[test]
 fn a_sqlite_store_is_copied_whole_into_an_empty_postgres_database() {
-    // A team's first daemon, on SQLite: two accounts, edits, generations.
-    let mut first = Daemon::start_on_sqlite();
-    let ada = signed_up(&first, "ada");
-    let bob = signed_up(&first, "bob");
+    // A team's first daemon, on SQLite: two accounts, edits, a running app.
+    let mut daemon = Daemon::start_on_sqlite();
+    let ada = signed_up(&daemon, "ada");
+    let bob = signed_up(&daemon, "bob");
     new_project(&ada, "todo");
     ada.run_with_stdin(
         &["edit", "todo", "--file", "app.py", "--stdin", "--no-check"],
@@ -606,13 +606,18 @@ fn a_sqlite_store_is_copied_whole_into_an_empty_postgres_database() {
     .ok();
     new_project(&ada, "notes");
     new_project(&bob, "shop");
+    ada.run(&["rollback", "todo", "1", "--no-check"]).ok();
+    let pid = pid_of(&run_app(&ada, "todo"));
     let before = ada.run(&["--json", "list"]).ok().json();
-    let versions_before = ada.run(&["--json", "history", "todo"]).ok().json();
-    let shown_before = ada.run(&["--json", "show", "todo"]).ok().json();
+    let history_before = ada.run(&["--json", "history", "todo"]).ok().json();
+    let shown_before = ada
+        .run(&["--json", "show", "todo", "--version", "2"])
+        .ok()
+        .json();
 
     // Not while its daemon runs: the copy would miss what it writes.
     let db = database();
-    let out = copy_store(&first.data_dir, &db);
+    let out = copy_store(&daemon.data_dir, &db);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(
@@ -620,8 +625,9 @@ fn a_sqlite_store_is_copied_whole_into_an_empty_postgres_database() {
         "{err}"
     );
 
-    first.signal_and_wait(Signal::SIGTERM);
-    let out = copy_store(&first.data_dir, &db);
+    // Stopped (its app runs on), copied, and started on the copy.
+    daemon.signal_and_wait(Signal::SIGTERM);
+    let out = copy_store(&daemon.data_dir, &db);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -632,19 +638,19 @@ fn a_sqlite_store_is_copied_whole_into_an_empty_postgres_database() {
         said.contains("2 users") && said.contains("3 projects"),
         "{said}"
     );
+    daemon.restart_on_postgres(&db);
 
-    // A daemon on the copy: the same sessions, ids, versions and files.
-    let shared = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
-    let ada_there = shared.user("ada");
-    std::fs::create_dir_all(ada_there.config_home.join("appforge")).unwrap();
-    std::fs::copy(
-        ada.config_home.join("appforge/session.json"),
-        ada_there.config_home.join("appforge/session.json"),
-    )
-    .unwrap();
-    let me = ada_there.run(&["--json", "whoami"]).ok().json();
+    // The same sessions, ids, versions and files, and the app adopted.
+    let me = ada.run(&["--json", "whoami"]).ok().json();
     assert_eq!(me["email"], "ada@example.com");
-    let after = ada_there.run(&["--json", "list"]).ok().json();
+    wait_for("the running app to be adopted", || {
+        daemon.log().contains("re-adopted app")
+    });
+    let todo = ada.run(&["--json", "ps"]).ok().json()[0].clone();
+    assert_eq!(todo["name"], "todo");
+    assert_eq!(todo["status"], "running", "{todo}");
+    assert_eq!(pid_of(&todo), pid, "the app was started again, not adopted");
+    let after = ada.run(&["--json", "list"]).ok().json();
     let ids = |list: &serde_json::Value| -> Vec<(i64, String)> {
         list.as_array()
             .unwrap()
@@ -659,26 +665,27 @@ fn a_sqlite_store_is_copied_whole_into_an_empty_postgres_database() {
     };
     assert_eq!(ids(&after), ids(&before));
     assert_eq!(
-        ada_there.run(&["--json", "history", "todo"]).ok().json(),
-        versions_before
+        ada.run(&["--json", "history", "todo"]).ok().json(),
+        history_before
     );
-    let shown = ada_there.run(&["--json", "show", "todo"]).ok().json();
+    let shown = ada
+        .run(&["--json", "show", "todo", "--version", "2"])
+        .ok()
+        .json();
     assert_eq!(shown, shown_before);
     assert!(shown.to_string().contains("print('v2')"), "{shown}");
     // Bob signs in with his password; new rows are numbered after the copied.
-    let bob_there = shared.user("bob");
-    bob_there.login().ok();
+    bob.login().ok();
     let highest = ids(&after).iter().map(|(id, _)| *id).max().unwrap();
-    new_project(&bob_there, "blog");
-    let blog = bob_there.run(&["--json", "list"]).ok().json();
+    new_project(&bob, "blog");
+    let blog = bob.run(&["--json", "list"]).ok().json();
     let blog_id = ids(&blog).iter().find(|(_, n)| n == "blog").unwrap().0;
     assert!(blog_id > highest, "{blog_id} after {highest}");
-    let _ = bob;
 
     // Into a database that holds data: refused, and nothing changes there.
-    let rows = |sql: &str| shared.sql(sql)[0][0].clone().unwrap();
+    let rows = |sql: &str| daemon.sql(sql)[0][0].clone().unwrap();
     let projects = rows("SELECT COUNT(*) FROM projects");
-    let out = copy_store(&first.data_dir, &db);
+    let out = copy_store(&daemon.data_dir, &db);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(
@@ -699,7 +706,7 @@ fn a_sqlite_store_is_copied_whole_into_an_empty_postgres_database() {
     let mut nowhere = std::process::Command::new(appforge_e2e::bin("appforged"));
     nowhere
         .arg("--data-dir")
-        .arg(&first.data_dir)
+        .arg(&daemon.data_dir)
         .arg("--copy-sqlite-store")
         .env("XDG_CONFIG_HOME", empty.path())
         .env_remove("APPFORGE_DATABASE_URL");
