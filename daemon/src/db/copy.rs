@@ -77,19 +77,6 @@ pub async fn sqlite_to_postgres(from: &Db, to: &Db) -> Result<Copied, CopyError>
             DbError::Config("a copy goes from a SQLite store to a PostgreSQL one".into()).into(),
         );
     }
-    let held = to.call(counts).await?;
-    if held.iter().any(|(_, n)| *n > 0) {
-        let what = held
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(t, n)| format!("{n} {t}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(CopyError::NotEmpty {
-            at: to.describe(),
-            what,
-        });
-    }
     // Read in one transaction, so the copy is of one moment.
     let tables = from
         .transaction(|c| {
@@ -100,7 +87,24 @@ pub async fn sqlite_to_postgres(from: &Db, to: &Db) -> Result<Copied, CopyError>
         })
         .await?;
     let copied = Copied(tables.iter().map(|t| (t.name, t.rows.len())).collect());
+    let at = to.describe();
     to.transaction(move |c| {
+        // Locked against writers (a daemon started on it meanwhile) until
+        // the copy commits, and only then found empty.
+        c.execute(
+            &format!("LOCK TABLE {} IN EXCLUSIVE MODE", TABLES.join(", ")),
+            &[],
+        )?;
+        let held = counts(c)?;
+        if held.iter().any(|(_, n)| *n > 0) {
+            let what = held
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(t, n)| format!("{n} {t}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(CopyError::NotEmpty { at, what });
+        }
         for table in &tables {
             write(c, table)?;
         }
@@ -114,7 +118,7 @@ pub async fn sqlite_to_postgres(from: &Db, to: &Db) -> Result<Copied, CopyError>
                 &[],
             )?;
         }
-        Ok::<_, DbError>(())
+        Ok(())
     })
     .await?;
     Ok(copied)
