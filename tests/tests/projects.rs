@@ -1628,9 +1628,11 @@ fn an_edit_whose_daemon_dies_meanwhile_keeps_the_edited_files() {
         dir.path(),
         &format!(
             // The test is the daemon's parent and reaps it only later, so
-            // "gone" here means a zombie.
+            // "gone" here means a zombie whose every thread has ended: until
+            // the last one has, the socket is still open and takes clients.
             "printf '# kept\\n' >> app.py\nkill -9 {pid}\n\
-             until awk '{{exit $3 != \"Z\"}}' /proc/{pid}/stat; do sleep 0.05; done",
+             until awk '{{exit $3 != \"Z\"}}' /proc/{pid}/stat \
+               && [ \"$(ls /proc/{pid}/task | wc -l)\" = 1 ]; do sleep 0.05; done",
             pid = daemon.pid()
         ),
     );
