@@ -12,7 +12,7 @@ use std::fs::File;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::procfs::{self, StatFile, StatmFile};
+use super::procfs::{self, StatmFile};
 use crate::confine::cgroup::{self, Cgroups};
 
 /// One app's figures at hand; empty while it has no process.
@@ -83,7 +83,7 @@ impl Open {
     fn new(pid: i32, project_id: i64, cgroups: Option<&Cgroups>) -> Option<Open> {
         let statm = StatmFile::open(pid).ok()?;
         // Read once: a process's start never changes.
-        let start_ticks = StatFile::open(pid).and_then(|f| f.read()).ok()?.start_ticks;
+        let start_ticks = procfs::read_stat(pid).ok()?.start_ticks;
         Some(Open {
             pid,
             start_ticks,

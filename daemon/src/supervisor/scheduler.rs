@@ -88,20 +88,15 @@ impl Scheduler {
     /// Without a thread to be had, it runs as a task of the current runtime.
     pub fn start(timings: ProbeTimings) -> Scheduler {
         let (commands, receiver) = mpsc::unbounded_channel();
-        let runtime = match tokio::runtime::Builder::new_current_thread()
+        let started = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()
-        {
-            Ok(runtime) => runtime,
-            Err(e) => {
-                tracing::warn!(error = %e, "health probes run on the daemon's runtime");
-                return Scheduler::start_in_task(timings);
-            }
-        };
-        let started = std::thread::Builder::new()
-            .name("appforged-probes".into())
-            .spawn(move || runtime.block_on(run(receiver, timings)));
+            .and_then(|runtime| {
+                std::thread::Builder::new()
+                    .name("appforged-probes".into())
+                    .spawn(move || runtime.block_on(run(receiver, timings)))
+            });
         match started {
             Ok(_) => Scheduler { commands },
             Err(e) => {
