@@ -21,17 +21,6 @@ const TABLES: &[&str] = &[
     "project_runs",
 ];
 
-/// The tables whose `id` PostgreSQL numbers: their numbering goes on after
-/// the copied ids.
-const NUMBERED: &[&str] = &[
-    "users",
-    "sessions",
-    "projects",
-    "generation_history",
-    "project_versions",
-    "project_runs",
-];
-
 /// Why a copy did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
@@ -108,12 +97,17 @@ pub async fn sqlite_to_postgres(from: &Db, to: &Db) -> Result<Copied, CopyError>
         for table in &tables {
             write(c, table)?;
         }
-        for table in NUMBERED {
-            // The next id after the highest copied (1 for an empty table).
+        // PostgreSQL numbers every `id`: on from the highest copied (from 1
+        // for an empty table).
+        for table in tables
+            .iter()
+            .filter(|t| t.columns.iter().any(|c| c == "id"))
+        {
+            let name = table.name;
             c.execute(
                 &format!(
-                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
-                     COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+                    "SELECT setval(pg_get_serial_sequence('{name}', 'id'), \
+                     COALESCE((SELECT MAX(id) FROM {name}), 0) + 1, false)"
                 ),
                 &[],
             )?;
