@@ -262,12 +262,10 @@ impl Daemon {
     }
 
     /// Runs another `appforged` on this daemon's socket and data, with
-    /// `extra` arguments, until it exits (it is expected to refuse to start).
+    /// `extra` arguments, until it exits (it is expected to refuse to start;
+    /// one that starts fails the test instead of hanging it).
     pub fn run_another(&self, extra: &[&str]) -> std::process::Output {
-        self.command(extra)
-            .stderr(Stdio::piped())
-            .output()
-            .expect("run appforged")
+        output_of_exiting(self.command(extra))
     }
 
     fn command(&self, extra: &[&str]) -> Command {

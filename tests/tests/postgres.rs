@@ -706,6 +706,14 @@ fn a_sqlite_store_is_copied_whole_into_an_empty_postgres_database() {
         !out.status.success() && err.contains("no SQLite store"),
         "{err}"
     );
+    // A database that cannot be reached: named, and nothing copied.
+    let out = copy_store(&daemon.data_dir, "no_such_database");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("could not open the database"),
+        "{err}"
+    );
+    assert!(err.contains("no_such_database"), "{err}");
     // No database to copy into: said so.
     let mut nowhere = std::process::Command::new(appforge_e2e::bin("appforged"));
     nowhere
