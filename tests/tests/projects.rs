@@ -1650,3 +1650,46 @@ fn an_edit_whose_daemon_dies_meanwhile_keeps_the_edited_files() {
     daemon.restart();
     assert_eq!(history(&ada, "todo").len(), 1);
 }
+
+// ---------------------------------------------------------------------------
+// names
+// ---------------------------------------------------------------------------
+
+/// Names that would read as another name or as a path are refused as
+/// invalid input (exit 2), with what a name may hold, and nothing is saved.
+#[test]
+fn names_with_hidden_characters_slashes_or_dot_dot_are_refused() {
+    let daemon = Daemon::start();
+    let ada = signed_up(&daemon, "ada");
+    let cases = [
+        // A right-to-left override: "todo\u{202e}txt.exe" shows as "todoexe.txt".
+        ("todo\u{202e}txt.exe", "invisible"),
+        ("to\u{2067}do\u{2069}", "invisible"),
+        ("ad\u{200b}min", "invisible"),
+        ("todo\u{1b}]0;pwned\u{7}", "control"),
+        ("a/b", "`/`"),
+        ("..", "`..`"),
+        ("x..y", "`..`"),
+    ];
+    for (name, why) in cases {
+        let out = ada
+            .run(&["generate", TODO_PROMPT, "--save", "--name", name])
+            .fails_with(2);
+        assert!(
+            out.stderr.contains(why) && out.stderr.contains("letters, digits"),
+            "{name:?}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr
+                .contains(['\u{202e}', '\u{2067}', '\u{200b}', '\u{1b}']),
+            "the refusal does not echo the hidden characters: {:?}",
+            out.stderr
+        );
+    }
+    let listed = ada.run(&["--json", "list"]).ok().json();
+    assert_eq!(listed, serde_json::json!([]), "nothing was saved");
+    // A name with dots, spaces and accents is fine.
+    ada.run(&["generate", TODO_PROMPT, "--save", "--name", "été v1.2"])
+        .ok();
+}

@@ -64,7 +64,7 @@ pub enum ProjectError {
         newest: i64,
     },
     /// The name is not acceptable.
-    #[error("bad project name `{name}`: {reason}")]
+    #[error("bad project name `{name}`: {reason}; {NAME_RULE}")]
     BadName {
         /// The name given.
         name: String,
@@ -135,7 +135,11 @@ pub fn delete(conn: &Conn<'_>, project: &Project) -> Result<(), ProjectError> {
 pub fn check_name(name: &str) -> Result<(), ProjectError> {
     let bad = |reason| {
         Err(ProjectError::BadName {
-            name: name.chars().filter(|c| !c.is_control()).take(80).collect(),
+            name: name
+                .chars()
+                .filter(|&c| !is_hidden_char(c))
+                .take(80)
+                .collect(),
             reason,
         })
     };
@@ -148,13 +152,64 @@ pub fn check_name(name: &str) -> Result<(), ProjectError> {
     if name.chars().count() > MAX_NAME {
         return bad("it is longer than 64 characters");
     }
+    // A name is shown in tables and terminals: a bidi override or an
+    // invisible character would make it read as another name.
     if name.chars().any(char::is_control) {
         return bad("it holds control characters");
+    }
+    if name.chars().any(is_hidden_char) {
+        return bad(
+            "it holds an invisible formatting character (a bidi override, a zero-width \
+             space or the like)",
+        );
+    }
+    // A name reads like a path in places (exports, URLs): keep it one segment.
+    if name.contains(['/', '\\']) {
+        return bad("it holds `/` or `\\`");
+    }
+    if name.contains("..") {
+        return bad("it holds `..`");
     }
     if name.chars().all(|c| c.is_ascii_digit()) {
         return bad("all digits would read as a project id");
     }
     Ok(())
+}
+
+/// What a project name may hold, for messages that refuse one.
+pub const NAME_RULE: &str = "a name is 1 to 64 letters, digits, spaces and punctuation, without \
+                             `/`, `\\`, `..`, control or invisible formatting characters, and not \
+                             all digits";
+
+/// A control character, or a character of Unicode's format (Cf) or
+/// separator (Zl, Zp) categories: bidi embeddings, overrides and isolates,
+/// zero-width spaces and joiners, the byte-order mark, tags and the like.
+fn is_hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{600}'..='\u{605}'
+                | '\u{61c}'
+                | '\u{6dd}'
+                | '\u{70f}'
+                | '\u{890}'..='\u{891}'
+                | '\u{8e2}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{110bd}'
+                | '\u{110cd}'
+                | '\u{13430}'..='\u{1343f}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0001}'
+                | '\u{e0020}'..='\u{e007f}'
+        )
 }
 
 /// A name derived from a prompt: its first five words, dashed.
@@ -267,8 +322,45 @@ mod tests {
         for bad in ["", " x", "x ", "a\nb", "42", &"n".repeat(65)] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
-        for good in ["todo", "my app", "été-2", "a/b"] {
+        for good in [
+            "todo",
+            "my app",
+            "été-2",
+            "v1.2",
+            "a.b.c",
+            "日本語",
+            "naïve (2)",
+        ] {
             assert!(check_name(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn names_that_hide_or_fake_text_or_read_as_paths_are_refused() {
+        let cases = [
+            ("todo\u{202e}txt.exe", "invisible"),
+            ("a\u{202a}b", "invisible"),
+            ("a\u{2066}b\u{2069}", "invisible"),
+            ("ad\u{200b}min", "invisible"),
+            ("a\u{200d}b", "invisible"),
+            ("\u{feff}todo", "invisible"),
+            ("a\u{ad}b", "invisible"),
+            ("a\u{e0041}b", "invisible"),
+            ("a\u{2028}b", "invisible"),
+            ("a\u{85}b", "control"),
+            ("a\u{1b}[31mb", "control"),
+            ("a/b", "`/`"),
+            ("/etc", "`/`"),
+            ("a\\b", "`/`"),
+            ("..", "`..`"),
+            ("a..b", "`..`"),
+            ("../x", "`/`"),
+        ];
+        for (bad, why) in cases {
+            let e = check_name(bad).expect_err(bad).to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
+            assert!(e.contains(NAME_RULE), "{bad:?}: {e}");
+            assert!(!e.chars().any(is_hidden_char), "{bad:?}: {e:?}");
         }
     }
 }
