@@ -180,3 +180,80 @@ fn every_configuration_key_is_documented_in_the_readme() {
         );
     }
 }
+
+/// The start-up environment of `pid` as `/proc/PID/environ` shows it. The
+/// daemon is non-dumpable, so only root may read it: as another user,
+/// through `sudo -n` (as CI's runner has).
+fn proc_environ(pid: u32) -> Vec<u8> {
+    let path = format!("/proc/{pid}/environ");
+    if nix::unistd::geteuid().is_root() {
+        return std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    }
+    let out = Command::new("sudo")
+        .args(["-n", "cat", &path])
+        .output()
+        .unwrap_or_else(|e| panic!("this test reads {path} as root, through sudo: {e}"));
+    assert!(
+        out.status.success(),
+        "this test reads {path}, which only root may: run it as root or with sudo -n allowed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn the_keys_are_gone_from_the_daemons_start_up_environment() {
+    let mock = MockProvider::start();
+    mock.set_default(Answer::Reply(
+        "### app.py\n```python\nfrom flask import Flask\napp = Flask(__name__)\n```\n".into(),
+    ));
+    let nonce = format!(
+        "{}{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let keys = [
+        ("GROQ_API_KEY", format!("gsk_environ_{nonce}")),
+        ("OPENAI_API_KEY", format!("sk-environ-{nonce}")),
+        ("APPFORGE_API_KEY", format!("af-environ-{nonce}")),
+    ];
+    let envs: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let daemon = mock.daemon(&[], &envs);
+
+    // The provider still gets its key.
+    let user = daemon.user("ada");
+    user.signup().ok();
+    let out = user
+        .run(&["--json", "generate", "x", "--no-check"])
+        .ok()
+        .json();
+    assert_eq!(out["provider"], "openai", "{out}");
+    assert_eq!(
+        mock.requests()[0].header("authorization"),
+        Some(&*format!("Bearer {}", keys[1].1))
+    );
+
+    // And no key is in the environment block the daemon started with.
+    let environ = proc_environ(daemon.pid());
+    assert!(
+        environ.windows(4).any(|w| w == b"PATH"),
+        "the environment was read: {:?}",
+        String::from_utf8_lossy(&environ)
+    );
+    for (name, value) in &keys {
+        assert!(
+            !environ.windows(value.len()).any(|w| w == value.as_bytes()),
+            "{name}'s value is in /proc/{}/environ",
+            daemon.pid()
+        );
+        let entry = format!("{name}=");
+        assert!(
+            !environ.windows(entry.len()).any(|w| w == entry.as_bytes()),
+            "{name} is in /proc/{}/environ",
+            daemon.pid()
+        );
+    }
+}

@@ -426,13 +426,55 @@ pub struct Secrets {
     pub database_url: Option<Secret>,
 }
 
+/// Removes `name` from the environment and overwrites its bytes where they
+/// lie. `remove_var` only unlinks the entry: the string stays in the block
+/// the kernel copied at exec, which `/proc/<pid>/environ` shows for the
+/// life of the process. Call before any thread starts.
+fn wipe_env_var(name: &str) {
+    extern "C" {
+        static mut environ: *const *mut std::ffi::c_char;
+    }
+    let prefix = format!("{name}=");
+    let mut entries = Vec::new();
+    // SAFETY: single-threaded start-up, so no one changes the environment
+    // meanwhile; `environ` is a NULL-terminated array of NUL-terminated
+    // strings, each writable (the exec block on the stack, or setenv's
+    // heap copies, which glibc never frees).
+    unsafe {
+        let mut at = environ;
+        while !at.is_null() && !(*at).is_null() {
+            let entry = *at;
+            if std::ffi::CStr::from_ptr(entry)
+                .to_bytes()
+                .starts_with(prefix.as_bytes())
+            {
+                entries.push(entry);
+            }
+            at = at.add(1);
+        }
+    }
+    std::env::remove_var(name);
+    for entry in entries {
+        // SAFETY: each entry is still a live NUL-terminated string (see
+        // above); it is no longer in `environ`, so no one reads it, and
+        // only its bytes before the NUL are written.
+        unsafe {
+            let len = std::ffi::CStr::from_ptr(entry).to_bytes().len();
+            for k in 0..len {
+                // Volatile: the compiler may not drop writes no one reads.
+                std::ptr::write_volatile(entry.add(k), 0);
+            }
+        }
+    }
+}
+
 impl Secrets {
     /// Reads the keys and removes them from this process's environment, so
     /// no child process can inherit them. Call before any thread starts.
     pub fn take_from_env() -> Secrets {
         let take = |name: &str| {
             let value = std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-            std::env::remove_var(name);
+            wipe_env_var(name);
             value.map(|v| Secret(v.trim().to_string()))
         };
         let keys = Secrets {
