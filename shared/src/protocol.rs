@@ -678,6 +678,9 @@ pub struct Generated {
     pub check_status: String,
     /// Whether a running app was restarted on the new version.
     pub restarted: bool,
+    /// Files of the project that the change deleted (improve, fix): only
+    /// an explicit deletion in the model's reply removes one.
+    pub deleted: Vec<String>,
 }
 
 /// One step of the checks and how it went.

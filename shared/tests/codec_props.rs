@@ -357,6 +357,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                     repair_rounds: 1,
                     check_status: "passed".into(),
                     restarted: saved,
+                    deleted: vec!["notes.txt".into()],
                 })
             )),
         (any::<i64>(), text()).prop_map(|(user_id, email)| ServerFrame::Reply(Reply::User(

@@ -419,3 +419,221 @@ fn fix_with_nothing_to_fix_says_so_and_another_users_project_is_not_found() {
     assert!(theirs.stderr.contains("no project `todo`"), "{theirs:?}");
     assert!(mock.requests().is_empty());
 }
+
+#[test]
+fn an_unchecked_version_never_replaces_a_running_app() {
+    let mock = MockProvider::start();
+    mock.push(Answer::Reply(good_app("marker-one")));
+    let daemon = mock.daemon(&[], &[]);
+    let user = signed_up(&daemon, "ada");
+    user.run(&["generate", "x", "--save", "--name", "live"])
+        .ok();
+    let first = run_app(&user, "live");
+    let port = port_of(&first);
+    assert_eq!(first["version"], 1, "{first}");
+
+    // An edit without checks is saved, and the app stays on version 1.
+    let edited = user
+        .run_with_stdin(
+            &[
+                "--json",
+                "edit",
+                "live",
+                "--file",
+                "templates/index.html",
+                "--stdin",
+                "--no-check",
+            ],
+            "<p>marker-unchecked-edit</p>\n",
+        )
+        .ok()
+        .json();
+    assert_eq!(
+        (
+            edited["version"].as_i64(),
+            edited["check_status"].as_str(),
+            edited["restarted"].as_bool()
+        ),
+        (Some(2), Some("skipped"), Some(false)),
+        "{edited}"
+    );
+    let app = ps_of(&user, 1).unwrap();
+    assert_eq!(
+        (app["version"].as_i64(), app["newer_version"].as_i64()),
+        (Some(1), Some(2)),
+        "{app}"
+    );
+    assert_eq!(app["pid"], first["pid"], "the app was not restarted: {app}");
+    let served = page(port);
+    assert!(served.contains("marker-one"), "{served}");
+
+    // An improve without checks neither.
+    mock.push(Answer::Reply(good_app("marker-unchecked-improve")));
+    let improved = user
+        .run(&["--json", "improve", "live", "say so", "--no-check"])
+        .ok()
+        .json();
+    assert_eq!(
+        (
+            improved["version"].as_i64(),
+            improved["check_status"].as_str(),
+            improved["restarted"].as_bool()
+        ),
+        (Some(3), Some("skipped"), Some(false)),
+        "{improved}"
+    );
+    let app = ps_of(&user, 1).unwrap();
+    assert_eq!(
+        (app["version"].as_i64(), app["newer_version"].as_i64()),
+        (Some(1), Some(3)),
+        "{app}"
+    );
+    let served = page(port);
+    assert!(served.contains("marker-one"), "{served}");
+
+    // A checked version does replace it.
+    mock.push(Answer::Reply(good_app("marker-checked")));
+    let checked = user
+        .run(&["--json", "improve", "live", "say checked"])
+        .ok()
+        .json();
+    assert_eq!(checked["restarted"], true, "{checked}");
+    let app = ps_of(&user, 1).unwrap();
+    assert_eq!(app["version"], 4, "{app}");
+    let served = page(port_of(&app));
+    assert!(served.contains("marker-checked"), "{served}");
+}
+
+/// The files of a project's newest version, by path.
+fn files_of(
+    user: &appforge_e2e::User,
+    project: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let doc = user.run(&["--json", "show", project]).ok().json();
+    doc["files"]
+        .as_array()
+        .expect("files is an array")
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["content"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn improve_and_fix_keep_the_files_a_reply_leaves_out_and_delete_only_on_request() {
+    let mock = MockProvider::start();
+    mock.push(Answer::Reply(good_app("marker-one")));
+    let daemon = mock.daemon(&[], &[]);
+    let user = signed_up(&daemon, "ada");
+    user.run(&["generate", "x", "--save", "--name", "notes"])
+        .ok();
+    // A big file of the user's own, which no reply will repeat.
+    let notes: String = (0..18_000)
+        .map(|i| format!("note {i:05}: keep me, every byte\n"))
+        .collect();
+    assert!(notes.len() > 500_000);
+    user.run_with_stdin(
+        &[
+            "edit",
+            "notes",
+            "--file",
+            "notes.txt",
+            "--stdin",
+            "--no-check",
+        ],
+        &notes,
+    )
+    .ok();
+
+    // A reply that writes one file changes that file and keeps the rest.
+    mock.push(Answer::Reply(reply(&[(
+        "templates/index.html",
+        "<p>marker-two</p>",
+    )])));
+    let out = user
+        .run(&["--json", "improve", "notes", "say two"])
+        .ok()
+        .json();
+    assert_eq!(out["version"], 3, "{out}");
+    assert_eq!(out["deleted"], serde_json::json!([]), "{out}");
+    let sent = request_text(&mock, 1);
+    assert!(
+        sent.contains("### DELETE: "),
+        "the model is told how to delete: {sent}"
+    );
+    let files = files_of(&user, "notes");
+    assert_eq!(
+        files.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "app.py",
+            "notes.txt",
+            "requirements.txt",
+            "templates/index.html"
+        ]
+    );
+    assert_eq!(files["notes.txt"], notes);
+    assert!(files["templates/index.html"].contains("marker-two"));
+    assert!(files["app.py"].contains("render_template"));
+
+    // `fix` works the same way.
+    mock.push(Answer::Reply(reply(&[(
+        "templates/index.html",
+        "<p>marker-fixed</p>",
+    )])));
+    let out = user
+        .run(&["--json", "fix", "notes", "the page says two"])
+        .ok()
+        .json();
+    assert_eq!(out["version"], 4, "{out}");
+    let files = files_of(&user, "notes");
+    assert_eq!(files["notes.txt"], notes);
+    assert!(files["templates/index.html"].contains("marker-fixed"));
+
+    // An explicit deletion removes the file and says so.
+    mock.push(Answer::Reply(format!(
+        "Done.\n\n### DELETE: notes.txt\n\n{}",
+        reply(&[("templates/index.html", "<p>marker-three</p>")])
+    )));
+    let out = user.run(&["improve", "notes", "drop the notes"]).ok();
+    assert!(
+        out.stdout.contains("deleted: notes.txt") || out.stderr.contains("deleted: notes.txt"),
+        "{out:?}"
+    );
+    let files = files_of(&user, "notes");
+    assert_eq!(
+        files.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["app.py", "requirements.txt", "templates/index.html"]
+    );
+    assert!(files["templates/index.html"].contains("marker-three"));
+    let diff = user.run(&["--json", "diff", "notes"]).ok().json();
+    assert!(
+        diff["changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "notes.txt"),
+        "{diff}"
+    );
+
+    // Saying it in --json too.
+    mock.push(Answer::Reply(format!(
+        "### DELETE: `templates/index.html`\n\n{}",
+        reply(&[
+            ("app.py", &flask_app("render_template(\"page.html\")")),
+            ("templates/page.html", "<p>moved</p>"),
+        ])
+    )));
+    let out = user
+        .run(&["--json", "improve", "notes", "rename the page"])
+        .ok()
+        .json();
+    assert_eq!(
+        out["deleted"],
+        serde_json::json!(["templates/index.html"]),
+        "{out}"
+    );
+}

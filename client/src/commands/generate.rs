@@ -149,6 +149,7 @@ fn show(json: bool, g: &Generated) {
             "mends": g.mends,
             "repair_rounds": g.repair_rounds,
             "restarted": g.restarted,
+            "deleted": g.deleted,
         }),
         || {
             print_files(g);
@@ -181,6 +182,7 @@ fn summary(g: &Generated) -> String {
         made.push_str(&format!(", {} repair round(s)", g.repair_rounds));
     }
     let mut lines: Vec<String> = g.mends.iter().map(|m| format!("mended: {m}")).collect();
+    lines.extend(g.deleted.iter().map(|p| format!("deleted: {p}")));
     lines.push(checks_line(&g.check_status, &g.checks));
     lines.push(match &g.project {
         Some(p) => format!(

@@ -105,6 +105,13 @@ Rules:
 - If a file itself contains ``` fences (a README.md, for example), open and close its block with four backticks (````) instead of three.
 - Write each file once. Between files, write nothing but, optionally, a short sentence."#;
 
+/// How a reply changes an existing app, as text for the improve and fix prompts.
+pub const CHANGE_INSTRUCTIONS: &str = r#"Write only the files you add or change, each in full, in the format above. A file you do not write is kept exactly as it is; never write a file just to say it is unchanged. To delete a file, write a line holding `### DELETE: ` and its path, with no code block, like this:
+
+### DELETE: static/old.js
+
+Delete only files that must go: nothing is deleted otherwise."#;
+
 /// Most distinct files one reply may produce, so a runaway reply cannot flood the app folder.
 pub const MAX_FILES: usize = 200;
 /// Largest file content accepted, in bytes.
@@ -237,6 +244,84 @@ pub fn parse_reply(text: &str) -> Result<Vec<FileContent>, ParseError> {
         None => scan(&text, &mut files)?,
     }
     files.finish()
+}
+
+/// A reply that changes an existing app (`improve`, `fix`): the files it
+/// writes in full, and the ones it deletes. A file it does not mention is
+/// kept as it is.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    /// The files written, new or replaced.
+    pub files: Vec<FileContent>,
+    /// The paths deleted by a `### DELETE: path` line.
+    pub deleted: Vec<String>,
+}
+
+/// Parses a reply that changes an existing app: its files as
+/// [`parse_reply`] reads them, plus its deletions. A reply that only
+/// deletes is a change too.
+pub fn parse_change(text: &str) -> Result<Change, ParseError> {
+    let text = normalize_newlines(text);
+    let (rest, deleted) = take_deletions(&text)?;
+    let files = match parse_reply(&rest) {
+        Ok(files) => files,
+        Err(ParseError::NoFiles) if !deleted.is_empty() => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    Ok(Change { files, deleted })
+}
+
+/// Takes the deletion lines (`### DELETE: path`, also `DELETE path` and
+/// `DELETE: \`path\``) outside code blocks out of `text`, so no heading
+/// heuristic reads them as the name of the next file. Inside a block, a
+/// line like that is a file's content and stays.
+fn take_deletions(text: &str) -> Result<(String, Vec<String>), ParseError> {
+    let mut rest = String::with_capacity(text.len());
+    let mut deleted: Vec<String> = Vec::new();
+    // The open fence: its character and length.
+    let mut fence: Option<(char, usize)> = None;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        let run = |c: char| trimmed.chars().take_while(|&x| x == c).count();
+        match fence {
+            Some((c, n)) => {
+                if run(c) >= n && trimmed.chars().all(|x| x == c) {
+                    fence = None;
+                }
+            }
+            None => {
+                if let Some(c) = ['`', '~'].into_iter().find(|&c| run(c) >= 3) {
+                    fence = Some((c, run(c)));
+                } else if let Some(path) = deletion_path(trimmed) {
+                    let path = SafePath::new(path)?.to_string();
+                    if !deleted.contains(&path) {
+                        deleted.push(path);
+                    }
+                    rest.push('\n');
+                    continue;
+                }
+            }
+        }
+        rest.push_str(line);
+    }
+    Ok((rest, deleted))
+}
+
+/// The path of a deletion line: `DELETE` in capitals, after optional
+/// heading marks, then an optional `:` and one path (bare, or in
+/// backticks, quotes or bold). Anything else is not a deletion.
+fn deletion_path(line: &str) -> Option<&str> {
+    let line = line.trim_start_matches('#').trim();
+    let line = line.strip_prefix("**").unwrap_or(line);
+    let rest = line.strip_prefix("DELETE")?.trim_start_matches([':', '*']);
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let path = rest
+        .trim()
+        .trim_matches(|c| matches!(c, '`' | '"' | '\'' | '*'))
+        .trim();
+    (!path.is_empty() && !path.contains(char::is_whitespace)).then_some(path)
 }
 
 /// Where a block's path came from; weaker sources get extra sanity checks.
@@ -2046,5 +2131,36 @@ def main():
         }
         let _ = parse_reply(&"```\n".repeat(5000));
         let _ = parse_reply(&"### README.md\n```\n```\nx\n".repeat(500));
+    }
+
+    #[test]
+    fn a_change_keeps_its_files_and_lists_explicit_deletions() {
+        let reply = "Changed.\n\n### app.py\n```python\napp = 1\n```\n\n### DELETE: static/old.js\n\nDELETE `notes.txt`\n\n## DELETE: ./static/old.js\n";
+        let change = parse_change(reply).unwrap();
+        assert_eq!(paths(&change.files), ["app.py"]);
+        assert_eq!(change.deleted, ["static/old.js", "notes.txt"]);
+    }
+
+    #[test]
+    fn a_change_may_only_delete_and_a_deletion_must_be_a_safe_path() {
+        let change = parse_change("### DELETE: notes.txt\n").unwrap();
+        assert!(change.files.is_empty());
+        assert_eq!(change.deleted, ["notes.txt"]);
+        assert_eq!(
+            unsafe_reason(parse_change("### DELETE: ../../etc/passwd\n")),
+            unsafe_reason(parse_reply("### ../../etc/passwd\n```\nx\n```\n"))
+        );
+        assert_eq!(parse_change("nothing here"), Err(ParseError::NoFiles));
+    }
+
+    #[test]
+    fn deletion_lines_inside_a_file_or_in_prose_delete_nothing() {
+        let reply = "### README.md\n````markdown\n# Notes\n```\n### DELETE: app.py\n```\n### DELETE: app.py\n````\n\nDelete the old rows first. DELETED: x\n";
+        let change = parse_change(reply).unwrap();
+        assert!(change.deleted.is_empty(), "{:?}", change.deleted);
+        assert_eq!(paths(&change.files), ["README.md"]);
+        assert!(change.files[0].content.contains("### DELETE: app.py"));
+        assert_eq!(deletion_path("DELETE the old file"), None);
+        assert_eq!(deletion_path("**DELETE:** `a.py`"), Some("a.py"));
     }
 }

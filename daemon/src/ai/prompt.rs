@@ -3,7 +3,7 @@
 
 use appforge_shared::protocol::FileContent;
 
-use super::parse::FORMAT_INSTRUCTIONS;
+use super::parse::{CHANGE_INSTRUCTIONS, FORMAT_INSTRUCTIONS};
 use super::{Message, Role};
 
 fn system_prompt() -> String {
@@ -39,8 +39,7 @@ pub fn generate(prompt: &str) -> Vec<Message> {
 pub fn improve(files: &[FileContent], prompt: &str) -> Vec<Message> {
     let mut current = app_as_it_is(files);
     current.push_str(&format!(
-        "Change it as follows: {prompt}\n\nAnswer with every file of the changed app in full, \
-         unchanged files included."
+        "Change it as follows: {prompt}\n\n{CHANGE_INSTRUCTIONS}"
     ));
     vec![
         Message::new(Role::System, system_prompt()),
@@ -57,14 +56,20 @@ fn app_as_it_is(files: &[FileContent]) -> String {
     text
 }
 
-/// Asks the model to fix a reply that failed the checks.
-pub fn repair(problem: &str) -> Message {
+/// Asks the model to fix a reply that failed the checks. A change
+/// (`changing`: improve, fix) is answered like the first reply: only the
+/// files that change, the rest kept.
+pub fn repair(problem: &str, changing: bool) -> Message {
+    let how = match changing {
+        true => {
+            "Write the files you change in full, in the same format; a file you do not write \
+             stays as it is after your last answer, and `### DELETE: path` deletes one."
+        }
+        false => "Write the complete, corrected app again: every file in full, in the same format.",
+    };
     Message::new(
         Role::User,
-        format!(
-            "Your answer could not be used: {problem}\nFind the cause of this error and fix it. \
-             Write the complete, corrected app again: every file in full, in the same format."
-        ),
+        format!("Your answer could not be used: {problem}\nFind the cause of this error and fix it. {how}"),
     )
 }
 
@@ -78,10 +83,9 @@ pub fn fix(files: &[FileContent], failure: &str, extra: Option<&str>) -> Vec<Mes
     if let Some(extra) = extra {
         current.push_str(&format!("The user adds: {extra}\n\n"));
     }
-    current.push_str(
-        "Find the cause and fix it. Answer with every file of the fixed app in full, unchanged \
-         files included.",
-    );
+    current.push_str(&format!(
+        "Find the cause and fix it.\n\n{CHANGE_INSTRUCTIONS}"
+    ));
     vec![
         Message::new(Role::System, system_prompt()),
         Message::new(Role::User, current),

@@ -2,6 +2,7 @@
 //! check them, and on a failure send the real error back, at most
 //! `repair_rounds` times, stopping early when the same failure comes back.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use appforge_shared::protocol::{FileContent, Progress};
@@ -21,6 +22,11 @@ pub struct Job<'a> {
     pub python: &'a Path,
     /// Runs the files; `None` skips that (`--no-check`).
     pub checker: Option<&'a Checker>,
+    /// The files a change starts from (`improve`, `fix`): a reply writes
+    /// some of them or new ones and deletes some by name, and every file
+    /// it does not mention is kept. `None` for a new app, which a reply
+    /// writes whole.
+    pub base: Option<&'a [FileContent]>,
 }
 
 /// One round: a reply and what became of it.
@@ -44,6 +50,9 @@ pub struct Outcome {
     /// When it failed: the last files that were well-formed but failed a
     /// check, which `--keep-broken` saves unchecked.
     pub broken: Option<Vec<FileContent>>,
+    /// For a change: the files of the base that the replies deleted and
+    /// that are gone from the result, sorted.
+    pub deleted: Vec<String>,
 }
 
 impl Outcome {
@@ -88,7 +97,12 @@ pub async fn run(job: Job<'_>, mut messages: Vec<Message>) -> Outcome {
         files: Err(GenerationError::CutOff),
         rounds: Vec::new(),
         broken: None,
+        deleted: Vec::new(),
     };
+    // A change builds on the base, then on each round's answer: a repair
+    // round writes only what it changes, like the first.
+    let mut current: Option<Vec<FileContent>> = job.base.map(<[FileContent]>::to_vec);
+    let mut deletions: BTreeSet<String> = BTreeSet::new();
     let mut last_signature: Option<String> = None;
     for round in 0..=allowed {
         report(Progress::Step(match round {
@@ -115,7 +129,11 @@ pub async fn run(job: Job<'_>, mut messages: Vec<Message>) -> Outcome {
         };
         let mut mended = Vec::new();
         let mut steps = Vec::new();
-        let examined = examine(&job, &reply.text, &mut mended, &mut steps).await;
+        let files = read_reply(&reply.text, &mut current, &mut deletions);
+        let examined = match files {
+            Ok(files) => examine(&job, files, &mut mended, &mut steps).await,
+            Err(e) => Err(Ok(Problem::Malformed(e.to_string()))),
+        };
         let text = reply.text.clone();
         let problem = match examined {
             Ok(files) => {
@@ -125,6 +143,7 @@ pub async fn run(job: Job<'_>, mut messages: Vec<Message>) -> Outcome {
                     steps,
                     problem: None,
                 });
+                outcome.deleted = deleted(job.base, &deletions, &files);
                 outcome.files = Ok(files);
                 return outcome;
             }
@@ -147,6 +166,7 @@ pub async fn run(job: Job<'_>, mut messages: Vec<Message>) -> Outcome {
                 signature,
                 files,
             } => {
+                outcome.deleted = deleted(job.base, &deletions, &files);
                 outcome.broken = Some(files);
                 (text, signature)
             }
@@ -175,21 +195,75 @@ pub async fn run(job: Job<'_>, mut messages: Vec<Message>) -> Outcome {
                 "the app failed its checks: {text_of_problem}"
             )));
             messages.push(Message::new(Role::Assistant, text));
-            messages.push(prompt::repair(&text_of_problem));
+            messages.push(prompt::repair(&text_of_problem, job.base.is_some()));
         }
     }
     outcome
 }
 
-/// Parses, mends and checks one reply's files.
+/// The files of one reply: for a new app, what it writes; for a change,
+/// `current` with the reply's files written over it and its deletions
+/// taken out. `current` becomes that result, for the next round to build
+/// on, and `deletions` gathers every path deleted.
+fn read_reply(
+    reply: &str,
+    current: &mut Option<Vec<FileContent>>,
+    deletions: &mut BTreeSet<String>,
+) -> Result<Vec<FileContent>, parse::ParseError> {
+    let Some(base) = current else {
+        return parse::parse_reply(reply);
+    };
+    let change = parse::parse_change(reply)?;
+    let mut merged: BTreeMap<String, String> = base
+        .iter()
+        .map(|f| (f.path.clone(), f.content.clone()))
+        .collect();
+    for path in &change.deleted {
+        merged.remove(path);
+        deletions.insert(path.clone());
+    }
+    // A file both deleted and written is written: the content is explicit.
+    for f in change.files {
+        merged.insert(f.path, f.content);
+    }
+    if merged.len() > parse::MAX_FILES {
+        return Err(parse::ParseError::TooManyFiles {
+            count: merged.len(),
+            limit: parse::MAX_FILES,
+        });
+    }
+    let files: Vec<FileContent> = merged
+        .into_iter()
+        .map(|(path, content)| FileContent { path, content })
+        .collect();
+    *base = files.clone();
+    Ok(files)
+}
+
+/// The base's files that were deleted and are not in `files`.
+fn deleted(
+    base: Option<&[FileContent]>,
+    deletions: &BTreeSet<String>,
+    files: &[FileContent],
+) -> Vec<String> {
+    let Some(base) = base else {
+        return Vec::new();
+    };
+    deletions
+        .iter()
+        .filter(|d| base.iter().any(|f| &f.path == *d) && !files.iter().any(|f| &f.path == *d))
+        .cloned()
+        .collect()
+}
+
+/// Mends and checks one reply's files.
 async fn examine(
     job: &Job<'_>,
-    reply: &str,
+    mut files: Vec<FileContent>,
     mended: &mut Vec<String>,
     steps: &mut Vec<StepOutcome>,
 ) -> Result<Vec<FileContent>, Result<Problem, String>> {
     let report = job.asking.report;
-    let mut files = parse::parse_reply(reply).map_err(|e| Ok(Problem::Malformed(e.to_string())))?;
     *mended = mends::apply(&mut files);
     for mend in mended.iter() {
         report(Progress::Step(format!("mended: {mend}")));

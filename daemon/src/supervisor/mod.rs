@@ -594,9 +594,10 @@ impl Supervisor {
     }
 
     /// Moves a project's app to a newly saved version, if the app is wanted
-    /// running: it is restarted on the new files, on its port. A version
-    /// that failed its checks never replaces a running one; `ps` shows it
-    /// as newer instead. Returns whether the app was restarted.
+    /// running: it is restarted on the new files, on its port. Only a
+    /// version that passed its checks replaces the app's: one that failed
+    /// them (`--keep-broken`) or skipped them (`--no-check`) is saved, and
+    /// `ps` shows it as newer instead. Returns whether the app was restarted.
     pub async fn follow(
         &self,
         project: &projects::Project,
@@ -620,7 +621,7 @@ impl Supervisor {
             if !wanted {
                 return Ok(false);
             }
-            if release.check_status.as_deref() == Some("failed") {
+            if release.check_status.as_deref() != Some("passed") {
                 handle.newer = Some(release.version);
                 return Ok(false);
             }

@@ -494,6 +494,12 @@ function renderGenerated(box, g) {
       el("ul", { className: "mends" }, g.mends.map((m) => el("li", { textContent: m }))),
     );
   }
+  if (g.deleted && g.deleted.length) {
+    parts.push(
+      el("p", { className: "muted", textContent: "Deleted, as the model asked:" }),
+      el("ul", { className: "mends", attrs: { "data-testid": "deleted" } }, g.deleted.map((p) => el("li", { textContent: p }))),
+    );
+  }
   if (g.project) {
     parts.push(
       el(

@@ -46,8 +46,10 @@ pub async fn generate(
     )?;
     let messages = prompt::generate(&call.prompt);
     let app_prompt = call.prompt.clone();
-    call.run_and_store(daemon, app_prompt, messages, target, req.checks, progress)
-        .await
+    call.run_and_store(
+        daemon, app_prompt, messages, target, None, req.checks, progress,
+    )
+    .await
 }
 
 /// Saves the files of an earlier generation as a new project.
@@ -100,6 +102,7 @@ pub async fn save(
         repair_rounds: 0,
         check_status: unsaved.check_status,
         restarted: false,
+        deleted: Vec::new(),
     }))
 }
 
@@ -140,8 +143,16 @@ pub async fn improve(
         base,
         kind: "improve",
     };
-    call.run_and_store(daemon, app_prompt, messages, target, req.checks, progress)
-        .await
+    call.run_and_store(
+        daemon,
+        app_prompt,
+        messages,
+        target,
+        Some(current),
+        req.checks,
+        progress,
+    )
+    .await
 }
 
 /// Repairs a project from its app's last real failure (the traceback in
@@ -210,8 +221,16 @@ pub async fn fix(
         base,
         kind: "fix",
     };
-    call.run_and_store(daemon, app_prompt, messages, target, req.checks, progress)
-        .await
+    call.run_and_store(
+        daemon,
+        app_prompt,
+        messages,
+        target,
+        Some(current),
+        req.checks,
+        progress,
+    )
+    .await
 }
 
 /// Where the files of a successful generation go.
@@ -266,13 +285,16 @@ impl Call {
 
     /// Runs the generation, then records each round and stores the files
     /// in one transaction, so a failure keeps the history rows and nothing
-    /// else; a project whose app is wanted running then follows.
+    /// else; a project whose app is wanted running then follows. `base` is
+    /// the files a change starts from: the reply's files go over them.
+    #[allow(clippy::too_many_arguments)]
     async fn run_and_store(
         self,
         daemon: &Daemon,
         app_prompt: String,
         messages: Vec<Message>,
         target: Target,
+        base: Option<Vec<FileContent>>,
         options: CheckOptions,
         progress: &ProgressTx,
     ) -> Result<Reply, ServiceError> {
@@ -293,6 +315,7 @@ impl Call {
                 .unwrap_or(daemon.settings.ai.repair_rounds),
             python: &daemon.settings.ai.python,
             checker: options.check.then_some(&checker),
+            base: base.as_deref(),
         };
         let outcome = repair::run(job, messages).await;
         let (to_save, check_status) = match &outcome.files {
@@ -371,6 +394,11 @@ impl Call {
                 "saved although it failed its checks (--keep-broken): {e}"
             )));
         }
+        for path in &outcome.deleted {
+            report(Progress::Step(format!(
+                "deleted {path}, as the model asked"
+            )));
+        }
         let project = stored.transpose()?;
         tracing::info!(
             generation_id,
@@ -410,6 +438,7 @@ impl Call {
             repair_rounds: outcome.rounds.len().saturating_sub(1) as u32,
             check_status: check_status.to_string(),
             restarted,
+            deleted: outcome.deleted.clone(),
         }))
     }
 }
