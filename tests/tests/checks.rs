@@ -277,7 +277,12 @@ fn fix_sends_a_crash_loops_traceback_and_the_app_runs_the_fixed_version() {
             .contains("appforge fix loop"),
         "{ps}"
     );
-    mock.push(Answer::Reply(good_app("marker-fixed")));
+    // The scaffolder's tests are for the app the reply replaces: it
+    // deletes them, or they would be kept.
+    mock.push(Answer::Reply(format!(
+        "{}### DELETE: test_app.py\n",
+        good_app("marker-fixed")
+    )));
     let out = user.run(&["--json", "fix", "loop"]).ok().json();
     let sent = request_text(&mock, 0);
     assert!(sent.contains("RuntimeError: marker-crash-loop"), "{sent}");

@@ -32,7 +32,7 @@ const TEMPLATE_FILES: [&str; 5] = [
 ];
 
 /// A name that needs quoting in a shell, escaping in a path and care in UTF-8.
-const ODD_NAME: &str = "my \"app\"/ü $HOME";
+const ODD_NAME: &str = "my \"app\" ü $HOME;*";
 
 // ---------------------------------------------------------------------------
 // Helpers
