@@ -623,6 +623,15 @@ impl Supervisor {
             }
             if release.check_status.as_deref() != Some("passed") {
                 handle.newer = Some(release.version);
+                let why = match release.check_status.as_deref() {
+                    Some("failed") => "failed its checks",
+                    _ => "was saved without its checks",
+                };
+                step(format!(
+                    "the app keeps running its version: version {} {why}, so it does not \
+                     replace it; `appforge restart {}` runs it",
+                    release.version, project.name
+                ));
                 return Ok(false);
             }
             port
