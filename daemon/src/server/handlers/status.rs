@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use appforge_shared::protocol::{Protection, Reply, StatusInfo};
+use appforge_shared::protocol::{HostClaim, Protection, Reply, StatusInfo};
 
 use crate::error::ServiceError;
 use crate::state::Daemon;
@@ -27,6 +27,7 @@ pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
         })
         .await?;
     let settings = &daemon.settings;
+    let (name, held, detail) = daemon.supervisor.host_claim();
     Ok(Reply::Status(StatusInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
@@ -45,5 +46,6 @@ pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
             .into_iter()
             .map(|(name, on)| Protection { name, on })
             .collect(),
+        host: Some(HostClaim { name, held, detail }),
     }))
 }
