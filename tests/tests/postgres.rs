@@ -688,7 +688,8 @@ fn a_daemon_whose_host_was_taken_over_is_fenced_and_leaves_the_apps_alone() {
     server.end_connections(&db);
     server.psql(
         &db,
-        "UPDATE daemons SET lease_until = clock_timestamp() - interval '1 second'          WHERE host = 'alpha'",
+        "UPDATE daemons SET lease_until = clock_timestamp() - interval '1 second' \
+         WHERE host = 'alpha'",
     );
     // Meanwhile a rival takes the host name over, and the app with it.
     let rival = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
