@@ -572,7 +572,8 @@ impl Holder {
         );
         if self.fresh {
             said.push_str(&format!(
-                "; its claim holds for {:.0} s more unless it renews it",
+                "; its claim holds for {:.0} s more unless it renews it: if that daemon is \
+                 gone, the name is free after that",
                 self.left_s.max(0.0).ceil()
             ));
         }
