@@ -673,6 +673,62 @@ fn a_rival_is_refused_while_the_holder_reconnects_and_the_holder_supervises_on()
 }
 
 #[test]
+fn a_daemon_cut_off_past_its_lease_is_fenced_until_it_holds_its_claim_again() {
+    let server = postgres::server();
+    let db = database();
+    let alpha = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    let ada = signed_up(&alpha, "ada");
+    let todo = new_project(&ada, "todo");
+    let first = pid_of(&run_app(&ada, "todo"));
+
+    // The database refuses the daemon for longer than its lease.
+    let allow = |on: bool| {
+        server.psql(
+            "postgres",
+            &format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS {on}"),
+        );
+    };
+    allow(false);
+    server.psql(
+        "postgres",
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'appforged' AND datname = '{db}'"
+        ),
+    );
+    wait_for("the daemon to fence itself", || {
+        alpha.log().contains("FENCED: this daemon lost its claim")
+    });
+    let status = ada.run(&["--json", "status"]).ok().json();
+    assert_eq!(status["host"]["held"], false, "{status}");
+    assert!(
+        status["database"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unreachable"),
+        "{status}"
+    );
+    // Its app dies meanwhile: fenced, the daemon leaves it as it is.
+    kill_9(first);
+    wait_for("the app to die", || is_zombie(first as i32));
+    assert!(alpha.app_pids().is_empty(), "restarted while fenced");
+
+    // The database is back: the daemon claims its name again, and only
+    // then starts its app again, once.
+    allow(true);
+    let now = running_with_new_pid(&ada, todo, first);
+    assert_eq!(now["restarts"], 1, "{now}");
+    assert_eq!(alpha.app_pids(), vec![pid_of(&now) as i32]);
+    let log = alpha.log();
+    let back = log.find("holds its host claim again").expect("said so");
+    let restarted = log.find("restarting app").expect("restarted");
+    assert!(back < restarted, "{log}");
+    assert_eq!(log.matches("FENCED").count(), 1, "{log}");
+    assert_eq!(asked(&ada, &["status"])["host"]["held"], true);
+    ada.run(&["stop", "todo"]).ok();
+}
+
+#[test]
 fn a_daemon_whose_host_was_taken_over_is_fenced_and_leaves_the_apps_alone() {
     let server = postgres::server();
     let db = database();
