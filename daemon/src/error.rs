@@ -49,7 +49,8 @@ impl From<RunError> for ServiceError {
             RunError::PortTaken(_)
             | RunError::NoPort(..)
             | RunError::RunsElsewhere(_)
-            | RunError::OnAnotherHost { .. } => ServiceError::Conflict(message),
+            | RunError::OnAnotherHost { .. }
+            | RunError::Fenced(_) => ServiceError::Conflict(message),
             RunError::PortOutOfRange { .. } => ServiceError::InvalidInput(message),
             RunError::Db(e) => ServiceError::Db(e),
             RunError::Env(EnvError::Refused(_)) => ServiceError::InvalidInput(message),

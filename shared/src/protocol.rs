@@ -749,6 +749,20 @@ pub struct StatusInfo {
     pub protections: Vec<Protection>,
     /// The web dashboard's address, when it is served.
     pub web_url: Option<String>,
+    /// The host name this daemon runs as, and whether it holds its claim.
+    pub host: Option<HostClaim>,
+}
+
+/// A daemon's claim on its host name: while it holds it, it supervises
+/// the host's apps; without it, it is fenced and leaves them alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostClaim {
+    /// The host name.
+    pub name: String,
+    /// Whether the daemon holds the claim now.
+    pub held: bool,
+    /// What that means, in words.
+    pub detail: String,
 }
 
 /// One protection of the apps, and whether this daemon has it.

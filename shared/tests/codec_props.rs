@@ -315,6 +315,11 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                         on: users % 2 == 0,
                     }],
                     web_url: (users % 3 == 0).then(|| version.clone()),
+                    host: (users % 5 == 0).then(|| HostClaim {
+                        name: version.clone(),
+                        held: users % 2 == 1,
+                        detail: version.clone(),
+                    }),
                 }
             ))
         ),

@@ -226,6 +226,32 @@ impl PgServer {
             .collect()
     }
 
+    /// Ends every connection the daemons have to `database`, as a restart of
+    /// the server does, and waits until the server has let them go, and
+    /// with them every advisory lock they held (the host claims).
+    pub fn end_connections(&self, database: &str) {
+        let ended = self.psql(
+            database,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'appforged' AND datname = current_database()",
+        );
+        assert!(!ended.is_empty(), "no daemon was connected to {database}");
+        crate::wait_for(
+            "the server to drop the daemons' connections and locks",
+            || {
+                let left = self.psql(
+                    database,
+                    "SELECT (SELECT count(*) FROM pg_stat_activity \
+                         WHERE application_name = 'appforged' AND datname = current_database()) \
+                      + (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+                         AND database = (SELECT oid FROM pg_database \
+                                         WHERE datname = current_database()))",
+                );
+                left[0][0].as_deref() == Some("0")
+            },
+        );
+    }
+
     /// Everything `database` holds, as pg_dump writes it.
     pub fn dump(&self, database: &str) -> Vec<u8> {
         check(

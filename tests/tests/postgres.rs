@@ -10,8 +10,11 @@ use std::thread;
 
 use appforge_e2e::apps::*;
 use appforge_e2e::postgres::{self, USER};
-use appforge_e2e::{appforged_in, handshake, is_zombie, output_of_exiting, wait_for, Daemon, User};
+use appforge_e2e::{
+    appforged_in, handshake, is_zombie, output_of_exiting, parent_of, wait_for, Daemon, User,
+};
 use nix::sys::signal::Signal;
+use serde_json::Value;
 
 /// A new database on the test server.
 fn database() -> String {
@@ -571,6 +574,223 @@ fn connections_the_server_ends_are_replaced_and_the_host_claimed_again() {
     // So a second daemon for the same host is still refused.
     second_alpha_refused(&db, &daemon);
     ada.run(&["list"]).ok();
+}
+
+/// A daemon stopped in its tracks (SIGSTOP), as one cut off from the
+/// database is: it cannot reconnect until it is let go (SIGCONT), which
+/// dropping this does, however the test ends.
+struct Frozen(i32);
+
+impl Frozen {
+    fn of(daemon: &Daemon) -> Frozen {
+        let pid = daemon.pid() as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGSTOP)
+            .expect("SIGSTOP the daemon");
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), Signal::SIGCONT);
+    }
+}
+
+fn kill_9(pid: i64) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid"));
+    nix::sys::signal::kill(pid, Signal::SIGKILL).expect("SIGKILL the app");
+}
+
+/// `user`'s `--json` document of `args`, asked until the daemon answers:
+/// right after the server ended its connections, a request may find one
+/// of them gone.
+fn asked(user: &User, args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.insert(0, "--json");
+    let mut doc = None;
+    wait_for("the daemon to answer from a new connection", || {
+        let out = user.run(&args);
+        if out.code == 0 {
+            doc = Some(out.json());
+        } else {
+            assert!(out.stderr.contains("connection"), "{out:?}");
+        }
+        doc.is_some()
+    });
+    doc.expect("an answer")
+}
+
+/// Waits until `user`'s daemon runs app `id` with another pid than `not`.
+fn running_with_new_pid(user: &User, id: i64, not: i64) -> Value {
+    let mut found = None;
+    wait_for("the app to run again with a new pid", || {
+        found = asked(user, &["ps"])
+            .as_array()
+            .expect("ps prints an array")
+            .iter()
+            .find(|a| a["project_id"].as_i64() == Some(id))
+            .filter(|a| a["status"] == "running" && a["pid"].as_i64().is_some_and(|p| p != not))
+            .cloned();
+        found.is_some()
+    });
+    found.expect("found")
+}
+
+#[test]
+fn a_rival_is_refused_while_the_holder_reconnects_and_the_holder_supervises_on() {
+    let server = postgres::server();
+    let db = database();
+    let alpha = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    let ada = signed_up(&alpha, "ada");
+    let todo = new_project(&ada, "todo");
+    let first = pid_of(&run_app(&ada, "todo"));
+
+    // PostgreSQL restarts: every connection ends, the host claim's lock is
+    // free, and the holder has not reconnected yet. A second daemon for
+    // the same host, started right then, is refused: the lease names a
+    // holder that lives.
+    let frozen = Frozen::of(&alpha);
+    server.end_connections(&db);
+    let err = second_alpha_refused(&db, &alpha);
+    assert!(err.contains("its claim holds for"), "{err}");
+    drop(frozen);
+
+    // The holder takes its claim back and supervises as before: its app,
+    // killed, is started again by it, once.
+    wait_for("the holder to claim its host name again", || {
+        alpha.log().contains("claimed the host name again")
+    });
+    kill_9(first);
+    let now = running_with_new_pid(&ada, todo, first);
+    assert_eq!(now["restarts"], 1, "{now}");
+    assert_eq!(alpha.app_pids(), vec![pid_of(&now) as i32]);
+    assert_eq!(parent_of(pid_of(&now) as i32), Some(alpha.pid() as i32));
+    let status = asked(&ada, &["status"]);
+    assert_eq!(status["host"]["name"], "alpha", "{status}");
+    assert_eq!(status["host"]["held"], true, "{status}");
+    assert!(!alpha.log().contains("FENCED"), "{}", alpha.log());
+    ada.run(&["stop", "todo"]).ok();
+}
+
+#[test]
+fn a_daemon_cut_off_past_its_lease_is_fenced_until_it_holds_its_claim_again() {
+    let server = postgres::server();
+    let db = database();
+    let alpha = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    let ada = signed_up(&alpha, "ada");
+    let todo = new_project(&ada, "todo");
+    let first = pid_of(&run_app(&ada, "todo"));
+
+    // The database refuses the daemon for longer than its lease.
+    let allow = |on: bool| {
+        server.psql(
+            "postgres",
+            &format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS {on}"),
+        );
+    };
+    allow(false);
+    server.psql(
+        "postgres",
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'appforged' AND datname = '{db}'"
+        ),
+    );
+    wait_for("the daemon to fence itself", || {
+        alpha.log().contains("FENCED: this daemon lost its claim")
+    });
+    let status = ada.run(&["--json", "status"]).ok().json();
+    assert_eq!(status["host"]["held"], false, "{status}");
+    assert!(
+        status["database"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unreachable"),
+        "{status}"
+    );
+    // Its app dies meanwhile: fenced, the daemon leaves it as it is.
+    kill_9(first);
+    wait_for("the app to die", || is_zombie(first as i32));
+    assert!(alpha.app_pids().is_empty(), "restarted while fenced");
+
+    // The database is back: the daemon claims its name again, and only
+    // then starts its app again, once.
+    allow(true);
+    let now = running_with_new_pid(&ada, todo, first);
+    assert_eq!(now["restarts"], 1, "{now}");
+    assert_eq!(alpha.app_pids(), vec![pid_of(&now) as i32]);
+    let log = alpha.log();
+    let back = log.find("holds its host claim again").expect("said so");
+    let restarted = log.find("restarting app").expect("restarted");
+    assert!(back < restarted, "{log}");
+    assert_eq!(log.matches("FENCED").count(), 1, "{log}");
+    assert_eq!(asked(&ada, &["status"])["host"]["held"], true);
+    ada.run(&["stop", "todo"]).ok();
+}
+
+#[test]
+fn a_daemon_whose_host_was_taken_over_is_fenced_and_leaves_the_apps_alone() {
+    let server = postgres::server();
+    let db = database();
+    let old = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    let ada = signed_up(&old, "ada");
+    let todo = new_project(&ada, "todo");
+    new_project(&ada, "notes");
+    let first = pid_of(&run_app(&ada, "todo"));
+
+    // Cut off for longer than its lease: frozen, its connections ended, and
+    // its lease run out (in SQL, rather than waiting it out).
+    let frozen = Frozen::of(&old);
+    server.end_connections(&db);
+    server.psql(
+        &db,
+        "UPDATE daemons SET lease_until = clock_timestamp() - interval '1 second' \
+         WHERE host = 'alpha'",
+    );
+    // Meanwhile a rival takes the host name over, and the app with it.
+    let rival = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    wait_for("the rival to adopt the app", || {
+        rival.log().contains("re-adopted app")
+    });
+    drop(frozen);
+
+    // The old daemon finds the name taken, says so once, and is fenced.
+    wait_for("the old daemon to find its host taken over", || {
+        old.log().contains("took host `alpha` over")
+    });
+    let status = asked(&ada, &["status"]);
+    assert_eq!(status["host"]["held"], false, "{status}");
+    let detail = status["host"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("FENCED") && detail.contains(&format!("pid {}", rival.pid())),
+        "{status}"
+    );
+    // It starts and stops nothing, and says why.
+    let refused = ada.run(&["run", "notes"]).fails_with(6);
+    assert!(refused.stderr.contains("FENCED"), "{refused:?}");
+    let refused = ada.run(&["stop", "todo"]).fails_with(6);
+    assert!(refused.stderr.contains("Stop this daemon"), "{refused:?}");
+    assert!(
+        !is_zombie(first as i32),
+        "the fenced daemon stopped the app"
+    );
+
+    // The app dies: the rival starts it again; the old daemon, whose child
+    // it was, only reaps it.
+    let ada_rival = rival.user("ada");
+    ada_rival.login().ok();
+    kill_9(first);
+    let now = running_with_new_pid(&ada_rival, todo, first);
+    assert_eq!(parent_of(pid_of(&now) as i32), Some(rival.pid() as i32));
+    wait_for("the old daemon to reap its child", || {
+        old.log().contains("left the app to it")
+    });
+    assert!(old.app_pids().is_empty(), "{:?}", old.app_pids());
+    let log = old.log();
+    assert_eq!(log.matches("started app").count(), 1, "{log}");
+    assert!(!log.contains("restarting app"), "{log}");
+    assert_eq!(log.matches("took host `alpha` over").count(), 1, "{log}");
+    ada_rival.run(&["stop", "todo"]).ok();
 }
 
 /// `appforged --copy-sqlite-store` of `data_dir` into `database`.

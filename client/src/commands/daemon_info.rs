@@ -26,6 +26,8 @@ pub async fn status(ctx: &mut Ctx) -> Result<(), ClientError> {
             "protections": s.protections.iter()
                 .map(|p| json!({"name": p.name, "on": p.on}))
                 .collect::<Vec<_>>(),
+            "host": s.host.as_ref()
+                .map(|h| json!({"name": h.name, "held": h.held, "detail": h.detail})),
         }),
         || {
             let protections: String = s
@@ -33,7 +35,13 @@ pub async fn status(ctx: &mut Ctx) -> Result<(), ClientError> {
                 .iter()
                 .map(|p| format!("\n    [{}] {}", if p.on { "on " } else { "OFF" }, p.name))
                 .collect();
-            format!(
+            // Whether it supervises its apps: fenced, it leaves them alone.
+            let host = s
+                .host
+                .as_ref()
+                .map(|h| format!("\n  host:        {}: {}", h.name, h.detail))
+                .unwrap_or_default();
+            let text = format!(
                 "appforged {}\n  pid:         {}\n  uptime:      {} s\n  socket:      {}\n  \
                  data dir:    {}\n  database:    {}\n  users:       {}\n  projects:    {}\n  \
                  connections: {}\n  dashboard:   {}\n  app protections:{}",
@@ -48,7 +56,8 @@ pub async fn status(ctx: &mut Ctx) -> Result<(), ClientError> {
                 s.connections,
                 s.web_url.as_deref().unwrap_or("off"),
                 protections
-            )
+            );
+            text + &host
         },
     );
     Ok(())

@@ -1,12 +1,20 @@
 //! Daemons sharing one database, one per host. A daemon claims its host name
-//! at start-up and holds the claim while it runs: on PostgreSQL as a
-//! session advisory lock on a connection of its own, which the server drops
-//! with the connection when the daemon dies, however it dies. So "is host
-//! B's daemon running?" is answered by the server, with no heartbeat to
-//! keep or to go stale. When the server ends that connection (a restart,
-//! an administrator), the daemon claims its host name again at once. On
-//! SQLite, a lock on a file beside the database keeps a second daemon off
-//! the same file.
+//! at start-up and holds the claim while it runs, and it supervises apps
+//! only while it holds it (fencing: see [`Fence`]).
+//!
+//! On PostgreSQL the claim is two things. A session advisory lock on a
+//! connection of its own, which the server drops with the connection when
+//! the daemon dies, however it dies. And a lease in the host's `daemons`
+//! row: the holder's random instance id and a time, on the server's clock,
+//! until which its claim holds; the holder renews it every few seconds on
+//! the lock's connection. The lease covers the moments the lock cannot:
+//! after a PostgreSQL restart the lock is free until the holder reconnects,
+//! and a newcomer then finds the row still naming a live holder and
+//! refuses. The holder takes the lock back only while the row names it; a
+//! holder cut off for longer than its lease counts itself fenced before
+//! the lease ends, so by the time a rival may take the name over, the old
+//! holder has already stopped acting on apps. On SQLite, a lock on a file
+//! beside the database keeps a second daemon off the same file.
 
 use std::fs::File;
 use std::path::Path;
@@ -15,21 +23,117 @@ use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
-use tokio::sync::RwLock;
+use tokio::sync::{watch, RwLock};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::postgres::Dedicated;
 use super::{now, Db, DbError};
 use crate::params;
 
+/// How long a claim holds after its last renewal. A rival may take a host
+/// name this long after its holder was last heard of, and no sooner.
+pub const LEASE: Duration = Duration::from_secs(15);
+
+/// How often the holder renews its lease: one small UPDATE.
+const RENEW_EVERY: Duration = Duration::from_secs(3);
+
+/// How long the holder trusts its own lease after sending a renewal: less
+/// than the lease, so that it is fenced before a rival may take over.
+const TRUSTED_FOR: Duration = Duration::from_secs(12);
+
+/// The longest pause between two tries to claim the name again.
+const RETRY_AT_MOST: Duration = Duration::from_secs(3);
+
+/// Whether this daemon holds its host claim, and so may act on its apps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimState {
+    /// It holds the claim: it supervises its apps.
+    Held,
+    /// It was cut off from the database for longer than it trusts its
+    /// lease: it leaves its apps as they are until it holds the claim again.
+    Lost(String),
+    /// Another daemon took the host name over: it leaves the apps to that
+    /// one, for good.
+    Displaced(String),
+}
+
+impl ClaimState {
+    /// What the state means, in words, for `status`, `ps` and errors.
+    pub fn describe(&self, host: &str) -> String {
+        match self {
+            ClaimState::Held => format!("holds host `{host}`"),
+            ClaimState::Lost(why) => format!(
+                "FENCED: this daemon lost its claim on host `{host}` ({why}); it starts, \
+                 restarts, adopts and stops no app until it holds the claim again. Check \
+                 that the database is reachable"
+            ),
+            ClaimState::Displaced(holder) => format!(
+                "FENCED: another appforged took host `{host}` over ({holder}) while this one \
+                 was cut off from the database; this one leaves the apps to it. Stop this \
+                 daemon"
+            ),
+        }
+    }
+}
+
+/// A daemon's view of its own host claim, for whatever acts on apps: each
+/// act waits for, or is refused without, the claim.
+#[derive(Clone)]
+pub struct Fence {
+    /// Kept so the channel never closes while a fence is in use.
+    state: Arc<watch::Sender<ClaimState>>,
+    seen: watch::Receiver<ClaimState>,
+}
+
+impl Fence {
+    fn of(state: &Arc<watch::Sender<ClaimState>>) -> Fence {
+        Fence {
+            state: Arc::clone(state),
+            seen: state.subscribe(),
+        }
+    }
+
+    /// The claim's state now.
+    pub fn state(&self) -> ClaimState {
+        self.state.borrow().clone()
+    }
+
+    /// Whether the claim is held now.
+    pub fn is_held(&self) -> bool {
+        *self.state.borrow() == ClaimState::Held
+    }
+
+    /// Resolves once the claim is not held (at once if it is not now).
+    pub async fn lost(&mut self) {
+        // The sender lives in `self.state`: the channel cannot close.
+        let _ = self.seen.wait_for(|s| *s != ClaimState::Held).await;
+    }
+
+    /// Waits out a lost claim: true once it is held again, false if
+    /// another daemon took the host over.
+    pub async fn settled(&mut self) -> bool {
+        self.seen
+            .wait_for(|s| !matches!(s, ClaimState::Lost(_)))
+            .await
+            .map(|s| *s == ClaimState::Held)
+            .unwrap_or(false)
+    }
+}
+
 /// This daemon's claim on its host name.
 pub struct HostLease {
     host: String,
+    /// Who this daemon is in the `daemons` row.
+    registration: Arc<Registration>,
     /// The connection holding the advisory lock (PostgreSQL only), which
     /// the keeper replaces when the server ends it.
     lock: Option<Arc<RwLock<tokio_postgres::Client>>>,
-    /// The task that claims the host name again (PostgreSQL only).
+    /// The task that renews the lease and claims the host name again
+    /// (PostgreSQL only).
     keeper: Option<JoinHandle<()>>,
+    /// Whether the claim is held.
+    state: Arc<watch::Sender<ClaimState>>,
     /// The lock on the SQLite file (SQLite only): one daemon a file,
     /// whatever its socket.
     _file: Option<Flock<File>>,
@@ -76,56 +180,50 @@ pub enum ClaimError {
 impl HostLease {
     /// Claims `host` for this daemon, registering its pid and socket.
     pub async fn claim(db: &Db, host: &str, socket: &Path) -> Result<HostLease, ClaimError> {
+        let registration = Arc::new(Registration {
+            host: host.to_string(),
+            socket: socket.display().to_string(),
+            started_at: now(),
+            instance: hex::encode(rand::random::<[u8; 16]>()),
+            machine: machine(),
+        });
         let claimed = match db.postgres() {
             Some(pg) => {
                 let dedicated = pg.dedicated().await?;
-                let mut patience = DEAD_HOLDER_PATIENCE;
-                while !try_lock(&dedicated.client, host).await? {
-                    // A holder of this host name that died (kill -9) may
-                    // still hold the lock until the server sees its
-                    // connection close: give the server that moment.
-                    let (pid, holder) = holder(db, host).await?;
-                    let dead = pid.is_some_and(|pid| !process_exists(pid));
-                    if !dead || patience.is_zero() {
-                        return Err(ClaimError::Taken {
-                            host: host.to_string(),
-                            holder,
-                        });
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    patience = patience.saturating_sub(Duration::from_millis(100));
-                }
-                Some(dedicated)
+                take(&dedicated.client, &registration).await?;
+                Some((dedicated, Instant::now()))
             }
             None => None,
         };
         let file = match db.sqlite_path() {
-            Some(path) => Some(lock_file(db, path).await?),
+            Some(path) => {
+                let file = lock_file(db, path).await?;
+                registration.write(db).await?;
+                Some(file)
+            }
             None => None,
         };
-        let registration = Registration {
-            host: host.to_string(),
-            socket: socket.display().to_string(),
-            started_at: now(),
-        };
-        registration.write(db).await?;
+        let state = Arc::new(watch::Sender::new(ClaimState::Held));
         let (lock, keeper) = match claimed {
-            Some(dedicated) => {
+            Some((dedicated, sent)) => {
                 let lock = Arc::new(RwLock::new(dedicated.client));
-                let keeper = tokio::spawn(keep(
-                    db.clone(),
-                    registration,
-                    Arc::clone(&lock),
-                    dedicated.ended,
-                ));
+                let keeper = Keeper {
+                    db: db.clone(),
+                    registration: Arc::clone(&registration),
+                    lock: Arc::clone(&lock),
+                    state: Arc::clone(&state),
+                };
+                let keeper = tokio::spawn(keeper.keep(dedicated.ended, sent + TRUSTED_FOR));
                 (Some(lock), Some(keeper))
             }
             None => (None, None),
         };
         Ok(HostLease {
             host: host.to_string(),
+            registration,
             lock,
             keeper,
+            state,
             _file: file,
         })
     }
@@ -133,6 +231,51 @@ impl HostLease {
     /// The host name this daemon holds.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Whether this daemon holds its claim, and what that means, for
+    /// `status`.
+    pub fn shown(&self) -> (bool, String) {
+        let state = self.state.borrow().clone();
+        let said = match (&state, &self.lock) {
+            (ClaimState::Held, Some(_)) => format!(
+                "claim held; renewed every {} s, it lapses {} s after the last renewal",
+                RENEW_EVERY.as_secs(),
+                LEASE.as_secs()
+            ),
+            (ClaimState::Held, None) => "the only daemon on this store".to_string(),
+            (fenced, _) => fenced.describe(&self.host),
+        };
+        (state == ClaimState::Held, said)
+    }
+
+    /// This daemon's view of its claim, for what acts on apps.
+    pub fn fence(&self) -> Fence {
+        Fence::of(&self.state)
+    }
+
+    /// Gives the claim up on a clean exit: the lease ends now, so the next
+    /// daemon for this host need not wait for it. Only this daemon's own
+    /// lease is touched.
+    pub async fn release(&self) {
+        if let Some(keeper) = &self.keeper {
+            keeper.abort();
+        }
+        let Some(lock) = &self.lock else {
+            return;
+        };
+        let client = lock.read().await;
+        let released = tokio::time::timeout(
+            RENEW_EVERY,
+            client.execute(
+                "UPDATE daemons SET lease_until = NULL WHERE host = $1 AND instance = $2",
+                &[&self.host, &self.registration.instance],
+            ),
+        )
+        .await;
+        if !matches!(released, Ok(Ok(_))) {
+            tracing::debug!(host = %self.host, "could not end the host claim's lease; it lapses by itself");
+        }
     }
 
     /// Whether `host`'s daemon runs now. With SQLite there is only this one.
@@ -144,21 +287,64 @@ impl HostLease {
             return false;
         };
         let client = lock.read().await;
-        // Taking the lock proves no daemon holds it; it is given back at once.
-        match try_lock(&client, host).await {
-            Ok(true) => {
-                let _ = client
-                    .execute("SELECT pg_advisory_unlock($1)", &[&key(host)])
-                    .await;
-                false
+        // Taking the lock proves no daemon holds it; it is given back at
+        // once. A free lock with a fresh lease is a daemon that reconnects.
+        let alive = async {
+            if !try_lock(&client, host).await? {
+                return Ok(true);
             }
-            Ok(false) => true,
+            unlock(&client, host).await;
+            Ok::<bool, DbError>(read_holder(&client, host).await?.is_some_and(|h| h.fresh))
+        };
+        match alive.await {
+            Ok(alive) => alive,
             // Unknown: say alive, so nothing is started twice.
             Err(e) => {
                 tracing::warn!(error = %e, host, "could not ask the database whether a host's daemon runs");
                 true
             }
         }
+    }
+}
+
+/// Takes the host claim on `client`'s session for `me`: the advisory lock,
+/// then the lease, unless another daemon holds either. A holder killed
+/// outright is waited for a moment, as the server notices its end.
+async fn take(client: &tokio_postgres::Client, me: &Registration) -> Result<(), ClaimError> {
+    let host = me.host.as_str();
+    let mut patience = DEAD_HOLDER_PATIENCE;
+    loop {
+        let locked = try_lock(client, host).await?;
+        let holder = read_holder(client, host).await?;
+        if locked {
+            match holder.filter(|h| h.keeps_out(me)) {
+                // The lock is free, yet the lease says its holder lives: it
+                // is reconnecting (after a PostgreSQL restart, say).
+                Some(holder) => {
+                    unlock(client, host).await;
+                    return Err(ClaimError::Taken {
+                        host: host.to_string(),
+                        holder: holder.describe(),
+                    });
+                }
+                None => {
+                    me.write_lease(client).await?;
+                    return Ok(());
+                }
+            }
+        }
+        // A holder of this host name that died (kill -9) may still hold
+        // the lock until the server sees its connection close: give the
+        // server that moment.
+        let dead = holder.as_ref().is_some_and(|h| h.is_gone(me));
+        if !dead || patience.is_zero() {
+            return Err(ClaimError::Taken {
+                host: host.to_string(),
+                holder: holder.map_or_else(|| "it has not registered yet".into(), |h| h.describe()),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        patience = patience.saturating_sub(Duration::from_millis(100));
     }
 }
 
@@ -171,82 +357,255 @@ async fn try_lock(client: &tokio_postgres::Client, host: &str) -> Result<bool, D
         .get(0))
 }
 
-/// Claims `host` again each time the server ends the connection holding
-/// the claim (a restart, an administrator). Without it, a second daemon
-/// could take the host name meanwhile and start the same apps again.
-async fn keep(
+/// Gives back the advisory lock of `host` taken on `client`'s session.
+async fn unlock(client: &tokio_postgres::Client, host: &str) {
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&key(host)])
+        .await;
+}
+
+/// Renews the lease and claims the host name again each time the server
+/// ends the connection holding the claim (a restart, an administrator),
+/// and tells the daemon, through its [`ClaimState`], whether it holds it.
+struct Keeper {
     db: Db,
-    registration: Registration,
+    registration: Arc<Registration>,
     lock: Arc<RwLock<tokio_postgres::Client>>,
-    mut ended: JoinHandle<String>,
-) {
-    let host = registration.host.as_str();
-    loop {
-        let why = (&mut ended).await.unwrap_or_else(|e| e.to_string());
-        tracing::error!(
-            host,
-            error = %why,
-            "lost the database connection that holds this daemon's host claim; claiming it again"
-        );
-        let mut pause = Duration::from_millis(200);
-        // Each trouble is logged once, not at every try.
-        let (mut told_taken, mut told_failed) = (false, false);
-        let dedicated = loop {
-            match claim_again(&db, &registration).await {
-                Ok(dedicated) => break dedicated,
-                // Its own old session, which the server has not let go yet.
-                Err(Again::Taken(Some(pid), _)) if pid == i64::from(std::process::id()) => {}
-                Err(Again::Taken(_, holder)) if !told_taken => {
-                    told_taken = true;
-                    tracing::error!(
-                        host,
-                        holder,
-                        "another appforged claimed this host name while this daemon's claim was \
-                         lost, and may run the same apps: stop one of them"
-                    );
+    state: Arc<watch::Sender<ClaimState>>,
+}
+
+impl Keeper {
+    /// Holds the claim until the daemon ends. `trusted_until` is when the
+    /// claim just taken stops being trusted without a renewal.
+    async fn keep(self, mut ended: JoinHandle<String>, mut trusted_until: Instant) {
+        let host = self.registration.host.clone();
+        let host = host.as_str();
+        loop {
+            // Held: the lease is renewed until the connection ends.
+            let mut told = false;
+            let why = loop {
+                tokio::select! {
+                    why = &mut ended => break why.unwrap_or_else(|e| e.to_string()),
+                    () = tokio::time::sleep(RENEW_EVERY) => {
+                        let sent = Instant::now();
+                        let renewed = {
+                            let client = self.lock.read().await;
+                            tokio::time::timeout(
+                                RENEW_EVERY,
+                                self.registration.renew(&client),
+                            )
+                            .await
+                        };
+                        match renewed {
+                            Ok(Ok(true)) => {
+                                trusted_until = sent + TRUSTED_FOR;
+                                told = false;
+                                self.set(ClaimState::Held);
+                            }
+                            Ok(Ok(false)) => {
+                                let holder = {
+                                    let client = self.lock.read().await;
+                                    read_holder(&client, host).await.ok().flatten()
+                                };
+                                return self.displaced(holder.map(|h| h.describe()));
+                            }
+                            Ok(Err(e)) if !told => {
+                                told = true;
+                                tracing::warn!(host, error = %e, "could not renew the host claim; trying on");
+                            }
+                            Err(_) if !told => {
+                                told = true;
+                                tracing::warn!(host, "renewing the host claim timed out; trying on");
+                            }
+                            _ => {}
+                        }
+                    }
+                    () = tokio::time::sleep_until(trusted_until), if self.held() => {
+                        self.set(ClaimState::Lost(
+                            "it could not renew its claim in time".into(),
+                        ));
+                    }
                 }
-                Err(Again::Failed(e)) if !told_failed => {
-                    told_failed = true;
-                    tracing::warn!(host, error = %e, "could not claim the host name again yet; trying on");
+            };
+            tracing::error!(
+                host,
+                error = %why,
+                "lost the database connection that holds this daemon's host claim; claiming it again"
+            );
+            // Cut off: claimed again, with back-off, while the row names it.
+            let mut pause = Duration::from_millis(100);
+            let mut told = false;
+            loop {
+                let sent = Instant::now();
+                match claim_again(&self.db, &self.registration).await {
+                    Ok(dedicated) => {
+                        *self.lock.write().await = dedicated.client;
+                        ended = dedicated.ended;
+                        trusted_until = sent + TRUSTED_FOR;
+                        tracing::info!(host, "claimed the host name again");
+                        self.set(ClaimState::Held);
+                        break;
+                    }
+                    Err(Again::Displaced(holder)) => return self.displaced(Some(holder)),
+                    // Its own old session, which the server has not let go
+                    // yet, or a newcomer that looked and is leaving.
+                    Err(Again::Busy) => {}
+                    Err(Again::Failed(e)) if !told => {
+                        told = true;
+                        tracing::warn!(host, error = %e, "could not claim the host name again yet; trying on");
+                    }
+                    Err(Again::Failed(_)) => {}
                 }
-                Err(_) => {}
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = tokio::time::sleep_until(trusted_until), if self.held() => {
+                        self.set(ClaimState::Lost(
+                            "it has been cut off from the database for longer than its lease".into(),
+                        ));
+                    }
+                }
+                pause = (pause * 2).min(RETRY_AT_MOST);
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(30));
-        };
-        *lock.write().await = dedicated.client;
-        ended = dedicated.ended;
-        tracing::info!(host, "claimed the host name again");
+        }
+    }
+
+    fn held(&self) -> bool {
+        *self.state.borrow() == ClaimState::Held
+    }
+
+    /// Moves to `next`, logging each change once.
+    fn set(&self, next: ClaimState) {
+        let host = self.registration.host.as_str();
+        self.state.send_if_modified(|now| {
+            if *now == next {
+                return false;
+            }
+            match (&*now, &next) {
+                (_, ClaimState::Held) => tracing::info!(
+                    host,
+                    "holds its host claim again: supervising its apps again"
+                ),
+                (_, lost) => tracing::error!(host, "{}", lost.describe(host)),
+            }
+            *now = next;
+            true
+        });
+    }
+
+    /// Another daemon holds the host name now: this one stays fenced.
+    fn displaced(&self, holder: Option<String>) {
+        self.set(ClaimState::Displaced(
+            holder.unwrap_or_else(|| "it is not known which".into()),
+        ));
     }
 }
 
 /// Why a claim made again did not take.
 enum Again {
-    /// Another session holds it: the pid and description its row gives.
-    Taken(Option<i64>, String),
+    /// Another session holds the lock, and the row still names this daemon.
+    Busy,
+    /// The row names another daemon, described: it took the host name over.
+    Displaced(String),
     /// The database could not be asked.
     Failed(DbError),
 }
 
-/// Claims the host name again on a new connection and registers this
-/// daemon again (another may have registered meanwhile).
-async fn claim_again(db: &Db, registration: &Registration) -> Result<Dedicated, Again> {
+/// Claims the host name again on a new connection, if the row still names
+/// this daemon (or no one).
+async fn claim_again(db: &Db, me: &Registration) -> Result<Dedicated, Again> {
     let pg = db
         .postgres()
         .ok_or_else(|| Again::Failed(DbError::Config("no PostgreSQL store".into())))?;
     let dedicated = pg.dedicated().await.map_err(Again::Failed)?;
-    let host = registration.host.as_str();
-    match try_lock(&dedicated.client, host).await {
-        Ok(true) => {
-            registration.write(db).await.map_err(Again::Failed)?;
-            Ok(dedicated)
-        }
-        Ok(false) => {
-            let (pid, holder) = holder(db, host).await.map_err(Again::Failed)?;
-            Err(Again::Taken(pid, holder))
-        }
-        Err(e) => Err(Again::Failed(e)),
+    let client = &dedicated.client;
+    let host = me.host.as_str();
+    let locked = try_lock(client, host).await.map_err(Again::Failed)?;
+    let holder = read_holder(client, host).await.map_err(Again::Failed)?;
+    if let Some(other) = holder.filter(|h| h.instance.is_some() && !h.is(me)) {
+        // Dropping the connection gives the lock back, if it was taken.
+        return Err(Again::Displaced(other.describe()));
     }
+    if !locked {
+        return Err(Again::Busy);
+    }
+    me.write_lease(client).await.map_err(Again::Failed)?;
+    Ok(dedicated)
+}
+
+/// The daemon named in a host's `daemons` row (PostgreSQL).
+struct Holder {
+    instance: Option<String>,
+    pid: i64,
+    socket: String,
+    started_at: String,
+    machine: Option<String>,
+    /// Whether its lease holds now, on the server's clock.
+    fresh: bool,
+    /// Seconds its lease holds yet.
+    left_s: f64,
+}
+
+impl Holder {
+    /// Whether the row names `me`.
+    fn is(&self, me: &Registration) -> bool {
+        self.instance.as_deref() == Some(me.instance.as_str())
+    }
+
+    /// Whether its process is provably gone: it ran on this machine, in
+    /// this PID namespace, and its pid is gone. Elsewhere a pid proves
+    /// nothing.
+    fn is_gone(&self, me: &Registration) -> bool {
+        let here = !me.machine.is_empty() && self.machine.as_deref() == Some(me.machine.as_str());
+        here && self.pid != i64::from(std::process::id()) && !process_exists(self.pid)
+    }
+
+    /// Whether it keeps `me` out though the advisory lock is free: its
+    /// lease holds and it may be alive.
+    fn keeps_out(&self, me: &Registration) -> bool {
+        !self.is(me) && self.fresh && !self.is_gone(me)
+    }
+
+    fn describe(&self) -> String {
+        let mut said = format!(
+            "pid {}, socket {}, started {}",
+            self.pid, self.socket, self.started_at
+        );
+        if self.fresh {
+            said.push_str(&format!(
+                "; its claim holds for {:.0} s more unless it renews it: if that daemon is \
+                 gone, the name is free after that",
+                self.left_s.max(0.0).ceil()
+            ));
+        }
+        said
+    }
+}
+
+/// The host's `daemons` row, if any, with its lease read on the server's
+/// clock.
+async fn read_holder(
+    client: &tokio_postgres::Client,
+    host: &str,
+) -> Result<Option<Holder>, DbError> {
+    let row = client
+        .query_opt(
+            "SELECT instance, pid, socket, started_at, machine, \
+                    coalesce(lease_until > clock_timestamp(), false), \
+                    coalesce(extract(epoch FROM lease_until - clock_timestamp())::float8, 0) \
+             FROM daemons WHERE host = $1",
+            &[&host],
+        )
+        .await
+        .map_err(DbError::from)?;
+    Ok(row.map(|r| Holder {
+        instance: r.get(0),
+        pid: r.get(1),
+        socket: r.get(2),
+        started_at: r.get(3),
+        machine: r.get(4),
+        fresh: r.get(5),
+        left_s: r.get(6),
+    }))
 }
 
 /// This daemon as the `daemons` table shows it to others.
@@ -254,25 +613,101 @@ struct Registration {
     host: String,
     socket: String,
     started_at: String,
+    /// A random id of this daemon's, so that a row naming it is told from
+    /// one naming another daemon with the same pid (another machine, or a
+    /// PID namespace).
+    instance: String,
+    /// This machine and PID namespace (see [`machine`]).
+    machine: String,
+}
+
+/// A lease's length as PostgreSQL takes it.
+fn lease_secs() -> f64 {
+    LEASE.as_secs_f64()
 }
 
 impl Registration {
+    /// Registers this daemon (SQLite: no lease, the file lock is the claim).
     async fn write(&self, db: &Db) -> Result<(), DbError> {
-        let (host, socket, started) = (
+        let (host, socket, started, instance, machine) = (
             self.host.clone(),
             self.socket.clone(),
             self.started_at.clone(),
+            self.instance.clone(),
+            self.machine.clone(),
         );
         db.call(move |c| {
             c.execute(
-                "INSERT INTO daemons (host, pid, socket, started_at) VALUES ($1, $2, $3, $4) \
+                "INSERT INTO daemons (host, pid, socket, started_at, instance, machine) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (host) DO UPDATE SET pid = excluded.pid, socket = excluded.socket, \
-                 started_at = excluded.started_at",
-                params![host, std::process::id(), socket, started],
+                 started_at = excluded.started_at, instance = excluded.instance, \
+                 machine = excluded.machine, lease_until = NULL",
+                params![host, std::process::id(), socket, started, instance, machine],
             )
         })
         .await?;
         Ok(())
+    }
+
+    /// Registers this daemon as the holder, with a fresh lease. Called
+    /// with the advisory lock held, so no other daemon writes the row.
+    async fn write_lease(&self, client: &tokio_postgres::Client) -> Result<(), DbError> {
+        self.upsert(client, false).await.map(|_| ())
+    }
+
+    /// Renews this daemon's lease; false when the row names another daemon.
+    async fn renew(&self, client: &tokio_postgres::Client) -> Result<bool, DbError> {
+        self.upsert(client, true).await
+    }
+
+    /// Writes the row (or, `only_lease`, the lease of a row naming this
+    /// daemon); returns whether a row was written.
+    async fn upsert(
+        &self,
+        client: &tokio_postgres::Client,
+        only_lease: bool,
+    ) -> Result<bool, DbError> {
+        let on_conflict = if only_lease {
+            "lease_until = excluded.lease_until WHERE daemons.instance = excluded.instance"
+        } else {
+            "pid = excluded.pid, socket = excluded.socket, started_at = excluded.started_at, \
+             instance = excluded.instance, machine = excluded.machine, \
+             lease_until = excluded.lease_until"
+        };
+        let sql = format!(
+            "INSERT INTO daemons (host, pid, socket, started_at, instance, machine, lease_until) \
+             VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp() + $7::float8 * interval '1 second') \
+             ON CONFLICT (host) DO UPDATE SET {on_conflict}"
+        );
+        let written = client
+            .execute(
+                &sql,
+                &[
+                    &self.host,
+                    &i64::from(std::process::id()),
+                    &self.socket,
+                    &self.started_at,
+                    &self.instance,
+                    &self.machine,
+                    &lease_secs(),
+                ],
+            )
+            .await
+            .map_err(DbError::from)?;
+        Ok(written == 1)
+    }
+}
+
+/// This machine's boot and this process's PID namespace: where a pid
+/// means the same process. Empty when unknown.
+fn machine() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let pid_ns = std::fs::read_link("/proc/self/ns/pid").unwrap_or_default();
+    match (boot.trim(), pid_ns.to_string_lossy()) {
+        ("", _) => String::new(),
+        (_, ns) if ns.is_empty() => String::new(),
+        (boot, ns) => format!("{boot} {ns}"),
     }
 }
 
@@ -322,27 +757,6 @@ fn process_exists(pid: i64) -> bool {
     )
 }
 
-/// Who holds `host`, as its row says: its pid, and a description.
-async fn holder(db: &Db, host: &str) -> Result<(Option<i64>, String), DbError> {
-    let host = host.to_string();
-    let row: Option<(i64, String, String)> = db
-        .call(move |c| {
-            c.query_opt(
-                "SELECT pid, socket, started_at FROM daemons WHERE host = $1",
-                params![host],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-        })
-        .await?;
-    Ok(match row {
-        Some((pid, socket, started)) => (
-            Some(pid),
-            format!("pid {pid}, socket {socket}, started {started}"),
-        ),
-        None => (None, "it has not registered yet".into()),
-    })
-}
-
 /// The daemon registered last, whatever its host name.
 async fn newest_holder(db: &Db) -> Result<String, DbError> {
     let row: Option<(i64, String, String)> = db
@@ -379,6 +793,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_fence_waits_out_a_lost_claim_and_gives_up_once_displaced() {
+        let state = Arc::new(watch::Sender::new(ClaimState::Held));
+        let mut fence = Fence::of(&state);
+        assert!(fence.is_held());
+        state.send_replace(ClaimState::Lost("cut off".into()));
+        // Resolves at once: the claim is not held now.
+        fence.lost().await;
+        assert!(!fence.is_held());
+        let mut waiting = fence.clone();
+        let back = tokio::spawn(async move { waiting.settled().await });
+        state.send_replace(ClaimState::Held);
+        assert!(back.await.unwrap(), "held again");
+        state.send_replace(ClaimState::Displaced("pid 1".into()));
+        assert!(!fence.settled().await, "taken over for good");
+        assert!(fence.state().describe("alpha").contains("Stop this daemon"));
+    }
+
+    #[tokio::test]
     async fn with_sqlite_only_this_host_is_alive() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("a.db")).unwrap();
@@ -387,6 +819,10 @@ mod tests {
             .unwrap();
         assert!(lease.is_alive("here").await);
         assert!(!lease.is_alive("elsewhere").await);
+        assert_eq!(
+            lease.shown(),
+            (true, "the only daemon on this store".to_string())
+        );
         let pid: i64 = db
             .call(|c| {
                 c.query_one("SELECT pid FROM daemons WHERE host = 'here'", &[], |r| {

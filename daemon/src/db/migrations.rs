@@ -125,6 +125,14 @@ const SQLITE: &[&str] = &[
         started_at TEXT NOT NULL
     );
     "#,
+    // 6: the host claim's holder and lease: a random id of the daemon that
+    // holds it, the machine it runs on (boot and PID namespace), and until
+    // when its claim holds unless renewed.
+    r#"
+    ALTER TABLE daemons ADD COLUMN instance TEXT;
+    ALTER TABLE daemons ADD COLUMN machine TEXT;
+    ALTER TABLE daemons ADD COLUMN lease_until TEXT;
+    "#,
 ];
 
 /// PostgreSQL's migrations, numbered as [`SQLITE`]'s. Integers are BIGINT, so
@@ -244,6 +252,12 @@ const POSTGRES: &[&str] = &[
         socket     TEXT NOT NULL,
         started_at TEXT NOT NULL
     );
+    "#,
+    // 6: the host claim's holder and lease, on the server's clock.
+    r#"
+    ALTER TABLE daemons ADD COLUMN instance TEXT;
+    ALTER TABLE daemons ADD COLUMN machine TEXT;
+    ALTER TABLE daemons ADD COLUMN lease_until TIMESTAMPTZ;
     "#,
 ];
 

@@ -23,6 +23,7 @@ use crate::config::AppSettings;
 use crate::confine::cgroup::{CgroupLimits, Cgroups};
 use crate::confine::shim::{self, ShimSpec};
 use crate::confine::{Protections, Sandbox};
+use crate::db::hosts::Fence;
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::projects::launch;
@@ -72,6 +73,9 @@ pub struct AppConfig {
     pub db: Db,
     /// The daemon's scheduler of health probes.
     pub scheduler: Scheduler,
+    /// Whether the daemon holds its host claim: without it, the task
+    /// leaves the app as it is (fencing).
+    pub fence: Fence,
     /// Counters of starts and restarts.
     pub metrics: Arc<Metrics>,
     /// What the kernel lets the shim do to confine the app.
@@ -114,6 +118,9 @@ impl Proc {
 /// One loop: it waits for the next event (the process's exit through its
 /// pidfd, a stop, a probe's result from the scheduler, a deadline), feeds it
 /// to the life cycle's [`lifecycle::next`], and carries out the effects.
+/// While the daemon does not hold its host claim, no event is taken: the
+/// app is left as it is until the claim is back, or, once another daemon
+/// took the host over, left to that one.
 pub async fn supervise(
     cfg: AppConfig,
     origin: Origin,
@@ -129,6 +136,7 @@ pub async fn supervise(
         },
     );
     let (probe_tx, mut probes) = mpsc::unbounded_channel();
+    let mut fence = cfg.fence.clone();
     let mut task = Task {
         cfg: &cfg,
         proc: None,
@@ -166,8 +174,20 @@ pub async fn supervise(
             }
             return;
         }
+        if !fence.is_held() && !sit_out(&mut fence, &mut probes).await {
+            task.abandon().await;
+            for done in task.stopped.drain(..) {
+                let _ = done.send(());
+            }
+            return;
+        }
         let event = tokio::select! {
             biased;
+            // First: an exit seen as the claim goes is left for later.
+            () = fence.lost() => {
+                effects = Vec::new();
+                continue;
+            }
             exit = wait_exit(task.proc.as_ref()) => {
                 let state = machine.state();
                 let proc = task.proc.take().expect("an exit needs a process");
@@ -261,10 +281,17 @@ impl Task<'_> {
         let mut finished = false;
         while let Some(effect) = queue.pop_front() {
             match effect {
-                Effect::Spawn => match spawn(cfg).await {
-                    Ok(proc) => self.started(proc),
-                    Err(why) => queue.extend(self.feed(machine, Event::StartFailed(why))),
-                },
+                Effect::Spawn => {
+                    // Only with the claim; taken over, the task ends here.
+                    let mut fence = cfg.fence.clone();
+                    if !fence.is_held() && !fence.settled().await {
+                        return true;
+                    }
+                    match spawn(cfg).await {
+                        Ok(proc) => self.started(proc),
+                        Err(why) => queue.extend(self.feed(machine, Event::StartFailed(why))),
+                    }
+                }
                 Effect::Probe(probing) => {
                     if probing == Probing::Slowly {
                         self.start_deadline = None;
@@ -327,6 +354,26 @@ impl Task<'_> {
         finished
     }
 
+    /// Another daemon took the host over, and the app is its now: nothing is
+    /// written or signalled. Only this daemon's own child is waited for and
+    /// reaped, so that it leaves no zombie.
+    async fn abandon(&mut self) {
+        self.cfg.scheduler.unwatch(self.key);
+        let Some(proc) = self.proc.take() else {
+            return;
+        };
+        if !proc.ours {
+            return;
+        }
+        let _ = proc.pidfd.exited().await;
+        reap(&proc, Ok(()));
+        tracing::info!(
+            project_id = self.cfg.project_id,
+            pid = proc.pid(),
+            "an app's process ended while another daemon holds this host; left the app to it"
+        );
+    }
+
     /// Records how a process ended, reaps it and whatever it left, and
     /// says how it ended in words.
     async fn ended(&mut self, proc: &Proc, state: State, exit: std::io::Result<()>) -> String {
@@ -370,6 +417,19 @@ async fn wait_exit(proc: Option<&Proc>) -> std::io::Result<()> {
     }
 }
 
+/// Waits out a lost claim, dropping probe results meanwhile (they change
+/// nothing): true once the claim is held again, false once another daemon
+/// took the host over.
+async fn sit_out(fence: &mut Fence, probes: &mut mpsc::UnboundedReceiver<ProbeResult>) -> bool {
+    loop {
+        tokio::select! {
+            biased;
+            held = fence.settled() => return held,
+            Some(_) = probes.recv() => {}
+        }
+    }
+}
+
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -405,7 +465,8 @@ async fn publish(
     }
     // The row first, so whoever sees the new state (a `run` waiting for
     // `running`) finds the project's row already saying so.
-    if state_changed {
+    // Fenced, the project's row is not this daemon's to write.
+    if state_changed && cfg.fence.is_held() {
         let (project_id, port, state) = (cfg.project_id, cfg.port, next.state);
         let _ = cfg
             .db

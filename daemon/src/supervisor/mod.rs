@@ -37,7 +37,7 @@ use self::scheduler::{ProbeTimings, Scheduler};
 use crate::config::AppSettings;
 use crate::confine::cgroup::Cgroups;
 use crate::confine::Protections;
-use crate::db::hosts::HostLease;
+use crate::db::hosts::{ClaimState, Fence, HostLease};
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
 use crate::projects::versions::Release;
@@ -99,6 +99,9 @@ pub enum RunError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// This daemon does not hold its host claim, so it acts on no app.
+    #[error("{0}")]
+    Fenced(String),
 }
 
 /// One supervised app, as the supervisor holds it.
@@ -140,6 +143,9 @@ pub struct Supervisor {
     db: Db,
     /// This daemon's host name, and whether other hosts' daemons run.
     hosts: Arc<HostLease>,
+    /// Whether this daemon holds its host claim: it starts, restarts,
+    /// adopts and stops apps only while it does.
+    fence: Fence,
     settings: Arc<AppSettings>,
     /// The scheduler of health probes, started with the first app.
     scheduler: std::sync::OnceLock<Scheduler>,
@@ -232,6 +238,7 @@ impl Supervisor {
     ) -> Result<Supervisor, reqwest::Error> {
         Ok(Supervisor {
             db,
+            fence: hosts.fence(),
             hosts,
             settings: Arc::new(settings.clone()),
             scheduler: std::sync::OnceLock::new(),
@@ -262,6 +269,21 @@ impl Supervisor {
         self.scheduler
             .get_or_init(|| Scheduler::start(timings))
             .clone()
+    }
+
+    /// Refuses to act on apps without the host claim.
+    fn check_claim(&self) -> Result<(), RunError> {
+        match self.fence.state() {
+            ClaimState::Held => Ok(()),
+            fenced => Err(RunError::Fenced(fenced.describe(self.hosts.host()))),
+        }
+    }
+
+    /// This daemon's host name, whether it holds its claim, and what that
+    /// means, for `status`.
+    pub fn host_claim(&self) -> (String, bool, String) {
+        let (held, said) = self.hosts.shown();
+        (self.hosts.host().to_string(), held, said)
     }
 
     /// What apps are confined with.
@@ -298,6 +320,7 @@ impl Supervisor {
             }
             Some(_) => self.watch(project.id).expect("a live app has a handle"),
             None => {
+                self.check_claim()?;
                 let (id, host) = (project.id, self.settings.host.clone());
                 let claimed = self
                     .db
@@ -396,8 +419,15 @@ impl Supervisor {
             }
             // A running app keeps the files it was started with; its
             // restarts use them too, so the environment must match them.
-            Origin::Adopt { .. } => read_app_file(&dir.join("requirements.txt"))
-                .unwrap_or_else(|| projects::requirements::of(files)),
+            // One started from another data folder (by a daemon that had
+            // this host name before) gets them here, for its restarts.
+            Origin::Adopt { .. } => {
+                if !dir.exists() {
+                    self.write_folder(&dir, &log, files).await?;
+                }
+                read_app_file(&dir.join("requirements.txt"))
+                    .unwrap_or_else(|| projects::requirements::of(files))
+            }
         };
         let env = self.environment(requirements, &log, step).await?;
         let cfg = AppConfig {
@@ -410,6 +440,7 @@ impl Supervisor {
             settings: Arc::clone(&self.settings),
             db: self.db.clone(),
             scheduler: self.scheduler(),
+            fence: self.fence.clone(),
             metrics: Arc::clone(&self.metrics),
             protections: Arc::clone(&self.protections),
             cgroups: self.cgroups.clone(),
@@ -564,6 +595,7 @@ impl Supervisor {
     /// Stops a project's app; returns what it was, if it was supervised.
     pub async fn stop(&self, project_id: i64) -> Result<Option<ProcessInfo>, RunError> {
         let _guard = self.lock_project(project_id).await;
+        self.check_claim()?;
         self.db
             .call(move |c| {
                 runs::set_wanted(c, project_id, None)?;
@@ -604,6 +636,10 @@ impl Supervisor {
         release: &Release,
         step: &(dyn Fn(String) + Sync),
     ) -> Result<bool, RunError> {
+        // A fenced daemon moves no app; the version is saved all the same.
+        if !self.fence.is_held() {
+            return Ok(false);
+        }
         let port = {
             let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
             let Some(handle) = apps.get_mut(&project.id) else {
@@ -956,12 +992,15 @@ impl Supervisor {
             ),
             _ => (None, None),
         };
-        let hint = (status.state == State::Failed).then(|| {
-            format!(
-                "`appforge fix {}` asks the model to repair it from its last error",
-                shown.name
-            )
-        });
+        let hint = match self.fence.state() {
+            ClaimState::Held => (status.state == State::Failed).then(|| {
+                format!(
+                    "`appforge fix {}` asks the model to repair it from its last error",
+                    shown.name
+                )
+            }),
+            fenced => Some(fenced.describe(self.hosts.host())),
+        };
         ProcessInfo {
             project_id,
             name: shown.name.clone(),
@@ -990,6 +1029,10 @@ impl Supervisor {
     /// one that cannot be is logged and skipped.
     pub async fn recover(&self) -> Result<(), RunError> {
         let _recovering = self.recovery.write().await;
+        if let Err(fenced) = self.check_claim() {
+            tracing::warn!(%fenced, "left the apps of the previous daemon alone");
+            return Ok(());
+        }
         let host = self.settings.host.clone();
         let open = self.db.call(move |c| runs::open_runs(c, &host)).await?;
         let open: Vec<runs::OpenRun> = open
@@ -1027,6 +1070,7 @@ impl Supervisor {
 
     /// Re-adopts, stops or closes one run a previous daemon left open.
     async fn recover_run(&self, run: runs::OpenRun) -> Result<(), RunError> {
+        self.check_claim()?;
         let same = procfs::is_same_process(run.pid, run.proc_start);
         let known = self.status_of(run.project_id).is_some();
         // A process started before apps had shims runs unconfined: it is
@@ -1089,6 +1133,7 @@ impl Supervisor {
 
     /// Starts again an app that should run but has no process.
     async fn restart_wanted(&self, w: runs::Wanted) -> Result<(), RunError> {
+        self.check_claim()?;
         if self.status_of(w.project_id).is_some() {
             return Ok(());
         }
@@ -1118,6 +1163,9 @@ impl Supervisor {
             !recorded.contains(pid) && procfs::read_stat(*pid).is_ok_and(|s| s.ppid != ours)
         });
         for pid in unrecorded {
+            if self.check_claim().is_err() {
+                return;
+            }
             tracing::warn!(pid, "stopping an app that no run records");
             app::terminate(pid, self.settings.stop_timeout).await;
         }
@@ -1133,9 +1181,21 @@ impl Supervisor {
     }
 
     /// On daemon exit: stop every app when configured to; otherwise leave
-    /// them running for the next daemon to adopt.
+    /// them running for the next daemon to adopt. Then the host claim is
+    /// given up, so that daemon need not wait for its lease.
     pub async fn shutdown(&self) {
+        self.stop_all_on_exit().await;
+        self.hosts.release().await;
+    }
+
+    async fn stop_all_on_exit(&self) {
         if !self.settings.stop_on_exit {
+            return;
+        }
+        // A fenced daemon stops nothing: its apps are another's, or will be
+        // its own again.
+        if let Err(fenced) = self.check_claim() {
+            tracing::warn!(%fenced, "left the apps running");
             return;
         }
         let ids: Vec<i64> = {

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use appforge_shared::protocol::{Protection, Reply, StatusInfo};
+use appforge_shared::protocol::{HostClaim, Protection, Reply, StatusInfo};
 
 use crate::error::ServiceError;
 use crate::state::Daemon;
@@ -16,7 +16,7 @@ pub fn metrics_text(daemon: &Daemon) -> String {
 
 /// Reports the daemon's version, uptime, paths and counts.
 pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
-    let (users, projects) = daemon
+    let counts = daemon
         .db
         .call(|c| {
             c.query_one(
@@ -25,15 +25,25 @@ pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
                 |r| Ok((r.get::<i64>(0)? as u64, r.get::<i64>(1)? as u64)),
             )
         })
-        .await?;
+        .await;
+    // A daemon cut off from its database still says what it is, and
+    // whether it holds its host claim.
+    let ((users, projects), database) = match counts {
+        Ok(counts) => (counts, daemon.db.describe()),
+        Err(e) => (
+            (0, 0),
+            format!("{} (unreachable: {e})", daemon.db.describe()),
+        ),
+    };
     let settings = &daemon.settings;
+    let (name, held, detail) = daemon.supervisor.host_claim();
     Ok(Reply::Status(StatusInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
         uptime_s: daemon.started.elapsed().as_secs(),
         socket: settings.socket.display().to_string(),
         data_dir: settings.data_dir.display().to_string(),
-        database: daemon.db.describe(),
+        database,
         users,
         projects,
         connections: daemon.connections.load(Ordering::Relaxed),
@@ -45,5 +55,6 @@ pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
             .into_iter()
             .map(|(name, on)| Protection { name, on })
             .collect(),
+        host: Some(HostClaim { name, held, detail }),
     }))
 }
