@@ -1123,11 +1123,19 @@ impl Supervisor {
     }
 
     /// On daemon exit: stop every app when configured to; otherwise leave
-    /// them running for the next daemon to adopt.
+    /// them running for the next daemon to adopt. Either way, the cgroups
+    /// no app holds any more are removed.
     pub async fn shutdown(&self) {
-        if !self.settings.stop_on_exit {
-            return;
+        if self.settings.stop_on_exit {
+            self.stop_all_for_exit().await;
         }
+        if let Some(cgroups) = &self.cgroups {
+            let removed = cgroups.remove_unused();
+            tracing::debug!(removed, "removed the cgroups no app holds");
+        }
+    }
+
+    async fn stop_all_for_exit(&self) {
         let ids: Vec<i64> = {
             let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
             apps.keys().copied().collect()
