@@ -242,7 +242,10 @@ mod tests {
         for i in 0..20 {
             std::fs::write(root.join(format!("f{i}")), b"x").unwrap();
         }
-        assert_eq!(disk_usage(std::slice::from_ref(&root), 10), Usage::TooManyEntries);
+        assert_eq!(
+            disk_usage(std::slice::from_ref(&root), 10),
+            Usage::TooManyEntries
+        );
         assert!(matches!(
             disk_usage(&[root.join("missing")], 10),
             Usage::Bytes(0)

@@ -12,7 +12,13 @@
 //!   libraries read-only, nothing else; Landlock also keeps it from
 //!   ptrace-style access (`/proc/<pid>/environ`, `/proc/<pid>/mem`) to any
 //!   process outside its sandbox;
-//! - sets its resource limits (open files, address space, file size).
+//! - confines its network with Landlock too: it listens on its own port
+//!   only and connects over TCP only to the allowed ports, so not to the
+//!   dashboard, the database or another app;
+//! - sets its resource limits (open files, address space, file size), and
+//!   holds it to those no kernel mechanism enforces here without root
+//!   ([`limits`]: its processes without a pids controller, the disk its
+//!   folders take), ending it `failed` with the reason past one.
 //!
 //! The daemon itself is non-dumpable, so its `/proc` entries are closed to
 //! its children, and refuses socket clients that descend from it.
@@ -115,11 +121,14 @@ impl Protections {
         };
         let network = if self.network_rules() {
             format!(
-                "network: apps, checks and installers connect {ports}; an app listens on its                  own port only"
+                "network: apps, checks and installers connect {ports}; an app listens on its \
+                 own port only"
             )
         } else {
             format!(
-                "network: apps may connect to any port, the dashboard's and other apps' too                  (needs Landlock ABI {MIN_LANDLOCK_NET_ABI}, Linux 6.7; this kernel has ABI {})",
+                "network: apps may connect to any TCP port, the dashboard's and other apps' \
+                 too (off: needs Landlock ABI {MIN_LANDLOCK_NET_ABI}, Linux 6.7; this kernel \
+                 has ABI {})",
                 self.landlock_abi
             )
         };
@@ -135,8 +144,8 @@ impl Protections {
             |what: &str, controller: &str, value: Option<String>, flag: &str| match value {
                 None => (format!("{what} (off: {flag} 0)"), false),
                 Some(v) if self.has_controller(controller) => (format!("{what}: {v}"), true),
-                Some(v) => (
-                    format!("{what}: {v} (off: {})", no_controller(controller)),
+                Some(_) => (
+                    format!("{what} (off: {})", no_controller(controller)),
                     false,
                 ),
             };
@@ -151,7 +160,8 @@ impl Protections {
             ),
             Some(n) => (
                 format!(
-                    "processes: at most {n} tasks per app and check step, counted by its shim                      ({}); past it the app ends failed",
+                    "processes: at most {n} tasks per app and check step, counted by its shim \
+                     ({}); past it the app ends failed",
                     no_controller("pids")
                 ),
                 true,
@@ -164,7 +174,8 @@ impl Protections {
             ),
             Some(bytes) => (
                 format!(
-                    "disk: at most {} MiB per app's folder and temporary folder together,                      measured by its shim; past it the app ends failed",
+                    "disk: at most {} MiB per app's folder and temporary folder together, \
+                     measured by its shim; past it the app ends failed",
                     bytes / MIB
                 ),
                 true,
@@ -173,14 +184,25 @@ impl Protections {
         vec![
             (
                 match self.landlock_abi {
-                    0 => "landlock file confinement".to_string(),
-                    abi => format!("landlock file confinement (ABI {abi})"),
+                    abi if abi >= MIN_LANDLOCK_ABI => {
+                        format!("landlock file confinement (ABI {abi})")
+                    }
+                    abi => format!(
+                        "landlock file confinement (off: needs ABI {MIN_LANDLOCK_ABI}, Linux \
+                         6.2; this kernel has ABI {abi})"
+                    ),
                 },
                 self.landlock_abi >= MIN_LANDLOCK_ABI,
             ),
             (network, self.network_rules()),
             (
-                "user and PID namespaces (an app's processes end with it)".to_string(),
+                match self.namespaces {
+                    true => "user and PID namespaces (an app's processes end with it)".to_string(),
+                    false => format!(
+                        "user and PID namespaces (off: {})",
+                        self.namespaces_error.as_deref().unwrap_or("not allowed")
+                    ),
+                },
                 self.namespaces,
             ),
             match &self.cgroup_controllers {
@@ -415,11 +437,53 @@ impl Sandbox {
             address_space: None,
             file_size: None,
             // Packages come from an index on these ports like anything else
-            // an app fetches; the daemon's ports stay out of reach.
-            connect_ports: settings.connect_ports.clone(),
+            // an app fetches, or through the proxy the daemon was given; the
+            // daemon's own ports stay out of reach.
+            connect_ports: with_proxy_ports(&settings.connect_ports),
             max_tasks: None,
             max_disk: None,
         }
+    }
+}
+
+/// The variables that name a proxy installers are handed.
+const PROXY_VARIABLES: [&str; 6] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+];
+
+/// `ports` and the ports of the proxies in the daemon's environment.
+fn with_proxy_ports(ports: &[u16]) -> Vec<u16> {
+    let mut all = ports.to_vec();
+    for variable in PROXY_VARIABLES {
+        if let Some(port) = std::env::var(variable).ok().as_deref().and_then(proxy_port) {
+            if !all.contains(&port) {
+                all.push(port);
+            }
+        }
+    }
+    all
+}
+
+/// The port of a proxy URL (`http://user:pw@proxy:3128/`, `proxy:3128`),
+/// or its scheme's when it names none.
+fn proxy_port(url: &str) -> Option<u16> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority = rest.split('/').next()?;
+    let host_port = authority.rsplit('@').next()?;
+    match host_port.rsplit_once(':') {
+        // Not the inside of an IPv6 address in brackets.
+        Some((_, port)) if !port.contains(']') => port.parse().ok(),
+        _ => match scheme {
+            "http" => Some(80),
+            "https" => Some(443),
+            "socks5" | "socks5h" | "socks4" => Some(1080),
+            _ => None,
+        },
     }
 }
 
@@ -470,4 +534,76 @@ pub fn run_confined(
     );
     child.wait()?;
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> AppSettings {
+        let cli = <crate::config::Cli as clap::Parser>::parse_from(["appforged"]);
+        crate::config::Settings::from_cli(cli, crate::config::Secrets::default())
+            .expect("default settings")
+            .apps
+    }
+
+    #[test]
+    fn status_says_on_only_what_is_enforced_and_why_the_rest_is_off() {
+        let settings = settings();
+        let on = |p: &Protections, start: &str| {
+            p.list(&settings)
+                .into_iter()
+                .find(|(name, _)| name.starts_with(start))
+                .unwrap_or_else(|| panic!("no {start}"))
+        };
+        // Landlock without network rules, a cgroup without controllers.
+        let old = Protections {
+            landlock_abi: 3,
+            namespaces: true,
+            cgroup_controllers: Some(Vec::new()),
+            ..Protections::default()
+        };
+        let (network, enforced) = on(&old, "network: ");
+        assert!(
+            !enforced && network.contains("this kernel has ABI 3"),
+            "{network}"
+        );
+        assert!(old.missing().unwrap().contains("network rules"));
+        assert!(on(&old, "a cgroup per app").1);
+        let (memory, enforced) = on(&old, "memory per app");
+        assert!(
+            !enforced && memory.contains("no memory controller"),
+            "{memory}"
+        );
+        let (processes, enforced) = on(&old, "processes: ");
+        assert!(
+            enforced && processes.contains("counted by its shim"),
+            "{processes}"
+        );
+        // Everything there.
+        let new = Protections {
+            landlock_abi: 6,
+            namespaces: true,
+            cgroup_controllers: Some(vec!["memory".into(), "cpu".into(), "pids".into()]),
+            ..Protections::default()
+        };
+        assert_eq!(new.missing(), None);
+        assert!(on(&new, "network: ").1);
+        assert!(on(&new, "memory per app").1);
+        assert!(on(&new, "processes: ").0.contains("pids.max"));
+        for (name, enforced) in new.list(&settings).into_iter().chain(old.list(&settings)) {
+            assert!(enforced || name.contains("off:"), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_proxys_port_is_read_from_its_url() {
+        assert_eq!(proxy_port("http://user:pw@proxy.lan:3128/"), Some(3128));
+        assert_eq!(proxy_port("proxy.lan:8080"), Some(8080));
+        assert_eq!(proxy_port("https://proxy.lan"), Some(443));
+        assert_eq!(proxy_port("http://[::1]:3129"), Some(3129));
+        assert_eq!(proxy_port("http://[::1]"), Some(80));
+        assert_eq!(proxy_port("socks5://10.0.0.1"), Some(1080));
+        assert_eq!(proxy_port("ftp://x"), None);
+    }
 }
