@@ -164,8 +164,8 @@ pub struct Cli {
     /// any host (Landlock network rules, Linux 6.7 or later): no other
     /// port, so not the dashboard's, the database's or another app's. DNS
     /// over UDP is not affected.
-    #[arg(long, value_delimiter = ',', default_value = "80,443")]
-    pub app_connect_ports: Vec<u16>,
+    #[arg(long, default_value = "80,443", value_parser = parse_ports)]
+    pub app_connect_ports: ::std::vec::Vec<u16>,
     /// Do not put apps in cgroups of their own, even where the daemon may.
     #[arg(long)]
     pub no_app_cgroups: bool,
@@ -271,6 +271,22 @@ fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
         return Err(bad());
     }
     Ok((first, last))
+}
+
+/// A comma-separated list of TCP ports, as one value (so that a file, the
+/// environment and `--print-config` see it whole); empty: none.
+fn parse_ports(s: &str) -> Result<Vec<u16>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(port),
+            _ => Err(format!(
+                "`{p}` is not a TCP port: write ports from 1 to 65535 separated by commas, \
+                 e.g. 80,443"
+            )),
+        })
+        .collect()
 }
 
 /// How log lines are written.
