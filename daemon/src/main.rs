@@ -85,6 +85,14 @@ fn run(cli: Cli, keys: config::Secrets) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let daemon = state::Daemon::open(&settings).await?;
         let listener = server::bind(&settings)?;
+        // Under the socket's lock, no other daemon checks in these folders.
+        let stale = daemon.supervisor.checker().remove_stale();
+        if stale > 0 {
+            info!(
+                stale,
+                "removed the scratch folders of checks a previous daemon left"
+            );
+        }
         let shutdown = server::shutdown_signal()?;
         info!(
             socket = %settings.socket.display(),

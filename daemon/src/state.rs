@@ -86,7 +86,7 @@ impl Daemon {
             None => tracing::info!(
                 landlock_abi = protections.landlock_abi,
                 cgroups = protections.cgroup_controllers.is_some(),
-                "apps are confined: Landlock, user and PID namespaces, non-dumpable daemon"
+                "apps are confined: Landlock for files and ports, user and PID namespaces, non-dumpable daemon"
             ),
             Some(missing) if settings.apps.require_confinement => {
                 anyhow::bail!("this kernel lacks what --require-confinement asks for: {missing}")

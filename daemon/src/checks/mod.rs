@@ -18,6 +18,7 @@ use appforge_shared::protocol::FileContent;
 use serde::Serialize;
 
 use crate::config::AppSettings;
+use crate::confine::limits;
 use crate::confine::shim::{self, ShimSpec};
 use crate::confine::{self, Protections, Sandbox};
 use crate::projects::{folder, launch, requirements};
@@ -30,6 +31,8 @@ const IMPORT_LIMIT: Duration = Duration::from_secs(60);
 const TESTS_LIMIT: Duration = Duration::from_secs(180);
 /// Most of a failure's output that goes back to the model and the user.
 pub const MAX_ERROR_BYTES: usize = 4000;
+/// How every check's scratch folder is named, a random part following.
+const SCRATCH_PREFIX: &str = "check-";
 /// Cap of each step's log in the scratch folder.
 const STEP_LOG_BYTES: u64 = 1 << 20;
 
@@ -132,6 +135,20 @@ impl Checker {
             protections,
             scratch,
         }
+    }
+
+    /// Removes the scratch folders of checks a daemon killed on its feet
+    /// (kill -9) left behind; call at start, once this daemon holds its
+    /// lock, before any check runs. Returns how many it removed.
+    pub fn remove_stale(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.scratch) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(SCRATCH_PREFIX))
+            .filter(|e| std::fs::remove_dir_all(e.path()).is_ok())
+            .count()
     }
 
     /// Checks `files` step by step, telling `report` of each; returns the
@@ -246,7 +263,11 @@ impl Checker {
             log,
             free_port().map_err(|e| e.to_string())?,
         );
-        match confine::run_confined(&spec, log, limit) {
+        let ran = confine::run_confined(&spec, log, limit);
+        if let Some(why) = limits::take_reason(log.path()) {
+            return Err(format!("it went past a limit: {why}\n{}", relevant(log)));
+        }
+        match ran {
             Ok(Some(status)) if status.success() => Ok(()),
             Ok(Some(status)) => Err(format!("it ended with {status}\n{}", relevant(log))),
             Ok(None) => Err(format!(
@@ -305,7 +326,11 @@ impl Checker {
         // The shim leads its group; its init and the app die with it.
         let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = child.wait();
-        result
+        // A limit the app went past explains the rest.
+        match limits::take_reason(log.path()) {
+            Some(why) => Err(format!("it went past a limit: {why}\n{}", relevant(&log))),
+            None => result,
+        }
     }
 
     fn spec(
@@ -355,7 +380,7 @@ impl Scratch {
     fn make(parent: &Path, files: &[FileContent]) -> Result<Scratch, CheckError> {
         use std::os::unix::fs::DirBuilderExt;
         let broken = |e: std::io::Error| CheckError::Broken(e.to_string());
-        let name = format!("check-{}", hex::encode(rand::random::<[u8; 8]>()));
+        let name = format!("{SCRATCH_PREFIX}{}", hex::encode(rand::random::<[u8; 8]>()));
         let root = parent.join(name);
         let (app, tmp) = (root.join("app"), root.join("tmp"));
         for dir in [&app, &tmp] {

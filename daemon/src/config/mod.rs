@@ -149,10 +149,23 @@ pub struct Cli {
     /// a cgroup per app with the cpu controller (0: no limit).
     #[arg(long, default_value_t = 100)]
     pub app_max_cpu_percent: u32,
-    /// Most processes an app may have at once, where the daemon has a cgroup
-    /// per app with the pids controller (0: no limit).
+    /// Most processes and threads an app (or a check step) may have at
+    /// once (0: no limit): the cgroup's pids.max where the app's cgroup has
+    /// the pids controller, else counted by the app's shim, which stops an
+    /// app past it as failed.
     #[arg(long, default_value_t = 256)]
     pub app_max_processes: u64,
+    /// Most disk space an app's folder and its temporary folder may take
+    /// together, in MiB, measured by its shim every few seconds; an app past
+    /// it is stopped as failed (0: no limit).
+    #[arg(long, default_value_t = 1024)]
+    pub app_max_disk_mib: u64,
+    /// TCP ports apps, check steps and installer steps may connect to, on
+    /// any host (Landlock network rules, Linux 6.7 or later): no other
+    /// port, so not the dashboard's, the database's or another app's. DNS
+    /// over UDP is not affected.
+    #[arg(long, default_value = "80,443", value_parser = parse_ports)]
+    pub app_connect_ports: ::std::vec::Vec<u16>,
     /// Do not put apps in cgroups of their own, even where the daemon may.
     #[arg(long)]
     pub no_app_cgroups: bool,
@@ -258,6 +271,22 @@ fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
         return Err(bad());
     }
     Ok((first, last))
+}
+
+/// A comma-separated list of TCP ports, as one value (so that a file, the
+/// environment and `--print-config` see it whole); empty: none.
+fn parse_ports(s: &str) -> Result<Vec<u16>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(port),
+            _ => Err(format!(
+                "`{p}` is not a TCP port: write ports from 1 to 65535 separated by commas, \
+                 e.g. 80,443"
+            )),
+        })
+        .collect()
 }
 
 /// How log lines are written.
@@ -391,8 +420,12 @@ pub struct AppSettings {
     pub install_timeout: Duration,
     /// cpu.max of apps' cgroups in percent of a core, if any.
     pub max_cpu_percent: Option<u32>,
-    /// pids.max of apps' cgroups, if any.
+    /// Most tasks of an app: pids.max of its cgroup, or its shim's count.
     pub max_processes: Option<u64>,
+    /// Most bytes an app's folder and temporary folder may take together.
+    pub max_disk_bytes: Option<u64>,
+    /// TCP ports apps and installers may connect to.
+    pub connect_ports: Vec<u16>,
     /// Whether apps may get cgroups of their own.
     pub cgroups: bool,
     /// Whether apps may get namespaces of their own.
@@ -711,6 +744,8 @@ impl Settings {
             install_timeout: seconds(cli.install_timeout, "install-timeout")?,
             max_cpu_percent: (cli.app_max_cpu_percent > 0).then_some(cli.app_max_cpu_percent),
             max_processes: (cli.app_max_processes > 0).then_some(cli.app_max_processes),
+            max_disk_bytes: (cli.app_max_disk_mib > 0).then(|| cli.app_max_disk_mib * 1024 * 1024),
+            connect_ports: cli.app_connect_ports.clone(),
             cgroups: !cli.no_app_cgroups,
             namespaces: !cli.no_app_namespaces,
             guarded: [Some(data_dir.clone()), socket.parent().map(PathBuf::from)]

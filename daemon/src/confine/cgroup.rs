@@ -34,6 +34,9 @@ pub struct CgroupLimits {
 #[derive(Debug, Clone)]
 pub struct Cgroups {
     apps: PathBuf,
+    /// The folder above `apps` when the daemon made it (in the root
+    /// cgroup), to be removed with it.
+    made_base: Option<PathBuf>,
     /// `apps` as /proc/PID/cgroup names it, with a trailing slash.
     relative: String,
     controllers: Vec<String>,
@@ -51,17 +54,18 @@ impl Cgroups {
         // Elsewhere apps still get cgroup.kill, without limits; turning
         // controllers on under the daemon would stop systemd from starting
         // it again in its own cgroup.
-        let (base, limits) = if own == "/" {
+        let (base, limits, made_base) = if own == "/" {
             let base = mount.join(format!("appforge-{tag}"));
             make_dir(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
-            (base, true)
+            (base.clone(), true, Some(base))
         } else if own_dir.file_name().is_some_and(|n| n == "daemon") {
             (
                 own_dir.parent().map_or(own_dir.clone(), Path::to_path_buf),
                 true,
+                None,
             )
         } else {
-            (own_dir.clone(), false)
+            (own_dir.clone(), false, None)
         };
         let controllers = if limits {
             enable_controllers(&base)
@@ -95,9 +99,19 @@ impl Cgroups {
             .map_err(|_| "the apps' cgroup is outside the hierarchy".to_string())?;
         Ok(Cgroups {
             apps,
+            made_base,
             relative,
             controllers,
         })
+    }
+
+    /// Removes, on the daemon's exit, every cgroup of the subtree that no
+    /// process holds: each app's that has ended, then `apps/` and the
+    /// folder the daemon made above it once they are empty. Those of apps
+    /// left running for the next daemon stay, and so does what holds them
+    /// (a populated cgroup cannot be removed). Returns how many it removed.
+    pub fn remove_unused(&self) -> usize {
+        remove_empty_tree(&self.apps, self.made_base.as_deref())
     }
 
     /// The controllers apps are limited by.
@@ -175,6 +189,32 @@ pub fn read_counter(file: &File) -> Option<u64> {
     std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
+/// Removes the empty folders (cgroups) directly in `apps`, then `apps`,
+/// then `base` if given; cgroup files cannot be deleted and go with their
+/// folder. Stops at the first that is still in use.
+fn remove_empty_tree(apps: &Path, base: Option<&Path>) -> usize {
+    let mut removed = 0;
+    if let Ok(entries) = std::fs::read_dir(apps) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir())
+                && std::fs::remove_dir(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    if std::fs::remove_dir(apps).is_err() {
+        return removed;
+    }
+    removed += 1;
+    if let Some(base) = base {
+        if std::fs::remove_dir(base).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 fn make_dir(dir: &Path) -> io::Result<()> {
     match std::fs::create_dir(dir) {
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
@@ -215,6 +255,25 @@ fn own_cgroup() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unused_cgroups_are_removed_and_those_in_use_kept() {
+        // Plain folders stand in for cgroups: removable once empty.
+        let root = tempfile::tempdir().expect("temporary folder");
+        let base = root.path().join("appforge-tag");
+        let apps = base.join("apps");
+        for app in ["project_1", "project_2"] {
+            std::fs::create_dir_all(apps.join(app)).expect("mkdir");
+        }
+        // An app left running: its cgroup cannot go, nor what holds it.
+        std::fs::write(apps.join("project_2/cgroup.procs"), "42").expect("write");
+        assert_eq!(remove_empty_tree(&apps, Some(&base)), 1);
+        assert!(!apps.join("project_1").exists());
+        assert!(apps.join("project_2").exists());
+        std::fs::remove_file(apps.join("project_2/cgroup.procs")).expect("rm");
+        assert_eq!(remove_empty_tree(&apps, Some(&base)), 3);
+        assert!(!base.exists());
+    }
 
     #[test]
     fn a_counter_file_is_read_afresh_from_its_start() {

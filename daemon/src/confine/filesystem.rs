@@ -148,18 +148,26 @@ pub enum Enforced {
     Not,
 }
 
-/// Confines this process (and what it runs) to the given paths. Called in
-/// the app's process just before it runs Python.
+/// Confines this process (and what it runs) to the given paths, to
+/// listening on `bind_port` (when given) and to connecting over TCP to
+/// `connect_ports` alone. Called in the app's process just before it runs
+/// Python.
 pub fn restrict(
     read_write: &[PathBuf],
     read_only: &[PathBuf],
     bind_port: Option<u16>,
+    connect_ports: &[u16],
 ) -> Result<Enforced, String> {
     let rw = AccessFs::from_all(ABI_USED);
     let ro = AccessFs::from_read(ABI_USED);
     let ports: Vec<Result<NetPort, RulesetError>> = bind_port
         .map(|port| Ok(NetPort::new(port, AccessNet::BindTcp)))
         .into_iter()
+        .chain(
+            connect_ports
+                .iter()
+                .map(|&port| Ok(NetPort::new(port, AccessNet::ConnectTcp))),
+        )
         .collect();
     let status = Ruleset::default()
         .handle_access(rw)
@@ -168,6 +176,9 @@ pub fn restrict(
             Some(_) => r.handle_access(AccessNet::BindTcp),
             None => Ok(r),
         })
+        // Every TCP port on every host (the loopback's too: the dashboard,
+        // metrics, a database, other apps) is closed but the allowed ones.
+        .and_then(|r| r.handle_access(AccessNet::ConnectTcp))
         .and_then(|r| r.scope(Scope::from_all(ABI_USED)))
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(ports))

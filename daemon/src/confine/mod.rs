@@ -12,7 +12,13 @@
 //!   libraries read-only, nothing else; Landlock also keeps it from
 //!   ptrace-style access (`/proc/<pid>/environ`, `/proc/<pid>/mem`) to any
 //!   process outside its sandbox;
-//! - sets its resource limits (open files, address space, file size).
+//! - confines its network with Landlock too: it listens on its own port
+//!   only and connects over TCP only to the allowed ports, so not to the
+//!   dashboard, the database or another app;
+//! - sets its resource limits (open files, address space, file size), and
+//!   holds it to those no kernel mechanism enforces here without root
+//!   ([`limits`]: its processes without a pids controller, the disk its
+//!   folders take), ending it `failed` with the reason past one.
 //!
 //! The daemon itself is non-dumpable, so its `/proc` entries are closed to
 //! its children, and refuses socket clients that descend from it.
@@ -23,6 +29,7 @@
 
 pub mod cgroup;
 pub mod filesystem;
+pub mod limits;
 pub mod shim;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +42,8 @@ use crate::config::AppSettings;
 /// The oldest Landlock ABI that counts as confinement: before 3, an app
 /// could still truncate any file it could open for reading.
 pub const MIN_LANDLOCK_ABI: u32 = 3;
+/// The first Landlock ABI with network rules (TCP bind and connect).
+pub const MIN_LANDLOCK_NET_ABI: u32 = 4;
 
 /// What the kernel lets the daemon do to confine apps.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,29 +91,174 @@ impl Protections {
         }
     }
 
-    /// The protections as `status` lists them: name, and whether it is on.
-    pub fn list(&self) -> Vec<(String, bool)> {
+    /// Whether the apps' cgroups have the controller `name`.
+    pub fn has_controller(&self, name: &str) -> bool {
+        self.cgroup_controllers
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|x| x == name))
+    }
+
+    /// Whether Landlock can confine apps' TCP ports.
+    pub fn network_rules(&self) -> bool {
+        self.landlock_abi >= MIN_LANDLOCK_NET_ABI
+    }
+
+    /// The protections and limits as `status` lists them: name, and
+    /// whether it is enforced here; an off one says why.
+    pub fn list(&self, settings: &AppSettings) -> Vec<(String, bool)> {
+        const MIB: u64 = 1024 * 1024;
+        let ports = match settings.connect_ports.as_slice() {
+            [] => "to no TCP port".to_string(),
+            ports => format!(
+                "only to TCP port{} {}",
+                if ports.len() == 1 { "" } else { "s" },
+                ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let network = if self.network_rules() {
+            format!(
+                "network: apps, checks and installers connect {ports}; an app listens on its \
+                 own port only"
+            )
+        } else {
+            format!(
+                "network: apps may connect to any TCP port, the dashboard's and other apps' \
+                 too (off: needs Landlock ABI {MIN_LANDLOCK_NET_ABI}, Linux 6.7; this kernel \
+                 has ABI {})",
+                self.landlock_abi
+            )
+        };
+        let no_controller = |c: &str| match &self.cgroup_controllers {
+            Some(_) => format!("the apps' cgroups have no {c} controller here"),
+            None => format!(
+                "no cgroup per app: {}",
+                self.cgroup_error.as_deref().unwrap_or("not delegated")
+            ),
+        };
+        // A limit by a cgroup controller: on where the controller is.
+        let by_controller =
+            |what: &str, controller: &str, value: Option<String>, flag: &str| match value {
+                None => (format!("{what} (off: {flag} 0)"), false),
+                Some(v) if self.has_controller(controller) => (format!("{what}: {v}"), true),
+                Some(_) => (
+                    format!("{what} (off: {})", no_controller(controller)),
+                    false,
+                ),
+            };
+        let processes = match settings.max_processes {
+            None => (
+                "processes per app (off: --app-max-processes 0)".to_string(),
+                false,
+            ),
+            Some(n) if self.has_controller("pids") => (
+                format!("processes: at most {n} tasks per app (cgroup pids.max)"),
+                true,
+            ),
+            Some(n) => (
+                format!(
+                    "processes: at most {n} tasks per app and check step, counted by its shim \
+                     ({}); past it the app ends failed",
+                    no_controller("pids")
+                ),
+                true,
+            ),
+        };
+        let disk = match settings.max_disk_bytes {
+            None => (
+                "disk per app (off: --app-max-disk-mib 0)".to_string(),
+                false,
+            ),
+            Some(bytes) => (
+                format!(
+                    "disk: at most {} MiB per app's folder and temporary folder together, \
+                     measured by its shim; past it the app ends failed",
+                    bytes / MIB
+                ),
+                true,
+            ),
+        };
         vec![
             (
                 match self.landlock_abi {
-                    0 => "landlock file confinement".to_string(),
-                    abi => format!("landlock file confinement (ABI {abi})"),
+                    abi if abi >= MIN_LANDLOCK_ABI => {
+                        format!("landlock file confinement (ABI {abi})")
+                    }
+                    abi => format!(
+                        "landlock file confinement (off: needs ABI {MIN_LANDLOCK_ABI}, Linux \
+                         6.2; this kernel has ABI {abi})"
+                    ),
                 },
                 self.landlock_abi >= MIN_LANDLOCK_ABI,
             ),
+            (network, self.network_rules()),
             (
-                "user and PID namespaces (an app's processes end with it)".to_string(),
+                match self.namespaces {
+                    true => "user and PID namespaces (an app's processes end with it)".to_string(),
+                    false => format!(
+                        "user and PID namespaces (off: {})",
+                        self.namespaces_error.as_deref().unwrap_or("not allowed")
+                    ),
+                },
                 self.namespaces,
             ),
-            (
-                match &self.cgroup_controllers {
-                    Some(c) if !c.is_empty() => {
-                        format!("a cgroup per app, limiting {}", c.join(", "))
-                    }
-                    _ => "a cgroup per app".to_string(),
-                },
-                self.cgroup_controllers.is_some(),
+            match &self.cgroup_controllers {
+                Some(_) => (
+                    "a cgroup per app (every process it starts is killed with it)".to_string(),
+                    true,
+                ),
+                None => (
+                    format!(
+                        "a cgroup per app (off: {})",
+                        self.cgroup_error.as_deref().unwrap_or("not delegated")
+                    ),
+                    false,
+                ),
+            },
+            by_controller(
+                "memory per app",
+                "memory",
+                settings
+                    .max_memory
+                    .map(|b| format!("at most {} MiB (cgroup memory.max)", b / MIB)),
+                "--app-max-memory-mib",
             ),
+            by_controller(
+                "CPU per app",
+                "cpu",
+                settings
+                    .max_cpu_percent
+                    .map(|p| format!("at most {p}% of a core (cgroup cpu.max)")),
+                "--app-max-cpu-percent",
+            ),
+            processes,
+            disk,
+            match settings.max_memory {
+                Some(b) => (
+                    format!(
+                        "address space: at most {} MiB per process (RLIMIT_AS)",
+                        b / MIB
+                    ),
+                    true,
+                ),
+                None => (
+                    "address space per process (off: --app-max-memory-mib 0)".to_string(),
+                    false,
+                ),
+            },
+            match settings.max_file_bytes {
+                Some(b) => (
+                    format!("file size: at most {} MiB per file (RLIMIT_FSIZE)", b / MIB),
+                    true,
+                ),
+                None => (
+                    "file size per file (off: --app-max-file-mib 0)".to_string(),
+                    false,
+                ),
+            },
             ("non-dumpable daemon".to_string(), true),
             ("socket refuses supervised apps".to_string(), true),
             ("log cap held by each app's log process".to_string(), true),
@@ -118,6 +272,13 @@ impl Protections {
             missing.push(format!(
                 "Landlock ABI {MIN_LANDLOCK_ABI} or later, Linux 6.2 (this kernel has {}; apps could \
                  read, or truncate, every file their user can)",
+                self.landlock_abi
+            ));
+        }
+        if !self.network_rules() {
+            missing.push(format!(
+                "Landlock ABI {MIN_LANDLOCK_NET_ABI} or later, Linux 6.7, for network rules (this \
+                 kernel has {}; apps could connect to the dashboard, the database and other apps)",
                 self.landlock_abi
             ));
         }
@@ -205,6 +366,15 @@ pub struct Sandbox {
     pub address_space: Option<u64>,
     /// RLIMIT_FSIZE in bytes, if any: no single file fills the disk.
     pub file_size: Option<u64>,
+    /// The TCP ports it may connect to (Landlock network rules).
+    #[serde(default)]
+    pub connect_ports: Vec<u16>,
+    /// Most tasks, counted by the shim (no pids controller does it).
+    #[serde(default)]
+    pub max_tasks: Option<u64>,
+    /// Most bytes its read-write folders may take, measured by the shim.
+    #[serde(default)]
+    pub max_disk: Option<u64>,
 }
 
 impl Sandbox {
@@ -223,6 +393,9 @@ impl Sandbox {
         let mut read_only = filesystem::system_paths();
         read_only.push(env_root.to_path_buf());
         read_only.extend(filesystem::interpreter_paths(&settings.python));
+        // pids.max holds the count where the app's cgroup has the
+        // controller; elsewhere its shim counts.
+        let pids_in_cgroup = cgroup.is_some() && protections.has_controller("pids");
         Sandbox {
             read_write: vec![dir.to_path_buf(), tmp.to_path_buf()],
             read_only: filesystem::without_guarded(read_only, &settings.guarded),
@@ -233,13 +406,16 @@ impl Sandbox {
             open_files: settings.max_files,
             address_space: settings.max_memory,
             file_size: settings.max_file_bytes,
+            connect_ports: settings.connect_ports.clone(),
+            max_tasks: settings.max_processes.filter(|_| !pids_in_cgroup),
+            max_disk: settings.max_disk_bytes,
         }
     }
 
     /// The sandbox of an installer step (venv, pip, uv): a package's build
-    /// code runs here, chosen by a model, so it gets what an app gets plus
-    /// the network: the environment being built, a
-    /// private temporary folder, and read-only the interpreters and tools.
+    /// code runs here, chosen by a model, so it gets what an app gets: the
+    /// environment being built and a private temporary folder, read-only
+    /// the interpreters and tools, and the same outbound ports.
     pub fn for_installer(
         protections: &Protections,
         settings: &AppSettings,
@@ -260,7 +436,54 @@ impl Sandbox {
             open_files: 1024,
             address_space: None,
             file_size: None,
+            // Packages come from an index on these ports like anything else
+            // an app fetches, or through the proxy the daemon was given; the
+            // daemon's own ports stay out of reach.
+            connect_ports: with_proxy_ports(&settings.connect_ports),
+            max_tasks: None,
+            max_disk: None,
         }
+    }
+}
+
+/// The variables that name a proxy installers are handed.
+const PROXY_VARIABLES: [&str; 6] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+];
+
+/// `ports` and the ports of the proxies in the daemon's environment.
+fn with_proxy_ports(ports: &[u16]) -> Vec<u16> {
+    let mut all = ports.to_vec();
+    for variable in PROXY_VARIABLES {
+        if let Some(port) = std::env::var(variable).ok().as_deref().and_then(proxy_port) {
+            if !all.contains(&port) {
+                all.push(port);
+            }
+        }
+    }
+    all
+}
+
+/// The port of a proxy URL (`http://user:pw@proxy:3128/`, `proxy:3128`),
+/// or its scheme's when it names none.
+fn proxy_port(url: &str) -> Option<u16> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let authority = rest.split('/').next()?;
+    let host_port = authority.rsplit('@').next()?;
+    match host_port.rsplit_once(':') {
+        // Not the inside of an IPv6 address in brackets.
+        Some((_, port)) if !port.contains(']') => port.parse().ok(),
+        _ => match scheme {
+            "http" => Some(80),
+            "https" => Some(443),
+            "socks5" | "socks5h" | "socks4" => Some(1080),
+            _ => None,
+        },
     }
 }
 
@@ -311,4 +534,76 @@ pub fn run_confined(
     );
     child.wait()?;
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> AppSettings {
+        let cli = <crate::config::Cli as clap::Parser>::parse_from(["appforged"]);
+        crate::config::Settings::from_cli(cli, crate::config::Secrets::default())
+            .expect("default settings")
+            .apps
+    }
+
+    #[test]
+    fn status_says_on_only_what_is_enforced_and_why_the_rest_is_off() {
+        let settings = settings();
+        let on = |p: &Protections, start: &str| {
+            p.list(&settings)
+                .into_iter()
+                .find(|(name, _)| name.starts_with(start))
+                .unwrap_or_else(|| panic!("no {start}"))
+        };
+        // Landlock without network rules, a cgroup without controllers.
+        let old = Protections {
+            landlock_abi: 3,
+            namespaces: true,
+            cgroup_controllers: Some(Vec::new()),
+            ..Protections::default()
+        };
+        let (network, enforced) = on(&old, "network: ");
+        assert!(
+            !enforced && network.contains("this kernel has ABI 3"),
+            "{network}"
+        );
+        assert!(old.missing().unwrap().contains("network rules"));
+        assert!(on(&old, "a cgroup per app").1);
+        let (memory, enforced) = on(&old, "memory per app");
+        assert!(
+            !enforced && memory.contains("no memory controller"),
+            "{memory}"
+        );
+        let (processes, enforced) = on(&old, "processes: ");
+        assert!(
+            enforced && processes.contains("counted by its shim"),
+            "{processes}"
+        );
+        // Everything there.
+        let new = Protections {
+            landlock_abi: 6,
+            namespaces: true,
+            cgroup_controllers: Some(vec!["memory".into(), "cpu".into(), "pids".into()]),
+            ..Protections::default()
+        };
+        assert_eq!(new.missing(), None);
+        assert!(on(&new, "network: ").1);
+        assert!(on(&new, "memory per app").1);
+        assert!(on(&new, "processes: ").0.contains("pids.max"));
+        for (name, enforced) in new.list(&settings).into_iter().chain(old.list(&settings)) {
+            assert!(enforced || name.contains("off:"), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_proxys_port_is_read_from_its_url() {
+        assert_eq!(proxy_port("http://user:pw@proxy.lan:3128/"), Some(3128));
+        assert_eq!(proxy_port("proxy.lan:8080"), Some(8080));
+        assert_eq!(proxy_port("https://proxy.lan"), Some(443));
+        assert_eq!(proxy_port("http://[::1]:3129"), Some(3129));
+        assert_eq!(proxy_port("http://[::1]"), Some(80));
+        assert_eq!(proxy_port("socks5://10.0.0.1"), Some(1080));
+        assert_eq!(proxy_port("ftp://x"), None);
+    }
 }

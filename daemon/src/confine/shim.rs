@@ -39,7 +39,7 @@ use nix::unistd::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{filesystem, Protections, Sandbox};
+use super::{filesystem, limits, Protections, Sandbox};
 use crate::supervisor::logfile::{LogFiles, LogWriter};
 use crate::supervisor::procfs;
 
@@ -299,7 +299,18 @@ fn serve() -> Result<std::convert::Infallible, String> {
     };
     drop(out_write);
     drop(status_write);
-    let init_status = pump(init, &signals, &out_read, &mut log)?;
+    let mut guard = LimitGuard {
+        watch: limits::Watch::new(
+            spec.sandbox.max_tasks,
+            spec.sandbox.max_disk,
+            spec.sandbox.read_write.clone(),
+        ),
+        log: spec.log.clone(),
+        namespaces,
+        tripped: false,
+    };
+    let init_status = pump(init, &signals, &out_read, &mut log, &mut guard)?;
+    guard.last_check(&mut log);
     let mut told = Vec::new();
     let _ = std::fs::File::from(status_read).read_to_end(&mut told);
     let outcome = Outcome::decode(&told).unwrap_or(match init_status {
@@ -317,6 +328,7 @@ fn pump(
     signals: &SigSet,
     output: &OwnedFd,
     log: &mut LogWriter,
+    guard: &mut LimitGuard,
 ) -> Result<WaitStatus, String> {
     let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| format!("signalfd: {e}"))?;
@@ -334,7 +346,7 @@ fn pump(
         }
         let timeout = match ended {
             Some(_) => PollTimeout::from(100u16),
-            None => PollTimeout::NONE,
+            None => guard.timeout(),
         };
         let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
         if output_open {
@@ -376,6 +388,85 @@ fn pump(
                 None => {}
             }
         }
+        if ended.is_none() {
+            guard.enforce(init, log);
+        }
+    }
+}
+
+/// The limits the shim holds the app to itself ([`limits`]), and how it
+/// stops an app past one.
+struct LimitGuard {
+    watch: limits::Watch,
+    /// The app's log, beside which the reason is recorded.
+    log: PathBuf,
+    namespaces: bool,
+    /// Whether the app was stopped for a limit already.
+    tripped: bool,
+}
+
+impl LimitGuard {
+    /// How long `poll` may wait before the next measure is due.
+    fn timeout(&self) -> PollTimeout {
+        match self.watch.due_in().filter(|_| !self.tripped) {
+            Some(left) => PollTimeout::from(u16::try_from(left.as_millis()).unwrap_or(u16::MAX)),
+            None => PollTimeout::NONE,
+        }
+    }
+
+    /// Once the app has ended: the disk measure once more.
+    fn last_check(&mut self, log: &mut LogWriter) {
+        if self.tripped {
+            return;
+        }
+        if let Some(reason) = self.watch.last_check() {
+            self.tripped = true;
+            let _ = limits::record_reason(&self.log, &reason);
+            let _ =
+                log.write(format!("[appforge] the app went past a limit: {reason}\n").as_bytes());
+        }
+    }
+
+    /// Measures what is due; past a limit, records why, says so in the log
+    /// and kills the app with every process it started.
+    fn enforce(&mut self, init: Pid, log: &mut LogWriter) {
+        if self.tripped || self.watch.due_in().is_none_or(|d| !d.is_zero()) {
+            return;
+        }
+        let Some(reason) = self.watch.check(init.as_raw()) else {
+            return;
+        };
+        self.tripped = true;
+        // The record first: whoever sees the app end finds the reason.
+        let _ = limits::record_reason(&self.log, &reason);
+        let _ = log.write(format!("[appforge] the app went past a limit: {reason}\n").as_bytes());
+        if self.namespaces {
+            // Init is PID 1 of the app's namespace: the kernel kills every
+            // other process of the namespace with it.
+            let _ = kill(init, Signal::SIGKILL);
+            return;
+        }
+        // Without a namespace: the tree below init is stopped first, pass
+        // after pass until no new process shows (a stopped one cannot
+        // fork), then killed.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let fresh: Vec<i32> = procfs::tree_pids(init.as_raw())
+                .into_iter()
+                .skip(1)
+                .filter(|pid| seen.insert(*pid))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for pid in fresh {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGSTOP);
+            }
+        }
+        for pid in seen {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = kill(init, Signal::SIGKILL);
     }
 }
 
@@ -571,6 +662,16 @@ fn exec_app(spec: &ShimSpec, namespaces: bool, init: Pid, output: OwnedFd) -> ! 
         (Resource::RLIMIT_AS, sandbox.address_space),
         (Resource::RLIMIT_FSIZE, sandbox.file_size),
     ];
+    // In the app's own user namespace the kernel counts its processes apart
+    // from the rest of its user's, so RLIMIT_NPROC is a hard stop between
+    // two counts of the shim (never for root, which it exempts). It is set
+    // just past the shim's limit, the shim and init included, so that the
+    // shim still sees the app go past it and ends it failed.
+    let nproc = sandbox
+        .max_tasks
+        .filter(|_| namespaces && !nix::unistd::getuid().is_root())
+        .map(|max| max + 3);
+    let limits = limits.into_iter().chain([(Resource::RLIMIT_NPROC, nproc)]);
     for (resource, limit) in limits {
         if let Some(limit) = limit {
             if let Err(e) = setrlimit(resource, limit, limit) {
@@ -582,7 +683,12 @@ fn exec_app(spec: &ShimSpec, namespaces: bool, init: Pid, output: OwnedFd) -> ! 
         fail(format!("cannot enter {}: {e}", spec.dir.display()));
     }
     if sandbox.landlock {
-        match filesystem::restrict(&sandbox.read_write, &sandbox.read_only, sandbox.bind_port) {
+        match filesystem::restrict(
+            &sandbox.read_write,
+            &sandbox.read_only,
+            sandbox.bind_port,
+            &sandbox.connect_ports,
+        ) {
             Ok(filesystem::Enforced::Not) => {
                 fail("Landlock is not enforced by this kernel; the app was not started".into())
             }

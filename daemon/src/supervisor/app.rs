@@ -21,6 +21,7 @@ use super::runs;
 use super::scheduler::{self, ProbeResult, Scheduler};
 use crate::config::AppSettings;
 use crate::confine::cgroup::{CgroupLimits, Cgroups};
+use crate::confine::limits;
 use crate::confine::shim::{self, ShimSpec};
 use crate::confine::{Protections, Sandbox};
 use crate::db::hosts::Fence;
@@ -191,7 +192,7 @@ pub async fn supervise(
             exit = wait_exit(task.proc.as_ref()) => {
                 let state = machine.state();
                 let proc = task.proc.take().expect("an exit needs a process");
-                Event::Exited(task.ended(&proc, state, exit).await)
+                task.ended(&proc, state, exit).await
             }
             Some(StopCommand(done)) = commands.recv() => {
                 task.stopped.push(done);
@@ -375,8 +376,8 @@ impl Task<'_> {
     }
 
     /// Records how a process ended, reaps it and whatever it left, and
-    /// says how it ended in words.
-    async fn ended(&mut self, proc: &Proc, state: State, exit: std::io::Result<()>) -> String {
+    /// says how it ended: past a limit its shim holds, or how, in words.
+    async fn ended(&mut self, proc: &Proc, state: State, exit: std::io::Result<()>) -> Event {
         let cfg = self.cfg;
         let info = reap(proc, exit);
         let described = describe(info.as_ref());
@@ -405,7 +406,11 @@ impl Task<'_> {
         let _ = cfg
             .log
             .note(&format!("[appforge] pid {} {described}", proc.pid()));
-        described
+        // Read also for an adopted app: its shim wrote it whoever watched.
+        match limits::take_reason(cfg.log.path()) {
+            Some(why) => Event::OverLimit(why),
+            None => Event::Exited(described),
+        }
     }
 }
 
@@ -521,6 +526,8 @@ async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
         ),
     };
     tracing::debug!(project_id = cfg.project_id, sandbox = ?spec.sandbox, "starting app");
+    // A reason left by an earlier run is not this run's.
+    limits::clear_reason(cfg.log.path());
     // What the shim itself says goes to the app's log too.
     let shim_errors = cfg
         .log

@@ -14,6 +14,8 @@
 //! | running | answered | running | |
 //! | running | probe failed | running, or unhealthy at the limit | (stop probing, kill) |
 //! | starting, running, unhealthy | exited | backoff, or failed in a crash loop | stop probing, restart in / finish |
+//! | starting, running, unhealthy | over limit | failed | stop probing, finish |
+//! | stopping | over limit | stopped | finish |
 //! | starting, running, unhealthy | stop | stopping | stop probing, terminate |
 //! | stopping | exited | stopped | finish |
 //! | backoff | backoff over | starting | spawn, probe quickly |
@@ -94,6 +96,9 @@ pub enum Event {
     Stop,
     /// The wait before a restart is over.
     BackoffOver,
+    /// The process ended because it went past a limit (processes, disk);
+    /// why, in words. Starting it again would only do the same.
+    OverLimit(String),
 }
 
 /// How often the scheduler probes an app.
@@ -202,6 +207,7 @@ pub fn allowed(state: State, event: &Event) -> bool {
         (S::Starting, E::Answered | E::ProbeFailed | E::StartDeadline | E::StartFailed(_)) => true,
         (S::Running, E::Answered | E::ProbeFailed) => true,
         (S::Starting | S::Running | S::Unhealthy | S::Stopping, E::Exited(_)) => true,
+        (S::Starting | S::Running | S::Unhealthy | S::Stopping, E::OverLimit(_)) => true,
         (S::Starting | S::Running | S::Unhealthy, E::Stop) => true,
         (S::Backoff, E::BackoffOver | E::Stop) => true,
         // Under way when the state moved on: taken, and nothing changes.
@@ -287,7 +293,14 @@ pub fn next(
             m.state = S::Stopping;
             vec![Effect::StopProbing, Effect::Terminate]
         }
-        (S::Stopping, E::Exited(_)) => {
+        (S::Starting | S::Running | S::Unhealthy, E::OverLimit(why)) => {
+            m.state = S::Failed;
+            m.killed_because = None;
+            m.last_exit = Some(why.clone());
+            m.failure = Some(format!("it went past a limit: {why}"));
+            vec![Effect::StopProbing, Effect::Finish]
+        }
+        (S::Stopping, E::Exited(_) | E::OverLimit(_)) => {
             m.state = S::Stopped;
             vec![Effect::Finish]
         }
@@ -356,6 +369,7 @@ mod tests {
             Event::Exited("exited with code 1".into()),
             Event::Stop,
             Event::BackoffOver,
+            Event::OverLimit("too many processes".into()),
         ]
     }
 
@@ -502,6 +516,26 @@ mod tests {
     }
 
     #[test]
+    fn an_app_past_a_limit_fails_with_the_reason_and_is_not_restarted() {
+        let now = Instant::now();
+        let why = "it ran more than 64 processes and threads and was stopped";
+        for events in [vec![], vec![Event::Answered]] {
+            let (m, _) = run(events, now);
+            let (m, effects) = next(&m, Event::OverLimit(why.into()), now).unwrap();
+            assert_eq!(m.state(), State::Failed);
+            assert_eq!(effects, vec![Effect::StopProbing, Effect::Finish]);
+            assert_eq!(m.last_exit(), Some(why));
+            assert!(m.failure().unwrap().contains(why), "{:?}", m.failure());
+            assert_eq!(m.restarts(), 0);
+        }
+        // Asked to stop meanwhile: it is stopped, as asked.
+        let (m, _) = run(vec![Event::Answered, Event::Stop], now);
+        let (m, effects) = next(&m, Event::OverLimit(why.into()), now).unwrap();
+        assert_eq!(m.state(), State::Stopped);
+        assert_eq!(effects, vec![Effect::Finish]);
+    }
+
+    #[test]
     fn the_table_refuses_everything_else_and_changes_nothing() {
         let allowed_pairs = [
             (State::Starting, "StartFailed"),
@@ -529,6 +563,10 @@ mod tests {
             (State::Stopping, "ProbeFailed"),
             (State::Stopping, "StartDeadline"),
             (State::Stopping, "Exited"),
+            (State::Starting, "OverLimit"),
+            (State::Running, "OverLimit"),
+            (State::Unhealthy, "OverLimit"),
+            (State::Stopping, "OverLimit"),
         ];
         let mut refused = 0;
         for state in ALL_STATES {
@@ -554,6 +592,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(refused, 7 * 7 - allowed_pairs.len());
+        assert_eq!(refused, 7 * 8 - allowed_pairs.len());
     }
 }

@@ -1181,10 +1181,15 @@ impl Supervisor {
     }
 
     /// On daemon exit: stop every app when configured to; otherwise leave
-    /// them running for the next daemon to adopt. Then the host claim is
-    /// given up, so that daemon need not wait for its lease.
+    /// them running for the next daemon to adopt. Either way, the cgroups
+    /// no app holds any more are removed, and the host claim is given up,
+    /// so the next daemon need not wait for its lease.
     pub async fn shutdown(&self) {
         self.stop_all_on_exit().await;
+        if let Some(cgroups) = &self.cgroups {
+            let removed = cgroups.remove_unused();
+            tracing::debug!(removed, "removed the cgroups no app holds");
+        }
         self.hosts.release().await;
     }
 

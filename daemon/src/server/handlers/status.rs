@@ -51,7 +51,7 @@ pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
         protections: daemon
             .supervisor
             .protections()
-            .list()
+            .list(&settings.apps)
             .into_iter()
             .map(|(name, on)| Protection { name, on })
             .collect(),
