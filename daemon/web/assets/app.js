@@ -868,7 +868,7 @@ async function route() {
     document.title = "Sign in · appforge";
     showView("signin");
     setStatus("Not signed in: run `appforge dashboard` in a terminal.");
-    focusView("signin-how");
+    focusView();
     return;
   }
   const project = hash.match(/^#\/projects\/(\d+)$/);
@@ -1887,13 +1887,18 @@ function wire() {
 async function start() {
   takeLinkToken();
   wire();
-  try {
-    const reply = await call("Whoami");
-    const user = unpack(reply, "User");
-    state.user = { email: user.email };
-  } catch (err) {
-    if (!codeIs(err, "unauthenticated")) fail(err);
-    state.user = null;
+  // Without a token from a sign-in link the page is signed out: no request
+  // could be answered.
+  if (storedToken()) {
+    try {
+      const reply = await call("Whoami");
+      const user = unpack(reply, "User");
+      state.user = { email: user.email };
+    } catch (err) {
+      if (codeIs(err, "unauthenticated")) storeToken("");
+      else fail(err);
+      state.user = null;
+    }
   }
   renderUser();
   await route();
