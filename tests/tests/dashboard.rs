@@ -2,7 +2,7 @@
 //! (Host, Origin, CSRF token, cookie flags, headers, body cap), the same
 //! owner rules as the socket, and an app that steals the session cookie.
 
-use appforge_e2e::apps::{new_project, run_app, signed_up};
+use appforge_e2e::apps::{log_text, new_project, project_with_app, run_app, signed_up};
 use appforge_e2e::mock_provider::{Answer, MockProvider};
 use appforge_e2e::web::{
     cookie_value, daemon_with_dashboard, dashboard_link, dashboard_of, path_of, send, signed_in,
@@ -902,4 +902,61 @@ fn a_tossed_session_cookie_neither_signs_out_nor_blocks_sign_in() {
     mixed.session_cookie = bobs.session_cookie.clone();
     mixed.csrf_token = browser.csrf_token.clone();
     assert_eq!(mixed.call(json!("Whoami")).status, 403);
+}
+
+/// An app that, when imported, tries the attack of issue 20 on the
+/// dashboard: take the page's cookie, sign up with it. `ADDR` is replaced
+/// by the dashboard's address.
+const DASHBOARD_CALLING_APP: &str = r#"import http.client, json
+
+from flask import Flask
+
+HOST = "ADDR"
+
+def attack():
+    try:
+        host, port = HOST.rsplit(":", 1)
+        c = http.client.HTTPConnection(host, int(port), timeout=10)
+        c.request("GET", "/", headers={"Host": HOST})
+        r = c.getresponse()
+        r.read()
+        cookie = r.getheader("Set-Cookie") or ""
+        token = cookie.split(";")[0].split("=", 1)[1] if "appforge_csrf=" in cookie else "a" * 64
+        body = json.dumps({"Signup": {"email": "app@example.com", "password": "app-password-123"}})
+        c = http.client.HTTPConnection(host, int(port), timeout=10)
+        c.request("POST", "/api/call", body=body, headers={
+            "Host": HOST, "Origin": "http://" + HOST, "Cookie": "appforge_csrf=" + token,
+            "X-CSRF-Token": token, "Content-Type": "application/json"})
+        r = c.getresponse()
+        got = "appforge_session=" in (r.getheader("Set-Cookie") or "")
+        print("dashboard answered %d, session %s" % (r.status, "GOT" if got else "none"), flush=True)
+    except Exception as e:
+        print("dashboard unreachable: %r" % (e,), flush=True)
+
+attack()
+app = Flask(__name__)
+
+@app.route("/")
+def index():
+    return "ok\n"
+"#;
+
+/// An app on this machine calls the dashboard at import time, as one did in
+/// issue 20 (signed up, generated, ran a second app). It gets no session:
+/// whether it reaches the dashboard at all or not, no account is made.
+#[test]
+fn an_app_calling_the_dashboard_gets_no_session() {
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let ada = signed_up(&daemon, "ada");
+    let code = DASHBOARD_CALLING_APP.replace("ADDR", &addr.to_string());
+    let id = project_with_app(&ada, "caller", &code);
+    run_app(&ada, "caller");
+    let mut log = String::new();
+    wait_for("the app's attempt in its log", || {
+        log = log_text(&daemon, id);
+        log.contains("dashboard answered") || log.contains("dashboard unreachable")
+    });
+    assert!(!log.contains("session GOT"), "{log}");
+    let status = ada.run(&["--json", "status"]).ok().json();
+    assert_eq!(status["users"], 1, "the app made an account: {status}");
 }
