@@ -613,6 +613,10 @@ fn a_link_from_the_socket_signs_in_as_the_clis_account_once() {
         "{text}"
     );
 
+    // A HEAD (a link preview) does not use the link up.
+    let host = addr.to_string();
+    let head = send(addr, "HEAD", &path_of(&link), &[("Host", &host)], b"");
+    assert!(cookie_value(&head, "appforge_session").is_none());
     let mut browser = Browser::open(addr);
     let opened = browser.follow_link(&link);
     assert_eq!(opened.status, 303, "{}", opened.text());
@@ -629,7 +633,6 @@ fn a_link_from_the_socket_signs_in_as_the_clis_account_once() {
     assert_eq!(list["reply"]["Projects"][0]["name"], "adas-app", "{list}");
 
     // Used once: the same link, again, signs no one in.
-    let host = addr.to_string();
     for path in [
         path_of(&link),
         "/login?token=afl_0000".to_string(),

@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, Request as HttpRequest, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -138,7 +138,11 @@ async fn index() -> Response {
 /// and signs this browser in as the link's account. The CSRF token goes to
 /// the page in the redirect's fragment, which the browser never sends
 /// anywhere and which the page moves into its own storage at once.
-async fn login(State(web): State<Arc<Web>>, RawQuery(query): RawQuery) -> Response {
+async fn login(State(web): State<Arc<Web>>, method: Method, RawQuery(query): RawQuery) -> Response {
+    // A HEAD (a link preview, a prefetch) must not use the link up.
+    if method == Method::HEAD {
+        return StatusCode::OK.into_response();
+    }
     let token = query.as_deref().unwrap_or("").split('&').find_map(|pair| {
         pair.split_once('=')
             .filter(|(key, _)| *key == "token")
