@@ -7,20 +7,23 @@
 //     a fresh browser context, and prints one line per load. Each round, in
 //     this order: the baseline (the daemon's smallest file,
 //     /assets/favicon.svg, to its load event: the cost of a fresh context, a
-//     connection and one request), the first page to its sign-in form being
-//     usable, and (with EMAIL and PASSWORD) a signed-in load of the project
+//     connection and one request), the first page to its signed-out view being
+//     shown, and (with EMAIL and PASSWORD) a signed-in load of the project
 //     list (#/) to the list shown. Times are the page's own clock
 //     (performance.now(), 0 at navigation start), taken by a
 //     MutationObserver the moment the condition holds.
 //   node bench/dashboard.mjs hold URL EMAIL PASSWORD projects|logs [PROJECT_ID]
-//     Signs in through the form in one page, opens the project list or the
+//     Signs in with a link from `appforge dashboard` in one page, opens the project list or the
 //     project's Logs tab (following the live log), prints {"ready": ...} and
 //     stays idle until its standard input ends, then prints what the page
 //     received meanwhile and exits.
 //
+// APPFORGE (with APPFORGE_SOCKET and XDG_CONFIG_HOME) is a client signed in
+// as EMAIL: sign-in links come from `$APPFORGE --json dashboard --no-open`.
 // NODE_PATH must reach playwright-core (`make tools` installs it into
 // .tools/node_modules); CHROMIUM names the browser (default /usr/bin/chromium).
 
+import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import fs from "node:fs";
 
@@ -73,17 +76,15 @@ function markReady(kind) {
   if (window.top !== window) return;
   const byId = (id) => document.getElementById(id);
   const conditions = {
-    // app.js has run, asked the daemon who is signed in, and shown the form:
-    // the form's view is shown, its fields and button are enabled, the
-    // status line says "Not signed in." (set right after the form is shown)
-    // and the email field is laid out (has a box on the page).
+    // app.js has run and shown the signed-out view: it is shown, the status
+    // line says "Not signed in: …" (set right after) and the text on how to
+    // sign in is laid out (has a box on the page).
     signin: () => {
       const view = byId("view-signin");
-      const email = byId("signin-email");
-      const submit = byId("signin-submit");
+      const how = byId("signin-how");
       const status = byId("status");
-      return Boolean(view && !view.hidden && email && !email.disabled && submit && !submit.disabled &&
-        status && status.textContent === "Not signed in." && email.getClientRects().length > 0);
+      return Boolean(view && !view.hidden && how && status && status.textContent.startsWith("Not signed in") &&
+        how.getClientRects().length > 0);
     },
     // Signed in: the project list is shown, loaded (the status line counts
     // the projects once ListProjects and Ps have answered) and nothing is busy.
@@ -148,13 +149,10 @@ async function load(kind, url, storageState) {
   }
 }
 
-/** Signs in through the form in `page` (already on the dashboard). */
-async function signIn(page, email, password) {
-  await page.goto(BASE);
-  await page.locator("#view-signin").waitFor();
-  await page.fill("#signin-email", email);
-  await page.fill("#signin-password", password);
-  await page.click("#signin-submit");
+/** Signs `page` in with a one-time link from `appforge dashboard`. */
+async function signIn(page, email) {
+  const link = JSON.parse(execFileSync(process.env.APPFORGE, ["--json", "dashboard", "--no-open"], { encoding: "utf8" })).url;
+  await page.goto(link);
   await page.locator("#view-projects").waitFor();
   await page.locator("#who-email", { hasText: email }).waitFor();
 }
@@ -168,7 +166,7 @@ async function tti([runs, warmup, email, password]) {
     const context = await browser.newContext(VIEWPORT);
     const page = await context.newPage();
     page.setDefaultTimeout(TIMEOUT);
-    await signIn(page, email, password);
+    await signIn(page, email);
     storageState = await context.storageState();
     await context.close();
   }
@@ -187,7 +185,7 @@ async function hold([email, password, view, projectId]) {
   page.setDefaultTimeout(TIMEOUT);
   const problems = [];
   watchProblems(page, problems);
-  await signIn(page, email, password);
+  await signIn(page, email);
   const lines = () => page.evaluate(() => document.getElementById("logs-view").textContent.split("\n").filter((l) => l).length);
   let before = 0;
   if (view === "logs") {

@@ -11,9 +11,15 @@ Prints, each against the idle daemon measured in the same run:
   (run with --max-connections-per-client 300, so the frame limit, not the
   per-client limit, is what is measured): peak RSS;
 - one process holding every connection it can, reconnecting as they are
-  dropped, while `appforge ping` runs 50 times: pings answered.
+  dropped, while `appforge ping` runs 50 times: pings answered;
+- the dashboard: 40 connections without a session each sending a 15 MB
+  body: peak RSS (target <= idle + 4 MiB);
+- the dashboard: 130 connections without a session each sending a full head
+  and then a byte of body a second, reconnecting when dropped, while a
+  signed-in browser calls `Whoami` 100 times: calls answered (target >= 99 %).
 Run with `make bench` (builds release binaries first).
 """
+import json
 import os
 import socket
 import statistics
@@ -156,6 +162,122 @@ def hogging():
     return answered, most[0]
 
 
+def dashboard_daemon():
+    """A daemon with its dashboard on a free port, and that port's address."""
+    d = Daemon("--web-addr", "127.0.0.1:0")
+    url = json.loads(d.call("--json", "status").stdout)["web_url"]
+    host, port = url[len("http://"):].rstrip("/").rsplit(":", 1)
+    return d, (host, int(port))
+
+
+def http_head(addr, method, path, headers, length):
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {addr[0]}:{addr[1]}",
+             f"Origin: http://{addr[0]}:{addr[1]}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    lines.append(f"Content-Length: {length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def dashboard_big_bodies():
+    d, addr = dashboard_daemon()
+    idle = d.rss()
+    body = 15 * 1024 * 1024
+    answered = [0]
+    lock = threading.Lock()
+
+    def send():
+        s = socket.create_connection(addr, timeout=20)
+        try:
+            s.sendall(http_head(addr, "POST", "/api/call",
+                                {"Content-Type": "application/json"}, body))
+            chunk = b" " * 65536
+            sent = 0
+            while sent < body:
+                sent += s.send(chunk[:min(len(chunk), body - sent)])
+        except OSError:
+            pass
+        try:
+            if s.recv(64).startswith(b"HTTP/1.1 401"):
+                with lock:
+                    answered[0] += 1
+        except OSError:
+            pass
+        s.close()
+
+    threads = [threading.Thread(target=send) for _ in range(40)]
+    for t in threads:
+        t.start()
+    peak = sample_peak(d, lambda: any(t.is_alive() for t in threads))
+    for t in threads:
+        t.join()
+    d.close()
+    return idle, peak, answered[0]
+
+
+def dashboard_slow_bodies():
+    d, addr = dashboard_daemon()
+    d.call("signup", "bench@example.com", "--password-stdin", input=b"bench-password-123\n")
+    link = json.loads(d.call("--json", "dashboard", "--no-open").stdout)["url"]
+    s = socket.create_connection(addr, timeout=10)
+    s.sendall(f"GET {link[link.index('/login'):]} HTTP/1.1\r\nHost: {addr[0]}:{addr[1]}\r\n"
+              "Connection: close\r\n\r\n".encode())
+    head = s.recv(65536).decode()
+    s.close()
+    cookie = next(l.split(":", 1)[1].split(";")[0].strip() for l in head.split("\r\n")
+                  if l.lower().startswith("set-cookie:"))
+    csrf = next(l.split("#csrf=", 1)[1].strip() for l in head.split("\r\n")
+                if l.lower().startswith("location:"))
+    stop = threading.Event()
+
+    def trickle():
+        while not stop.is_set():
+            try:
+                s = socket.create_connection(addr, timeout=1)
+                s.sendall(http_head(addr, "POST", "/api/call", {}, 100000))
+                while not stop.is_set():
+                    try:
+                        if not s.recv(4096):
+                            break
+                    except socket.timeout:
+                        s.sendall(b" ")
+            except OSError:
+                time.sleep(0.05)
+            finally:
+                try:
+                    s.close()
+                except Exception:
+                    pass
+
+    threads = [threading.Thread(target=trickle) for _ in range(130)]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    ok = 0
+    request = b'"Whoami"'
+    for _ in range(100):
+        try:
+            s = socket.create_connection(addr, timeout=5)
+            s.sendall(http_head(addr, "POST", "/api/call",
+                                {"Cookie": cookie, "X-CSRF-Token": csrf,
+                                 "Content-Type": "application/json", "Connection": "close"},
+                                len(request)) + request)
+            answer = b""
+            while True:
+                part = s.recv(65536)
+                if not part:
+                    break
+                answer += part
+            s.close()
+            ok += answer.startswith(b"HTTP/1.1 200") and b"bench@example.com" in answer
+        except OSError:
+            pass
+    stop.set()
+    for t in threads:
+        t.join()
+    d.close()
+    return ok
+
+
 def main():
     idle = idle_rss()
     print(f"idle RSS, median of 5 starts:       {idle:6.2f} MiB  (target <= 8 MiB)")
@@ -169,6 +291,11 @@ def main():
           f"(+{peak - base:5.2f}); {refused}/250 refused at once")
     answered, most = hogging()
     print(f"idle-connection hog ({most} held):   {answered}/50 pings answered")
+    base, peak, answered = dashboard_big_bodies()
+    print(f"40 x 15 MB bodies, no session:     idle {base:5.2f} MiB, peak {peak:6.2f} MiB "
+          f"(+{peak - base:5.2f}; target +4); {answered}/40 refused from their heads")
+    ok = dashboard_slow_bodies()
+    print(f"130 slow bodies, no session:       {ok}/100 signed-in calls answered (target >= 99)")
 
 
 if __name__ == "__main__":

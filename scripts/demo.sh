@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The quick start's main job: start appforged on a temporary data directory,
 # sign up a demo user, generate an app (offline, or with Groq when
-# GROQ_API_KEY is set), run it, print its URL and fetch its page once. The
+# GROQ_API_KEY is set), run it, print its URL and fetch its page once, and
+# print a one-time sign-in link to the dashboard. The
 # daemon and the app keep running so you can go on using them; the last lines
 # say how to stop them.
 set -euo pipefail
@@ -23,7 +24,6 @@ done
 
 password="demo-password-$RANDOM"
 echo "$password" | "$bin/appforge" signup demo@example.com --password-stdin
-dashboard=$("$bin/appforge" --json status | python3 -c 'import json, sys; print(json.load(sys.stdin)["web_url"] or "")')
 
 prompt="a todo app with title, due date and done flag"
 echo "generating: $prompt"
@@ -39,11 +39,17 @@ title = body.split("<title>", 1)[-1].split("</title>", 1)[0] if "<title>" in bod
 print(f"GET {sys.argv[1]} -> {page.status}, {len(body)} bytes, title: {title}")
 PY
 
+# Last, so that its 60 seconds start when the rest is done.
+if ! dashboard=$("$bin/appforge" --json dashboard --no-open 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])'); then
+  dashboard="(off: its port was taken; see $demo_dir/appforged.log)"
+fi
+
 cat <<MSG
 
 The app is running at $url
-The dashboard is at ${dashboard:-(off: its port was taken; see $demo_dir/appforged.log)}
-  sign in as demo@example.com with password $password
+The dashboard, signed in as demo@example.com (a one-time link, valid 60 s):
+  $dashboard
+  later: $bin/appforge dashboard (with the exports below) opens a new one
 appforged is running (pid $daemon_pid), with its data in $demo_dir.
 Use it from this shell with:
   export APPFORGE_SOCKET=$APPFORGE_SOCKET XDG_CONFIG_HOME=$XDG_CONFIG_HOME

@@ -81,6 +81,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Print the daemon's counters in the Prometheus text format.
     Metrics,
+    /// Open the web dashboard, signed in: a one-time link (60 s, one use) in your browser, or printed.
+    Dashboard(DashboardArgs),
     /// Print a shell completion script: `appforge completions bash > /etc/bash_completion.d/appforge`.
     Completions {
         /// The shell.
@@ -123,6 +125,14 @@ pub struct LogsArgs {
     /// How many of the last lines to print first.
     #[arg(short = 'n', long, default_value_t = 50)]
     pub lines: u32,
+}
+
+// Arguments of `dashboard`.
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Print the link instead of opening a browser.
+    #[arg(long)]
+    pub no_open: bool,
 }
 
 // A command's only argument: the project.

@@ -68,9 +68,10 @@ impl From<AuthError> for ServiceError {
                 ServiceError::InvalidInput(message)
             }
             AuthError::EmailTaken => ServiceError::Conflict(message),
-            AuthError::WrongCredentials | AuthError::NotSignedIn | AuthError::SessionEnded => {
-                ServiceError::Unauthenticated(message)
-            }
+            AuthError::WrongCredentials
+            | AuthError::NotSignedIn
+            | AuthError::SessionEnded
+            | AuthError::LinkRefused(_) => ServiceError::Unauthenticated(message),
             AuthError::Throttled { .. } => ServiceError::Forbidden(message),
             AuthError::Db(e) => ServiceError::Db(e),
             AuthError::Hashing(e) => ServiceError::Internal(e),

@@ -142,6 +142,8 @@ pub enum Request {
     Metrics,
     /// The CPU and memory of the caller's apps over the last hour.
     Usage,
+    /// A one-time link that signs a browser in to the dashboard as the caller.
+    DashboardLink,
 }
 
 impl Request {
@@ -173,6 +175,7 @@ impl Request {
             Request::Logs(_) => "logs",
             Request::Metrics => "metrics",
             Request::Usage => "usage",
+            Request::DashboardLink => "dashboard-link",
         }
     }
 }
@@ -482,6 +485,17 @@ pub enum Reply {
     Metrics(String),
     /// Answer to [`Request::Usage`]: one series per app.
     Usage(Vec<UsageSeries>),
+    /// Answer to [`Request::DashboardLink`].
+    DashboardLink(DashboardLink),
+}
+
+/// A one-time sign-in link to the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DashboardLink {
+    /// The dashboard's URL with the link's token; opening it signs in.
+    pub url: String,
+    /// Seconds the link stays valid; it works once.
+    pub expires_in_s: u64,
 }
 
 /// An app's CPU and memory, sampled once a minute while it runs.

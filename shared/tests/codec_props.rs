@@ -112,6 +112,7 @@ fn request() -> impl Strategy<Value = Request> {
         text().prop_map(|project| Request::Restart(ProjectRef { project })),
         Just(Request::Ps),
         Just(Request::Metrics),
+        Just(Request::DashboardLink),
         (text(), any::<u32>(), any::<bool>()).prop_map(|(project, lines, follow)| {
             Request::Logs(LogsRequest {
                 project,
@@ -195,6 +196,9 @@ fn project_reply() -> impl Strategy<Value = Reply> {
         proptest::collection::vec(process(), 0..3).prop_map(Reply::Processes),
         Just(Reply::LogsEnd),
         text().prop_map(Reply::Metrics),
+        (text(), any::<u64>()).prop_map(|(url, expires_in_s)| Reply::DashboardLink(
+            DashboardLink { url, expires_in_s }
+        )),
         proptest::collection::vec(summary(), 0..3).prop_map(Reply::Projects),
         (summary(), text(), files()).prop_map(|(summary, prompt, files)| {
             Reply::Project(ProjectDetail {

@@ -1,17 +1,21 @@
-// The dashboard in a real browser, as a person would use it: sign up,
-// generate an app (offline template provider) and save it, read its files,
+// The dashboard in a real browser, as a person would use it: sign in with
+// a one-time link from `appforge dashboard`, generate an app (offline template provider) and save it, read its files,
 // run it and open it, edit a file, read the diff, roll back, add and
 // delete a file, stop it, download its export, delete it, sign out.
 //
 // Run by tests/tests/dashboard_browser.rs against a real appforged:
 //   DASHBOARD_URL=http://127.0.0.1:PORT/ SCREENSHOT_DIR=target/dashboard-screenshots \
+//   APPFORGE=target/debug/appforge APPFORGE_SOCKET=… XDG_CONFIG_HOME=… USER_EMAIL=… \
 //   NODE_PATH=.tools/node_modules node tests/browser/flow.mjs
+// APPFORGE with APPFORGE_SOCKET and XDG_CONFIG_HOME is a client signed in
+// as USER_EMAIL: the flow asks it for sign-in links.
 // CHROMIUM names the browser (default /usr/bin/chromium); `make tools`
 // installs playwright-core and Debian's chromium.
 //
 // Every wait is on a condition (a locator, a response, a download), never a
 // fixed sleep. Any console error, page error or CSP violation fails the run.
 
+import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import fs from "node:fs";
 import path from "node:path";
@@ -21,6 +25,8 @@ const require = createRequire(import.meta.url);
 const BASE = process.env.DASHBOARD_URL;
 const SHOTS = process.env.SCREENSHOT_DIR || "target/dashboard-screenshots";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const APPFORGE = process.env.APPFORGE;
+const USER_EMAIL = process.env.USER_EMAIL;
 /** Generation and runs: the checks install, import, start and test the app. */
 const LONG = 120_000;
 const SHORT = 20_000;
@@ -45,6 +51,7 @@ function die(message) {
 }
 
 if (!BASE) die("DASHBOARD_URL is not set (e.g. http://127.0.0.1:7070/)");
+if (!APPFORGE || !USER_EMAIL) die("APPFORGE (a client signed in as USER_EMAIL) and USER_EMAIL must be set");
 if (!fs.existsSync(CHROMIUM)) {
   die(`no browser at ${CHROMIUM}: \`make tools\` installs Debian's chromium (or set CHROMIUM)`);
 }
@@ -112,10 +119,15 @@ async function rawCall(request, csrf) {
   return { status: response.status(), last: lines.length ? JSON.parse(lines[lines.length - 1]) : null };
 }
 
-async function csrfCookie() {
-  const cookies = await context.cookies(BASE);
-  const c = cookies.find((x) => x.name === "appforge_csrf");
-  return c ? c.value : "";
+/** A one-time sign-in link, from `appforge dashboard --no-open --json`. */
+function signInLink() {
+  const out = JSON.parse(execFileSync(APPFORGE, ["--json", "dashboard", "--no-open"], { encoding: "utf8" }));
+  check(out.expires_in_s === 60, `odd link: ${JSON.stringify(out)}`);
+  return out.url;
+}
+
+function storedToken() {
+  return page.evaluate(() => localStorage.getItem("appforge.csrf") || "");
 }
 
 async function alertText() {
@@ -140,39 +152,71 @@ try {
   const csp = first.headers()["content-security-policy"];
   check(csp === EXPECTED_CSP, `GET / has Content-Security-Policy ${JSON.stringify(csp)}`);
   await page.locator("#view-signin").waitFor();
-  check(await page.locator("#signin-email").isVisible(), "the sign-in form is not shown");
-  check((await csrfCookie()).length > 0, "GET / set no appforge_csrf cookie");
+  await page.locator("#signin-how", { hasText: "appforge dashboard" }).waitFor();
+  check((await page.locator("form#signin-form, form#signup-form").count()) === 0, "the page still has password forms");
+  check((await context.cookies(BASE)).length === 0, "GET / set a cookie");
   await shot("signin");
 
-  step("the API refuses requests without the CSRF token or from another origin");
+  step("without a link, the API gives nothing, and nothing signs up or in");
   {
-    const noToken = await rawCall("Whoami", null);
-    check(noToken.status === 403, `a call without X-CSRF-Token answered ${noToken.status}`);
-    check(noToken.last && noToken.last.error && noToken.last.error.code === "forbidden", `no forbidden error: ${JSON.stringify(noToken.last)}`);
-    const foreign = await context.request.post(new URL("/api/call", BASE).href, {
-      headers: { "Content-Type": "application/json", Origin: "http://127.0.0.1:1", "X-CSRF-Token": await csrfCookie() },
-      data: '"Whoami"',
-      failOnStatusCode: false,
-    });
-    check(foreign.status() === 403, `a call from a foreign Origin answered ${foreign.status()}`);
+    const noSession = await rawCall("Whoami", null);
+    check(noSession.status === 401, `a call without a session answered ${noSession.status}`);
+    check(noSession.last && noSession.last.error && noSession.last.error.code === "unauthenticated", `no unauthenticated error: ${JSON.stringify(noSession.last)}`);
+    const made = "a".repeat(64);
+    for (const request of [{ Signup: { email: "eve@example.com", password: "eve-password-123" } }, { Login: { email: USER_EMAIL, password: "x".repeat(12) } }]) {
+      const r = await rawCall(request, made);
+      check(r.status === 401, `${Object.keys(request)[0]} over HTTP answered ${r.status}: ${JSON.stringify(r.last)}`);
+    }
+    check((await context.cookies(BASE)).length === 0, "a refused sign-in set a cookie");
   }
 
   // ---------------------------------------------------------------------------
-  step("sign up");
-  const email = `browser-${Date.now()}@example.com`;
-  const password = "browser-password-123";
-  // A wrong sign-in first: the error is shown, the form stays.
-  await page.fill("#signin-email", email);
-  await page.fill("#signin-password", password);
-  await page.click("#signin-submit");
-  await page.locator("#alert").waitFor();
-  check((await alertText()).trim().length > 0, "a failed sign-in shows no message");
-  await page.fill("#signup-email", email);
-  await page.fill("#signup-password", password);
-  await page.click("#signup-submit");
+  step("sign in with a link from `appforge dashboard`");
+  const link = signInLink();
+  await page.goto(link);
   await until(page.locator("#view-projects"));
-  await page.locator("#who-email", { hasText: email }).waitFor();
+  await page.locator("#who-email", { hasText: USER_EMAIL }).waitFor();
   check(await page.locator("#signout").isVisible(), "no sign-out button once signed in");
+  check(!page.url().includes("csrf") && !page.url().includes("token"), `the address bar keeps a secret: ${page.url()}`);
+  {
+    const cookies = await context.cookies(BASE);
+    const session = cookies.find((c) => c.name === "appforge_session");
+    check(session && session.httpOnly && session.sameSite === "Strict", `odd session cookie: ${JSON.stringify(cookies)}`);
+    const again = await context.request.get(link, { maxRedirects: 0, failOnStatusCode: false });
+    check(again.status() === 403, `a used link answered ${again.status()}`);
+    check(/appforge dashboard/.test(await again.text()), "a used link does not say what to do");
+  }
+
+  step("a session cookie tossed by an app on another port signs no one out");
+  await context.addCookies([
+    { name: "appforge_session", value: "x", domain: "127.0.0.1", path: "/api/call" },
+    { name: "appforge_session", value: "y", domain: "127.0.0.1", path: "/api" },
+  ]);
+  await page.reload();
+  await until(page.locator("#view-projects"));
+  await page.locator("#who-email", { hasText: USER_EMAIL }).waitFor();
+  await page.locator("#list-empty").waitFor();
+  check(!(await page.locator("#alert").isVisible()), `an alert with tossed cookies: ${await alertText()}`);
+
+  step("terminal text on the page: colour as classes, every other control shown");
+  {
+    const rendered = await page.evaluate(() => {
+      const t = terminal();
+      const box = document.createElement("pre");
+      box.append(...t.render("\u001b[1;31mred\u001b[0m \u001b]0;owned\u0007 \u001b[2J\u001b[H \u009b6n \u202egnp.exe"));
+      // An escape cut in two between chunks.
+      box.append(...t.render("\u001b["), ...t.render("32mgreen"));
+      return { html: box.innerHTML, text: box.textContent };
+    });
+    log(`  ${rendered.html}`);
+    check(/<span class="sgr-bold sgr-fg-1">red<\/span>/.test(rendered.html), `no red span: ${rendered.html}`);
+    check(/<span class="sgr-fg-2">green<\/span>/.test(rendered.html), `a cut escape: ${rendered.html}`);
+    check(!/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/.test(rendered.text), `a control passed through: ${JSON.stringify(rendered.text)}`);
+    for (const shown of ["␛]0;owned␇", "␛[2J", "␛[H", "<U+009B>", "<U+202E>"]) {
+      check(rendered.text.includes(shown), `${shown} is not shown: ${JSON.stringify(rendered.text)}`);
+    }
+    check((rendered.html.match(/class="esc"/g) || []).length >= 5, `escapes not marked: ${rendered.html}`);
+  }
 
   // ---------------------------------------------------------------------------
   step("generate an app (template provider), streamed");
@@ -286,9 +330,7 @@ try {
     await page.click('[data-testid="file"][data-path="README.md"]');
     await page.click("#file-edit");
     await page.fill("#edit-text", "This edit loses the race.\n");
-    const token = await page.evaluate(
-      () => localStorage.getItem("appforge.csrf") || document.cookie.replace(/(?:^|.*;\s*)appforge_csrf=([^;]*).*$/, "$1"),
-    );
+    const token = await storedToken();
     const shown = await rawCall({ ShowProject: { project: String(projectId), version: null, file: null } }, token);
     check(shown.last && shown.last.reply, `ShowProject from outside failed: ${JSON.stringify(shown.last)}`);
     const files = shown.last.reply.Project.files.map((f) =>
@@ -425,10 +467,11 @@ try {
 
   // ---------------------------------------------------------------------------
   step("sign out");
+  const lastToken = await storedToken();
   await page.click("#signout");
   await page.locator("#view-signin").waitFor();
   {
-    const after = await rawCall("ListProjects", await csrfCookie());
+    const after = await rawCall("ListProjects", lastToken);
     const code = after.last && after.last.error && after.last.error.code;
     check(code === "unauthenticated", `a call after sign-out answered ${JSON.stringify(after.last)}`);
   }

@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use crate::{Daemon, PATIENCE};
+use crate::{Daemon, User, PATIENCE};
 
 /// One HTTP response, whole.
 #[derive(Debug)]
@@ -160,55 +160,114 @@ pub fn dashboard_of(daemon: &Daemon) -> SocketAddr {
         .unwrap_or_else(|e| panic!("dashboard URL {url}: {e}"))
 }
 
+/// A one-time sign-in link, as `appforge --json dashboard --no-open`
+/// prints it for `user`.
+pub fn dashboard_link(user: &User) -> String {
+    let out = user.run(&["--json", "dashboard", "--no-open"]).ok().json();
+    assert_eq!(out["expires_in_s"], 60, "{out}");
+    out["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no link in {out}"))
+        .to_string()
+}
+
+/// The path and query of a link (`/login?token=…`).
+pub fn path_of(url: &str) -> String {
+    let rest = url.strip_prefix("http://").expect("an http:// link");
+    rest[rest.find('/').expect("a path in the link")..].to_string()
+}
+
 /// A browser's view of the dashboard: its cookies and its CSRF token.
 pub struct Browser {
     /// The dashboard's address.
     pub addr: SocketAddr,
     /// The Host and Origin it sends.
     pub host: String,
-    /// `appforge_csrf` cookie, from the page.
-    pub csrf_cookie: String,
     /// `appforge_session` cookie, once signed in.
     pub session_cookie: Option<String>,
-    /// The CSRF token issued at sign-in.
+    /// The CSRF token the sign-in link handed to the page.
     pub csrf_token: Option<String>,
+    /// Cookies of the same names that apps on other ports set (sent first,
+    /// as their paths are longer).
+    pub tossed: Vec<String>,
 }
 
 impl Browser {
-    /// Opens the page, as a browser would first.
+    /// Opens the page, as a browser would first: signed out, and no
+    /// cookie is given out.
     pub fn open(addr: SocketAddr) -> Browser {
         let host = addr.to_string();
         let page = send(addr, "GET", "/", &[("Host", &host)], b"");
         assert_eq!(page.status, 200, "{}", page.text());
-        let csrf_cookie =
-            cookie_value(&page, "appforge_csrf").expect("the page sets a CSRF cookie");
+        assert!(
+            page.headers_named("set-cookie").is_empty(),
+            "the page gives out no cookie: {:?}",
+            page.headers
+        );
         Browser {
             addr,
             host,
-            csrf_cookie,
             session_cookie: None,
             csrf_token: None,
+            tossed: Vec::new(),
         }
+    }
+
+    /// A browser signed in as `user` through a link from `appforge dashboard`.
+    pub fn signed_in(addr: SocketAddr, user: &User) -> Browser {
+        let mut browser = Browser::open(addr);
+        let opened = browser.follow_link(&dashboard_link(user));
+        assert_eq!(opened.status, 303, "{}", opened.text());
+        assert!(browser.session_cookie.is_some() && browser.csrf_token.is_some());
+        browser
+    }
+
+    /// Opens a sign-in link; on success keeps the session cookie and the
+    /// CSRF token from the redirect's fragment.
+    pub fn follow_link(&mut self, url: &str) -> Response {
+        let cookies = self.cookie_header();
+        let mut headers = vec![("Host", self.host.as_str())];
+        if !cookies.is_empty() {
+            headers.push(("Cookie", cookies.as_str()));
+        }
+        let response = send(self.addr, "GET", &path_of(url), &headers, b"");
+        if response.status == 303 {
+            self.session_cookie = cookie_value(&response, "appforge_session");
+            self.csrf_token = response
+                .header("location")
+                .and_then(|l| l.strip_prefix("/#csrf="))
+                .map(str::to_string);
+        }
+        response
+    }
+
+    fn cookie_header(&self) -> String {
+        let mut cookies: Vec<String> = self
+            .tossed
+            .iter()
+            .map(|t| format!("appforge_session={t}"))
+            .collect();
+        if let Some(session) = &self.session_cookie {
+            cookies.push(format!("appforge_session={session}"));
+        }
+        cookies.join("; ")
     }
 
     /// The headers a request from the dashboard's page carries.
     pub fn headers(&self) -> Vec<(String, String)> {
-        let mut cookies = format!("appforge_csrf={}", self.csrf_cookie);
-        if let Some(session) = &self.session_cookie {
-            cookies.push_str(&format!("; appforge_session={session}"));
-        }
-        vec![
+        let mut headers = vec![
             ("Host".into(), self.host.clone()),
             ("Origin".into(), format!("http://{}", self.host)),
-            ("Cookie".into(), cookies),
-            (
-                "X-CSRF-Token".into(),
-                self.csrf_token
-                    .clone()
-                    .unwrap_or_else(|| self.csrf_cookie.clone()),
-            ),
             ("Content-Type".into(), "application/json".into()),
-        ]
+        ];
+        let cookies = self.cookie_header();
+        if !cookies.is_empty() {
+            headers.push(("Cookie".into(), cookies));
+        }
+        if let Some(token) = &self.csrf_token {
+            headers.push(("X-CSRF-Token".into(), token.clone()));
+        }
+        headers
     }
 
     /// POSTs `body` to `path` as the page would.
@@ -231,20 +290,14 @@ impl Browser {
     pub fn call(&self, request: Value) -> Response {
         self.post("/api/call", &request)
     }
+}
 
-    /// Signs up `email`, keeping the session cookie and the CSRF token.
-    pub fn sign_up(&mut self, email: &str, password: &str) -> Response {
-        let response =
-            self.call(serde_json::json!({"Signup": {"email": email, "password": password}}));
-        assert_eq!(response.status, 200, "{}", response.text());
-        self.session_cookie = cookie_value(&response, "appforge_session");
-        self.csrf_token = response.last()["csrf_token"].as_str().map(str::to_string);
-        assert!(
-            self.session_cookie.is_some() && self.csrf_token.is_some(),
-            "signed up without a session: {response:?}"
-        );
-        response
-    }
+/// A signed-up user `name` and a browser signed in as them.
+pub fn signed_in(daemon: &Daemon, addr: SocketAddr, name: &str) -> (User, Browser) {
+    let user = daemon.user(name);
+    user.signup().ok();
+    let browser = Browser::signed_in(addr, &user);
+    (user, browser)
 }
 
 /// The value a response's Set-Cookie gives `name`.

@@ -2,9 +2,12 @@
 //! (Host, Origin, CSRF token, cookie flags, headers, body cap), the same
 //! owner rules as the socket, and an app that steals the session cookie.
 
-use appforge_e2e::apps::{new_project, run_app, signed_up};
+use appforge_e2e::apps::{log_text, new_project, project_with_app, run_app, signed_up};
 use appforge_e2e::mock_provider::{Answer, MockProvider};
-use appforge_e2e::web::{cookie_value, daemon_with_dashboard, dashboard_of, send, Browser};
+use appforge_e2e::web::{
+    cookie_value, daemon_with_dashboard, dashboard_link, dashboard_of, path_of, send, signed_in,
+    Browser,
+};
 use appforge_e2e::{wait_for, Daemon};
 use serde_json::{json, Value};
 
@@ -61,7 +64,6 @@ fn a_foreign_host_is_refused_against_dns_rebinding() {
     ] {
         let r = send(addr, "GET", "/", &[("Host", &host)], b"");
         assert_eq!(r.status, 403, "{host}: {}", r.text());
-        assert!(cookie_value(&r, "appforge_csrf").is_none());
     }
     let r = send(addr, "GET", "/", &[], b"");
     assert_eq!(r.status, 403, "no Host: {}", r.text());
@@ -72,9 +74,8 @@ fn a_foreign_host_is_refused_against_dns_rebinding() {
 
 #[test]
 fn a_post_without_the_csrf_token_or_from_another_origin_is_refused() {
-    let (_daemon, addr) = daemon_with_dashboard(&[]);
-    let mut browser = Browser::open(addr);
-    browser.sign_up("ada@example.com", "ada-password-123");
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let (_ada, browser) = signed_in(&daemon, addr, "ada");
     let list = json!("ListProjects").to_string();
     let headers = browser.headers();
     let without = |drop: &str| -> Vec<(&str, &str)> {
@@ -118,22 +119,27 @@ fn a_post_without_the_csrf_token_or_from_another_origin_is_refused() {
         let r = send(addr, "POST", "/api/call", &h, list.as_bytes());
         assert_eq!(r.status, 403, "{what}: {}", r.text());
     }
-    // Signing in needs the CSRF cookie's value and the page's origin too.
-    let fresh = Browser::open(addr);
-    let mut h = fresh.headers();
-    h.retain(|(k, _)| k != "X-CSRF-Token");
-    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let login = json!({"Login": {"email": "ada@example.com", "password": "ada-password-123"}});
-    let r = send(addr, "POST", "/api/call", &h, login.to_string().as_bytes());
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert!(cookie_value(&r, "appforge_session").is_none());
+    // Not even a signed-in page signs anyone up or in, nor asks for a link.
+    for request in [
+        json!({"Signup": {"email": "eve@example.com", "password": "eve-password-123"}}),
+        json!({"Login": {"email": "ada@example.com", "password": "ada-password-123"}}),
+        json!("DashboardLink"),
+    ] {
+        let r = browser.call(request.clone());
+        assert_eq!(r.status, 403, "{request}: {}", r.text());
+        assert!(r.text().contains("appforge dashboard"), "{}", r.text());
+        assert!(cookie_value(&r, "appforge_session").is_none());
+    }
 }
 
 #[test]
 fn the_session_cookie_is_http_only_strict_and_sign_out_revokes_it() {
-    let (_daemon, addr) = daemon_with_dashboard(&[]);
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let ada = daemon.user("ada");
+    ada.signup().ok();
     let mut browser = Browser::open(addr);
-    let signup = browser.sign_up("ada@example.com", "ada-password-123");
+    let signup = browser.follow_link(&dashboard_link(&ada));
+    assert_eq!(signup.status, 303, "{}", signup.text());
     let cookie = signup
         .headers_named("set-cookie")
         .into_iter()
@@ -142,14 +148,15 @@ fn the_session_cookie_is_http_only_strict_and_sign_out_revokes_it() {
         .to_string();
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Strict"), "{cookie}");
-    let reply = signup.last();
-    assert_eq!(
-        reply["reply"]["Session"]["token"], "",
-        "the token stays in the cookie: {reply}"
+    assert!(cookie.contains("Path=/;"), "{cookie}");
+    // The session is the browser's own, not the CLI's.
+    let cli_session =
+        std::fs::read_to_string(ada.config_home.join("appforge/session.json")).unwrap_or_default();
+    assert!(cli_session.contains("afs_"), "{cli_session}");
+    assert!(
+        !cli_session.contains(browser.session_cookie.as_deref().unwrap()),
+        "the browser got the CLI's own session"
     );
-    assert!(!signup
-        .text()
-        .contains(browser.session_cookie.as_deref().unwrap()));
     let me = browser.call(json!("Whoami"));
     assert_eq!(
         me.last()["reply"]["User"]["email"],
@@ -176,6 +183,7 @@ fn the_session_cookie_is_http_only_strict_and_sign_out_revokes_it() {
     assert_ne!(replay.status, 200, "{}", replay.text());
     let mut signed_out = Browser::open(addr);
     signed_out.session_cookie = browser.session_cookie.clone();
+    signed_out.csrf_token = browser.csrf_token.clone();
     let r = signed_out.call(json!("Whoami"));
     assert_eq!(error_code(&r), "unauthenticated", "{}", r.text());
 }
@@ -186,23 +194,15 @@ fn the_session_cookie_is_http_only_strict_and_sign_out_revokes_it() {
 #[test]
 fn an_app_holding_the_stolen_cookies_cannot_act_for_the_user() {
     let (daemon, addr) = daemon_with_dashboard(&[]);
-    let mut browser = Browser::open(addr);
-    browser.sign_up("ada@example.com", "ada-password-123");
-    let ada = daemon.user("ada");
-    ada.login().ok();
+    let (ada, browser) = signed_in(&daemon, addr, "ada");
     new_project(&ada, "secret-project");
     let stolen = format!(
-        "appforge_csrf={}; appforge_session={}",
-        browser.csrf_cookie,
+        "appforge_session={}",
         browser.session_cookie.as_deref().unwrap()
     );
     let origin = format!("http://{addr}");
     let show = json!({"ShowProject": {"project": "secret-project", "version": null}}).to_string();
-    for token in [
-        browser.csrf_cookie.as_str(),
-        browser.session_cookie.as_deref().unwrap(),
-        "",
-    ] {
+    for token in [browser.session_cookie.as_deref().unwrap(), "", "0000"] {
         let h = [
             ("Host", addr.to_string()),
             ("Origin", origin.clone()),
@@ -225,8 +225,7 @@ fn another_users_project_is_answered_like_a_missing_one() {
     let (daemon, addr) = daemon_with_dashboard(&[]);
     let bob = signed_up(&daemon, "bob");
     let id = new_project(&bob, "bobs-app");
-    let mut browser = Browser::open(addr);
-    browser.sign_up("ada@example.com", "ada-password-123");
+    let (_ada, browser) = signed_in(&daemon, addr, "ada");
     let mine_missing =
         browser.call(json!({"ShowProject": {"project": "no-such-project", "version": null}}));
     let theirs = browser.call(json!({"ShowProject": {"project": id.to_string(), "version": null}}));
@@ -278,9 +277,8 @@ fn generate_todo(check: bool) -> serde_json::Value {
 
 #[test]
 fn generate_streams_its_progress_and_export_downloads_the_archive() {
-    let (_daemon, addr) = daemon_with_dashboard(&[]);
-    let mut browser = Browser::open(addr);
-    browser.sign_up("ada@example.com", "ada-password-123");
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let (_ada, browser) = signed_in(&daemon, addr, "ada");
     let r = browser.call(generate_todo(true));
     assert_eq!(r.status, 200, "{}", r.text());
     let lines = r.lines();
@@ -304,9 +302,8 @@ fn generate_streams_its_progress_and_export_downloads_the_archive() {
 
 #[test]
 fn an_app_started_a_moment_ago_has_a_point_on_its_usage_charts() {
-    let (_daemon, addr) = daemon_with_dashboard(&[]);
-    let mut browser = Browser::open(addr);
-    browser.sign_up("ada@example.com", "ada-password-123");
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let (_ada, browser) = signed_in(&daemon, addr, "ada");
     assert_eq!(browser.call(generate_todo(false)).status, 200);
     // Nothing runs: no series.
     let usage = browser.call(json!("Usage")).last();
@@ -335,9 +332,8 @@ fn an_app_started_a_moment_ago_has_a_point_on_its_usage_charts() {
 
 #[test]
 fn bad_requests_get_clear_errors_and_bodies_are_capped() {
-    let (_daemon, addr) = daemon_with_dashboard(&[]);
-    let mut browser = Browser::open(addr);
-    browser.sign_up("ada@example.com", "ada-password-123");
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let (_ada, browser) = signed_in(&daemon, addr, "ada");
     let headers = browser.headers();
     let h: Vec<(&str, &str)> = headers
         .iter()
@@ -461,8 +457,7 @@ fn a_failing_provider_is_reported_on_the_page_and_nothing_is_saved() {
     mock.set_default(Answer::Status(500));
     let daemon = mock.daemon(&["--web-addr", "127.0.0.1:0", "--max-retries", "1"], &[]);
     let addr = dashboard_of(&daemon);
-    let mut browser = Browser::open(addr);
-    browser.sign_up("ada@example.com", "ada-password-123");
+    let (_ada, browser) = signed_in(&daemon, addr, "ada");
     let r = browser.call(json!({"Generate": {
         "prompt": "a todo app",
         "provider": null,
@@ -510,10 +505,7 @@ fn a_signed_out_browser_gets_nothing() {
 fn closing_a_live_log_view_cancels_its_request_in_the_daemon() {
     use std::io::{Read, Write};
     let (daemon, addr) = daemon_with_dashboard(&[]);
-    let mut browser = Browser::open(addr);
-    browser.sign_up("ada@example.com", "ada-password-123");
-    let ada = daemon.user("ada");
-    ada.login().ok();
+    let (ada, browser) = signed_in(&daemon, addr, "ada");
     new_project(&ada, "todo");
     run_app(&ada, "todo");
     let cancelled = || {
@@ -541,4 +533,433 @@ fn closing_a_live_log_view_cancels_its_request_in_the_daemon() {
     assert_eq!(cancelled(), 0, "a follow ends only when the browser leaves");
     drop(stream);
     wait_for("the daemon to cancel the follow", || cancelled() == 1);
+}
+
+/// The attack of issue 20: a program (another OS user, an app) opens the
+/// page, makes up a CSRF cookie with the same value in the header, forges
+/// the Origin and asks to sign up or in. Without a link from the socket it
+/// gets no session, whatever it sends, and can call nothing.
+#[test]
+fn a_process_without_a_link_gets_no_session_and_can_call_nothing() {
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let ada = signed_up(&daemon, "ada");
+    new_project(&ada, "secret-project");
+    let host = addr.to_string();
+    let page = send(addr, "GET", "/", &[("Host", &host)], b"");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.headers_named("set-cookie").is_empty(),
+        "the page hands out a cookie: {:?}",
+        page.headers
+    );
+    let made_up = "a".repeat(64);
+    let cookie = format!("appforge_csrf={made_up}");
+    let origin = format!("http://{host}");
+    let forged = [
+        ("Host", host.as_str()),
+        ("Origin", origin.as_str()),
+        ("Cookie", cookie.as_str()),
+        ("X-CSRF-Token", made_up.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    for request in [
+        json!({"Signup": {"email": "eve@example.com", "password": "eve-password-123"}}),
+        json!({"Login": {"email": &ada.email, "password": &ada.password}}),
+        json!("DashboardLink"),
+        json!("ListProjects"),
+        json!({"ShowProject": {"project": "secret-project", "version": null}}),
+        generate_todo(false),
+    ] {
+        let r = send(
+            addr,
+            "POST",
+            "/api/call",
+            &forged,
+            request.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 401, "{request}: {}", r.text());
+        assert_eq!(error_code(&r), "unauthenticated", "{request}");
+        assert!(r.text().contains("appforge dashboard"), "{}", r.text());
+        assert!(cookie_value(&r, "appforge_session").is_none(), "{request}");
+        assert!(!r.text().contains("app.py"));
+    }
+    // Nothing was made: no account, no project.
+    let status = ada.run(&["--json", "status"]).ok().json();
+    assert_eq!(status["users"], 1, "{status}");
+    assert_eq!(status["projects"], 1, "{status}");
+    let export = json!({"project": "secret-project", "format": "Zip"}).to_string();
+    let r = send(addr, "POST", "/api/export", &forged, export.as_bytes());
+    assert_eq!(r.status, 401, "{}", r.text());
+}
+
+/// `appforge dashboard` hands out a link that signs one browser in as the
+/// CLI's account, once, and only while signed in on the socket.
+#[test]
+fn a_link_from_the_socket_signs_in_as_the_clis_account_once() {
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let ada = signed_up(&daemon, "ada");
+    new_project(&ada, "adas-app");
+    let link = dashboard_link(&ada);
+    assert!(
+        link.starts_with(&format!("http://{addr}/login?token=afl_")),
+        "{link}"
+    );
+    let token = link.rsplit('=').next().unwrap();
+    assert!(token.len() >= 4 + 32, "at least 128 bits: {token}");
+    // Text for people says how long it lasts.
+    let text = ada.run(&["dashboard", "--no-open"]).ok().stdout;
+    assert!(
+        text.contains("/login?token=") && text.contains("60 s"),
+        "{text}"
+    );
+
+    // A HEAD (a link preview) does not use the link up.
+    let host = addr.to_string();
+    let head = send(addr, "HEAD", &path_of(&link), &[("Host", &host)], b"");
+    assert!(cookie_value(&head, "appforge_session").is_none());
+    let mut browser = Browser::open(addr);
+    let opened = browser.follow_link(&link);
+    assert_eq!(opened.status, 303, "{}", opened.text());
+    let location = opened.header("location").unwrap_or_default();
+    assert!(location.starts_with("/#csrf="), "{location}");
+    let me = browser.call(json!("Whoami"));
+    assert_eq!(
+        me.last()["reply"]["User"]["email"],
+        ada.email,
+        "{}",
+        me.text()
+    );
+    let list = browser.call(json!("ListProjects")).last();
+    assert_eq!(list["reply"]["Projects"][0]["name"], "adas-app", "{list}");
+
+    // Used once: the same link, again, signs no one in.
+    for path in [
+        path_of(&link),
+        "/login?token=afl_0000".to_string(),
+        format!("/login?token={}", "f".repeat(64)),
+    ] {
+        let r = send(addr, "GET", &path, &[("Host", &host)], b"");
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert!(cookie_value(&r, "appforge_session").is_none(), "{path}");
+        assert!(r.text().contains("appforge dashboard"), "{}", r.text());
+        assert!(r.text().contains("used or expired"), "{}", r.text());
+    }
+    let r = send(addr, "GET", "/login", &[("Host", &host)], b"");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("appforge dashboard"), "{}", r.text());
+    // A link opened under another host name is refused (DNS rebinding).
+    let fresh = dashboard_link(&ada);
+    let r = send(
+        addr,
+        "GET",
+        &path_of(&fresh),
+        &[("Host", "evil.example")],
+        b"",
+    );
+    assert_eq!(r.status, 403);
+    assert!(cookie_value(&r, "appforge_session").is_none());
+
+    // Signed out on the socket: no link.
+    let nobody = daemon.user("nobody");
+    let r = nobody.run(&["dashboard", "--no-open"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("not signed in"), "{}", r.stderr);
+}
+
+#[test]
+fn a_daemon_without_a_dashboard_says_so() {
+    let daemon = Daemon::start();
+    let ada = signed_up(&daemon, "ada");
+    let r = ada.run(&["dashboard", "--no-open"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--web-addr"), "{}", r.stderr);
+}
+
+/// The daemon's resident memory, and its peak, in bytes.
+fn memory(daemon: &Daemon) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid()))
+        .expect("the daemon's /proc status");
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// 40 connections with no session each announce and send a 15 MB body:
+/// each is answered from its headers, before a byte of body is read, and
+/// its connection closed, so the daemon's memory stays where it was.
+#[test]
+fn unauthenticated_bodies_are_refused_unread_and_cost_no_memory() {
+    use std::io::{Read, Write};
+    const BODY: usize = 15 * 1024 * 1024;
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let host = addr.to_string();
+    // Warm up: the page and a refused call once.
+    assert_eq!(send(addr, "GET", "/", &[("Host", &host)], b"").status, 200);
+    let (rss_before, peak_before) = memory(&daemon);
+    let senders: Vec<_> = (0..40)
+        .map(|i| {
+            let host = host.clone();
+            std::thread::spawn(move || -> (String, usize) {
+                let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                    .unwrap();
+                stream
+                    .set_write_timeout(Some(std::time::Duration::from_secs(20)))
+                    .unwrap();
+                // Half with made-up cookies, half with none.
+                let cookie = if i % 2 == 0 {
+                    "Cookie: appforge_session=afs_made_up\r\nX-CSRF-Token: made-up\r\n"
+                } else {
+                    ""
+                };
+                let head = format!(
+                    "POST /api/call HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n\
+                     Content-Type: application/json\r\n{cookie}Content-Length: {BODY}\r\n\r\n"
+                );
+                stream.write_all(head.as_bytes()).expect("send head");
+                // The answer comes before any body byte is sent.
+                let mut answer = [0u8; 64];
+                let n = stream.read(&mut answer).unwrap_or(0);
+                let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+                // Then the body, as far as the daemon takes it.
+                let chunk = vec![b' '; 64 * 1024];
+                let mut sent = 0;
+                while sent < BODY {
+                    match stream.write(&chunk[..chunk.len().min(BODY - sent)]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => sent += n,
+                    }
+                }
+                (answer, sent)
+            })
+        })
+        .collect();
+    for sender in senders {
+        let (answer, sent) = sender.join().expect("a sender");
+        assert!(
+            answer.starts_with("HTTP/1.1 401"),
+            "answered before the body: {answer:?}"
+        );
+        assert!(
+            sent < BODY,
+            "the daemon took the whole 15 MB body of a request it refused"
+        );
+    }
+    let (rss_after, peak_after) = memory(&daemon);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!(
+        "RSS {:.1} MiB -> {:.1} MiB, peak {:.1} MiB -> {:.1} MiB",
+        mib(rss_before),
+        mib(rss_after),
+        mib(peak_before),
+        mib(peak_after)
+    );
+    let allowed = rss_before.max(peak_before) + 8 * 1024 * 1024;
+    assert!(
+        peak_after <= allowed,
+        "the daemon's peak grew to {:.1} MiB under refused bodies (idle {:.1} MiB)",
+        mib(peak_after),
+        mib(rss_before)
+    );
+    // The dashboard still answers.
+    assert_eq!(send(addr, "GET", "/", &[("Host", &host)], b"").status, 200);
+}
+
+/// Sends `head` on a new connection, then one byte of body a second until
+/// the daemon closes it or `limit` passes; returns how long it stayed open
+/// and what it answered.
+fn trickle(
+    addr: std::net::SocketAddr,
+    head: String,
+    limit: std::time::Duration,
+) -> (std::time::Duration, String) {
+    use std::io::{Read, Write};
+    let started = std::time::Instant::now();
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.write_all(head.as_bytes()).expect("send head");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(1)))
+        .unwrap();
+    let mut answer = Vec::new();
+    while started.elapsed() < limit {
+        let mut buf = [0u8; 512];
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                if stream.write_all(b" ").is_err() {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    (
+        started.elapsed(),
+        String::from_utf8_lossy(&answer).into_owned(),
+    )
+}
+
+/// A signed-in request whose body comes a byte a second is dropped at the
+/// body's deadline (10 s), like a slow header.
+#[test]
+fn a_slow_body_is_dropped_at_its_deadline() {
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let (_ada, browser) = signed_in(&daemon, addr, "ada");
+    let mut head = "POST /api/call HTTP/1.1\r\nContent-Length: 1000\r\n".to_string();
+    for (name, value) in browser.headers() {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let (held, answer) = trickle(addr, head, std::time::Duration::from_secs(40));
+    assert!(
+        held < std::time::Duration::from_secs(25),
+        "a slow body held its connection {held:?}: {answer:?}"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+}
+
+/// 130 connections that send a full header and then a byte of body a
+/// second, without a session, hold no slot: a signed-in request is served
+/// at once all the same.
+#[test]
+fn slow_bodies_without_a_session_do_not_keep_a_signed_in_request_out() {
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let (_ada, browser) = signed_in(&daemon, addr, "ada");
+    let host = addr.to_string();
+    let slow: Vec<_> = (0..130)
+        .map(|_| {
+            let head = format!(
+                "POST /api/call HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n\
+                 Content-Length: 100000\r\n\r\n"
+            );
+            std::thread::spawn(move || trickle(addr, head, std::time::Duration::from_secs(30)))
+        })
+        .collect();
+    // Let them connect and start their bodies.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let me = browser.call(json!("Whoami"));
+    let waited = started.elapsed();
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "a signed-in request waited {waited:?} behind slow bodies"
+    );
+    for t in slow {
+        let (held, answer) = t.join().expect("a slow sender");
+        assert!(
+            answer.starts_with("HTTP/1.1 401"),
+            "held {held:?}: {answer:?}"
+        );
+        assert!(held < std::time::Duration::from_secs(25), "held {held:?}");
+    }
+}
+
+/// Cookie tossing: an app on another port of 127.0.0.1 sets
+/// `appforge_session=x; Path=/api/call`, which the browser then sends
+/// first. The dashboard's session survives it, and a link signs in despite it.
+#[test]
+fn a_tossed_session_cookie_neither_signs_out_nor_blocks_sign_in() {
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let ada = signed_up(&daemon, "ada");
+    let mut browser = Browser::open(addr);
+    browser.tossed = vec!["x".into()];
+    let opened = browser.follow_link(&dashboard_link(&ada));
+    assert_eq!(opened.status, 303, "{}", opened.text());
+    let me = browser.call(json!("Whoami"));
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(me.last()["reply"]["User"]["email"], ada.email);
+    // Tossed after sign-in, several and of every shape, even another
+    // session of this daemon's (bob's, signed in on another browser).
+    let (_bob, bobs) = signed_in(&daemon, addr, "bob");
+    browser.tossed = vec![
+        "x".into(),
+        bobs.session_cookie.clone().unwrap(),
+        String::new(),
+        "afs_0000".into(),
+    ];
+    let me = browser.call(json!("Whoami"));
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(
+        me.last()["reply"]["User"]["email"],
+        ada.email,
+        "{}",
+        me.text()
+    );
+    // Bob's cookie with Ada's token acts for no one.
+    let mut mixed = Browser::open(addr);
+    mixed.session_cookie = bobs.session_cookie.clone();
+    mixed.csrf_token = browser.csrf_token.clone();
+    assert_eq!(mixed.call(json!("Whoami")).status, 403);
+}
+
+/// An app that, when imported, tries the attack of issue 20 on the
+/// dashboard: take the page's cookie, sign up with it. `ADDR` is replaced
+/// by the dashboard's address.
+const DASHBOARD_CALLING_APP: &str = r#"import http.client, json
+
+from flask import Flask
+
+HOST = "ADDR"
+
+def attack():
+    try:
+        host, port = HOST.rsplit(":", 1)
+        c = http.client.HTTPConnection(host, int(port), timeout=10)
+        c.request("GET", "/", headers={"Host": HOST})
+        r = c.getresponse()
+        r.read()
+        cookie = r.getheader("Set-Cookie") or ""
+        token = cookie.split(";")[0].split("=", 1)[1] if "appforge_csrf=" in cookie else "a" * 64
+        body = json.dumps({"Signup": {"email": "app@example.com", "password": "app-password-123"}})
+        c = http.client.HTTPConnection(host, int(port), timeout=10)
+        c.request("POST", "/api/call", body=body, headers={
+            "Host": HOST, "Origin": "http://" + HOST, "Cookie": "appforge_csrf=" + token,
+            "X-CSRF-Token": token, "Content-Type": "application/json"})
+        r = c.getresponse()
+        got = "appforge_session=" in (r.getheader("Set-Cookie") or "")
+        print("dashboard answered %d, session %s" % (r.status, "GOT" if got else "none"), flush=True)
+    except Exception as e:
+        print("dashboard unreachable: %r" % (e,), flush=True)
+
+attack()
+app = Flask(__name__)
+
+@app.route("/")
+def index():
+    return "ok\n"
+"#;
+
+/// An app on this machine calls the dashboard at import time, as one did in
+/// issue 20 (signed up, generated, ran a second app). It gets no session:
+/// whether it reaches the dashboard at all or not, no account is made.
+#[test]
+fn an_app_calling_the_dashboard_gets_no_session() {
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let ada = signed_up(&daemon, "ada");
+    let code = DASHBOARD_CALLING_APP.replace("ADDR", &addr.to_string());
+    let id = project_with_app(&ada, "caller", &code);
+    run_app(&ada, "caller");
+    let mut log = String::new();
+    wait_for("the app's attempt in its log", || {
+        log = log_text(&daemon, id);
+        log.contains("dashboard answered") || log.contains("dashboard unreachable")
+    });
+    assert!(!log.contains("session GOT"), "{log}");
+    let status = ada.run(&["--json", "status"]).ok().json();
+    assert_eq!(status["users"], 1, "the app made an account: {status}");
 }

@@ -1,6 +1,8 @@
 //! The web dashboard in a real browser: a daemon serving it on a free port,
 //! and `tests/browser/flow.mjs` driving headless Chromium through
-//! playwright-core from sign-up to sign-out (generate, save, files, run,
+//! playwright-core from a sign-in link of `appforge dashboard` to sign-out
+//! (refused sign-ins without a link, a tossed session cookie, terminal
+//! escapes, generate, save, files, run,
 //! preview, logs, edit, diff, rollback, stop, export, delete), failing on any
 //! console error or CSP violation. Screenshots land in
 //! `target/dashboard-screenshots`.
@@ -77,6 +79,9 @@ fn the_dashboard_takes_a_project_from_prompt_to_export_in_a_real_browser() {
     // Port 0: the daemon picks a free port and `status` says which.
     let (daemon, addr) = daemon_with_dashboard(&[]);
     let addr = addr.to_string();
+    // The flow asks this signed-in client for its sign-in links.
+    let user = daemon.user("browser");
+    user.signup().ok();
     wait_for("the dashboard to answer", || dashboard_answers(&addr));
 
     let shots = repo().join("target/dashboard-screenshots");
@@ -89,6 +94,11 @@ fn the_dashboard_takes_a_project_from_prompt_to_export_in_a_real_browser() {
         .env("DASHBOARD_URL", format!("http://{addr}/"))
         .env("SCREENSHOT_DIR", &shots)
         .env("CHROMIUM", &browser)
+        .env("APPFORGE", appforge_e2e::bin("appforge"))
+        .env("APPFORGE_SOCKET", &user.socket)
+        .env("XDG_CONFIG_HOME", &user.config_home)
+        .env("NO_COLOR", "1")
+        .env("USER_EMAIL", &user.email)
         .output()
         .expect("run node tests/browser/flow.mjs");
     let stdout = String::from_utf8_lossy(&out.stdout);

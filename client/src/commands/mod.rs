@@ -3,6 +3,7 @@
 mod accounts;
 mod apps;
 mod daemon_info;
+mod dashboard;
 mod edit;
 mod generate;
 mod local;
@@ -96,6 +97,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Ps => apps::ps(&mut ctx).await,
         Command::Logs(args) => apps::logs(&mut ctx, args).await,
         Command::Metrics => daemon_info::metrics(&mut ctx).await,
+        Command::Dashboard(args) => dashboard::dashboard(&mut ctx, args).await,
         Command::Completions { .. } | Command::Manpage => unreachable!("handled above"),
     }
 }

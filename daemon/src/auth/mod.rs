@@ -1,6 +1,7 @@
 //! Accounts and sessions: sign-up, sign-in, sign-out and resolving a session
 //! token to its user.
 
+mod links;
 mod password;
 mod sessions;
 mod throttle;
@@ -51,6 +52,9 @@ pub enum AuthError {
     /// Hashing failed.
     #[error("{0}")]
     Hashing(String),
+    /// A dashboard sign-in link that is unknown, used or expired.
+    #[error(transparent)]
+    LinkRefused(#[from] links::LinkRefused),
 }
 
 /// A signed-in user, as handlers see it.
@@ -70,6 +74,7 @@ pub struct Accounts {
     /// waits here instead of growing the daemon by 19 MiB a request.
     hashing: Arc<tokio::sync::Semaphore>,
     sessions: sessions::SessionCache,
+    links: links::Links,
 }
 
 /// Password hashes allowed at once: one a core, at most two, which keeps
@@ -87,6 +92,7 @@ impl Accounts {
             db,
             throttle: Mutex::new(throttle::Throttle::default()),
             hashing: Arc::new(tokio::sync::Semaphore::new(hashing_permits())),
+            links: links::Links::default(),
         }
     }
 
@@ -223,6 +229,24 @@ impl Accounts {
             email: user.email,
             created_at,
         })
+    }
+
+    /// A one-time dashboard sign-in link for the session's user: the
+    /// token, and how long it stays valid.
+    pub async fn dashboard_link(
+        &self,
+        token: Option<&SessionToken>,
+    ) -> Result<(String, Duration), AuthError> {
+        let user = self.authenticate(token).await?;
+        tracing::info!(user_id = user.id, "dashboard sign-in link issued");
+        Ok((self.links.issue(user.id, Instant::now()), links::LINK_TTL))
+    }
+
+    /// Uses up a dashboard sign-in link: a new session for its user.
+    pub async fn redeem_link(&self, link: &str) -> Result<SessionInfo, AuthError> {
+        let user_id = self.links.redeem(link, Instant::now())?;
+        tracing::info!(user_id, "signed in to the dashboard by link");
+        self.new_session(user_id).await
     }
 
     async fn new_session(&self, user_id: i64) -> Result<SessionInfo, AuthError> {

@@ -3,18 +3,20 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use appforge_shared::error::{ErrorCode, WireError};
 use appforge_shared::protocol::{
     ArchiveFormat, Envelope, ExportRequest, Progress, Reply, Request, SessionToken,
 };
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Extension, Request as HttpRequest, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde_json::json;
 
-use super::{guard, Web, CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE};
+use super::{guard, Web, CSRF_HEADER, SESSION_COOKIE};
 use crate::error::ServiceError;
 use crate::server::handlers::{self, ProgressTx};
 
@@ -29,39 +31,118 @@ pub(super) fn error_response(status: StatusCode, code: &str, message: &str) -> R
         .into_response()
 }
 
-/// A request without the CSRF token its session needs.
-pub(super) struct MissingCsrf;
+/// Time a request's body has to arrive, whole, once its headers are in: a
+/// body sent a byte at a time is dropped like a slow header.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest body, as large as a socket frame; only a request that has
+/// proven its session gets this far.
+const MAX_BODY: usize = appforge_shared::codec::MAX_FRAME_LEN;
+/// Session cookies looked at in one request, at most: the few that apps
+/// on other ports can toss (one per matching path) and the dashboard's own.
+const MAX_SESSION_COOKIES: usize = 32;
 
-impl IntoResponse for MissingCsrf {
-    fn into_response(self) -> Response {
-        error_response(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the request lacks the dashboard's CSRF token; reload the page and sign in again",
-        )
-    }
+/// The session a request has proven from its headers, set by the guard for
+/// every `/api/` handler.
+#[derive(Debug, Clone)]
+pub(super) struct Session(SessionToken);
+
+/// Marks a refusal as the end of its connection: its body is never read.
+pub(super) fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
-/// The session this request acts for: its cookie's token, when the
-/// request carries the CSRF token issued with it. A request with no known
-/// session must carry the CSRF cookie's value instead, and acts for no one.
-fn session(web: &Web, headers: &HeaderMap) -> Result<Option<SessionToken>, MissingCsrf> {
+/// The session this request acts for, from its headers alone: a session
+/// cookie this daemon issued to a browser, with the CSRF token issued with
+/// it in the header. Every `appforge_session` value is tried, so a cookie
+/// of the same name that an app on another port set (cookie tossing) can
+/// neither sign the user out nor in.
+#[allow(clippy::result_large_err)] // The error is the response itself, returned at once.
+pub(super) fn authorize(web: &Web, headers: &HeaderMap) -> Result<Session, Response> {
     let presented = headers
         .get(CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
-        .filter(|t| !t.is_empty())
-        .ok_or(MissingCsrf)?;
-    let cookie = guard::cookie(headers, SESSION_COOKIE).map(|t| SessionToken(t.to_string()));
-    match cookie {
-        Some(token) if web.csrf.knows(&token) => web
-            .csrf
-            .matches(&token, presented)
-            .then_some(Some(token))
-            .ok_or(MissingCsrf),
-        // No session, or one this daemon did not issue for a browser (the
-        // daemon restarted): signed out, signed by the CSRF cookie.
-        _ if guard::cookie(headers, CSRF_COOKIE) == Some(presented) => Ok(None),
-        _ => Err(MissingCsrf),
+        .unwrap_or("");
+    let mut known = false;
+    for value in guard::cookies(headers, SESSION_COOKIE).take(MAX_SESSION_COOKIES) {
+        let token = SessionToken(value.to_string());
+        if !web.csrf.knows(&token) {
+            continue;
+        }
+        known = true;
+        if !presented.is_empty() && web.csrf.matches(&token, presented) {
+            return Ok(Session(token));
+        }
+    }
+    Err(if known {
+        error_response(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the request lacks the dashboard's CSRF token; reload the page, or run \
+             `appforge dashboard` in a terminal to sign in again",
+        )
+    } else {
+        error_response(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "this browser is not signed in to the dashboard; run `appforge dashboard` in a \
+             terminal to open a signed-in dashboard",
+        )
+    })
+}
+
+/// The request's body, read only now that its session is proven: at most
+/// [`MAX_BODY`] bytes, within [`BODY_TIMEOUT`].
+#[allow(clippy::result_large_err)] // The error is the response itself, returned at once.
+async fn read_body(request: HttpRequest) -> Result<Bytes, Response> {
+    let too_large = || {
+        closing(error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid-input",
+            &format!(
+                "the request is larger than the dashboard's limit of {} MiB",
+                MAX_BODY / (1024 * 1024)
+            ),
+        ))
+    };
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let mut chunks = request.into_body().into_data_stream();
+    let read = async {
+        let mut body = Vec::with_capacity(announced.unwrap_or(0).min(64 * 1024) as usize);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| {
+                closing(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-input",
+                    &format!("the request's body could not be read: {e}"),
+                ))
+            })?;
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(body))
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Ok(body) => body,
+        Err(_) => Err(closing(error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid-input",
+            &format!(
+                "the request's body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        ))),
     }
 }
 
@@ -78,58 +159,44 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, R
 }
 
 /// `POST /api/call`: one protocol request as JSON.
-pub(super) async fn call(State(web): State<Arc<Web>>, headers: HeaderMap, body: Bytes) -> Response {
-    let token = match session(&web, &headers) {
-        Ok(token) => token,
-        Err(refused) => return refused.into_response(),
+pub(super) async fn call(
+    State(web): State<Arc<Web>>,
+    Extension(Session(token)): Extension<Session>,
+    request: HttpRequest,
+) -> Response {
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let request: Request = match parse(&body, "a protocol request") {
         Ok(request) => request,
         Err(bad) => return bad,
     };
     match request {
-        Request::Signup(_) | Request::Login(_) => sign_in(&web, request).await,
+        // Sessions start from the socket alone (`appforge dashboard`).
+        Request::Signup(_) | Request::Login(_) | Request::DashboardLink => error_response(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the dashboard does not sign anyone up or in; run `appforge dashboard` in a \
+             terminal for a one-time sign-in link (accounts are made with `appforge signup`)",
+        ),
         Request::Logout => sign_out(&web, token).await,
-        request => stream(web, Envelope { token, request }),
-    }
-}
-
-/// Signs in (or up) through the same accounts service; the session token
-/// goes into an HttpOnly cookie, and a CSRF token for it into the reply.
-async fn sign_in(web: &Web, request: Request) -> Response {
-    let (tx, _rx) = ProgressTx::channel();
-    let envelope = Envelope {
-        token: None,
-        request,
-    };
-    match handlers::dispatch(&web.daemon, envelope, tx).await {
-        Ok(Reply::Session(mut info)) => {
-            let csrf_token = web.csrf.issue(&info.token);
-            let cookie = format!(
-                "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
-                info.token.0
-            );
-            info.token = SessionToken(String::new());
-            let line = json!({"reply": Reply::Session(info), "csrf_token": csrf_token});
-            let mut response = ndjson(Body::from(format!("{line}\n")));
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().append(header::SET_COOKIE, value);
-            }
-            response
-        }
-        Ok(other) => ndjson(Body::from(final_line(Ok(other)))),
-        Err(e) => ndjson(Body::from(final_line(Err(e)))),
+        request => stream(
+            web,
+            Envelope {
+                token: Some(token),
+                request,
+            },
+        ),
     }
 }
 
 /// Ends the session everywhere and clears the cookie.
-async fn sign_out(web: &Web, token: Option<SessionToken>) -> Response {
-    if let Some(token) = &token {
-        web.csrf.revoke(token);
-    }
+async fn sign_out(web: &Web, token: SessionToken) -> Response {
+    web.csrf.revoke(&token);
     let (tx, _rx) = ProgressTx::channel();
     let envelope = Envelope {
-        token,
+        token: Some(token),
         request: Request::Logout,
     };
     let result = handlers::dispatch(&web.daemon, envelope, tx).await;
@@ -206,12 +273,12 @@ fn final_line(result: Result<Reply, ServiceError>) -> String {
 /// as a download.
 pub(super) async fn export(
     State(web): State<Arc<Web>>,
-    headers: HeaderMap,
-    body: Bytes,
+    Extension(Session(token)): Extension<Session>,
+    request: HttpRequest,
 ) -> Response {
-    let token = match session(&web, &headers) {
-        Ok(token) => token,
-        Err(refused) => return refused.into_response(),
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let request: ExportRequest = match parse(&body, "an export request") {
         Ok(request) => request,
@@ -219,7 +286,7 @@ pub(super) async fn export(
     };
     let (tx, _rx) = ProgressTx::channel();
     let envelope = Envelope {
-        token,
+        token: Some(token),
         request: Request::Export(request),
     };
     match handlers::dispatch(&web.daemon, envelope, tx).await {

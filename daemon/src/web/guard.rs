@@ -115,15 +115,18 @@ pub fn harden(headers: &mut HeaderMap) {
     );
 }
 
-/// The value of cookie `name` in the request, if it is there.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// Every value of cookie `name` in the request, in the order sent. A
+/// browser sends several when an app on another port of the same host set
+/// one with the same name and a longer path (cookies ignore ports), and puts
+/// that one first: so no one value may be trusted because of its place.
+pub fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
+        .filter(move |(key, _)| *key == name)
         .map(|(_, value)| value)
 }
 
@@ -200,9 +203,13 @@ mod tests {
     }
 
     #[test]
-    fn cookies_are_found_by_exact_name() {
-        let h = headers(&[("cookie", "a=1; appforge_session=tok; x_appforge_session=no")]);
-        assert_eq!(cookie(&h, "appforge_session"), Some("tok"));
-        assert_eq!(cookie(&h, "session"), None);
+    fn cookies_are_found_by_exact_name_every_one_of_them() {
+        let h = headers(&[(
+            "cookie",
+            "a=1; appforge_session=tossed; x_appforge_session=no; appforge_session=tok",
+        )]);
+        let found: Vec<&str> = cookies(&h, "appforge_session").collect();
+        assert_eq!(found, ["tossed", "tok"]);
+        assert_eq!(cookies(&h, "session").count(), 0);
     }
 }

@@ -3,14 +3,21 @@
 //! rule, owner check or validation exists twice.
 //!
 //! - `GET /` and `GET /assets/NAME`: the page and its script and style;
+//! - `GET /login?token=…`: a one-time link from `appforge dashboard` (asked
+//!   for over the socket), the only way a browser signs in;
 //! - `POST /api/call`: one protocol [`Request`] as JSON, answered as
 //!   newline-delimited JSON: `{"progress": …}` lines, then `{"reply": …}`
 //!   or `{"error": {"code", "message"}}`;
 //! - `POST /api/export`: an [`ExportRequest`], answered with the archive.
 //!
 //! Every request passes [`guard`] (Host, Origin, headers). Every API request
-//! carries an `X-CSRF-Token` header: after sign-in the token issued with the
-//! session (see [`keys`]), before it the `appforge_csrf` cookie's value.
+//! must also prove a session from its headers alone (the session cookie
+//! and the `X-CSRF-Token` issued with it, see [`keys`]) before a byte of
+//! its body is read: whoever cannot open the socket costs the daemon no
+//! memory here.
+//!
+//! [`Request`]: appforge_shared::protocol::Request
+//! [`ExportRequest`]: appforge_shared::protocol::ExportRequest
 
 mod api;
 pub mod guard;
@@ -20,22 +27,20 @@ mod listener;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, Request as HttpRequest, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Path, RawQuery, Request as HttpRequest, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::server::handlers::dashboard::LOGIN_PATH;
 use crate::state::Daemon;
 
 /// The cookie that holds the session token (HttpOnly).
 const SESSION_COOKIE: &str = "appforge_session";
-/// The cookie whose value signs requests made before sign-in.
-const CSRF_COOKIE: &str = "appforge_csrf";
 /// The header that carries the CSRF token.
 const CSRF_HEADER: &str = "x-csrf-token";
 /// Dashboard requests served at once, at most; more wait for a slot.
@@ -66,10 +71,10 @@ pub async fn serve(listener: TcpListener, daemon: Arc<Daemon>) -> std::io::Resul
     let app = Router::new()
         .route("/", get(index))
         .route("/assets/{name}", get(asset))
+        .route(LOGIN_PATH, get(login))
         .route("/api/call", post(api::call))
         .route("/api/export", post(api::export))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(appforge_shared::codec::MAX_FRAME_LEN))
         .layer(middleware::from_fn_with_state(Arc::clone(&web), guarded))
         .with_state(web);
     listener::serve(listener::Limited::new(listener), app).await
@@ -84,13 +89,29 @@ pub fn url_of(addr: SocketAddr) -> String {
     }
 }
 
-/// Runs the guard, holds a slot while the request runs, and hardens the response.
-async fn guarded(State(web): State<Arc<Web>>, request: HttpRequest, next: Next) -> Response {
-    let mut response = match guard::check(&web.hosts, request.method(), request.headers()) {
+/// Runs the guard and, for the API, the session check, all from the
+/// headers; then holds a slot while the request runs, and hardens the
+/// response. A refused request is answered without its body being read,
+/// and its connection closed.
+async fn guarded(State(web): State<Arc<Web>>, mut request: HttpRequest, next: Next) -> Response {
+    let checked = match guard::check(&web.hosts, request.method(), request.headers()) {
         Err(refusal) => {
             tracing::debug!(?refusal, path = %request.uri().path(), "dashboard request refused");
-            api::error_response(StatusCode::FORBIDDEN, "forbidden", refusal.message())
+            Err(api::error_response(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                refusal.message(),
+            ))
         }
+        Ok(()) if request.uri().path().starts_with("/api/") => {
+            api::authorize(&web, request.headers()).map(|session| {
+                request.extensions_mut().insert(session);
+            })
+        }
+        Ok(()) => Ok(()),
+    };
+    let mut response = match checked {
+        Err(refused) => api::closing(refused),
         Ok(()) => match web.slots.acquire().await {
             Ok(_slot) => next.run(request).await,
             Err(_) => api::error_response(
@@ -104,25 +125,83 @@ async fn guarded(State(web): State<Arc<Web>>, request: HttpRequest, next: Next) 
     response
 }
 
-/// The page; it also gives the browser a CSRF cookie for signing in.
-async fn index(headers: HeaderMap) -> Response {
-    let mut response = (
+/// The page. It holds no secret: signed out, it says how to sign in.
+async fn index() -> Response {
+    (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         INDEX_HTML,
     )
-        .into_response();
-    if guard::cookie(&headers, CSRF_COOKIE).is_none_or(|v| v.len() != 64) {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        let cookie = format!(
-            "{CSRF_COOKIE}={}; Path=/; SameSite=Strict",
-            hex::encode(bytes)
+        .into_response()
+}
+
+/// `GET /login?token=…`: uses up a one-time link from `appforge dashboard`
+/// and signs this browser in as the link's account. The CSRF token goes to
+/// the page in the redirect's fragment, which the browser never sends
+/// anywhere and which the page moves into its own storage at once.
+async fn login(State(web): State<Arc<Web>>, method: Method, RawQuery(query): RawQuery) -> Response {
+    // A HEAD (a link preview, a prefetch) must not use the link up.
+    if method == Method::HEAD {
+        return StatusCode::OK.into_response();
+    }
+    let token = query.as_deref().unwrap_or("").split('&').find_map(|pair| {
+        pair.split_once('=')
+            .filter(|(key, _)| *key == "token")
+            .map(|(_, value)| value.to_string())
+    });
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return link_refused(
+            StatusCode::BAD_REQUEST,
+            "This address lacks a sign-in link's token.",
         );
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
+    };
+    let session = match web.daemon.accounts.redeem_link(&token).await {
+        Ok(session) => session,
+        Err(crate::auth::AuthError::LinkRefused(_)) => {
+            return link_refused(
+                StatusCode::FORBIDDEN,
+                "This sign-in link is unknown, already used or expired (links last 60 seconds and work once).",
+            )
         }
+        Err(e) => {
+            tracing::warn!(error = %e, "a dashboard sign-in link could not start a session");
+            return link_refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The daemon could not start a session; see its log.",
+            );
+        }
+    };
+    let csrf_token = web.csrf.issue(&session.token);
+    let mut response = (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, format!("/#csrf={csrf_token}"))],
+    )
+        .into_response();
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+        session.token.0
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
+}
+
+/// The page for a link that signs no one in: what happened, and what to do.
+fn link_refused(status: StatusCode, what: &str) -> Response {
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Sign-in link refused · appforge</title>\
+         <link rel=\"stylesheet\" href=\"/assets/app.css\"></head>\
+         <body><main id=\"main\"><h1>Not signed in</h1><p>{what}</p>\
+         <p>Run <code>appforge dashboard</code> in a terminal to open a signed-in dashboard \
+         (<code>appforge dashboard --no-open</code> prints a new link).</p></main></body></html>\n"
+    );
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page,
+    )
+        .into_response()
 }
 
 async fn asset(Path(name): Path<String>) -> Response {

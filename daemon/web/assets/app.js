@@ -42,6 +42,112 @@ function show(node, visible) {
 }
 
 // ---------------------------------------------------------------------------
+// Terminal text (app logs, model output) made safe for the page: SGR colour
+// codes become spans with classes (the CSP forbids inline styles); every
+// other control (OSC, cursor moves, clears, C0 and C1 bytes, bidi
+// overrides) is shown as a visible escape and never acts.
+
+const SGR_ATTRS = { 1: "bold", 2: "dim", 3: "italic", 4: "underline" };
+const SGR_OFF = { 22: ["bold", "dim"], 23: ["italic"], 24: ["underline"] };
+/** Longest escape sequence waited for across two chunks of a stream. */
+const ESC_CARRY = 64;
+
+/** A renderer that keeps the colour state and any escape cut in two
+ * between the chunks of one stream. */
+function terminal() {
+  const sgr = { fg: null, bg: null, attrs: new Set() };
+  let carry = "";
+  const visible = (text) => el("span", { className: "esc", textContent: text, title: "control sequence, not run" });
+  const picture = (ch) => {
+    const c = ch.codePointAt(0);
+    if (c < 0x20) return String.fromCodePoint(0x2400 + c); // ␛, ␇, ␈ …
+    if (c === 0x7f) return "\u2421";
+    return `<U+${c.toString(16).toUpperCase().padStart(4, "0")}>`;
+  };
+  const applySgr = (params) => {
+    const codes = params === "" ? [0] : params.split(";").map((p) => (p === "" ? 0 : Number(p)));
+    for (let i = 0; i < codes.length; i++) {
+      const n = codes[i];
+      if (n === 0) {
+        sgr.fg = null;
+        sgr.bg = null;
+        sgr.attrs.clear();
+      } else if (SGR_ATTRS[n]) sgr.attrs.add(SGR_ATTRS[n]);
+      else if (SGR_OFF[n]) for (const a of SGR_OFF[n]) sgr.attrs.delete(a);
+      else if (n >= 30 && n <= 37) sgr.fg = n - 30;
+      else if (n >= 90 && n <= 97) sgr.fg = n - 90 + 8;
+      else if (n === 39) sgr.fg = null;
+      else if (n >= 40 && n <= 47) sgr.bg = n - 40;
+      else if (n >= 100 && n <= 107) sgr.bg = n - 100 + 8;
+      else if (n === 49) sgr.bg = null;
+      else if (n === 38 || n === 48) {
+        // 256 colours or RGB: dropped, their arguments skipped.
+        i += codes[i + 1] === 5 ? 2 : codes[i + 1] === 2 ? 4 : 1;
+      }
+    }
+  };
+  const span = (text) => {
+    const classes = [...sgr.attrs].map((a) => `sgr-${a}`);
+    if (sgr.fg !== null) classes.push(`sgr-fg-${sgr.fg}`);
+    if (sgr.bg !== null) classes.push(`sgr-bg-${sgr.bg}`);
+    return classes.length ? el("span", { className: classes.join(" "), textContent: text }) : document.createTextNode(text);
+  };
+  // Controls: C0 but tab and newline, DEL, C1, and the bidi overrides and isolates.
+  const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+  return {
+    /** The nodes for the next chunk of the stream; `colour` false drops SGR. */
+    render(chunk, colour = true) {
+      const text = carry + chunk;
+      carry = "";
+      const out = [];
+      let plain = "";
+      const flush = () => {
+        if (plain) out.push(colour ? span(plain) : document.createTextNode(plain));
+        plain = "";
+      };
+      let i = 0;
+      while (i < text.length) {
+        const ch = text[i];
+        if (!CONTROL.test(ch)) {
+          plain += ch;
+          i += 1;
+          continue;
+        }
+        if (ch === "\r" && text[i + 1] === "\n") {
+          i += 1; // CRLF is a line end
+          continue;
+        }
+        if (ch === "\u001b" && (text[i + 1] === "[" || i + 1 === text.length)) {
+          const m = /^\u001b\[([0-9;:<=>?]*)([ -\/]*)([@-~])/.exec(text.slice(i, i + ESC_CARRY));
+          if (!m) {
+            const rest = text.slice(i);
+            if (rest.length < ESC_CARRY && /^\u001b(\[[0-9;:<=>?]*[ -\/]*)?$/.test(rest)) {
+              flush();
+              carry = rest; // cut in two: wait for the next chunk
+              return out;
+            }
+          } else {
+            flush();
+            if (m[3] === "m" && m[2] === "" && /^[0-9;]*$/.test(m[1])) {
+              if (colour) applySgr(m[1]);
+            } else {
+              out.push(visible(picture("\u001b") + m[0].slice(1)));
+            }
+            i += m[0].length;
+            continue;
+          }
+        }
+        flush();
+        out.push(visible(picture(ch)));
+        i += 1;
+      }
+      flush();
+      return out;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
 // The daemon's API
 
 class ApiError extends Error {
@@ -63,18 +169,11 @@ function isAbort(err) {
   return err && err.name === "AbortError";
 }
 
-// Every POST carries a CSRF token: after sign-in the one the daemon issued
-// with the session (kept in this origin's storage, out of reach of the apps
-// on other ports), before it the `appforge_csrf` cookie's value.
+// Every POST carries the CSRF token issued with the browser's session. It
+// arrives once, in the fragment of the sign-in link's redirect (`#csrf=…`,
+// never sent to any server), and is kept in this origin's storage, out of
+// reach of the apps on other ports.
 const TOKEN_KEY = "appforge.csrf";
-
-function cookieToken() {
-  for (const part of document.cookie.split(";")) {
-    const [name, ...value] = part.trim().split("=");
-    if (name === "appforge_csrf") return decodeURIComponent(value.join("="));
-  }
-  return "";
-}
 
 function storedToken() {
   try {
@@ -93,8 +192,16 @@ function storeToken(token) {
   }
 }
 
+/** Takes the CSRF token out of the address bar after a sign-in link. */
+function takeLinkToken() {
+  const m = location.hash.match(/^#csrf=([0-9a-f]{16,128})$/);
+  if (!m) return;
+  storeToken(m[1]);
+  history.replaceState(null, "", `${location.pathname}#/`);
+}
+
 function csrfToken() {
-  return storedToken() || cookieToken();
+  return storedToken();
 }
 
 function headers(extra = {}) {
@@ -104,18 +211,7 @@ function headers(extra = {}) {
 /** One protocol request. Progress lines go to `onProgress` as they arrive;
  * resolves to the reply, rejects with an ApiError (or an AbortError). */
 async function call(request, options = {}) {
-  const stored = storedToken();
-  try {
-    return await callOnce(request, options);
-  } catch (err) {
-    // A token from before a daemon restart is refused by the guard (403):
-    // drop it, and the call goes on signed out (so the page asks to sign in).
-    if (stored && err instanceof ApiError && err.status === 403 && storedToken() === stored) {
-      storeToken("");
-      return callOnce(request, options);
-    }
-    throw err;
-  }
+  return callOnce(request, options);
 }
 
 async function callOnce(request, { onProgress, signal } = {}) {
@@ -150,7 +246,6 @@ async function callOnce(request, { onProgress, signal } = {}) {
       if (onProgress) onProgress(msg.progress);
     } else if (msg && "reply" in msg) {
       outcome = { reply: msg.reply };
-      if (typeof msg.csrf_token === "string") storeToken(msg.csrf_token);
     } else if (msg && "error" in msg) {
       const e = msg.error || {};
       outcome = { error: new ApiError(e.code || "internal", e.message || "The request failed.", response.status) };
@@ -420,6 +515,8 @@ function progressView(container) {
   container.replaceChildren(current, steps, textLabel, text, logs);
   let received = 0;
   let stepText = "Starting";
+  let textTerm = terminal();
+  const logTerm = terminal();
   const follow = (pre) => {
     pre.scrollTop = pre.scrollHeight;
   };
@@ -438,19 +535,20 @@ function progressView(container) {
         show(textLabel, true);
         show(text, true);
         text.classList.remove("stale");
-        text.append(value);
+        text.append(...textTerm.render(value, false));
         current.textContent = `${stepText}: ${received} characters received`;
         follow(text);
       } else if (kind === "Restart") {
         steps.append(el("li", { className: "restart", textContent: `↻ ${value}` }));
         text.replaceChildren();
+        textTerm = terminal();
         text.classList.add("stale");
         received = 0;
         current.textContent = `Starting again: ${value}`;
         if (statusStep) statusStep(`starting again: ${value}`);
       } else if (kind === "Log") {
         show(logs, true);
-        logs.append(value);
+        appendLog(logs, logTerm, value);
         follow(logs);
       }
     },
@@ -775,8 +873,8 @@ async function route() {
     }
     document.title = "Sign in · appforge";
     showView("signin");
-    setStatus("Not signed in.");
-    focusView("signin-email");
+    setStatus("Not signed in: run `appforge dashboard` in a terminal.");
+    focusView();
     return;
   }
   const project = hash.match(/^#\/projects\/(\d+)$/);
@@ -819,23 +917,6 @@ function renderUser() {
 
 // ---------------------------------------------------------------------------
 // Signing in and out
-
-async function signIn(kind, form) {
-  const email = form.elements.email.value.trim();
-  const password = form.elements.password.value;
-  await work(kind === "Signup" ? "Creating the account" : "Signing in", async () => {
-    const reply = await call({ [kind]: { email, password } });
-    const session = unpack(reply, "Session");
-    state.user = { email: session.email };
-    form.reset();
-    renderUser();
-    setStatus(`Signed in as ${session.email}.`);
-    const next = state.wanted && state.wanted !== "#/signin" ? state.wanted : "#/";
-    state.wanted = null;
-    if (location.hash === next) await route();
-    else location.hash = next;
-  });
-}
 
 async function signOut() {
   await work("Signing out", async () => {
@@ -1459,22 +1540,55 @@ async function deleteProject() {
 
 const LOG_LIMIT = 200_000;
 
+/** The text and source of a log frame: plain text, or `{text, source}`
+ * once log lines say who wrote them (the app, or appforge itself). */
+function logEntry(value) {
+  if (typeof value === "string") return { text: value, source: null };
+  if (value && typeof value === "object") {
+    const text = value.text ?? value.line ?? value.data ?? "";
+    const source = String(value.source ?? "").toLowerCase() || null;
+    return { text: typeof text === "string" ? text : String(text), source };
+  }
+  return { text: "", source: null };
+}
+
+/** Appends a log frame to `view`: the app's output through the terminal
+ * renderer, appforge's own lines marked apart; the oldest lines go past
+ * LOG_LIMIT characters. */
+function appendLog(view, term, value) {
+  const { text, source } = logEntry(value);
+  if (!text) return;
+  const nodes = term.render(text, source !== "appforge");
+  if (source === "appforge") view.append(el("span", { className: "log-appforge" }, ...nodes));
+  else view.append(...nodes);
+  let size = (view.dataset.size ? Number(view.dataset.size) : 0) + text.length;
+  if (size > LOG_LIMIT) {
+    while (view.firstChild && size > LOG_LIMIT / 2) {
+      size -= (view.firstChild.textContent || "").length;
+      view.firstChild.remove();
+    }
+  }
+  view.dataset.size = String(size);
+}
+
 function startLogs() {
   stopLogs();
   const controller = new AbortController();
   state.logs = controller;
   const view = $("logs-view");
   view.textContent = "";
+  view.dataset.size = "0";
+  const term = terminal();
   $("logs-state").textContent = "Following the log live…";
   call(
     { Logs: { project: ref(), lines: 200, follow: true } },
     {
       signal: controller.signal,
       onProgress: (p) => {
-        if (!p.Log) return;
+        const value = p.Log ?? p.LogLine;
+        if (value === undefined) return;
         const atEnd = view.scrollTop + view.clientHeight >= view.scrollHeight - 8;
-        view.append(p.Log);
-        if (view.textContent.length > LOG_LIMIT) view.textContent = view.textContent.slice(-LOG_LIMIT / 2);
+        appendLog(view, term, value);
         if (atEnd) view.scrollTop = view.scrollHeight;
       },
     },
@@ -1737,14 +1851,6 @@ function chart(samples, key, label, fmt, kind) {
 function wire() {
   for (const slot of document.querySelectorAll("[data-checks]")) mountChecks(slot);
   $("alert-close").addEventListener("click", clearAlert);
-  $("signin-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    signIn("Login", e.target);
-  });
-  $("signup-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    signIn("Signup", e.target);
-  });
   $("signout").addEventListener("click", signOut);
   $("gen-form").addEventListener("submit", generate);
   $("gen-save-form").addEventListener("submit", saveGeneration);
@@ -1769,6 +1875,7 @@ function wire() {
   $("export-tgz").addEventListener("click", () => downloadExport("TarGz"));
   $("logs-clear").addEventListener("click", () => {
     $("logs-view").textContent = "";
+    $("logs-view").dataset.size = "0";
   });
   for (const t of TABS) $(`tab-${t}`).addEventListener("click", () => selectTab(t));
   document.querySelector(".tabs").addEventListener("keydown", tabKeys);
@@ -1784,14 +1891,20 @@ function wire() {
 }
 
 async function start() {
+  takeLinkToken();
   wire();
-  try {
-    const reply = await call("Whoami");
-    const user = unpack(reply, "User");
-    state.user = { email: user.email };
-  } catch (err) {
-    if (!codeIs(err, "unauthenticated")) fail(err);
-    state.user = null;
+  // Without a token from a sign-in link the page is signed out: no request
+  // could be answered.
+  if (storedToken()) {
+    try {
+      const reply = await call("Whoami");
+      const user = unpack(reply, "User");
+      state.user = { email: user.email };
+    } catch (err) {
+      if (codeIs(err, "unauthenticated")) storeToken("");
+      else fail(err);
+      state.user = null;
+    }
   }
   renderUser();
   await route();

@@ -1,6 +1,7 @@
 //! One handler per request, behind one `match`.
 
 mod apps;
+pub mod dashboard;
 mod generate;
 mod projects;
 mod status;
@@ -108,6 +109,7 @@ async fn handle(
         Request::Logs(req) => apps::logs(daemon, token, req, &progress).await,
         Request::Metrics => Ok(Reply::Metrics(status::metrics_text(daemon))),
         Request::Usage => apps::usage(daemon, token).await,
+        Request::DashboardLink => dashboard::link(daemon, token).await,
     }
 }
 
