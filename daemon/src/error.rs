@@ -70,7 +70,6 @@ impl From<AuthError> for ServiceError {
             AuthError::WrongCredentials | AuthError::NotSignedIn | AuthError::SessionEnded => {
                 ServiceError::Unauthenticated(message)
             }
-            AuthError::Throttled { .. } => ServiceError::Forbidden(message),
             AuthError::Db(e) => ServiceError::Db(e),
             AuthError::Hashing(e) => ServiceError::Internal(e),
         }

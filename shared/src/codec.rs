@@ -3,8 +3,12 @@
 //! This is the only module that names bincode, so changing the wire format
 //! touches one file.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Semaphore;
 
 /// The largest payload accepted in either direction: 16 MiB.
 pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
@@ -42,6 +46,47 @@ pub enum CodecError {
     /// Reading or writing the stream failed.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),
+    /// The bytes of frames in flight, shared by many connections, stayed
+    /// at their limit for as long as a frame may wait.
+    #[error(
+        "appforged is already receiving {} MiB of requests, its limit for all connections \
+         together, and no room came free within {waited:.0?}; try again shortly",
+        limit / (1024 * 1024)
+    )]
+    Busy {
+        /// The budget, in bytes.
+        limit: usize,
+        /// How long the frame waited.
+        waited: Duration,
+    },
+}
+
+/// Memory for frames being received, shared by many readers: each byte a
+/// reader holds is paid for from it as it arrives (not as announced), so
+/// however many connections send large frames, together they hold at most
+/// this much. A reader with no room waits, for a bounded time.
+#[derive(Debug, Clone)]
+pub struct FrameBudget {
+    room: Arc<Semaphore>,
+    limit: usize,
+    wait: Duration,
+}
+
+impl FrameBudget {
+    /// A budget of `limit` bytes, for which a reader waits at most `wait`.
+    pub fn new(limit: usize, wait: Duration) -> FrameBudget {
+        let limit = limit.clamp(1, Semaphore::MAX_PERMITS);
+        FrameBudget {
+            room: Arc::new(Semaphore::new(limit)),
+            limit,
+            wait,
+        }
+    }
+
+    /// Bytes not held by any reader right now.
+    pub fn available(&self) -> usize {
+        self.room.available_permits()
+    }
 }
 
 fn config() -> impl bincode::config::Config {
@@ -152,10 +197,17 @@ where
 /// that loses a `select!` loses no bytes: whatever arrived stays in the
 /// buffer for the next call. The buffer grows with the bytes that arrive,
 /// never past one frame (and one read) at a time.
+///
+/// With a [`FrameBudget`], the bytes held are paid for from it, from their
+/// arrival until the next frame is asked for: a request decoded from a
+/// frame is as large as the frame, and lives while it is answered.
 #[derive(Debug)]
 pub struct FrameReader<R> {
     reader: R,
     buf: Vec<u8>,
+    budget: Option<FrameBudget>,
+    /// Bytes paid for from the budget, at least `buf.len()`.
+    paid: usize,
 }
 
 /// Most bytes asked of the stream at a time.
@@ -169,7 +221,54 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         FrameReader {
             reader,
             buf: Vec::new(),
+            budget: None,
+            paid: 0,
         }
+    }
+
+    /// Pays for what this reader holds from `budget` from now on.
+    pub fn set_budget(&mut self, budget: FrameBudget) {
+        self.refund_all();
+        self.budget = Some(budget);
+    }
+
+    /// Makes sure `bytes` are paid for, waiting for room if need be.
+    /// Cancel-safe: room is taken all at once or not at all.
+    async fn pay(&mut self, bytes: usize) -> Result<(), CodecError> {
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        if bytes <= self.paid {
+            return Ok(());
+        }
+        let more = u32::try_from(bytes - self.paid).unwrap_or(u32::MAX);
+        match tokio::time::timeout(budget.wait, budget.room.acquire_many(more)).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                self.paid += more as usize;
+                Ok(())
+            }
+            Ok(Err(_)) | Err(_) => Err(CodecError::Busy {
+                limit: budget.limit,
+                waited: budget.wait,
+            }),
+        }
+    }
+
+    /// Gives back what is paid for beyond the bytes held.
+    fn refund_surplus(&mut self) {
+        if let Some(budget) = &self.budget {
+            let surplus = self.paid.saturating_sub(self.buf.len());
+            budget.room.add_permits(surplus);
+            self.paid -= surplus;
+        }
+    }
+
+    fn refund_all(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.room.add_permits(self.paid);
+        }
+        self.paid = 0;
     }
 
     /// Resolves once the peer sends anything or hangs up (without holding
@@ -187,6 +286,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         &mut self,
         limit: usize,
     ) -> Result<Option<T>, CodecError> {
+        // The previous frame's request has been answered.
+        self.refund_surplus();
         loop {
             let mut wanted = SMALL_READ;
             if let Some(prefix) = self.buf.get(..PREFIX_LEN) {
@@ -205,6 +306,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
             // Room for the rest of this frame (a read at most), no more: a
             // small frame costs a small buffer.
+            self.pay(self.buf.len() + wanted).await?;
             self.buf.reserve(wanted);
             let read = self.reader.read_buf(&mut self.buf).await?;
             if read == 0 {
@@ -213,6 +315,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     false => Err(CodecError::Truncated),
                 };
             }
+        }
+    }
+}
+
+impl<R> Drop for FrameReader<R> {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.room.add_permits(self.paid);
         }
     }
 }
