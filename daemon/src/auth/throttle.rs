@@ -13,7 +13,7 @@ const INTERVAL: Duration = Duration::from_secs(1);
 /// The longest a failure waits for the global rate: a queue of failures
 /// holds connection slots, so it is bounded (guesses in flight are bounded
 /// by the slots, each waiting this long).
-const MAX_GLOBAL_WAIT: Duration = Duration::from_secs(30);
+const MAX_GLOBAL_WAIT: Duration = Duration::from_secs(15);
 
 /// Failed sign-ins one socket connection may make; it is closed after them.
 pub const FAILURES_PER_CONNECTION: u32 = 3;
