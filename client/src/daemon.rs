@@ -140,8 +140,15 @@ impl DaemonConn {
             self.stream.write_all(&frame).await?;
             self.stream.flush().await
         };
-        sent.await
-            .map_err(|e| ClientError::Protocol(format!("could not send to the daemon: {e}")))?;
+        if let Err(e) = sent.await {
+            // The daemon may have refused the request midway and said why.
+            return match self.receive().await {
+                Ok(ServerFrame::Error(refusal)) => Err(ClientError::Daemon(refusal)),
+                _ => Err(ClientError::Protocol(format!(
+                    "could not send to the daemon: {e}"
+                ))),
+            };
+        }
         drop(frame);
         loop {
             match self.receive().await? {

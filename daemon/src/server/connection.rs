@@ -20,6 +20,9 @@ use super::peers::Slot;
 use crate::auth;
 use crate::state::Daemon;
 
+/// How long a refused frame's remaining bytes are read past, at most.
+const SKIP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a connection without a valid session may stay silent.
 const UNAUTHENTICATED_IDLE: Duration = Duration::from_secs(5);
 
@@ -97,7 +100,12 @@ pub async fn serve(
         }
         Err(Ended::Busy(e)) => {
             info!(error = %e, "refused a frame: the budget of frames in flight is spent");
+            // The rest of the frame is read past, not kept, so that the
+            // client, still sending it, gets to read why: a close with its
+            // bytes unread would reset the connection instead.
+            let remaining = frames.drop_partial_frame();
             let _ = send_error(&mut writer, ErrorCode::Forbidden, e.to_string()).await;
+            let _ = tokio::time::timeout(SKIP_TIMEOUT, frames.skip(remaining)).await;
         }
         Err(Ended::Silent(waited)) => {
             debug!("dropped a silent client");
