@@ -2,14 +2,14 @@
 //! against the real binaries, each of which must fail to do harm:
 //! sign-in storms (memory of password hashing), lying frame lengths before
 //! and after signing in, one process holding every connection it can,
-//! silent connections, a provider that echoes the API key, a provider
-//! reply far over the cap, a data directory left readable by others, and a
-//! socket another user may not open.
+//! silent connections (also from 16 processes at once), 64 signed-in
+//! connections sending 15 MB frames together, a request over the frame
+//! limit, a provider that echoes the API key, a provider reply far over the
+//! cap, a data directory left readable by others, and a socket another
+//! user may not open.
 //!
 //! Memory figures are printed with `eprintln!`; run with `--nocapture` to
-//! see them. Three tests at the end are ignored: they show gaps in the
-//! daemon found while writing these, and pass once those are fixed
-//! (`--ignored` runs them).
+//! see them.
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
