@@ -17,9 +17,15 @@ Prints, each against the idle daemon measured in the same run:
 - the dashboard: 130 connections without a session each sending a full head
   and then a byte of body a second, reconnecting when dropped, while a
   signed-in browser calls `Whoami` 100 times: calls answered (target >= 99 %).
+- 64 signed-in connections each sending one 15 MB frame at once: peak RSS
+  (target: within the 64 MiB budget of frames in flight);
+- 16 processes x 16 silent connections, re-opened when dropped, while
+  `appforge ping` runs 100 times: pings answered (target >= 99 %).
 Run with `make bench` (builds release binaries first).
 """
 import json
+import sys
+import re
 import os
 import socket
 import statistics
@@ -278,6 +284,127 @@ def dashboard_slow_bodies():
     return ok
 
 
+def protocol_version():
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "shared", "src", "protocol.rs")) as f:
+        return int(re.search(r"PROTOCOL_VERSION: u32 = (\d+)", f.read()).group(1))
+
+
+def frame(payload):
+    return struct.pack("<I", len(payload)) + payload
+
+
+def bincode_str(text):
+    # bincode 2, standard config: a varint length (short form below 251).
+    data = text.encode()
+    assert len(data) < 251
+    return bytes([len(data)]) + data
+
+
+def hello_frame():
+    # ClientFrame::Hello (variant 0) { protocol, client_version }.
+    return frame(bytes([0, protocol_version()]) + bincode_str("bench"))
+
+
+def authenticate_frame(token):
+    # ClientFrame::Authenticate (variant 2) (SessionToken).
+    return frame(bytes([2]) + bincode_str(token))
+
+
+def signed_up(d):
+    subprocess.run([CLIENT, "signup", "bench@example.com", "--password-stdin"], env=d.env,
+                   input=b"a-good-password-123\n", check=True, capture_output=True)
+    config = d.env["XDG_CONFIG_HOME"]
+    for root, _, files in os.walk(config):
+        if "session.json" in files:
+            with open(os.path.join(root, "session.json")) as f:
+                return json.load(f)["token"]
+    raise RuntimeError(f"no session.json under {config}")
+
+
+def signed_in_frames():
+    d = Daemon("--max-connections-per-client", "100")
+    token = signed_up(d)
+    time.sleep(2)
+    idle = d.rss()
+    size = 15 * 1000 * 1000
+    payload = struct.pack("<I", size) + b"x" * size
+    greeting = hello_frame() + authenticate_frame(token)
+    refused = [0]
+
+    def send():
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(60)
+        try:
+            s.connect(d.socket)
+            s.sendall(greeting)
+            s.sendall(payload)
+        except OSError:
+            pass
+        try:
+            if b"MiB of requests" in s.recv(1 << 16) + s.recv(1 << 16):
+                refused[0] += 1
+        except OSError:
+            pass
+        s.close()
+
+    threads = [threading.Thread(target=send) for _ in range(64)]
+    for t in threads:
+        t.start()
+    peak = sample_peak(d, lambda: any(t.is_alive() for t in threads))
+    for t in threads:
+        t.join()
+    d.close()
+    return idle, peak, refused[0]
+
+
+SILENT_HOLDER = r'''
+import select, socket, sys, time
+path, hello, n, secs = sys.argv[1], bytes.fromhex(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+conns, deadline = [], time.time() + secs
+while time.time() < deadline:
+    while len(conns) < n:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            s.sendall(hello)
+        except OSError:
+            s.close()
+            break
+        conns.append(s)
+    ready, _, _ = select.select(conns, [], [], 0.05) if conns else ([], [], time.sleep(0.05))
+    for s in ready:
+        try:
+            data = s.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            conns.remove(s)
+            s.close()
+'''
+
+
+def silent_flood():
+    d = Daemon()
+    fds = lambda: len(os.listdir(f"/proc/{d.pid}/fd"))
+    idle_fds = fds()
+    holders = [subprocess.Popen([sys.executable, "-c", SILENT_HOLDER, d.socket,
+                                 hello_frame().hex(), "16", "120"]) for _ in range(16)]
+    deadline = time.time() + 30
+    while fds() < idle_fds + 200 and time.time() < deadline:
+        time.sleep(0.05)
+    held = fds() - idle_fds
+    answered = sum(
+        subprocess.run([CLIENT, "ping"], env=d.env, capture_output=True).returncode == 0
+        for _ in range(100)
+    )
+    for p in holders:
+        p.kill()
+        p.wait()
+    d.close()
+    return answered, held
+
+
 def main():
     idle = idle_rss()
     print(f"idle RSS, median of 5 starts:       {idle:6.2f} MiB  (target <= 8 MiB)")
@@ -296,6 +423,14 @@ def main():
           f"(+{peak - base:5.2f}; target +4); {answered}/40 refused from their heads")
     ok = dashboard_slow_bodies()
     print(f"130 slow bodies, no session:       {ok}/100 signed-in calls answered (target >= 99)")
+
+    base, peak, refused = signed_in_frames()
+    print(f"64 signed-in 15 MB frames:         idle {base:5.2f} MiB, peak {peak:6.2f} MiB "
+          f"(+{peak - base:5.2f}; target within the 64 MiB budget); "
+          f"{refused}/64 refused for the budget")
+    answered, held = silent_flood()
+    print(f"16 x 16 silent connections ({held} held): {answered}/100 pings answered "
+          f"(target >= 99 %)")
 
 
 if __name__ == "__main__":

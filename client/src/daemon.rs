@@ -2,7 +2,9 @@
 //! progress frames until the final one.
 
 use std::io::ErrorKind;
+
 use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
 
 use appforge_shared::codec;
 use appforge_shared::protocol::{
@@ -29,6 +31,26 @@ pub struct DaemonConn {
 pub fn socket_path(flag: Option<&Path>) -> PathBuf {
     flag.map(Path::to_path_buf)
         .unwrap_or_else(appforge_shared::paths::default_socket_path)
+}
+
+/// Encodes a request as one frame, refusing one over the frame limit
+/// before anything is sent: the daemon would refuse it anyway, after the
+/// client had sent up to 16 MiB of it.
+fn encode_request(envelope: Envelope) -> Result<Vec<u8>, ClientError> {
+    const MIB: f64 = 1024.0 * 1024.0;
+    match codec::encode(&ClientFrame::Request(envelope)) {
+        Ok(frame) => Ok(frame),
+        Err(codec::CodecError::TooLarge { len, limit }) => Err(ClientError::Usage(format!(
+            "this request is {:.1} MiB, over the {:.0} MiB limit of one request; \
+             send less at once (edit or add large files one at a time, or keep \
+             data files out of the project)",
+            len as f64 / MIB,
+            limit as f64 / MIB
+        ))),
+        Err(e) => Err(ClientError::Protocol(format!(
+            "could not encode the request: {e}"
+        ))),
+    }
 }
 
 /// How long to wait for the daemon to accept the connection, in seconds.
@@ -113,8 +135,21 @@ impl DaemonConn {
         request: Request,
         mut on_progress: impl FnMut(Progress),
     ) -> Result<Reply, ClientError> {
-        self.send(&ClientFrame::Request(Envelope { token, request }))
-            .await?;
+        let frame = encode_request(Envelope { token, request })?;
+        let sent = async {
+            self.stream.write_all(&frame).await?;
+            self.stream.flush().await
+        };
+        if let Err(e) = sent.await {
+            // The daemon may have refused the request midway and said why.
+            return match self.receive().await {
+                Ok(ServerFrame::Error(refusal)) => Err(ClientError::Daemon(refusal)),
+                _ => Err(ClientError::Protocol(format!(
+                    "could not send to the daemon: {e}"
+                ))),
+            };
+        }
+        drop(frame);
         loop {
             match self.receive().await? {
                 ServerFrame::Progress(p) => on_progress(p),

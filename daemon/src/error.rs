@@ -72,7 +72,6 @@ impl From<AuthError> for ServiceError {
             | AuthError::NotSignedIn
             | AuthError::SessionEnded
             | AuthError::LinkRefused(_) => ServiceError::Unauthenticated(message),
-            AuthError::Throttled { .. } => ServiceError::Forbidden(message),
             AuthError::Db(e) => ServiceError::Db(e),
             AuthError::Hashing(e) => ServiceError::Internal(e),
         }

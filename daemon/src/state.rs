@@ -134,7 +134,10 @@ impl Daemon {
             settings: settings.clone(),
             started: Instant::now(),
             connections: AtomicU64::new(0),
-            peers: PeerSlots::new(settings.max_connections_per_client),
+            peers: PeerSlots::new(
+                settings.max_connections,
+                settings.max_connections_per_client,
+            ),
             web_url: std::sync::OnceLock::new(),
             usage: crate::usage::UsageLog::default(),
         }))

@@ -2,8 +2,10 @@
 //! real client and daemon, and every way they can be refused.
 
 use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
 
-use appforge_e2e::{Daemon, User};
+use appforge_e2e::{handshake, read_frame, send_frame, Daemon, User};
+use appforge_shared::protocol::{ClientFrame, Credentials, Envelope, Request, Secret, ServerFrame};
 
 #[test]
 fn the_account_flow_works_and_keeps_the_token_private() {
@@ -83,7 +85,7 @@ fn emails_are_case_insensitive_and_unique() {
 }
 
 #[test]
-fn bad_sign_ins_are_refused_alike_and_then_throttled() {
+fn bad_sign_ins_are_refused_alike_and_never_lock_the_owner_out() {
     let daemon = Daemon::start();
     let ada = daemon.user("ada");
     ada.signup().ok();
@@ -103,19 +105,68 @@ fn bad_sign_ins_are_refused_alike_and_then_throttled() {
     assert_eq!(a.stderr, b.stderr);
     assert!(a.stderr.contains("wrong email or password"), "{a:?}");
 
-    for _ in 0..4 {
-        wrong.login().fails_with(4);
+    // Someone else guesses the owner's password, each time on a new
+    // connection, more often than any per-account lock would allow...
+    for _ in 0..6 {
+        let guess = wrong.login().fails_with(4);
+        assert!(
+            guess.stderr.contains("wrong email or password"),
+            "{guess:?}"
+        );
     }
-    // Five failures: now even the right password waits.
-    let throttled = ada.login().fails_with(4);
-    assert!(
-        throttled.stderr.contains("too many failed sign-ins"),
-        "{throttled:?}"
+    // ...and the owner's right password still signs in, at once.
+    let started = Instant::now();
+    assert_eq!(ada.login().ok().json()["email"], "ada@example.com");
+    eprintln!(
+        "the owner signed in {:.1?} after 8 failures",
+        started.elapsed()
     );
-    // Other emails are not affected.
-    let bob = daemon.user("bob");
-    bob.signup().ok();
-    bob.login().ok();
+    ada.run(&["whoami"]).ok();
+}
+
+/// A program that keeps guessing on one connection waits longer for each
+/// answer, and is cut off after a few.
+#[test]
+fn guesses_on_one_connection_slow_down_and_end_it() {
+    let daemon = Daemon::start();
+    let ada = daemon.user("ada");
+    ada.signup().ok();
+    let mut stream = handshake(&daemon.socket).expect("handshake");
+    let guess = ClientFrame::Request(Envelope {
+        token: None,
+        request: Request::Login(Credentials {
+            email: ada.email.clone(),
+            password: Secret("a-wrong-guess-123".into()),
+        }),
+    });
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        send_frame(&mut stream, &guess).expect("send a guess");
+        match read_frame(&mut stream).expect("an answer") {
+            Some(ServerFrame::Error(e)) => {
+                assert!(e.message.contains("wrong email or password"), "{e:?}")
+            }
+            other => panic!("a guess was answered with {other:?}"),
+        }
+        took.push(started.elapsed());
+    }
+    eprintln!("three guesses on one connection took {took:?}");
+    // Lower bounds only: a loaded machine may be slower, never faster.
+    assert!(took[1] >= Duration::from_millis(1000), "{took:?}");
+    assert!(took[2] >= Duration::from_millis(2000), "{took:?}");
+    match read_frame(&mut stream) {
+        Ok(Some(ServerFrame::Error(e))) => {
+            assert!(
+                e.message.contains("failed sign-ins on one connection"),
+                "{e:?}"
+            )
+        }
+        other => panic!("the connection was not closed after three guesses: {other:?}"),
+    }
+    assert!(matches!(read_frame(&mut stream), Ok(None)));
+    // The owner is not held up by it.
+    ada.login().ok();
 }
 
 #[test]

@@ -6,8 +6,10 @@ mod password;
 mod sessions;
 mod throttle;
 
+pub use throttle::{connection_delay, FAILURES_PER_CONNECTION};
+
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use appforge_shared::protocol::{Credentials, SessionInfo, SessionToken, UserInfo};
 use rand::RngCore;
@@ -34,12 +36,6 @@ pub enum AuthError {
     /// Unknown email or wrong password (deliberately not told apart).
     #[error("wrong email or password")]
     WrongCredentials,
-    /// Too many failures for this email.
-    #[error("too many failed sign-ins for this email; try again in {} s", retry_after.as_secs().max(1))]
-    Throttled {
-        /// How long until the next attempt is allowed.
-        retry_after: Duration,
-    },
     /// The request carries no session token.
     #[error("you are not signed in; run `appforge login` (or `appforge signup`)")]
     NotSignedIn,
@@ -69,7 +65,8 @@ pub struct User {
 /// The account service.
 pub struct Accounts {
     db: Db,
-    throttle: Mutex<throttle::Throttle>,
+    /// Failed sign-ins of every door, answered at a bounded rate.
+    failures: Mutex<throttle::FailureRate>,
     /// Hashes running at once: each holds 19 MiB, so a storm of sign-ins
     /// waits here instead of growing the daemon by 19 MiB a request.
     hashing: Arc<tokio::sync::Semaphore>,
@@ -90,7 +87,7 @@ impl Accounts {
             // Only a store no other daemon writes may be mirrored.
             sessions: sessions::SessionCache::new(db.sqlite_path().is_some()),
             db,
-            throttle: Mutex::new(throttle::Throttle::default()),
+            failures: Mutex::new(throttle::FailureRate::default()),
             hashing: Arc::new(tokio::sync::Semaphore::new(hashing_permits())),
             links: links::Links::default(),
         }
@@ -125,9 +122,6 @@ impl Accounts {
     pub async fn login(&self, creds: Credentials) -> Result<SessionInfo, AuthError> {
         let email = normalize_email(&creds.email)?;
         check_password_length(&creds.password.0)?;
-        if let Some(retry_after) = self.lock().wait_for(&email, Instant::now()) {
-            return Err(AuthError::Throttled { retry_after });
-        }
         let lookup = email.clone();
         let stored: Option<(i64, String)> = self
             .db
@@ -150,11 +144,14 @@ impl Accounts {
             })
             .await?;
         let Some(user_id) = user_id else {
-            self.lock().fail(&email, Instant::now());
-            tracing::info!("failed sign-in");
+            // Only failures wait, so the owner's right password is never
+            // held up by someone else's guesses; an unknown email waits
+            // the same as a wrong password.
+            let wait = self.lock().failed(Instant::now());
+            tracing::info!(wait_ms = wait.as_millis() as u64, "failed sign-in");
+            tokio::time::sleep(wait).await;
             return Err(AuthError::WrongCredentials);
         };
-        self.lock().succeed(&email);
         tracing::info!(user_id, "signed in");
         self.new_session(user_id).await
     }
@@ -281,8 +278,8 @@ impl Accounts {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, throttle::Throttle> {
-        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, throttle::FailureRate> {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

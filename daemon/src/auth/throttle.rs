@@ -1,81 +1,61 @@
-//! Slows down guessing: after a few failed sign-ins for one email, further
-//! attempts are refused for a while that doubles with each failure.
+//! Slows down guessing without locking anyone out: a failed sign-in waits
+//! before it is answered, by a global rate of failures shared by every door
+//! (plus, on the socket, a delay growing with the failures of one
+//! connection). Nothing is kept per account, so failures for an email
+//! never refuse its owner's right password, which is answered at once.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Failures allowed before attempts are refused.
-pub const FREE_FAILURES: u32 = 5;
-/// The first lock-out; each further failure doubles it.
-const FIRST_LOCKOUT: Duration = Duration::from_secs(30);
-/// The longest lock-out.
-const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
-/// Failures older than this are forgotten.
-const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
-/// Bounds memory when someone sprays many emails.
-const MAX_TRACKED: usize = 10_000;
+/// Failed sign-ins answered at once before the rate applies.
+const BURST: u32 = 10;
+/// Past the burst, one failed sign-in is answered per this much time.
+const INTERVAL: Duration = Duration::from_secs(1);
+/// The longest a failure waits for the global rate: a queue of failures
+/// holds connection slots, so it is bounded (guesses in flight are bounded
+/// by the slots, each waiting this long).
+const MAX_GLOBAL_WAIT: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
+/// Failed sign-ins one socket connection may make; it is closed after them.
+pub const FAILURES_PER_CONNECTION: u32 = 3;
+/// The delay of a connection's first failure; each further one doubles it.
+const FIRST_CONNECTION_DELAY: Duration = Duration::from_millis(500);
+
+/// The global rate of failed sign-ins: a token bucket kept as the time at
+/// which the next failure may be answered.
+#[derive(Debug)]
+pub struct FailureRate {
+    next: Instant,
 }
 
-/// Failed sign-ins per email.
-#[derive(Debug, Default)]
-pub struct Throttle {
-    failures: HashMap<String, Failures>,
+impl Default for FailureRate {
+    fn default() -> Self {
+        FailureRate {
+            next: Instant::now(),
+        }
+    }
 }
 
-/// How long an email with `count` failures is locked out after its last one.
-pub fn lockout(count: u32) -> Duration {
-    if count < FREE_FAILURES {
-        return Duration::ZERO;
+impl FailureRate {
+    /// Records a failure at `now`; how long its answer must wait.
+    pub fn failed(&mut self, now: Instant) -> Duration {
+        // An idle bucket refills up to its burst, no more.
+        let full = now.checked_sub(INTERVAL * BURST).unwrap_or(now);
+        let at = self.next.max(full);
+        let wait = at.saturating_duration_since(now);
+        if wait >= MAX_GLOBAL_WAIT {
+            // The queue is full: this one waits the longest and takes no
+            // place in it, so the queue stays bounded.
+            return MAX_GLOBAL_WAIT;
+        }
+        self.next = at + INTERVAL;
+        wait
     }
-    let doublings = (count - FREE_FAILURES).min(16);
-    (FIRST_LOCKOUT * 2u32.pow(doublings)).min(MAX_LOCKOUT)
 }
 
-impl Throttle {
-    /// How long the caller must still wait before trying `email`, if at all.
-    pub fn wait_for(&self, email: &str, now: Instant) -> Option<Duration> {
-        let f = self.failures.get(email)?;
-        let until = f.last + lockout(f.count);
-        (until > now).then(|| until - now)
-    }
-
-    /// Records a failed attempt.
-    pub fn fail(&mut self, email: &str, now: Instant) {
-        if self.failures.len() >= MAX_TRACKED {
-            self.failures
-                .retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
-        }
-        if self.failures.len() >= MAX_TRACKED && !self.failures.contains_key(email) {
-            // Still full of recent failures: drop the oldest to make room.
-            if let Some(oldest) = self
-                .failures
-                .iter()
-                .min_by_key(|(_, f)| f.last)
-                .map(|(k, _)| k.clone())
-            {
-                self.failures.remove(&oldest);
-            }
-        }
-        let entry = self.failures.entry(email.to_string()).or_insert(Failures {
-            count: 0,
-            last: now,
-        });
-        if now.duration_since(entry.last) >= FORGET_AFTER {
-            entry.count = 0;
-        }
-        entry.count += 1;
-        entry.last = now;
-    }
-
-    /// Forgets failures after a successful sign-in.
-    pub fn succeed(&mut self, email: &str) {
-        self.failures.remove(email);
-    }
+/// How long the `failures`-th failed sign-in on one connection waits.
+pub fn connection_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(FAILURES_PER_CONNECTION);
+    FIRST_CONNECTION_DELAY * 2u32.pow(doublings)
 }
 
 #[cfg(test)]
@@ -83,36 +63,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lockout_grows_and_is_capped() {
-        assert_eq!(lockout(FREE_FAILURES - 1), Duration::ZERO);
-        assert_eq!(lockout(FREE_FAILURES), FIRST_LOCKOUT);
-        assert_eq!(lockout(FREE_FAILURES + 1), FIRST_LOCKOUT * 2);
-        assert_eq!(lockout(u32::MAX), MAX_LOCKOUT);
+    fn a_burst_passes_then_failures_wait_their_turn_up_to_a_bound() {
+        let mut rate = FailureRate::default();
+        let now = Instant::now() + INTERVAL * BURST * 2;
+        // The burst, and the one whose turn is now.
+        for _ in 0..=BURST {
+            assert_eq!(rate.failed(now), Duration::ZERO);
+        }
+        assert_eq!(rate.failed(now), INTERVAL);
+        assert_eq!(rate.failed(now), INTERVAL * 2);
+        for _ in 0..100 {
+            assert!(rate.failed(now) <= MAX_GLOBAL_WAIT);
+        }
+        // The queue does not grow past the bound.
+        assert!(rate.next <= now + MAX_GLOBAL_WAIT + INTERVAL);
+        // Time refills it.
+        let later = now + MAX_GLOBAL_WAIT + INTERVAL * (BURST + 1);
+        assert_eq!(rate.failed(later), Duration::ZERO);
     }
 
     #[test]
-    fn an_email_is_locked_after_its_free_failures_and_freed_by_success() {
-        let mut t = Throttle::default();
-        let now = Instant::now();
-        for _ in 0..FREE_FAILURES - 1 {
-            t.fail("a@b.co", now);
-        }
-        assert_eq!(t.wait_for("a@b.co", now), None);
-        t.fail("a@b.co", now);
-        assert_eq!(t.wait_for("a@b.co", now), Some(FIRST_LOCKOUT));
-        assert_eq!(t.wait_for("other@b.co", now), None);
-        assert_eq!(t.wait_for("a@b.co", now + FIRST_LOCKOUT), None);
-        t.succeed("a@b.co");
-        assert_eq!(t.wait_for("a@b.co", now), None);
-    }
-
-    #[test]
-    fn tracked_emails_are_bounded() {
-        let mut t = Throttle::default();
-        let now = Instant::now();
-        for i in 0..MAX_TRACKED + 10 {
-            t.fail(&format!("u{i}@b.co"), now);
-        }
-        assert!(t.failures.len() <= MAX_TRACKED);
+    fn a_connection_waits_longer_with_each_failure() {
+        assert_eq!(connection_delay(1), FIRST_CONNECTION_DELAY);
+        assert_eq!(connection_delay(2), FIRST_CONNECTION_DELAY * 2);
+        assert_eq!(connection_delay(3), FIRST_CONNECTION_DELAY * 4);
+        assert!(connection_delay(u32::MAX) <= FIRST_CONNECTION_DELAY * 8);
     }
 }

@@ -53,6 +53,10 @@ pub struct Cli {
     /// process cannot keep every other client out.
     #[arg(long, default_value_t = 16)]
     pub max_connections_per_client: usize,
+    /// MiB of request frames all signed-in connections may hold together
+    /// while they arrive; past it a frame waits a few seconds, then is refused.
+    #[arg(long, default_value_t = 64)]
+    pub max_frame_mib_in_flight: usize,
     /// AI provider used when a request names none: template, groq or openai
     /// [default: groq when GROQ_API_KEY is set, else template]
     #[arg(long, env = "APPFORGE_PROVIDER")]
@@ -322,6 +326,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// Connection limit per client process.
     pub max_connections_per_client: usize,
+    /// Bytes of request frames in flight across all connections.
+    pub max_frame_bytes_in_flight: usize,
     /// Providers and generation.
     pub ai: AiSettings,
     /// Running apps.
@@ -697,6 +703,9 @@ impl Settings {
         if cli.max_connections == 0 || cli.max_connections_per_client == 0 {
             bail!("--max-connections and --max-connections-per-client must be at least 1");
         }
+        if !(1..=65_536).contains(&cli.max_frame_mib_in_flight) {
+            bail!("--max-frame-mib-in-flight must be 1 to 65536 (MiB)");
+        }
         let ai = AiSettings::from_cli(&cli, keys.clone())?;
         let seconds = |value: f64, flag: &str| -> anyhow::Result<Duration> {
             if value.is_finite() && value > 0.0 && value < 1e9 {
@@ -788,6 +797,7 @@ impl Settings {
             client_timeout: Duration::from_secs_f64(cli.client_timeout),
             max_connections: cli.max_connections,
             max_connections_per_client: cli.max_connections_per_client,
+            max_frame_bytes_in_flight: cli.max_frame_mib_in_flight * 1024 * 1024,
             ai,
         })
     }

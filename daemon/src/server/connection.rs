@@ -5,16 +5,23 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use appforge_shared::codec::{self, CodecError};
-use appforge_shared::protocol::{ClientFrame, Envelope, ServerFrame, Welcome, PROTOCOL_VERSION};
+use appforge_shared::codec::{self, CodecError, FrameBudget};
+use appforge_shared::protocol::{
+    ClientFrame, Envelope, Request, ServerFrame, Welcome, PROTOCOL_VERSION,
+};
 use appforge_shared::{ErrorCode, WireError};
 use interprocess::local_socket::tokio::Stream;
 use interprocess::local_socket::traits::StreamCommon as _;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::handlers;
+use super::peers::Slot;
+use crate::auth;
 use crate::state::Daemon;
+
+/// How long a refused frame's remaining bytes are read past, at most.
+const SKIP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a connection without a valid session may stay silent.
 const UNAUTHENTICATED_IDLE: Duration = Duration::from_secs(5);
@@ -24,13 +31,13 @@ const UNAUTHENTICATED_IDLE: Duration = Duration::from_secs(5);
 /// a status take far less.
 const UNAUTHENTICATED_LIFE: u32 = 6;
 
-/// Serves one client until it leaves, misbehaves, stays silent too long, or
-/// the daemon shuts down.
+/// Serves one client until it leaves, misbehaves, stays silent too long,
+/// its slot goes to another, or the daemon shuts down.
 pub async fn serve(
     stream: Stream,
     daemon: Arc<Daemon>,
     mut stop: watch::Receiver<bool>,
-    limit: Arc<Semaphore>,
+    budget: FrameBudget,
 ) {
     let creds = stream.peer_creds().ok();
     let peer_uid = creds.as_ref().and_then(|c| c.euid());
@@ -46,13 +53,12 @@ pub async fn serve(
     }
     // One client holding many idle connections must not keep others out;
     // checked first, as it is the cheapest refusal of a flood.
-    let Some(_slot) = daemon.peers.take(peer_pid.unwrap_or(-1)) else {
-        let message = format!(
-            "this process already holds its limit of {} connections to appforged; close some first",
-            daemon.peers.limit()
-        );
-        let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
-        return;
+    let mut slot = match daemon.peers.take(peer_pid.unwrap_or(-1)) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            let _ = send_error(&mut writer, ErrorCode::Forbidden, refused.to_string()).await;
+            return;
+        }
     };
     if let Err(message) = check_not_an_app(&daemon, peer_uid, peer_pid) {
         // Not above debug: an app looping on the socket would flood the log.
@@ -60,18 +66,26 @@ pub async fn serve(
         let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
         return;
     }
-    // The global limit is taken after the per-process one, so a process
-    // reconnecting in a loop is turned away before it holds a global slot.
-    let Ok(_permit) = limit.try_acquire_owned() else {
-        let message = format!(
-            "appforged is already serving its limit of {} clients; try again shortly",
-            daemon.settings.max_connections
-        );
-        let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
-        return;
+    // The pool is taken after the per-process limit, so a process
+    // reconnecting in a loop is turned away before it holds a slot of it.
+    let evicted = match daemon.peers.admit(&mut slot) {
+        Ok(evicted) => evicted,
+        Err(refused) => {
+            let _ = send_error(&mut writer, ErrorCode::Forbidden, refused.to_string()).await;
+            return;
+        }
     };
     daemon.connections.fetch_add(1, Ordering::Relaxed);
-    let outcome = converse(&daemon, &mut frames, &mut writer, &mut stop).await;
+    let conn = Conn {
+        daemon: &daemon,
+        slot: &slot,
+        budget,
+    };
+    let outcome = tokio::select! {
+        outcome = converse(&conn, &mut frames, &mut writer, &mut stop) => outcome,
+        // Only sent while the connection has no session.
+        Ok(()) = evicted => Err(Ended::Evicted),
+    };
     daemon.connections.fetch_sub(1, Ordering::Relaxed);
     match outcome {
         Ok(()) => {}
@@ -84,6 +98,15 @@ pub async fn serve(
             )
             .await;
         }
+        Err(Ended::Busy(e)) => {
+            info!(error = %e, "refused a frame: the budget of frames in flight is spent");
+            // The rest of the frame is read past, not kept, so that the
+            // client, still sending it, gets to read why: a close with its
+            // bytes unread would reset the connection instead.
+            let remaining = frames.drop_partial_frame();
+            let _ = send_error(&mut writer, ErrorCode::Forbidden, e.to_string()).await;
+            let _ = tokio::time::timeout(SKIP_TIMEOUT, frames.skip(remaining)).await;
+        }
         Err(Ended::Silent(waited)) => {
             debug!("dropped a silent client");
             let message = format!("no request within {waited:.0?}; closing the connection");
@@ -93,8 +116,33 @@ pub async fn serve(
             info!(%message, "refused a handshake");
             let _ = send_error(&mut writer, ErrorCode::InvalidInput, message).await;
         }
+        Err(Ended::Evicted) => {
+            debug!(?peer_pid, "dropped a client without a session to make room");
+            let message = format!(
+                "dropped to make room for another client: appforged holds at most {} \
+                 connections without a session, and this process held the most of them; \
+                 sign in, or hold fewer connections",
+                daemon.peers.without_session()
+            );
+            let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
+        }
+        Err(Ended::FailedSignIns) => {
+            info!("closed a connection after repeated failed sign-ins");
+            let message = format!(
+                "{} failed sign-ins on one connection; closing it",
+                auth::FAILURES_PER_CONNECTION
+            );
+            let _ = send_error(&mut writer, ErrorCode::Unauthenticated, message).await;
+        }
         Err(Ended::Gone) => debug!("client went away"),
     }
+}
+
+/// What a connection's conversation needs besides its stream.
+struct Conn<'a> {
+    daemon: &'a Daemon,
+    slot: &'a Slot,
+    budget: FrameBudget,
 }
 
 /// Why a conversation ended early.
@@ -107,6 +155,12 @@ enum Ended {
     Handshake(String),
     /// The client closed the connection or it broke.
     Gone,
+    /// The frames in flight of all connections left no room for this one's.
+    Busy(CodecError),
+    /// The connection, without a session, gave its slot to another.
+    Evicted,
+    /// Too many failed sign-ins on this connection.
+    FailedSignIns,
 }
 
 /// Only the daemon's own user (or root) may use a per-user daemon; a system
@@ -171,11 +225,12 @@ impl Limits {
 }
 
 async fn converse(
-    daemon: &Daemon,
+    conn: &Conn<'_>,
     frames: &mut codec::FrameReader<&Stream>,
     writer: &mut &Stream,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), Ended> {
+    let daemon = conn.daemon;
     let mut limits = Limits::unauthenticated(daemon);
     let hello = match tokio::time::timeout(limits.idle, frames.next(limits.frame)).await {
         Err(_) => return Err(Ended::Silent(limits.idle)),
@@ -200,6 +255,7 @@ async fn converse(
     }
     send(writer, &ServerFrame::Welcome(welcome())).await?;
     let (mut signed_in, mut presented) = (false, false);
+    let mut failed_sign_ins = 0;
     let life = (daemon.settings.client_timeout * UNAUTHENTICATED_LIFE).min(Duration::from_secs(60));
     let deadline = Instant::now() + life;
     loop {
@@ -239,11 +295,22 @@ async fn converse(
                 }
                 presented = true;
                 if daemon.accounts.authenticate(Some(&token)).await.is_ok() {
-                    signed_in = true;
-                    limits = Limits::authenticated(daemon);
+                    // False if the slot was given away meanwhile: the
+                    // eviction ends the connection.
+                    signed_in = daemon.peers.signed_in(conn.slot);
+                    if signed_in {
+                        limits = Limits::authenticated(daemon);
+                        // Large frames are paid for from the shared budget.
+                        frames.set_budget(conn.budget.clone());
+                    }
                 }
             }
-            ClientFrame::Request(envelope) => answer(daemon, envelope, frames, writer).await?,
+            ClientFrame::Request(envelope) => {
+                answer(daemon, envelope, frames, writer, &mut failed_sign_ins).await?;
+                if failed_sign_ins >= auth::FAILURES_PER_CONNECTION {
+                    return Err(Ended::FailedSignIns);
+                }
+            }
             ClientFrame::Hello(_) => {
                 return Err(Ended::Handshake(
                     "a second handshake on one connection".to_string(),
@@ -260,11 +327,22 @@ async fn answer(
     envelope: Envelope,
     frames: &mut codec::FrameReader<&Stream>,
     writer: &mut &Stream,
+    failed_sign_ins: &mut u32,
 ) -> Result<(), Ended> {
     let kind = envelope.request.kind();
+    let is_sign_in = matches!(envelope.request, Request::Login(_));
     let started = Instant::now();
     let (progress_tx, mut progress_rx) = handlers::ProgressTx::channel();
-    let work = handlers::dispatch(daemon, envelope, progress_tx);
+    let work = async {
+        let result = handlers::dispatch(daemon, envelope, progress_tx).await;
+        if is_sign_in && matches!(&result, Err(e) if e.code() == ErrorCode::Unauthenticated) {
+            // Each failure on one connection waits longer than the last,
+            // on top of the global rate of failures the accounts keep.
+            *failed_sign_ins += 1;
+            tokio::time::sleep(auth::connection_delay(*failed_sign_ins)).await;
+        }
+        result
+    };
     tokio::pin!(work);
     // A well-behaved client sends nothing while a request runs, so any read
     // completing here means it hung up (or broke the protocol): either way
@@ -326,6 +404,7 @@ fn classify(e: CodecError, signed_in: bool) -> Ended {
             ))
         }
         CodecError::TooLarge { .. } | CodecError::Malformed(_) => Ended::BadFrame(e),
+        CodecError::Busy { .. } => Ended::Busy(e),
         CodecError::Truncated | CodecError::Io(_) | CodecError::Encode(_) => Ended::Gone,
     }
 }

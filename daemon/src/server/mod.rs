@@ -15,11 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use appforge_shared::codec::FrameBudget;
 use interprocess::local_socket::traits::tokio::Listener as _;
 use interprocess::local_socket::{tokio::Listener, GenericFilePath, ListenerOptions, ToFsName};
 use interprocess::os::unix::local_socket::ListenerOptionsExt;
 use nix::fcntl::{Flock, FlockArg};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
@@ -28,6 +29,11 @@ use crate::state::Daemon;
 
 /// How long shutdown waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How long a frame waits for room in the budget of frames in flight
+/// before it is refused (and at most half the client time-out, so the
+/// refusal says why rather than the silence).
+const FRAME_BUDGET_WAIT: Duration = Duration::from_secs(5);
 
 /// A listening socket and the lock that makes this daemon its only owner.
 pub struct BoundSocket {
@@ -135,7 +141,10 @@ pub async fn run(
     daemon: Arc<Daemon>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let limit = Arc::new(Semaphore::new(daemon.settings.max_connections));
+    let budget = FrameBudget::new(
+        daemon.settings.max_frame_bytes_in_flight,
+        FRAME_BUDGET_WAIT.min(daemon.settings.client_timeout / 2),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -148,7 +157,7 @@ pub async fn run(
                         stream,
                         Arc::clone(&daemon),
                         stop_rx.clone(),
-                        Arc::clone(&limit),
+                        budget.clone(),
                     ));
                 }
                 Err(e) => {
