@@ -9,7 +9,7 @@ mod throttle;
 pub use throttle::{connection_delay, FAILURES_PER_CONNECTION};
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use appforge_shared::protocol::{Credentials, SessionInfo, SessionToken, UserInfo};
 use rand::RngCore;
