@@ -35,18 +35,16 @@ impl Ctx {
     }
 }
 
-/// The session to present to the connection itself, for the commands that
-/// need a signed-in connection's limits: those that may send a frame over
-/// the daemon's 8 KiB limit for connections without one (a long prompt,
-/// edited files), or wait on the user between two requests (`generate`
-/// asks before saving). The others carry the session in their request
-/// alone, which spares the daemon a lookup before it answers.
+/// The session to present to the connection itself: every command but
+/// signing up or in. A connection that shows a session gets the signed-in
+/// limits (frames over the daemon's 8 KiB limit for connections without
+/// one, waits on the user between two requests) and one of the slots kept
+/// for signed-in clients, so that silent connections of other processes
+/// cannot shut out `ping`, `ps` or `stop`.
 fn connection_session(command: &Command) -> Option<SessionToken> {
     match command {
-        Command::Generate(_) | Command::Improve(_) | Command::Fix(_) | Command::Edit(_) => {
-            session::load()
-        }
-        _ => None,
+        Command::Signup(_) | Command::Login(_) => None,
+        _ => session::load(),
     }
 }
 
