@@ -448,9 +448,9 @@ function progressView(container) {
         received = 0;
         current.textContent = `Starting again: ${value}`;
         if (statusStep) statusStep(`starting again: ${value}`);
-      } else if (kind === "Log") {
+      } else if (kind === "Log" || kind === "LogLines") {
         show(logs, true);
-        logs.append(value);
+        logs.append(logText(p));
         follow(logs);
       }
     },
@@ -1453,6 +1453,19 @@ async function deleteProject() {
 
 const LOG_LIMIT = 200_000;
 
+/** The text of a Log or LogLines progress frame: appforge's own lines tagged. */
+function logText(p) {
+  if (p.Log) return p.Log;
+  let text = "";
+  let open = false;
+  for (const line of p.LogLines || []) {
+    if (!open && line.source === "appforge") text += "[appforge] ";
+    text += line.text + (line.ends ? "\n" : "");
+    open = !line.ends;
+  }
+  return text;
+}
+
 function startLogs() {
   stopLogs();
   const controller = new AbortController();
@@ -1465,9 +1478,9 @@ function startLogs() {
     {
       signal: controller.signal,
       onProgress: (p) => {
-        if (!p.Log) return;
+        if (!p.Log && !p.LogLines) return;
         const atEnd = view.scrollTop + view.clientHeight >= view.scrollHeight - 8;
-        view.append(p.Log);
+        view.append(logText(p));
         if (view.textContent.length > LOG_LIMIT) view.textContent = view.textContent.slice(-LOG_LIMIT / 2);
         if (atEnd) view.scrollTop = view.scrollHeight;
       },
