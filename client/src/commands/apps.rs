@@ -12,6 +12,7 @@ use super::accounts::unexpected;
 use super::Ctx;
 use crate::cli::{LogsArgs, ProjectArg, RunArgs, StopArgs};
 use crate::error::ClientError;
+use crate::escape::{sanitize, Sgr};
 use crate::logview::{LogView, Mode};
 use crate::output::{self, emit};
 use crate::render;
@@ -41,7 +42,7 @@ async fn started(ctx: &mut Ctx, request: Request) -> Result<(), ClientError> {
         .conn
         .request(session::load(), request, |p| {
             if let (true, Progress::Step(step)) = (chatty, p) {
-                eprintln!("  {step}");
+                eprintln!("  {}", sanitize(&step, Sgr::Drop));
             }
         })
         .await?;
@@ -94,7 +95,7 @@ pub async fn ps(ctx: &mut Ctx) -> Result<(), ClientError> {
         // rest of a `ps` of many apps.
         true => serde_json::to_string(&apps)
             .map_err(|e| ClientError::Local(format!("cannot write the apps as JSON: {e}")))?,
-        false => ps_text(&apps),
+        false => sanitize(&ps_text(&apps), Sgr::Drop).into_owned(),
     };
     println!("{out}");
     Ok(())

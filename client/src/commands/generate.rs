@@ -50,7 +50,7 @@ pub async fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<(), ClientErr
             };
             generated.project = saved.project;
         }
-        println!("{}", summary(&generated));
+        println!("{}", sanitize(&summary(&generated), Sgr::Drop));
         return Ok(());
     }
     show(ctx.json, &generated);
@@ -106,7 +106,7 @@ async fn run(ctx: &mut Ctx, request: Request) -> Result<Generated, ClientError> 
                 }
                 Progress::Text(t) => received += t.len(),
                 Progress::Restart(why) => {
-                    bar.println(format!("  ↻ {why}"));
+                    bar.println(format!("  ↻ {}", sanitize(&why, Sgr::Drop)));
                     received = 0;
                 }
                 Progress::Log(_) | Progress::LogLines(_) => {}

@@ -452,7 +452,10 @@ impl LogParser {
         };
         while !rest.is_empty() {
             let newline = rest.iter().position(|&b| b == b'\n');
-            let mark = rest.iter().position(|&b| b == MARK);
+            // Looked for on this line only: the whole rest would make a
+            // long log cost the square of its lines.
+            let line = &rest[..newline.unwrap_or(rest.len())];
+            let mark = line.iter().position(|&b| b == MARK);
             match (mark, newline) {
                 // A mark begins appforge's line: what came before it on the
                 // line (an app's unfinished last words) ends there.
