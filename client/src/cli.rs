@@ -147,7 +147,7 @@ pub struct ProjectArg {
 pub struct ShowArgs {
     /// The project, by id or name.
     pub project: String,
-    /// Print only this file, as it is.
+    /// Print only this file (control characters shown escaped; `--json` has its exact text).
     #[arg(long)]
     pub file: Option<String>,
     /// Show this version instead of the newest.

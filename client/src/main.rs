@@ -5,6 +5,8 @@ mod cli;
 mod commands;
 mod daemon;
 mod error;
+mod escape;
+mod logview;
 mod output;
 mod render;
 mod session;

@@ -1,5 +1,7 @@
 //! Text for people: tables, highlighted code and coloured diffs. Colour is
-//! only ever used when the caller knows stdout is a terminal.
+//! only ever used when the caller knows stdout is a terminal. What files
+//! hold is sanitised ([`crate::escape`]) before it is painted, so colour
+//! never carries a file's control sequences to the terminal.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -10,6 +12,8 @@ use syntect::highlighting::{Theme, ThemeSet};
 use syntect::parsing::SyntaxSet;
 use syntect::util::as_24_bit_terminal_escaped;
 use unicode_width::UnicodeWidthStr;
+
+use crate::escape::{sanitize, Sgr};
 
 /// A plain table: a header row, then one row per item, columns aligned.
 ///
@@ -74,8 +78,15 @@ fn theme() -> &'static Theme {
 }
 
 /// `content` with terminal colours for its language, chosen by the path's
-/// extension; unknown kinds of file come back as they are.
+/// extension; unknown kinds of file come back sanitised only.
 pub fn highlight(path: &str, content: &str) -> String {
+    let content = sanitize(content, Sgr::Pass);
+    // The highlighter adds its own SGR to text that is already safe; the
+    // last pass is the guarantee, whatever the highlighter does with it.
+    sanitize(&paint_code(path, &content), Sgr::Pass).into_owned()
+}
+
+fn paint_code(path: &str, content: &str) -> String {
     let set = syntaxes();
     let extension = Path::new(path)
         .extension()
@@ -97,8 +108,9 @@ pub fn highlight(path: &str, content: &str) -> String {
 }
 
 /// A unified diff with removed lines red, added lines green, hunk headers
-/// cyan and file headers bold.
+/// cyan and file headers bold; the files' text sanitised.
 pub fn colour_diff(diff: &str) -> String {
+    let diff = sanitize(diff, Sgr::Pass);
     let paint =
         |style: Style, line: &str| format!("{}{line}{}", style.render(), style.render_reset());
     let bold = Style::new().bold();
@@ -158,6 +170,20 @@ mod tests {
         let stripped: String = strip_escapes(&painted);
         assert_eq!(stripped, code);
         assert_eq!(highlight("notes.unknownext", "x\n"), "x\n");
+    }
+
+    #[test]
+    fn a_files_control_sequences_are_escaped_under_the_colour() {
+        let hostile = "x = '\x1b]0;owned\x07\x1b[2J\u{9b}'\n";
+        for path in ["app.py", "notes.unknownext"] {
+            let painted = highlight(path, hostile);
+            assert!(crate::escape::is_safe(&painted), "{painted:?}");
+            let shown = strip_escapes(&painted);
+            assert!(shown.contains("\\x1b]0;owned\\x07"), "{painted:?}");
+        }
+        let diff = colour_diff("--- a/x\n+++ b/x\n@@ -1 +1 @@\n-\x1b]52;c;eA==\x07\n+\x1b[2J\n");
+        assert!(crate::escape::is_safe(&diff), "{diff:?}");
+        assert!(diff.contains("\\x1b[2J"), "{diff:?}");
     }
 
     #[test]

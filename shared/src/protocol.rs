@@ -440,8 +440,36 @@ pub enum Progress {
     /// The model's answer so far was dropped (a retry or a repair round
     /// starts); text shown for it is stale.
     Restart(String),
-    /// Lines of an app's log, each ending in a newline.
+    /// Lines of an app's log, each ending in a newline. No longer sent:
+    /// [`Progress::LogLines`] tells whose each line is.
     Log(String),
+    /// Lines of an app's log, each with who wrote it.
+    LogLines(Vec<LogLine>),
+}
+
+/// Who wrote a line of an app's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogSource {
+    /// The app (or an installer step): its stdout and stderr, untrusted.
+    App,
+    /// appforge itself: the supervisor's and the shim's notes. An app
+    /// cannot write one.
+    Appforge,
+}
+
+/// A line of an app's log, or a piece of one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Who wrote it.
+    pub source: LogSource,
+    /// Its text, without the newline and, for appforge's lines, without
+    /// the `[appforge]` tag; exactly as written otherwise, control
+    /// characters included (the reader escapes them for display).
+    pub text: String,
+    /// False when the line goes on in the next piece: a line longer than a
+    /// frame comes in pieces, and so does one still being written.
+    pub ends: bool,
 }
 
 /// A successful answer to a request.

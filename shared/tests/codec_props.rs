@@ -339,6 +339,22 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         text().prop_map(|s| ServerFrame::Progress(Progress::Text(s))),
         text().prop_map(|s| ServerFrame::Progress(Progress::Restart(s))),
         text().prop_map(|s| ServerFrame::Progress(Progress::Log(s))),
+        proptest::collection::vec((text(), any::<bool>(), any::<bool>()), 0..4).prop_map(|lines| {
+            ServerFrame::Progress(Progress::LogLines(
+                lines
+                    .into_iter()
+                    .map(|(text, ours, ends)| LogLine {
+                        source: if ours {
+                            LogSource::Appforge
+                        } else {
+                            LogSource::App
+                        },
+                        text,
+                        ends,
+                    })
+                    .collect(),
+            ))
+        }),
         (
             any::<i64>(),
             proptest::collection::vec((text(), text()), 0..4),

@@ -203,7 +203,13 @@ pub fn log_files(daemon: &Daemon, id: i64) -> Vec<PathBuf> {
     files
 }
 
-/// Everything in the project's live log file.
+/// Everything in the project's live log file, as people read it: without
+/// the mark (a control byte) that begins each of appforge's own lines.
 pub fn log_text(daemon: &Daemon, id: i64) -> String {
-    std::fs::read_to_string(log_path(daemon, id)).unwrap_or_default()
+    log_raw(daemon, id).replace('\x1e', "")
+}
+
+/// Everything in the project's live log file, byte for byte (lossy UTF-8).
+pub fn log_raw(daemon: &Daemon, id: i64) -> String {
+    String::from_utf8_lossy(&std::fs::read(log_path(daemon, id)).unwrap_or_default()).into_owned()
 }

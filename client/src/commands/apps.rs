@@ -1,7 +1,7 @@
 //! `run`, `stop`, `restart`, `ps` and `logs`.
 
 use std::borrow::Cow;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use appforge_shared::protocol::{
     LogsRequest, ProcessInfo, Progress, ProjectRef, Reply, Request, RunRequest, StopRequest,
@@ -12,7 +12,9 @@ use super::accounts::unexpected;
 use super::Ctx;
 use crate::cli::{LogsArgs, ProjectArg, RunArgs, StopArgs};
 use crate::error::ClientError;
-use crate::output::emit;
+use crate::escape::{sanitize, Sgr};
+use crate::logview::{LogView, Mode};
+use crate::output::{self, emit};
 use crate::render;
 use crate::session;
 
@@ -40,7 +42,7 @@ async fn started(ctx: &mut Ctx, request: Request) -> Result<(), ClientError> {
         .conn
         .request(session::load(), request, |p| {
             if let (true, Progress::Step(step)) = (chatty, p) {
-                eprintln!("  {step}");
+                eprintln!("  {}", sanitize(&step, Sgr::Drop));
             }
         })
         .await?;
@@ -93,7 +95,7 @@ pub async fn ps(ctx: &mut Ctx) -> Result<(), ClientError> {
         // rest of a `ps` of many apps.
         true => serde_json::to_string(&apps)
             .map_err(|e| ClientError::Local(format!("cannot write the apps as JSON: {e}")))?,
-        false => ps_text(&apps),
+        false => sanitize(&ps_text(&apps), Sgr::Drop).into_owned(),
     };
     println!("{out}");
     Ok(())
@@ -162,43 +164,28 @@ pub async fn logs(ctx: &mut Ctx, args: LogsArgs) -> Result<(), ClientError> {
         lines: args.lines,
         follow: args.follow,
     });
-    let mut out = std::io::stdout();
-    let mut lines = Vec::new();
-    // Log text comes in pieces that may end inside a line.
-    let mut partial = String::new();
-    let (json, follow) = (ctx.json, args.follow);
+    let mode = match (ctx.json, args.follow) {
+        (false, _) => Mode::Text(output::stdout_sgr()),
+        (true, true) => Mode::JsonLines,
+        (true, false) => Mode::Json,
+    };
+    let mut view = LogView::new(std::io::stdout().lock(), mode);
+    // A closed pipe (`| head`) is not an error worth a message: the rest
+    // is not printed.
+    let mut closed = false;
     let reply = ctx
         .conn
         .request(session::load(), request, |p| {
-            let Progress::Log(text) = p else {
-                return;
-            };
-            if !json {
-                // A closed pipe (`| head`) is not an error worth a message.
-                let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
-                return;
-            }
-            partial.push_str(&text);
-            let complete = partial.rfind('\n').map_or(0, |at| at + 1);
-            let done: String = partial.drain(..complete).collect();
-            for line in done.lines() {
-                if follow {
-                    // One JSON document a line, as each line comes.
-                    let _ = writeln!(out, "{}", json!({ "line": line })).and_then(|()| out.flush());
-                } else {
-                    lines.push(line.to_string());
-                }
+            if !closed && view.take(p).is_err() {
+                closed = true;
             }
         })
         .await?;
     if !matches!(reply, Reply::LogsEnd) {
         return Err(unexpected(&reply));
     }
-    if json && !partial.is_empty() {
-        lines.push(std::mem::take(&mut partial));
-    }
-    if json && !follow {
-        println!("{}", json!({ "lines": lines }));
+    if !closed {
+        let _ = view.finish();
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use super::accounts::unexpected;
 use super::Ctx;
 use crate::cli::{FixArgs, GenerateArgs, ImproveArgs};
 use crate::error::ClientError;
+use crate::escape::{sanitize, Sgr};
 use crate::output::emit;
 use crate::session;
 
@@ -49,7 +50,7 @@ pub async fn generate(ctx: &mut Ctx, args: GenerateArgs) -> Result<(), ClientErr
             };
             generated.project = saved.project;
         }
-        println!("{}", summary(&generated));
+        println!("{}", sanitize(&summary(&generated), Sgr::Drop));
         return Ok(());
     }
     show(ctx.json, &generated);
@@ -105,10 +106,10 @@ async fn run(ctx: &mut Ctx, request: Request) -> Result<Generated, ClientError> 
                 }
                 Progress::Text(t) => received += t.len(),
                 Progress::Restart(why) => {
-                    bar.println(format!("  ↻ {why}"));
+                    bar.println(format!("  ↻ {}", sanitize(&why, Sgr::Drop)));
                     received = 0;
                 }
-                Progress::Log(_) => {}
+                Progress::Log(_) | Progress::LogLines(_) => {}
             }
             match received {
                 0 => bar.set_message(step.clone()),
@@ -159,10 +160,13 @@ fn show(json: bool, g: &Generated) {
 }
 
 fn print_files(g: &Generated) {
+    // A model wrote these: shown sanitised, like `show`.
+    let sgr = crate::output::stdout_sgr();
     let mut out = std::io::stdout().lock();
     for f in &g.files {
-        let _ = writeln!(out, "── {} ({} bytes) ──", f.path, f.content.len());
-        let _ = write!(out, "{}", f.content);
+        let path = sanitize(&f.path, Sgr::Drop);
+        let _ = writeln!(out, "── {path} ({} bytes) ──", f.content.len());
+        let _ = write!(out, "{}", sanitize(&f.content, sgr));
         if !f.content.ends_with('\n') {
             let _ = writeln!(out);
         }

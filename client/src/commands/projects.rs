@@ -13,7 +13,8 @@ use super::accounts::unexpected;
 use super::Ctx;
 use crate::cli::{DiffArgs, ExportArgs, ProjectArg, RollbackArgs, ShowArgs, TargetArg};
 use crate::error::ClientError;
-use crate::output::emit;
+use crate::escape::{sanitize, Sgr};
+use crate::output::{self, emit, json_line};
 use crate::render;
 
 /// `appforge list`
@@ -66,26 +67,33 @@ pub async fn show(ctx: &mut Ctx, args: ShowArgs) -> Result<(), ClientError> {
         return Err(unexpected(&reply));
     };
     if ctx.json {
+        // The files' exact text: JSON escapes their control characters.
         let mut doc = summary_json(&detail.summary);
         doc["prompt"] = json!(detail.prompt);
         doc["version"] = json!(detail.version);
         doc["files"] = json!(detail.files);
-        println!("{doc}");
+        println!("{}", json_line(&doc));
         return Ok(());
     }
+    // A model wrote these files: their control characters are shown
+    // escaped, never sent to the terminal (`--json` has the exact text).
+    let colour = output::colour();
     let terminal = std::io::stdout().is_terminal();
     let mut out = std::io::stdout().lock();
     for f in &detail.files {
-        let text = match terminal {
+        let text = match colour {
             true => render::highlight(&f.path, &f.content),
-            false => f.content.clone(),
+            false => sanitize(&f.content, Sgr::Drop).into_owned(),
         };
-        // One file alone is printed exactly as stored, so it can be piped.
+        // One file alone is printed as it is (sanitised), so it can be piped.
         if only_one && !terminal {
             write_out(&mut out, &text)?;
             continue;
         }
-        write_out(&mut out, &format!("==> {} <==\n", f.path))?;
+        write_out(
+            &mut out,
+            &format!("==> {} <==\n", sanitize(&f.path, Sgr::Drop)),
+        )?;
         write_out(&mut out, &text)?;
         if !f.content.ends_with('\n') {
             write_out(&mut out, "\n")?;
@@ -96,7 +104,7 @@ pub async fn show(ctx: &mut Ctx, args: ShowArgs) -> Result<(), ClientError> {
             &mut out,
             &format!(
                 "`{}` version {} of {}, {} files\n",
-                detail.summary.name,
+                sanitize(&detail.summary.name, Sgr::Drop),
                 detail.version,
                 detail.summary.version,
                 detail.files.len()
@@ -176,12 +184,12 @@ pub async fn diff(ctx: &mut Ctx, args: DiffArgs) -> Result<(), ClientError> {
             "project_id": d.project_id, "from": d.from, "to": d.to,
             "changed": d.changed, "diff": d.unified,
         });
-        println!("{doc}");
+        println!("{}", json_line(&doc));
         return Ok(());
     }
-    let text = match std::io::stdout().is_terminal() {
+    let text = match output::colour() {
         true => render::colour_diff(&d.unified),
-        false => d.unified,
+        false => sanitize(&d.unified, Sgr::Drop).into_owned(),
     };
     write_out(&mut std::io::stdout().lock(), &text)
 }

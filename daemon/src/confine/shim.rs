@@ -21,7 +21,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -40,7 +40,7 @@ use nix::unistd::{
 use serde::{Deserialize, Serialize};
 
 use super::{filesystem, limits, Protections, Sandbox};
-use crate::supervisor::logfile::{LogFiles, LogWriter};
+use crate::supervisor::logfile::{note_bytes, LogFiles, LogWriter};
 use crate::supervisor::procfs;
 
 /// The first argument that makes `appforged` a shim.
@@ -129,7 +129,7 @@ pub fn run_if_shim() {
         match serve() {
             Ok(never) => match never {},
             Err(e) => {
-                eprintln!("[appforge] the app's shim failed: {e}");
+                note_to_log(&format!("the app's shim failed: {e}"));
                 125
             }
         }
@@ -273,8 +273,7 @@ fn serve() -> Result<std::convert::Infallible, String> {
         match enter_namespaces() {
             Ok(()) => {}
             Err(NamespaceError::Refused(e)) => {
-                let _ =
-                    log.write(format!("[appforge] no namespaces for this app: {e}\n").as_bytes());
+                let _ = log.note(&format!("no namespaces for this app: {e}"));
                 namespaces = false;
             }
             Err(e @ NamespaceError::HalfMade(_)) => {
@@ -422,8 +421,7 @@ impl LimitGuard {
         if let Some(reason) = self.watch.last_check() {
             self.tripped = true;
             let _ = limits::record_reason(&self.log, &reason);
-            let _ =
-                log.write(format!("[appforge] the app went past a limit: {reason}\n").as_bytes());
+            let _ = log.note(&format!("the app went past a limit: {reason}"));
         }
     }
 
@@ -439,7 +437,7 @@ impl LimitGuard {
         self.tripped = true;
         // The record first: whoever sees the app end finds the reason.
         let _ = limits::record_reason(&self.log, &reason);
-        let _ = log.write(format!("[appforge] the app went past a limit: {reason}\n").as_bytes());
+        let _ = log.note(&format!("the app went past a limit: {reason}"));
         if self.namespaces {
             // Init is PID 1 of the app's namespace: the kernel kills every
             // other process of the namespace with it.
@@ -547,7 +545,7 @@ fn run_init(spec: &ShimSpec, shim: Pid, namespaces: bool, output: OwnedFd, statu
         }
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => {
-            let _ = write_to(&output, format!("[appforge] fork: {e}\n").as_bytes());
+            note_to_log(&format!("fork: {e}"));
             std::process::exit(125);
         }
     };
@@ -632,15 +630,22 @@ fn reader_is_gone(pipe: &OwnedFd) -> bool {
 
 /// The app's process: output into the pipe, limits, Landlock, then Python.
 fn exec_app(spec: &ShimSpec, namespaces: bool, init: Pid, output: OwnedFd) -> ! {
-    // Once connected, stderr is the app's output, so the log has the reason.
+    // Why the app did not start is appforge's to say: it goes to the log
+    // itself (stderr, inherited from the shim), marked, through a copy that
+    // exec closes, not into the pipe, where it would read as the app's.
+    let log = nix::fcntl::fcntl(std::io::stderr(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        .ok()
+        // SAFETY: fcntl just returned this new descriptor; it is owned here alone.
+        .map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
     let fail = |what: String| -> ! {
-        let _ = std::io::stderr().write_all(format!("[appforge] {what}\n").as_bytes());
+        let line = note_bytes(&what);
+        let _ = match &log {
+            Some(log) => write_to(log, &line),
+            None => std::io::stderr().write_all(&line),
+        };
         // SAFETY: _exit ends the process without running anything else.
         unsafe { nix::libc::_exit(126) }
     };
-    if dup2_stdout(&output).is_err() || dup2_stderr(&output).is_err() {
-        fail("cannot connect the app's output".into());
-    }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     // The Rust runtime ignores SIGPIPE; programs expect its default.
     // SAFETY: restoring the default action installs no handler.
@@ -708,13 +713,37 @@ fn exec_app(spec: &ShimSpec, namespaces: bool, init: Pid, output: OwnedFd) -> ! 
         .iter()
         .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
         .collect();
-    // No descriptor of the shim's but the output reaches the app.
-    // SAFETY: closes descriptors from 3 up; none is used after this.
+    if dup2_stdout(&output).is_err() || dup2_stderr(&output).is_err() {
+        fail("cannot connect the app's output".into());
+    }
+    // No descriptor of the shim's but the output reaches the app; the log's
+    // copy is kept for a failed exec, which closes it when it succeeds.
+    let kept = log.as_ref().map(|l| l.as_raw_fd() as u32);
+    // SAFETY: closes descriptors from 3 up but the log's copy; none is used after this.
     unsafe {
-        nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        let close = |from: u32, to: u32| {
+            if from <= to {
+                nix::libc::syscall(nix::libc::SYS_close_range, from, to, 0u32);
+            }
+        };
+        match kept {
+            Some(kept) => {
+                close(3, kept.saturating_sub(1));
+                close(kept + 1, u32::MAX);
+            }
+            None => close(3, u32::MAX),
+        }
     }
     let err = execve(&program, &argv, &envp).unwrap_err();
     fail(format!("cannot run {}: {err}", spec.program.display()))
+}
+
+/// Writes one of appforge's own lines into the log through stderr, which
+/// the daemon opened on the log file (see [`start`]); marked, so it reads
+/// as appforge's. The app's output never comes this way: only through the
+/// pipe, where marks are escaped.
+fn note_to_log(what: &str) {
+    let _ = std::io::stderr().write_all(&note_bytes(what));
 }
 
 /// Writes all of `bytes` to a raw descriptor.

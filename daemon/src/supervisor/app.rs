@@ -300,7 +300,7 @@ impl Task<'_> {
                             // shim, its init, then the app itself.
                             self.app_pid = procfs::tree_pids(proc.pid()).get(2).copied();
                             let _ = cfg.log.note(&format!(
-                                "[appforge] pid {} answers on http://127.0.0.1:{}/",
+                                "pid {} answers on http://127.0.0.1:{}/",
                                 proc.pid(),
                                 cfg.port
                             ));
@@ -344,7 +344,7 @@ impl Task<'_> {
                 }
                 Effect::Finish => {
                     if let Some(why) = machine.failure() {
-                        let _ = cfg.log.note(&format!("[appforge] giving up: {why}"));
+                        let _ = cfg.log.note(&format!("giving up: {why}"));
                         tracing::warn!(project_id = cfg.project_id, %why, "app failed");
                     }
                     release_cgroup(cfg).await;
@@ -403,9 +403,7 @@ impl Task<'_> {
             .db
             .call(move |c| runs::finish(c, run_id, run_status, code, signal))
             .await;
-        let _ = cfg
-            .log
-            .note(&format!("[appforge] pid {} {described}", proc.pid()));
+        let _ = cfg.log.note(&format!("pid {} {described}", proc.pid()));
         // Read also for an adopted app: its shim wrote it whoever watched.
         match limits::take_reason(cfg.log.path()) {
             Some(why) => Event::OverLimit(why),
@@ -568,9 +566,7 @@ async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
         })
         .await
         .map_err(|e| abandon(e.to_string()))?;
-    let _ = cfg
-        .log
-        .note(&format!("[appforge] started pid {pid} on port {port}"));
+    let _ = cfg.log.note(&format!("started pid {pid} on port {port}"));
     cfg.metrics.app_started();
     tracing::info!(project_id, pid, port, "started app");
     Ok(Proc {

@@ -9,11 +9,57 @@
 //!
 //! Readers in the daemon (`tail`, [`Follower`]) find rotations by inode, as
 //! `tail -F` does, so they need no lock shared with the writer.
+//!
+//! appforge's own lines (the supervisor's and the shim's notes) begin with
+//! [`MARK`], a control byte that the app's output cannot carry into the
+//! log: the writer of that output shows it as the text `\x1e`. So a
+//! reader ([`LogParser`]) tells them apart from the app's, and an app that
+//! prints `[appforge] pid 1 exited …` writes an app line. A log written
+//! before marks were used reads as the app's.
 
+use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use appforge_shared::protocol::{LogLine, LogSource};
+
+/// The byte that begins each of appforge's own lines in a log (ASCII
+/// record separator: invisible where a log is printed raw).
+pub const MARK: u8 = 0x1e;
+/// How [`MARK`] in an app's output is written: as the escape a reader shows.
+const MARK_ESCAPED: &[u8] = b"\\x1e";
+/// The tag after the mark, for people who read the file itself.
+const TAG: &str = "[appforge] ";
+
+/// `text` as appforge's lines in a log: each line marked and tagged, any
+/// mark inside escaped.
+pub fn note_bytes(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + TAG.len() + 2);
+    for line in text.trim_end_matches('\n').split('\n') {
+        out.push(MARK);
+        out.extend_from_slice(TAG.as_bytes());
+        out.extend_from_slice(&escape_marks(line.as_bytes()));
+        out.push(b'\n');
+    }
+    out
+}
+
+/// `bytes` with every [`MARK`] written as its escape.
+fn escape_marks(bytes: &[u8]) -> Cow<'_, [u8]> {
+    if !bytes.contains(&MARK) {
+        return Cow::Borrowed(bytes);
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 8);
+    for &b in bytes {
+        match b {
+            MARK => out.extend_from_slice(MARK_ESCAPED),
+            b => out.push(b),
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// Block size for reading files backwards in `tail`.
 const TAIL_BLOCK: u64 = 64 * 1024;
@@ -113,13 +159,11 @@ impl LogFiles {
             .open(&self.path)
     }
 
-    /// Appends a line written by the supervisor itself (e.g. "[appforge] started pid 123 on port 8101").
-    pub fn note(&self, line: &str) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(line.len() + 1);
-        buf.extend_from_slice(line.trim_end_matches('\n').as_bytes());
-        buf.push(b'\n');
+    /// Appends one of appforge's own lines (e.g. "started pid 123 on port
+    /// 8101"), marked as such and shown as "[appforge] started pid …".
+    pub fn note(&self, text: &str) -> io::Result<()> {
         // One write on an O_APPEND file: it cannot interleave with the app's writes.
-        self.open_for_child()?.write_all(&buf)
+        self.open_for_child()?.write_all(&note_bytes(text))
     }
 
     /// A writer that appends to the live file and rotates it by size.
@@ -149,8 +193,26 @@ impl LogFiles {
         fs::rename(&self.path, self.rotated_path(1))
     }
 
-    /// The last `n` lines across the rotated files and the live one, oldest first (a file missing is fine).
+    /// The last `n` lines across the rotated files and the live one, oldest
+    /// first (a file missing is fine), as text for people and models:
+    /// appforge's own lines tagged `[appforge]`.
     pub fn tail(&self, n: usize) -> io::Result<Vec<String>> {
+        Ok(self.tail_lines(n)?.iter().map(shown).collect())
+    }
+
+    /// The last `n` lines, each with who wrote it.
+    pub fn tail_lines(&self, n: usize) -> io::Result<Vec<LogLine>> {
+        let mut lines = Vec::new();
+        LogParser::default().feed_all(&self.tail_bytes(n)?, &mut lines);
+        // A note written after an app's unfinished line shares its line in
+        // the file but is a line of its own here.
+        let skip = lines.len().saturating_sub(n);
+        lines.drain(..skip);
+        Ok(lines)
+    }
+
+    /// The bytes of the last `n` lines of the file, without the last newline.
+    fn tail_bytes(&self, n: usize) -> io::Result<Vec<u8>> {
         if n == 0 {
             return Ok(Vec::new());
         }
@@ -195,15 +257,16 @@ impl LogFiles {
         if stream.last() == Some(&b'\n') {
             stream.pop();
         }
-        if stream.is_empty() {
-            return Ok(Vec::new());
-        }
-        let lines: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
-        let skip = lines.len().saturating_sub(n);
-        Ok(lines[skip..]
+        // Past the newline before the n-th last line.
+        let start = stream
             .iter()
-            .map(|line| String::from_utf8_lossy(line).into_owned())
-            .collect())
+            .rev()
+            .enumerate()
+            .filter(|(_, &b)| b == b'\n')
+            .nth(n - 1)
+            .map_or(0, |(from_end, _)| stream.len() - from_end);
+        stream.drain(..start);
+        Ok(stream)
     }
 
     /// A follower positioned at the current end of the live file.
@@ -255,9 +318,19 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    /// Writes `bytes`, rotating first when they would pass the cap. A chunk
-    /// longer than the cap keeps only its end.
+    /// Writes the app's output `bytes` ([`MARK`] escaped), rotating first
+    /// when they would pass the cap. A chunk longer than the cap keeps only
+    /// its end.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.append(&escape_marks(bytes))
+    }
+
+    /// Writes one of appforge's own lines (see [`LogFiles::note`]).
+    pub fn note(&mut self, text: &str) -> io::Result<()> {
+        self.append(&note_bytes(text))
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         let cap = self.files.max_bytes;
         let bytes = &bytes[bytes
             .len()
@@ -347,6 +420,96 @@ impl Follower {
     }
 }
 
+/// How a line is shown to people and models: appforge's own tagged.
+pub fn shown(line: &LogLine) -> String {
+    match line.source {
+        LogSource::App => line.text.clone(),
+        LogSource::Appforge => format!("{TAG}{}", line.text),
+    }
+}
+
+/// Splits a log's bytes into lines, each with who wrote it; fed in pieces
+/// (as [`Follower`] reads them), it carries an unfinished line over.
+#[derive(Debug, Default)]
+pub struct LogParser {
+    /// Who wrote the line begun in an earlier piece and not yet ended.
+    open: Option<LogSource>,
+    /// The start of a character cut off at the end of the last piece.
+    cut: Vec<u8>,
+}
+
+impl LogParser {
+    /// Appends the lines in `bytes` to `out`; a last line without its
+    /// newline comes with `ends: false`, and the next piece goes on with it.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<LogLine>) {
+        let joined;
+        let mut rest = match self.cut.is_empty() {
+            true => bytes,
+            false => {
+                joined = [std::mem::take(&mut self.cut).as_slice(), bytes].concat();
+                &joined[..]
+            }
+        };
+        while !rest.is_empty() {
+            let newline = rest.iter().position(|&b| b == b'\n');
+            // Looked for on this line only: the whole rest would make a
+            // long log cost the square of its lines.
+            let line = &rest[..newline.unwrap_or(rest.len())];
+            let mark = line.iter().position(|&b| b == MARK);
+            match (mark, newline) {
+                // A mark begins appforge's line: what came before it on the
+                // line (an app's unfinished last words) ends there.
+                (Some(at), _) if newline.is_none_or(|nl| at < nl) => {
+                    if at > 0 || self.open.is_some() {
+                        self.push(&rest[..at], true, out);
+                    }
+                    self.open = Some(LogSource::Appforge);
+                    rest = &rest[at + 1..];
+                    rest = rest.strip_prefix(TAG.as_bytes()).unwrap_or(rest);
+                }
+                (_, Some(at)) => {
+                    self.push(&rest[..at], true, out);
+                    rest = &rest[at + 1..];
+                }
+                (_, None) => {
+                    // Hold back a character cut in two; it ends in the next piece.
+                    let keep = match std::str::from_utf8(rest) {
+                        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+                        _ => rest.len(),
+                    };
+                    self.cut = rest[keep..].to_vec();
+                    if keep > 0 {
+                        self.push(&rest[..keep], false, out);
+                    }
+                    rest = &[];
+                }
+            }
+        }
+    }
+
+    /// Feeds the whole of a log: its last line ends with it.
+    pub fn feed_all(mut self, bytes: &[u8], out: &mut Vec<LogLine>) {
+        self.feed(bytes, out);
+        if !self.cut.is_empty() {
+            let cut = std::mem::take(&mut self.cut);
+            self.push(&cut, false, out);
+        }
+        if let Some(last) = out.last_mut() {
+            last.ends = true;
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8], ends: bool, out: &mut Vec<LogLine>) {
+        let source = self.open.unwrap_or(LogSource::App);
+        self.open = (!ends).then_some(source);
+        out.push(LogLine {
+            source,
+            text: String::from_utf8_lossy(bytes).into_owned(),
+            ends,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,12 +538,107 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(dir_mode & 0o777, 0o700);
-        l.note("[appforge] started pid 123 on port 8101")
-            .expect("note");
+        l.note("started pid 123 on port 8101").expect("note");
         l.note("second\n").expect("note");
         assert_eq!(
             fs::read_to_string(l.path()).expect("read"),
-            "hello\n[appforge] started pid 123 on port 8101\nsecond\n"
+            "hello\n\x1e[appforge] started pid 123 on port 8101\n\x1e[appforge] second\n"
+        );
+    }
+
+    fn app(text: &str) -> LogLine {
+        LogLine {
+            source: LogSource::App,
+            text: text.into(),
+            ends: true,
+        }
+    }
+
+    fn ours(text: &str) -> LogLine {
+        LogLine {
+            source: LogSource::Appforge,
+            text: text.into(),
+            ends: true,
+        }
+    }
+
+    #[test]
+    fn an_app_cannot_write_appforges_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = logs(&dir, 1 << 20, 3);
+        let mut writer = l.writer().expect("writer");
+        writer
+            .write(b"[appforge] pid 1 exited\n\x1e[appforge] pid 2 exited\nx\x1ey\n")
+            .expect("write");
+        l.note("pid 3 exited with status 0").expect("note");
+        writer.note("no namespaces\nfor this app").expect("note");
+        assert_eq!(
+            l.tail_lines(10).expect("tail"),
+            vec![
+                app("[appforge] pid 1 exited"),
+                app("\\x1e[appforge] pid 2 exited"),
+                app("x\\x1ey"),
+                ours("pid 3 exited with status 0"),
+                ours("no namespaces"),
+                ours("for this app"),
+            ]
+        );
+        // For people and models, appforge's lines keep their tag.
+        assert_eq!(
+            l.tail(2).expect("tail"),
+            vec!["[appforge] no namespaces", "[appforge] for this app"]
+        );
+        // A log from before marks reads as the app's.
+        let old = logs(&dir, 1 << 20, 1);
+        fs::write(old.path(), "[appforge] started pid 1 on port 2\n").expect("write");
+        assert_eq!(
+            old.tail_lines(5).expect("tail"),
+            vec![app("[appforge] started pid 1 on port 2")]
+        );
+    }
+
+    #[test]
+    fn a_note_after_an_unfinished_line_is_a_line_of_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = logs(&dir, 1 << 20, 3);
+        let mut writer = l.writer().expect("writer");
+        writer.write(b"first\nlast words").expect("write");
+        l.note("pid 1 exited").expect("note");
+        assert_eq!(
+            l.tail_lines(2).expect("tail"),
+            vec![app("last words"), ours("pid 1 exited")]
+        );
+        assert_eq!(l.tail_lines(1).expect("tail"), vec![ours("pid 1 exited")]);
+    }
+
+    #[test]
+    fn the_parser_carries_lines_and_characters_across_pieces() {
+        let mut parser = LogParser::default();
+        let mut out = Vec::new();
+        let bytes = "héllo\n\x1e[appforge] pid 1\n".as_bytes();
+        // "é" is cut between two pieces.
+        parser.feed(&bytes[..2], &mut out);
+        parser.feed(&bytes[2..4], &mut out);
+        parser.feed(b"", &mut out);
+        parser.feed(&bytes[4..], &mut out);
+        parser.feed(b"partial", &mut out);
+        parser.feed(b"\x1e[appforge] note\n", &mut out);
+        let piece = |source, text: &str, ends| LogLine {
+            source,
+            text: text.into(),
+            ends,
+        };
+        assert_eq!(
+            out,
+            vec![
+                piece(LogSource::App, "h", false),
+                piece(LogSource::App, "él", false),
+                piece(LogSource::App, "lo", true),
+                ours("pid 1"),
+                piece(LogSource::App, "partial", false),
+                piece(LogSource::App, "", true),
+                ours("note"),
+            ]
         );
     }
 
@@ -475,7 +733,7 @@ mod tests {
         let mut f = l.follow().expect("follow");
         assert!(f.read_new().expect("read").is_empty());
         l.note("first").expect("note");
-        assert_eq!(f.read_new().expect("read"), b"first\n");
+        assert_eq!(f.read_new().expect("read"), note_bytes("first"));
     }
 
     #[test]
@@ -485,7 +743,7 @@ mod tests {
         let mut f = l.follow().expect("follow");
         assert!(f.read_new().expect("read").is_empty());
         l.note("first").expect("note");
-        assert_eq!(f.read_new().expect("read"), b"first\n");
+        assert_eq!(f.read_new().expect("read"), note_bytes("first"));
     }
 
     /// Writes numbered lines through a writer that rotates, reading every `read_every` lines.
@@ -533,6 +791,6 @@ mod tests {
             .set_len(0)
             .expect("truncate");
         l.note("new").expect("note");
-        assert_eq!(f.read_new().expect("read"), b"new\n");
+        assert_eq!(f.read_new().expect("read"), note_bytes("new"));
     }
 }

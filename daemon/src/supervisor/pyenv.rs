@@ -262,7 +262,7 @@ fn run_step(
     tmp: &Path,
     how: &Installing,
 ) -> Result<(), EnvError> {
-    how.log.note(&format!("[appforge] {}", step.name))?;
+    how.log.note(step.name)?;
     let mut env: Vec<(String, String)> = NETWORK_VARIABLES
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
@@ -299,7 +299,7 @@ fn run_step(
     let Some(status) = status else {
         let tail = how.log.tail(10).unwrap_or_default().join("\n");
         let _ = how.log.note(&format!(
-            "[appforge] {} took longer than {} s and was stopped",
+            "{} took longer than {} s and was stopped",
             step.name,
             limit.as_secs()
         ));

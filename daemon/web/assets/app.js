@@ -546,9 +546,9 @@ function progressView(container) {
         received = 0;
         current.textContent = `Starting again: ${value}`;
         if (statusStep) statusStep(`starting again: ${value}`);
-      } else if (kind === "Log") {
+      } else if (kind === "Log" || kind === "LogLines") {
         show(logs, true);
-        appendLog(logs, logTerm, value);
+        for (const entry of logEntries(p)) appendLog(logs, logTerm, entry);
         follow(logs);
       }
     },
@@ -1571,6 +1571,20 @@ function appendLog(view, term, value) {
   view.dataset.size = String(size);
 }
 
+/** The log entries of a Log or LogLines progress frame: `Log` is the app's
+ * text (older daemons); each of `LogLines` says who wrote it, and a line
+ * cut in pieces ends only with its last piece. */
+function logEntries(p) {
+  if (p.Log !== undefined) return [p.Log];
+  if (p.LogLine !== undefined) return [p.LogLine];
+  let open = false;
+  return (p.LogLines || []).map((line) => {
+    const tag = !open && line.source === "appforge" ? "[appforge] " : "";
+    open = !line.ends;
+    return { text: tag + line.text + (line.ends ? "\n" : ""), source: line.source };
+  });
+}
+
 function startLogs() {
   stopLogs();
   const controller = new AbortController();
@@ -1585,10 +1599,10 @@ function startLogs() {
     {
       signal: controller.signal,
       onProgress: (p) => {
-        const value = p.Log ?? p.LogLine;
-        if (value === undefined) return;
+        const entries = logEntries(p);
+        if (entries.length === 0) return;
         const atEnd = view.scrollTop + view.clientHeight >= view.scrollHeight - 8;
-        appendLog(view, term, value);
+        for (const entry of entries) appendLog(view, term, entry);
         if (atEnd) view.scrollTop = view.scrollHeight;
       },
     },

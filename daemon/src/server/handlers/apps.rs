@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use appforge_shared::protocol::{
-    LogsRequest, Progress, ProjectRef, Reply, RunRequest, SessionToken, StopRequest,
+    LogLine, LogsRequest, Progress, ProjectRef, Reply, RunRequest, SessionToken, StopRequest,
 };
 
 use super::{with_project, ProgressTx};
 use crate::error::ServiceError;
 use crate::projects::{versions, Project};
 use crate::state::Daemon;
+use crate::supervisor::logfile::LogParser;
 
 /// How often a followed log is checked for new lines.
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);
@@ -123,7 +124,7 @@ pub async fn logs(
     }
     let lines = req.lines as usize;
     let (tail, follower) = tokio::task::spawn_blocking(move || {
-        let tail = files.tail(lines)?;
+        let tail = files.tail_lines(lines)?;
         let follower = match req.follow {
             true => Some(files.follow()?),
             false => None,
@@ -134,12 +135,12 @@ pub async fn logs(
     .map_err(|e| ServiceError::Internal(e.to_string()))?
     .map_err(|e| ServiceError::Internal(format!("could not read the app's log: {e}")))?;
     if !tail.is_empty() {
-        let text: String = tail.iter().map(|l| format!("{l}\n")).collect();
-        send_log(progress, &text).await;
+        send_log(progress, tail).await;
     }
     let Some(mut follower) = follower else {
         return Ok(Reply::LogsEnd);
     };
+    let mut parser = LogParser::default();
     loop {
         tokio::time::sleep(FOLLOW_EVERY).await;
         let (back, new) = tokio::task::spawn_blocking(move || {
@@ -151,7 +152,9 @@ pub async fn logs(
         follower = back;
         let new =
             new.map_err(|e| ServiceError::Internal(format!("could not read the app's log: {e}")))?;
-        if !new.is_empty() && !send_log(progress, &String::from_utf8_lossy(&new)).await {
+        let mut lines = Vec::new();
+        parser.feed(&new, &mut lines);
+        if !lines.is_empty() && !send_log(progress, lines).await {
             // The client left.
             return Ok(Reply::LogsEnd);
         }
@@ -163,31 +166,62 @@ pub async fn logs(
 /// reading leaves at most the progress backlog of these queued.
 const LOG_CHUNK: usize = 64 * 1024;
 
-/// Sends log text in pieces of at most [`LOG_CHUNK`] bytes, cut at a line's
-/// end where one is near; false once the client has left.
-async fn send_log(progress: &ProgressTx, text: &str) -> bool {
-    let mut rest = text;
-    while !rest.is_empty() {
-        let mut cut = rest.len().min(LOG_CHUNK);
-        while !rest.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        if cut < rest.len() {
-            if let Some(newline) = rest[..cut].rfind('\n') {
-                cut = newline + 1;
-            }
-        }
-        let (piece, after) = rest.split_at(cut);
-        if progress
-            .send_all(Progress::Log(piece.to_string()))
-            .await
-            .is_err()
-        {
+/// Sends log lines in frames of at most about [`LOG_CHUNK`] bytes of text,
+/// a longer line in pieces; false once the client has left.
+async fn send_log(progress: &ProgressTx, lines: Vec<LogLine>) -> bool {
+    for frame in frames(lines, LOG_CHUNK) {
+        if progress.send_all(Progress::LogLines(frame)).await.is_err() {
             return false;
         }
-        rest = after;
     }
     true
+}
+
+/// `lines` in groups of at most about `max` bytes (text, and a few bytes a
+/// line for its frame), a line longer than that cut into pieces at
+/// character boundaries.
+fn frames(lines: Vec<LogLine>, max: usize) -> Vec<Vec<LogLine>> {
+    const PER_LINE: usize = 8;
+    let mut frames = Vec::new();
+    let mut frame = Vec::new();
+    let mut size = 0;
+    for line in lines {
+        let mut rest = line.text.as_str();
+        loop {
+            let room = max.saturating_sub(size + PER_LINE);
+            let full = size + PER_LINE > max;
+            if !frame.is_empty() && (full || (rest.len() > room && room < max / 2)) {
+                // Little room left: the line starts the next frame instead.
+                frames.push(std::mem::take(&mut frame));
+                size = 0;
+                continue;
+            }
+            let mut cut = rest.len().min(room);
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            if cut == 0 && !rest.is_empty() {
+                cut = rest.chars().next().map_or(0, char::len_utf8);
+            }
+            let (piece, after) = rest.split_at(cut);
+            size += piece.len() + PER_LINE;
+            frame.push(LogLine {
+                source: line.source,
+                text: piece.to_string(),
+                ends: after.is_empty() && line.ends,
+            });
+            if after.is_empty() {
+                break;
+            }
+            rest = after;
+            frames.push(std::mem::take(&mut frame));
+            size = 0;
+        }
+    }
+    if !frame.is_empty() {
+        frames.push(frame);
+    }
+    frames
 }
 
 async fn find(
@@ -196,4 +230,51 @@ async fn find(
     reference: String,
 ) -> Result<Project, ServiceError> {
     with_project(daemon, token, reference, |_, p| Ok(p.clone())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use appforge_shared::protocol::LogSource;
+
+    fn line(text: &str) -> LogLine {
+        LogLine {
+            source: LogSource::App,
+            text: text.into(),
+            ends: true,
+        }
+    }
+
+    #[test]
+    fn frames_stay_small_and_long_lines_come_in_pieces() {
+        let long = "é".repeat(100);
+        let lines = vec![line("a"), line(&long), line(""), line("b")];
+        let frames = frames(lines, 64);
+        for frame in &frames {
+            let size: usize = frame.iter().map(|l| l.text.len() + 8).sum();
+            assert!(size <= 64, "{frame:?}");
+        }
+        let pieces: Vec<&LogLine> = frames.iter().flatten().collect();
+        // Joined again, the pieces are the lines.
+        let mut joined = Vec::new();
+        let mut open = String::new();
+        for piece in pieces {
+            open.push_str(&piece.text);
+            if piece.ends {
+                joined.push(std::mem::take(&mut open));
+            }
+        }
+        assert_eq!(
+            joined,
+            vec!["a".to_string(), long, String::new(), "b".into()]
+        );
+        assert!(frames.len() > 3, "{frames:?}");
+    }
+
+    #[test]
+    fn many_empty_lines_still_make_bounded_frames() {
+        let frames = frames(vec![line(""); 100_000], 64 * 1024);
+        assert!(frames.len() >= 100_000 * 8 / (64 * 1024));
+        assert!(frames.iter().all(|f| f.len() * 8 <= 64 * 1024));
+    }
 }
