@@ -746,11 +746,21 @@ async fn lock_file(db: &Db, database: &Path) -> Result<Flock<File>, ClaimError> 
 const DEAD_HOLDER_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Whether a process of this machine exists (the holder of the same host
-/// name runs on this machine).
+/// name runs on this machine). A zombie does not: a daemon killed with -9
+/// is one until its parent reaps it, and holds nothing meanwhile.
 fn process_exists(pid: i64) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
         return false;
     };
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which ends with the last ')'.
+        let state = stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].trim_start().chars().next());
+        if matches!(state, Some('Z' | 'X')) {
+            return false;
+        }
+    }
     !matches!(
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
         Err(nix::errno::Errno::ESRCH)
@@ -785,6 +795,21 @@ fn key(host: &str) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zombie_holder_does_not_exist_and_a_live_one_does() {
+        assert!(process_exists(i64::from(std::process::id())));
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let pid = i64::from(child.id());
+        // Not reaped yet: a zombie once it has ended.
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while process_exists(pid) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!process_exists(pid), "a zombie counts as gone");
+        child.wait().expect("reap");
+        assert!(!process_exists(pid));
+    }
 
     #[test]
     fn keys_are_stable_and_differ_by_host() {
