@@ -629,10 +629,12 @@ try write "echo planted > '{data}/planted'"
 try own-folder "echo ok > ./written-by-installer"
 try python "python3 -c 'print(1)'"
 try local-port "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 5)'"
+try bind "python3 -c 'import socket; socket.socket().bind((\"127.0.0.1\", {free}))'"
 exit 3
 "#,
         pid = daemon.pid(),
         port = listener.local_addr().unwrap().port(),
+        free = appforge_e2e::free_port(),
     );
     let uv = bin.path().join("uv");
     std::fs::write(&uv, script).unwrap();
@@ -653,6 +655,7 @@ exit 3
         "daemon-environ",
         "write",
         "local-port",
+        "bind",
     ] {
         assert!(
             log.contains(&format!("installer DENIED {denied}")),

@@ -149,7 +149,8 @@ pub enum Enforced {
 }
 
 /// Confines this process (and what it runs) to the given paths, to
-/// listening on `bind_port` (when given) and to connecting over TCP to
+/// listening on `bind_port` alone (on no port without one: an installer
+/// step may not take an app's or the dashboard's) and to connecting over TCP to
 /// `connect_ports` alone. Called in the app's process just before it runs
 /// Python.
 pub fn restrict(
@@ -171,11 +172,9 @@ pub fn restrict(
         .collect();
     let status = Ruleset::default()
         .handle_access(rw)
-        .and_then(|r| match bind_port {
-            // The app may listen on its own port only, not on another app's.
-            Some(_) => r.handle_access(AccessNet::BindTcp),
-            None => Ok(r),
-        })
+        // An app may listen on its own port only, not on another app's or
+        // the dashboard's; an installer step (no port) may listen on none.
+        .and_then(|r| r.handle_access(AccessNet::BindTcp))
         // Every TCP port on every host (the loopback's too: the dashboard,
         // metrics, a database, other apps) is closed but the allowed ones.
         .and_then(|r| r.handle_access(AccessNet::ConnectTcp))
