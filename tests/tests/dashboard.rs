@@ -449,6 +449,36 @@ fn connections_that_never_finish_their_headers_are_closed() {
     }
 }
 
+/// A client that asks for page after page and never reads the answers
+/// (they pile up in its small receive buffer) holds its slot only until
+/// the server's writes have made no progress for a while: then the server
+/// closes the connection.
+#[test]
+fn a_client_that_never_reads_its_answers_is_closed() {
+    use std::io::Write;
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let host = addr.to_string();
+    let stream = std::net::TcpStream::connect(addr).expect("connect");
+    nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::RcvBuf, &4096)
+        .expect("a small receive buffer");
+    let request = format!("GET /assets/app.js HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    // Enough answers (tens of MB) that no buffer holds them all.
+    let mut writer = &stream;
+    for _ in 0..400 {
+        if writer.write_all(request.as_bytes()).is_err() {
+            break;
+        }
+    }
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", daemon.pid())).map_or(0, |d| d.count());
+    let held = fds();
+    // Closed by the server: writing then fails (a reset, as the requests
+    // it did not read were still queued), and the daemon's descriptor goes.
+    wait_for("the stalled connection to be closed", || {
+        writer.write_all(b"\r\n").is_err()
+    });
+    wait_for("the daemon to let go of its descriptor", || fds() < held);
+}
+
 /// A provider that fails answers the page with the same error the client
 /// gets, after the progress so far, and nothing is saved.
 #[test]

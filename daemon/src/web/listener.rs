@@ -1,9 +1,11 @@
-//! The dashboard's listener and HTTP server, with a cap on open connections
-//! and a time limit on each request's headers: anything on this machine can
+//! The dashboard's listener and HTTP server, with a cap on open connections,
+//! a time limit on each request's headers and on a write that makes no
+//! progress: anything on this machine can
 //! connect (the apps included), and each connection holds a descriptor the
 //! daemon needs for its socket and its apps. axum's own server sets no
 //! timer, so there a silent connection would hold its slot for ever.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -74,6 +76,7 @@ impl axum::serve::Listener for Limited {
                         Counted {
                             stream,
                             _slot: slot,
+                            stalled: None,
                         },
                         addr,
                     )
@@ -92,10 +95,42 @@ impl axum::serve::Listener for Limited {
     }
 }
 
+/// How long a write may make no progress before the connection is closed:
+/// a client that stops reading (its answers pile up in a small receive
+/// buffer) must not hold a slot for ever either.
+pub const WRITE_STALL: Duration = Duration::from_secs(10);
+
 /// A connection holding one slot until it closes.
 pub struct Counted {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
+    /// Runs while a write waits on the client; reset by any progress.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Counted {
+    /// Passes on a write's outcome, and fails it once writes have made no
+    /// progress for [`WRITE_STALL`].
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        outcome: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if outcome.is_ready() {
+            self.stalled = None;
+            return outcome;
+        }
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Counted {
@@ -114,14 +149,17 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let outcome = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.watch(cx, outcome)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let outcome = Pin::new(&mut self.stream).poll_flush(cx);
+        self.watch(cx, outcome)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let outcome = Pin::new(&mut self.stream).poll_shutdown(cx);
+        self.watch(cx, outcome)
     }
 }
