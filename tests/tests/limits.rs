@@ -321,6 +321,62 @@ fn an_app_filling_its_folders_past_the_disk_limit_ends_failed() {
     );
 }
 
+/// An app that, as it starts, writes `files` files of `mib` MiB in its
+/// temporary folder, each removed as soon as it is opened and kept open: no
+/// walk of the folder finds them, and each stays under the file size limit.
+fn hiding_app(files: u32, mib: u32) -> String {
+    format!(
+        r#"import os
+import tempfile
+
+from flask import Flask
+
+block = b"x" * (1024 * 1024)
+held = []
+for i in range({files}):
+    path = os.path.join(tempfile.gettempdir(), "hidden-%d.bin" % i)
+    f = open(path, "wb")
+    os.unlink(path)
+    for _ in range({mib}):
+        f.write(block)
+    f.flush()
+    held.append(f)
+print("hidden", flush=True)
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return "hidden\n"
+"#
+    )
+}
+
+#[test]
+fn an_app_holding_removed_files_open_past_the_disk_limit_ends_failed() {
+    let daemon = Daemon::start_with(&["--app-max-disk-mib", "64"], &[]);
+    let ada = signed_up(&daemon, "ada");
+    // 4 × 25 MiB, each under the file size limit, none with a name left.
+    let id = project_with_app(&ada, "hider", &hiding_app(4, 25));
+    let _ = ada.run(&["run", "hider"]);
+    let entry = wait_failed(&ada, id);
+    let ended = entry["last_exit"].as_str().unwrap_or_default();
+    assert!(
+        ended.contains("in removed files it held open, more than its disk limit of 64 MiB"),
+        "ps does not say why: {entry}"
+    );
+    let log = log_text(&daemon, id);
+    assert!(
+        log.contains("the app went past a limit: its folder and temporary folder took"),
+        "the log does not say why:\n{log}"
+    );
+    assert_eq!(entry["restarts"], 0, "{entry}");
+    wait_for("every process of the app to be gone", || {
+        daemon.app_processes().is_empty()
+    });
+}
+
 /// Where the cgroup v2 hierarchy is mounted.
 fn cgroup2_mount() -> PathBuf {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
