@@ -127,7 +127,7 @@ async function load(kind, url, storageState) {
     if (kind !== "baseline") await page.waitForFunction(() => window.__ready !== undefined, null, { polling: 10 });
     const t = await page.evaluate(() => {
       const nav = performance.getEntriesByType("navigation")[0];
-      const api = performance.getEntriesByType("resource").filter((r) => new URL(r.name).pathname === "/api/call");
+      const api = performance.getEntriesByType("resource").filter((r) => /^\/api\/[0-9a-f]+\/call$/.test(new URL(r.name).pathname));
       return {
         ready: window.__ready === undefined ? null : window.__ready,
         response_start: nav.responseStart,

@@ -107,10 +107,18 @@ async function shot(name) {
 
 const origin = new URL(BASE).origin;
 
+/** The API's key, once the sign-in link has handed it to the page. */
+let apiKey = null;
+
+/** Where the API's endpoint `name` is: under the key, once known. */
+function apiUrl(name) {
+  return new URL(apiKey ? `/api/${apiKey}/${name}` : `/api/${name}`, BASE).href;
+}
+
 /** One protocol request from outside the page (sharing its cookies): the
  * final line of the answer, parsed. */
 async function rawCall(request, csrf) {
-  const response = await context.request.post(new URL("/api/call", BASE).href, {
+  const response = await context.request.post(apiUrl("call"), {
     headers: { "Content-Type": "application/json", Origin: origin, ...(csrf ? { "X-CSRF-Token": csrf } : {}) },
     data: JSON.stringify(request),
     failOnStatusCode: false,
@@ -159,13 +167,14 @@ try {
 
   step("without a link, the API gives nothing, and nothing signs up or in");
   {
+    // Without the key that the sign-in hands to the page, the API is not found.
     const noSession = await rawCall("Whoami", null);
-    check(noSession.status === 401, `a call without a session answered ${noSession.status}`);
+    check(noSession.status === 404, `a call without a session answered ${noSession.status}`);
     check(noSession.last && noSession.last.error && noSession.last.error.code === "unauthenticated", `no unauthenticated error: ${JSON.stringify(noSession.last)}`);
     const made = "a".repeat(64);
     for (const request of [{ Signup: { email: "eve@example.com", password: "eve-password-123" } }, { Login: { email: USER_EMAIL, password: "x".repeat(12) } }]) {
       const r = await rawCall(request, made);
-      check(r.status === 401, `${Object.keys(request)[0]} over HTTP answered ${r.status}: ${JSON.stringify(r.last)}`);
+      check(r.status === 404, `${Object.keys(request)[0]} over HTTP answered ${r.status}: ${JSON.stringify(r.last)}`);
     }
     check((await context.cookies(BASE)).length === 0, "a refused sign-in set a cookie");
   }
@@ -178,25 +187,42 @@ try {
   await page.locator("#who-email", { hasText: USER_EMAIL }).waitFor();
   check(await page.locator("#signout").isVisible(), "no sign-out button once signed in");
   check(!page.url().includes("csrf") && !page.url().includes("token"), `the address bar keeps a secret: ${page.url()}`);
+  apiKey = await page.evaluate(() => localStorage.getItem("appforge.api") || "");
+  check(/^[0-9a-f]{32,}$/.test(apiKey), `the page holds no API key: ${JSON.stringify(apiKey)}`);
   {
-    const cookies = await context.cookies(BASE);
+    // The session cookie's path is the API's: the browser sends it nowhere
+    // else, so never to an app on another port of 127.0.0.1.
+    check((await context.cookies(BASE)).length === 0, `a cookie is sent to /: ${JSON.stringify(await context.cookies(BASE))}`);
+    const cookies = await context.cookies(apiUrl("call"));
     const session = cookies.find((c) => c.name === "appforge_session");
-    check(session && session.httpOnly && session.sameSite === "Strict", `odd session cookie: ${JSON.stringify(cookies)}`);
+    check(
+      session && session.httpOnly && session.sameSite === "Strict" && session.path === `/api/${apiKey}/`,
+      `odd session cookie: ${JSON.stringify(cookies)}`,
+    );
     const again = await context.request.get(link, { maxRedirects: 0, failOnStatusCode: false });
     check(again.status() === 403, `a used link answered ${again.status()}`);
     check(/appforge dashboard/.test(await again.text()), "a used link does not say what to do");
   }
 
-  step("a session cookie tossed by an app on another port signs no one out");
-  await context.addCookies([
-    { name: "appforge_session", value: "x", domain: "127.0.0.1", path: "/api/call" },
-    { name: "appforge_session", value: "y", domain: "127.0.0.1", path: "/api" },
-  ]);
+  step("session cookies tossed by an app on another port sign no one out");
+  // What an app's `Set-Cookie: appforge_session=…; Path=…` leaves in the
+  // jar (cookies ignore ports); none can have the API's path.
+  await context.addCookies(
+    ["/", "/api/", "/api/call"].map((p, i) => ({ name: "appforge_session", value: `x${i}`, domain: "127.0.0.1", path: p })),
+  );
+  {
+    const sent = (await context.cookies(apiUrl("call"))).filter((c) => c.name === "appforge_session");
+    check(sent.length === 3 && sent.some((c) => c.path === `/api/${apiKey}/`), `the jar: ${JSON.stringify(sent)}`);
+  }
   await page.reload();
   await until(page.locator("#view-projects"));
   await page.locator("#who-email", { hasText: USER_EMAIL }).waitFor();
   await page.locator("#list-empty").waitFor();
   check(!(await page.locator("#alert").isVisible()), `an alert with tossed cookies: ${await alertText()}`);
+  {
+    const me = await rawCall("Whoami", await storedToken());
+    check(me.status === 200 && me.last && me.last.reply && me.last.reply.User.email === USER_EMAIL, `a signed-in call with tossed cookies: ${me.status} ${JSON.stringify(me.last)}`);
+  }
 
   step("terminal text on the page: colour as classes, every other control shown");
   {

@@ -177,7 +177,8 @@ pub fn path_of(url: &str) -> String {
     rest[rest.find('/').expect("a path in the link")..].to_string()
 }
 
-/// A browser's view of the dashboard: its cookies and its CSRF token.
+/// A browser's view of the dashboard: its cookies, its CSRF token and the
+/// API's key.
 pub struct Browser {
     /// The dashboard's address.
     pub addr: SocketAddr,
@@ -187,8 +188,12 @@ pub struct Browser {
     pub session_cookie: Option<String>,
     /// The CSRF token the sign-in link handed to the page.
     pub csrf_token: Option<String>,
-    /// Cookies of the same names that apps on other ports set (sent first,
-    /// as their paths are longer).
+    /// The key in the API's paths (`/api/{key}/call`), handed to the page
+    /// with the CSRF token.
+    pub api_key: Option<String>,
+    /// Cookies of the same names that apps on other ports set at paths
+    /// above the API's (`/`, `/api/`): sent with every request, the API's
+    /// included, after the session cookie (theirs are shorter paths).
     pub tossed: Vec<String>,
 }
 
@@ -209,6 +214,7 @@ impl Browser {
             host,
             session_cookie: None,
             csrf_token: None,
+            api_key: None,
             tossed: Vec::new(),
         }
     }
@@ -218,14 +224,20 @@ impl Browser {
         let mut browser = Browser::open(addr);
         let opened = browser.follow_link(&dashboard_link(user));
         assert_eq!(opened.status, 303, "{}", opened.text());
-        assert!(browser.session_cookie.is_some() && browser.csrf_token.is_some());
+        assert!(
+            browser.session_cookie.is_some()
+                && browser.csrf_token.is_some()
+                && browser.api_key.is_some()
+        );
         browser
     }
 
-    /// Opens a sign-in link; on success keeps the session cookie and the
-    /// CSRF token from the redirect's fragment.
+    /// Opens a sign-in link; on success keeps the session cookie, and the
+    /// CSRF token and API key from the redirect's fragment
+    /// (`/#csrf=…&api=…`).
     pub fn follow_link(&mut self, url: &str) -> Response {
-        let cookies = self.cookie_header();
+        // The session cookie's path is the API's: only tossed ones go here.
+        let cookies = self.cookie_header(false);
         let mut headers = vec![("Host", self.host.as_str())];
         if !cookies.is_empty() {
             headers.push(("Cookie", cookies.as_str()));
@@ -233,24 +245,40 @@ impl Browser {
         let response = send(self.addr, "GET", &path_of(url), &headers, b"");
         if response.status == 303 {
             self.session_cookie = cookie_value(&response, "appforge_session");
-            self.csrf_token = response
+            let fragment = response
                 .header("location")
-                .and_then(|l| l.strip_prefix("/#csrf="))
-                .map(str::to_string);
+                .and_then(|l| l.strip_prefix("/#"))
+                .unwrap_or_default();
+            let field = |name: &str| {
+                fragment
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                    .map(str::to_string)
+            };
+            self.csrf_token = field("csrf");
+            self.api_key = field("api");
         }
         response
     }
 
-    fn cookie_header(&self) -> String {
-        let mut cookies: Vec<String> = self
-            .tossed
-            .iter()
-            .map(|t| format!("appforge_session={t}"))
-            .collect();
-        if let Some(session) = &self.session_cookie {
-            cookies.push(format!("appforge_session={session}"));
+    /// The Cookie header as a browser sends it: to an API path, the
+    /// session cookie (the longest path) first, then the tossed ones.
+    fn cookie_header(&self, to_api: bool) -> String {
+        let session = self.session_cookie.iter().filter(|_| to_api);
+        session
+            .chain(self.tossed.iter())
+            .map(|value| format!("appforge_session={value}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The path of API endpoint `name` (`call`, `export`) under this
+    /// browser's key; `/api/{name}` without one.
+    pub fn api(&self, name: &str) -> String {
+        match &self.api_key {
+            Some(key) => format!("/api/{key}/{name}"),
+            None => format!("/api/{name}"),
         }
-        cookies.join("; ")
     }
 
     /// The headers a request from the dashboard's page carries.
@@ -260,7 +288,7 @@ impl Browser {
             ("Origin".into(), format!("http://{}", self.host)),
             ("Content-Type".into(), "application/json".into()),
         ];
-        let cookies = self.cookie_header();
+        let cookies = self.cookie_header(true);
         if !cookies.is_empty() {
             headers.push(("Cookie".into(), cookies));
         }
@@ -286,9 +314,14 @@ impl Browser {
         )
     }
 
-    /// One protocol request through `/api/call`.
+    /// One protocol request through `/api/{key}/call`.
     pub fn call(&self, request: Value) -> Response {
-        self.post("/api/call", &request)
+        self.post(&self.api("call"), &request)
+    }
+
+    /// An export request through `/api/{key}/export`.
+    pub fn export(&self, request: Value) -> Response {
+        self.post(&self.api("export"), &request)
     }
 }
 

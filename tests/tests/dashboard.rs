@@ -105,7 +105,7 @@ fn a_post_without_the_csrf_token_or_from_another_origin_is_refused() {
         ("no CSRF token", without("X-CSRF-Token")),
         ("no Origin", without("Origin")),
     ] {
-        let r = send(addr, "POST", "/api/call", &h, list.as_bytes());
+        let r = send(addr, "POST", &browser.api("call"), &h, list.as_bytes());
         assert_eq!(r.status, 403, "{what}: {}", r.text());
         assert_eq!(error_code(&r), "forbidden", "{what}");
     }
@@ -116,7 +116,7 @@ fn a_post_without_the_csrf_token_or_from_another_origin_is_refused() {
     ] {
         let h = replaced(name, value);
         let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let r = send(addr, "POST", "/api/call", &h, list.as_bytes());
+        let r = send(addr, "POST", &browser.api("call"), &h, list.as_bytes());
         assert_eq!(r.status, 403, "{what}: {}", r.text());
     }
     // Not even a signed-in page signs anyone up or in, nor asks for a link.
@@ -148,7 +148,8 @@ fn the_session_cookie_is_http_only_strict_and_sign_out_revokes_it() {
         .to_string();
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Strict"), "{cookie}");
-    assert!(cookie.contains("Path=/;"), "{cookie}");
+    let key = browser.api_key.clone().expect("the API's key");
+    assert!(cookie.contains(&format!("Path=/api/{key}/;")), "{cookie}");
     // The session is the browser's own, not the CLI's.
     let cli_session =
         std::fs::read_to_string(ada.config_home.join("appforge/session.json")).unwrap_or_default();
@@ -174,7 +175,9 @@ fn the_session_cookie_is_http_only_strict_and_sign_out_revokes_it() {
     assert!(
         out.headers_named("set-cookie")
             .iter()
-            .any(|c| c.starts_with("appforge_session=;") && c.contains("Max-Age=0")),
+            .any(|c| c.starts_with("appforge_session=;")
+                && c.contains("Max-Age=0")
+                && c.contains(&format!("Path=/api/{key}/;"))),
         "sign-out clears the cookie: {:?}",
         out.headers
     );
@@ -184,13 +187,15 @@ fn the_session_cookie_is_http_only_strict_and_sign_out_revokes_it() {
     let mut signed_out = Browser::open(addr);
     signed_out.session_cookie = browser.session_cookie.clone();
     signed_out.csrf_token = browser.csrf_token.clone();
+    signed_out.api_key = browser.api_key.clone();
     let r = signed_out.call(json!("Whoami"));
     assert_eq!(error_code(&r), "unauthenticated", "{}", r.text());
 }
 
-/// An app's server receives the dashboard's cookies (cookies are shared by
-/// every port of 127.0.0.1), and can send any header it likes. With the
-/// stolen cookies and no CSRF token issued to the page, it gets nothing.
+/// Were an app's server to get the dashboard's session cookie (cookies are
+/// shared by every port of 127.0.0.1; its path keeps it from apps), and
+/// even the API's key, it can send any header it likes: with no CSRF token
+/// issued to the page, it gets nothing.
 #[test]
 fn an_app_holding_the_stolen_cookies_cannot_act_for_the_user() {
     let (daemon, addr) = daemon_with_dashboard(&[]);
@@ -211,11 +216,11 @@ fn an_app_holding_the_stolen_cookies_cannot_act_for_the_user() {
             ("Content-Type", "application/json".to_string()),
         ];
         let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let r = send(addr, "POST", "/api/call", &h, show.as_bytes());
+        let r = send(addr, "POST", &browser.api("call"), &h, show.as_bytes());
         assert_eq!(r.status, 403, "token {token:?}: {}", r.text());
         assert!(!r.text().contains("app.py"), "{}", r.text());
         let export = json!({"project": "secret-project", "format": "Zip"}).to_string();
-        let r = send(addr, "POST", "/api/export", &h, export.as_bytes());
+        let r = send(addr, "POST", &browser.api("export"), &h, export.as_bytes());
         assert_eq!(r.status, 403, "export with token {token:?}");
     }
 }
@@ -243,10 +248,7 @@ fn another_users_project_is_answered_like_a_missing_one() {
             .replace("no-such-project", "X")
     };
     assert_eq!(shape(&theirs), shape(&mine_missing));
-    let r = browser.post(
-        "/api/export",
-        &json!({"project": id.to_string(), "format": "Zip"}),
-    );
+    let r = browser.export(json!({"project": id.to_string(), "format": "Zip"}));
     assert_eq!(r.status, 404, "{}", r.text());
     for request in [
         json!({"Run": {"project": id.to_string(), "port": null}}),
@@ -292,7 +294,7 @@ fn generate_streams_its_progress_and_export_downloads_the_archive() {
         reply["reply"]["Generated"]["check_status"], "passed",
         "{reply}"
     );
-    let archive = browser.post("/api/export", &json!({"project": "todo", "format": "Zip"}));
+    let archive = browser.export(json!({"project": "todo", "format": "Zip"}));
     assert_eq!(archive.status, 200, "{}", archive.text());
     assert_eq!(archive.header("content-type"), Some("application/zip"));
     assert!(archive.body.starts_with(b"PK"), "a zip archive");
@@ -339,7 +341,8 @@ fn bad_requests_get_clear_errors_and_bodies_are_capped() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let r = send(addr, "POST", "/api/call", &h, b"{not json");
+    let call = browser.api("call");
+    let r = send(addr, "POST", &call, &h, b"{not json");
     assert_eq!(r.status, 400);
     let message = r.last()["error"]["message"]
         .as_str()
@@ -353,7 +356,7 @@ fn bad_requests_get_clear_errors_and_bodies_are_capped() {
     assert_eq!(r.status, 400, "{}", r.text());
     // 17 MiB: over the 16 MiB cap, refused without being kept.
     let big = vec![b' '; 17 * 1024 * 1024];
-    let r = send(addr, "POST", "/api/call", &h, &big);
+    let r = send(addr, "POST", &call, &h, &big);
     assert_eq!(r.status, 413, "{}", r.text());
     // The dashboard still answers.
     assert_eq!(browser.call(json!("Whoami")).status, 200);
@@ -511,19 +514,26 @@ fn a_failing_provider_is_reported_on_the_page_and_nothing_is_saved() {
         list.text()
     );
     // An export of what was never saved is not found, with its HTTP status.
-    let r = browser.post("/api/export", &json!({"project": "todo", "format": "Zip"}));
+    let r = browser.export(json!({"project": "todo", "format": "Zip"}));
     assert_eq!(r.status, 404, "{}", r.text());
 }
 
 /// Signed out, the API answers every project request as unauthenticated,
-/// and an export with 401.
+/// and an export with 401; without the API's key, with 404.
 #[test]
 fn a_signed_out_browser_gets_nothing() {
-    let (_daemon, addr) = daemon_with_dashboard(&[]);
-    let browser = Browser::open(addr);
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let mut browser = Browser::open(addr);
     let r = browser.call(json!("ListProjects"));
+    assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(error_code(&r), "unauthenticated", "{}", r.text());
-    let r = browser.post("/api/export", &json!({"project": "1", "format": "Zip"}));
+    // Knowing the key (from another browser's sign-in) gets no further.
+    let (_ada, other) = signed_in(&daemon, addr, "ada");
+    browser.api_key = other.api_key.clone();
+    let r = browser.call(json!("ListProjects"));
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(error_code(&r), "unauthenticated", "{}", r.text());
+    let r = browser.export(json!({"project": "1", "format": "Zip"}));
     assert_eq!(r.status, 401, "{}", r.text());
     assert_eq!(error_code(&r), "unauthenticated");
 }
@@ -548,7 +558,8 @@ fn closing_a_live_log_view_cancels_its_request_in_the_daemon() {
     let body = json!({"Logs": {"project": "todo", "lines": 5, "follow": true}}).to_string();
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     let mut head = format!(
-        "POST /api/call HTTP/1.1\r\nContent-Length: {}\r\n",
+        "POST {} HTTP/1.1\r\nContent-Length: {}\r\n",
+        browser.api("call"),
         body.len()
     );
     for (name, value) in browser.headers() {
@@ -574,6 +585,9 @@ fn a_process_without_a_link_gets_no_session_and_can_call_nothing() {
     let (daemon, addr) = daemon_with_dashboard(&[]);
     let ada = signed_up(&daemon, "ada");
     new_project(&ada, "secret-project");
+    // Were the API's key known (it is not: it reaches only a signed-in
+    // page), the session check still stops everything.
+    let call = Browser::signed_in(addr, &ada).api("call");
     let host = addr.to_string();
     let page = send(addr, "GET", "/", &[("Host", &host)], b"");
     assert_eq!(page.status, 200);
@@ -600,13 +614,15 @@ fn a_process_without_a_link_gets_no_session_and_can_call_nothing() {
         json!({"ShowProject": {"project": "secret-project", "version": null}}),
         generate_todo(false),
     ] {
-        let r = send(
+        let without_key = send(
             addr,
             "POST",
             "/api/call",
             &forged,
             request.to_string().as_bytes(),
         );
+        assert_eq!(without_key.status, 404, "{request}: {}", without_key.text());
+        let r = send(addr, "POST", &call, &forged, request.to_string().as_bytes());
         assert_eq!(r.status, 401, "{request}: {}", r.text());
         assert_eq!(error_code(&r), "unauthenticated", "{request}");
         assert!(r.text().contains("appforge dashboard"), "{}", r.text());
@@ -618,7 +634,8 @@ fn a_process_without_a_link_gets_no_session_and_can_call_nothing() {
     assert_eq!(status["users"], 1, "{status}");
     assert_eq!(status["projects"], 1, "{status}");
     let export = json!({"project": "secret-project", "format": "Zip"}).to_string();
-    let r = send(addr, "POST", "/api/export", &forged, export.as_bytes());
+    let export_path = call.replace("/call", "/export");
+    let r = send(addr, "POST", &export_path, &forged, export.as_bytes());
     assert_eq!(r.status, 401, "{}", r.text());
 }
 
@@ -651,7 +668,10 @@ fn a_link_from_the_socket_signs_in_as_the_clis_account_once() {
     let opened = browser.follow_link(&link);
     assert_eq!(opened.status, 303, "{}", opened.text());
     let location = opened.header("location").unwrap_or_default();
-    assert!(location.starts_with("/#csrf="), "{location}");
+    assert!(
+        location.starts_with("/#csrf=") && location.contains("&api="),
+        "{location}"
+    );
     let me = browser.call(json!("Whoami"));
     assert_eq!(
         me.last()["reply"]["User"]["email"],
@@ -729,13 +749,21 @@ fn unauthenticated_bodies_are_refused_unread_and_cost_no_memory() {
     const BODY: usize = 15 * 1024 * 1024;
     let (daemon, addr) = daemon_with_dashboard(&[]);
     let host = addr.to_string();
+    // The API's key, as if known (a quarter of the senders lack it).
+    let (_ada, browser) = signed_in(&daemon, addr, "ada");
+    let call = browser.api("call");
     // Warm up: the page and a refused call once.
     assert_eq!(send(addr, "GET", "/", &[("Host", &host)], b"").status, 200);
     let (rss_before, peak_before) = memory(&daemon);
     let senders: Vec<_> = (0..40)
         .map(|i| {
             let host = host.clone();
-            std::thread::spawn(move || -> (String, usize) {
+            let path = if i % 4 == 3 {
+                "/api/call".to_string()
+            } else {
+                call.clone()
+            };
+            std::thread::spawn(move || -> (String, usize, bool) {
                 let mut stream = std::net::TcpStream::connect(addr).expect("connect");
                 stream
                     .set_read_timeout(Some(std::time::Duration::from_secs(20)))
@@ -750,7 +778,7 @@ fn unauthenticated_bodies_are_refused_unread_and_cost_no_memory() {
                     ""
                 };
                 let head = format!(
-                    "POST /api/call HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n\
+                    "POST {path} HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n\
                      Content-Type: application/json\r\n{cookie}Content-Length: {BODY}\r\n\r\n"
                 );
                 stream.write_all(head.as_bytes()).expect("send head");
@@ -767,14 +795,19 @@ fn unauthenticated_bodies_are_refused_unread_and_cost_no_memory() {
                         Ok(n) => sent += n,
                     }
                 }
-                (answer, sent)
+                (answer, sent, i % 4 == 3)
             })
         })
         .collect();
     for sender in senders {
-        let (answer, sent) = sender.join().expect("a sender");
+        let (answer, sent, keyless) = sender.join().expect("a sender");
+        let expected = if keyless {
+            "HTTP/1.1 404"
+        } else {
+            "HTTP/1.1 401"
+        };
         assert!(
-            answer.starts_with("HTTP/1.1 401"),
+            answer.starts_with(expected),
             "answered before the body: {answer:?}"
         );
         assert!(
@@ -846,7 +879,10 @@ fn trickle(
 fn a_slow_body_is_dropped_at_its_deadline() {
     let (daemon, addr) = daemon_with_dashboard(&[]);
     let (_ada, browser) = signed_in(&daemon, addr, "ada");
-    let mut head = "POST /api/call HTTP/1.1\r\nContent-Length: 1000\r\n".to_string();
+    let mut head = format!(
+        "POST {} HTTP/1.1\r\nContent-Length: 1000\r\n",
+        browser.api("call")
+    );
     for (name, value) in browser.headers() {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -870,10 +906,11 @@ fn slow_bodies_without_a_session_do_not_keep_a_signed_in_request_out() {
     let (daemon, addr) = daemon_with_dashboard(&[]);
     let (_ada, browser) = signed_in(&daemon, addr, "ada");
     let host = addr.to_string();
+    let call = browser.api("call");
     let slow: Vec<_> = (0..130)
         .map(|_| {
             let head = format!(
-                "POST /api/call HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n\
+                "POST {call} HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n\
                  Content-Length: 100000\r\n\r\n"
             );
             std::thread::spawn(move || trickle(addr, head, std::time::Duration::from_secs(30)))
@@ -900,8 +937,9 @@ fn slow_bodies_without_a_session_do_not_keep_a_signed_in_request_out() {
 }
 
 /// Cookie tossing: an app on another port of 127.0.0.1 sets
-/// `appforge_session=x; Path=/api/call`, which the browser then sends
-/// first. The dashboard's session survives it, and a link signs in despite it.
+/// `appforge_session=x` at a path above the API's (`/`, `/api/`), which the
+/// browser then sends along with the session cookie. The dashboard's
+/// session survives it, and a link signs in despite it.
 #[test]
 fn a_tossed_session_cookie_neither_signs_out_nor_blocks_sign_in() {
     let (daemon, addr) = daemon_with_dashboard(&[]);
@@ -934,7 +972,157 @@ fn a_tossed_session_cookie_neither_signs_out_nor_blocks_sign_in() {
     let mut mixed = Browser::open(addr);
     mixed.session_cookie = bobs.session_cookie.clone();
     mixed.csrf_token = browser.csrf_token.clone();
+    mixed.api_key = browser.api_key.clone();
     assert_eq!(mixed.call(json!("Whoami")).status, 403);
+}
+
+/// A browser's cookie jar for one host, as far as this needs: a cookie is
+/// known by its name and path (not its port), a new one of the same name
+/// and path replaces the old, and a request carries every cookie whose path
+/// is a prefix of its own, longest path first.
+#[derive(Default)]
+struct Jar(Vec<(String, String, String)>);
+
+impl Jar {
+    /// Takes `Set-Cookie: header`, as a response on any port of the host sets it.
+    fn set(&mut self, header: &str) {
+        let mut parts = header.split(';').map(str::trim);
+        let (name, value) = parts
+            .next()
+            .and_then(|p| p.split_once('='))
+            .expect("a cookie's name and value");
+        let path = parts
+            .find_map(|p| p.strip_prefix("Path="))
+            .unwrap_or("/")
+            .to_string();
+        self.0.retain(|(n, p, _)| !(n == name && *p == path));
+        self.0.push((name.to_string(), path, value.to_string()));
+    }
+
+    /// The Cookie header of a request to `path`.
+    fn header_for(&self, path: &str) -> String {
+        let mut sent: Vec<&(String, String, String)> = self
+            .0
+            .iter()
+            .filter(|(_, p, _)| path.starts_with(p.as_str()))
+            .collect();
+        sent.sort_by_key(|(_, p, _)| std::cmp::Reverse(p.len()));
+        sent.iter()
+            .map(|(n, _, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Browsers share cookies across ports: an app on 127.0.0.1:PORT answering
+/// `Set-Cookie: appforge_session=x; Path=/` would replace a dashboard
+/// cookie of that path and sign the user out, and apps would be sent the
+/// real cookie. The session cookie lives at `/api/{key}/` (a key apps never
+/// see), so the app's cookie is a second one: a request carrying only it
+/// is refused, the browser's own (both) works, and an API path without the
+/// key is refused from the path alone, its body unread.
+#[test]
+fn an_apps_cookie_at_the_root_neither_signs_out_nor_in() {
+    use std::io::{Read, Write};
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let ada = signed_up(&daemon, "ada");
+    let host = addr.to_string();
+    let mut browser = Browser::open(addr);
+    let opened = browser.follow_link(&dashboard_link(&ada));
+    assert_eq!(opened.status, 303, "{}", opened.text());
+    let call = browser.api("call");
+    let mut jar = Jar::default();
+    for cookie in opened.headers_named("set-cookie") {
+        jar.set(cookie);
+    }
+    // An app's page was sent nothing: its paths are not the API's.
+    assert_eq!(jar.header_for("/"), "", "an app is sent the session");
+    assert_eq!(
+        jar.header_for("/api/call"),
+        "",
+        "an app is sent the session"
+    );
+    // The app tosses its cookies of the dashboard's name.
+    for path in ["/", "/api/", "/api/call"] {
+        jar.set(&format!("appforge_session=x; Path={path}"));
+    }
+    let csrf = browser.csrf_token.clone().unwrap();
+    let origin = format!("http://{host}");
+    let whoami = json!("Whoami").to_string();
+    let with_cookie = |cookie: &str, path: &str| {
+        let h = [
+            ("Host", host.as_str()),
+            ("Origin", origin.as_str()),
+            ("Cookie", cookie),
+            ("X-CSRF-Token", csrf.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        send(addr, "POST", path, &h, whoami.as_bytes())
+    };
+    // Only the tossed cookie, with the right CSRF token: no one.
+    let r = with_cookie("appforge_session=x", &call);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(error_code(&r), "unauthenticated", "{}", r.text());
+    // The browser's own request, with what its jar now holds: Ada.
+    let sent = jar.header_for(&call);
+    assert!(
+        sent.contains(browser.session_cookie.as_deref().unwrap()),
+        "the app's cookie replaced the dashboard's: {sent}"
+    );
+    let r = with_cookie(&sent, &call);
+    assert_eq!(r.status, 200, "{sent}: {}", r.text());
+    assert_eq!(
+        r.last()["reply"]["User"]["email"],
+        ada.email,
+        "{}",
+        r.text()
+    );
+    let key = browser.api_key.clone().unwrap_or_default();
+    assert!(
+        key.len() >= 32 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "the API's key is at least 128 bits in hex: {:?}",
+        opened.header("location")
+    );
+    assert_eq!(call, format!("/api/{key}/call"));
+    for cookie in opened.headers_named("set-cookie") {
+        assert!(
+            cookie.contains(&format!("; Path=/api/{key}/;")),
+            "the session cookie's path is the API's: {cookie}"
+        );
+    }
+    // A wrong or missing key, with the real cookie and token: refused from
+    // the path, before a byte of the announced body is sent.
+    let real = format!(
+        "appforge_session={}",
+        browser.session_cookie.as_deref().unwrap()
+    );
+    let wrong = format!("/api/{}/call", "0".repeat(32));
+    for path in [wrong.as_str(), "/api/call", "/api//call", "/api/export"] {
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(appforge_e2e::PATIENCE))
+            .unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nCookie: {real}\r\n\
+             X-CSRF-Token: {csrf}\r\nContent-Type: application/json\r\n\
+             Content-Length: 1000000\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).expect("send head");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 404") || answer.starts_with("HTTP/1.1 403"),
+            "{path}: {answer}"
+        );
+        assert!(
+            !answer.contains(&ada.email) && !answer.contains(&key),
+            "{path}: {answer}"
+        );
+    }
+    // The session still works.
+    let r = browser.call(json!("Whoami"));
+    assert_eq!(r.status, 200, "{}", r.text());
 }
 
 /// An app that, when imported, tries the attack of issue 20 on the

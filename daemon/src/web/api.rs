@@ -38,8 +38,21 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// proven its session gets this far.
 const MAX_BODY: usize = appforge_shared::codec::MAX_FRAME_LEN;
 /// Session cookies looked at in one request, at most: the few that apps
-/// on other ports can toss (one per matching path) and the dashboard's own.
+/// on other ports can toss (one per path above the API's) and the
+/// dashboard's own.
 const MAX_SESSION_COOKIES: usize = 32;
+
+/// The answer to an API path without this daemon's key, given from the
+/// path alone. The code is `unauthenticated` so that a page holding the key
+/// of a daemon that has since restarted shows itself signed out.
+pub(super) fn wrong_key() -> Response {
+    closing(error_response(
+        StatusCode::NOT_FOUND,
+        "unauthenticated",
+        "this dashboard address is not the running daemon's (it may have restarted); run \
+         `appforge dashboard` in a terminal to open a signed-in dashboard",
+    ))
+}
 
 /// The session a request has proven from its headers, set by the guard for
 /// every `/api/` handler.
@@ -57,8 +70,9 @@ pub(super) fn closing(mut response: Response) -> Response {
 /// The session this request acts for, from its headers alone: a session
 /// cookie this daemon issued to a browser, with the CSRF token issued with
 /// it in the header. Every `appforge_session` value is tried, so a cookie
-/// of the same name that an app on another port set (cookie tossing) can
-/// neither sign the user out nor in.
+/// of the same name that an app on another port set at a path above the
+/// API's (cookie tossing; it cannot set the API's own path, not knowing
+/// its key) can neither sign the user out nor in.
 #[allow(clippy::result_large_err)] // The error is the response itself, returned at once.
 pub(super) fn authorize(web: &Web, headers: &HeaderMap) -> Result<Session, Response> {
     let presented = headers
@@ -158,7 +172,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, R
     })
 }
 
-/// `POST /api/call`: one protocol request as JSON.
+/// `POST /api/{key}/call`: one protocol request as JSON.
 pub(super) async fn call(
     State(web): State<Arc<Web>>,
     Extension(Session(token)): Extension<Session>,
@@ -201,7 +215,10 @@ async fn sign_out(web: &Web, token: SessionToken) -> Response {
     };
     let result = handlers::dispatch(&web.daemon, envelope, tx).await;
     let mut response = ndjson(Body::from(final_line(result)));
-    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let clear = format!(
+        "{SESSION_COOKIE}=; Path={}; HttpOnly; SameSite=Strict; Max-Age=0",
+        web.api_prefix
+    );
     if let Ok(value) = HeaderValue::from_str(&clear) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -269,7 +286,7 @@ fn final_line(result: Result<Reply, ServiceError>) -> String {
     format!("{line}\n")
 }
 
-/// `POST /api/export`: an export request as JSON, answered with the archive
+/// `POST /api/{key}/export`: an export request as JSON, answered with the archive
 /// as a download.
 pub(super) async fn export(
     State(web): State<Arc<Web>>,

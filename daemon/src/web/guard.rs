@@ -117,8 +117,9 @@ pub fn harden(headers: &mut HeaderMap) {
 
 /// Every value of cookie `name` in the request, in the order sent. A
 /// browser sends several when an app on another port of the same host set
-/// one with the same name and a longer path (cookies ignore ports), and puts
-/// that one first: so no one value may be trusted because of its place.
+/// one with the same name and another path that the request's matches
+/// (cookies ignore ports), longest path first: so no one value may be
+/// trusted because of its place.
 pub fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .get_all(header::COOKIE)

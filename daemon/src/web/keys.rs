@@ -1,12 +1,13 @@
-//! The dashboard's CSRF tokens, one per signed-in browser.
+//! The dashboard's CSRF tokens, one per signed-in browser, and the key in
+//! its API's paths.
 //!
-//! Cookies are shared by every port of a host, so the apps on
-//! 127.0.0.1:PORT (model-written code) receive the dashboard's session
-//! cookie whenever the browser visits them. The cookie alone therefore
-//! grants nothing: each request must also carry this token, which the page
-//! keeps in its own origin's storage, out of the apps' reach. Tokens live
-//! in memory, hashed like sessions; after a daemon restart the browser
-//! signs in again.
+//! Cookies are shared by every port of a host, and the apps on
+//! 127.0.0.1:PORT are model-written code. The session cookie's path holds
+//! the key, so the browser sends it to no app; should one get it all the
+//! same, the cookie alone grants nothing: each request must also carry this
+//! token, which the page keeps in its own origin's storage, out of the
+//! apps' reach. Keys and tokens live in memory, tokens hashed like
+//! sessions; after a daemon restart the browser signs in again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,6 +15,27 @@ use std::sync::Mutex;
 use appforge_shared::protocol::SessionToken;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+
+/// A new key for the API's paths: 128 random bits, in hex. Made once at
+/// daemon start; apps never see it (it reaches the page in a redirect's
+/// fragment), so they can neither be sent nor set a cookie of its path.
+pub fn api_key() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Whether `path` starts with `prefix` (`/api/{key}/`), compared in time
+/// that does not depend on where a guess goes wrong.
+pub fn prefix_matches(path: &str, prefix: &str) -> bool {
+    let (path, prefix) = (path.as_bytes(), prefix.as_bytes());
+    path.len() >= prefix.len()
+        && path
+            .iter()
+            .zip(prefix)
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
 
 /// Browsers signed in at once, at most; the oldest token goes first.
 const MAX_TOKENS: usize = 10_000;
@@ -100,5 +122,25 @@ mod tests {
         assert!(!tokens.matches(&ada, &t) && tokens.matches(&ada, &again));
         tokens.revoke(&ada);
         assert!(!tokens.matches(&ada, &again) && !tokens.knows(&ada));
+    }
+
+    #[test]
+    fn api_keys_are_fresh_and_only_their_own_prefix_matches() {
+        let key = api_key();
+        assert_eq!(key.len(), 32);
+        assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(key, api_key());
+        let prefix = format!("/api/{key}/");
+        assert!(prefix_matches(&format!("{prefix}call"), &prefix));
+        assert!(prefix_matches(&prefix, &prefix));
+        for bad in [
+            "/api/call".to_string(),
+            "/api/".to_string(),
+            format!("/api/{key}"),
+            format!("/api/{}/call", &key[..31]),
+            format!("/api/{}0/call", &key[..31]),
+        ] {
+            assert!(!prefix_matches(&bad, &prefix), "{bad}");
+        }
     }
 }

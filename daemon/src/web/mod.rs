@@ -5,16 +5,23 @@
 //! - `GET /` and `GET /assets/NAME`: the page and its script and style;
 //! - `GET /login?token=…`: a one-time link from `appforge dashboard` (asked
 //!   for over the socket), the only way a browser signs in;
-//! - `POST /api/call`: one protocol [`Request`] as JSON, answered as
+//! - `POST /api/{key}/call`: one protocol [`Request`] as JSON, answered as
 //!   newline-delimited JSON: `{"progress": …}` lines, then `{"reply": …}`
 //!   or `{"error": {"code", "message"}}`;
-//! - `POST /api/export`: an [`ExportRequest`], answered with the archive.
+//! - `POST /api/{key}/export`: an [`ExportRequest`], answered with the archive.
 //!
-//! Every request passes [`guard`] (Host, Origin, headers). Every API request
-//! must also prove a session from its headers alone (the session cookie
-//! and the `X-CSRF-Token` issued with it, see [`keys`]) before a byte of
-//! its body is read: whoever cannot open the socket costs the daemon no
-//! memory here.
+//! `{key}` is random, made at daemon start, and handed to the page with
+//! its CSRF token at sign-in. The session cookie's `Path` is `/api/{key}/`,
+//! so the browser sends it to the API alone, never to an app on another
+//! port of 127.0.0.1 (cookies ignore ports), and an app, not knowing the
+//! key, cannot set a cookie of that name and path to replace it.
+//!
+//! Every API request's path must carry the key, or it is refused from the
+//! path alone. Every request passes [`guard`] (Host, Origin, headers). Every
+//! API request must also prove a session from its headers alone (the
+//! session cookie and the `X-CSRF-Token` issued with it, see [`keys`])
+//! before a byte of its body is read: whoever cannot open the socket costs
+//! the daemon no memory here.
 //!
 //! [`Request`]: appforge_shared::protocol::Request
 //! [`ExportRequest`]: appforge_shared::protocol::ExportRequest
@@ -56,24 +63,30 @@ struct Web {
     daemon: Arc<Daemon>,
     hosts: guard::Hosts,
     csrf: keys::CsrfTokens,
+    /// `/api/{key}/`: the prefix of every API path, and the session
+    /// cookie's `Path`.
+    api_prefix: String,
     slots: Semaphore,
 }
 
 /// Serves the dashboard on `listener` until the daemon exits.
 pub async fn serve(listener: TcpListener, daemon: Arc<Daemon>) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    let web = Arc::new(Web {
-        daemon,
-        hosts: guard::Hosts::for_addr(addr),
-        csrf: keys::CsrfTokens::default(),
-        slots: Semaphore::new(MAX_REQUESTS),
-    });
+    let api_prefix = format!("/api/{}/", keys::api_key());
     let app = Router::new()
         .route("/", get(index))
         .route("/assets/{name}", get(asset))
         .route(LOGIN_PATH, get(login))
-        .route("/api/call", post(api::call))
-        .route("/api/export", post(api::export))
+        .route(&format!("{api_prefix}call"), post(api::call))
+        .route(&format!("{api_prefix}export"), post(api::export));
+    let web = Arc::new(Web {
+        daemon,
+        hosts: guard::Hosts::for_addr(addr),
+        csrf: keys::CsrfTokens::default(),
+        api_prefix,
+        slots: Semaphore::new(MAX_REQUESTS),
+    });
+    let app = app
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&web), guarded))
         .with_state(web);
@@ -89,26 +102,33 @@ pub fn url_of(addr: SocketAddr) -> String {
     }
 }
 
-/// Runs the guard and, for the API, the session check, all from the
-/// headers; then holds a slot while the request runs, and hardens the
-/// response. A refused request is answered without its body being read,
-/// and its connection closed.
+/// Checks an API path's key first, from the path alone; then runs the
+/// guard and, for the API, the session check, all from the headers; then
+/// holds a slot while the request runs, and hardens the response. A refused
+/// request is answered without its body being read, and its connection
+/// closed.
 async fn guarded(State(web): State<Arc<Web>>, mut request: HttpRequest, next: Next) -> Response {
-    let checked = match guard::check(&web.hosts, request.method(), request.headers()) {
-        Err(refusal) => {
-            tracing::debug!(?refusal, path = %request.uri().path(), "dashboard request refused");
-            Err(api::error_response(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                refusal.message(),
-            ))
-        }
-        Ok(()) if request.uri().path().starts_with("/api/") => {
-            api::authorize(&web, request.headers()).map(|session| {
+    let path = request.uri().path();
+    let is_api = path.starts_with("/api/");
+    let checked = if is_api && !keys::prefix_matches(path, &web.api_prefix) {
+        tracing::debug!("dashboard API request with a wrong key refused");
+        Err(api::wrong_key())
+    } else {
+        match guard::check(&web.hosts, request.method(), request.headers()) {
+            Err(refusal) => {
+                // The path may hold the key: it is not logged.
+                tracing::debug!(?refusal, is_api, "dashboard request refused");
+                Err(api::error_response(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    refusal.message(),
+                ))
+            }
+            Ok(()) if is_api => api::authorize(&web, request.headers()).map(|session| {
                 request.extensions_mut().insert(session);
-            })
+            }),
+            Ok(()) => Ok(()),
         }
-        Ok(()) => Ok(()),
     };
     let mut response = match checked {
         Err(refused) => api::closing(refused),
@@ -135,9 +155,10 @@ async fn index() -> Response {
 }
 
 /// `GET /login?token=…`: uses up a one-time link from `appforge dashboard`
-/// and signs this browser in as the link's account. The CSRF token goes to
-/// the page in the redirect's fragment, which the browser never sends
-/// anywhere and which the page moves into its own storage at once.
+/// and signs this browser in as the link's account. The CSRF token and the
+/// API's key go to the page in the redirect's fragment, which the browser
+/// never sends anywhere and which the page moves into its own storage at
+/// once. The cookie's path is the API's, so no app is ever sent it.
 async fn login(State(web): State<Arc<Web>>, method: Method, RawQuery(query): RawQuery) -> Response {
     // A HEAD (a link preview, a prefetch) must not use the link up.
     if method == Method::HEAD {
@@ -173,17 +194,27 @@ async fn login(State(web): State<Arc<Web>>, method: Method, RawQuery(query): Raw
     let csrf_token = web.csrf.issue(&session.token);
     let mut response = (
         StatusCode::SEE_OTHER,
-        [(header::LOCATION, format!("/#csrf={csrf_token}"))],
+        [(
+            header::LOCATION,
+            format!("/#csrf={csrf_token}&api={}", api_key_of(&web)),
+        )],
     )
         .into_response();
     let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
-        session.token.0
+        "{SESSION_COOKIE}={}; Path={}; HttpOnly; SameSite=Strict",
+        session.token.0, web.api_prefix
     );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
+}
+
+/// The key alone, as the page is told it.
+fn api_key_of(web: &Web) -> &str {
+    web.api_prefix
+        .trim_start_matches("/api/")
+        .trim_end_matches('/')
 }
 
 /// The page for a link that signs no one in: what happened, and what to do.

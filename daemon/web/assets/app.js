@@ -1,5 +1,5 @@
 // appforge's dashboard: one page, hash routes, the daemon's protocol over
-// `POST /api/call` (newline-delimited JSON, read as a stream).
+// `POST /api/KEY/call` (newline-delimited JSON, read as a stream).
 //
 // Safety rules kept throughout: every piece of text that comes from the
 // daemon, a project or a model is put on the page with textContent or
@@ -169,35 +169,57 @@ function isAbort(err) {
   return err && err.name === "AbortError";
 }
 
-// Every POST carries the CSRF token issued with the browser's session. It
-// arrives once, in the fragment of the sign-in link's redirect (`#csrf=…`,
-// never sent to any server), and is kept in this origin's storage, out of
-// reach of the apps on other ports.
+// Every POST carries the CSRF token issued with the browser's session, and
+// goes to the API under the daemon's key (the session cookie's path, so the
+// browser sends that cookie to no app). Both arrive once, in the fragment of
+// the sign-in link's redirect (`#csrf=…&api=…`, never sent to any server),
+// and are kept in this origin's storage, out of reach of the apps on other
+// ports.
 const TOKEN_KEY = "appforge.csrf";
+const API_KEY = "appforge.api";
+
+// Without storage (private mode) the session ends with the page.
+const memory = {};
+
+function stored(name) {
+  try {
+    return localStorage.getItem(name) || "";
+  } catch {
+    return memory[name] || "";
+  }
+}
+
+function store(name, value) {
+  memory[name] = value || "";
+  try {
+    if (value) localStorage.setItem(name, value);
+    else localStorage.removeItem(name);
+  } catch {
+    // Storage refused: `memory` keeps it for this page.
+  }
+}
 
 function storedToken() {
-  try {
-    return localStorage.getItem(TOKEN_KEY) || "";
-  } catch {
-    return "";
-  }
+  return stored(TOKEN_KEY) && stored(API_KEY) ? stored(TOKEN_KEY) : "";
 }
 
-function storeToken(token) {
-  try {
-    if (token) localStorage.setItem(TOKEN_KEY, token);
-    else localStorage.removeItem(TOKEN_KEY);
-  } catch {
-    // Storage refused (private mode): the session ends with the page.
-  }
+/** Keeps a sign-in's CSRF token and API key, or forgets both (""). */
+function storeToken(token, key = "") {
+  store(TOKEN_KEY, token);
+  store(API_KEY, token ? key : "");
 }
 
-/** Takes the CSRF token out of the address bar after a sign-in link. */
+/** Takes the CSRF token and API key out of the address bar after a sign-in link. */
 function takeLinkToken() {
-  const m = location.hash.match(/^#csrf=([0-9a-f]{16,128})$/);
+  const m = location.hash.match(/^#csrf=([0-9a-f]{16,128})&api=([0-9a-f]{32,128})$/);
   if (!m) return;
-  storeToken(m[1]);
+  storeToken(m[1], m[2]);
   history.replaceState(null, "", `${location.pathname}#/`);
+}
+
+/** The address of an API endpoint (`call`, `export`) under the daemon's key. */
+function apiUrl(name) {
+  return `/api/${stored(API_KEY)}/${name}`;
 }
 
 function csrfToken() {
@@ -217,7 +239,7 @@ async function call(request, options = {}) {
 async function callOnce(request, { onProgress, signal } = {}) {
   let response;
   try {
-    response = await fetch("/api/call", {
+    response = await fetch(apiUrl("call"), {
       method: "POST",
       headers: headers({ "Content-Type": "application/json" }),
       body: JSON.stringify(request),
@@ -1484,13 +1506,13 @@ async function appAction(kind) {
   if (state.tab === "logs" && !state.logs) startLogs();
 }
 
-/** Downloads the project's archive (`POST /api/export`) as a file. */
+/** Downloads the project's archive (`POST /api/KEY/export`) as a file. */
 async function downloadExport(format) {
   const name = state.detail ? state.detail.summary.name : ref();
   await work(`Exporting ${name}`, async () => {
     let response;
     try {
-      response = await fetch("/api/export", {
+      response = await fetch(apiUrl("export"), {
         method: "POST",
         headers: headers({ "Content-Type": "application/json" }),
         body: JSON.stringify({ project: ref(), format }),
