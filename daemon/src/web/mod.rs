@@ -200,8 +200,10 @@ async fn login(State(web): State<Arc<Web>>, method: Method, RawQuery(query): Raw
         )],
     )
         .into_response();
+    // Priority=High: an app flooding 127.0.0.1 with cookies pushes out the
+    // others first in browsers that honour it (Chromium).
     let cookie = format!(
-        "{SESSION_COOKIE}={}; Path={}; HttpOnly; SameSite=Strict",
+        "{SESSION_COOKIE}={}; Path={}; HttpOnly; SameSite=Strict; Priority=High",
         session.token.0, web.api_prefix
     );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
