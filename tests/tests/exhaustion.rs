@@ -1361,6 +1361,54 @@ fn silent_connections_from_16_processes_do_not_shut_out_ping() {
     ping_works(&daemon);
 }
 
+/// As many processes as the daemon has slots each hold one silent
+/// connection, re-opened when dropped: no process holds more than another,
+/// so no slot may be taken from one, yet a signed-in `ping` still gets in,
+/// on the session it shows at once, into the part kept for signed-in
+/// connections.
+#[test]
+fn silent_connections_one_per_process_do_not_shut_out_a_signed_in_ping() {
+    const TOTAL: usize = 32;
+    let daemon = Daemon::start_with(&["--max-connections", &TOTAL.to_string()], &[]);
+    let pid = daemon.pid();
+    let ada = daemon.user("ada");
+    ada.signup().ok();
+    let idle_fds = open_fds(pid);
+    let hello = codec::encode(&ClientFrame::Hello(Hello::current())).expect("encode");
+    let hello: String = hello.iter().map(|b| format!("{b:02x}")).collect();
+    let children = Children(
+        (0..TOTAL)
+            .map(|_| {
+                std::process::Command::new(appforge_e2e::python())
+                    .arg("-c")
+                    .arg(SILENT_HOLDER)
+                    .arg(&daemon.socket)
+                    .arg(&hello)
+                    .arg("1")
+                    .arg("90")
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("start a silent holder")
+            })
+            .collect(),
+    );
+    // Seven eighths of the slots are for connections without a session.
+    wait_for("the silent holders to take the daemon's slots", || {
+        open_fds(pid) >= idle_fds + TOTAL * 7 / 8
+    });
+    let failed: Vec<_> = (0..20)
+        .map(|_| ada.run(&["ping"]))
+        .filter(|run| run.code != 0 || !run.stdout.starts_with("pong"))
+        .collect();
+    assert!(
+        children.0.len() == TOTAL && failed.is_empty(),
+        "{} of 20 pings failed: {failed:#?}",
+        failed.len()
+    );
+    drop(children);
+    ping_works(&daemon);
+}
+
 /// 64 signed-in connections each send one frame of 15 MB at once: the
 /// bytes in flight share one budget of 64 MiB, so the daemon grows by
 /// about that (not by 64 x 15 MB), frames past it are refused with a

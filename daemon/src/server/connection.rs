@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::handlers;
-use super::peers::Slot;
+use super::peers::{Refused, Slot};
 use crate::auth;
 use crate::state::Daemon;
 
@@ -68,8 +68,20 @@ pub async fn serve(
     }
     // The pool is taken after the per-process limit, so a process
     // reconnecting in a loop is turned away before it holds a slot of it.
-    let evicted = match daemon.peers.admit(&mut slot) {
-        Ok(evicted) => evicted,
+    let (evicted, start) = match daemon.peers.admit(&mut slot) {
+        Ok(evicted) => (Some(evicted), Start::Fresh),
+        // No slot to take: many processes hold one silent connection each.
+        // A signed-in client shows its session at once, so it comes in on
+        // that, into the part kept for signed-in connections.
+        Err(Refused::Full(_)) => {
+            match come_in_on_a_session(&daemon, &mut slot, &mut frames, &mut writer).await {
+                Ok(()) => (None, Start::SignedIn),
+                Err(refused) => {
+                    let _ = send_error(&mut writer, ErrorCode::Forbidden, refused).await;
+                    return;
+                }
+            }
+        }
         Err(refused) => {
             let _ = send_error(&mut writer, ErrorCode::Forbidden, refused.to_string()).await;
             return;
@@ -81,10 +93,16 @@ pub async fn serve(
         slot: &slot,
         budget,
     };
+    let evicted = async {
+        match evicted {
+            // Only sent while the connection has no session.
+            Some(evicted) => evicted.await.is_ok(),
+            None => std::future::pending().await,
+        }
+    };
     let outcome = tokio::select! {
-        outcome = converse(&conn, &mut frames, &mut writer, &mut stop) => outcome,
-        // Only sent while the connection has no session.
-        Ok(()) = evicted => Err(Ended::Evicted),
+        outcome = converse(&conn, &mut frames, &mut writer, &mut stop, start) => outcome,
+        true = evicted => Err(Ended::Evicted),
     };
     daemon.connections.fetch_sub(1, Ordering::Relaxed);
     match outcome {
@@ -224,37 +242,103 @@ impl Limits {
     }
 }
 
+/// How long a newcomer that finds the pool full has to complete its
+/// handshake and show a valid session.
+const LATE_GRACE: Duration = Duration::from_secs(1);
+
+/// Where a conversation starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// Before the handshake.
+    Fresh,
+    /// After the handshake and a valid session ([`come_in_on_a_session`]).
+    SignedIn,
+}
+
+/// A newcomer that found the pool full: its handshake, then a valid session
+/// within [`LATE_GRACE`], admit it to a slot kept for signed-in
+/// connections. Until then it holds only its process's own slot. The error
+/// is the message for the client.
+async fn come_in_on_a_session(
+    daemon: &Daemon,
+    slot: &mut Slot,
+    frames: &mut codec::FrameReader<&Stream>,
+    writer: &mut &Stream,
+) -> Result<(), String> {
+    let full = || {
+        format!(
+            "appforged is already serving its limit of {} clients; sign in (`appforge login`),              or try again shortly",
+            daemon.settings.max_connections
+        )
+    };
+    let frame_limit = codec::MAX_UNAUTHENTICATED_FRAME_LEN;
+    let handshake = async {
+        let hello = frames.next(frame_limit).await.ok().flatten();
+        check_hello(hello.as_ref().ok_or_else(full)?).map_err(|e| match e {
+            Ended::Handshake(message) => message,
+            _ => full(),
+        })?;
+        send(writer, &ServerFrame::Welcome(welcome()))
+            .await
+            .map_err(|_| full())?;
+        match frames.next(frame_limit).await.ok().flatten() {
+            Some(ClientFrame::Authenticate(token)) => Ok(token),
+            _ => Err(full()),
+        }
+    };
+    let token = tokio::time::timeout(LATE_GRACE, handshake)
+        .await
+        .map_err(|_| full())??;
+    daemon
+        .accounts
+        .authenticate(Some(&token))
+        .await
+        .map_err(|_| full())?;
+    daemon
+        .peers
+        .admit_signed_in(slot)
+        .map_err(|refused| refused.to_string())
+}
+
+/// Checks a connection's first frame: a handshake of this protocol.
+fn check_hello(frame: &ClientFrame) -> Result<(), Ended> {
+    match frame {
+        ClientFrame::Hello(h) if h.protocol == PROTOCOL_VERSION => Ok(()),
+        ClientFrame::Hello(h) => Err(Ended::Handshake(format!(
+            "protocol mismatch: the client speaks version {} and appforged {} speaks version {}; \
+             use a client and daemon from the same release",
+            h.protocol,
+            env!("CARGO_PKG_VERSION"),
+            PROTOCOL_VERSION
+        ))),
+        ClientFrame::Request(_) | ClientFrame::Authenticate(_) => Err(Ended::Handshake(
+            "expected a handshake before the first request".to_string(),
+        )),
+    }
+}
+
 async fn converse(
     conn: &Conn<'_>,
     frames: &mut codec::FrameReader<&Stream>,
     writer: &mut &Stream,
     stop: &mut watch::Receiver<bool>,
+    start: Start,
 ) -> Result<(), Ended> {
     let daemon = conn.daemon;
     let mut limits = Limits::unauthenticated(daemon);
-    let hello = match tokio::time::timeout(limits.idle, frames.next(limits.frame)).await {
-        Err(_) => return Err(Ended::Silent(limits.idle)),
-        Ok(frame) => frame.map_err(|e| classify(e, false))?.ok_or(Ended::Gone)?,
-    };
-    match hello {
-        ClientFrame::Hello(h) if h.protocol == PROTOCOL_VERSION => {}
-        ClientFrame::Hello(h) => {
-            return Err(Ended::Handshake(format!(
-            "protocol mismatch: the client speaks version {} and appforged {} speaks version {}; \
-                 use a client and daemon from the same release",
-            h.protocol,
-            env!("CARGO_PKG_VERSION"),
-            PROTOCOL_VERSION
-        )))
-        }
-        ClientFrame::Request(_) | ClientFrame::Authenticate(_) => {
-            return Err(Ended::Handshake(
-                "expected a handshake before the first request".to_string(),
-            ))
-        }
-    }
-    send(writer, &ServerFrame::Welcome(welcome())).await?;
     let (mut signed_in, mut presented) = (false, false);
+    if start == Start::SignedIn {
+        (signed_in, presented) = (true, true);
+        limits = Limits::authenticated(daemon);
+        frames.set_budget(conn.budget.clone());
+    } else {
+        let hello = match tokio::time::timeout(limits.idle, frames.next(limits.frame)).await {
+            Err(_) => return Err(Ended::Silent(limits.idle)),
+            Ok(frame) => frame.map_err(|e| classify(e, false))?.ok_or(Ended::Gone)?,
+        };
+        check_hello(&hello)?;
+        send(writer, &ServerFrame::Welcome(welcome())).await?;
+    }
     let mut failed_sign_ins = 0;
     let life = (daemon.settings.client_timeout * UNAUTHENTICATED_LIFE).min(Duration::from_secs(60));
     let deadline = Instant::now() + life;

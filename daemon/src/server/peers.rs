@@ -5,8 +5,11 @@
 //! of the oldest connection without a session of the process holding the
 //! most of them, so silent connections from many processes cannot keep a
 //! signed-in client out: its connection, new and its process's only one,
-//! is the last that would be dropped. File descriptors stay bounded by the
-//! pool: a dropped connection's slot is handed over, not added.
+//! is the last that would be dropped. A newcomer that finds no slot to
+//! take may still come in on a valid session shown at once (see
+//! `connection`), into the part kept for signed-in connections. File
+//! descriptors stay bounded by the pool (a dropped connection's slot is
+//! handed over, not added), plus newcomers for their first second at most.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -134,6 +137,29 @@ impl PeerSlots {
         table.by_pid.entry(slot.pid).or_default().without_session += 1;
         slot.id = Some(id);
         Ok(rx)
+    }
+
+    /// Admits a claimed connection that came when the part without sessions
+    /// was full and has shown a valid session since: it takes a slot of the
+    /// part kept for signed-in connections, and may not be dropped for
+    /// another.
+    pub fn admit_signed_in(&self, slot: &mut Slot) -> Result<(), Refused> {
+        debug_assert!(slot.id.is_none(), "a slot is admitted once");
+        let mut table = lock(&self.table);
+        if table.admitted.len() >= self.total {
+            return Err(Refused::Full(self.total));
+        }
+        let id = table.next_id;
+        table.next_id += 1;
+        table.admitted.insert(
+            id,
+            Entry {
+                pid: slot.pid,
+                evict: None,
+            },
+        );
+        slot.id = Some(id);
+        Ok(())
     }
 
     /// The connection has shown a session: it may no longer be dropped for
@@ -277,6 +303,25 @@ mod tests {
         assert_eq!(slots.admit(&mut late).unwrap_err(), Refused::Full(8));
         drop(held);
         assert!(slots.admit(&mut late).is_ok());
+    }
+
+    #[test]
+    fn a_newcomer_with_a_session_gets_a_kept_slot_past_a_full_pool() {
+        // 8 slots, 7 of them for connections without a session.
+        let slots = PeerSlots::new(8, 8);
+        let _held: Vec<_> = (0..7).map(|pid| admitted(&slots, pid)).collect();
+        let mut late = slots.take(100).unwrap();
+        assert_eq!(slots.admit(&mut late).unwrap_err(), Refused::Full(8));
+        slots.admit_signed_in(&mut late).expect("the kept slot");
+        assert!(slots.signed_in(&late));
+        let mut another = slots.take(101).unwrap();
+        assert_eq!(
+            slots.admit_signed_in(&mut another).unwrap_err(),
+            Refused::Full(8),
+            "the pool as a whole is still bounded"
+        );
+        drop(late);
+        assert!(slots.admit_signed_in(&mut another).is_ok());
     }
 
     #[test]
