@@ -1297,6 +1297,29 @@ impl Drop for Children {
     }
 }
 
+/// `processes` Python processes, each holding `each` silent connections
+/// to the daemon for 90 s at most, re-opened when dropped.
+fn silent_holders(daemon: &Daemon, processes: usize, each: usize) -> Children {
+    let hello = codec::encode(&ClientFrame::Hello(Hello::current())).expect("encode");
+    let hello: String = hello.iter().map(|b| format!("{b:02x}")).collect();
+    Children(
+        (0..processes)
+            .map(|_| {
+                std::process::Command::new(appforge_e2e::python())
+                    .arg("-c")
+                    .arg(SILENT_HOLDER)
+                    .arg(&daemon.socket)
+                    .arg(&hello)
+                    .arg(each.to_string())
+                    .arg("90")
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("start a silent holder")
+            })
+            .collect(),
+    )
+}
+
 /// 16 processes each hold 16 silent connections, re-opened whenever the
 /// daemon drops one (256, the daemon's whole limit), while a client pings
 /// 40 times: the pings get through, as each takes the slot of a silent
@@ -1310,24 +1333,7 @@ fn silent_connections_from_16_processes_do_not_shut_out_ping() {
     let ada = daemon.user("ada");
     ada.signup().ok();
     let idle_fds = open_fds(pid);
-    let hello = codec::encode(&ClientFrame::Hello(Hello::current())).expect("encode");
-    let hello: String = hello.iter().map(|b| format!("{b:02x}")).collect();
-    let children = Children(
-        (0..PROCESSES)
-            .map(|_| {
-                std::process::Command::new(appforge_e2e::python())
-                    .arg("-c")
-                    .arg(SILENT_HOLDER)
-                    .arg(&daemon.socket)
-                    .arg(&hello)
-                    .arg(EACH.to_string())
-                    .arg("90")
-                    .stdout(std::process::Stdio::null())
-                    .spawn()
-                    .expect("start a silent holder")
-            })
-            .collect(),
-    );
+    let children = silent_holders(&daemon, PROCESSES, EACH);
     // Most of the 256 are in; the rest are refused and retried.
     wait_for("the silent holders to take the daemon's slots", || {
         open_fds(pid) >= idle_fds + 200
@@ -1374,24 +1380,7 @@ fn silent_connections_one_per_process_do_not_shut_out_a_signed_in_ping() {
     let ada = daemon.user("ada");
     ada.signup().ok();
     let idle_fds = open_fds(pid);
-    let hello = codec::encode(&ClientFrame::Hello(Hello::current())).expect("encode");
-    let hello: String = hello.iter().map(|b| format!("{b:02x}")).collect();
-    let children = Children(
-        (0..TOTAL)
-            .map(|_| {
-                std::process::Command::new(appforge_e2e::python())
-                    .arg("-c")
-                    .arg(SILENT_HOLDER)
-                    .arg(&daemon.socket)
-                    .arg(&hello)
-                    .arg("1")
-                    .arg("90")
-                    .stdout(std::process::Stdio::null())
-                    .spawn()
-                    .expect("start a silent holder")
-            })
-            .collect(),
-    );
+    let children = silent_holders(&daemon, TOTAL, 1);
     // Seven eighths of the slots are for connections without a session.
     wait_for("the silent holders to take the daemon's slots", || {
         open_fds(pid) >= idle_fds + TOTAL * 7 / 8

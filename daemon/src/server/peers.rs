@@ -124,18 +124,9 @@ impl PeerSlots {
             return Err(Refused::Full(self.total));
         }
         let (tx, rx) = oneshot::channel();
-        let id = table.next_id;
-        table.next_id += 1;
-        table.admitted.insert(
-            id,
-            Entry {
-                pid: slot.pid,
-                evict: Some(tx),
-            },
-        );
+        slot.id = Some(table.insert(slot.pid, Some(tx)));
         table.without_session += 1;
         table.by_pid.entry(slot.pid).or_default().without_session += 1;
-        slot.id = Some(id);
         Ok(rx)
     }
 
@@ -149,16 +140,7 @@ impl PeerSlots {
         if table.admitted.len() >= self.total {
             return Err(Refused::Full(self.total));
         }
-        let id = table.next_id;
-        table.next_id += 1;
-        table.admitted.insert(
-            id,
-            Entry {
-                pid: slot.pid,
-                evict: None,
-            },
-        );
-        slot.id = Some(id);
+        slot.id = Some(table.insert(slot.pid, None));
         Ok(())
     }
 
@@ -180,6 +162,14 @@ impl PeerSlots {
 }
 
 impl Table {
+    /// Admits a connection of `pid`: its id.
+    fn insert(&mut self, pid: i32, evict: Option<oneshot::Sender<()>>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.admitted.insert(id, Entry { pid, evict });
+        id
+    }
+
     /// Drops the oldest connection without a session of the process that
     /// holds the most of them, if that process holds at least two more than
     /// `pid` does: so processes evict each other down to fair shares, and
