@@ -287,6 +287,20 @@ def index():
     )
 }
 
+/// Waits for app `id` to end `failed` past its disk limit: `ps` says
+/// `ps_says`, its log says why, and it was not restarted.
+fn assert_failed_past_the_disk_limit(daemon: &Daemon, user: &User, id: i64, ps_says: &str) {
+    let entry = wait_failed(user, id);
+    let ended = entry["last_exit"].as_str().unwrap_or_default();
+    assert!(ended.contains(ps_says), "ps does not say why: {entry}");
+    let log = log_text(daemon, id);
+    assert!(
+        log.contains("the app went past a limit: its folder and temporary folder took"),
+        "the log does not say why:\n{log}"
+    );
+    assert_eq!(entry["restarts"], 0, "{entry}");
+}
+
 #[test]
 fn an_app_filling_its_folders_past_the_disk_limit_ends_failed() {
     let daemon = Daemon::start_with(&["--app-max-disk-mib", "64"], &[]);
@@ -295,18 +309,7 @@ fn an_app_filling_its_folders_past_the_disk_limit_ends_failed() {
     // is under the limit, together they are past it.
     let id = project_with_app(&ada, "filler", &filling_app(4, 20));
     let _ = ada.run(&["run", "filler"]);
-    let entry = wait_failed(&ada, id);
-    let ended = entry["last_exit"].as_str().unwrap_or_default();
-    assert!(
-        ended.contains("more than its disk limit of 64 MiB"),
-        "ps does not say why: {entry}"
-    );
-    let log = log_text(&daemon, id);
-    assert!(
-        log.contains("the app went past a limit: its folder and temporary folder took"),
-        "the log does not say why:\n{log}"
-    );
-    assert_eq!(entry["restarts"], 0, "{entry}");
+    assert_failed_past_the_disk_limit(&daemon, &ada, id, "more than its disk limit of 64 MiB");
 
     // A check step past it fails, even one that ends before a measure.
     let out = ada.run_with_stdin(
@@ -360,18 +363,12 @@ fn an_app_holding_removed_files_open_past_the_disk_limit_ends_failed() {
     // 4 × 25 MiB, each under the file size limit, none with a name left.
     let id = project_with_app(&ada, "hider", &hiding_app(4, 25));
     let _ = ada.run(&["run", "hider"]);
-    let entry = wait_failed(&ada, id);
-    let ended = entry["last_exit"].as_str().unwrap_or_default();
-    assert!(
-        ended.contains("in removed files it held open, more than its disk limit of 64 MiB"),
-        "ps does not say why: {entry}"
+    assert_failed_past_the_disk_limit(
+        &daemon,
+        &ada,
+        id,
+        "in removed files it held open, more than its disk limit of 64 MiB",
     );
-    let log = log_text(&daemon, id);
-    assert!(
-        log.contains("the app went past a limit: its folder and temporary folder took"),
-        "the log does not say why:\n{log}"
-    );
-    assert_eq!(entry["restarts"], 0, "{entry}");
     wait_for("every process of the app to be gone", || {
         daemon.app_processes().is_empty()
     });
