@@ -102,6 +102,21 @@ impl PeakSampler {
 }
 
 /// Polls `cond` every 20 ms until it holds or `limit` runs out; whether it held.
+/// The daemon's RSS once two readings in a row agree (within 5 s), so a
+/// baseline is not a transient.
+fn settled_rss(pid: u32) -> u64 {
+    let mut base = rss(pid);
+    let mut previous = u64::MAX;
+    holds_within(Duration::from_secs(5), || {
+        let now = rss(pid);
+        let steady = now == previous;
+        previous = now;
+        base = now;
+        steady
+    });
+    base
+}
+
 fn holds_within(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
@@ -409,15 +424,7 @@ fn a_signed_in_connection_pays_for_bytes_sent_not_bytes_announced() {
     let token = raw_signup(&daemon.socket, "ada@example.com");
     // The sign-up's hash is given back before its reply; wait for the
     // daemon to settle anyway, so the baseline is not a transient.
-    let mut base = rss(pid);
-    let mut previous = u64::MAX;
-    holds_within(Duration::from_secs(5), || {
-        let now = rss(pid);
-        let steady = now == previous;
-        previous = now;
-        base = now;
-        steady
-    });
+    let base = settled_rss(pid);
     let base_vm = vm_size(pid);
 
     let mut payload = prefix(SIXTEEN_MIB).to_vec();
@@ -1409,15 +1416,7 @@ fn frames_of_64_signed_in_connections_share_one_budget() {
     let daemon = Daemon::start_with(&["--max-connections-per-client", "100"], &[]);
     let pid = daemon.pid();
     let token = raw_signup(&daemon.socket, "ada@example.com");
-    let mut base = rss(pid);
-    let mut previous = u64::MAX;
-    holds_within(Duration::from_secs(5), || {
-        let now = rss(pid);
-        let steady = now == previous;
-        previous = now;
-        base = now;
-        steady
-    });
+    let base = settled_rss(pid);
     // One buffer for every sender, so the test itself stays small.
     let mut bytes = prefix(FRAME).to_vec();
     bytes.extend(std::iter::repeat_n(b'x', FRAME));
