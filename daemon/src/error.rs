@@ -5,9 +5,9 @@ use appforge_shared::{ErrorCode, WireError};
 use crate::ai::generate::GenerationError;
 use crate::ai::ProviderChoiceError;
 use crate::auth::AuthError;
+use crate::confine::pyenv::EnvError;
 use crate::db::DbError;
 use crate::projects::ProjectError;
-use crate::supervisor::pyenv::EnvError;
 use crate::supervisor::RunError;
 
 /// Why a request failed.

@@ -11,8 +11,10 @@ pub mod confine;
 pub mod db;
 pub mod error;
 pub mod metrics;
+pub mod process;
 pub mod projects;
 pub mod server;
+pub mod services;
 pub mod state;
 pub mod supervisor;
 pub mod systemd;
@@ -38,7 +40,7 @@ pub async fn run(
     let daemon = state::Daemon::open(&settings).await?;
     let listener = server::bind(&settings)?;
     // Under the socket's lock, no other daemon checks in these folders.
-    let stale = daemon.supervisor.checker().remove_stale();
+    let stale = daemon.checker.clone().remove_stale();
     if stale > 0 {
         info!(
             stale,

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -203,17 +202,6 @@ pub async fn serve(
     }
 }
 
-/// Checks `--metrics-addr`: loopback only, unless the user insists.
-pub fn check_addr(addr: SocketAddr, allow_remote: bool) -> anyhow::Result<SocketAddr> {
-    if !addr.ip().is_loopback() && !allow_remote {
-        anyhow::bail!(
-            "--metrics-addr {addr} is not a loopback address; metrics would be visible to the \
-             network. Use 127.0.0.1:PORT, or add --metrics-allow-remote if you mean it"
-        );
-    }
-    Ok(addr)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,13 +226,5 @@ mod tests {
         assert!(text.contains("appforge_apps{state=\"running\"} 2"));
         assert!(text.contains("appforge_app_restarts_total 1"));
         assert!(text.contains("appforge_uptime_seconds 7"));
-    }
-
-    #[test]
-    fn only_loopback_is_accepted_unless_allowed() {
-        assert!(check_addr("127.0.0.1:9100".parse().unwrap(), false).is_ok());
-        assert!(check_addr("[::1]:9100".parse().unwrap(), false).is_ok());
-        assert!(check_addr("0.0.0.0:9100".parse().unwrap(), false).is_err());
-        assert!(check_addr("0.0.0.0:9100".parse().unwrap(), true).is_ok());
     }
 }

@@ -9,17 +9,19 @@ use anyhow::Context;
 
 use crate::ai::Providers;
 use crate::auth::Accounts;
+use crate::checks::Checker;
 use crate::config::Settings;
 use crate::confine::cgroup::Cgroups;
 use crate::confine::Protections;
 use crate::db::hosts::HostLease;
 use crate::db::Db;
 use crate::metrics::Metrics;
-use crate::server::peers::PeerSlots;
 use crate::supervisor::Supervisor;
 
 /// Everything a request handler may need.
 pub struct Daemon {
+    /// Runs each new version before it is saved.
+    pub checker: Checker,
     /// The database.
     pub db: Db,
     /// Accounts and sessions.
@@ -36,8 +38,6 @@ pub struct Daemon {
     pub started: Instant,
     /// Clients connected right now.
     pub connections: AtomicU64,
-    /// Connection slots per client process.
-    pub peers: PeerSlots,
     /// The dashboard's address, once it listens.
     pub web_url: std::sync::OnceLock<String>,
     /// The apps' CPU and memory over the last hour.
@@ -116,6 +116,11 @@ impl Daemon {
         tracing::info!(host = lease.host(), database = %db.describe(), "opened the store");
         let providers = Providers::new(&settings.ai).context("could not set up the AI client")?;
         let metrics = Arc::new(Metrics::default());
+        let checker = Checker::new(
+            Arc::new(settings.apps.clone()),
+            Arc::new(protections.clone()),
+            settings.apps.projects_dir.join("checks"),
+        );
         let supervisor = Supervisor::new(
             db.clone(),
             Arc::new(lease),
@@ -127,6 +132,7 @@ impl Daemon {
         .context("could not set up the supervisor's HTTP client")?;
         Ok(Arc::new(Daemon {
             supervisor,
+            checker,
             metrics,
             accounts: Accounts::new(db.clone()),
             providers,
@@ -134,10 +140,6 @@ impl Daemon {
             settings: settings.clone(),
             started: Instant::now(),
             connections: AtomicU64::new(0),
-            peers: PeerSlots::new(
-                settings.max_connections,
-                settings.max_connections_per_client,
-            ),
             web_url: std::sync::OnceLock::new(),
             usage: crate::usage::UsageLog::default(),
         }))

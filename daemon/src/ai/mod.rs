@@ -2,7 +2,6 @@
 //! files, checking them, and the generation pipeline that ties these together.
 
 pub mod generate;
-pub mod history;
 mod openai;
 pub mod parse;
 pub mod prompt;

@@ -10,7 +10,8 @@
 
 use serde::Serialize;
 
-use crate::projects::{launch, slug};
+use crate::process::launch;
+use crate::projects::slug;
 use crate::texts::{self, one_line};
 
 /// What the scaffolder read from a prompt.

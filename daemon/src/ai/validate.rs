@@ -41,7 +41,7 @@ pub async fn check(files: &mut Vec<FileContent>, python: &Path) -> Result<(), Ch
     }
     ensure_flask(files);
     if let Some(f) = files.iter().find(|f| f.path == "requirements.txt") {
-        crate::projects::requirements::check(&f.content)
+        crate::process::requirements::check(&f.content)
             .map_err(|e| CheckError::Invalid(e.to_string()))?;
     }
     let errors = syntax_errors(files, python).await?;
@@ -59,7 +59,7 @@ pub async fn check(files: &mut Vec<FileContent>, python: &Path) -> Result<(), Ch
 fn ensure_flask(files: &mut Vec<FileContent>) {
     let names_flask = |text: &str| {
         text.lines()
-            .any(|line| crate::projects::requirements::name(line).as_deref() == Some("flask"))
+            .any(|line| crate::process::requirements::name(line).as_deref() == Some("flask"))
     };
     match files.iter_mut().find(|f| f.path == "requirements.txt") {
         Some(f) if names_flask(&f.content) => {}

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use appforge_shared::protocol::FileContent;
 
+use crate::process::requirements;
 use crate::projects::path::SafePath;
-use crate::projects::requirements;
 
 /// Applies every mend to `files`; returns one line per change, for the
 /// generation's report.

@@ -19,18 +19,18 @@ use serde::Serialize;
 
 use crate::config::AppSettings;
 use crate::confine::limits;
+use crate::confine::pyenv::{self, PythonEnv};
 use crate::confine::shim::{self, ShimSpec};
 use crate::confine::{self, Protections, Sandbox};
-use crate::projects::{folder, launch, requirements};
-use crate::supervisor::logfile::LogFiles;
-use crate::supervisor::pyenv::{self, PythonEnv};
+use crate::process::excerpt::relevant_lines;
+use crate::process::logfile::LogFiles;
+use crate::process::{launch, requirements};
+use crate::projects::folder;
 
 /// Time limit of the import step.
 const IMPORT_LIMIT: Duration = Duration::from_secs(60);
 /// Time limit of the app's own tests.
 const TESTS_LIMIT: Duration = Duration::from_secs(180);
-/// Most of a failure's output that goes back to the model and the user.
-pub const MAX_ERROR_BYTES: usize = 4000;
 /// How every check's scratch folder is named, a random part following.
 const SCRATCH_PREFIX: &str = "check-";
 /// Cap of each step's log in the scratch folder.
@@ -444,44 +444,4 @@ fn get_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
 /// `MAX_ERROR_BYTES`, keeping the end, where the error is.
 fn relevant(log: &LogFiles) -> String {
     relevant_lines(&log.tail(200).unwrap_or_default())
-}
-
-/// What `relevant` keeps of some lines of output.
-pub fn relevant_lines(lines: &[String]) -> String {
-    let from = lines
-        .iter()
-        .rposition(|l| l.starts_with("Traceback (most recent call last)"))
-        .unwrap_or(lines.len().saturating_sub(40));
-    let text = lines[from..].join("\n");
-    cut_keeping_end(&text, MAX_ERROR_BYTES)
-}
-
-/// `text`, or its last `max` bytes (on a character boundary) after a note.
-pub fn cut_keeping_end(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut start = text.len() - max;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("[… {start} bytes cut]\n{}", &text[start..])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_errors_keep_their_end() {
-        let text = format!("{}\nValueError: the real cause", "x".repeat(10_000));
-        let cut = cut_keeping_end(&text, 100);
-        assert!(cut.ends_with("ValueError: the real cause"), "{cut}");
-        assert!(cut.starts_with("[… "), "{cut}");
-        assert!(cut.len() < 140);
-        assert_eq!(cut_keeping_end("short", 100), "short");
-        // A cut inside a character moves to its end.
-        let cut = cut_keeping_end("ééééé", 3);
-        assert!(cut.ends_with('é'));
-    }
 }

@@ -2,6 +2,7 @@
 //! derived from them.
 
 pub mod file;
+pub mod policy;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -409,7 +410,7 @@ pub struct AppSettings {
     /// Failed probes in a row that restart an app.
     pub health_failures: u32,
     /// When to restart an app that ends, and when to give up.
-    pub restart: crate::supervisor::policy::RestartPolicy,
+    pub restart: crate::config::policy::RestartPolicy,
     /// Time between SIGTERM and SIGKILL.
     pub stop_timeout: Duration,
     /// Log rotation size.
@@ -739,11 +740,11 @@ impl Settings {
             health_timeout: seconds(cli.health_timeout, "health-timeout")?,
             health_failures: cli.health_failures,
             stop_timeout: seconds(cli.stop_timeout, "stop-timeout")?,
-            restart: crate::supervisor::policy::RestartPolicy {
+            restart: crate::config::policy::RestartPolicy {
                 max_restarts: cli.restart_limit,
                 window: seconds(cli.restart_window, "restart-window")?,
                 cap: seconds(cli.restart_backoff_cap, "restart-backoff-cap")?,
-                ..crate::supervisor::policy::RestartPolicy::default()
+                ..crate::config::policy::RestartPolicy::default()
             },
             log_max_bytes: cli.log_max_bytes,
             log_files: cli.log_files,
@@ -766,7 +767,7 @@ impl Settings {
             host: host_name(cli.host_name.as_deref())?,
         };
         let metrics_addr = match cli.metrics_addr {
-            Some(addr) => Some(crate::metrics::check_addr(addr, cli.metrics_allow_remote)?),
+            Some(addr) => Some(check_metrics_addr(addr, cli.metrics_allow_remote)?),
             None => None,
         };
         let web_addr = match cli.web_addr.0 {
@@ -812,6 +813,20 @@ fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
     std::path::absolute(&path).with_context(|| format!("bad path {}", path.display()))
 }
 
+/// Checks `--metrics-addr`: loopback only, unless the user insists.
+fn check_metrics_addr(
+    addr: std::net::SocketAddr,
+    allow_remote: bool,
+) -> anyhow::Result<std::net::SocketAddr> {
+    if !addr.ip().is_loopback() && !allow_remote {
+        anyhow::bail!(
+            "--metrics-addr {addr} is not a loopback address; metrics would be visible to the \
+             network. Use 127.0.0.1:PORT, or add --metrics-allow-remote if you mean it"
+        );
+    }
+    Ok(addr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -854,5 +869,12 @@ mod tests {
         assert!(host_name(Some("a b")).is_err());
         assert!(host_name(Some("x/../y")).is_err());
         assert!(!host_name(None).unwrap().is_empty());
+    }
+    #[test]
+    fn only_loopback_is_accepted_unless_allowed() {
+        assert!(check_metrics_addr("127.0.0.1:9100".parse().unwrap(), false).is_ok());
+        assert!(check_metrics_addr("[::1]:9100".parse().unwrap(), false).is_ok());
+        assert!(check_metrics_addr("0.0.0.0:9100".parse().unwrap(), false).is_err());
+        assert!(check_metrics_addr("0.0.0.0:9100".parse().unwrap(), true).is_ok());
     }
 }

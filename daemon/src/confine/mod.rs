@@ -30,6 +30,7 @@
 pub mod cgroup;
 pub mod filesystem;
 pub mod limits;
+pub mod pyenv;
 pub mod shim;
 
 use std::path::{Path, PathBuf};
@@ -493,7 +494,7 @@ fn proxy_port(url: &str) -> Option<u16> {
 /// process group (and so its namespace). Blocking.
 pub fn run_confined(
     spec: &shim::ShimSpec,
-    log: &crate::supervisor::logfile::LogFiles,
+    log: &crate::process::logfile::LogFiles,
     limit: std::time::Duration,
 ) -> std::io::Result<Option<std::process::ExitStatus>> {
     use std::os::fd::{AsFd, FromRawFd, OwnedFd};

@@ -40,11 +40,10 @@ use nix::unistd::{
 use serde::{Deserialize, Serialize};
 
 use super::{filesystem, limits, Protections, Sandbox};
-use crate::supervisor::logfile::{note_bytes, LogFiles, LogWriter};
-use crate::supervisor::procfs;
+use crate::process::logfile::{note_bytes, LogFiles, LogWriter};
+use crate::process::procfs;
 
-/// The first argument that makes `appforged` a shim.
-pub const SHIM_ARG: &str = "__app-shim";
+pub use crate::process::SHIM_ARG;
 /// The second argument that makes the shim report what the kernel allows.
 pub const PROBE_ARG: &str = "--probe";
 

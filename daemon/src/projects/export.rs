@@ -17,7 +17,8 @@ use serde::Serialize;
 use std::io::{Cursor, Write};
 
 use super::path::SafePath;
-use super::{launch, slug};
+use super::slug;
+use crate::process::launch;
 use crate::texts;
 
 /// Port the container serves on.

@@ -5,9 +5,7 @@
 pub mod diff;
 pub mod export;
 pub mod folder;
-pub mod launch;
 pub mod path;
-pub mod requirements;
 pub mod slug;
 pub mod versions;
 

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::handlers;
-use super::peers::{Refused, Slot};
+use super::peers::{PeerSlots, Refused, Slot};
 use crate::auth;
 use crate::state::Daemon;
 
@@ -38,6 +38,7 @@ pub async fn serve(
     daemon: Arc<Daemon>,
     mut stop: watch::Receiver<bool>,
     budget: FrameBudget,
+    peers: Arc<PeerSlots>,
 ) {
     let creds = stream.peer_creds().ok();
     let peer_uid = creds.as_ref().and_then(|c| c.euid());
@@ -53,7 +54,7 @@ pub async fn serve(
     }
     // One client holding many idle connections must not keep others out;
     // checked first, as it is the cheapest refusal of a flood.
-    let mut slot = match daemon.peers.take(peer_pid.unwrap_or(-1)) {
+    let mut slot = match peers.take(peer_pid.unwrap_or(-1)) {
         Ok(slot) => slot,
         Err(refused) => {
             let _ = send_error(&mut writer, ErrorCode::Forbidden, refused.to_string()).await;
@@ -68,13 +69,13 @@ pub async fn serve(
     }
     // The pool is taken after the per-process limit, so a process
     // reconnecting in a loop is turned away before it holds a slot of it.
-    let (evicted, start) = match daemon.peers.admit(&mut slot) {
+    let (evicted, start) = match peers.admit(&mut slot) {
         Ok(evicted) => (Some(evicted), Start::Fresh),
         // No slot to take: many processes hold one silent connection each.
         // A signed-in client shows its session at once, so it comes in on
         // that, into the part kept for signed-in connections.
         Err(Refused::Full(_)) => {
-            match come_in_on_a_session(&daemon, &mut slot, &mut frames, &mut writer).await {
+            match come_in_on_a_session(&daemon, &peers, &mut slot, &mut frames, &mut writer).await {
                 Ok(()) => (None, Start::SignedIn),
                 Err(refused) => {
                     let _ = send_error(&mut writer, ErrorCode::Forbidden, refused).await;
@@ -90,6 +91,7 @@ pub async fn serve(
     daemon.connections.fetch_add(1, Ordering::Relaxed);
     let conn = Conn {
         daemon: &daemon,
+        peers: &peers,
         slot: &slot,
         budget,
     };
@@ -140,7 +142,7 @@ pub async fn serve(
                 "dropped to make room for another client: appforged holds at most {} \
                  connections without a session, and this process held the most of them; \
                  sign in, or hold fewer connections",
-                daemon.peers.without_session()
+                peers.without_session()
             );
             let _ = send_error(&mut writer, ErrorCode::Forbidden, message).await;
         }
@@ -159,6 +161,7 @@ pub async fn serve(
 /// What a connection's conversation needs besides its stream.
 struct Conn<'a> {
     daemon: &'a Daemon,
+    peers: &'a PeerSlots,
     slot: &'a Slot,
     budget: FrameBudget,
 }
@@ -261,6 +264,7 @@ enum Start {
 /// is the message for the client.
 async fn come_in_on_a_session(
     daemon: &Daemon,
+    peers: &PeerSlots,
     slot: &mut Slot,
     frames: &mut codec::FrameReader<&Stream>,
     writer: &mut &Stream,
@@ -294,8 +298,7 @@ async fn come_in_on_a_session(
         .authenticate(Some(&token))
         .await
         .map_err(|_| full())?;
-    daemon
-        .peers
+    peers
         .admit_signed_in(slot)
         .map_err(|refused| refused.to_string())
 }
@@ -381,7 +384,7 @@ async fn converse(
                 if daemon.accounts.authenticate(Some(&token)).await.is_ok() {
                     // False if the slot was given away meanwhile: the
                     // eviction ends the connection.
-                    signed_in = daemon.peers.signed_in(conn.slot);
+                    signed_in = conn.peers.signed_in(conn.slot);
                     if signed_in {
                         limits = Limits::authenticated(daemon);
                         // Large frames are paid for from the shared budget.

@@ -145,6 +145,10 @@ pub async fn run(
         daemon.settings.max_frame_bytes_in_flight,
         FRAME_BUDGET_WAIT.min(daemon.settings.client_timeout / 2),
     );
+    let peers = Arc::new(peers::PeerSlots::new(
+        daemon.settings.max_connections,
+        daemon.settings.max_connections_per_client,
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -158,6 +162,7 @@ pub async fn run(
                         Arc::clone(&daemon),
                         stop_rx.clone(),
                         budget.clone(),
+                        Arc::clone(&peers),
                     ));
                 }
                 Err(e) => {

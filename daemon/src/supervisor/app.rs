@@ -13,21 +13,21 @@ use nix::unistd::Pid;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::lifecycle::{self, Effect, Event, HealthPolicy, Machine, Probing};
-use super::logfile::LogFiles;
 use super::probe::ProbeTarget;
-use super::procfs::{self, ExitInfo, PidFd};
-use super::pyenv::PythonEnv;
 use super::runs;
 use super::scheduler::{self, ProbeResult, Scheduler};
 use crate::config::AppSettings;
 use crate::confine::cgroup::{CgroupLimits, Cgroups};
 use crate::confine::limits;
+use crate::confine::pyenv::PythonEnv;
 use crate::confine::shim::{self, ShimSpec};
 use crate::confine::{Protections, Sandbox};
 use crate::db::hosts::Fence;
 use crate::db::Db;
 use crate::metrics::Metrics;
-use crate::projects::launch;
+use crate::process::launch;
+use crate::process::logfile::LogFiles;
+use crate::process::procfs::{self, ExitInfo, PidFd};
 
 pub use super::lifecycle::State;
 

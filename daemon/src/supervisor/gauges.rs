@@ -12,8 +12,8 @@ use std::fs::File;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::procfs::{self, StatmFile};
 use crate::confine::cgroup::{self, Cgroups};
+use crate::process::procfs::{self, StatmFile};
 
 /// One app's figures at hand; empty while it has no process.
 #[derive(Debug, Default)]

@@ -27,7 +27,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::policy::{Decision, RestartPolicy, RestartTracker};
+use crate::config::policy::{Decision, RestartPolicy, RestartTracker};
 
 /// Where an app is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

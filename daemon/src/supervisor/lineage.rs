@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::procfs::StatFile;
+use crate::process::procfs::StatFile;
 
 /// Processes kept at most; past it the cache starts again empty.
 const MAX_KEPT: usize = 512;

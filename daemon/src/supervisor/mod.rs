@@ -11,12 +11,8 @@ pub mod app;
 mod gauges;
 pub mod lifecycle;
 mod lineage;
-pub mod logfile;
-pub mod policy;
 mod ports;
 pub mod probe;
-pub mod procfs;
-pub mod pyenv;
 mod runs;
 pub mod scheduler;
 
@@ -31,15 +27,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use self::app::{AppConfig, Origin, State, Status, StopCommand};
 use self::gauges::Gauges;
-use self::logfile::LogFiles;
-use self::pyenv::{EnvError, PythonEnv};
 use self::scheduler::{ProbeTimings, Scheduler};
 use crate::config::AppSettings;
 use crate::confine::cgroup::Cgroups;
+use crate::confine::pyenv::{self, EnvError, PythonEnv};
 use crate::confine::Protections;
 use crate::db::hosts::{ClaimState, Fence, HostLease};
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
+use crate::process::logfile::LogFiles;
+use crate::process::procfs;
 use crate::projects::versions::Release;
 use crate::projects::{self, export};
 
@@ -415,7 +412,7 @@ impl Supervisor {
             Origin::Spawn => {
                 step("writing the project's files".into());
                 self.write_folder(&dir, &log, files).await?;
-                projects::requirements::of(files)
+                crate::process::requirements::of(files)
             }
             // A running app keeps the files it was started with; its
             // restarts use them too, so the environment must match them.
@@ -426,7 +423,7 @@ impl Supervisor {
                     self.write_folder(&dir, &log, files).await?;
                 }
                 read_app_file(&dir.join("requirements.txt"))
-                    .unwrap_or_else(|| projects::requirements::of(files))
+                    .unwrap_or_else(|| crate::process::requirements::of(files))
             }
         };
         let env = self.environment(requirements, &log, step).await?;
@@ -696,7 +693,7 @@ impl Supervisor {
         let traceback = lines
             .iter()
             .any(|l| l.starts_with("Traceback (most recent call last)"))
-            .then(|| crate::checks::relevant_lines(&lines));
+            .then(|| crate::process::excerpt::relevant_lines(&lines));
         match (ended, traceback) {
             (None, None) => None,
             (Some(ended), None) => Some(format!("The app's last process ended: {ended}")),
@@ -705,15 +702,6 @@ impl Supervisor {
                 "The app's last process ended: {ended}\nIts log:\n{traceback}"
             )),
         }
-    }
-
-    /// The checks, run with the apps' settings and confinement.
-    pub fn checker(&self) -> crate::checks::Checker {
-        crate::checks::Checker::new(
-            Arc::clone(&self.settings),
-            Arc::clone(&self.protections),
-            self.settings.projects_dir.join("checks"),
-        )
     }
 
     /// Whether `pid` is a supervised app or a process started by one (or by

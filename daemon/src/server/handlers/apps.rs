@@ -8,9 +8,9 @@ use appforge_shared::protocol::{
 
 use super::{with_project, ProgressTx};
 use crate::error::ServiceError;
+use crate::process::logfile::LogParser;
 use crate::projects::{versions, Project};
 use crate::state::Daemon;
-use crate::supervisor::logfile::LogParser;
 
 /// How often a followed log is checked for new lines.
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);

@@ -9,12 +9,13 @@ use appforge_shared::protocol::{
 
 use super::{follow, ProgressTx};
 use crate::ai::generate::{Asking, GenerationError};
-use crate::ai::{history, prompt, Message, Provider};
+use crate::ai::{prompt, Message, Provider};
 use crate::checks::repair::{self, Job};
 use crate::db::{Conn, DbError};
 use crate::error::ServiceError;
 use crate::projects::versions::Release;
 use crate::projects::{self, versions, NewVersion, Project, ProjectError};
+use crate::services::history;
 use crate::state::Daemon;
 
 /// Longest prompt accepted, in bytes.
@@ -302,7 +303,7 @@ impl Call {
             // The client may be gone; the connection notices and cancels us.
             let _ = progress.send(p);
         };
-        let checker = daemon.supervisor.checker();
+        let checker = daemon.checker.clone();
         let job = Job {
             asking: Asking {
                 provider: &*self.provider,

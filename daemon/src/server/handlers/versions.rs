@@ -81,7 +81,7 @@ async fn check(
     let say = |line: String| {
         let _ = progress.send(Progress::Step(line));
     };
-    match daemon.supervisor.checker().check(files, &say).await {
+    match daemon.checker.clone().check(files, &say).await {
         Ok(steps) => Ok(("passed", check_steps(&steps))),
         Err(CheckError::Failed { steps, failure }) if options.keep_broken => {
             say(format!(

@@ -218,7 +218,7 @@ pub fn tree_pids(pid: i32) -> Vec<i32> {
 /// Whether `pid` is an app's shim (`appforged __app-shim`), as every app
 /// started by this version is.
 pub fn is_app_shim(pid: i32) -> bool {
-    let shim = crate::confine::shim::SHIM_ARG.as_bytes();
+    let shim = super::SHIM_ARG.as_bytes();
     fs::read(format!("/proc/{pid}/cmdline"))
         .is_ok_and(|cmdline| cmdline.split(|&b| b == 0).nth(1) == Some(shim))
 }

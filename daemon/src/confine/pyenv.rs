@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 
-use super::logfile::LogFiles;
 use crate::config::AppSettings;
 use crate::config::Installer;
 use crate::confine::filesystem::which;
 use crate::confine::shim::ShimSpec;
 use crate::confine::{self, Protections, Sandbox};
+use crate::process::logfile::LogFiles;
 
 /// Why an environment could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,7 @@ pub enum EnvError {
     },
     /// `requirements.txt` holds more than requirements.
     #[error(transparent)]
-    Refused(#[from] crate::projects::requirements::RequirementError),
+    Refused(#[from] crate::process::requirements::RequirementError),
     /// The file system refused.
     #[error("could not prepare the Python environment: {0}")]
     Io(#[from] std::io::Error),
@@ -87,7 +87,7 @@ pub fn prepare(
     how: &Installing,
 ) -> Result<PythonEnv, EnvError> {
     // Versions saved before the check existed meet it here.
-    crate::projects::requirements::check(requirements)?;
+    crate::process::requirements::check(requirements)?;
     std::fs::create_dir_all(env_dir)?;
     let (root, ready) = locate(env_dir, requirements);
     if ready {

@@ -1,0 +1,14 @@
+//! Mechanics of processes shared by the supervisor, the sandbox and the
+//! checks: reading `/proc`, the app's log files, the launch spec (how an
+//! app is started) and the requirement lines its environment installs.
+//! Nothing here knows of projects, the store or the sandbox.
+
+pub mod excerpt;
+pub mod launch;
+pub mod logfile;
+pub mod procfs;
+pub mod requirements;
+
+/// The first argument that makes `appforged` an app's shim; also how
+/// the shims of an earlier daemon are found in `/proc`.
+pub const SHIM_ARG: &str = "__app-shim";

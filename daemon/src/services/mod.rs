@@ -1,0 +1,4 @@
+//! Workflows that span the lower layers, called by both front doors (the
+//! socket's handlers and the dashboard's API).
+
+pub mod history;
