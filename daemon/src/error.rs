@@ -55,7 +55,7 @@ impl From<RunError> for ServiceError {
             RunError::Db(e) => ServiceError::Db(e),
             RunError::Env(EnvError::Refused(_)) => ServiceError::InvalidInput(message),
             RunError::Env(_) | RunError::NotUp { .. } => ServiceError::App(message),
-            RunError::Files(_) => ServiceError::Internal(message),
+            RunError::Files(_) | RunError::NoVersion(_) => ServiceError::Internal(message),
         }
     }
 }

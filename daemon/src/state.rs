@@ -16,6 +16,7 @@ use crate::confine::Protections;
 use crate::db::hosts::HostLease;
 use crate::db::Db;
 use crate::metrics::Metrics;
+use crate::services::orders::StoredOrders;
 use crate::supervisor::Supervisor;
 
 /// Everything a request handler may need.
@@ -128,8 +129,8 @@ impl Daemon {
             Arc::clone(&metrics),
             protections,
             cgroups,
-        )
-        .context("could not set up the supervisor's HTTP client")?;
+            Arc::new(StoredOrders::new(db.clone())),
+        );
         Ok(Arc::new(Daemon {
             supervisor,
             checker,

@@ -4,8 +4,25 @@
 
 use std::path::Path;
 
+use appforge_shared::protocol::FileContent;
+
 /// The module Flask loads: every app's entry file is `app.py`.
 pub const APP_MODULE: &str = "app";
+
+/// The path an app's health is probed on: `/healthz` when one of its
+/// Python files declares that route, else `/`. Read from the stored
+/// version's files, never from the run folder, which the app can write.
+pub fn health_path(files: &[FileContent]) -> &'static str {
+    let declares = |f: &FileContent| {
+        f.path.ends_with(".py")
+            && (f.content.contains("\"/healthz\"") || f.content.contains("'/healthz'"))
+    };
+    if files.iter().any(declares) {
+        "/healthz"
+    } else {
+        "/"
+    }
+}
 
 /// The arguments to the app's Python that serve it on `port` of 127.0.0.1.
 pub fn python_args(port: u16) -> Vec<String> {

@@ -108,11 +108,7 @@ impl AppShape {
         });
         AppShape {
             target: target.to_string(),
-            health: if app_py.contains("/healthz") {
-                "/healthz"
-            } else {
-                "/"
-            },
+            health: launch::health_path(files),
             uses_app_database,
             has_gunicorn,
         }

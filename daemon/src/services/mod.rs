@@ -2,3 +2,4 @@
 //! socket's handlers and the dashboard's API).
 
 pub mod history;
+pub mod orders;

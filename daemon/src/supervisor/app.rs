@@ -64,6 +64,9 @@ pub struct AppConfig {
     pub env: PythonEnv,
     /// Its port.
     pub port: u16,
+    /// What its health probe asks for (`/healthz` or `/`): from the stored
+    /// version, never read from the app's folder, which the app can write.
+    pub health_path: &'static str,
     /// The project version it runs.
     pub version: Option<i64>,
     /// Its log files.
@@ -600,19 +603,12 @@ fn fresh_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
         .create(dir)
 }
 
-/// Where the app is probed: `/healthz` when its code has such a route, else
-/// `/`; marked so that its shim keeps the request out of the app's log.
+/// Where the app is probed, marked so that its shim keeps the request out
+/// of the app's log.
 fn probe_target(cfg: &AppConfig) -> ProbeTarget {
-    let has_healthz = std::fs::read_dir(&cfg.dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            e.path().extension().is_some_and(|x| x == "py")
-                && std::fs::read_to_string(e.path()).is_ok_and(|code| code.contains("\"/healthz\""))
-        })
-    });
-    let path = if has_healthz { "healthz" } else { "" };
     ProbeTarget {
         port: cfg.port,
-        path: format!("/{path}?{}", shim::PROBE_MARKER),
+        path: format!("{}?{}", cfg.health_path, shim::PROBE_MARKER),
     }
 }
 

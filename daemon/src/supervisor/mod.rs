@@ -11,6 +11,7 @@ pub mod app;
 mod gauges;
 pub mod lifecycle;
 mod lineage;
+pub mod order;
 mod ports;
 pub mod probe;
 mod runs;
@@ -21,12 +22,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use appforge_shared::protocol::{FileContent, ProcessInfo};
+use appforge_shared::protocol::ProcessInfo;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use self::app::{AppConfig, Origin, State, Status, StopCommand};
 use self::gauges::Gauges;
+use self::order::{AppRef, Content, Order, Orders, Replaces};
 use self::scheduler::{ProbeTimings, Scheduler};
 use crate::config::AppSettings;
 use crate::confine::cgroup::Cgroups;
@@ -37,8 +39,6 @@ use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
 use crate::process::logfile::LogFiles;
 use crate::process::procfs;
-use crate::projects::versions::Release;
-use crate::projects::{self, export};
 
 /// Why an app could not be run.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +83,9 @@ pub enum RunError {
     /// The run folder could not be written.
     #[error("could not write the project's files: {0}")]
     Files(std::io::Error),
+    /// No version of the app could be found to start it.
+    #[error("could not find the version to run: {0}")]
+    NoVersion(order::OrderError),
     /// The app did not come up.
     #[error("the app did not start: {why}\n--- last lines of its log ---\n{log}\n---\n`appforge fix {name}` asks the model to repair it from this error")]
     NotUp {
@@ -159,6 +162,8 @@ pub struct Supervisor {
     cgroups: Option<Arc<Cgroups>>,
     /// What is known of the chains of clients' parents.
     lineage: lineage::Lineage,
+    /// Where the newest version of an app is found, to start it unasked.
+    orders: Arc<dyn Orders>,
 }
 
 /// What `lock_project` holds: recovery is over, and the project is ours.
@@ -182,16 +187,16 @@ impl Drop for PortReservation {
     }
 }
 
-/// A project's requirements; Flask alone when it has none.
 /// A small file the app may have written itself, read as the app could
 /// read it: no symbolic link followed (it could point at any file the
-/// daemon may read), a regular file, 64 KiB at most.
+/// daemon may read), a regular file (a FIFO would block the open, hence
+/// `O_NONBLOCK`; a device could be endless), 64 KiB at most.
 fn read_app_file(path: &std::path::Path) -> Option<String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
         .open(path)
         .ok()?;
     if !file.metadata().ok()?.is_file() {
@@ -232,8 +237,9 @@ impl Supervisor {
         metrics: Arc<Metrics>,
         protections: Protections,
         cgroups: Option<Arc<Cgroups>>,
-    ) -> Result<Supervisor, reqwest::Error> {
-        Ok(Supervisor {
+        orders: Arc<dyn Orders>,
+    ) -> Supervisor {
+        Supervisor {
             db,
             fence: hosts.fence(),
             hosts,
@@ -247,7 +253,8 @@ impl Supervisor {
             protections: Arc::new(protections),
             cgroups,
             lineage: lineage::Lineage::default(),
-        })
+            orders,
+        }
     }
 
     /// The project's run folder.
@@ -304,33 +311,22 @@ impl Supervisor {
     /// answers HTTP. `step` hears each stage.
     pub async fn run(
         &self,
-        project: &projects::Project,
-        release: &Release,
+        order: &Order,
         port: Option<u16>,
         step: &(dyn Fn(String) + Sync),
     ) -> Result<ProcessInfo, RunError> {
-        let guard = self.lock_project(project.id).await;
-        let running = self.status_of(project.id).filter(|s| s.state.is_live());
-        let mut status = match running {
+        let app = &order.app;
+        let guard = self.lock_project(app.project_id).await;
+        let running = self.status_of(app.project_id).filter(|s| s.state.is_live());
+        let status = match running {
             Some(now) if port.is_some_and(|p| p != now.port) => {
                 return Err(RunError::RunsElsewhere(now.port))
             }
-            Some(_) => self.watch(project.id).expect("a live app has a handle"),
+            Some(_) => self.watch(app.project_id).expect("a live app has a handle"),
             None => {
-                self.check_claim()?;
-                let (id, host) = (project.id, self.settings.host.clone());
-                let claimed = self
-                    .db
-                    .transaction(move |c| runs::claim(c, id, &host))
-                    .await?;
-                let was_wanted = match claimed {
-                    Ok(was_wanted) => was_wanted,
-                    Err(other) => return Err(self.elsewhere_error(project, other).await),
-                };
-                match self
-                    .launch(project, release, port, Origin::Spawn, step)
-                    .await
-                {
+                let id = app.project_id;
+                let was_wanted = self.claim(app).await?;
+                match self.launch(order, port, Origin::Spawn, step).await {
                     Ok(status) => status,
                     Err(e) => {
                         if !was_wanted {
@@ -342,6 +338,31 @@ impl Supervisor {
             }
         };
         drop(guard);
+        self.wait_up(app, status, step).await
+    }
+
+    /// Records that the app is wanted running here; returns whether it was
+    /// already. Refused when another host's daemon keeps it running.
+    async fn claim(&self, app: &AppRef) -> Result<bool, RunError> {
+        self.check_claim()?;
+        let (id, host) = (app.project_id, self.settings.host.clone());
+        let claimed = self
+            .db
+            .transaction(move |c| runs::claim(c, id, &host))
+            .await?;
+        match claimed {
+            Ok(was_wanted) => Ok(was_wanted),
+            Err(other) => Err(self.elsewhere_error(&app.name, other).await),
+        }
+    }
+
+    /// Waits until the app answers HTTP, gives up, or takes too long.
+    async fn wait_up(
+        &self,
+        app: &AppRef,
+        mut status: watch::Receiver<Status>,
+        step: &(dyn Fn(String) + Sync),
+    ) -> Result<ProcessInfo, RunError> {
         step("waiting for it to answer HTTP".into());
         let limit = self.settings.start_timeout + Duration::from_secs(5);
         let outcome = tokio::time::timeout(
@@ -354,15 +375,15 @@ impl Supervisor {
         .map(|r| r.is_ok());
         let now = status.borrow().clone();
         match (outcome, now.state) {
-            (Ok(true), State::Running) => Ok(self.info(project.id, &self.shown(project), &now)),
-            (Ok(_), _) => Err(self.not_up(project, &now)),
+            (Ok(true), State::Running) => Ok(self.info(app.project_id, &self.shown(app), &now)),
+            (Ok(_), _) => Err(self.not_up(app, &now)),
             (Err(_), _) => Err(RunError::NotUp {
                 why: format!(
                     "it did not answer within {} s; it is still being retried (`appforge ps`)",
                     limit.as_secs()
                 ),
-                log: self.tail(project.id),
-                name: project.name.clone(),
+                log: self.tail(app.project_id),
+                name: app.name.clone(),
             }),
         }
     }
@@ -387,8 +408,7 @@ impl Supervisor {
     /// the app's task. Called with the project's lock held.
     async fn launch(
         &self,
-        project: &projects::Project,
-        release: &Release,
+        order: &Order,
         port: Option<u16>,
         origin: Origin,
         step: &(dyn Fn(String) + Sync),
@@ -399,20 +419,20 @@ impl Supervisor {
             (_, Origin::Adopt { .. }) => self.reserve(port.unwrap_or_default()),
             (Some(port), _) => self.check_port(port)?,
             (None, _) => {
-                let id = project.id;
+                let id = order.app.project_id;
                 let last = self.db.call(move |c| runs::last_port(c, id)).await?;
                 self.pick_port(last)?
             }
         };
         let port = reservation.port;
-        let dir = self.folder(project.id);
-        let log = self.log_files(project.id);
-        let files = &release.files;
+        let project_id = order.app.project_id;
+        let dir = self.folder(project_id);
+        let log = self.log_files(project_id);
         let requirements = match origin {
             Origin::Spawn => {
                 step("writing the project's files".into());
-                self.write_folder(&dir, &log, files).await?;
-                crate::process::requirements::of(files)
+                self.write_folder(&dir, &log, &order.content).await?;
+                order.requirements.clone()
             }
             // A running app keeps the files it was started with; its
             // restarts use them too, so the environment must match them.
@@ -420,19 +440,20 @@ impl Supervisor {
             // this host name before) gets them here, for its restarts.
             Origin::Adopt { .. } => {
                 if !dir.exists() {
-                    self.write_folder(&dir, &log, files).await?;
+                    self.write_folder(&dir, &log, &order.content).await?;
                 }
                 read_app_file(&dir.join("requirements.txt"))
-                    .unwrap_or_else(|| crate::process::requirements::of(files))
+                    .unwrap_or_else(|| order.requirements.clone())
             }
         };
         let env = self.environment(requirements, &log, step).await?;
         let cfg = AppConfig {
-            project_id: project.id,
+            project_id,
             dir,
             env,
             port,
-            version: Some(release.version),
+            health_path: order.health_path,
+            version: Some(order.version),
             log,
             settings: Arc::clone(&self.settings),
             db: self.db.clone(),
@@ -457,40 +478,37 @@ impl Supervisor {
         });
         tokio::spawn(app::supervise(cfg, origin, receiver, status_tx));
         let handle = Handle {
-            owner_id: project.owner_id,
-            name: project.name.clone(),
+            owner_id: order.app.owner_id,
+            name: order.app.name.clone(),
             commands,
             status: status.clone(),
-            version: Some(release.version),
-            check_status: release.check_status.clone(),
+            version: Some(order.version),
+            check_status: order.check_status.clone(),
             newer: None,
             gauges: Arc::default(),
         };
         self.apps
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(project.id, handle);
+            .insert(project_id, handle);
         Ok(status)
     }
 
-    /// Writes the project's files and its Dockerfile into its run folder.
+    /// Writes the version's files into the app's run folder.
     async fn write_folder(
         &self,
         dir: &std::path::Path,
         log: &LogFiles,
-        files: &[FileContent],
+        content: &Arc<dyn Content>,
     ) -> Result<(), RunError> {
-        let mut on_disk = files.to_vec();
-        if !on_disk.iter().any(|f| f.path == "Dockerfile") {
-            on_disk.push(FileContent::new("Dockerfile", export::dockerfile(files)));
-        }
         let dir = dir.to_path_buf();
         let log_path = log.path().to_path_buf();
+        let content = Arc::clone(content);
         tokio::task::spawn_blocking(move || {
             if let Some(parent) = log_path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            projects::folder::write(&dir, &on_disk)
+            content.write_into(&dir)
         })
         .await
         .map_err(|e| RunError::Files(std::io::Error::other(e)))?
@@ -599,14 +617,22 @@ impl Supervisor {
                 runs::set_status(c, project_id, "stopped", None)
             })
             .await?;
-        let handle = self
+        let stopped = self.end_task(project_id).await;
+        if stopped.is_some() {
+            tracing::info!(project_id, "stopped app");
+        }
+        Ok(stopped)
+    }
+
+    /// Ends the app's task and, with it, its process: the one way an app
+    /// is stopped. Returns what it was, if it was supervised. Leaves what
+    /// the store says of it to the caller.
+    async fn end_task(&self, project_id: i64) -> Option<ProcessInfo> {
+        let mut handle = self
             .apps
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&project_id);
-        let Some(mut handle) = handle else {
-            return Ok(None);
-        };
+            .remove(&project_id)?;
         let before = handle.status.borrow().clone();
         if before.state.is_live() {
             let (done, stopped) = oneshot::channel();
@@ -618,62 +644,76 @@ impl Supervisor {
         let mut after = handle.status.borrow().clone();
         after.state = State::Stopped;
         after.pid = None;
-        tracing::info!(project_id, "stopped app");
-        Ok(Some(self.info(project_id, &Shown::of(&handle), &after)))
+        Some(self.info(project_id, &Shown::of(&handle), &after))
+    }
+
+    /// Stops the app and starts it on `order`, as one operation under the
+    /// project's lock. The app stays wanted throughout, and its run is
+    /// ended before its process is: a daemon that dies between the stop and
+    /// the start adopts nothing and starts the app again, on the newest
+    /// version. The environment is made first, while the old version still
+    /// serves.
+    pub async fn restart(
+        &self,
+        order: &Order,
+        step: &(dyn Fn(String) + Sync),
+    ) -> Result<ProcessInfo, RunError> {
+        let app = &order.app;
+        let id = app.project_id;
+        let guard = self.lock_project(id).await;
+        self.claim(app).await?;
+        self.environment(order.requirements.clone(), &self.log_files(id), step)
+            .await?;
+        let host = self.settings.host.clone();
+        self.db
+            .call(move |c| runs::finish_open(c, id, &host, "stopped"))
+            .await?;
+        step("stopping".into());
+        let old_port = self.end_task(id).await.and_then(|info| info.port);
+        // Its own port, unless something took it meanwhile.
+        let port = old_port.filter(|p| ports::is_free(*p));
+        let status = self.launch(order, port, Origin::Spawn, step).await?;
+        drop(guard);
+        self.wait_up(app, status, step).await
     }
 
     /// Moves a project's app to a newly saved version, if the app is wanted
     /// running: it is restarted on the new files, on its port. Only a
-    /// version that passed its checks replaces the app's: one that failed
-    /// them (`--keep-broken`) or skipped them (`--no-check`) is saved, and
-    /// `ps` shows it as newer instead. Returns whether the app was restarted.
+    /// version that replaces the app's does so: one that failed its checks
+    /// (`--keep-broken`) or skipped them (`--no-check`) is saved, and `ps`
+    /// shows it as newer instead. Returns whether the app was restarted.
     pub async fn follow(
         &self,
-        project: &projects::Project,
-        release: &Release,
+        order: &Order,
         step: &(dyn Fn(String) + Sync),
     ) -> Result<bool, RunError> {
         // A fenced daemon moves no app; the version is saved all the same.
         if !self.fence.is_held() {
             return Ok(false);
         }
-        let port = {
+        {
             let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(handle) = apps.get_mut(&project.id) else {
+            let Some(handle) = apps.get_mut(&order.app.project_id) else {
                 return Ok(false);
             };
             // A live app follows, and so does one that gave up: its owner
             // still wants it running, and the new version may be its fix.
-            let (wanted, port) = {
-                let status = handle.status.borrow();
-                (
-                    status.state.is_live() || status.state == State::Failed,
-                    status.port,
-                )
-            };
-            if !wanted {
+            let state = handle.status.borrow().state;
+            if !(state.is_live() || state == State::Failed) {
                 return Ok(false);
             }
-            if release.check_status.as_deref() != Some("passed") {
-                handle.newer = Some(release.version);
-                let why = match release.check_status.as_deref() {
-                    Some("failed") => "failed its checks",
-                    _ => "was saved without its checks",
-                };
+            if let Replaces::No(why) = order.replaces {
+                handle.newer = Some(order.version);
                 step(format!(
                     "the app keeps running its version: version {} {why}, so it does not \
                      replace it; `appforge restart {}` runs it",
-                    release.version, project.name
+                    order.version, order.app.name
                 ));
                 return Ok(false);
             }
-            port
-        };
-        step(format!("restarting the app on version {}", release.version));
-        self.stop(project.id).await?;
-        // Its own port, unless something took it meanwhile.
-        let port = ports::is_free(port).then_some(port);
-        self.run(project, release, port, step).await?;
+        }
+        step(format!("restarting the app on version {}", order.version));
+        self.restart(order, step).await?;
         Ok(true)
     }
 
@@ -814,11 +854,8 @@ impl Supervisor {
 
     /// The host whose daemon keeps the project's app running, when it is
     /// another than this one.
-    pub async fn host_elsewhere(
-        &self,
-        project: &projects::Project,
-    ) -> Result<Option<String>, RunError> {
-        let (id, host) = (project.id, self.settings.host.clone());
+    pub async fn host_elsewhere(&self, project_id: i64) -> Result<Option<String>, RunError> {
+        let (id, host) = (project_id, self.settings.host.clone());
         Ok(self
             .db
             .call(move |c| runs::wanted_elsewhere(c, id, &host))
@@ -827,27 +864,23 @@ impl Supervisor {
 
     /// Refuses to start or stop here an app another host's daemon keeps
     /// running; one whose daemon is gone may be released by `stop`.
-    pub async fn check_here(
-        &self,
-        project: &projects::Project,
-        stopping: bool,
-    ) -> Result<(), RunError> {
-        let Some(other) = self.host_elsewhere(project).await? else {
+    pub async fn check_here(&self, app: &AppRef, stopping: bool) -> Result<(), RunError> {
+        let Some(other) = self.host_elsewhere(app.project_id).await? else {
             return Ok(());
         };
-        let id = project.id;
+        let id = app.project_id;
         if stopping && !self.hosts.is_alive(&other).await {
             tracing::info!(project_id = id, host = %other, "released an app whose host's daemon is gone");
             return Ok(());
         }
-        Err(self.elsewhere_error(project, other).await)
+        Err(self.elsewhere_error(&app.name, other).await)
     }
 
     /// The error for an app that `other`'s daemon keeps running.
-    async fn elsewhere_error(&self, project: &projects::Project, other: String) -> RunError {
+    async fn elsewhere_error(&self, name: &str, other: String) -> RunError {
         let alive = self.hosts.is_alive(&other).await;
         RunError::OnAnotherHost {
-            name: project.name.clone(),
+            name: name.to_string(),
             host: other,
             gone: if alive {
                 ""
@@ -856,10 +889,7 @@ impl Supervisor {
             },
             hint: match alive {
                 true => String::new(),
-                false => format!(
-                    ", or release it with `appforge stop {}` and run it here",
-                    project.name
-                ),
+                false => format!(", or release it with `appforge stop {name}` and run it here"),
             },
         }
     }
@@ -913,7 +943,7 @@ impl Supervisor {
         text[start..].to_string()
     }
 
-    fn not_up(&self, project: &projects::Project, status: &Status) -> RunError {
+    fn not_up(&self, app: &AppRef, status: &Status) -> RunError {
         let why = status
             .failure
             .clone()
@@ -921,8 +951,8 @@ impl Supervisor {
             .unwrap_or_else(|| format!("it is {}", status.state.as_str()));
         RunError::NotUp {
             why,
-            log: self.tail(project.id),
-            name: project.name.clone(),
+            log: self.tail(app.project_id),
+            name: app.name.clone(),
         }
     }
 
@@ -945,11 +975,11 @@ impl Supervisor {
     }
 
     /// What `ps` shows of a project's app besides its status.
-    fn shown(&self, project: &projects::Project) -> Shown {
+    fn shown(&self, app: &AppRef) -> Shown {
         let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        apps.get(&project.id).map_or_else(
+        apps.get(&app.project_id).map_or_else(
             || Shown {
-                name: project.name.clone(),
+                name: app.name.clone(),
                 version: None,
                 check_status: None,
                 newer: None,
@@ -1065,10 +1095,9 @@ impl Supervisor {
         // stopped and started again, confined.
         let confined = same && procfs::is_app_shim(run.pid);
         if same && confined && run.wanted_running && !known {
-            let project = projects::Project {
-                id: run.project_id,
+            let app = AppRef {
+                project_id: run.project_id,
                 name: run.name.clone(),
-                prompt: String::new(),
                 owner_id: run.owner_id,
             };
             let origin = Origin::Adopt {
@@ -1076,18 +1105,16 @@ impl Supervisor {
                 start_ticks: run.proc_start,
                 run_id: run.run_id,
             };
-            let adopted = match self.newest_release(&project).await {
-                Ok(release) => {
-                    let launched = self
-                        .launch(&project, &release, Some(run.port), origin, &|_| {})
-                        .await;
+            let adopted = match self.newest(app).await {
+                Ok(order) => {
+                    let launched = self.launch(&order, Some(run.port), origin, &|_| {}).await;
                     // It runs the version it was started on, whatever is newer.
-                    if let Some(version) = run.version.filter(|v| *v != release.version) {
+                    if let Some(version) = run.version.filter(|v| *v != order.version) {
                         let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(handle) = apps.get_mut(&project.id) {
+                        if let Some(handle) = apps.get_mut(&run.project_id) {
                             handle.version = Some(version);
                             handle.check_status = None;
-                            handle.newer = Some(release.version);
+                            handle.newer = Some(order.version);
                         }
                     }
                     launched
@@ -1125,15 +1152,13 @@ impl Supervisor {
         if self.status_of(w.project_id).is_some() {
             return Ok(());
         }
-        let project = projects::Project {
-            id: w.project_id,
+        let app = AppRef {
+            project_id: w.project_id,
             name: w.name.clone(),
-            prompt: String::new(),
             owner_id: w.owner_id,
         };
-        let release = self.newest_release(&project).await?;
-        self.launch(&project, &release, None, Origin::Spawn, &|_| {})
-            .await?;
+        let order = self.newest(app).await?;
+        self.launch(&order, None, Origin::Spawn, &|_| {}).await?;
         tracing::info!(project_id = w.project_id, "restarted app that was gone");
         Ok(())
     }
@@ -1159,13 +1184,9 @@ impl Supervisor {
         }
     }
 
-    async fn newest_release(&self, project: &projects::Project) -> Result<Release, RunError> {
-        let project = project.clone();
-        let release = self
-            .db
-            .call(move |c| Ok(projects::versions::newest_release(c, &project)))
-            .await?;
-        release.map_err(|e| RunError::Db(DbError::Task(e.to_string())))
+    /// The app's newest version, to start it unasked.
+    async fn newest(&self, app: AppRef) -> Result<Order, RunError> {
+        self.orders.newest(app).await.map_err(RunError::NoVersion)
     }
 
     /// On daemon exit: stop every app when configured to; otherwise leave
@@ -1197,18 +1218,7 @@ impl Supervisor {
         };
         for id in ids {
             // The owner still wants it: the next daemon starts it again.
-            let handle = self
-                .apps
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-            if let Some(mut handle) = handle {
-                let (done, stopped) = oneshot::channel();
-                if handle.commands.send(StopCommand(done)).is_ok() {
-                    let _ = stopped.await;
-                }
-                let _ = handle.status.wait_for(|s| !s.state.is_live()).await;
-            }
+            self.end_task(id).await;
         }
     }
 }

@@ -130,6 +130,22 @@ pub fn finish(
     Ok(())
 }
 
+/// Ends the project's open runs on `host` before their process does, so
+/// that a daemon that dies meanwhile adopts none of them.
+pub fn finish_open(
+    conn: &Conn<'_>,
+    project_id: i64,
+    host: &str,
+    status: &str,
+) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE project_runs SET stopped_at = $4, status = $3 \
+         WHERE project_id = $1 AND stopped_at IS NULL AND (host = $2 OR host IS NULL)",
+        params![project_id, host, status, now_ms()],
+    )?;
+    Ok(())
+}
+
 /// Sets the project's shown status and port.
 pub fn set_status(
     conn: &Conn<'_>,

@@ -10,6 +10,7 @@ use super::{with_project, ProgressTx};
 use crate::error::ServiceError;
 use crate::process::logfile::LogParser;
 use crate::projects::{versions, Project};
+use crate::services::orders;
 use crate::state::Daemon;
 
 /// How often a followed log is checked for new lines.
@@ -29,10 +30,8 @@ pub async fn run(
     let step = |s: String| {
         let _ = progress.send(Progress::Step(s));
     };
-    let info = daemon
-        .supervisor
-        .run(&project, &release, req.port, &step)
-        .await?;
+    let order = orders::order_of(&project, &release);
+    let info = daemon.supervisor.run(&order, req.port, &step).await?;
     Ok(Reply::Running(info))
 }
 
@@ -46,7 +45,10 @@ pub async fn stop(
     let ids = match (req.project, req.all) {
         (Some(reference), _) => {
             let project = find(daemon, token, reference).await?;
-            daemon.supervisor.check_here(&project, true).await?;
+            daemon
+                .supervisor
+                .check_here(&orders::app_of(&project), true)
+                .await?;
             vec![project.id]
         }
         (None, true) => daemon.supervisor.owned(user.id),
@@ -65,22 +67,25 @@ pub async fn stop(
     Ok(Reply::Stopped(stopped))
 }
 
-/// Stops an app and starts it again.
+/// Stops an app and starts it again on its newest version, as one
+/// operation: it stays wanted throughout.
 pub async fn restart(
     daemon: &Daemon,
     token: Option<&SessionToken>,
     req: ProjectRef,
     progress: &ProgressTx,
 ) -> Result<Reply, ServiceError> {
-    let project = find(daemon, token, req.project.clone()).await?;
-    daemon.supervisor.check_here(&project, false).await?;
-    let _ = progress.send(Progress::Step("stopping".into()));
-    daemon.supervisor.stop(project.id).await?;
-    let again = RunRequest {
-        project: project.id.to_string(),
-        port: None,
+    let (project, release) = with_project(daemon, token, req.project, |tx, p| {
+        Ok((p.clone(), versions::newest_release(tx, p)?))
+    })
+    .await?;
+    let order = orders::order_of(&project, &release);
+    daemon.supervisor.check_here(&order.app, false).await?;
+    let step = |s: String| {
+        let _ = progress.send(Progress::Step(s));
     };
-    run(daemon, token, again, progress).await
+    let info = daemon.supervisor.restart(&order, &step).await?;
+    Ok(Reply::Running(info))
 }
 
 /// The caller's supervised apps.
@@ -114,7 +119,7 @@ pub async fn logs(
     let files = daemon.supervisor.log_files(project.id);
     if !files.path().exists() {
         // An app another host runs keeps its log on that host.
-        if let Some(host) = daemon.supervisor.host_elsewhere(&project).await? {
+        if let Some(host) = daemon.supervisor.host_elsewhere(project.id).await? {
             return Err(ServiceError::InvalidInput(format!(
                 "`{}` runs on host `{host}`, which keeps its log; ask that host's daemon \
                  (appforge --socket PATH logs {})",

@@ -126,7 +126,8 @@ async fn follow(
     let step = |s: String| {
         let _ = progress.send(Progress::Step(s));
     };
-    match daemon.supervisor.follow(project, release, &step).await {
+    let order = crate::services::orders::order_of(project, release);
+    match daemon.supervisor.follow(&order, &step).await {
         Ok(restarted) => restarted,
         Err(e) => {
             tracing::warn!(project_id = project.id, error = %e, "the app could not follow its new version");
