@@ -1213,8 +1213,8 @@ fn logs_rotate_while_an_app_is_still_starting() {
     // `run` waits for an answer that never comes; start it in the background.
     let mut run = ada
         .command(&["run", "todo"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let live = log_path(&daemon, id);
@@ -1631,4 +1631,124 @@ fn health_probes_ask_healthz_and_stay_out_of_the_log() {
     assert!(!log.contains("appforge-probe"), "{log}");
     assert!(!log.contains("GET /healthz"), "{log}");
     assert!(!log.contains("GET /?"), "{log}");
+}
+
+/// An app that takes its time to stop: its SIGTERM handler says so in the
+/// log, then waits 3 s. `/` answers with its version, `VERSION`.
+const SLOW_STOP_APP: &str = r#"import signal
+import sys
+import time
+
+from flask import Flask
+
+app = Flask(__name__)
+
+
+def on_term(signum, frame):
+    print("stopping slowly", flush=True)
+    time.sleep(3)
+    sys.exit(0)
+
+
+signal.signal(signal.SIGTERM, on_term)
+
+
+@app.route("/")
+def index():
+    return "VERSION\n"
+"#;
+
+/// Restart is one operation: a daemon killed between the old process's
+/// stop and the new one's start leaves the app wanted, and the next daemon
+/// runs it on the newest version (not the old process, not nothing).
+#[test]
+fn a_daemon_killed_in_the_middle_of_a_restart_brings_the_app_back_on_the_new_version() {
+    let (mut daemon, ada, id) = ada_with_app(&[], &SLOW_STOP_APP.replace("VERSION", "one"));
+    let first = run_app(&ada, "todo");
+    assert!(page(port_of(&first)).contains("one"));
+    // A newer version, saved without checks: the app keeps the old one
+    // until it is restarted.
+    ada.run_with_stdin(
+        &["edit", "todo", "--file", "app.py", "--stdin", "--no-check"],
+        &SLOW_STOP_APP.replace("VERSION", "two"),
+    )
+    .ok();
+    let mut restart = ada
+        .command(&["restart", "todo"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the old process to be told to stop", || {
+        log_text(&daemon, id).contains("stopping slowly")
+    });
+    daemon.signal_and_wait(Signal::SIGKILL);
+    let _ = restart.wait();
+    assert_eq!(project_state(&daemon, id).2, "running", "still wanted");
+
+    daemon.restart();
+    let mut now = None;
+    wait_for("the new daemon to run the new version", || {
+        now = ps_of(&ada, id).filter(|a| a["status"] == "running");
+        now.as_ref()
+            .is_some_and(|a| page(port_of(a)).contains("two"))
+    });
+    let now = now.unwrap();
+    assert_eq!(project_state(&daemon, id).2, "running");
+    // The old process is gone: one app process, the new one.
+    wait_for("only the new process to be left", || {
+        daemon.app_pids() == vec![pid_of(&now) as i32]
+    });
+}
+
+/// An app that, asked, removes its other Python files, leaves a FIFO named
+/// `zz.py` and a `z.py` linked to /dev/zero in its folder, makes its `requirements.txt` a FIFO too, and
+/// exits. Nothing the daemon does with the app may read them.
+const SABOTEUR_APP: &str = r#"import os
+
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return "ok\n"
+
+
+@app.route("/sabotage")
+def sabotage():
+    for name in os.listdir("."):
+        if name.endswith(".py") and name != "app.py":
+            os.remove(name)
+    os.mkfifo("zz.py")
+    os.symlink("/dev/zero", "z.py")
+    os.remove("requirements.txt")
+    os.mkfifo("requirements.txt")
+    os._exit(1)
+"#;
+
+#[test]
+fn an_app_that_leaves_a_fifo_and_a_dev_zero_link_is_restarted_and_adopted_as_usual() {
+    let (mut daemon, ada, id) = ada_with_app(&[], SABOTEUR_APP);
+    let first = run_app(&ada, "todo");
+    let (pid, port) = (pid_of(&first), port_of(&first));
+    let _ = http_get(port, "/sabotage", Duration::from_secs(5));
+    let dir = run_folder(&daemon, id);
+    wait_for("the traps to be laid", || {
+        dir.join("z.py").is_symlink() && !dir.join("test_app.py").exists()
+    });
+
+    // Restarted after its crash, although its folder holds the traps.
+    let now = wait_running_with_new_pid(&ada, id, pid);
+    assert_answers(port_of(&now));
+    // A new daemon adopts it, reading nothing that blocks or never ends.
+    daemon.signal_and_wait(Signal::SIGKILL);
+    daemon.restart();
+    wait_for("the new daemon to adopt the app", || {
+        ps_of(&ada, id).is_some_and(|a| a["status"] == "running" && pid_of(&a) == pid_of(&now))
+    });
+    ada.run(&["ping"]).ok();
+    ada.run(&["stop", "todo"]).ok();
+    assert!(daemon.app_pids().is_empty(), "{:?}", daemon.app_pids());
 }
