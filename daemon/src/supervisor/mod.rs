@@ -9,13 +9,17 @@
 
 pub mod app;
 mod gauges;
+mod hosts;
 pub mod lifecycle;
 mod lineage;
 pub mod order;
 mod ports;
 pub mod probe;
+mod recovery;
+mod reserve;
 mod runs;
 pub mod scheduler;
+mod views;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -23,13 +27,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use appforge_shared::protocol::ProcessInfo;
-use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use self::app::{AppConfig, Origin, State, Status, StopCommand};
 use self::gauges::Gauges;
 use self::order::{AppRef, Content, Order, Orders, Replaces};
 use self::scheduler::{ProbeTimings, Scheduler};
+use self::views::Shown;
 use crate::config::AppSettings;
 use crate::confine::cgroup::Cgroups;
 use crate::confine::pyenv::{self, EnvError, PythonEnv};
@@ -38,7 +42,6 @@ use crate::db::hosts::{ClaimState, Fence, HostLease};
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
 use crate::process::logfile::LogFiles;
-use crate::process::procfs;
 
 /// Why an app could not be run.
 #[derive(Debug, thiserror::Error)]
@@ -119,25 +122,6 @@ struct Handle {
     gauges: Arc<Gauges>,
 }
 
-/// What `ps` shows of an app besides its status.
-struct Shown {
-    name: String,
-    version: Option<i64>,
-    check_status: Option<String>,
-    newer: Option<i64>,
-}
-
-impl Shown {
-    fn of(handle: &Handle) -> Shown {
-        Shown {
-            name: handle.name.clone(),
-            version: handle.version,
-            check_status: handle.check_status.clone(),
-            newer: handle.newer,
-        }
-    }
-}
-
 /// The daemon's supervisor.
 pub struct Supervisor {
     db: Db,
@@ -172,21 +156,6 @@ struct ProjectGuard<'a> {
     _recovered: tokio::sync::RwLockReadGuard<'a, ()>,
 }
 
-/// A port picked for an app, kept from others until its task shows it.
-struct PortReservation {
-    port: u16,
-    reserved: Arc<Mutex<HashSet<u16>>>,
-}
-
-impl Drop for PortReservation {
-    fn drop(&mut self) {
-        self.reserved
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.port);
-    }
-}
-
 /// A small file the app may have written itself, read as the app could
 /// read it: no symbolic link followed (it could point at any file the
 /// daemon may read), a regular file (a FIFO would block the open, hence
@@ -206,24 +175,6 @@ fn read_app_file(path: &std::path::Path) -> Option<String> {
     file.take(64 * 1024).read_to_string(&mut text).ok()?;
     Some(text)
 }
-
-/// The system's uptime and clock rate, read once per `ps`.
-struct Clock {
-    uptime: Option<u64>,
-    ticks: u64,
-}
-
-impl Clock {
-    fn now() -> Clock {
-        Clock {
-            uptime: procfs::uptime_ticks().ok(),
-            ticks: procfs::clock_ticks().max(1),
-        }
-    }
-}
-
-/// Runs recovered at once at start-up.
-const RECOVERY_PARALLELISM: usize = 4;
 
 /// Lines of the log shown when an app does not come up.
 const TAIL_ON_FAILURE: usize = 20;
@@ -548,65 +499,6 @@ impl Supervisor {
         Ok(env)
     }
 
-    /// Reserves the port asked for, if it is in the range and free.
-    fn check_port(&self, port: u16) -> Result<PortReservation, RunError> {
-        let (first, last) = self.settings.ports;
-        if !(first..=last).contains(&port) {
-            return Err(RunError::PortOutOfRange { port, first, last });
-        }
-        // The one global step, and a brief one: no await while it is held.
-        let mut reserved = self
-            .reserved_ports
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if self.live_ports().contains(&port) || reserved.contains(&port) || !ports::is_free(port) {
-            return Err(RunError::PortTaken(port));
-        }
-        reserved.insert(port);
-        Ok(self.reservation(port))
-    }
-
-    /// Picks and reserves a free port, the project's last one when it can.
-    fn pick_port(&self, last: Option<u16>) -> Result<PortReservation, RunError> {
-        let (first, end) = self.settings.ports;
-        let mut reserved = self
-            .reserved_ports
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let mut taken = self.live_ports();
-        taken.extend(reserved.iter().copied());
-        let port =
-            ports::pick(self.settings.ports, last, &taken).ok_or(RunError::NoPort(first, end))?;
-        reserved.insert(port);
-        Ok(self.reservation(port))
-    }
-
-    /// Reserves a port already known to be the app's (an adopted one).
-    fn reserve(&self, port: u16) -> PortReservation {
-        self.reserved_ports
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(port);
-        self.reservation(port)
-    }
-
-    fn reservation(&self, port: u16) -> PortReservation {
-        PortReservation {
-            port,
-            reserved: Arc::clone(&self.reserved_ports),
-        }
-    }
-
-    /// The ports of the apps that are up or coming up.
-    fn live_ports(&self) -> HashSet<u16> {
-        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        apps.values()
-            .map(|h| h.status.borrow().clone())
-            .filter(|s| s.state.is_live())
-            .map(|s| s.port)
-            .collect()
-    }
-
     /// Stops a project's app; returns what it was, if it was supervised.
     pub async fn stop(&self, project_id: i64) -> Result<Option<ProcessInfo>, RunError> {
         let _guard = self.lock_project(project_id).await;
@@ -763,166 +655,6 @@ impl Supervisor {
             .descends(pid, |at| at == daemon || roots.contains(&at))
     }
 
-    /// How many supervised apps are in each state.
-    pub fn apps_by_state(&self) -> std::collections::BTreeMap<&'static str, u64> {
-        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        let mut counts = std::collections::BTreeMap::new();
-        for handle in apps.values() {
-            *counts
-                .entry(handle.status.borrow().state.as_str())
-                .or_insert(0) += 1;
-        }
-        counts
-    }
-
-    /// The ids of the owner's supervised apps.
-    pub fn owned(&self, owner_id: i64) -> Vec<i64> {
-        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ids: Vec<i64> = apps
-            .iter()
-            .filter(|(_, h)| h.owner_id == owner_id)
-            .map(|(id, _)| *id)
-            .collect();
-        ids.sort_unstable();
-        ids
-    }
-
-    /// The owner's supervised apps, as `ps` shows them.
-    pub fn ps(&self, owner_id: i64) -> Vec<ProcessInfo> {
-        self.listed(|owner| owner == owner_id)
-            .into_iter()
-            .map(|(_, info)| info)
-            .collect()
-    }
-
-    /// The owner's apps that other hosts' daemons keep running, as `ps`
-    /// shows them; those whose host's daemon is gone show `host-gone`. Only
-    /// a shared (PostgreSQL) store has any.
-    pub async fn elsewhere(&self, owner_id: i64) -> Result<Vec<ProcessInfo>, RunError> {
-        if self.db.postgres().is_none() {
-            return Ok(Vec::new());
-        }
-        let host = self.settings.host.clone();
-        let remote = self
-            .db
-            .call(move |c| runs::elsewhere(c, owner_id, &host))
-            .await?;
-        let mut list = Vec::with_capacity(remote.len());
-        // Each host asked once, however many of its apps are listed.
-        let mut hosts: HashMap<String, bool> = HashMap::new();
-        for app in remote {
-            let alive = match hosts.get(&app.host) {
-                Some(alive) => *alive,
-                None => {
-                    let alive = self.hosts.is_alive(&app.host).await;
-                    hosts.insert(app.host.clone(), alive);
-                    alive
-                }
-            };
-            list.push(ProcessInfo {
-                project_id: app.project_id,
-                name: app.name,
-                status: if alive {
-                    app.status
-                } else {
-                    "host-gone".into()
-                },
-                pid: app.pid.and_then(|p| u32::try_from(p).ok()),
-                port: app.port,
-                // It answers on that host's loopback only.
-                url: None,
-                hint: (!alive).then(|| {
-                    format!(
-                        "host `{}`'s daemon is not running; start it there, or `appforge stop` \
-                         releases the app",
-                        app.host
-                    )
-                }),
-                host: app.host,
-                restarts: 0,
-                uptime_s: None,
-                cpu_percent: None,
-                rss_bytes: None,
-                last_exit: None,
-                version: None,
-                newer_version: None,
-                check_status: None,
-            });
-        }
-        Ok(list)
-    }
-
-    /// The host whose daemon keeps the project's app running, when it is
-    /// another than this one.
-    pub async fn host_elsewhere(&self, project_id: i64) -> Result<Option<String>, RunError> {
-        let (id, host) = (project_id, self.settings.host.clone());
-        Ok(self
-            .db
-            .call(move |c| runs::wanted_elsewhere(c, id, &host))
-            .await?)
-    }
-
-    /// Refuses to start or stop here an app another host's daemon keeps
-    /// running; one whose daemon is gone may be released by `stop`.
-    pub async fn check_here(&self, app: &AppRef, stopping: bool) -> Result<(), RunError> {
-        let Some(other) = self.host_elsewhere(app.project_id).await? else {
-            return Ok(());
-        };
-        let id = app.project_id;
-        if stopping && !self.hosts.is_alive(&other).await {
-            tracing::info!(project_id = id, host = %other, "released an app whose host's daemon is gone");
-            return Ok(());
-        }
-        Err(self.elsewhere_error(&app.name, other).await)
-    }
-
-    /// The error for an app that `other`'s daemon keeps running.
-    async fn elsewhere_error(&self, name: &str, other: String) -> RunError {
-        let alive = self.hosts.is_alive(&other).await;
-        RunError::OnAnotherHost {
-            name: name.to_string(),
-            host: other,
-            gone: if alive {
-                ""
-            } else {
-                " (whose daemon is not running)"
-            },
-            hint: match alive {
-                true => String::new(),
-                false => format!(", or release it with `appforge stop {name}` and run it here"),
-            },
-        }
-    }
-
-    /// Every supervised app, with its owner's id, as `ps` shows them.
-    pub fn ps_all(&self) -> Vec<(i64, ProcessInfo)> {
-        self.listed(|_| true)
-    }
-
-    /// The apps whose owner is `wanted`, with the owner, by project id.
-    fn listed(&self, wanted: impl Fn(i64) -> bool) -> Vec<(i64, ProcessInfo)> {
-        let apps: Vec<(i64, i64, Shown, Status, Arc<Gauges>)> = {
-            let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-            apps.iter()
-                .filter(|(_, h)| wanted(h.owner_id))
-                .map(|(id, h)| {
-                    let status = h.status.borrow().clone();
-                    (*id, h.owner_id, Shown::of(h), status, Arc::clone(&h.gauges))
-                })
-                .collect()
-        };
-        // One reading of the clock for all of them.
-        let clock = Clock::now();
-        let mut list: Vec<(i64, ProcessInfo)> = apps
-            .iter()
-            .map(|(id, owner, shown, status, gauges)| {
-                (*owner, self.info_at(*id, shown, status, gauges, &clock))
-            })
-            .collect();
-        list.sort_by_key(|(_, p)| p.project_id);
-        list
-    }
-
     /// The last `n` lines of a project's log.
     pub fn tail_lines(&self, project_id: i64, n: usize) -> std::io::Result<Vec<String>> {
         self.log_files(project_id).tail(n)
@@ -964,229 +696,6 @@ impl Supervisor {
     fn watch(&self, project_id: i64) -> Option<watch::Receiver<Status>> {
         let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
         apps.get(&project_id).map(|h| h.status.clone())
-    }
-
-    /// What `ps` says of one app, with its process's figures from /proc.
-    fn info(&self, project_id: i64, shown: &Shown, status: &Status) -> ProcessInfo {
-        // Files opened for this one reading: worth keeping open only for
-        // `ps`, which reads them again and again.
-        let gauges = Gauges::default();
-        self.info_at(project_id, shown, status, &gauges, &Clock::now())
-    }
-
-    /// What `ps` shows of a project's app besides its status.
-    fn shown(&self, app: &AppRef) -> Shown {
-        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        apps.get(&app.project_id).map_or_else(
-            || Shown {
-                name: app.name.clone(),
-                version: None,
-                check_status: None,
-                newer: None,
-            },
-            Shown::of,
-        )
-    }
-
-    fn info_at(
-        &self,
-        project_id: i64,
-        shown: &Shown,
-        status: &Status,
-        gauges: &Gauges,
-        clock: &Clock,
-    ) -> ProcessInfo {
-        // The app's own process, not its shim.
-        let reading = gauges.read(
-            status.app_pid.or(status.pid),
-            project_id,
-            self.cgroups.as_deref(),
-        );
-        let (uptime, ticks) = (clock.uptime, clock.ticks);
-        let (uptime_s, cpu_percent) = match (reading.start_ticks, reading.cpu, uptime) {
-            (Some(start), Some(busy), Some(now)) => (
-                Some(now.saturating_sub(start) / ticks),
-                Some(procfs::cpu_percent(busy, start, now, ticks)),
-            ),
-            _ => (None, None),
-        };
-        let hint = match self.fence.state() {
-            ClaimState::Held => (status.state == State::Failed).then(|| {
-                format!(
-                    "`appforge fix {}` asks the model to repair it from its last error",
-                    shown.name
-                )
-            }),
-            fenced => Some(fenced.describe(self.hosts.host())),
-        };
-        ProcessInfo {
-            project_id,
-            name: shown.name.clone(),
-            version: shown.version,
-            newer_version: shown.newer,
-            check_status: shown.check_status.clone(),
-            hint,
-            status: status.state.as_str().to_string(),
-            pid: status.pid.map(|p| p as u32),
-            port: Some(status.port),
-            url: Some(format!("http://127.0.0.1:{}/", status.port)),
-            restarts: status.restarts,
-            uptime_s,
-            cpu_percent,
-            rss_bytes: reading.memory,
-            last_exit: status.last_exit.clone().or(status.failure.clone()),
-            host: self.settings.host.clone(),
-        }
-    }
-
-    /// Finds the apps a previous daemon left: re-adopts each one still
-    /// running as the same process, stops those no longer wanted, starts
-    /// again every wanted app whose process is gone, and stops any app's
-    /// shim that no run row names (a daemon killed between starting an app
-    /// and recording it). Each run is handled on its own, a few at a time:
-    /// one that cannot be is logged and skipped.
-    pub async fn recover(&self) -> Result<(), RunError> {
-        let _recovering = self.recovery.write().await;
-        if let Err(fenced) = self.check_claim() {
-            tracing::warn!(%fenced, "left the apps of the previous daemon alone");
-            return Ok(());
-        }
-        let host = self.settings.host.clone();
-        let open = self.db.call(move |c| runs::open_runs(c, &host)).await?;
-        let open: Vec<runs::OpenRun> = open
-            .into_iter()
-            .filter_map(|run| {
-                run.map_err(|e| tracing::error!(error = %e, "could not read a run; skipped it"))
-                    .ok()
-            })
-            .collect();
-        let recorded: HashSet<i32> = open.iter().map(|r| r.pid).collect();
-        futures_util::stream::iter(open)
-            .for_each_concurrent(RECOVERY_PARALLELISM, |run| async move {
-                let (project_id, run_id) = (run.project_id, run.run_id);
-                if let Err(e) = self.recover_run(run).await {
-                    tracing::error!(project_id, run_id, error = %e, "could not recover a run; skipped it");
-                }
-            })
-            .await;
-        let host = self.settings.host.clone();
-        let wanted = self
-            .db
-            .call(move |c| runs::wanted_running(c, &host))
-            .await?;
-        futures_util::stream::iter(wanted)
-            .for_each_concurrent(RECOVERY_PARALLELISM, |w| async move {
-                let project_id = w.project_id;
-                if let Err(e) = self.restart_wanted(w).await {
-                    tracing::error!(project_id, error = %e, "could not start an app that should run; skipped it");
-                }
-            })
-            .await;
-        self.stop_unrecorded_shims(&recorded).await;
-        Ok(())
-    }
-
-    /// Re-adopts, stops or closes one run a previous daemon left open.
-    async fn recover_run(&self, run: runs::OpenRun) -> Result<(), RunError> {
-        self.check_claim()?;
-        let same = procfs::is_same_process(run.pid, run.proc_start);
-        let known = self.status_of(run.project_id).is_some();
-        // A process started before apps had shims runs unconfined: it is
-        // stopped and started again, confined.
-        let confined = same && procfs::is_app_shim(run.pid);
-        if same && confined && run.wanted_running && !known {
-            let app = AppRef {
-                project_id: run.project_id,
-                name: run.name.clone(),
-                owner_id: run.owner_id,
-            };
-            let origin = Origin::Adopt {
-                pid: run.pid,
-                start_ticks: run.proc_start,
-                run_id: run.run_id,
-            };
-            let adopted = match self.newest(app).await {
-                Ok(order) => {
-                    let launched = self.launch(&order, Some(run.port), origin, &|_| {}).await;
-                    // It runs the version it was started on, whatever is newer.
-                    if let Some(version) = run.version.filter(|v| *v != order.version) {
-                        let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(handle) = apps.get_mut(&run.project_id) {
-                            handle.version = Some(version);
-                            handle.check_status = None;
-                            handle.newer = Some(order.version);
-                        }
-                    }
-                    launched
-                }
-                Err(e) => Err(e),
-            };
-            match adopted {
-                Ok(_) => {
-                    // Its processes ran before it was known as an app.
-                    self.lineage.forget();
-                    tracing::info!(project_id = run.project_id, pid = run.pid, "re-adopted app");
-                    return Ok(());
-                }
-                // Not left running unseen: it is stopped, and started again
-                // as a wanted app.
-                Err(e) => {
-                    tracing::warn!(project_id = run.project_id, error = %e, "could not re-adopt app; starting it again")
-                }
-            }
-        }
-        if same {
-            // Running but not wanted (or twice): no app runs unseen.
-            app::terminate(run.pid, self.settings.stop_timeout).await;
-        }
-        let (run_id, status) = (run.run_id, if same { "stopped" } else { "lost" });
-        self.db
-            .call(move |c| runs::finish(c, run_id, status, None, None))
-            .await?;
-        Ok(())
-    }
-
-    /// Starts again an app that should run but has no process.
-    async fn restart_wanted(&self, w: runs::Wanted) -> Result<(), RunError> {
-        self.check_claim()?;
-        if self.status_of(w.project_id).is_some() {
-            return Ok(());
-        }
-        let app = AppRef {
-            project_id: w.project_id,
-            name: w.name.clone(),
-            owner_id: w.owner_id,
-        };
-        let order = self.newest(app).await?;
-        self.launch(&order, None, Origin::Spawn, &|_| {}).await?;
-        tracing::info!(project_id = w.project_id, "restarted app that was gone");
-        Ok(())
-    }
-
-    /// Stops every app shim in this daemon's project folders that neither
-    /// this daemon started nor a run row names: one a killed daemon started
-    /// but never recorded.
-    async fn stop_unrecorded_shims(&self, recorded: &HashSet<i32>) {
-        let projects_dir = self.settings.projects_dir.clone();
-        let found = tokio::task::spawn_blocking(move || procfs::app_shims_in(&projects_dir))
-            .await
-            .unwrap_or_default();
-        let ours = std::process::id() as i32;
-        let unrecorded = found.into_iter().filter(|pid| {
-            !recorded.contains(pid) && procfs::read_stat(*pid).is_ok_and(|s| s.ppid != ours)
-        });
-        for pid in unrecorded {
-            if self.check_claim().is_err() {
-                return;
-            }
-            tracing::warn!(pid, "stopping an app that no run records");
-            app::terminate(pid, self.settings.stop_timeout).await;
-        }
-    }
-
-    /// The app's newest version, to start it unasked.
-    async fn newest(&self, app: AppRef) -> Result<Order, RunError> {
-        self.orders.newest(app).await.map_err(RunError::NoVersion)
     }
 
     /// On daemon exit: stop every app when configured to; otherwise leave
