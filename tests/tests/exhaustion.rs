@@ -1084,18 +1084,15 @@ fn run_as_nobody(setpriv: &Path, socket: &Path, home: &Path) -> std::process::Ou
 /// Someone who may not open the socket hears "permission denied" and gets
 /// exit status 4, whether the socket's folder or the socket refuses them.
 #[test]
+#[ignore = "needs root and setpriv to run the client as another user: tests/run-ignored runs it"]
 fn a_socket_the_user_may_not_open_says_permission_denied() {
-    // Not a silent skip: the suites run as root (CI too), and a run that
-    // cannot try this says so.
     assert!(
         nix::unistd::geteuid().is_root(),
-        "this test runs the client as another user and needs root; run the suites as root \
-         or leave it out with --skip a_socket_the_user_may_not_open"
+        "this test runs the client as another user and needs root: run it with \
+         tests/run-ignored (as root, or with sudo -n allowed)"
     );
-    let setpriv = find_setpriv().expect(
-        "this test needs setpriv (util-linux) to run the client as another user; install it \
-         or leave it out with --skip a_socket_the_user_may_not_open",
-    );
+    let setpriv = find_setpriv()
+        .expect("this test needs setpriv (util-linux) to run the client as another user");
     let daemon = Daemon::start();
     let home = tempfile::tempdir().expect("a home folder");
     set_mode(home.path(), 0o777);
