@@ -79,12 +79,16 @@ postgres:
 ## The suites that must hold on both stores, run again on PostgreSQL.
 PG_SUITES := --test accounts --test generate --test projects --test supervisor --test checks --test dashboard
 
-## The whole test suite: unit, property and end-to-end tests of the real binaries.
+## The whole test suite: unit, property and end-to-end tests of the real
+## binaries; then the tests marked #[ignore], which need root (cgroups,
+## another user): tests/run-ignored runs them as root or through sudo -n, and
+## fails when it cannot.
 test: build pyenv tools postgres
 	APPFORGE_TEST_PYTHON=$(CURDIR)/$(PYENV)/bin/python APPFORGE_TEST_NODE_PATH=$(CURDIR)/$(TOOLS)/node_modules \
 		CHROMIUM=$(CHROMIUM) $(CARGO) test --workspace
 	APPFORGE_TEST_STORE=postgres APPFORGE_TEST_PYTHON=$(CURDIR)/$(PYENV)/bin/python \
 		$(CARGO) test -p appforge-e2e $(PG_SUITES)
+	APPFORGE_TEST_PYTHON=$(CURDIR)/$(PYENV)/bin/python CARGO=$(CARGO) tests/run-ignored
 
 ## The man page and shell completions, generated from the client's clap definitions.
 man: build

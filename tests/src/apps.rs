@@ -39,6 +39,26 @@ pub fn new_project(user: &User, name: &str) -> i64 {
         .expect("a saved project has an id")
 }
 
+/// Fails the test, saying why, unless `daemon` gives each app a cgroup of
+/// its own: tests of cgroups are `#[ignore]`d, for `tests/run-ignored` to
+/// run as root, and a run that cannot make them must not pass quietly.
+pub fn assert_app_cgroups(daemon: &Daemon) {
+    let status = daemon.user("x").run(&["--json", "status"]).ok().json();
+    let on = status["protections"].as_array().is_some_and(|list| {
+        list.iter().any(|p| {
+            p["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("a cgroup per app"))
+                && p["on"] == true
+        })
+    });
+    assert!(
+        on,
+        "this test needs a daemon that may make cgroups (root, or a delegated cgroup v2 \
+         subtree); status says: {status}"
+    );
+}
+
 /// A project called `name` whose `app.py` is `code`; returns its id.
 pub fn project_with_app(user: &User, name: &str, code: &str) -> i64 {
     let id = new_project(user, name);

@@ -3,15 +3,20 @@
 
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use appforge_e2e::apps::{log_raw, project_with_app, run_app};
+use appforge_e2e::web::{dashboard_of, signed_in};
 use appforge_e2e::{handshake, read_frame, send_frame, wait_for, Daemon};
 use appforge_shared::protocol::{
     ClientFrame, Credentials, Envelope, Hello, Reply, Request, Secret, ServerFrame,
 };
 use appforge_shared::ErrorCode;
 use nix::sys::signal::Signal;
+use serde_json::json;
 
 fn ping_works(daemon: &Daemon) {
     let out = daemon.user("pinger").run(&["--json", "ping"]).ok().json();
@@ -313,18 +318,170 @@ fn logs_can_be_json_lines() {
     assert!(v["socket"].is_string());
 }
 
+/// An app that says on stdout each time it is probed, so the test sees the
+/// probe timer fire.
+const PROBED_APP: &str = r#"from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return "idle\n"
+
+
+@app.route("/healthz")
+def healthz():
+    print("probed", flush=True)
+    return "ok\n"
+"#;
+
+/// The longest period of the daemon's periodic timers here: the usage
+/// sampler's (`usage::INTERVAL`, 60 s), which has no setting. The others are
+/// set short below or are short already: health probes (`--health-interval
+/// 1`), systemd watchdog pings (half of `WATCHDOG_USEC`, 0.5 s here) and the
+/// shim's limit passes (processes every second, disk every 3 s). The host
+/// claim's renewal runs on PostgreSQL only (tests/postgres.rs).
+const LONGEST_PERIOD: Duration = Duration::from_secs(60);
+
+/// A datagram socket standing for systemd's notify socket, drained by a
+/// thread (the kernel queues only a few datagrams, and a full queue would
+/// make the daemon warn); counts the watchdog pings.
+struct NotifySocket {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    pings: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl NotifySocket {
+    fn bind() -> NotifySocket {
+        let dir = tempfile::tempdir().expect("a folder for the notify socket");
+        let path = dir.path().join("notify.sock");
+        let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("a read time-out");
+        let pings = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (counted, stopped) = (Arc::clone(&pings), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !stopped.load(Ordering::Relaxed) {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    if String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .any(|l| l == "WATCHDOG=1")
+                    {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        NotifySocket {
+            _dir: dir,
+            path,
+            pings,
+            stop,
+        }
+    }
+
+    fn pings(&self) -> usize {
+        self.pings.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Lines of `after` past `before` (a log only grows here).
+fn added<'a>(before: &str, after: &'a str) -> &'a str {
+    after.get(before.len()..).unwrap_or(after)
+}
+
+/// Watches an idle daemon, with an app running and a dashboard session,
+/// for longer than the longest period of its timers: none of them may
+/// log at info (or above) in the daemon's log, nor write appforge's own
+/// lines into the app's log. Each timer is seen to fire in the window, so
+/// a window shorter than a period fails too.
 #[test]
 fn idle_daemon_logs_nothing() {
-    let daemon = Daemon::start_with(&[], &[("APPFORGE_LOG", "info")]);
+    let notify = NotifySocket::bind();
+    let notify_path = notify.path.display().to_string();
+    let daemon = Daemon::start_with(
+        &["--web-addr", "127.0.0.1:0", "--health-interval", "1"],
+        &[
+            ("APPFORGE_LOG", "info"),
+            ("NOTIFY_SOCKET", &notify_path),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    let addr = dashboard_of(&daemon);
+    let (ada, browser) = signed_in(&daemon, addr, "ada");
+    let id = project_with_app(&ada, "idle", PROBED_APP);
+    run_app(&ada, "idle");
+    let probes = || log_raw(&daemon, id).matches("probed\n").count();
+    wait_for("the app's first probe", || probes() > 0);
+
     let before = daemon.log();
-    // Give it a moment with work in between, so an idle timer would fire.
+    let app_before = log_raw(&daemon, id);
+    let (pings_before, probes_before) = (notify.pings(), probes());
+    // Work at the start of the window: whatever it leaves to do later
+    // must not log either.
     for _ in 0..5 {
         ping_works(&daemon);
     }
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        daemon.log(),
-        before,
-        "an idle daemon should not log at info"
+    let end = Instant::now() + LONGEST_PERIOD + Duration::from_secs(2);
+    while Instant::now() < end {
+        let log = daemon.log();
+        assert!(
+            log == before,
+            "an idle daemon logged at info:\n{}",
+            added(&before, &log)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let log = daemon.log();
+    assert!(
+        log == before,
+        "an idle daemon logged at info:\n{}",
+        added(&before, &log)
     );
+    let app_log = log_raw(&daemon, id);
+    let notes: Vec<&str> = added(&app_before, &app_log)
+        .lines()
+        .filter(|l| l.starts_with('\x1e'))
+        .collect();
+    assert!(
+        notes.is_empty(),
+        "appforge wrote into the idle app's log: {notes:?}"
+    );
+
+    // The timers did fire in the window: at least half the times their
+    // periods allow (a loaded machine may be late).
+    let at_least =
+        |period: Duration| (LONGEST_PERIOD.as_secs_f64() / period.as_secs_f64() / 2.0) as usize;
+    let probed = probes() - probes_before;
+    assert!(
+        probed >= at_least(Duration::from_secs(1)),
+        "only {probed} health probes in {LONGEST_PERIOD:?} at 1 s"
+    );
+    let pinged = notify.pings() - pings_before;
+    assert!(
+        pinged >= at_least(Duration::from_millis(500)),
+        "only {pinged} watchdog pings in {LONGEST_PERIOD:?} at 0.5 s"
+    );
+    let usage = browser.call(json!("Usage")).last();
+    let samples = usage["reply"]["Usage"][0]["samples"]
+        .as_array()
+        .map_or(0, Vec::len);
+    // One kept sample of the minute, and the reading of the moment.
+    assert!(
+        samples >= 2,
+        "the usage sampler took no sample in the window: {usage}"
+    );
+    ada.run(&["stop", "idle"]).ok();
 }

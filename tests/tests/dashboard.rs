@@ -851,10 +851,24 @@ fn trickle(
     head: String,
     limit: std::time::Duration,
 ) -> (std::time::Duration, String) {
-    use std::io::{Read, Write};
+    trickle_on(sent_head(addr, &head), limit)
+}
+
+/// A new connection to `addr` that has sent `head`, and when.
+fn sent_head(addr: std::net::SocketAddr, head: &str) -> (std::net::TcpStream, std::time::Instant) {
+    use std::io::Write;
     let started = std::time::Instant::now();
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     stream.write_all(head.as_bytes()).expect("send head");
+    (stream, started)
+}
+
+/// [`trickle`] on a connection that has sent its head.
+fn trickle_on(
+    (mut stream, started): (std::net::TcpStream, std::time::Instant),
+    limit: std::time::Duration,
+) -> (std::time::Duration, String) {
+    use std::io::{Read, Write};
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(1)))
         .unwrap();
@@ -915,17 +929,17 @@ fn slow_bodies_without_a_session_do_not_keep_a_signed_in_request_out() {
     let (_ada, browser) = signed_in(&daemon, addr, "ada");
     let host = addr.to_string();
     let call = browser.api("call");
+    let head = format!(
+        "POST {call} HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n\
+         Content-Length: 100000\r\n\r\n"
+    );
+    // All connected, each with its head sent, before the signed-in request.
     let slow: Vec<_> = (0..130)
         .map(|_| {
-            let head = format!(
-                "POST {call} HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n\
-                 Content-Length: 100000\r\n\r\n"
-            );
-            std::thread::spawn(move || trickle(addr, head, std::time::Duration::from_secs(30)))
+            let connection = sent_head(addr, &head);
+            std::thread::spawn(move || trickle_on(connection, std::time::Duration::from_secs(30)))
         })
         .collect();
-    // Let them connect and start their bodies.
-    std::thread::sleep(std::time::Duration::from_secs(2));
     let started = std::time::Instant::now();
     let me = browser.call(json!("Whoami"));
     let waited = started.elapsed();

@@ -388,18 +388,10 @@ fn cgroup2_mount() -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs root to make cgroups: tests/run-ignored runs it"]
 fn the_daemon_removes_its_cgroups_when_it_exits() {
     let mut daemon = Daemon::start();
-    let status = daemon.user("x").run(&["--json", "status"]).ok().json();
-    let cgroups_on =
-        status["protections"].as_array().unwrap().iter().any(|p| {
-            p["name"].as_str().unwrap().starts_with("a cgroup per app") && p["on"] == true
-        });
-    assert!(
-        cgroups_on,
-        "this test needs a daemon that may make cgroups (root, or a delegated cgroup v2 \
-         subtree); status says: {status}"
-    );
+    assert_app_cgroups(&daemon);
     let ada = signed_up(&daemon, "ada");
     new_project(&ada, "todo");
     let shim = pid_of(&run_app(&ada, "todo"));

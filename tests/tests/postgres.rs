@@ -975,3 +975,53 @@ fn both_stores_are_migrated_to_the_same_numbered_schema() {
         on_sqlite.sql(&format!("SELECT count(*) FROM {table}"));
     }
 }
+
+/// The log lines at info or above (the harness logs at debug).
+fn info_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| matches!(l.split_whitespace().nth(1), Some("INFO" | "WARN" | "ERROR")))
+        .collect()
+}
+
+/// The host claim's keeper is the one timer of a daemon on PostgreSQL
+/// alone: a renewal every 3 s, and a deadline 12 s after each (neither has
+/// a setting). Watched for longer than the lease (15 s), which bounds both,
+/// an idle daemon renews its claim and logs nothing at info.
+#[test]
+fn an_idle_daemon_renews_its_host_claim_without_logging() {
+    const WATCHED: std::time::Duration = std::time::Duration::from_secs(16);
+    let db = database();
+    let alpha = Daemon::start_on_postgres(&db, &["--host-name", "alpha"]);
+    let lease = || -> f64 {
+        value(
+            &alpha,
+            "SELECT extract(epoch FROM lease_until)::float8 FROM daemons WHERE host = 'alpha'",
+        )
+        .parse()
+        .expect("a lease in seconds")
+    };
+    let before_log = alpha.log();
+    let before_lease = lease();
+    let end = std::time::Instant::now() + WATCHED;
+    while std::time::Instant::now() < end {
+        let log = alpha.log();
+        let added = info_lines(&log[before_log.len()..]);
+        assert!(
+            added.is_empty(),
+            "an idle daemon logged at info: {added:#?}"
+        );
+        thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let log = alpha.log();
+    let added = info_lines(&log[before_log.len()..]);
+    assert!(
+        added.is_empty(),
+        "an idle daemon logged at info: {added:#?}"
+    );
+    // Renewed in the window: at least half the renewals its period allows.
+    let moved = lease() - before_lease;
+    assert!(
+        moved >= 6.0,
+        "the lease moved on by {moved} s in {WATCHED:?}"
+    );
+}
