@@ -2,7 +2,7 @@
 //! hands each request to the same handlers the socket serves, so no project
 //! rule, owner check or validation exists twice.
 //!
-//! - `GET /` and `GET /assets/NAME`: the page and its script and style;
+//! - `GET /` and `GET /assets/NAME`: the page and its script modules and style;
 //! - `GET /login?token=…`: a one-time link from `appforge dashboard` (asked
 //!   for over the socket), the only way a browser signs in;
 //! - `POST /api/{key}/call`: one protocol [`Request`] as JSON, answered as

@@ -81,8 +81,8 @@ export function headers(extra = {}) {
   return { "X-CSRF-Token": csrfToken(), ...extra };
 }
 
-// What to do when the daemon says the session has ended; the page shell
-// sets it (this module draws nothing).
+// What to do when the daemon says the session has ended; app.js sets it
+// (this module draws nothing).
 let sessionEnded = () => {};
 
 /** Sets what a call answered `unauthenticated` does before it rejects. */
