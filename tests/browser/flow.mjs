@@ -93,6 +93,11 @@ page.on("console", (msg) => {
   }
 });
 page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+// The page's script modules, as the browser fetched them.
+const scripts = [];
+page.on("response", (response) => {
+  if (response.request().resourceType() === "script") scripts.push(response);
+});
 await page.addInitScript(() => {
   document.addEventListener("securitypolicyviolation", (e) => {
     console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI}`);
@@ -161,6 +166,14 @@ try {
   check(csp === EXPECTED_CSP, `GET / has Content-Security-Policy ${JSON.stringify(csp)}`);
   await page.locator("#view-signin").waitFor();
   await page.locator("#signin-how", { hasText: "appforge dashboard" }).waitFor();
+  // Every module loaded and ran: nothing reported so far, every script a 200 of JavaScript.
+  check(problems.length === 0, `the page reported on load:\n  ${problems.join("\n  ")}`);
+  check(scripts.length > 1, `the page loaded ${scripts.length} script(s), not its modules`);
+  for (const response of scripts) {
+    const type = response.headers()["content-type"] || "";
+    check(response.status() === 200 && type.startsWith("text/javascript"), `${response.url()} answered ${response.status()} ${type}`);
+  }
+  log(`  ${scripts.length} script modules loaded`);
   check((await page.locator("form#signin-form, form#signup-form").count()) === 0, "the page still has password forms");
   check((await context.cookies(BASE)).length === 0, "GET / set a cookie");
   await shot("signin");
@@ -226,7 +239,9 @@ try {
 
   step("terminal text on the page: colour as classes, every other control shown");
   {
-    const rendered = await page.evaluate(() => {
+    const rendered = await page.evaluate(async () => {
+      // The page's own module: a script from 'self', as the CSP allows.
+      const { terminal } = await import("/assets/terminal.js");
       const t = terminal();
       const box = document.createElement("pre");
       box.append(...t.render("\u001b[1;31mred\u001b[0m \u001b]0;owned\u0007 \u001b[2J\u001b[H \u009b6n \u202egnp.exe"));

@@ -10,6 +10,7 @@ use appforge_e2e::web::{
 };
 use appforge_e2e::{wait_for, Daemon};
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 fn error_code(response: &appforge_e2e::web::Response) -> String {
     let last = response.last();
@@ -50,6 +51,76 @@ fn the_page_is_served_with_headers_that_confine_it() {
         b"",
     );
     assert_eq!(missing.status, 404);
+}
+
+/// The page's script is ES modules the browser loads one by one, with no
+/// build step: every module the page imports, directly or not, is served
+/// with a JavaScript content type (under `nosniff` a browser refuses a
+/// module of any other type) and the page's headers, and every script in
+/// `daemon/web/assets` is one of them.
+#[test]
+fn every_module_the_page_imports_is_served_as_javascript() {
+    let (_daemon, addr) = daemon_with_dashboard(&[]);
+    let host = addr.to_string();
+    let page = send(addr, "GET", "/", &[("Host", &host)], b"").text();
+    assert!(
+        page.contains(r#"<script type="module" src="/assets/app.js"></script>"#),
+        "the page does not load app.js as a module:\n{page}"
+    );
+    let mut queue = vec!["app.js".to_string()];
+    let mut served = BTreeSet::new();
+    while let Some(name) = queue.pop() {
+        if !served.insert(name.clone()) {
+            continue;
+        }
+        let path = format!("/assets/{name}");
+        let r = send(addr, "GET", &path, &[("Host", &host)], b"");
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_eq!(
+            r.header("content-type"),
+            Some("text/javascript; charset=utf-8"),
+            "{path}"
+        );
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        let csp = r.header("content-security-policy").unwrap_or_default();
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        queue.extend(imports_of(&path, &r.text()));
+    }
+    assert!(served.len() > 1, "app.js imports no module");
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../daemon/web/assets");
+    let scripts: BTreeSet<String> = std::fs::read_dir(&folder)
+        .expect("daemon/web/assets")
+        .map(|entry| entry.expect("an entry of daemon/web/assets").file_name())
+        .filter_map(|name| name.into_string().ok())
+        .filter(|name| name.ends_with(".js"))
+        .collect();
+    assert_eq!(
+        served, scripts,
+        "the modules the page imports are not the scripts in daemon/web/assets"
+    );
+}
+
+/// The modules a module imports (`import … from "./NAME.js"`), as names
+/// under `/assets/`. Any other import could not load without a build step.
+fn imports_of(path: &str, source: &str) -> Vec<String> {
+    source
+        .split("from \"")
+        .skip(1)
+        .chain(source.split("import \"").skip(1))
+        .map(|rest| {
+            let spec = rest.split('"').next().unwrap_or_default();
+            spec.strip_prefix("./")
+                .filter(|name| name.ends_with(".js") && !name.contains('/'))
+                .unwrap_or_else(|| {
+                    panic!("{path} imports {spec:?}, which the dashboard does not serve")
+                })
+                .to_string()
+        })
+        .collect()
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! hands each request to the same handlers the socket serves, so no project
 //! rule, owner check or validation exists twice.
 //!
-//! - `GET /` and `GET /assets/NAME`: the page and its script and style;
+//! - `GET /` and `GET /assets/NAME`: the page and its script modules and style;
 //! - `GET /login?token=…`: a one-time link from `appforge dashboard` (asked
 //!   for over the socket), the only way a browser signs in;
 //! - `POST /api/{key}/call`: one protocol [`Request`] as JSON, answered as
@@ -54,9 +54,58 @@ const CSRF_HEADER: &str = "x-csrf-token";
 const MAX_REQUESTS: usize = 64;
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
-const APP_JS: &str = include_str!("../../web/assets/app.js");
-const APP_CSS: &str = include_str!("../../web/assets/app.css");
-const FAVICON_SVG: &str = include_str!("../../web/assets/favicon.svg");
+
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
+/// A script module of the page, embedded: its name, content type and text.
+macro_rules! script {
+    ($name:literal) => {
+        (
+            $name,
+            JAVASCRIPT,
+            include_str!(concat!("../../web/assets/", $name)),
+        )
+    };
+}
+
+/// The files served under `/assets/`: name, content type, body. `app.js`
+/// is the page's entry module; it imports the others by name, so each
+/// script in `web/assets/` must be listed here.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web/assets/app.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../web/assets/favicon.svg"),
+    ),
+    script!("account.js"),
+    script!("api.js"),
+    script!("app.js"),
+    script!("apps.js"),
+    script!("charts.js"),
+    script!("dom.js"),
+    script!("feedback.js"),
+    script!("format.js"),
+    script!("forms.js"),
+    script!("highlight.js"),
+    script!("logs.js"),
+    script!("progress.js"),
+    script!("project-change.js"),
+    script!("project-edit.js"),
+    script!("project-files.js"),
+    script!("project-history.js"),
+    script!("project-load.js"),
+    script!("project-panels.js"),
+    script!("project.js"),
+    script!("projects.js"),
+    script!("router.js"),
+    script!("state.js"),
+    script!("terminal.js"),
+];
 
 /// What every dashboard handler shares.
 struct Web {
@@ -238,15 +287,40 @@ fn link_refused(status: StatusCode, what: &str) -> Response {
 }
 
 async fn asset(Path(name): Path<String>) -> Response {
-    let (content_type, body) = match name.as_str() {
-        "app.js" => ("text/javascript; charset=utf-8", APP_JS),
-        "app.css" => ("text/css; charset=utf-8", APP_CSS),
-        "favicon.svg" => ("image/svg+xml", FAVICON_SVG),
-        _ => return not_found().await,
-    };
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+    match ASSETS.iter().find(|(asset, _, _)| *asset == name) {
+        Some(&(_, content_type, body)) => {
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        None => not_found().await,
+    }
 }
 
 async fn not_found() -> Response {
     api::error_response(StatusCode::NOT_FOUND, "not-found", "no such page")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    /// A script added to `web/assets/` but not to [`ASSETS`] would be
+    /// answered 404 when the page imports it, and the page would not start.
+    #[test]
+    fn every_file_in_web_assets_is_served() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/assets");
+        let mut files: Vec<String> = std::fs::read_dir(&folder)
+            .expect("the web/assets folder")
+            .map(|entry| {
+                entry
+                    .expect("a web/assets entry")
+                    .file_name()
+                    .into_string()
+                    .expect("a UTF-8 file name")
+            })
+            .collect();
+        files.sort();
+        let mut served: Vec<String> = ASSETS.iter().map(|(name, _, _)| name.to_string()).collect();
+        served.sort();
+        assert_eq!(files, served);
+    }
 }
