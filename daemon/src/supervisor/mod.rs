@@ -302,8 +302,8 @@ impl Supervisor {
             .transaction(move |c| runs::claim(c, id, &host))
             .await?;
         match claimed {
-            Ok(was_wanted) => Ok(was_wanted),
-            Err(other) => Err(self.elsewhere_error(&app.name, other).await),
+            runs::Claim::Here { was_wanted } => Ok(was_wanted),
+            runs::Claim::Elsewhere(other) => Err(self.elsewhere_error(&app.name, other).await),
         }
     }
 

@@ -30,9 +30,12 @@ impl Supervisor {
         let open = self.db.call(move |c| runs::open_runs(c, &host)).await?;
         let open: Vec<runs::OpenRun> = open
             .into_iter()
-            .filter_map(|run| {
-                run.map_err(|e| tracing::error!(error = %e, "could not read a run; skipped it"))
-                    .ok()
+            .filter_map(|row| match row {
+                runs::OpenRow::Run(run) => Some(run),
+                runs::OpenRow::Unreadable { run_id, error } => {
+                    tracing::error!(run_id, %error, "could not read a run; skipped it");
+                    None
+                }
             })
             .collect();
         let recorded: HashSet<i32> = open.iter().map(|r| r.pid).collect();

@@ -171,15 +171,22 @@ pub fn set_wanted(conn: &Conn<'_>, project_id: i64, host: Option<&str>) -> Resul
     Ok(())
 }
 
+/// What [`claim`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The app is now wanted running here; it was already when `was_wanted`.
+    Here {
+        /// Whether it was wanted running here before.
+        was_wanted: bool,
+    },
+    /// Another host's daemon keeps it running: this one.
+    Elsewhere(String),
+}
+
 /// Claims the project for `host`'s daemon: wanted running there, unless
-/// another host keeps it running. Returns `Ok(was_wanted_here)`, or the
-/// other host. Call inside a transaction: the check and the claim are one
-/// step, so two hosts never both start it.
-pub fn claim(
-    conn: &Conn<'_>,
-    project_id: i64,
-    host: &str,
-) -> Result<Result<bool, String>, DbError> {
+/// another host keeps it running. Call inside a transaction: the check and
+/// the claim are one step, so two hosts never both start it.
+pub fn claim(conn: &Conn<'_>, project_id: i64, host: &str) -> Result<Claim, DbError> {
     conn.lock_project(project_id)?;
     let (wanted, wanted_host): (String, Option<String>) = conn.query_one(
         "SELECT wanted, wanted_host FROM projects WHERE id = $1",
@@ -188,10 +195,12 @@ pub fn claim(
     )?;
     let running = wanted == "running";
     if let Some(other) = wanted_host.filter(|h| running && h != host) {
-        return Ok(Err(other));
+        return Ok(Claim::Elsewhere(other));
     }
     set_wanted(conn, project_id, Some(host))?;
-    Ok(Ok(running))
+    Ok(Claim::Here {
+        was_wanted: running,
+    })
 }
 
 /// The host another daemon keeps the project running on, if it is wanted
@@ -209,10 +218,24 @@ pub fn wanted_elsewhere(
     )
 }
 
+/// One row of [`open_runs`].
+#[derive(Debug)]
+pub enum OpenRow {
+    /// A run that can be recovered.
+    Run(OpenRun),
+    /// A row that could not be read, and why.
+    Unreadable {
+        /// The run's id.
+        run_id: i64,
+        /// What was wrong with it.
+        error: DbError,
+    },
+}
+
 /// Runs on `host` with no end recorded: the apps its last daemon left
 /// behind. A row that cannot be read is reported on its own, so one bad row
 /// does not hide the others.
-pub fn open_runs(conn: &Conn<'_>, host: &str) -> Result<Vec<Result<OpenRun, String>>, DbError> {
+pub fn open_runs(conn: &Conn<'_>, host: &str) -> Result<Vec<OpenRow>, DbError> {
     conn.query(
         "SELECT r.id, r.project_id, p.owner_id, p.name, r.pid, r.proc_start, r.port, p.wanted, \
                 r.version, p.wanted_host \
@@ -236,10 +259,13 @@ pub fn open_runs(conn: &Conn<'_>, host: &str) -> Result<Vec<Result<OpenRun, Stri
                     version: r.get(8)?,
                 })
             };
-            Ok(run().map_err(|e| {
-                let id = r.get::<i64>(0).unwrap_or_default();
-                format!("run {id}: {e}")
-            }))
+            Ok(match run() {
+                Ok(run) => OpenRow::Run(run),
+                Err(error) => OpenRow::Unreadable {
+                    run_id: r.get::<i64>(0).unwrap_or_default(),
+                    error,
+                },
+            })
         },
     )
 }
