@@ -15,6 +15,7 @@ mod ports;
 pub mod probe;
 mod runs;
 pub mod scheduler;
+mod spawner;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -23,10 +24,11 @@ use std::time::Duration;
 
 use appforge_shared::protocol::{FileContent, ProcessInfo};
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
-use self::app::{AppConfig, Origin, State, Status, StopCommand};
+use self::app::{AppConfig, AppHandle, Launch, Origin, State, Status};
 use self::gauges::Gauges;
+use self::lifecycle::RunEnd;
 use self::scheduler::{ProbeTimings, Scheduler};
 use crate::config::AppSettings;
 use crate::confine::cgroup::Cgroups;
@@ -105,7 +107,7 @@ pub enum RunError {
 struct Handle {
     owner_id: i64,
     name: String,
-    commands: mpsc::UnboundedSender<StopCommand>,
+    app: AppHandle,
     status: watch::Receiver<Status>,
     /// The project version it runs, and how that fared in its checks.
     version: Option<i64>,
@@ -427,12 +429,14 @@ impl Supervisor {
             }
         };
         let env = self.environment(requirements, &log, step).await?;
-        let cfg = AppConfig {
-            project_id: project.id,
+        let launch = Launch {
             dir,
             env,
-            port,
             version: Some(release.version),
+        };
+        let cfg = AppConfig {
+            project_id: project.id,
+            port,
             log,
             settings: Arc::clone(&self.settings),
             db: self.db.clone(),
@@ -445,7 +449,6 @@ impl Supervisor {
         if matches!(origin, Origin::Spawn) {
             step(format!("starting on port {port}"));
         }
-        let (commands, receiver) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(Status {
             state: State::Starting,
             pid: None,
@@ -455,11 +458,11 @@ impl Supervisor {
             last_exit: None,
             failure: None,
         });
-        tokio::spawn(app::supervise(cfg, origin, receiver, status_tx));
+        let app = app::start(cfg, launch, origin, status_tx);
         let handle = Handle {
             owner_id: project.owner_id,
             name: project.name.clone(),
-            commands,
+            app,
             status: status.clone(),
             version: Some(release.version),
             check_status: release.check_status.clone(),
@@ -596,7 +599,7 @@ impl Supervisor {
         self.db
             .call(move |c| {
                 runs::set_wanted(c, project_id, None)?;
-                runs::set_status(c, project_id, "stopped", None)
+                runs::set_status(c, project_id, State::Stopped, None)
             })
             .await?;
         let handle = self
@@ -609,10 +612,7 @@ impl Supervisor {
         };
         let before = handle.status.borrow().clone();
         if before.state.is_live() {
-            let (done, stopped) = oneshot::channel();
-            if handle.commands.send(StopCommand(done)).is_ok() {
-                let _ = stopped.await;
-            }
+            handle.app.stop().await;
             let _ = handle.status.wait_for(|s| !s.state.is_live()).await;
         }
         let mut after = handle.status.borrow().clone();
@@ -1112,9 +1112,12 @@ impl Supervisor {
             // Running but not wanted (or twice): no app runs unseen.
             app::terminate(run.pid, self.settings.stop_timeout).await;
         }
-        let (run_id, status) = (run.run_id, if same { "stopped" } else { "lost" });
+        let (run_id, end) = (
+            run.run_id,
+            if same { RunEnd::Stopped } else { RunEnd::Lost },
+        );
         self.db
-            .call(move |c| runs::finish(c, run_id, status, None, None))
+            .call(move |c| runs::finish(c, run_id, end, None, None))
             .await?;
         Ok(())
     }
@@ -1203,10 +1206,7 @@ impl Supervisor {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
             if let Some(mut handle) = handle {
-                let (done, stopped) = oneshot::channel();
-                if handle.commands.send(StopCommand(done)).is_ok() {
-                    let _ = stopped.await;
-                }
+                handle.app.stop().await;
                 let _ = handle.status.wait_for(|s| !s.state.is_live()).await;
             }
         }

@@ -4,8 +4,19 @@
 //! keep to their own apps. Rows from before hosts were recorded (NULL) are
 //! every host's: only a single daemon can have written them.
 
+use super::lifecycle::{RunEnd, State};
 use crate::db::{now_ms, Conn, DbError};
 use crate::params;
+
+/// The name a run's end is stored under.
+fn run_end_name(end: RunEnd) -> &'static str {
+    match end {
+        RunEnd::Exited => "exited",
+        RunEnd::Unhealthy => "unhealthy",
+        RunEnd::Stopped => "stopped",
+        RunEnd::Lost => "lost",
+    }
+}
 
 /// A run that had not ended when the last daemon stopped.
 #[derive(Debug, Clone)]
@@ -118,14 +129,14 @@ pub fn insert(conn: &Conn<'_>, start: &Start<'_>) -> Result<i64, DbError> {
 pub fn finish(
     conn: &Conn<'_>,
     run_id: i64,
-    status: &str,
+    end: RunEnd,
     exit_code: Option<i32>,
     signal: Option<i32>,
 ) -> Result<(), DbError> {
     conn.execute(
         "UPDATE project_runs SET stopped_at = $5, status = $2, exit_code = $3, signal = $4 \
          WHERE id = $1 AND stopped_at IS NULL",
-        params![run_id, status, exit_code, signal, now_ms()],
+        params![run_id, run_end_name(end), exit_code, signal, now_ms()],
     )?;
     Ok(())
 }
@@ -134,12 +145,12 @@ pub fn finish(
 pub fn set_status(
     conn: &Conn<'_>,
     project_id: i64,
-    status: &str,
+    state: State,
     port: Option<u16>,
 ) -> Result<(), DbError> {
     conn.execute(
         "UPDATE projects SET status = $2, port = coalesce($3, port) WHERE id = $1",
-        params![project_id, status, port],
+        params![project_id, state.as_str(), port],
     )?;
     Ok(())
 }
