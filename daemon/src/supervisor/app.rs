@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::process::logfile::LogFiles;
 
 pub use super::lifecycle::State;
-pub use super::spawner::{describe, terminate};
+pub use super::spawner::terminate;
 
 /// What `ps` and the handlers see of an app.
 #[derive(Debug, Clone, PartialEq, Eq)]
