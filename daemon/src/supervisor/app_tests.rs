@@ -30,6 +30,12 @@ impl Control {
         self.exit.send_replace(Some(ended(Some(code), None)));
     }
 
+    fn exit_over_limit(&self, why: &str) {
+        let mut past = ended(None, Some(9));
+        past.over_limit = Some(why.into());
+        self.exit.send_replace(Some(past));
+    }
+
     fn signals(&self) -> Vec<&'static str> {
         self.signals.lock().unwrap().clone()
     }
@@ -577,4 +583,31 @@ async fn an_app_that_never_answers_is_killed_at_its_deadline() {
     assert_eq!(h.runs().await[0].1, "unhealthy");
     h.next_process().await;
     h.answer().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_app_past_a_limit_fails_at_once_and_ends_when_let_go() {
+    let mut h = Harness::start(Origin::Spawn, true, false).await;
+    let process = h.next_process().await;
+    h.answer().await;
+    process.exit_over_limit("it ran more than 64 processes and was stopped");
+    let now = h.wait_for(State::Failed).await;
+    assert_eq!(now.restarts, 0);
+    assert_eq!(
+        now.failure.as_deref(),
+        Some("it went past a limit: it ran more than 64 processes and was stopped")
+    );
+    assert_eq!(h.runs().await[0].1, "exited");
+    let more = tokio::time::timeout(Duration::from_secs(3600), h.spawned.recv()).await;
+    assert!(more.is_err(), "started again past a limit");
+    // Its handle dropped (the app run anew, say), the task ends.
+    let Harness {
+        app, mut status, ..
+    } = h;
+    drop(app);
+    let ended = tokio::time::timeout(Duration::from_secs(600), status.changed()).await;
+    assert!(
+        matches!(ended, Ok(Err(_))),
+        "the task still runs: {ended:?}"
+    );
 }
