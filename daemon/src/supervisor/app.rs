@@ -1,35 +1,35 @@
-//! One supervised app: a task that starts (or adopts) its process under
-//! its shim, and then feeds what happens (its exit, seen through a pidfd the
-//! moment it happens; a stop; the scheduler's probe results; its deadlines)
-//! to the life cycle's state machine (`lifecycle.rs`), carrying out what
-//! that decides, until the app is stopped or gives up.
+//! One supervised app: a task that owns its process and its life cycle.
+//! It only waits for the next event (its process's exit, seen through a
+//! pidfd the moment it happens; a command from its [`AppHandle`]; a probe's
+//! result from the scheduler; one of its timers), feeds it to the life
+//! cycle's state machine (`lifecycle.rs`) and carries out the effects that
+//! returns, until the app is stopped or let go. How processes are started
+//! and signalled is the [`Spawner`]'s business (`spawner.rs`).
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::lifecycle::{self, Effect, Event, HealthPolicy, Machine, Probing};
+use super::lifecycle::{self, Effect, Event, Machine, Probing, RunEnd, Timer, Timings};
 use super::probe::ProbeTarget;
 use super::runs;
 use super::scheduler::{self, ProbeResult, Scheduler};
+use super::spawner::{AppProcess, Ended, Shim, SpawnError, Spawner};
 use crate::config::AppSettings;
-use crate::confine::cgroup::{CgroupLimits, Cgroups};
-use crate::confine::limits;
+use crate::confine::cgroup::Cgroups;
 use crate::confine::pyenv::PythonEnv;
-use crate::confine::shim::{self, ShimSpec};
-use crate::confine::{Protections, Sandbox};
+use crate::confine::shim;
+use crate::confine::Protections;
 use crate::db::hosts::Fence;
 use crate::db::Db;
 use crate::metrics::Metrics;
-use crate::process::launch;
 use crate::process::logfile::LogFiles;
-use crate::process::procfs::{self, ExitInfo, PidFd};
 
 pub use super::lifecycle::State;
+pub use super::spawner::terminate;
 
 /// What `ps` and the handlers see of an app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,24 +51,27 @@ pub struct Status {
     pub failure: Option<String>,
 }
 
-/// Asks the app's task to stop its process; answered once no process is left.
-pub struct StopCommand(pub oneshot::Sender<()>);
-
-/// Everything the task needs to run one app.
-pub struct AppConfig {
-    /// The project.
-    pub project_id: i64,
+/// What a process of the app runs: handed to [`start`], and again to
+/// [`AppHandle::restart`] for a new version.
+#[derive(Debug, Clone)]
+pub struct Launch {
     /// Its run folder.
     pub dir: PathBuf,
     /// Its Python environment.
     pub env: PythonEnv,
-    /// Its port.
-    pub port: u16,
     /// What its health probe asks for (`/healthz` or `/`): from the stored
     /// version, never read from the app's folder, which the app can write.
     pub health_path: &'static str,
     /// The project version it runs.
     pub version: Option<i64>,
+}
+
+/// Everything the task needs to run one app, whatever version it runs.
+pub struct AppConfig {
+    /// The project.
+    pub project_id: i64,
+    /// Its port.
+    pub port: u16,
     /// Its log files.
     pub log: LogFiles,
     /// Timings and limits.
@@ -103,75 +106,139 @@ pub enum Origin {
     },
 }
 
-/// A live process of the app.
-struct Proc {
-    pidfd: PidFd,
-    run_id: i64,
-    /// Whether this daemon started it (and so must reap it).
-    ours: bool,
+/// Why a restart did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RestartError {
+    /// The app is being stopped, or has stopped.
+    #[error("the app is {}; run it again instead of restarting it", .0.as_str())]
+    Refused(State),
+    /// The app's task ended meanwhile (it was stopped, or its host taken
+    /// over).
+    #[error("the app is no longer supervised; run it again")]
+    Ended,
 }
 
-impl Proc {
-    fn pid(&self) -> i32 {
-        self.pidfd.pid()
+/// What an [`AppHandle`] asks of the app's task.
+enum Command {
+    /// Stop; answered once no process is left.
+    Stop(oneshot::Sender<()>),
+    /// Stop the process and start one on this launch; answered once the new
+    /// one was started (or could not be).
+    Restart(Launch, oneshot::Sender<Result<(), RestartError>>),
+}
+
+/// The app's task, as its owner holds it. Dropping every handle lets the
+/// task end once the app has failed; a live app is watched on.
+#[derive(Debug, Clone)]
+pub struct AppHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl AppHandle {
+    /// Stops the app; returns once no process of it is left.
+    pub async fn stop(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.commands.send(Command::Stop(done)).is_ok() {
+            let _ = stopped.await;
+        }
+    }
+
+    /// Stops the app's process and starts a new one on `launch`, as one
+    /// operation: the app stays wanted, its port and its task are kept, and
+    /// its restarts count from 0 again. Returns once the new process was
+    /// started (or could not be: the status then says `failed`); wait on
+    /// the status for it to answer. A failed app, or one waiting to be
+    /// restarted, starts at once.
+    pub async fn restart(&self, launch: Launch) -> Result<(), RestartError> {
+        let (done, restarted) = oneshot::channel();
+        self.commands
+            .send(Command::Restart(launch, done))
+            .map_err(|_| RestartError::Ended)?;
+        restarted.await.map_err(|_| RestartError::Ended)?
     }
 }
 
-/// Runs the app until it is stopped or gives up; `status` tells the world.
-///
-/// One loop: it waits for the next event (the process's exit through its
-/// pidfd, a stop, a probe's result from the scheduler, a deadline), feeds it
-/// to the life cycle's [`lifecycle::next`], and carries out the effects.
-/// While the daemon does not hold its host claim, no event is taken: the
-/// app is left as it is until the claim is back, or, once another daemon
-/// took the host over, left to that one.
-pub async fn supervise(
+/// Starts the app's task on `launch`; `status` tells the world.
+pub fn start(
     cfg: AppConfig,
+    launch: Launch,
     origin: Origin,
-    mut commands: mpsc::UnboundedReceiver<StopCommand>,
+    status: watch::Sender<Status>,
+) -> AppHandle {
+    let (commands, receiver) = mpsc::unbounded_channel();
+    tokio::spawn(supervise(Shim, cfg, launch, origin, receiver, status));
+    AppHandle { commands }
+}
+
+/// Runs the app until it is stopped or let go.
+///
+/// One loop: it waits for the next event, feeds it to the life cycle's
+/// [`lifecycle::next`], and carries out the effects (some of which, a
+/// spawn, give the next event at once). While the daemon does not hold its
+/// host claim, no event is taken: the app is left as it is until the claim
+/// is back, or, once another daemon took the host over, left to that one.
+async fn supervise<S: Spawner>(
+    spawner: S,
+    cfg: AppConfig,
+    launch: Launch,
+    origin: Origin,
+    mut commands: mpsc::UnboundedReceiver<Command>,
     status: watch::Sender<Status>,
 ) {
     let settings = &cfg.settings;
-    let mut machine = Machine::starting(
+    let mut machine = Machine::new(
         settings.restart,
-        HealthPolicy {
+        Timings {
             start_timeout: settings.start_timeout,
             failures: settings.health_failures,
+            stop_grace: settings.stop_timeout,
         },
     );
     let (probe_tx, mut probes) = mpsc::unbounded_channel();
     let mut fence = cfg.fence.clone();
-    let mut task = Task {
-        cfg: &cfg,
-        proc: None,
-        key: 0,
-        target: None,
-        app_pid: None,
-        probe_tx,
-        start_deadline: None,
-        restart_at: None,
-        kill_at: None,
-        stopped: Vec::new(),
-    };
-    // The first process: adopted or started, then probed quickly.
-    let first = match origin {
-        Origin::Spawn => spawn(&cfg).await,
+    let (first, adopt) = match origin {
+        Origin::Spawn => (Event::Start, None),
         Origin::Adopt {
             pid,
             start_ticks,
             run_id,
-        } => adopt(pid, start_ticks, run_id),
+        } => (Event::Adopt, Some((pid, start_ticks, run_id))),
     };
-    let mut effects = match first {
-        Ok(proc) => {
-            task.started(proc);
-            vec![Effect::Probe(Probing::Quickly)]
-        }
-        Err(why) => task.feed(&mut machine, Event::StartFailed(why)),
+    let mut task = Task {
+        cfg: &cfg,
+        spawner: &spawner,
+        launch,
+        next_launch: None,
+        adopt,
+        proc: None,
+        ended: None,
+        target: None,
+        app_pid: None,
+        probe_tx,
+        timers: Timers::default(),
+        stopped: Vec::new(),
+        restarted: Vec::new(),
+        restarts_done: false,
     };
+    let mut events = VecDeque::from([first]);
+    let mut handles_left = true;
     loop {
-        let finished = task.carry_out(&mut machine, effects).await;
-        publish(&cfg, &status, &machine, task.proc.as_ref(), task.app_pid).await;
+        let mut finished = false;
+        while let Some(event) = events.pop_front() {
+            for effect in task.feed(&mut machine, event) {
+                match task.carry_out(&machine, effect).await {
+                    Outcome::Done => {}
+                    Outcome::Then(event) => events.push_back(event),
+                    Outcome::Finished => finished = true,
+                }
+            }
+        }
+        publish(&cfg, &status, &machine, &task).await;
+        if std::mem::take(&mut task.restarts_done) {
+            for done in task.restarted.drain(..) {
+                let _ = done.send(Ok(()));
+            }
+        }
         if finished {
             for done in task.stopped.drain(..) {
                 let _ = done.send(());
@@ -179,7 +246,7 @@ pub async fn supervise(
             return;
         }
         if !fence.is_held() && !sit_out(&mut fence, &mut probes).await {
-            task.abandon().await;
+            task.abandon(&machine).await;
             for done in task.stopped.drain(..) {
                 let _ = done.send(());
             }
@@ -188,237 +255,337 @@ pub async fn supervise(
         let event = tokio::select! {
             biased;
             // First: an exit seen as the claim goes is left for later.
-            () = fence.lost() => {
-                effects = Vec::new();
-                continue;
-            }
-            exit = wait_exit(task.proc.as_ref()) => {
-                let state = machine.state();
-                let proc = task.proc.take().expect("an exit needs a process");
-                task.ended(&proc, state, exit).await
-            }
-            Some(StopCommand(done)) = commands.recv() => {
-                task.stopped.push(done);
-                if machine.state() == State::Stopping {
-                    effects = Vec::new();
-                    continue;
+            () = fence.lost() => continue,
+            ended = wait_exit(task.proc.as_ref()) => {
+                task.ended = task.proc.take();
+                match ended.over_limit {
+                    Some(why) => Event::OverLimit(ended.exit, why),
+                    None => Event::Exited(ended.exit),
                 }
-                Event::Stop
             }
-            Some(result) = probes.recv() => {
-                if result.key != task.key {
-                    effects = Vec::new();
-                    continue;
+            command = commands.recv(), if handles_left => match command {
+                Some(Command::Stop(done)) => {
+                    task.stopped.push(done);
+                    Event::Stop
                 }
-                if result.answered { Event::Answered } else { Event::ProbeFailed }
-            }
-            () = sleep_until(task.start_deadline), if task.start_deadline.is_some() => {
-                task.start_deadline = None;
-                Event::StartDeadline
-            }
-            () = sleep_until(task.restart_at), if task.restart_at.is_some() => {
-                task.restart_at = None;
-                Event::BackoffOver
-            }
-            () = sleep_until(task.kill_at), if task.kill_at.is_some() => {
-                // The grace after SIGTERM is over.
-                task.kill_at = None;
-                if let Some(proc) = &task.proc {
-                    kill_tree(proc.pid());
+                Some(Command::Restart(launch, done)) => {
+                    task.next_launch = Some(launch);
+                    task.restarted.push(done);
+                    Event::Restart
                 }
-                effects = Vec::new();
-                continue;
+                None => {
+                    handles_left = false;
+                    Event::Released
+                }
+            },
+            Some(result) = probes.recv() => match result.answered {
+                true => Event::Answered(result.key),
+                false => Event::ProbeFailed(result.key),
+            },
+            timer = task.timers.next_due() => {
+                task.timers.disarm(timer);
+                timer.event()
             }
         };
-        effects = task.feed(&mut machine, event);
+        events.push_back(event);
+    }
+}
+
+/// What carrying out one effect led to.
+enum Outcome {
+    Done,
+    /// An event to feed next (how a spawn went).
+    Then(Event),
+    /// The task is to end.
+    Finished,
+}
+
+/// A live process of the app and its run's row.
+struct Running<P> {
+    proc: P,
+    run_id: i64,
+}
+
+/// The task's timers, one slot each; none is armed while an app runs
+/// healthy.
+#[derive(Default)]
+struct Timers([Option<tokio::time::Instant>; Timer::ALL.len()]);
+
+impl Timers {
+    fn slot(timer: Timer) -> usize {
+        Timer::ALL.iter().position(|t| *t == timer).unwrap_or(0)
+    }
+
+    fn arm(&mut self, timer: Timer, after: std::time::Duration) {
+        self.0[Self::slot(timer)] = Some(tokio::time::Instant::now() + after);
+    }
+
+    fn disarm(&mut self, timer: Timer) {
+        self.0[Self::slot(timer)] = None;
+    }
+
+    /// Resolves when the earliest armed timer is due, with which; never
+    /// when none is armed.
+    async fn next_due(&self) -> Timer {
+        let earliest = Timer::ALL
+            .into_iter()
+            .filter_map(|t| self.0[Self::slot(t)].map(|at| (at, t)))
+            .min_by_key(|(at, _)| *at);
+        match earliest {
+            Some((at, timer)) => {
+                tokio::time::sleep_until(at).await;
+                timer
+            }
+            None => std::future::pending().await,
+        }
     }
 }
 
 /// What one app's task holds besides its life cycle.
-struct Task<'a> {
+struct Task<'a, S: Spawner> {
     cfg: &'a AppConfig,
+    spawner: &'a S,
+    /// What its processes run.
+    launch: Launch,
+    /// The launch a restart asked for, until the life cycle takes the
+    /// restart.
+    next_launch: Option<Launch>,
+    /// The process to adopt: pid, start time, run row.
+    adopt: Option<(i32, u64, i64)>,
     /// Its process, while it has one.
-    proc: Option<Proc>,
-    /// The key of the current process's probes.
-    key: u64,
+    proc: Option<Running<S::Process>>,
+    /// The process whose end is being recorded.
+    ended: Option<Running<S::Process>>,
     /// Where the current process is probed.
     target: Option<ProbeTarget>,
     /// The app's own process below the shim, once known.
     app_pid: Option<i32>,
     probe_tx: mpsc::UnboundedSender<ProbeResult>,
-    start_deadline: Option<tokio::time::Instant>,
-    restart_at: Option<tokio::time::Instant>,
-    /// When a process asked to stop is killed.
-    kill_at: Option<tokio::time::Instant>,
+    timers: Timers,
     /// Who waits for the app to stop.
     stopped: Vec<oneshot::Sender<()>>,
+    /// Who waits for a restart to have started the new process.
+    restarted: Vec<oneshot::Sender<Result<(), RestartError>>>,
+    /// Whether the restart's new process was started (or could not be).
+    restarts_done: bool,
 }
 
-impl Task<'_> {
-    /// Feeds an event to the life cycle; a refused one is logged, never applied.
-    fn feed(&self, machine: &mut Machine, event: Event) -> Vec<Effect> {
+impl<S: Spawner> Task<'_, S> {
+    /// Feeds an event to the life cycle; a refused one is logged, never
+    /// applied (a refused restart is answered so).
+    fn feed(&mut self, machine: &mut Machine, event: Event) -> Vec<Effect> {
+        let restart = event == Event::Restart;
         match lifecycle::next(machine, event, Instant::now()) {
             Ok((next, effects)) => {
                 *machine = next;
+                if let Some(launch) = self.next_launch.take().filter(|_| restart) {
+                    self.launch = launch;
+                }
                 effects
             }
             Err(illegal) => {
-                tracing::error!(project_id = self.cfg.project_id, %illegal, "ignored an event");
+                if restart {
+                    self.next_launch = None;
+                    for done in self.restarted.drain(..) {
+                        let _ = done.send(Err(RestartError::Refused(illegal.state)));
+                    }
+                    tracing::warn!(project_id = self.cfg.project_id, %illegal, "refused a restart");
+                } else {
+                    tracing::error!(project_id = self.cfg.project_id, %illegal, "ignored an event");
+                }
                 Vec::new()
             }
         }
     }
 
-    /// A process runs: its probes get a key of their own and its start a deadline.
-    fn started(&mut self, proc: Proc) {
-        self.proc = Some(proc);
-        self.app_pid = None;
-        self.key = scheduler::new_key();
-        self.target = Some(probe_target(self.cfg));
-        self.start_deadline = Some(tokio::time::Instant::now() + self.cfg.settings.start_timeout);
-    }
-
-    /// Carries out the effects; true when the task is to end.
-    async fn carry_out(&mut self, machine: &mut Machine, effects: Vec<Effect>) -> bool {
+    /// Carries out one effect.
+    async fn carry_out(&mut self, machine: &Machine, effect: Effect) -> Outcome {
         let cfg = self.cfg;
-        let mut queue: std::collections::VecDeque<Effect> = effects.into();
-        let mut finished = false;
-        while let Some(effect) = queue.pop_front() {
-            match effect {
-                Effect::Spawn => {
-                    // Only with the claim; taken over, the task ends here.
-                    let mut fence = cfg.fence.clone();
-                    if !fence.is_held() && !fence.settled().await {
-                        return true;
-                    }
-                    match spawn(cfg).await {
-                        Ok(proc) => self.started(proc),
-                        Err(why) => queue.extend(self.feed(machine, Event::StartFailed(why))),
-                    }
+        match effect {
+            Effect::Spawn => {
+                // Only with the claim; taken over, the task ends here.
+                let mut fence = cfg.fence.clone();
+                if !fence.is_held() && !fence.settled().await {
+                    return Outcome::Finished;
                 }
-                Effect::Probe(probing) => {
-                    if probing == Probing::Slowly {
-                        self.start_deadline = None;
-                        if let Some(proc) = &self.proc {
-                            // shim, its init, then the app itself.
-                            self.app_pid = procfs::tree_pids(proc.pid()).get(2).copied();
-                            let _ = cfg.log.note(&format!(
-                                "pid {} answers on http://127.0.0.1:{}/",
-                                proc.pid(),
-                                cfg.port
-                            ));
-                        }
-                    }
-                    if let Some(target) = &self.target {
-                        cfg.scheduler.watch(
-                            self.key,
-                            target.clone(),
-                            probing,
-                            self.probe_tx.clone(),
-                        );
+                // A restart asked for is answered once this shows.
+                self.restarts_done = !self.restarted.is_empty();
+                Outcome::Then(match self.spawn().await {
+                    Ok(key) => Event::Spawned(key),
+                    Err(e) => Event::StartFailed(e.to_string()),
+                })
+            }
+            Effect::Adopt => {
+                let Some((pid, start_ticks, run_id)) = self.adopt.take() else {
+                    return Outcome::Then(Event::StartFailed("nothing to adopt".into()));
+                };
+                Outcome::Then(match self.spawner.adopt(cfg, pid, start_ticks) {
+                    Ok(proc) => Event::Spawned(self.started(proc, run_id)),
+                    Err(e) => Event::StartFailed(e.to_string()),
+                })
+            }
+            Effect::Probe(key, probing) => {
+                if probing == Probing::Slowly {
+                    if let Some(running) = &self.proc {
+                        self.app_pid = running.proc.app_pid();
+                        let _ = cfg.log.note(&format!(
+                            "pid {} answers on http://127.0.0.1:{}/",
+                            running.proc.pid(),
+                            cfg.port
+                        ));
                     }
                 }
-                Effect::StopProbing => {
-                    cfg.scheduler.unwatch(self.key);
-                    self.start_deadline = None;
+                if let Some(target) = &self.target {
+                    cfg.scheduler
+                        .watch(key, target.clone(), probing, self.probe_tx.clone());
                 }
-                Effect::Kill => {
-                    if let Some(proc) = &self.proc {
-                        kill_tree(proc.pid());
-                    }
+                Outcome::Done
+            }
+            Effect::StopProbing(key) => {
+                cfg.scheduler.unwatch(key);
+                Outcome::Done
+            }
+            Effect::Terminate => {
+                if let Some(running) = &self.proc {
+                    running.proc.terminate();
                 }
-                Effect::Terminate => {
-                    if let Some(proc) = &self.proc {
-                        // To the shim alone, which hands it on to the app once.
-                        let _ = nix::sys::signal::kill(Pid::from_raw(proc.pid()), Signal::SIGTERM);
-                        self.kill_at =
-                            Some(tokio::time::Instant::now() + cfg.settings.stop_timeout);
-                    }
+                Outcome::Done
+            }
+            Effect::Kill => {
+                if let Some(running) = &self.proc {
+                    running.proc.kill();
                 }
-                Effect::RestartIn(after) => {
-                    cfg.metrics.app_restarted();
-                    tracing::info!(
-                        project_id = cfg.project_id,
-                        ended = machine.last_exit().unwrap_or("exited"),
-                        after_ms = after.as_millis() as u64,
-                        "restarting app"
-                    );
-                    self.restart_at = Some(tokio::time::Instant::now() + after);
+                Outcome::Done
+            }
+            Effect::Arm(timer, after) => {
+                self.timers.arm(timer, after);
+                Outcome::Done
+            }
+            Effect::Disarm(timer) => {
+                self.timers.disarm(timer);
+                Outcome::Done
+            }
+            Effect::EndRun(end, exit) => {
+                if let Some(ended) = self.ended.take() {
+                    self.end_run(ended, end, exit).await;
                 }
-                Effect::Finish => {
-                    if let Some(why) = machine.failure() {
-                        let _ = cfg.log.note(&format!("giving up: {why}"));
-                        tracing::warn!(project_id = cfg.project_id, %why, "app failed");
-                    }
-                    release_cgroup(cfg).await;
-                    finished = true;
+                Outcome::Done
+            }
+            Effect::RestartIn(after) => {
+                cfg.metrics.app_restarted();
+                tracing::info!(
+                    project_id = cfg.project_id,
+                    ended = machine.last_exit().unwrap_or("exited"),
+                    after_ms = after.as_millis() as u64,
+                    "restarting app"
+                );
+                Outcome::Done
+            }
+            Effect::GiveUp => {
+                if let Some(why) = machine.failure() {
+                    let _ = cfg.log.note(&format!("giving up: {why}"));
+                    tracing::warn!(project_id = cfg.project_id, %why, "app failed");
                 }
+                self.spawner.release(cfg).await;
+                Outcome::Done
+            }
+            Effect::Finish => {
+                self.spawner.release(cfg).await;
+                Outcome::Finished
             }
         }
-        finished
+    }
+
+    /// Starts a process on the current launch and records its run; returns
+    /// its probe key.
+    async fn spawn(&mut self) -> Result<u64, SpawnError> {
+        let cfg = self.cfg;
+        let proc = self.spawner.spawn(cfg, &self.launch).await?;
+        let (project_id, port, version) = (cfg.project_id, cfg.port, self.launch.version);
+        let (pid, proc_start) = (proc.pid(), proc.start_ticks());
+        let host = cfg.settings.host.clone();
+        let recorded = cfg
+            .db
+            .call(move |c| {
+                let start = runs::Start {
+                    project_id,
+                    pid,
+                    port,
+                    proc_start,
+                    version,
+                    host: &host,
+                };
+                let id = runs::insert(c, &start)?;
+                runs::set_status(c, project_id, State::Starting, Some(port))?;
+                Ok(id)
+            })
+            .await;
+        let run_id = match recorded {
+            Ok(id) => id,
+            Err(e) => {
+                // Not left running unseen.
+                proc.kill();
+                proc.ended().await;
+                return Err(e.into());
+            }
+        };
+        let _ = cfg.log.note(&format!("started pid {pid} on port {port}"));
+        cfg.metrics.app_started();
+        tracing::info!(project_id, pid, port, "started app");
+        Ok(self.started(proc, run_id))
+    }
+
+    /// A process runs: its probes get a key of their own and a target in
+    /// its launch's folder.
+    fn started(&mut self, proc: S::Process, run_id: i64) -> u64 {
+        self.proc = Some(Running { proc, run_id });
+        self.app_pid = None;
+        self.target = Some(probe_target(&self.launch, self.cfg.port));
+        scheduler::new_key()
+    }
+
+    /// Records how a process ended, and ends whatever it left.
+    async fn end_run(&mut self, ended: Running<S::Process>, end: RunEnd, exit: lifecycle::Exit) {
+        let cfg = self.cfg;
+        ended.proc.kill_leftovers();
+        self.app_pid = None;
+        let run_id = ended.run_id;
+        let (code, signal) = (exit.code, exit.signal);
+        let _ = cfg
+            .db
+            .call(move |c| runs::finish(c, run_id, end, code, signal))
+            .await;
+        let _ = cfg
+            .log
+            .note(&format!("pid {} {}", ended.proc.pid(), exit.how));
     }
 
     /// Another daemon took the host over, and the app is its now: nothing is
     /// written or signalled. Only this daemon's own child is waited for and
     /// reaped, so that it leaves no zombie.
-    async fn abandon(&mut self) {
-        self.cfg.scheduler.unwatch(self.key);
-        let Some(proc) = self.proc.take() else {
+    async fn abandon(&mut self, machine: &Machine) {
+        if let Some(key) = machine.key() {
+            self.cfg.scheduler.unwatch(key);
+        }
+        let Some(running) = self.proc.take() else {
             return;
         };
-        if !proc.ours {
+        if !running.proc.is_child() {
             return;
         }
-        let _ = proc.pidfd.exited().await;
-        reap(&proc, Ok(()));
+        running.proc.ended().await;
         tracing::info!(
             project_id = self.cfg.project_id,
-            pid = proc.pid(),
+            pid = running.proc.pid(),
             "an app's process ended while another daemon holds this host; left the app to it"
         );
-    }
-
-    /// Records how a process ended, reaps it and whatever it left, and
-    /// says how it ended: past a limit its shim holds, or how, in words.
-    async fn ended(&mut self, proc: &Proc, state: State, exit: std::io::Result<()>) -> Event {
-        let cfg = self.cfg;
-        let info = reap(proc, exit);
-        let described = describe(info.as_ref());
-        let (code, signal) = match info {
-            Some(ExitInfo::Code(c)) => (Some(c), None),
-            Some(ExitInfo::Signal(s)) => (None, Some(s)),
-            None => (None, None),
-        };
-        let run_status = match state {
-            State::Stopping => "stopped",
-            State::Unhealthy => "unhealthy",
-            _ => "exited",
-        };
-        // Whatever the app left in its group or cgroup goes with it.
-        let _ = killpg(Pid::from_raw(proc.pid()), Signal::SIGKILL);
-        if let Some(cgroups) = &cfg.cgroups {
-            cgroups.kill(cfg.project_id);
-        }
-        self.kill_at = None;
-        self.app_pid = None;
-        let run_id = proc.run_id;
-        let _ = cfg
-            .db
-            .call(move |c| runs::finish(c, run_id, run_status, code, signal))
-            .await;
-        let _ = cfg.log.note(&format!("pid {} {described}", proc.pid()));
-        // Read also for an adopted app: its shim wrote it whoever watched.
-        match limits::take_reason(cfg.log.path()) {
-            Some(why) => Event::OverLimit(why),
-            None => Event::Exited(described),
-        }
     }
 }
 
 /// Resolves when the process ends; never without one.
-async fn wait_exit(proc: Option<&Proc>) -> std::io::Result<()> {
-    match proc {
-        Some(proc) => proc.pidfd.exited().await,
+async fn wait_exit<P: AppProcess>(running: Option<&Running<P>>) -> Ended {
+    match running {
+        Some(running) => running.proc.ended().await,
         None => std::future::pending().await,
     }
 }
@@ -436,27 +603,19 @@ async fn sit_out(fence: &mut Fence, probes: &mut mpsc::UnboundedReceiver<ProbeRe
     }
 }
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Shows the machine's state to the world: the watch, and the project's
 /// row when the state changed. Nothing is sent when nothing changed (a
 /// probe that answered, say), so an idle app wakes nobody.
-async fn publish(
+async fn publish<S: Spawner>(
     cfg: &AppConfig,
     status: &watch::Sender<Status>,
     machine: &Machine,
-    proc: Option<&Proc>,
-    app_pid: Option<i32>,
+    task: &Task<'_, S>,
 ) {
     let next = Status {
         state: machine.state(),
-        pid: proc.map(Proc::pid),
-        app_pid,
+        pid: task.proc.as_ref().map(|r| r.proc.pid()),
+        app_pid: task.app_pid,
         port: cfg.port,
         restarts: machine.restarts(),
         last_exit: machine.last_exit().map(str::to_string),
@@ -476,219 +635,21 @@ async fn publish(
         let (project_id, port, state) = (cfg.project_id, cfg.port, next.state);
         let _ = cfg
             .db
-            .call(move |c| runs::set_status(c, project_id, state.as_str(), Some(port)))
+            .call(move |c| runs::set_status(c, project_id, state, Some(port)))
             .await;
     }
     status.send_replace(next);
 }
 
-/// Starts the app under its shim (see `confine::shim`): its own session,
-/// its folder, a clean environment, its confinement and limits, and its
-/// output through the shim into its capped log.
-async fn spawn(cfg: &AppConfig) -> Result<Proc, String> {
-    let tmp = cfg
-        .settings
-        .projects_dir
-        .join("tmp")
-        .join(format!("project_{}", cfg.project_id));
-    fresh_private_dir(&tmp).map_err(|e| format!("cannot make {}: {e}", tmp.display()))?;
-    let settings = &cfg.settings;
-    let cgroup = match &cfg.cgroups {
-        Some(cgroups) => Some(
-            cgroups
-                .create(
-                    cfg.project_id,
-                    CgroupLimits {
-                        memory: settings.max_memory,
-                        cpu_percent: settings.max_cpu_percent,
-                        pids: settings.max_processes,
-                    },
-                )
-                .map_err(|e| format!("cannot make the app's cgroup: {e}"))?,
-        ),
-        None => None,
-    };
-    let spec = ShimSpec {
-        program: cfg.env.python(),
-        args: launch::python_args(cfg.port),
-        dir: cfg.dir.clone(),
-        env: launch::environment(&cfg.env.root, cfg.port, &tmp),
-        log: cfg.log.path().to_path_buf(),
-        log_max_bytes: cfg.log.max_bytes(),
-        log_files: cfg.log.files(),
-        sandbox: Sandbox::for_app(
-            &cfg.protections,
-            settings,
-            &cfg.dir,
-            &tmp,
-            &cfg.env.root,
-            cgroup,
-            cfg.port,
-        ),
-    };
-    tracing::debug!(project_id = cfg.project_id, sandbox = ?spec.sandbox, "starting app");
-    // A reason left by an earlier run is not this run's.
-    limits::clear_reason(cfg.log.path());
-    // What the shim itself says goes to the app's log too.
-    let shim_errors = cfg
-        .log
-        .open_for_child()
-        .map_err(|e| format!("cannot open its log: {e}"))?;
-    let child = shim::start(&spec, shim_errors.into())
-        .map_err(|e| format!("cannot start the app's shim: {e}"))?;
-    let pid = child.id() as i32;
-    // The pidfd, not the std handle, watches the child; dropping the handle
-    // neither waits nor kills.
-    drop(child);
-    // Until it is recorded, a failure must not leave the app running unseen.
-    let abandon = |why: String| {
-        kill_tree(pid);
-        procfs::reap(pid);
-        why
-    };
-    let pidfd = PidFd::open(pid).map_err(|e| abandon(format!("cannot watch pid {pid}: {e}")))?;
-    let start = procfs::read_stat(pid)
-        .map(|s| s.start_ticks)
-        .map_err(|e| abandon(format!("cannot read pid {pid}: {e}")))?;
-    let (project_id, port, version) = (cfg.project_id, cfg.port, cfg.version);
-    let host = cfg.settings.host.clone();
-    let run_id = cfg
-        .db
-        .call(move |c| {
-            let start = runs::Start {
-                project_id,
-                pid,
-                port,
-                proc_start: start,
-                version,
-                host: &host,
-            };
-            let id = runs::insert(c, &start)?;
-            runs::set_status(c, project_id, "starting", Some(port))?;
-            Ok(id)
-        })
-        .await
-        .map_err(|e| abandon(e.to_string()))?;
-    let _ = cfg.log.note(&format!("started pid {pid} on port {port}"));
-    cfg.metrics.app_started();
-    tracing::info!(project_id, pid, port, "started app");
-    Ok(Proc {
-        pidfd,
-        run_id,
-        ours: true,
-    })
-}
-
-fn adopt(pid: i32, start_ticks: u64, run_id: i64) -> Result<Proc, String> {
-    // Open first, then check the start time: no gap for the pid to be reused.
-    let pidfd = PidFd::open_checked(pid, start_ticks)
-        .map_err(|e| format!("cannot watch pid {pid}: {e}"))?;
-    Ok(Proc {
-        pidfd,
-        run_id,
-        ours: false,
-    })
-}
-
-/// Empties (or makes) a folder only its owner may use.
-fn fresh_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
 /// Where the app is probed, marked so that its shim keeps the request out
 /// of the app's log.
-fn probe_target(cfg: &AppConfig) -> ProbeTarget {
+fn probe_target(launch: &Launch, port: u16) -> ProbeTarget {
     ProbeTarget {
-        port: cfg.port,
-        path: format!("{}?{}", cfg.health_path, shim::PROBE_MARKER),
+        port,
+        path: format!("{}?{}", launch.health_path, shim::PROBE_MARKER),
     }
 }
 
-/// Reaps our own child right after its pidfd fired, so no zombie stays.
-fn reap(proc: &Proc, _exited: std::io::Result<()>) -> Option<ExitInfo> {
-    if !proc.ours {
-        return None;
-    }
-    // The pidfd fires as the process becomes a zombie; its status is ready.
-    procfs::reap(proc.pid())
-}
-
-/// SIGTERM to the shim, SIGKILL to its tree after `grace`, then SIGKILL to anything
-/// left in the group; returns once the process is gone and reaped.
-async fn stop_process(proc: &Proc, grace: Duration) {
-    let group = Pid::from_raw(proc.pid());
-    // To the shim alone, which hands it to the app's init and so to the
-    // app: once, as a signal-handling app expects.
-    let _ = nix::sys::signal::kill(group, Signal::SIGTERM);
-    if tokio::time::timeout(grace, proc.pidfd.exited())
-        .await
-        .is_err()
-    {
-        kill_tree(proc.pid());
-        let _ = proc.pidfd.exited().await;
-    }
-    // Anything left in the group goes too (no scan of /proc: a signal to
-    // an empty group costs nothing).
-    let _ = killpg(group, Signal::SIGKILL);
-    reap(proc, Ok(()));
-}
-
-/// Stops a process group this daemon does not supervise (one left running
-/// by a previous daemon that nobody wants any more).
-pub async fn terminate(pid: i32, grace: Duration) {
-    if let Ok(pidfd) = PidFd::open(pid) {
-        let proc = Proc {
-            pidfd,
-            run_id: 0,
-            ours: false,
-        };
-        stop_process(&proc, grace).await;
-    }
-}
-
-/// SIGKILL to the app's shim, its group and every process below it. The
-/// pids are taken before any dies: a child that left the app's session
-/// would otherwise be reparented away before it is found. (In its own PID
-/// namespace or cgroup it would end anyway; this is for kernels without.)
-fn kill_tree(shim: i32) {
-    let below = procfs::tree_pids(shim);
-    let _ = killpg(Pid::from_raw(shim), Signal::SIGKILL);
-    for pid in below {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-}
-
-/// Kills what is left in the app's cgroup and removes it once empty.
-async fn release_cgroup(cfg: &AppConfig) {
-    let Some(cgroups) = &cfg.cgroups else {
-        return;
-    };
-    cgroups.kill(cfg.project_id);
-    for _ in 0..100 {
-        if !cgroups.is_populated(cfg.project_id) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cgroups.remove(cfg.project_id);
-}
-
-/// How a process ended, in words.
-pub fn describe(info: Option<&ExitInfo>) -> String {
-    match info {
-        Some(ExitInfo::Code(code)) => format!("exited with code {code}"),
-        Some(ExitInfo::Signal(sig)) => match Signal::try_from(*sig) {
-            Ok(s) => format!("was killed by signal {sig} ({})", s.as_str()),
-            Err(_) => format!("was killed by signal {sig}"),
-        },
-        None => "exited".to_string(),
-    }
-}
+#[cfg(test)]
+#[path = "app_tests.rs"]
+mod tests;

@@ -19,6 +19,7 @@ mod recovery;
 mod reserve;
 mod runs;
 pub mod scheduler;
+mod spawner;
 mod views;
 
 use std::collections::{HashMap, HashSet};
@@ -27,10 +28,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use appforge_shared::protocol::ProcessInfo;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
-use self::app::{AppConfig, Origin, State, Status, StopCommand};
+use self::app::{AppConfig, AppHandle, Launch, Origin, State, Status};
 use self::gauges::Gauges;
+use self::lifecycle::RunEnd;
 use self::order::{AppRef, Content, Order, Orders, Replaces};
 use self::scheduler::{ProbeTimings, Scheduler};
 use self::views::Shown;
@@ -111,7 +113,7 @@ pub enum RunError {
 struct Handle {
     owner_id: i64,
     name: String,
-    commands: mpsc::UnboundedSender<StopCommand>,
+    app: AppHandle,
     status: watch::Receiver<Status>,
     /// The project version it runs, and how that fared in its checks.
     version: Option<i64>,
@@ -319,7 +321,10 @@ impl Supervisor {
         let outcome = tokio::time::timeout(
             limit,
             status.wait_for(|s| {
-                !matches!(s.state, State::Starting | State::Unhealthy | State::Backoff)
+                !matches!(
+                    s.state,
+                    State::Starting | State::Unhealthy | State::Backoff | State::Restarting
+                )
             }),
         )
         .await
@@ -398,13 +403,15 @@ impl Supervisor {
             }
         };
         let env = self.environment(requirements, &log, step).await?;
-        let cfg = AppConfig {
-            project_id,
+        let launch = Launch {
             dir,
             env,
-            port,
             health_path: order.health_path,
             version: Some(order.version),
+        };
+        let cfg = AppConfig {
+            project_id,
+            port,
             log,
             settings: Arc::clone(&self.settings),
             db: self.db.clone(),
@@ -417,7 +424,6 @@ impl Supervisor {
         if matches!(origin, Origin::Spawn) {
             step(format!("starting on port {port}"));
         }
-        let (commands, receiver) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(Status {
             state: State::Starting,
             pid: None,
@@ -427,11 +433,11 @@ impl Supervisor {
             last_exit: None,
             failure: None,
         });
-        tokio::spawn(app::supervise(cfg, origin, receiver, status_tx));
+        let app = app::start(cfg, launch, origin, status_tx);
         let handle = Handle {
             owner_id: order.app.owner_id,
             name: order.app.name.clone(),
-            commands,
+            app,
             status: status.clone(),
             version: Some(order.version),
             check_status: order.check_status.clone(),
@@ -506,7 +512,7 @@ impl Supervisor {
         self.db
             .call(move |c| {
                 runs::set_wanted(c, project_id, None)?;
-                runs::set_status(c, project_id, "stopped", None)
+                runs::set_status(c, project_id, State::Stopped, None)
             })
             .await?;
         let stopped = self.end_task(project_id).await;
@@ -527,10 +533,7 @@ impl Supervisor {
             .remove(&project_id)?;
         let before = handle.status.borrow().clone();
         if before.state.is_live() {
-            let (done, stopped) = oneshot::channel();
-            if handle.commands.send(StopCommand(done)).is_ok() {
-                let _ = stopped.await;
-            }
+            handle.app.stop().await;
             let _ = handle.status.wait_for(|s| !s.state.is_live()).await;
         }
         let mut after = handle.status.borrow().clone();
@@ -558,7 +561,7 @@ impl Supervisor {
             .await?;
         let host = self.settings.host.clone();
         self.db
-            .call(move |c| runs::finish_open(c, id, &host, "stopped"))
+            .call(move |c| runs::finish_open(c, id, &host, RunEnd::Stopped))
             .await?;
         step("stopping".into());
         let old_port = self.end_task(id).await.and_then(|info| info.port);

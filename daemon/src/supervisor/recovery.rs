@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use futures_util::StreamExt;
 
 use super::app::{self, Origin};
+use super::lifecycle::RunEnd;
 use super::order::{AppRef, Order};
 use super::{runs, RunError, Supervisor};
 use crate::process::procfs;
@@ -117,9 +118,12 @@ impl Supervisor {
             // Running but not wanted (or twice): no app runs unseen.
             app::terminate(run.pid, self.settings.stop_timeout).await;
         }
-        let (run_id, status) = (run.run_id, if same { "stopped" } else { "lost" });
+        let (run_id, end) = (
+            run.run_id,
+            if same { RunEnd::Stopped } else { RunEnd::Lost },
+        );
         self.db
-            .call(move |c| runs::finish(c, run_id, status, None, None))
+            .call(move |c| runs::finish(c, run_id, end, None, None))
             .await?;
         Ok(())
     }

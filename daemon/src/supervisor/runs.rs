@@ -4,8 +4,19 @@
 //! keep to their own apps. Rows from before hosts were recorded (NULL) are
 //! every host's: only a single daemon can have written them.
 
+use super::lifecycle::{RunEnd, State};
 use crate::db::{now_ms, Conn, DbError};
 use crate::params;
+
+/// The name a run's end is stored under.
+fn run_end_name(end: RunEnd) -> &'static str {
+    match end {
+        RunEnd::Exited => "exited",
+        RunEnd::Unhealthy => "unhealthy",
+        RunEnd::Stopped => "stopped",
+        RunEnd::Lost => "lost",
+    }
+}
 
 /// A run that had not ended when the last daemon stopped.
 #[derive(Debug, Clone)]
@@ -118,14 +129,14 @@ pub fn insert(conn: &Conn<'_>, start: &Start<'_>) -> Result<i64, DbError> {
 pub fn finish(
     conn: &Conn<'_>,
     run_id: i64,
-    status: &str,
+    end: RunEnd,
     exit_code: Option<i32>,
     signal: Option<i32>,
 ) -> Result<(), DbError> {
     conn.execute(
         "UPDATE project_runs SET stopped_at = $5, status = $2, exit_code = $3, signal = $4 \
          WHERE id = $1 AND stopped_at IS NULL",
-        params![run_id, status, exit_code, signal, now_ms()],
+        params![run_id, run_end_name(end), exit_code, signal, now_ms()],
     )?;
     Ok(())
 }
@@ -136,12 +147,12 @@ pub fn finish_open(
     conn: &Conn<'_>,
     project_id: i64,
     host: &str,
-    status: &str,
+    end: RunEnd,
 ) -> Result<(), DbError> {
     conn.execute(
         "UPDATE project_runs SET stopped_at = $4, status = $3 \
          WHERE project_id = $1 AND stopped_at IS NULL AND (host = $2 OR host IS NULL)",
-        params![project_id, host, status, now_ms()],
+        params![project_id, host, run_end_name(end), now_ms()],
     )?;
     Ok(())
 }
@@ -150,12 +161,12 @@ pub fn finish_open(
 pub fn set_status(
     conn: &Conn<'_>,
     project_id: i64,
-    status: &str,
+    state: State,
     port: Option<u16>,
 ) -> Result<(), DbError> {
     conn.execute(
         "UPDATE projects SET status = $2, port = coalesce($3, port) WHERE id = $1",
-        params![project_id, status, port],
+        params![project_id, state.as_str(), port],
     )?;
     Ok(())
 }
@@ -324,13 +335,19 @@ mod tests {
     async fn a_project_is_claimed_by_one_host_until_it_is_stopped() {
         let (_dir, db) = store().await;
         let claim = |host: &'static str| db.transaction(move |c| claim(c, 1, host));
-        assert_eq!(claim("alpha").await.unwrap(), Ok(false));
         assert_eq!(
             claim("alpha").await.unwrap(),
-            Ok(true),
+            Claim::Here { was_wanted: false }
+        );
+        assert_eq!(
+            claim("alpha").await.unwrap(),
+            Claim::Here { was_wanted: true },
             "claimed again by its host"
         );
-        assert_eq!(claim("beta").await.unwrap(), Err("alpha".to_string()));
+        assert_eq!(
+            claim("beta").await.unwrap(),
+            Claim::Elsewhere("alpha".to_string())
+        );
         let seen = db.call(|c| elsewhere(c, 1, "beta")).await.unwrap();
         assert_eq!((seen.len(), seen[0].host.as_str()), (1, "alpha"));
         assert!(db
@@ -339,7 +356,10 @@ mod tests {
             .unwrap()
             .is_empty());
         db.call(|c| set_wanted(c, 1, None)).await.unwrap();
-        assert_eq!(claim("beta").await.unwrap(), Ok(false));
+        assert_eq!(
+            claim("beta").await.unwrap(),
+            Claim::Here { was_wanted: false }
+        );
     }
 
     #[tokio::test]
@@ -367,11 +387,20 @@ mod tests {
         })
         .await
         .unwrap();
-        let open = db.call(|c| open_runs(c, "alpha")).await.unwrap();
-        let pids: Vec<i32> = open.iter().map(|r| r.as_ref().unwrap().pid).collect();
+        let open: Vec<OpenRun> = db
+            .call(|c| open_runs(c, "alpha"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| match row {
+                OpenRow::Run(run) => run,
+                OpenRow::Unreadable { run_id, error } => panic!("run {run_id}: {error}"),
+            })
+            .collect();
+        let pids: Vec<i32> = open.iter().map(|r| r.pid).collect();
         assert_eq!(pids, [11, 13]);
         // Wanted on beta: alpha stops its left-overs instead of adopting them.
-        assert!(open.iter().all(|r| !r.as_ref().unwrap().wanted_running));
+        assert!(open.iter().all(|r| !r.wanted_running));
         assert!(db
             .call(|c| wanted_running(c, "alpha"))
             .await

@@ -1,10 +1,12 @@
 //! One daemon-wide scheduler for the apps' health probes: it sleeps until
 //! the earliest probe is due, runs a few probes at a time on its own thread,
-//! and hands the results that matter to the app's task. No app has a
-//! timer of its own, slow probes fall due together on a coarse grid, and a
-//! healthy app's task hears nothing, so an idle daemon with many apps wakes
-//! rarely. A probe under way never delays an app's task from seeing its
-//! exit or a stop.
+//! and hands the results that matter to the app's task. No app's probes
+//! have a timer of their own (an app's task arms timers only for its own
+//! rare deadlines: a start, a back-off, a stop's grace, none while it runs
+//! healthy), slow probes fall due together on a coarse grid, and a healthy
+//! app's task hears nothing, so an idle daemon with many apps wakes rarely.
+//! A probe under way never delays an app's task from seeing its exit or a
+//! stop.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -46,7 +48,8 @@ pub struct ProbeTimings {
     pub timeout: Duration,
 }
 
-enum Command {
+/// What a [`Scheduler`] handle asks of the scheduler.
+pub(super) enum Command {
     Watch {
         key: u64,
         target: ProbeTarget,
@@ -81,6 +84,14 @@ pub fn new_key() -> u64 {
 }
 
 impl Scheduler {
+    /// A scheduler that probes nothing: what it is asked goes to the
+    /// receiver, whose holder (a test) answers for the apps.
+    #[cfg(test)]
+    pub(super) fn fake() -> (Scheduler, mpsc::UnboundedReceiver<Command>) {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        (Scheduler { commands }, receiver)
+    }
+
     /// Starts the scheduler on a thread of its own, with a runtime of its
     /// own: a probe's connect, request and answer then wake that thread
     /// alone, where on the daemon's runtime each would also wake a second
