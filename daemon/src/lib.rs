@@ -59,9 +59,11 @@ pub async fn run(
             .await
             .with_context(|| format!("could not listen for metrics on {addr}"))?;
         let scraped = Arc::clone(&daemon);
-        tokio::spawn(metrics::serve(listener, move || {
-            server::metrics_text(&scraped)
-        }));
+        tokio::spawn(async move {
+            if let Err(e) = web::metrics::serve(listener, scraped).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
         info!(%addr, "serving metrics over HTTP");
     }
     if let Some(addr) = settings.web_addr {

@@ -1,204 +1,167 @@
-//! Counters of what the daemon does, in the Prometheus text format: served
-//! by `appforge metrics` over the socket and, with `--metrics-addr`, over
-//! HTTP on loopback.
+//! Counters of what the daemon does, in the Prometheus text format (0.0.4):
+//! served by `appforge metrics` over the socket and, with `--metrics-addr`,
+//! over HTTP (see `web::metrics`).
+//!
+//! The counters are `prometheus-client`'s atomic ones, kept here: the rest
+//! of the daemon bumps them through the few methods of [`Metrics`] and never
+//! sees a Prometheus type.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
-/// The daemon's counters. Cheap to bump from any task.
-#[derive(Default)]
-pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String), u64>>,
-    generations: Mutex<BTreeMap<(String, String), u64>>,
-    tokens: Mutex<BTreeMap<String, u64>>,
-    app_starts: Mutex<u64>,
-    app_restarts: Mutex<u64>,
+/// The `Content-Type` of what [`Metrics::render`] returns.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    kind: String,
+    outcome: String,
 }
 
-fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K, by: u64) {
-    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-    *map.entry(key).or_insert(0) += by;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GenerationLabels {
+    provider: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+/// The daemon's counters. Cheap to bump from any task: each is an atomic.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    generations: Family<GenerationLabels, Counter>,
+    tokens: Family<ProviderLabels, Counter>,
+    app_starts: Counter,
+    app_restarts: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let generations = Family::<GenerationLabels, Counter>::default();
+        let tokens = Family::<ProviderLabels, Counter>::default();
+        let app_starts = Counter::default();
+        let app_restarts = Counter::default();
+        // Names without `_total` and help without its full stop: the
+        // encoder adds both.
+        let mut registry = Registry::default();
+        registry.register(
+            "appforge_requests",
+            "Requests served, by kind and outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "appforge_generations",
+            "Generations (generate and improve), by provider and outcome",
+            generations.clone(),
+        );
+        registry.register(
+            "appforge_tokens_used",
+            "Tokens used by generations, by provider",
+            tokens.clone(),
+        );
+        registry.register(
+            "appforge_app_starts",
+            "App processes started",
+            app_starts.clone(),
+        );
+        registry.register(
+            "appforge_app_restarts",
+            "Apps restarted by the supervisor after an exit or failed health checks",
+            app_restarts.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            generations,
+            tokens,
+            app_starts,
+            app_restarts,
+        }
+    }
 }
 
 impl Metrics {
     /// A request of `kind` ended with `outcome` (`ok` or an error code).
     pub fn request(&self, kind: &str, outcome: &str) {
-        bump(&self.requests, (kind.to_string(), outcome.to_string()), 1);
+        self.requests
+            .get_or_create(&RequestLabels {
+                kind: kind.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// A generation by `provider` ended with `outcome`, using `tokens`.
     pub fn generation(&self, provider: &str, outcome: &str, tokens: u64) {
-        bump(
-            &self.generations,
-            (provider.to_string(), outcome.to_string()),
-            1,
-        );
-        bump(&self.tokens, provider.to_string(), tokens);
+        self.generations
+            .get_or_create(&GenerationLabels {
+                provider: provider.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.tokens
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_string(),
+            })
+            .inc_by(tokens);
     }
 
     /// An app process was started (first start or restart).
     pub fn app_started(&self) {
-        *self.app_starts.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.app_starts.inc();
     }
 
     /// An app was restarted by the supervisor.
     pub fn app_restarted(&self) {
-        *self.app_restarts.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.app_restarts.inc();
     }
 
     /// Everything, as Prometheus text; `apps` counts the supervised apps by
     /// state, `uptime` is the daemon's.
     pub fn render(&self, apps: &BTreeMap<&'static str, u64>, uptime: Duration) -> String {
-        let mut out = String::new();
-        family(
-            &mut out,
-            "appforge_requests_total",
-            "counter",
-            "Requests served, by kind and outcome.",
-        );
-        for ((kind, outcome), n) in self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "appforge_requests_total{{kind=\"{}\",outcome=\"{}\"}} {n}",
-                label(kind),
-                label(outcome)
-            );
+        // The gauges are read at each scrape, so they live in a registry of
+        // this scrape alone: a state no app is in any more is not left
+        // behind, and two scrapes at once cannot mix their readings.
+        let states = Family::<StateLabels, Gauge>::default();
+        for (&state, &n) in apps {
+            states
+                .get_or_create(&StateLabels { state })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
-        family(
-            &mut out,
-            "appforge_generations_total",
-            "counter",
-            "Generations (generate and improve), by provider and outcome.",
-        );
-        for ((provider, outcome), n) in self
-            .generations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "appforge_generations_total{{provider=\"{}\",outcome=\"{}\"}} {n}",
-                label(provider),
-                label(outcome)
-            );
-        }
-        family(
-            &mut out,
-            "appforge_tokens_used_total",
-            "counter",
-            "Tokens used by generations, by provider.",
-        );
-        for (provider, n) in self.tokens.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "appforge_tokens_used_total{{provider=\"{}\"}} {n}",
-                label(provider)
-            );
-        }
-        let starts = *self.app_starts.lock().unwrap_or_else(|p| p.into_inner());
-        family(
-            &mut out,
-            "appforge_app_starts_total",
-            "counter",
-            "App processes started.",
-        );
-        let _ = writeln!(out, "appforge_app_starts_total {starts}");
-        let restarts = *self.app_restarts.lock().unwrap_or_else(|p| p.into_inner());
-        family(
-            &mut out,
-            "appforge_app_restarts_total",
-            "counter",
-            "Apps restarted by the supervisor after an exit or failed health checks.",
-        );
-        let _ = writeln!(out, "appforge_app_restarts_total {restarts}");
-        family(
-            &mut out,
-            "appforge_apps",
-            "gauge",
-            "Supervised apps, by state.",
-        );
-        for (state, n) in apps {
-            let _ = writeln!(out, "appforge_apps{{state=\"{state}\"}} {n}");
-        }
-        family(
-            &mut out,
+        let up = Gauge::<i64>::default();
+        up.set(i64::try_from(uptime.as_secs()).unwrap_or(i64::MAX));
+        let mut scrape = Registry::default();
+        scrape.register("appforge_apps", "Supervised apps, by state", states);
+        scrape.register(
             "appforge_uptime_seconds",
-            "gauge",
-            "Seconds since the daemon started.",
+            "Seconds since the daemon started",
+            up,
         );
-        let _ = writeln!(out, "appforge_uptime_seconds {}", uptime.as_secs());
+        let mut out = String::new();
+        // Writing into a String fails only if an encoder itself reports an
+        // error, which these metrics never do.
+        let encoded = prometheus_text::encode(&mut out, &self.registry)
+            .and_then(|()| prometheus_text::encode(&mut out, &scrape));
+        if let Err(e) = encoded {
+            tracing::error!(error = %e, "could not encode the metrics");
+        }
         out
-    }
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// A label value with `\`, `"` and newlines escaped, as the format demands.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Serves `GET /metrics` on `addr` until the runtime ends. `render` builds
-/// the text for each scrape.
-pub async fn serve(
-    listener: TcpListener,
-    render: impl Fn() -> String + Send + Sync + Clone + 'static,
-) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let render = render.clone();
-        tokio::spawn(async move {
-            let mut head = Vec::with_capacity(1024);
-            let mut buf = [0u8; 1024];
-            // A scraper sends a small request; anything slow or huge is dropped.
-            let read = tokio::time::timeout(Duration::from_secs(5), async {
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-            })
-            .await;
-            if read.is_err() {
-                return;
-            }
-            let line = String::from_utf8_lossy(&head);
-            let wanted = line.starts_with("GET /metrics ") || line.starts_with("GET /metrics?");
-            let (status, body) = match wanted {
-                true => ("200 OK", render()),
-                false => (
-                    "404 Not Found",
-                    "only GET /metrics is served here\n".to_string(),
-                ),
-            };
-            let reply = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(reply.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
     }
 }
 
@@ -213,18 +176,78 @@ mod tests {
         m.request("status", "ok");
         m.request("run", "not-found");
         m.generation("groq", "ok", 120);
-        m.generation("weird\"name", "ok", 1);
+        m.generation("groq", "error", 30);
+        m.generation("weird\"name\\", "ok", 1);
         m.app_started();
         m.app_restarted();
         let apps = BTreeMap::from([("running", 2), ("failed", 1)]);
         let text = m.render(&apps, Duration::from_secs(7));
-        assert!(text.contains("# TYPE appforge_requests_total counter"));
-        assert!(text.contains("appforge_requests_total{kind=\"status\",outcome=\"ok\"} 2"));
-        assert!(text.contains("appforge_requests_total{kind=\"run\",outcome=\"not-found\"} 1"));
-        assert!(text.contains("appforge_tokens_used_total{provider=\"groq\"} 120"));
-        assert!(text.contains("provider=\"weird\\\"name\""));
-        assert!(text.contains("appforge_apps{state=\"running\"} 2"));
-        assert!(text.contains("appforge_app_restarts_total 1"));
-        assert!(text.contains("appforge_uptime_seconds 7"));
+        let lines: Vec<&str> = text.lines().collect();
+        for line in [
+            "# HELP appforge_requests_total Requests served, by kind and outcome.",
+            "# TYPE appforge_requests_total counter",
+            "appforge_requests_total{kind=\"status\",outcome=\"ok\"} 2",
+            "appforge_requests_total{kind=\"run\",outcome=\"not-found\"} 1",
+            "# TYPE appforge_generations_total counter",
+            "appforge_generations_total{provider=\"groq\",outcome=\"ok\"} 1",
+            "appforge_generations_total{provider=\"groq\",outcome=\"error\"} 1",
+            "# TYPE appforge_tokens_used_total counter",
+            "appforge_tokens_used_total{provider=\"groq\"} 150",
+            "appforge_tokens_used_total{provider=\"weird\\\"name\\\\\"} 1",
+            "# TYPE appforge_app_starts_total counter",
+            "appforge_app_starts_total 1",
+            "# TYPE appforge_app_restarts_total counter",
+            "appforge_app_restarts_total 1",
+            "# TYPE appforge_apps gauge",
+            "appforge_apps{state=\"running\"} 2",
+            "appforge_apps{state=\"failed\"} 1",
+            "# TYPE appforge_uptime_seconds gauge",
+            "appforge_uptime_seconds 7",
+        ] {
+            assert!(lines.contains(&line), "no line {line:?} in:\n{text}");
+        }
+        assert!(
+            !text.contains("# EOF"),
+            "the 0.0.4 format has no EOF:\n{text}"
+        );
+    }
+
+    #[test]
+    fn a_state_no_app_is_in_any_more_is_not_shown() {
+        let m = Metrics::default();
+        let before = m.render(&BTreeMap::from([("failed", 1)]), Duration::ZERO);
+        assert!(
+            before.contains("appforge_apps{state=\"failed\"} 1"),
+            "{before}"
+        );
+        let after = m.render(&BTreeMap::from([("running", 1)]), Duration::ZERO);
+        assert!(!after.contains("state=\"failed\""), "{after}");
+        assert!(
+            after.contains("appforge_apps{state=\"running\"} 1"),
+            "{after}"
+        );
+    }
+
+    #[test]
+    fn counters_count_from_many_threads() {
+        let m = std::sync::Arc::new(Metrics::default());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let m = std::sync::Arc::clone(&m);
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        m.request("ping", "ok");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = m.render(&BTreeMap::new(), Duration::ZERO);
+        assert!(
+            text.contains("appforge_requests_total{kind=\"ping\",outcome=\"ok\"} 4000"),
+            "{text}"
+        );
     }
 }

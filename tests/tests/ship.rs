@@ -465,14 +465,7 @@ fn metrics_are_served_over_http_on_loopback_only() {
     let addr = format!("127.0.0.1:{port}");
     let daemon = Daemon::start_with(&["--metrics-addr", &addr], &[]);
     daemon.user("ada").run(&["ping"]).ok();
-    let get = |path: &str| -> String {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).unwrap();
-        reply
-    };
+    let get = |path: &str| http_get(&addr, path);
     let reply = get("/metrics");
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains("text/plain; version=0.0.4"), "{reply}");
@@ -489,6 +482,75 @@ fn metrics_are_served_over_http_on_loopback_only() {
     assert_eq!(refused.status.code(), Some(2));
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(why.contains("not a loopback address"), "{why}");
+}
+
+/// One `GET` on its own connection, read to its end (the metrics listener
+/// closes each connection after its answer), within `PATIENCE`.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .unwrap_or_else(|e| panic!("no answer to GET {path} on {addr}: {e}"));
+    reply
+}
+
+/// Anything on the machine can connect to the metrics port. 300 connections
+/// that say nothing take at most its 128 slots: the daemon's descriptors
+/// stay bounded, its socket still serves, and a scrape made while they are
+/// still held is answered once the silent ones are closed for never
+/// sending a request.
+#[test]
+fn a_flood_of_idle_connections_to_the_metrics_port_is_capped() {
+    let port = appforge_e2e::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let daemon = Daemon::start_with(&["--metrics-addr", &addr], &[]);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", daemon.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let before = fds();
+    let target: std::net::SocketAddr = addr.parse().unwrap();
+    let mut flood = Vec::new();
+    for _ in 0..300 {
+        match std::net::TcpStream::connect_timeout(&target, Duration::from_secs(5)) {
+            Ok(stream) => flood.push(stream),
+            Err(_) => break,
+        }
+    }
+    assert!(flood.len() > 128, "only {} connections opened", flood.len());
+    appforge_e2e::wait_for("the daemon to take its share of the flood", || {
+        fds() >= before + 100
+    });
+    let during = fds();
+    assert!(
+        during <= before + 128 + 8,
+        "the daemon holds {during} descriptors, {before} before the flood"
+    );
+    let ping = daemon.user("ada").run(&["ping"]);
+    assert_eq!(ping.code, 0, "{ping:?}");
+    let reply = http_get(&addr, "/metrics");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        reply.contains("appforge_requests_total{kind=\"ping\",outcome=\"ok\"} 1"),
+        "{reply}"
+    );
+    // The silent connections were closed by the daemon, not left open.
+    let mut closed = 0;
+    for mut stream in flood.drain(..128) {
+        use std::io::Read;
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut buf = [0u8; 256];
+        let n = stream.read(&mut buf).unwrap_or(0);
+        if n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408") {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 128, "some silent connections were left open");
 }
 
 #[test]

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use appforge_shared::protocol::SessionToken;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// A new key for the API's paths: 128 random bits, in hex. Made once at
 /// daemon start; apps never see it (it reaches the page in a redirect's
@@ -29,12 +30,8 @@ pub fn api_key() -> String {
 /// that does not depend on where a guess goes wrong.
 pub fn prefix_matches(path: &str, prefix: &str) -> bool {
     let (path, prefix) = (path.as_bytes(), prefix.as_bytes());
-    path.len() >= prefix.len()
-        && path
-            .iter()
-            .zip(prefix)
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    path.get(..prefix.len())
+        .is_some_and(|head| bool::from(head.ct_eq(prefix)))
 }
 
 /// Browsers signed in at once, at most; the oldest token goes first.
@@ -101,7 +98,7 @@ impl CsrfTokens {
 }
 
 fn constant_time_eq(a: &Hash, b: &Hash) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    bool::from(a.ct_eq(b))
 }
 
 #[cfg(test)]

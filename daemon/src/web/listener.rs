@@ -1,9 +1,9 @@
-//! The dashboard's listener and HTTP server, with a cap on open connections,
-//! a time limit on each request's headers and on a write that makes no
-//! progress: anything on this machine can
-//! connect (the apps included), and each connection holds a descriptor the
-//! daemon needs for its socket and its apps. axum's own server sets no
-//! timer, so there a silent connection would hold its slot for ever.
+//! The HTTP listeners' server (the dashboard's and the metrics'), with a cap
+//! on open connections, a time limit on each request's headers and on a
+//! write that makes no progress: anything on this machine can connect (the
+//! apps included), and each connection holds a descriptor the daemon needs
+//! for its socket and its apps. axum's own server sets no timer, so there a
+//! silent connection would hold its slot for ever.
 
 use std::future::Future;
 use std::io;
@@ -30,6 +30,7 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serves `app` on `listener`, one task per connection, until the daemon exits.
 pub async fn serve(mut listener: Limited, app: axum::Router) -> io::Result<()> {
     use axum::serve::Listener;
+    let what = listener.what;
     loop {
         let (io, _addr) = listener.accept().await;
         let service = TowerToHyperService::new(app.clone());
@@ -38,7 +39,7 @@ pub async fn serve(mut listener: Limited, app: axum::Router) -> io::Result<()> {
             http.timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT);
             if let Err(e) = http.serve_connection(TokioIo::new(io), service).await {
-                tracing::debug!(error = %e, "dashboard connection ended");
+                tracing::debug!(error = %e, listener = what, "HTTP connection ended");
             }
         });
     }
@@ -48,14 +49,17 @@ pub async fn serve(mut listener: Limited, app: axum::Router) -> io::Result<()> {
 pub struct Limited {
     inner: TcpListener,
     slots: Arc<Semaphore>,
+    what: &'static str,
 }
 
 impl Limited {
-    /// Wraps `inner` with [`MAX_CONNECTIONS`] slots.
-    pub fn new(inner: TcpListener) -> Limited {
+    /// Wraps `inner` with [`MAX_CONNECTIONS`] slots of its own; `what`
+    /// names it in the logs.
+    pub fn new(inner: TcpListener, what: &'static str) -> Limited {
         Limited {
             inner,
             slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            what,
         }
     }
 }
@@ -83,7 +87,7 @@ impl axum::serve::Listener for Limited {
                 }
                 Err(e) => {
                     // Out of descriptors, say: wait a little rather than spin.
-                    tracing::debug!(error = %e, "dashboard accept failed");
+                    tracing::debug!(error = %e, listener = self.what, "HTTP accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             }

@@ -23,6 +23,9 @@
 //! before a byte of its body is read: whoever cannot open the socket costs
 //! the daemon no memory here.
 //!
+//! The metrics' HTTP listener ([`metrics`]) is served by the same capped
+//! connections ([`listener`]), on its own address and with its own slots.
+//!
 //! [`Request`]: appforge_shared::protocol::Request
 //! [`ExportRequest`]: appforge_shared::protocol::ExportRequest
 
@@ -30,6 +33,7 @@ mod api;
 pub mod guard;
 mod keys;
 mod listener;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -139,7 +143,7 @@ pub async fn serve(listener: TcpListener, daemon: Arc<Daemon>) -> std::io::Resul
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&web), guarded))
         .with_state(web);
-    listener::serve(listener::Limited::new(listener), app).await
+    listener::serve(listener::Limited::new(listener, "dashboard"), app).await
 }
 
 /// The URL people open, for `status` and the logs.
