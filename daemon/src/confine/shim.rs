@@ -188,6 +188,9 @@ pub fn main() -> ! {
         );
         std::process::exit(2);
     }
+    // Started from the daemon's open file (see [`command`]), it would be
+    // named by the descriptor's number in `top` and `ps -e`.
+    let _ = nix::sys::prctl::set_name(c"appforge-shim");
     let code = if args.next().as_deref() == Some(OsStr::new(PROBE_ARG)) {
         probe()
     } else {
