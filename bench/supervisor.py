@@ -453,8 +453,8 @@ def phase_many(af, n, calls, rounds, health_interval, ps_only=False):
     per_app = sum(pss(s) + sum(pss(i) for i in children(s)) for s in shims)
     daemon_pss = pss(af.pid)
     log(f"  shim + init PSS per app: {per_app / max(1, len(shims)):7.0f} KiB ({len(shims)} apps; "
-        f"target <= 256); with appforged's {daemon_pss / 1024:.2f} MiB: "
-        f"{(per_app + daemon_pss) / 1024:.2f} MiB")
+        f"target <= 256 from 20 apps, as the shim's code is shared among them); "
+        f"with appforged's {daemon_pss / 1024:.2f} MiB: {(per_app + daemon_pss) / 1024:.2f} MiB")
     log(f"  appforged CPU over {IDLE_SECONDS} s: {cpu:6.1f} ms")
     ports = {k: ps[k]["port"] for k in names}
     to_pid, to_serve = kill_rounds(
