@@ -7,11 +7,12 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-# The client linked statically at a fixed address, as `make release` does:
-# it starts faster.
-RUN cargo build --release --locked -p appforge-daemon --bins \
+# The client and the app shim linked statically at a fixed address, as
+# `make release` does: the client starts faster, each app's shim holds less.
+RUN cargo build --release --locked -p appforge-daemon --bin appforged \
+    && cargo rustc --release --locked -p appforge-daemon --bin appforge-shim -- -C target-feature=+crt-static -C relocation-model=static \
     && cargo rustc --release --locked -p appforge-client --bin appforge -- -C target-feature=+crt-static -C relocation-model=static \
-    && install -m 0755 target/release/appforged target/release/appforge /usr/local/bin/
+    && install -m 0755 target/release/appforged target/release/appforge-shim target/release/appforge /usr/local/bin/
 
 FROM debian:bookworm-slim
 # Debian's python3 and venv; uv from PyPI into its own environment.
@@ -25,7 +26,7 @@ RUN apt-get update \
     && groupadd --system --gid 10001 appforge \
     && useradd --system --uid 10001 --gid 10001 --home-dir /data --shell /usr/sbin/nologin appforge \
     && install -d -o appforge -g appforge -m 0700 /data /run/appforge
-COPY --from=build /usr/local/bin/appforged /usr/local/bin/appforge /usr/local/bin/
+COPY --from=build /usr/local/bin/appforged /usr/local/bin/appforge-shim /usr/local/bin/appforge /usr/local/bin/
 
 ENV APPFORGE_DATA_DIR=/data \
     APPFORGE_SOCKET=/run/appforge/appforged.sock \

@@ -15,8 +15,15 @@ build:
 ## `cargo rustc` gives one crate's link these flags; set for the whole build
 ## they would also reach the proc-macro crates, which cannot be static.
 CLIENT_LINK := -C target-feature=+crt-static -C relocation-model=static
+## The app shim (appforge-shim, one per running app, each with a fork of
+## itself as the app's init) is linked the same way, for memory rather than
+## time: a position-independent binary has the loader write its relocated
+## pointers into private pages of every process, and those pages, paid once
+## per app, were most of what a shim and its init held.
+SHIM_LINK := $(CLIENT_LINK)
 release:
-	$(CARGO) build --release -p appforge-daemon --bins
+	$(CARGO) build --release -p appforge-daemon --bin appforged
+	$(CARGO) rustc --release -p appforge-daemon --bin appforge-shim -- $(SHIM_LINK)
 	$(CARGO) rustc --release -p appforge-client --bin appforge -- $(CLIENT_LINK)
 
 ## A Python environment with Flask and pytest, for the generated apps under

@@ -32,7 +32,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--env-dir", help="Python environments to reuse")
     args = parser.parse_args()
-    for name in ("appforged", "appforge"):
+    for name in ("appforged", "appforge-shim", "appforge"):
         if not os.path.exists(os.path.join(BIN, name)):
             sys.exit(f"build first: cargo build --release --workspace --bins ({name} missing)")
     with tempfile.TemporaryDirectory(prefix="appforge-bench-checks-") as work:

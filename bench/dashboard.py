@@ -411,7 +411,7 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
 
-    for name in ("appforged", "appforge"):
+    for name in ("appforged", "appforge-shim", "appforge"):
         if not os.access(os.path.join(BIN, name), os.X_OK):
             sys.exit(f"{os.path.join(BIN, name)} is missing: `make release` "
                      "(cargo build --release --workspace --bins)")

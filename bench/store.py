@@ -100,7 +100,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
-    for name in ("appforged", "appforge"):
+    for name in ("appforged", "appforge-shim", "appforge"):
         if not os.path.exists(os.path.join(BIN, name)):
             sys.exit(f"build first: cargo build --release --workspace --bins ({name} missing)")
     started = time.time()

@@ -10,8 +10,6 @@ use appforge_daemon::config::{self, LogFormat, Settings};
 use appforge_daemon::{confine, server};
 
 fn main() -> ExitCode {
-    // `appforged __app-shim` is an app's log process; it never returns here.
-    confine::shim::run_if_shim();
     confine::harden_daemon();
     // Before any thread exists: take the keys out of the environment.
     let keys = config::Secrets::take_from_env();

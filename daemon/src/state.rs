@@ -64,6 +64,10 @@ impl Daemon {
                 settings.data_dir.display()
             )
         })?;
+        // Without the shim's program no app can run: say so now, not at the
+        // first `run`.
+        let (_, shim) = crate::confine::shim::program()?;
+        tracing::debug!(shim = %shim.display(), "apps run under this shim");
         let mut protections = tokio::task::spawn_blocking(Protections::probe).await?;
         if !settings.apps.namespaces {
             protections.namespaces = false;

@@ -667,7 +667,7 @@ exit 3
 #[test]
 fn a_shim_given_a_bad_spec_says_so_and_starts_nothing() {
     for spec in ["", "not json", "{\"program\": 1}"] {
-        let mut shim = std::process::Command::new(appforge_e2e::bin("appforged"))
+        let mut shim = std::process::Command::new(appforge_e2e::bin("appforge-shim"))
             .arg("__app-shim")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
@@ -685,4 +685,45 @@ fn a_shim_given_a_bad_spec_says_so_and_starts_nothing() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("bad spec on stdin"), "{spec:?}: {err}");
     }
+}
+
+/// The shim's program is not a command: run without the daemon's argument,
+/// it says what it is for and does nothing.
+#[test]
+fn the_shim_run_by_hand_says_what_it_is_for() {
+    let out = appforge_e2e::output_of_exiting(std::process::Command::new(appforge_e2e::bin(
+        "appforge-shim",
+    )));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("it is not run by hand"), "{err}");
+}
+
+/// A daemon installed without the shim's program beside it refuses to
+/// start, naming the file it looked for, instead of failing each app.
+#[test]
+fn a_daemon_without_its_shim_beside_it_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = dir.path().join("appforged");
+    std::fs::copy(appforge_e2e::bin("appforged"), &daemon).unwrap();
+    let out = appforge_e2e::output_of_exiting({
+        let mut cmd = std::process::Command::new(&daemon);
+        cmd.arg("--socket")
+            .arg(dir.path().join("appforged.sock"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--web-addr")
+            .arg("off")
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .stdin(std::process::Stdio::null());
+        cmd
+    });
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let shim = dir.path().join("appforge-shim");
+    assert!(
+        err.contains(&format!("cannot open {}", shim.display())) && err.contains("same folder"),
+        "{err}"
+    );
+    assert!(!dir.path().join("appforged.sock").exists());
 }

@@ -2,7 +2,7 @@
 //! them and nobody has read them.
 //!
 //! Each app runs under a small log process of its own, the shim ([`shim`]),
-//! which the daemon starts by running its own binary again. The shim:
+//! a program of its own installed beside the daemon's. The shim:
 //! - reads the app's output from a pipe and keeps its log under the cap,
 //!   also while the daemon is down (as container runtimes' `conmon` does);
 //! - puts the app in new user and PID namespaces, so that every process the
@@ -34,7 +34,7 @@ pub mod pyenv;
 pub mod shim;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde::{Deserialize, Serialize};
 
@@ -67,13 +67,14 @@ pub struct Protections {
 impl Protections {
     /// Asks a shim what it can do, so the answer is what apps will get.
     pub fn probe() -> Protections {
-        let out = Command::new(shim::executable())
-            .arg(shim::SHIM_ARG)
-            .arg(shim::PROBE_ARG)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output();
+        let out = shim::command().and_then(|mut command| {
+            command
+                .arg(shim::PROBE_ARG)
+                .env_clear()
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+        });
         match out {
             Ok(out) if out.status.success() => {
                 serde_json::from_slice(&out.stdout).unwrap_or_else(|e| Protections {

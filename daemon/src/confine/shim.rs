@@ -1,5 +1,6 @@
-//! The app's shim: a small process per app, started by the daemon as
-//! `appforged __app-shim` with the app's spec on its stdin.
+//! The app's shim: a small process per app, the program `appforge-shim`
+//! installed beside `appforged`, started by the daemon as
+//! `appforge-shim __app-shim` with the app's spec on its stdin.
 //!
 //! ```text
 //! appforged ── shim (log process, host PID namespace)
@@ -14,17 +15,27 @@
 //! daemon watches it as it would the app. It is single-threaded, so it may
 //! make namespaces and fork freely.
 //!
+//! Why a program of its own rather than the daemon's binary run again: a
+//! shim and its init (a fork of it) live as long as their app, so what they
+//! hold is paid once per app. The daemon's binary is large and
+//! position-independent, and the relocations the loader writes into it are
+//! private to each process; the shim's program holds only this module's
+//! code and, from `make release`, is linked statically at a fixed address,
+//! so it has nothing to relocate.
+//!
 //! When the app ends, init kills whatever the app left in its namespace;
 //! without namespaces, init is a child subreaper and kills the app's
 //! descendants it can find. A SIGKILL of the shim kills init (parent-death
 //! signal) and with it the namespace.
 
 use std::ffi::{CString, OsStr};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -81,9 +92,60 @@ pub struct ShimSpec {
     pub sandbox: Sandbox,
 }
 
-/// The program to run as a shim: this daemon's own binary.
-pub fn executable() -> PathBuf {
-    PathBuf::from("/proc/self/exe")
+/// The shim's program, in the folder of `appforged`'s own.
+pub const PROGRAM: &str = "appforge-shim";
+
+/// Why the shim's program cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    /// The daemon cannot tell where its own binary is.
+    #[error("cannot tell where appforged's own binary is, to find {PROGRAM} beside it: {0}")]
+    OwnPath(#[source] std::io::Error),
+    /// The shim's program is not beside the daemon's, or cannot be opened.
+    #[error(
+        "cannot open {}: {source}; every app runs under {PROGRAM}, which is built with \
+         appforged (`make build`, `make release`, `cargo install`) and must be installed in \
+         the same folder",
+        path.display()
+    )]
+    Missing {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The shim's program, opened once; see [`program`].
+static PROGRAM_FILE: OnceLock<(File, PathBuf)> = OnceLock::new();
+
+/// Opens the shim's program beside the daemon's binary, once, and returns
+/// it with its path. Shims are started from this open file, so every shim a
+/// daemon starts is the program installed with it, reading the spec it
+/// writes, even after an upgrade replaced the files on disk.
+pub fn program() -> Result<&'static (File, PathBuf), ProgramError> {
+    if let Some(opened) = PROGRAM_FILE.get() {
+        return Ok(opened);
+    }
+    let own = std::env::current_exe().map_err(ProgramError::OwnPath)?;
+    // A replaced binary reads as "/usr/bin/appforged (deleted)": its
+    // folder is still the one it was installed in.
+    let path = own.parent().unwrap_or(Path::new("/")).join(PROGRAM);
+    let file = File::open(&path).map_err(|source| ProgramError::Missing {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(PROGRAM_FILE.get_or_init(|| (file, path)))
+}
+
+/// A command that runs the shim's program, its first argument [`SHIM_ARG`]
+/// (by which the daemon finds its shims in /proc).
+pub fn command() -> std::io::Result<Command> {
+    let (file, path) = program().map_err(std::io::Error::other)?;
+    // The child runs the open file itself: its descriptor is inherited
+    // across fork and closed by the exec (close-on-exec) that reads it.
+    let mut command = Command::new(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    command.arg0(path).arg(SHIM_ARG);
+    Ok(command)
 }
 
 /// Starts a shim for `spec` in a session of its own and hands it the spec;
@@ -91,9 +153,8 @@ pub fn executable() -> PathBuf {
 /// goes to `errors`.
 pub fn start(spec: &ShimSpec, errors: Stdio) -> std::io::Result<Child> {
     let json = serde_json::to_vec(spec).map_err(std::io::Error::other)?;
-    let mut command = Command::new(executable());
+    let mut command = command()?;
     command
-        .arg(SHIM_ARG)
         .current_dir(&spec.dir)
         .env_clear()
         .envs(spec.env.iter().cloned())
@@ -115,13 +176,21 @@ pub fn start(spec: &ShimSpec, errors: Stdio) -> std::io::Result<Child> {
     Ok(child)
 }
 
-/// Runs as a shim and exits when `appforged` was started as one; returns
-/// otherwise. Call first thing in `main`.
-pub fn run_if_shim() {
+/// The shim's program: `appforge-shim __app-shim` runs the app whose spec
+/// is on stdin and ends as it ended; `appforge-shim __app-shim --probe`
+/// prints what the kernel allows.
+pub fn main() -> ! {
     let mut args = std::env::args_os().skip(1);
     if args.next().as_deref() != Some(OsStr::new(SHIM_ARG)) {
-        return;
+        let _ = writeln!(
+            std::io::stderr(),
+            "{PROGRAM} runs one app for appforged, which starts it; it is not run by hand"
+        );
+        std::process::exit(2);
     }
+    // Started from the daemon's open file (see [`command`]), it would be
+    // named by the descriptor's number in `top` and `ps -e`.
+    let _ = nix::sys::prctl::set_name(c"appforge-shim");
     let code = if args.next().as_deref() == Some(OsStr::new(PROBE_ARG)) {
         probe()
     } else {
@@ -330,7 +399,9 @@ fn pump(
 ) -> Result<WaitStatus, String> {
     let sfd = SignalFd::with_flags(signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| format!("signalfd: {e}"))?;
-    let mut buf = vec![0u8; CHUNK];
+    // Not zeroed: only the bytes a read fills are ever touched, so a quiet
+    // app's shim holds a page of it, not all of it.
+    let mut buf = Vec::with_capacity(CHUNK);
     let mut probes = ProbeLines::default();
     let mut ended: Option<(WaitStatus, Instant)> = None;
     let mut output_open = true;
@@ -360,11 +431,11 @@ fn pump(
             .is_some_and(|r| !r.is_empty());
         drop(fds);
         if output_ready {
-            match nix::unistd::read(output, &mut buf) {
+            match read_into(output, &mut buf) {
                 Ok(0) => output_open = false,
-                Ok(n) => {
+                Ok(_) => {
                     // A full disk must not stop the app: its output is dropped.
-                    let _ = log.write(&probes.filter(&buf[..n]));
+                    let _ = log.write(&probes.filter(&buf));
                 }
                 Err(Errno::EINTR | Errno::EAGAIN) => {}
                 Err(_) => output_open = false,
@@ -389,6 +460,20 @@ fn pump(
         if ended.is_none() {
             guard.enforce(init, log);
         }
+    }
+}
+
+/// Reads from `fd` into `buf`, which it empties first, at most its
+/// capacity; the bytes read.
+fn read_into(fd: &OwnedFd, buf: &mut Vec<u8>) -> Result<usize, Errno> {
+    buf.clear();
+    // SAFETY: read writes at most `capacity` bytes into the vector's own
+    // spare capacity, and the length then covers only the bytes it wrote.
+    unsafe {
+        let n = nix::libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.capacity());
+        let n = usize::try_from(Errno::result(n)?).unwrap_or(0);
+        buf.set_len(n);
+        Ok(n)
     }
 }
 
@@ -489,13 +574,13 @@ impl ProbeLines {
         } else {
             complete
         };
-        let lines: Vec<u8> = self.partial.drain(..complete).collect();
-        let mut out = Vec::with_capacity(lines.len());
-        for line in lines.split_inclusive(|&b| b == b'\n') {
+        let mut out = Vec::with_capacity(complete);
+        for line in self.partial[..complete].split_inclusive(|&b| b == b'\n') {
             if !line.windows(marker.len()).any(|w| w == marker) {
                 out.extend_from_slice(line);
             }
         }
+        self.partial.drain(..complete);
         out
     }
 }

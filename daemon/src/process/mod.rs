@@ -9,6 +9,7 @@ pub mod logfile;
 pub mod procfs;
 pub mod requirements;
 
-/// The first argument that makes `appforged` an app's shim; also how
-/// the shims of an earlier daemon are found in `/proc`.
+/// The first argument of an app's shim (`appforge-shim __app-shim`, and
+/// `appforged __app-shim` before the shim had a program of its own); also
+/// how the shims of an earlier daemon are found in `/proc`.
 pub const SHIM_ARG: &str = "__app-shim";

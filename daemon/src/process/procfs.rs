@@ -215,8 +215,9 @@ pub fn tree_pids(pid: i32) -> Vec<i32> {
     found
 }
 
-/// Whether `pid` is an app's shim (`appforged __app-shim`), as every app
-/// started by this version is.
+/// Whether `pid` is an app's shim (or its init, a fork of it): its first
+/// argument is [`super::SHIM_ARG`], whichever program runs it
+/// (`appforge-shim`, or `appforged` of earlier versions).
 pub fn is_app_shim(pid: i32) -> bool {
     let shim = super::SHIM_ARG.as_bytes();
     fs::read(format!("/proc/{pid}/cmdline"))
