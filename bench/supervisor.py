@@ -30,7 +30,6 @@ Run from the repository root after `make release` and `make bench-tools`:
 Everything it starts is stopped at the end, on error and on Ctrl-C too.
 """
 import argparse
-import glob
 import json
 import os
 import shutil
@@ -44,7 +43,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from benchlib import (BIN, ROOT, Appforged, Cleanup, alive, app_port, descendants, finish,
+from benchlib import (BIN, ROOT, Appforged, Cleanup, alive, app_port, cmdline, descendants, finish,
                       http_status, kib_field, log, machine, med_p95, read, stop_popen)
 
 PROMPT = "a todo app with title and done flag"
@@ -557,11 +556,14 @@ def main():
         log(f"first `appforge run` (its environment made or reused): {time.time() - t0:.1f} s")
         project_id = af.json("ps")[0]["project_id"]
         app_src = os.path.join(af.folder, "data", "projects", f"project_{project_id}")
-        pythons = [p for p in glob.glob(os.path.join(env_dir, "*", "bin", "python"))
-                   if ".building" not in p]
-        if len(pythons) != 1:
-            raise RuntimeError(f"expected one environment in {env_dir}, found {pythons}")
-        python = pythons[0]
+        # The Python the daemon runs the app with: its environment's.
+        wait_all_200([af.json("ps")[0]["port"]])
+        first = next(iter(Supervision(af.pid).apps.values()), None)
+        if first is None:
+            raise RuntimeError(f"no app process below appforged (pid {af.pid})")
+        python = cmdline(first)[0]
+        if not os.path.isabs(python):
+            python = os.readlink(f"/proc/{first}/exe")
         log(f"app: {app_src}; Python: {python}")
         if "appforged" in only:
             results["appforged"] = run_appforge(af, names, sizes, args)
