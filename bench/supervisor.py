@@ -128,14 +128,18 @@ class Supervision:
 
 def idle_cpu_ms_per_min(sup, seconds):
     """CPU of the supervision's processes over `seconds` of quiet, in ms per
-    minute. A process that ends meanwhile counts nothing (noted by the caller)."""
+    minute: (all of them, the root alone, processes that ended meanwhile and
+    so count nothing)."""
     before = sup.ticks()
     time.sleep(seconds)
     after = sup.ticks()
-    used = sum(after[p] - before[p] for p in sup.pids
-               if before[p] is not None and after[p] is not None)
+    used = {p: after[p] - before[p] for p in sup.pids
+            if before[p] is not None and after[p] is not None}
     gone = [p for p in sup.pids if after[p] is None]
-    return used * 1000 / TCK * 60 / seconds, gone
+
+    def per_min(ticks):
+        return ticks * 1000 / TCK * 60 / seconds
+    return per_min(sum(used.values())), per_min(used.get(sup.root, 0)), gone
 
 
 # ---------------------------------------------------------------- HTTP and ports
@@ -255,9 +259,11 @@ def measure(root, ports, status, status_argv, status_env, args):
             f"PSS median {statistics.median(per_app):.0f} KiB, max {max(per_app)} KiB")
     label, status = status, timed_calls(status_argv, status_env, args.calls)
     log(f"  `{label}`: {fmt(status)}")
-    cpu, gone = idle_cpu_ms_per_min(sup, args.idle)
+    cpu, root_cpu, gone = idle_cpu_ms_per_min(sup, args.idle)
     log(f"  idle CPU over {args.idle:.0f} s: {cpu:.1f} ms per minute"
-        + (f" ({len(gone)} processes ended meanwhile)" if gone else ""))
+        + (f" (the root process {root_cpu:.1f}, the others {cpu - root_cpu:.1f})"
+           if len(sup.pids) > 1 else "")
+        + (f"; {len(gone)} processes ended meanwhile" if gone else ""))
     kills = []
     for i in range(min(args.kills, n)):
         port = ports[(i * n) // min(args.kills, n)]
