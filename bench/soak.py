@@ -229,8 +229,11 @@ HEAD = (f"{'min':>4} {'RSS MiB':>10} {'fds':>6} {'threads':>8} {'CPU s':>9} "
 
 def growth(samples, start):
     """Largest growth, in percent, of each figure from minute `start` to the end."""
-    base = samples[start:start + 3]
-    tail = samples[-3:]
+    # Medians of 3 samples at each end, fewer when a short run has not
+    # 6 samples from `start` on, so that the two ends never overlap.
+    w = max(1, min(3, (len(samples) - start) // 2))
+    base = samples[start:start + w]
+    tail = samples[-w:]
     out = {}
     for key in ("rss", "fds", "threads", "shim_rss", "shim_fds", "apps"):
         a = statistics.median(s[key] for s in base)
@@ -238,8 +241,8 @@ def growth(samples, start):
         out[key] = (b - a) / a * 100 if a else 0.0
     # CPU: of the CPU used per minute, not of the running total.
     per_min = [samples[i]["cpu"] - samples[i - 1]["cpu"] for i in range(1, len(samples))]
-    a = statistics.median(per_min[start - 1:start + 2]) if start >= 1 else 0
-    b = statistics.median(per_min[-3:])
+    a = statistics.median(per_min[start - 1:start - 1 + w])
+    b = statistics.median(per_min[-w:])
     out["cpu per minute"] = (b - a) / a * 100 if a else 0.0
     return out
 
@@ -320,7 +323,8 @@ def main():
             log(f"  failure: {e}")
         g = growth(samples, start)
         worst = max(g, key=g.get)
-        log(f"\ngrowth from minute {start} to minute {args.minutes} (median of 3 samples at "
+        w = max(1, min(3, (len(samples) - start) // 2))
+        log(f"\ngrowth from minute {start} to minute {args.minutes} (median of {w} samples at "
             f"each end): " + ", ".join(f"{k} {v:+.1f} %" for k, v in g.items()))
         verdict = "PASS" if g[worst] <= GROWTH_LIMIT else "MISS"
         log(f"{verdict}  largest growth: {worst} {g[worst]:+.1f} % (limit {GROWTH_LIMIT:.0f} %)")
