@@ -434,6 +434,10 @@ def run_pm2(work, python, folders, ports, args, cleanup):
         if pid:
             cleanup.track([pid, *descendants(pid)])
         subprocess.run([PM2, "kill"], env=env, capture_output=True, timeout=120)
+        # `pm2 kill` returns before the God daemon has exited.
+        deadline = time.time() + 30
+        while pid and alive(pid) and time.time() < deadline:
+            time.sleep(0.1)
 
     cleanup.add(f"pm2 ({n})", shutdown)
     try:
