@@ -1,7 +1,7 @@
 # appforge: `make demo` runs the main job, `make test` runs every test.
 CARGO ?= cargo
 
-.PHONY: all build release test lint fmt demo bench fuzz clean pyenv tools postgres man completions FORCE
+.PHONY: all build release test lint fmt demo bench bench-tools fuzz clean pyenv tools postgres man completions FORCE
 
 all: build
 
@@ -72,6 +72,23 @@ $(CHROMIUM):
 	test -x $@
 FORCE:
 
+## The supervisors bench/supervisor.py compares appforged with: supervisord
+## from PyPI in its own environment, $(BENCH_TOOLS)/venv, and pm2 from npm in
+## $(BENCH_TOOLS)/node_modules, pinned. Kept apart from $(TOOLS)/.ready, which
+## the tests need and these are not. The stamp is remade when a pin below
+## changes or either program is missing.
+BENCH_TOOLS := $(TOOLS)/bench
+BENCH_PIP := supervisor==4.3.0
+BENCH_NPM := pm2@7.0.4
+BENCH_MISSING := $(strip $(if $(wildcard $(BENCH_TOOLS)/venv/bin/supervisord),,supervisord) \
+	$(if $(wildcard $(BENCH_TOOLS)/node_modules/pm2/package.json),,pm2))
+bench-tools: $(BENCH_TOOLS)/.ready
+$(BENCH_TOOLS)/.ready: Makefile $(if $(BENCH_MISSING),FORCE)
+	python3 -m venv $(BENCH_TOOLS)/venv
+	$(BENCH_TOOLS)/venv/bin/python -m pip install --quiet --disable-pip-version-check $(BENCH_PIP)
+	npm install --silent --no-audit --no-fund --save-exact --prefix $(BENCH_TOOLS) $(BENCH_NPM)
+	touch $@
+
 ## PostgreSQL's server programs (initdb, pg_ctl, postgres, psql, pg_dump), for
 ## the tests that start a real server: Debian's postgresql when initdb is
 ## missing. The tests run the server as the `postgres` user when run as root.
@@ -120,7 +137,7 @@ demo: build
 	scripts/demo.sh
 
 ## Benchmarks (not tests): release build, figures printed.
-bench: release tools postgres
+bench: release tools bench-tools postgres
 	python3 bench/ipc.py
 	python3 bench/generate.py
 	python3 bench/supervisor.py

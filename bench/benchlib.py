@@ -3,6 +3,7 @@ description, and a clean-up that stops everything a benchmark started,
 also when it fails or is interrupted."""
 
 import glob
+import http.client
 import json
 import math
 import os
@@ -59,12 +60,42 @@ def descendants(pid):
     return seen
 
 
+def cmdline(pid):
+    raw = read(f"/proc/{pid}/cmdline") or b""
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def app_port(pid):
+    """The port of a Flask app's Python process, or None for any other process."""
+    args = cmdline(pid)
+    if "flask" not in args or "--port" not in args:
+        return None
+    i = args.index("--port")
+    return int(args[i + 1]) if i + 1 < len(args) else None
+
+
 def kib_field(raw, name):
     """A `Name:  123 kB` field of a /proc file, in KiB."""
     for line in (raw or b"").decode(errors="replace").splitlines():
         if line.startswith(name + ":"):
             return int(line.split()[1])
     return None
+
+
+# ---------------------------------------------------------------- HTTP
+
+def http_status(port, timeout=1.0):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
 
 
 # ---------------------------------------------------------------- figures
