@@ -8,6 +8,7 @@ use crate::auth::AuthError;
 use crate::confine::pyenv::EnvError;
 use crate::db::DbError;
 use crate::projects::ProjectError;
+use crate::services::versions::MakeError;
 use crate::supervisor::RunError;
 
 /// Why a request failed.
@@ -107,6 +108,22 @@ impl From<GenerationError> for ServiceError {
         match e {
             GenerationError::Checker(_) => ServiceError::Internal(e.to_string()),
             _ => ServiceError::Provider(e.to_string()),
+        }
+    }
+}
+
+impl From<MakeError> for ServiceError {
+    fn from(e: MakeError) -> Self {
+        let message = e.to_string();
+        match e {
+            MakeError::InvalidInput(_) => ServiceError::InvalidInput(message),
+            MakeError::NoUnsaved(_) => ServiceError::NotFound(message),
+            MakeError::FailedChecks { .. } => ServiceError::App(message),
+            MakeError::Checker(_) | MakeError::StaticChecker(_) => ServiceError::Internal(message),
+            MakeError::Provider(e) => e.into(),
+            MakeError::Generation(e) => e.into(),
+            MakeError::Project(e) => e.into(),
+            MakeError::Db(e) => ServiceError::Db(e),
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use appforge_shared::protocol::FileContent;
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 
 use crate::config::AppSettings;
@@ -111,6 +112,28 @@ pub enum CheckError {
     /// The checks themselves could not run (a full disk, say).
     #[error("could not run the checks: {0}")]
     Broken(String),
+}
+
+/// Checks files by running them: the daemon's [`Checker`], or a stand-in
+/// where no app can run (the workflows' unit tests).
+pub trait RunCheck: Send + Sync {
+    /// Checks `files` step by step, telling `report` of each; returns the
+    /// steps that ran.
+    fn run_checks<'a>(
+        &'a self,
+        files: &'a [FileContent],
+        report: &'a (dyn Fn(String) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Vec<StepOutcome>, CheckError>>;
+}
+
+impl RunCheck for Checker {
+    fn run_checks<'a>(
+        &'a self,
+        files: &'a [FileContent],
+        report: &'a (dyn Fn(String) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Vec<StepOutcome>, CheckError>> {
+        Box::pin(self.check(files, report))
+    }
 }
 
 /// Runs the checks; cheap to clone.

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use appforge_shared::protocol::{FileContent, Progress};
 
-use super::{mends, CheckError, Checker, StepOutcome};
+use super::{mends, CheckError, RunCheck, StepOutcome};
 use crate::ai::generate::{self, Asking, GenerationError, Reply};
 use crate::ai::validate::{self, CheckError as StaticError};
 use crate::ai::{parse, prompt, Message, Role, Usage};
@@ -21,7 +21,7 @@ pub struct Job<'a> {
     /// Interpreter for the syntax check.
     pub python: &'a Path,
     /// Runs the files; `None` skips that (`--no-check`).
-    pub checker: Option<&'a Checker>,
+    pub checker: Option<&'a dyn RunCheck>,
     /// The files a change starts from (`improve`, `fix`): a reply writes
     /// some of them or new ones and deletes some by name, and every file
     /// it does not mention is kept. `None` for a new app, which a reply
@@ -278,7 +278,7 @@ async fn examine(
         return Ok(files);
     };
     let say = |line: String| report(Progress::Step(line));
-    match checker.check(&files, &say).await {
+    match checker.run_checks(&files, &say).await {
         Ok(ran) => {
             *steps = ran;
             Ok(files)
