@@ -843,3 +843,672 @@ fn checked_paths(files: Vec<FileContent>) -> Result<Vec<FileContent>, MakeError>
     checked.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(checked)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The workflow on a real SQLite store and the offline scaffolder, with
+    //! stand-ins for the checks by running and for the supervised apps, so
+    //! no app runs. The syntax check still asks `python3`.
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use futures_util::future::BoxFuture;
+
+    use super::*;
+    use crate::checks::{Failure, Step};
+    use crate::params;
+    use crate::supervisor::RunError;
+
+    /// Passes or fails every check, counting them.
+    struct FakeChecker {
+        fail: bool,
+        runs: AtomicUsize,
+    }
+
+    impl RunCheck for FakeChecker {
+        fn run_checks<'a>(
+            &'a self,
+            _files: &'a [FileContent],
+            report: &'a (dyn Fn(String) + Send + Sync),
+        ) -> BoxFuture<'a, Result<Vec<StepOutcome>, CheckError>> {
+            Box::pin(async move {
+                self.runs.fetch_add(1, Ordering::SeqCst);
+                report("check: starting the app and asking for /".into());
+                let step = StepOutcome {
+                    step: Step::Start,
+                    passed: !self.fail,
+                    millis: 1,
+                };
+                match self.fail {
+                    false => Ok(vec![step]),
+                    true => Err(CheckError::Failed {
+                        steps: vec![step],
+                        failure: Failure {
+                            step: Step::Start,
+                            error: "GET / answered 500".into(),
+                        },
+                    }),
+                }
+            })
+        }
+    }
+
+    /// A supervisor as the workflow sees it: whether the app runs (and so
+    /// follows), whether following fails, and its last failure.
+    #[derive(Default)]
+    struct FakeApps {
+        running: bool,
+        refuse: bool,
+        failure: Option<String>,
+        followed: Mutex<Vec<(i64, i64, CheckStatus)>>,
+    }
+
+    impl Apps for FakeApps {
+        fn follow<'a>(
+            &'a self,
+            project: &'a Project,
+            release: NewRelease<'a>,
+            _step: &'a (dyn Fn(String) + Send + Sync),
+        ) -> BoxFuture<'a, Result<bool, RunError>> {
+            Box::pin(async move {
+                self.followed.lock().unwrap().push((
+                    project.id,
+                    release.version,
+                    release.check_status,
+                ));
+                match self.refuse {
+                    true => Err(RunError::NoPort(8000, 8001)),
+                    false => Ok(self.running),
+                }
+            })
+        }
+
+        fn last_failure(&self, _project_id: i64) -> BoxFuture<'_, Option<String>> {
+            Box::pin(async move { self.failure.clone() })
+        }
+    }
+
+    struct World {
+        _dir: tempfile::TempDir,
+        db: Db,
+        providers: Providers,
+        metrics: Metrics,
+        checker: FakeChecker,
+        apps: FakeApps,
+        owner: i64,
+        steps: Mutex<Vec<String>>,
+    }
+
+    impl World {
+        async fn new(fail: bool, apps: FakeApps) -> World {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::open(&dir.path().join("appforge.db")).unwrap();
+            let cli = <crate::config::Cli as clap::Parser>::parse_from([
+                "appforged",
+                "--provider",
+                "template",
+            ]);
+            let settings = crate::config::Settings::from_cli(cli, Default::default()).unwrap();
+            let providers = Providers::new(&settings.ai).unwrap();
+            let owner = add_user(&db, "owner@example.com").await;
+            World {
+                _dir: dir,
+                db,
+                providers,
+                metrics: Metrics::default(),
+                checker: FakeChecker {
+                    fail,
+                    runs: AtomicUsize::new(0),
+                },
+                apps,
+                owner,
+                steps: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn maker(&self) -> Maker<'_> {
+            Maker {
+                db: &self.db,
+                providers: &self.providers,
+                checker: &self.checker,
+                apps: &self.apps,
+                metrics: &self.metrics,
+                python: Path::new("python3"),
+                repair_rounds: 2,
+            }
+        }
+
+        fn report(&self) -> impl Fn(Progress) + Send + Sync + '_ {
+            |p| {
+                if let Progress::Step(s) = p {
+                    self.steps.lock().unwrap().push(s);
+                }
+            }
+        }
+
+        fn said(&self, part: &str) -> bool {
+            self.steps.lock().unwrap().iter().any(|s| s.contains(part))
+        }
+
+        async fn generate(&self, name: &str, checks: CheckOptions) -> Result<Generated, MakeError> {
+            let req = GenerateRequest {
+                prompt: "a todo list".into(),
+                save: true,
+                name: Some(name.into()),
+                provider: None,
+                model: None,
+                checks,
+            };
+            self.maker().generate(self.owner, req, &self.report()).await
+        }
+
+        /// (kind, outcome, project) of each history row, oldest first.
+        async fn history(&self) -> Vec<(String, String, Option<i64>)> {
+            self.db
+                .call(|c| {
+                    c.query(
+                        "SELECT kind, outcome, project_id FROM generation_history ORDER BY id",
+                        params![],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                })
+                .await
+                .unwrap()
+        }
+
+        /// (version, kind, checks, prompt) of each of a project's versions.
+        async fn versions(&self, project_id: i64) -> Vec<(i64, String, String, String)> {
+            self.db
+                .call(move |c| {
+                    c.query(
+                        "SELECT version, kind, checks, prompt FROM project_versions \
+                         WHERE project_id = $1 ORDER BY version",
+                        params![project_id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                })
+                .await
+                .unwrap()
+        }
+
+        async fn files(&self, project_id: i64, version: i64) -> Vec<FileContent> {
+            let owner = self.owner;
+            self.db
+                .transaction(move |c| {
+                    let p = projects::resolve(c, owner, &project_id.to_string())?;
+                    versions::files_at(c, &p, version)
+                })
+                .await
+                .unwrap()
+        }
+    }
+
+    async fn add_user(db: &Db, email: &'static str) -> i64 {
+        db.call(move |c| {
+            c.query_one(
+                "INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id",
+                params![email],
+                |r| r.get(0),
+            )
+        })
+        .await
+        .unwrap()
+    }
+
+    fn edit(project: &str, base: i64, files: Vec<FileContent>) -> EditRequest {
+        EditRequest {
+            project: project.into(),
+            base_version: base,
+            files,
+            checks: CheckOptions::default(),
+        }
+    }
+
+    fn keep_broken() -> CheckOptions {
+        CheckOptions {
+            keep_broken: true,
+            ..CheckOptions::default()
+        }
+    }
+
+    /// The files with one more line at the end of `app.py`.
+    fn changed(mut files: Vec<FileContent>) -> Vec<FileContent> {
+        let app = files.iter_mut().find(|f| f.path == "app.py").unwrap();
+        app.content.push_str("\n# changed\n");
+        files
+    }
+
+    #[test]
+    fn check_status_reads_back_what_it_writes() {
+        for status in [
+            CheckStatus::Passed,
+            CheckStatus::Failed,
+            CheckStatus::Skipped,
+        ] {
+            assert_eq!(CheckStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(CheckStatus::parse(""), None);
+    }
+
+    #[tokio::test]
+    async fn generate_checks_saves_and_records_a_new_project() {
+        let world = World::new(false, FakeApps::default()).await;
+        let made = world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap();
+        let saved = made.project.expect("saved");
+        assert_eq!((saved.name.as_str(), saved.version), ("todo", 1));
+        assert_eq!(made.check_status, "passed");
+        assert_eq!(made.checks.len(), 1);
+        assert!(!made.restarted);
+        assert_eq!(world.checker.runs.load(Ordering::SeqCst), 1);
+        // A new project has no app to follow.
+        assert!(world.apps.followed.lock().unwrap().is_empty());
+        assert_eq!(
+            world.history().await,
+            [("generate".into(), "ok".into(), Some(saved.project_id))]
+        );
+        let versions = world.versions(saved.project_id).await;
+        assert_eq!(
+            (versions[0].1.as_str(), versions[0].2.as_str()),
+            ("generate", "passed")
+        );
+        assert!(world.said("asking template"));
+    }
+
+    #[tokio::test]
+    async fn an_unsaved_generation_is_saved_once() {
+        let world = World::new(false, FakeApps::default()).await;
+        let req = GenerateRequest {
+            prompt: "a todo list".into(),
+            save: false,
+            name: None,
+            provider: None,
+            model: None,
+            checks: CheckOptions {
+                check: false,
+                ..CheckOptions::default()
+            },
+        };
+        let made = world
+            .maker()
+            .generate(world.owner, req, &world.report())
+            .await
+            .unwrap();
+        assert!(made.project.is_none());
+        assert_eq!(made.check_status, "skipped");
+        assert_eq!(world.checker.runs.load(Ordering::SeqCst), 0);
+        let save = SaveGenerationRequest {
+            generation_id: made.generation_id,
+            name: Some("later".into()),
+        };
+        let saved = world
+            .maker()
+            .save_generation(world.owner, save.clone())
+            .await
+            .unwrap();
+        assert_eq!(saved.project.unwrap().name, "later");
+        assert_eq!(saved.check_status, "skipped");
+        assert_eq!(saved.files, made.files);
+        let again = world.maker().save_generation(world.owner, save).await;
+        let e = again.unwrap_err();
+        assert!(matches!(e, MakeError::NoUnsaved(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "no unsaved generation {}; it may be saved already",
+                made.generation_id
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_taken_meanwhile_keeps_the_history_and_saves_nothing() {
+        let world = World::new(false, FakeApps::default()).await;
+        world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap();
+        let e = world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, MakeError::Project(ProjectError::NameTaken(_))),
+            "{e:?}"
+        );
+        let history = world.history().await;
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[1].2, None, "the refused round is not linked");
+    }
+
+    #[tokio::test]
+    async fn a_failed_check_saves_nothing_unless_kept_broken() {
+        let world = World::new(true, FakeApps::default()).await;
+        let e = world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, MakeError::Generation(GenerationError::Invalid { .. })),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("GET / answered 500"), "{e}");
+        assert_eq!(
+            world.history().await,
+            [("generate".into(), "failed".into(), None)]
+        );
+        let kept = world.generate("todo", keep_broken()).await.unwrap();
+        assert_eq!(kept.check_status, "failed");
+        let project_id = kept.project.unwrap().project_id;
+        assert_eq!(world.versions(project_id).await[0].2, "failed");
+        assert!(world.said("saved although it failed its checks (--keep-broken)"));
+    }
+
+    #[tokio::test]
+    async fn improve_saves_the_next_version_and_the_running_app_follows() {
+        let apps = FakeApps {
+            running: true,
+            ..FakeApps::default()
+        };
+        let world = World::new(false, apps).await;
+        let first = world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap();
+        let project_id = first.project.unwrap().project_id;
+        let req = ImproveRequest {
+            project: "todo".into(),
+            prompt: "with due dates".into(),
+            provider: None,
+            model: None,
+            checks: CheckOptions::default(),
+        };
+        let made = world
+            .maker()
+            .improve(world.owner, req, &world.report())
+            .await
+            .unwrap();
+        assert_eq!(made.project.unwrap().version, 2);
+        assert!(made.restarted);
+        assert_eq!(
+            *world.apps.followed.lock().unwrap(),
+            [(project_id, 2, CheckStatus::Passed)]
+        );
+        let history = world.history().await;
+        assert_eq!(
+            history[1],
+            ("improve".into(), "ok".into(), Some(project_id))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_app_that_cannot_follow_is_reported_and_the_version_kept() {
+        let apps = FakeApps {
+            refuse: true,
+            ..FakeApps::default()
+        };
+        let world = World::new(false, apps).await;
+        let first = world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap();
+        let project_id = first.project.unwrap().project_id;
+        let files = changed(first.files);
+        let saved = world
+            .maker()
+            .edit(world.owner, edit("todo", 1, files), &world.report())
+            .await
+            .unwrap();
+        assert!(saved.saved && !saved.restarted);
+        assert_eq!(world.versions(project_id).await.len(), 2);
+        assert!(
+            world.said("the new version is saved, but the app did not restart on it: no free port")
+        );
+    }
+
+    #[tokio::test]
+    async fn edit_saves_changes_only_and_refuses_a_failing_or_stale_one() {
+        let world = World::new(false, FakeApps::default()).await;
+        let first = world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap();
+        let project_id = first.project.unwrap().project_id;
+        let same = world
+            .maker()
+            .edit(
+                world.owner,
+                edit("todo", 1, first.files.clone()),
+                &world.report(),
+            )
+            .await
+            .unwrap();
+        assert!(!same.saved && same.changed.is_empty());
+        assert_eq!(same.version, 1);
+        assert!(world.apps.followed.lock().unwrap().is_empty());
+
+        let saved = world
+            .maker()
+            .edit(
+                world.owner,
+                edit("todo", 1, changed(first.files.clone())),
+                &world.report(),
+            )
+            .await
+            .unwrap();
+        assert!(saved.saved);
+        assert_eq!(
+            (saved.version, saved.changed.as_slice()),
+            (2, &["app.py".to_string()][..])
+        );
+        assert_eq!(saved.check_status, "passed");
+        assert_eq!(
+            *world.apps.followed.lock().unwrap(),
+            [(project_id, 2, CheckStatus::Passed)]
+        );
+
+        // Started from version 1, which is no longer the newest.
+        let stale = world
+            .maker()
+            .edit(
+                world.owner,
+                edit("todo", 1, first.files.clone()),
+                &world.report(),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(stale, MakeError::Project(ProjectError::Moved { .. })),
+            "{stale:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_edit_failing_its_checks_is_refused_with_the_failure() {
+        let world = World::new(false, FakeApps::default()).await;
+        let first = world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap();
+        let project_id = first.project.unwrap().project_id;
+        let failing = World {
+            checker: FakeChecker {
+                fail: true,
+                runs: AtomicUsize::new(0),
+            },
+            ..world
+        };
+        let e = failing
+            .maker()
+            .edit(
+                failing.owner,
+                edit("todo", 1, changed(first.files.clone())),
+                &failing.report(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the edit was not saved: the start check failed: GET / answered 500\n\
+             (--keep-broken saves it anyway, marked as failing; --no-check skips the checks)"
+        );
+        assert_eq!(failing.versions(project_id).await.len(), 1);
+        let mut req = edit("todo", 1, changed(first.files));
+        req.checks = keep_broken();
+        let kept = failing
+            .maker()
+            .edit(failing.owner, req, &failing.report())
+            .await
+            .unwrap();
+        assert_eq!(kept.check_status, "failed");
+        assert_eq!(
+            *failing.apps.followed.lock().unwrap(),
+            [(project_id, 2, CheckStatus::Failed)]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_edit_with_a_bad_path_or_of_another_users_project_is_refused() {
+        let world = World::new(false, FakeApps::default()).await;
+        world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap();
+        let bad = vec![FileContent::new("../escape.py", "x = 1\n")];
+        let e = world
+            .maker()
+            .edit(world.owner, edit("todo", 1, bad.clone()), &world.report())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the edit was not saved: `../escape.py` is not a safe relative path inside the project"
+        );
+        let other = add_user(&world.db, "other@example.com").await;
+        let e = world
+            .maker()
+            .edit(other, edit("todo", 1, bad), &world.report())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, MakeError::Project(ProjectError::NotFound(_))),
+            "{e:?}"
+        );
+        assert_eq!(world.checker.runs.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn rollback_saves_an_earlier_version_as_the_newest() {
+        let world = World::new(false, FakeApps::default()).await;
+        let first = world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap();
+        let project_id = first.project.unwrap().project_id;
+        world
+            .maker()
+            .edit(
+                world.owner,
+                edit("todo", 1, changed(first.files.clone())),
+                &world.report(),
+            )
+            .await
+            .unwrap();
+        let req = RollbackRequest {
+            project: "todo".into(),
+            version: 1,
+            checks: CheckOptions::default(),
+        };
+        let saved = world
+            .maker()
+            .rollback(world.owner, req, &world.report())
+            .await
+            .unwrap();
+        assert_eq!((saved.saved, saved.version), (true, 3));
+        assert_eq!(
+            world.files(project_id, 3).await,
+            world.files(project_id, 1).await
+        );
+        let versions = world.versions(project_id).await;
+        assert_eq!(
+            (versions[2].1.as_str(), versions[2].3.as_str()),
+            ("rollback", "rollback to version 1")
+        );
+    }
+
+    #[tokio::test]
+    async fn fix_needs_a_failure_or_the_users_words() {
+        let world = World::new(false, FakeApps::default()).await;
+        world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap();
+        let req = FixRequest {
+            project: "todo".into(),
+            prompt: None,
+            provider: None,
+            model: None,
+            checks: CheckOptions::default(),
+        };
+        let e = world
+            .maker()
+            .fix(world.owner, req.clone(), &world.report())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, MakeError::InvalidInput(_)), "{e:?}");
+        assert!(
+            e.to_string().starts_with("`todo` has no failure to fix"),
+            "{e}"
+        );
+
+        let failed = World {
+            apps: FakeApps {
+                failure: Some("Traceback\nNameError: name 'x' is not defined\n".into()),
+                ..FakeApps::default()
+            },
+            ..world
+        };
+        let made = failed
+            .maker()
+            .fix(failed.owner, req, &failed.report())
+            .await
+            .unwrap();
+        assert_eq!(made.project.unwrap().version, 2);
+        assert!(failed.said("sending the app's last failure to the model: NameError"));
+        assert_eq!(failed.history().await[1].0, "fix");
+    }
+
+    #[tokio::test]
+    async fn an_empty_prompt_is_refused_before_any_work() {
+        let world = World::new(false, FakeApps::default()).await;
+        let mut req = GenerateRequest {
+            prompt: "  ".into(),
+            save: true,
+            name: None,
+            provider: None,
+            model: None,
+            checks: CheckOptions::default(),
+        };
+        let e = world
+            .maker()
+            .generate(world.owner, req.clone(), &world.report())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the prompt is empty; describe the app you want"
+        );
+        req.prompt = "a todo list".into();
+        req.provider = Some("nobody".into());
+        let e = world
+            .maker()
+            .generate(world.owner, req, &world.report())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, MakeError::Provider(_)), "{e:?}");
+        assert!(world.history().await.is_empty());
+    }
+}
