@@ -1,11 +1,17 @@
 //! The one door from the workflows and the handlers to the supervisor, so
 //! that its API can change in one place. Making a version needs two things
 //! of it, behind [`Apps`] so the workflow's tests run without apps: moving
-//! a running app onto a new version, and the app's last failure.
+//! a running app onto a new version, and the app's last failure. The rest
+//! are the requests about apps: run, stop, restart, ps, logs, and what
+//! `status` and `metrics` show.
 
-use appforge_shared::protocol::FileContent;
+use std::collections::BTreeMap;
+
+use appforge_shared::protocol::{FileContent, ProcessInfo};
 use futures_util::future::BoxFuture;
 
+use crate::confine::Protections;
+use crate::process::logfile::LogFiles;
 use crate::projects::versions::{CheckStatus, Release};
 use crate::projects::Project;
 use crate::supervisor::{RunError, Supervisor};
@@ -56,4 +62,126 @@ impl Apps for Supervisor {
     fn last_failure(&self, project_id: i64) -> BoxFuture<'_, Option<String>> {
         Box::pin(Supervisor::last_failure(self, project_id))
     }
+}
+
+/// Starts a project's app on `release` (or finds it running) and returns
+/// once it answers HTTP; `step` hears each stage.
+pub async fn run(
+    supervisor: &Supervisor,
+    project: &Project,
+    release: &Release,
+    port: Option<u16>,
+    step: &(dyn Fn(String) + Sync),
+) -> Result<ProcessInfo, RunError> {
+    supervisor.run(project, release, port, step).await
+}
+
+/// Stops a project's app, unless another host's daemon keeps it running;
+/// returns what was stopped.
+pub async fn stop(
+    supervisor: &Supervisor,
+    project: &Project,
+) -> Result<Option<ProcessInfo>, RunError> {
+    supervisor.check_here(project, true).await?;
+    supervisor.stop(project.id).await
+}
+
+/// Stops every app of `owner_id`'s this daemon runs; returns what was
+/// stopped.
+pub async fn stop_all(
+    supervisor: &Supervisor,
+    owner_id: i64,
+) -> Result<Vec<ProcessInfo>, RunError> {
+    let mut stopped = Vec::new();
+    for id in supervisor.owned(owner_id) {
+        if let Some(info) = supervisor.stop(id).await? {
+            stopped.push(info);
+        }
+    }
+    Ok(stopped)
+}
+
+/// Stops a project's app to start it again, unless another host's daemon
+/// keeps it running; `step` hears when it stops.
+pub async fn stop_to_restart(
+    supervisor: &Supervisor,
+    project: &Project,
+    step: &(dyn Fn(String) + Sync),
+) -> Result<(), RunError> {
+    supervisor.check_here(project, false).await?;
+    step("stopping".into());
+    supervisor.stop(project.id).await?;
+    Ok(())
+}
+
+/// Stops a project's app and removes its folder and logs, for a project
+/// being deleted. The app goes first, so no process outlives its project.
+pub async fn stop_before_delete(supervisor: &Supervisor, project_id: i64) -> Result<(), RunError> {
+    supervisor.stop(project_id).await?;
+    Ok(())
+}
+
+/// Removes a deleted project's folder and logs.
+pub async fn remove_files(supervisor: &Supervisor, project_id: i64) -> std::io::Result<()> {
+    let folder = supervisor.folder(project_id);
+    let logs = supervisor.log_files(project_id);
+    tokio::task::spawn_blocking(move || {
+        // A project never run has no folder.
+        let _ = std::fs::remove_dir_all(folder);
+        logs.remove()
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
+/// The caller's apps: those this daemon runs, then those other hosts'
+/// daemons keep running.
+pub async fn ps(supervisor: &Supervisor, owner_id: i64) -> Result<Vec<ProcessInfo>, RunError> {
+    let mut apps = supervisor.ps(owner_id);
+    apps.extend(supervisor.elsewhere(owner_id).await?);
+    Ok(apps)
+}
+
+/// The caller's apps this daemon runs.
+pub fn running(supervisor: &Supervisor, owner_id: i64) -> Vec<ProcessInfo> {
+    supervisor.ps(owner_id)
+}
+
+/// Where a project's app log is.
+pub enum Logs {
+    /// On this host, in these files.
+    Here(LogFiles),
+    /// On another host, whose daemon runs the app.
+    Elsewhere {
+        /// That host.
+        host: String,
+    },
+}
+
+/// Where a project's app log is: an app another host runs keeps its log
+/// on that host.
+pub async fn logs(supervisor: &Supervisor, project: &Project) -> Result<Logs, RunError> {
+    let files = supervisor.log_files(project.id);
+    if !files.path().exists() {
+        if let Some(host) = supervisor.host_elsewhere(project).await? {
+            return Ok(Logs::Elsewhere { host });
+        }
+    }
+    Ok(Logs::Here(files))
+}
+
+/// How many apps are in each state, for the metrics.
+pub fn by_state(supervisor: &Supervisor) -> BTreeMap<&'static str, u64> {
+    supervisor.apps_by_state()
+}
+
+/// This daemon's claim on its host: the name, whether it holds it, and
+/// what to know about it.
+pub fn host_claim(supervisor: &Supervisor) -> (String, bool, String) {
+    supervisor.host_claim()
+}
+
+/// The confinement apps run under.
+pub fn protections(supervisor: &Supervisor) -> &Protections {
+    supervisor.protections()
 }

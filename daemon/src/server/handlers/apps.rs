@@ -10,6 +10,7 @@ use super::{with_project, ProgressTx};
 use crate::error::ServiceError;
 use crate::process::logfile::LogParser;
 use crate::projects::{versions, Project};
+use crate::services::apps::{self, Logs};
 use crate::state::Daemon;
 
 /// How often a followed log is checked for new lines.
@@ -29,10 +30,7 @@ pub async fn run(
     let step = |s: String| {
         let _ = progress.send(Progress::Step(s));
     };
-    let info = daemon
-        .supervisor
-        .run(&project, &release, req.port, &step)
-        .await?;
+    let info = apps::run(&daemon.supervisor, &project, &release, req.port, &step).await?;
     Ok(Reply::Running(info))
 }
 
@@ -43,25 +41,21 @@ pub async fn stop(
     req: StopRequest,
 ) -> Result<Reply, ServiceError> {
     let user = daemon.accounts.authenticate(token).await?;
-    let ids = match (req.project, req.all) {
+    let stopped = match (req.project, req.all) {
         (Some(reference), _) => {
             let project = find(daemon, token, reference).await?;
-            daemon.supervisor.check_here(&project, true).await?;
-            vec![project.id]
+            apps::stop(&daemon.supervisor, &project)
+                .await?
+                .into_iter()
+                .collect()
         }
-        (None, true) => daemon.supervisor.owned(user.id),
+        (None, true) => apps::stop_all(&daemon.supervisor, user.id).await?,
         (None, false) => {
             return Err(ServiceError::InvalidInput(
                 "name the project to stop, or pass --all".into(),
             ))
         }
     };
-    let mut stopped = Vec::new();
-    for id in ids {
-        if let Some(info) = daemon.supervisor.stop(id).await? {
-            stopped.push(info);
-        }
-    }
     Ok(Reply::Stopped(stopped))
 }
 
@@ -73,9 +67,10 @@ pub async fn restart(
     progress: &ProgressTx,
 ) -> Result<Reply, ServiceError> {
     let project = find(daemon, token, req.project.clone()).await?;
-    daemon.supervisor.check_here(&project, false).await?;
-    let _ = progress.send(Progress::Step("stopping".into()));
-    daemon.supervisor.stop(project.id).await?;
+    let step = |s: String| {
+        let _ = progress.send(Progress::Step(s));
+    };
+    apps::stop_to_restart(&daemon.supervisor, &project, &step).await?;
     let again = RunRequest {
         project: project.id.to_string(),
         port: None,
@@ -86,15 +81,15 @@ pub async fn restart(
 /// The caller's supervised apps.
 pub async fn ps(daemon: &Daemon, token: Option<&SessionToken>) -> Result<Reply, ServiceError> {
     let user = daemon.accounts.authenticate(token).await?;
-    let mut apps = daemon.supervisor.ps(user.id);
-    apps.extend(daemon.supervisor.elsewhere(user.id).await?);
-    Ok(Reply::Processes(apps))
+    Ok(Reply::Processes(
+        apps::ps(&daemon.supervisor, user.id).await?,
+    ))
 }
 
 /// The caller's apps' CPU and memory over the last hour.
 pub async fn usage(daemon: &Daemon, token: Option<&SessionToken>) -> Result<Reply, ServiceError> {
     let user = daemon.accounts.authenticate(token).await?;
-    let running = daemon.supervisor.ps(user.id);
+    let running = apps::running(&daemon.supervisor, user.id);
     Ok(Reply::Usage(daemon.usage.of(
         user.id,
         &running,
@@ -111,17 +106,16 @@ pub async fn logs(
     progress: &ProgressTx,
 ) -> Result<Reply, ServiceError> {
     let project = find(daemon, token, req.project).await?;
-    let files = daemon.supervisor.log_files(project.id);
-    if !files.path().exists() {
-        // An app another host runs keeps its log on that host.
-        if let Some(host) = daemon.supervisor.host_elsewhere(&project).await? {
+    let files = match apps::logs(&daemon.supervisor, &project).await? {
+        Logs::Here(files) => files,
+        Logs::Elsewhere { host } => {
             return Err(ServiceError::InvalidInput(format!(
                 "`{}` runs on host `{host}`, which keeps its log; ask that host's daemon \
                  (appforge --socket PATH logs {})",
                 project.name, project.name
-            )));
+            )))
         }
-    }
+    };
     let lines = req.lines as usize;
     let (tail, follower) = tokio::task::spawn_blocking(move || {
         let tail = files.tail_lines(lines)?;
