@@ -51,10 +51,44 @@ impl std::fmt::Display for CheckStatus {
     }
 }
 
+/// How a version was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A model wrote a new app.
+    Generate,
+    /// A model changed the app as asked.
+    Improve,
+    /// A model repaired the app's last failure.
+    Fix,
+    /// The user's own files.
+    Edit,
+    /// An earlier version's files again.
+    Rollback,
+}
+
+impl Kind {
+    /// Its name in the store and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Generate => "generate",
+            Kind::Improve => "improve",
+            Kind::Fix => "fix",
+            Kind::Edit => "edit",
+            Kind::Rollback => "rollback",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A new version's origin and content.
 pub struct NewVersion<'a> {
-    /// `generate`, `improve`, `edit` or `rollback`.
-    pub kind: &'a str,
+    /// How it was made.
+    pub kind: Kind,
     /// The prompt behind it, or what was done.
     pub prompt: &'a str,
     /// The generation that made it, if any.
@@ -85,7 +119,7 @@ pub fn add_version(tx: &Conn<'_>, project_id: i64, v: NewVersion<'_>) -> Result<
     let version_id: i64 = tx.query_one(
         "INSERT INTO project_versions (project_id, version, kind, prompt, generation_id, tokens_used, checks) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        params![project_id, number, v.kind, v.prompt, v.generation_id, v.tokens_used, v.checks.as_str()],
+        params![project_id, number, v.kind.as_str(), v.prompt, v.generation_id, v.tokens_used, v.checks.as_str()],
         |r| r.get(0),
     )?;
     for f in v.files {

@@ -4,7 +4,7 @@
 use crate::checks::repair::Round;
 use crate::db::{Conn, DbError};
 use crate::params;
-use crate::projects::versions::CheckStatus;
+use crate::projects::versions::{CheckStatus, Kind};
 use appforge_shared::protocol::FileContent;
 
 /// What a history row records besides the outcome.
@@ -14,7 +14,7 @@ pub struct Entry<'a> {
     /// The project, for `improve`.
     pub project_id: Option<i64>,
     /// `generate` or `improve`.
-    pub kind: &'a str,
+    pub kind: Kind,
     /// The user's prompt.
     pub prompt: &'a str,
     /// The provider asked.
@@ -52,7 +52,7 @@ pub fn record(
         params![
             entry.owner_id,
             entry.project_id,
-            entry.kind,
+            entry.kind.as_str(),
             entry.prompt,
             reply.response.as_str(),
             reply.usage.total_tokens as i64,

@@ -22,7 +22,7 @@ use crate::checks::{CheckError, RunCheck, StepOutcome};
 use crate::db::{Conn, Db, DbError};
 use crate::metrics::Metrics;
 use crate::projects::path::SafePath;
-use crate::projects::versions::CheckStatus;
+use crate::projects::versions::{CheckStatus, Kind};
 use crate::projects::{self, versions, NewVersion, Project, ProjectError};
 
 /// Longest prompt accepted, in bytes.
@@ -47,7 +47,7 @@ pub enum MakeError {
     )]
     FailedChecks {
         /// `edit` or `rollback`.
-        what: &'static str,
+        what: Kind,
         /// What failed.
         failure: crate::checks::Failure,
     },
@@ -107,7 +107,7 @@ enum Target {
         /// on meanwhile, the result is not saved over the newer version.
         base: i64,
         /// `improve` or `fix`.
-        kind: &'static str,
+        kind: Kind,
     },
 }
 
@@ -135,7 +135,7 @@ impl Stored {
 /// One generation call: who asks, what, and whom.
 struct Call {
     owner_id: i64,
-    kind: &'static str,
+    kind: Kind,
     prompt: String,
     provider: std::sync::Arc<dyn crate::ai::Provider>,
     model: String,
@@ -157,7 +157,13 @@ impl Maker<'_> {
             true => Target::NewProject { name: req.name },
             false => Target::Nowhere,
         };
-        let call = self.call(owner_id, "generate", req.prompt, req.provider, req.model)?;
+        let call = self.call(
+            owner_id,
+            Kind::Generate,
+            req.prompt,
+            req.provider,
+            req.model,
+        )?;
         let messages = prompt::generate(&call.prompt);
         let app_prompt = call.prompt.clone();
         let generation = Generation {
@@ -235,7 +241,7 @@ impl Maker<'_> {
                 Ok::<_, ProjectError>((p, base, files))
             })
             .await?;
-        let call = self.call(owner_id, "improve", req.prompt, req.provider, req.model)?;
+        let call = self.call(owner_id, Kind::Improve, req.prompt, req.provider, req.model)?;
         // The offline scaffolder reads the app from the prompts alone.
         let app_prompt = format!("{}, {}", project.prompt, call.prompt);
         let messages = prompt::improve(&current, &call.prompt);
@@ -245,7 +251,7 @@ impl Maker<'_> {
             target: Target::NewVersion {
                 project,
                 base,
-                kind: "improve",
+                kind: Kind::Improve,
             },
             base: Some(current),
             options: req.checks,
@@ -303,7 +309,7 @@ impl Maker<'_> {
             .prompt
             .clone()
             .unwrap_or_else(|| "fix the app's last failure".into());
-        let call = self.call(owner_id, "fix", words, req.provider, req.model)?;
+        let call = self.call(owner_id, Kind::Fix, words, req.provider, req.model)?;
         let app_prompt = project.prompt.clone();
         let messages = prompt::fix(&current, &failure, req.prompt.as_deref());
         let generation = Generation {
@@ -312,7 +318,7 @@ impl Maker<'_> {
             target: Target::NewVersion {
                 project,
                 base,
-                kind: "fix",
+                kind: Kind::Fix,
             },
             base: Some(current),
             options: req.checks,
@@ -340,7 +346,7 @@ impl Maker<'_> {
             project,
             base: req.base_version,
             files,
-            kind: "edit",
+            kind: Kind::Edit,
             prompt: String::new(),
         };
         let saved = self.check_and_save(made, req.checks, report).await?;
@@ -375,7 +381,7 @@ impl Maker<'_> {
             project,
             base,
             files,
-            kind: "rollback",
+            kind: Kind::Rollback,
             prompt: format!("rollback to version {wanted}"),
         };
         let saved = self.check_and_save(made, req.checks, report).await?;
@@ -392,7 +398,7 @@ impl Maker<'_> {
     fn call(
         &self,
         owner_id: i64,
-        kind: &'static str,
+        kind: Kind,
         prompt: String,
         provider: Option<String>,
         model: Option<String>,
@@ -527,7 +533,7 @@ impl Maker<'_> {
         tracing::info!(
             generation_id,
             user_id = owner_id,
-            kind,
+            kind = kind.as_str(),
             saved = project.is_some(),
             rounds = outcome.rounds.len(),
             check_status = check_status.as_str(),
@@ -620,7 +626,7 @@ impl Maker<'_> {
         &self,
         files: &mut Vec<FileContent>,
         options: CheckOptions,
-        what: &'static str,
+        what: Kind,
         report: Report<'_>,
     ) -> Result<(CheckStatus, Vec<CheckStep>), MakeError> {
         validate::check(files, self.python)
@@ -690,7 +696,7 @@ struct Unwritten {
     base: i64,
     files: Vec<FileContent>,
     /// `edit` or `rollback`.
-    kind: &'static str,
+    kind: Kind,
     prompt: String,
 }
 
@@ -722,8 +728,8 @@ fn store(
 ) -> Result<Stored, DbError> {
     let version = NewVersion {
         kind: match &target {
-            Target::NewVersion { kind, .. } => kind,
-            _ => "generate",
+            Target::NewVersion { kind, .. } => *kind,
+            _ => Kind::Generate,
         },
         prompt,
         generation_id: Some(generation_id),
