@@ -156,3 +156,74 @@ impl From<ServiceError> for WireError {
         WireError::new(code, message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::{CheckError, Failure, Step};
+
+    fn wire(e: MakeError) -> WireError {
+        ServiceError::from(e).into()
+    }
+
+    #[test]
+    fn each_way_a_version_is_not_made_crosses_with_its_own_code() {
+        let failed = MakeError::FailedChecks {
+            what: crate::projects::versions::Kind::Edit,
+            failure: Failure {
+                step: Step::Import,
+                error: "NameError".into(),
+            },
+        };
+        let cases = [
+            (
+                MakeError::InvalidInput("empty".into()),
+                ErrorCode::InvalidInput,
+            ),
+            (MakeError::NoUnsaved(7), ErrorCode::NotFound),
+            (failed, ErrorCode::AppFailed),
+            (
+                MakeError::Checker(CheckError::Broken("disk full".into())),
+                ErrorCode::Internal,
+            ),
+            (
+                MakeError::Project(ProjectError::NameTaken("todo".into())),
+                ErrorCode::Conflict,
+            ),
+            (
+                MakeError::Project(ProjectError::NotFound("todo".into())),
+                ErrorCode::NotFound,
+            ),
+            (
+                MakeError::Provider(ProviderChoiceError::Unknown("x".into())),
+                ErrorCode::InvalidInput,
+            ),
+            (
+                MakeError::Generation(GenerationError::Invalid {
+                    rounds: 2,
+                    problem: "GET / answered 500".into(),
+                }),
+                ErrorCode::ProviderError,
+            ),
+        ];
+        for (error, code) in cases {
+            let shown = error.to_string();
+            let wire = wire(error);
+            assert_eq!(wire.code, code, "{shown}");
+            assert!(wire.message.contains(&shown), "{} / {shown}", wire.message);
+        }
+    }
+
+    #[test]
+    fn only_a_store_failure_is_called_a_database_error() {
+        let moved = ServiceError::from(MakeError::Project(ProjectError::Moved {
+            name: "todo".into(),
+            base: 1,
+            newest: 2,
+        }));
+        assert!(!moved.to_string().contains("database"), "{moved}");
+        let db = ServiceError::from(MakeError::Db(DbError::NoRow));
+        assert_eq!(db.code(), ErrorCode::Internal);
+        assert!(db.to_string().starts_with("database error: "), "{db}");
+    }
+}
