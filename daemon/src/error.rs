@@ -8,6 +8,7 @@ use crate::auth::AuthError;
 use crate::confine::pyenv::EnvError;
 use crate::db::DbError;
 use crate::projects::ProjectError;
+use crate::services::versions::MakeError;
 use crate::supervisor::RunError;
 
 /// Why a request failed.
@@ -111,6 +112,22 @@ impl From<GenerationError> for ServiceError {
     }
 }
 
+impl From<MakeError> for ServiceError {
+    fn from(e: MakeError) -> Self {
+        let message = e.to_string();
+        match e {
+            MakeError::InvalidInput(_) => ServiceError::InvalidInput(message),
+            MakeError::NoUnsaved(_) => ServiceError::NotFound(message),
+            MakeError::FailedChecks { .. } => ServiceError::App(message),
+            MakeError::Checker(_) | MakeError::StaticChecker(_) => ServiceError::Internal(message),
+            MakeError::Provider(e) => e.into(),
+            MakeError::Generation(e) => e.into(),
+            MakeError::Project(e) => e.into(),
+            MakeError::Db(e) => ServiceError::Db(e),
+        }
+    }
+}
+
 impl ServiceError {
     /// The code this error crosses the wire with.
     pub fn code(&self) -> ErrorCode {
@@ -137,5 +154,76 @@ impl From<ServiceError> for WireError {
             _ => e.to_string(),
         };
         WireError::new(code, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::{CheckError, Failure, Step};
+
+    fn wire(e: MakeError) -> WireError {
+        ServiceError::from(e).into()
+    }
+
+    #[test]
+    fn each_way_a_version_is_not_made_crosses_with_its_own_code() {
+        let failed = MakeError::FailedChecks {
+            what: crate::projects::versions::Kind::Edit,
+            failure: Failure {
+                step: Step::Import,
+                error: "NameError".into(),
+            },
+        };
+        let cases = [
+            (
+                MakeError::InvalidInput("empty".into()),
+                ErrorCode::InvalidInput,
+            ),
+            (MakeError::NoUnsaved(7), ErrorCode::NotFound),
+            (failed, ErrorCode::AppFailed),
+            (
+                MakeError::Checker(CheckError::Broken("disk full".into())),
+                ErrorCode::Internal,
+            ),
+            (
+                MakeError::Project(ProjectError::NameTaken("todo".into())),
+                ErrorCode::Conflict,
+            ),
+            (
+                MakeError::Project(ProjectError::NotFound("todo".into())),
+                ErrorCode::NotFound,
+            ),
+            (
+                MakeError::Provider(ProviderChoiceError::Unknown("x".into())),
+                ErrorCode::InvalidInput,
+            ),
+            (
+                MakeError::Generation(GenerationError::Invalid {
+                    rounds: 2,
+                    problem: "GET / answered 500".into(),
+                }),
+                ErrorCode::ProviderError,
+            ),
+        ];
+        for (error, code) in cases {
+            let shown = error.to_string();
+            let wire = wire(error);
+            assert_eq!(wire.code, code, "{shown}");
+            assert!(wire.message.contains(&shown), "{} / {shown}", wire.message);
+        }
+    }
+
+    #[test]
+    fn only_a_store_failure_is_called_a_database_error() {
+        let moved = ServiceError::from(MakeError::Project(ProjectError::Moved {
+            name: "todo".into(),
+            base: 1,
+            newest: 2,
+        }));
+        assert!(!moved.to_string().contains("database"), "{moved}");
+        let db = ServiceError::from(MakeError::Db(DbError::NoRow));
+        assert_eq!(db.code(), ErrorCode::Internal);
+        assert!(db.to_string().starts_with("database error: "), "{db}");
     }
 }

@@ -101,7 +101,7 @@ impl Accounts {
         let hash = self
             .hashing(move || password::hash(&password))
             .await?
-            .map_err(AuthError::Hashing)?;
+            .map_err(|e| AuthError::Hashing(format!("could not hash the password: {e}")))?;
         let user_id = self
             .db
             .call(move |c| {

@@ -15,11 +15,10 @@ fn hasher() -> Argon2<'static> {
 }
 
 /// Hashes a password into a PHC string.
-pub fn hash(password: &str) -> Result<String, String> {
+pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
     hasher()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
-        .map_err(|e| format!("could not hash the password: {e}"))
 }
 
 /// Whether `password` matches the PHC string `stored`.

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use appforge_shared::protocol::FileContent;
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 
 use crate::config::AppSettings;
@@ -113,6 +114,40 @@ pub enum CheckError {
     Broken(String),
 }
 
+/// Checks files by running them: the daemon's [`Checker`], or a stand-in
+/// where no app can run (the workflows' unit tests).
+pub trait RunCheck: Send + Sync {
+    /// Checks `files` step by step, telling `report` of each; returns the
+    /// steps that ran.
+    fn run_checks<'a>(
+        &'a self,
+        files: &'a [FileContent],
+        report: &'a (dyn Fn(String) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Vec<StepOutcome>, CheckError>>;
+}
+
+impl RunCheck for Checker {
+    fn run_checks<'a>(
+        &'a self,
+        files: &'a [FileContent],
+        report: &'a (dyn Fn(String) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Vec<StepOutcome>, CheckError>> {
+        Box::pin(self.check(files, report))
+    }
+}
+
+/// What made a step fail, in words for the model and the user: a
+/// traceback, a log's end, how the process ended.
+#[derive(Debug)]
+struct Fault(String);
+
+impl Fault {
+    /// A step that could not go on because of `e`.
+    fn of(e: impl std::fmt::Display) -> Fault {
+        Fault(e.to_string())
+    }
+}
+
 /// Runs the checks; cheap to clone.
 #[derive(Clone)]
 pub struct Checker {
@@ -182,7 +217,7 @@ impl Checker {
     ) -> Result<Vec<StepOutcome>, CheckError> {
         let scratch = Scratch::make(&self.scratch, files)?;
         let mut steps = Vec::new();
-        let mut step = |which: Step, run: &mut dyn FnMut() -> Result<(), String>| {
+        let mut step = |which: Step, run: &mut dyn FnMut() -> Result<(), Fault>| {
             let _ = report.send(format!("check: {}", which.doing()));
             let started = Instant::now();
             let result = run();
@@ -193,7 +228,7 @@ impl Checker {
             });
             result.map_err(|error| Failure {
                 step: which,
-                error: scratch.without_paths(&error),
+                error: scratch.without_paths(&error.0),
             })
         };
         let outcome = (|| {
@@ -212,7 +247,7 @@ impl Checker {
         }
     }
 
-    fn install(&self, scratch: &Scratch, files: &[FileContent]) -> Result<(), String> {
+    fn install(&self, scratch: &Scratch, files: &[FileContent]) -> Result<(), Fault> {
         let log = scratch.log(Step::Install);
         let how = pyenv::Installing {
             protections: &self.protections,
@@ -228,17 +263,17 @@ impl Checker {
             &how,
         ) {
             Ok(_) => Ok(()),
-            Err(e) => Err(format!("{e}\n{}", relevant(&log))),
+            Err(e) => Err(Fault(format!("{e}\n{}", relevant(&log)))),
         }
     }
 
-    fn import(&self, scratch: &Scratch, env: &PythonEnv) -> Result<(), String> {
+    fn import(&self, scratch: &Scratch, env: &PythonEnv) -> Result<(), Fault> {
         let args = vec!["-c".to_string(), format!("import {}", launch::APP_MODULE)];
         let log = scratch.log(Step::Import);
         self.run_to_end(scratch, env, args, &log, IMPORT_LIMIT)
     }
 
-    fn tests(&self, scratch: &Scratch, env: &PythonEnv) -> Result<(), String> {
+    fn tests(&self, scratch: &Scratch, env: &PythonEnv) -> Result<(), Fault> {
         let args = ["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
             .map(String::from)
             .to_vec();
@@ -255,47 +290,44 @@ impl Checker {
         args: Vec<String>,
         log: &LogFiles,
         limit: Duration,
-    ) -> Result<(), String> {
-        let spec = self.spec(
-            scratch,
-            env,
-            args,
-            log,
-            free_port().map_err(|e| e.to_string())?,
-        );
+    ) -> Result<(), Fault> {
+        let spec = self.spec(scratch, env, args, log, free_port().map_err(Fault::of)?);
         let ran = confine::run_confined(&spec, log, limit);
         if let Some(why) = limits::take_reason(log.path()) {
-            return Err(format!("it went past a limit: {why}\n{}", relevant(log)));
+            return Err(Fault(format!(
+                "it went past a limit: {why}\n{}",
+                relevant(log)
+            )));
         }
         match ran {
             Ok(Some(status)) if status.success() => Ok(()),
-            Ok(Some(status)) => Err(format!("it ended with {status}\n{}", relevant(log))),
-            Ok(None) => Err(format!(
+            Ok(Some(status)) => Err(Fault(format!("it ended with {status}\n{}", relevant(log)))),
+            Ok(None) => Err(Fault(format!(
                 "it took longer than {} s and was stopped\n{}",
                 limit.as_secs(),
                 relevant(log)
-            )),
-            Err(e) => Err(format!("could not start it: {e}")),
+            ))),
+            Err(e) => Err(Fault(format!("could not start it: {e}"))),
         }
     }
 
     /// Starts the app as `run` would, waits until it answers, and asks for
     /// `/`: any answer below 500 passes.
-    fn start(&self, scratch: &Scratch, env: &PythonEnv) -> Result<(), String> {
-        let port = free_port().map_err(|e| e.to_string())?;
+    fn start(&self, scratch: &Scratch, env: &PythonEnv) -> Result<(), Fault> {
+        let port = free_port().map_err(Fault::of)?;
         let log = scratch.log(Step::Start);
         let spec = self.spec(scratch, env, launch::python_args(port), &log, port);
-        let errors = log.open_for_child().map_err(|e| e.to_string())?;
-        let mut child = shim::start(&spec, errors.into()).map_err(|e| e.to_string())?;
+        let errors = log.open_for_child().map_err(Fault::of)?;
+        let mut child = shim::start(&spec, errors.into()).map_err(Fault::of)?;
         let group = nix::unistd::Pid::from_raw(child.id() as i32);
         let limit = self.settings.start_timeout;
         let deadline = Instant::now() + limit;
         let result = loop {
             if let Ok(Some(status)) = child.try_wait() {
-                break Err(format!(
+                break Err(Fault(format!(
                     "the app ended with {status} before it answered HTTP\n{}",
                     relevant(&log)
-                ));
+                )));
             }
             // An app that accepts but never answers must not hold the step
             // past its limit.
@@ -309,17 +341,17 @@ impl Checker {
                         while Instant::now() < written && !relevant(&log).contains("Traceback") {
                             std::thread::sleep(Duration::from_millis(10));
                         }
-                        Err(format!("GET / answered {code}\n{}", relevant(&log)))
+                        Err(Fault(format!("GET / answered {code}\n{}", relevant(&log))))
                     }
                     _ => Ok(()),
                 };
             }
             if Instant::now() > deadline {
-                break Err(format!(
+                break Err(Fault(format!(
                     "the app did not answer HTTP within {} s\n{}",
                     limit.as_secs(),
                     relevant(&log)
-                ));
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -328,7 +360,10 @@ impl Checker {
         let _ = child.wait();
         // A limit the app went past explains the rest.
         match limits::take_reason(log.path()) {
-            Some(why) => Err(format!("it went past a limit: {why}\n{}", relevant(&log))),
+            Some(why) => Err(Fault(format!(
+                "it went past a limit: {why}\n{}",
+                relevant(&log)
+            ))),
             None => result,
         }
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use appforge_shared::protocol::{FileContent, Progress};
 
-use super::{mends, CheckError, Checker, StepOutcome};
+use super::{mends, CheckError, RunCheck, StepOutcome};
 use crate::ai::generate::{self, Asking, GenerationError, Reply};
 use crate::ai::validate::{self, CheckError as StaticError};
 use crate::ai::{parse, prompt, Message, Role, Usage};
@@ -21,7 +21,7 @@ pub struct Job<'a> {
     /// Interpreter for the syntax check.
     pub python: &'a Path,
     /// Runs the files; `None` skips that (`--no-check`).
-    pub checker: Option<&'a Checker>,
+    pub checker: Option<&'a dyn RunCheck>,
     /// The files a change starts from (`improve`, `fix`): a reply writes
     /// some of them or new ones and deletes some by name, and every file
     /// it does not mention is kept. `None` for a new app, which a reply
@@ -84,6 +84,16 @@ enum Problem {
     },
 }
 
+/// How one round's files fared.
+enum Examined {
+    /// They passed: the mended, checked files.
+    Good(Vec<FileContent>),
+    /// They cannot be used; the model may be asked again.
+    Problem(Problem),
+    /// The checks themselves could not run: no round can pass.
+    CheckerBroken(String),
+}
+
 /// Runs a generation from `messages` to checked files.
 pub async fn run(job: Job<'_>, mut messages: Vec<Message>) -> Outcome {
     let report = job.asking.report;
@@ -132,11 +142,11 @@ pub async fn run(job: Job<'_>, mut messages: Vec<Message>) -> Outcome {
         let files = read_reply(&reply.text, &mut current, &mut deletions);
         let examined = match files {
             Ok(files) => examine(&job, files, &mut mended, &mut steps).await,
-            Err(e) => Err(Ok(Problem::Malformed(e.to_string()))),
+            Err(e) => Examined::Problem(Problem::Malformed(e.to_string())),
         };
         let text = reply.text.clone();
         let problem = match examined {
-            Ok(files) => {
+            Examined::Good(files) => {
                 outcome.rounds.push(Round {
                     reply,
                     mends: mended,
@@ -147,7 +157,7 @@ pub async fn run(job: Job<'_>, mut messages: Vec<Message>) -> Outcome {
                 outcome.files = Ok(files);
                 return outcome;
             }
-            Err(Err(broken)) => {
+            Examined::CheckerBroken(broken) => {
                 outcome.rounds.push(Round {
                     reply,
                     mends: mended,
@@ -157,7 +167,7 @@ pub async fn run(job: Job<'_>, mut messages: Vec<Message>) -> Outcome {
                 outcome.files = Err(GenerationError::Checker(broken));
                 return outcome;
             }
-            Err(Ok(problem)) => problem,
+            Examined::Problem(problem) => problem,
         };
         let (text_of_problem, signature) = match problem {
             Problem::Malformed(p) => (p.clone(), format!("malformed: {p}")),
@@ -262,7 +272,7 @@ async fn examine(
     mut files: Vec<FileContent>,
     mended: &mut Vec<String>,
     steps: &mut Vec<StepOutcome>,
-) -> Result<Vec<FileContent>, Result<Problem, String>> {
+) -> Examined {
     let report = job.asking.report;
     *mended = mends::apply(&mut files);
     for mend in mended.iter() {
@@ -271,30 +281,30 @@ async fn examine(
     report(Progress::Step("checking the files".into()));
     match validate::check(&mut files, job.python).await {
         Ok(()) => {}
-        Err(StaticError::Invalid(p)) => return Err(Ok(Problem::Malformed(p))),
-        Err(StaticError::Checker(e)) => return Err(Err(e)),
+        Err(StaticError::Invalid(p)) => return Examined::Problem(Problem::Malformed(p)),
+        Err(StaticError::Checker(e)) => return Examined::CheckerBroken(e),
     }
     let Some(checker) = job.checker else {
-        return Ok(files);
+        return Examined::Good(files);
     };
     let say = |line: String| report(Progress::Step(line));
-    match checker.check(&files, &say).await {
+    match checker.run_checks(&files, &say).await {
         Ok(ran) => {
             *steps = ran;
-            Ok(files)
+            Examined::Good(files)
         }
         Err(CheckError::Failed {
             steps: ran,
             failure,
         }) => {
             *steps = ran;
-            Err(Ok(Problem::Failed {
+            Examined::Problem(Problem::Failed {
                 text: failure.to_string(),
                 signature: signature(failure.step.as_str(), &failure.error),
                 files,
-            }))
+            })
         }
-        Err(CheckError::Broken(e)) => Err(Err(e)),
+        Err(CheckError::Broken(e)) => Examined::CheckerBroken(e),
     }
 }
 

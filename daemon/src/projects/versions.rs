@@ -12,10 +12,83 @@ use appforge_shared::protocol::{FileContent, SavedVersion, VersionInfo};
 /// The file the `backend_code` column mirrors.
 const BACKEND_ENTRY: &str = "app.py";
 
+/// How a version fared in its checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStatus {
+    /// It passed the checks by running.
+    Passed,
+    /// It was saved although it failed them (`--keep-broken`).
+    Failed,
+    /// They were not run (`--no-check`).
+    Skipped,
+}
+
+impl CheckStatus {
+    /// Its name in the store and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Passed => "passed",
+            CheckStatus::Failed => "failed",
+            CheckStatus::Skipped => "skipped",
+        }
+    }
+
+    /// Reads a stored name; versions saved before there were checks have
+    /// none, and an unknown one is treated alike.
+    pub fn parse(stored: &str) -> Option<CheckStatus> {
+        match stored {
+            "passed" => Some(CheckStatus::Passed),
+            "failed" => Some(CheckStatus::Failed),
+            "skipped" => Some(CheckStatus::Skipped),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for CheckStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a version was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A model wrote a new app.
+    Generate,
+    /// A model changed the app as asked.
+    Improve,
+    /// A model repaired the app's last failure.
+    Fix,
+    /// The user's own files.
+    Edit,
+    /// An earlier version's files again.
+    Rollback,
+}
+
+impl Kind {
+    /// Its name in the store and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Generate => "generate",
+            Kind::Improve => "improve",
+            Kind::Fix => "fix",
+            Kind::Edit => "edit",
+            Kind::Rollback => "rollback",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A new version's origin and content.
 pub struct NewVersion<'a> {
-    /// `generate`, `improve`, `edit` or `rollback`.
-    pub kind: &'a str,
+    /// How it was made.
+    pub kind: Kind,
     /// The prompt behind it, or what was done.
     pub prompt: &'a str,
     /// The generation that made it, if any.
@@ -24,8 +97,8 @@ pub struct NewVersion<'a> {
     pub tokens_used: u64,
     /// The whole file set.
     pub files: &'a [FileContent],
-    /// How it fared in its checks: `passed`, `skipped` or `failed`.
-    pub checks: &'a str,
+    /// How it fared in its checks.
+    pub checks: CheckStatus,
 }
 
 /// A version as it is run: its number, how it fared in its checks, and
@@ -46,7 +119,7 @@ pub fn add_version(tx: &Conn<'_>, project_id: i64, v: NewVersion<'_>) -> Result<
     let version_id: i64 = tx.query_one(
         "INSERT INTO project_versions (project_id, version, kind, prompt, generation_id, tokens_used, checks) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        params![project_id, number, v.kind, v.prompt, v.generation_id, v.tokens_used, v.checks],
+        params![project_id, number, v.kind.as_str(), v.prompt, v.generation_id, v.tokens_used, v.checks.as_str()],
         |r| r.get(0),
     )?;
     for f in v.files {
@@ -99,7 +172,7 @@ pub fn save_if_changed(
         version,
         saved: !changed.is_empty(),
         changed,
-        check_status: checks.to_string(),
+        check_status: checks.as_str().to_string(),
         checks: Vec::new(),
         restarted: false,
     })

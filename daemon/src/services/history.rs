@@ -4,6 +4,7 @@
 use crate::checks::repair::Round;
 use crate::db::{Conn, DbError};
 use crate::params;
+use crate::projects::versions::{CheckStatus, Kind};
 use appforge_shared::protocol::FileContent;
 
 /// What a history row records besides the outcome.
@@ -13,7 +14,7 @@ pub struct Entry<'a> {
     /// The project, for `improve`.
     pub project_id: Option<i64>,
     /// `generate` or `improve`.
-    pub kind: &'a str,
+    pub kind: Kind,
     /// The user's prompt.
     pub prompt: &'a str,
     /// The provider asked.
@@ -51,7 +52,7 @@ pub fn record(
         params![
             entry.owner_id,
             entry.project_id,
-            entry.kind,
+            entry.kind.as_str(),
             entry.prompt,
             reply.response.as_str(),
             reply.usage.total_tokens as i64,
@@ -79,8 +80,8 @@ pub struct Unsaved {
     pub files: Vec<FileContent>,
     /// Tokens it used.
     pub tokens_used: u64,
-    /// `passed`, or `skipped` when it was made with `--no-check`.
-    pub check_status: String,
+    /// Passed, or skipped when it was made with `--no-check`.
+    pub check_status: CheckStatus,
 }
 
 /// Finds an unsaved, successful generation of `owner_id`'s.
@@ -110,7 +111,7 @@ pub fn unsaved(conn: &Conn<'_>, owner_id: i64, id: i64) -> Result<Option<Unsaved
 }
 
 /// Whether a successful round's checks ran (its record lists steps).
-fn ran_checks(checks: Option<String>) -> String {
+fn ran_checks(checks: Option<String>) -> CheckStatus {
     let ran = checks
         .and_then(|c| serde_json::from_str::<serde_json::Value>(&c).ok())
         .and_then(|v| {
@@ -119,7 +120,10 @@ fn ran_checks(checks: Option<String>) -> String {
                 .map(|s| !s.is_empty())
         })
         .unwrap_or(false);
-    if ran { "passed" } else { "skipped" }.to_string()
+    match ran {
+        true => CheckStatus::Passed,
+        false => CheckStatus::Skipped,
+    }
 }
 
 /// The error of a project's latest failed round, if its latest round

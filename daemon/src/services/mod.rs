@@ -1,5 +1,7 @@
 //! Workflows that span the lower layers, called by both front doors (the
 //! socket's handlers and the dashboard's API).
 
+pub mod apps;
 pub mod history;
 pub mod orders;
+pub mod versions;

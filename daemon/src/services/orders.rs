@@ -9,7 +9,7 @@ use appforge_shared::protocol::FileContent;
 
 use crate::db::Db;
 use crate::process::{launch, requirements};
-use crate::projects::versions::{self, Release};
+use crate::projects::versions::{self, CheckStatus, Release};
 use crate::projects::{export, folder, Project};
 use crate::supervisor::order::{AppRef, Content, Order, OrderFuture, Orders, Replaces};
 
@@ -25,19 +25,30 @@ impl Content for Files {
 
 /// What the supervisor runs for `release` of `project`.
 pub fn order_of(project: &Project, release: &Release) -> Order {
-    let files = &release.files;
-    let mut on_disk = files.clone();
+    let checks = release.check_status.as_deref().and_then(CheckStatus::parse);
+    order_of_files(project, release.version, checks, &release.files)
+}
+
+/// What the supervisor runs for version `version` of `project`, with
+/// `files`, which fared so in its checks.
+pub fn order_of_files(
+    project: &Project,
+    version: i64,
+    checks: Option<CheckStatus>,
+    files: &[FileContent],
+) -> Order {
+    let mut on_disk = files.to_vec();
     if !on_disk.iter().any(|f| f.path == "Dockerfile") {
         on_disk.push(FileContent::new("Dockerfile", export::dockerfile(files)));
     }
     Order {
         app: app_of(project),
-        version: release.version,
-        check_status: release.check_status.clone(),
-        replaces: match release.check_status.as_deref() {
-            Some("passed") => Replaces::Yes,
-            Some("failed") => Replaces::No("failed its checks"),
-            _ => Replaces::No("was saved without its checks"),
+        version,
+        check_status: checks.map(|c| c.as_str().to_string()),
+        replaces: match checks {
+            Some(CheckStatus::Passed) => Replaces::Yes,
+            Some(CheckStatus::Failed) => Replaces::No("failed its checks"),
+            Some(CheckStatus::Skipped) | None => Replaces::No("was saved without its checks"),
         },
         requirements: requirements::of(files),
         health_path: launch::health_path(files),

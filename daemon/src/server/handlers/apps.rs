@@ -10,7 +10,7 @@ use super::{with_project, ProgressTx};
 use crate::error::ServiceError;
 use crate::process::logfile::LogParser;
 use crate::projects::{versions, Project};
-use crate::services::orders;
+use crate::services::apps::{self, Logs};
 use crate::state::Daemon;
 
 /// How often a followed log is checked for new lines.
@@ -30,8 +30,7 @@ pub async fn run(
     let step = |s: String| {
         let _ = progress.send(Progress::Step(s));
     };
-    let order = orders::order_of(&project, &release);
-    let info = daemon.supervisor.run(&order, req.port, &step).await?;
+    let info = apps::run(&daemon.supervisor, &project, &release, req.port, &step).await?;
     Ok(Reply::Running(info))
 }
 
@@ -42,28 +41,21 @@ pub async fn stop(
     req: StopRequest,
 ) -> Result<Reply, ServiceError> {
     let user = daemon.accounts.authenticate(token).await?;
-    let ids = match (req.project, req.all) {
+    let stopped = match (req.project, req.all) {
         (Some(reference), _) => {
             let project = find(daemon, token, reference).await?;
-            daemon
-                .supervisor
-                .check_here(&orders::app_of(&project), true)
-                .await?;
-            vec![project.id]
+            apps::stop(&daemon.supervisor, &project)
+                .await?
+                .into_iter()
+                .collect()
         }
-        (None, true) => daemon.supervisor.owned(user.id),
+        (None, true) => apps::stop_all(&daemon.supervisor, user.id).await?,
         (None, false) => {
             return Err(ServiceError::InvalidInput(
                 "name the project to stop, or pass --all".into(),
             ))
         }
     };
-    let mut stopped = Vec::new();
-    for id in ids {
-        if let Some(info) = daemon.supervisor.stop(id).await? {
-            stopped.push(info);
-        }
-    }
     Ok(Reply::Stopped(stopped))
 }
 
@@ -79,27 +71,25 @@ pub async fn restart(
         Ok((p.clone(), versions::newest_release(tx, p)?))
     })
     .await?;
-    let order = orders::order_of(&project, &release);
-    daemon.supervisor.check_here(&order.app, false).await?;
     let step = |s: String| {
         let _ = progress.send(Progress::Step(s));
     };
-    let info = daemon.supervisor.restart(&order, &step).await?;
+    let info = apps::restart(&daemon.supervisor, &project, &release, &step).await?;
     Ok(Reply::Running(info))
 }
 
 /// The caller's supervised apps.
 pub async fn ps(daemon: &Daemon, token: Option<&SessionToken>) -> Result<Reply, ServiceError> {
     let user = daemon.accounts.authenticate(token).await?;
-    let mut apps = daemon.supervisor.ps(user.id);
-    apps.extend(daemon.supervisor.elsewhere(user.id).await?);
-    Ok(Reply::Processes(apps))
+    Ok(Reply::Processes(
+        apps::ps(&daemon.supervisor, user.id).await?,
+    ))
 }
 
 /// The caller's apps' CPU and memory over the last hour.
 pub async fn usage(daemon: &Daemon, token: Option<&SessionToken>) -> Result<Reply, ServiceError> {
     let user = daemon.accounts.authenticate(token).await?;
-    let running = daemon.supervisor.ps(user.id);
+    let running = apps::running(&daemon.supervisor, user.id);
     Ok(Reply::Usage(daemon.usage.of(
         user.id,
         &running,
@@ -116,17 +106,16 @@ pub async fn logs(
     progress: &ProgressTx,
 ) -> Result<Reply, ServiceError> {
     let project = find(daemon, token, req.project).await?;
-    let files = daemon.supervisor.log_files(project.id);
-    if !files.path().exists() {
-        // An app another host runs keeps its log on that host.
-        if let Some(host) = daemon.supervisor.host_elsewhere(project.id).await? {
+    let files = match apps::logs(&daemon.supervisor, &project).await? {
+        Logs::Here(files) => files,
+        Logs::Elsewhere { host } => {
             return Err(ServiceError::InvalidInput(format!(
                 "`{}` runs on host `{host}`, which keeps its log; ask that host's daemon \
                  (appforge --socket PATH logs {})",
                 project.name, project.name
-            )));
+            )))
         }
-    }
+    };
     let lines = req.lines as usize;
     let (tail, follower) = tokio::task::spawn_blocking(move || {
         let tail = files.tail_lines(lines)?;

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::db::Conn;
 use crate::error::ServiceError;
 use crate::projects::{Project, ProjectError};
+use crate::services::versions::Maker;
 use crate::state::Daemon;
 
 /// Progress frames waiting for a slow client, at most.
@@ -45,6 +46,14 @@ impl ProgressTx {
         match self.0.try_send(progress) {
             Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(ClientGone),
+        }
+    }
+
+    /// `send` as a workflow reports progress; a client that has gone is
+    /// noticed by the connection, which cancels the request.
+    pub fn reporter(&self) -> impl Fn(Progress) + Send + Sync + '_ {
+        move |progress| {
+            let _ = self.send(progress);
         }
     }
 
@@ -113,29 +122,17 @@ async fn handle(
     }
 }
 
-/// After a new version is saved: a project whose app is supervised is
-/// restarted on it (unless it failed its checks); returns whether it was.
-/// The version is saved whatever happens here, so a failed restart is
-/// reported, not returned.
-async fn follow(
-    daemon: &Daemon,
-    project: &crate::projects::Project,
-    release: &crate::projects::versions::Release,
-    progress: &ProgressTx,
-) -> bool {
-    let step = |s: String| {
-        let _ = progress.send(Progress::Step(s));
-    };
-    let order = crate::services::orders::order_of(project, release);
-    match daemon.supervisor.follow(&order, &step).await {
-        Ok(restarted) => restarted,
-        Err(e) => {
-            tracing::warn!(project_id = project.id, error = %e, "the app could not follow its new version");
-            step(format!(
-                "the new version is saved, but the app did not restart on it: {e}"
-            ));
-            false
-        }
+/// The version-making workflow, on the daemon's store, models, checks and
+/// apps.
+fn maker(daemon: &Daemon) -> Maker<'_> {
+    Maker {
+        db: &daemon.db,
+        providers: &daemon.providers,
+        checker: &daemon.checker,
+        apps: &daemon.supervisor,
+        metrics: &daemon.metrics,
+        python: &daemon.settings.ai.python,
+        repair_rounds: daemon.settings.ai.repair_rounds,
     }
 }
 

@@ -8,6 +8,7 @@ use appforge_shared::protocol::{
 use super::with_project;
 use crate::error::ServiceError;
 use crate::projects::{self, export, versions, ProjectError};
+use crate::services::apps;
 use crate::state::Daemon;
 
 /// The caller's projects.
@@ -15,8 +16,9 @@ pub async fn list(daemon: &Daemon, token: Option<&SessionToken>) -> Result<Reply
     let user = daemon.accounts.authenticate(token).await?;
     let found = daemon
         .db
-        .call(move |c| Ok(projects::list(c, user.id)))
-        .await??;
+        .transaction(move |c| projects::list(c, user.id))
+        .await
+        .map_err(ServiceError::from)?;
     Ok(Reply::Projects(found))
 }
 
@@ -64,22 +66,16 @@ pub async fn delete(
 ) -> Result<Reply, ServiceError> {
     let project = with_project(daemon, token, req.project, |_, p| Ok(p.clone())).await?;
     // The app goes first, so no process outlives its project.
-    daemon.supervisor.stop(project.id).await?;
+    apps::stop_before_delete(&daemon.supervisor, project.id).await?;
     let deleted = with_project(daemon, token, project.id.to_string(), |tx, project| {
         let summary = projects::summary(tx, project)?;
         projects::delete(tx, project)?;
         Ok(summary)
     })
     .await?;
-    let folder = daemon.supervisor.folder(project.id);
-    let logs = daemon.supervisor.log_files(project.id);
-    tokio::task::spawn_blocking(move || {
-        let _ = std::fs::remove_dir_all(folder);
-        logs.remove()
-    })
-    .await
-    .map_err(|e| ServiceError::Internal(e.to_string()))?
-    .map_err(|e| ServiceError::Internal(format!("could not remove the app's logs: {e}")))?;
+    apps::remove_files(&daemon.supervisor, project.id)
+        .await
+        .map_err(|e| ServiceError::Internal(format!("could not remove the app's logs: {e}")))?;
     tracing::info!(project_id = deleted.id, "deleted a project");
     Ok(Reply::Deleted(deleted))
 }

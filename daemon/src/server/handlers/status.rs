@@ -5,13 +5,15 @@ use std::sync::atomic::Ordering;
 use appforge_shared::protocol::{HostClaim, Protection, Reply, StatusInfo};
 
 use crate::error::ServiceError;
+use crate::services::apps;
 use crate::state::Daemon;
 
 /// The daemon's counters as Prometheus text.
 pub fn metrics_text(daemon: &Daemon) -> String {
-    daemon
-        .metrics
-        .render(&daemon.supervisor.apps_by_state(), daemon.started.elapsed())
+    daemon.metrics.render(
+        &apps::by_state(&daemon.supervisor),
+        daemon.started.elapsed(),
+    )
 }
 
 /// Reports the daemon's version, uptime, paths and counts.
@@ -36,7 +38,7 @@ pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
         ),
     };
     let settings = &daemon.settings;
-    let (name, held, detail) = daemon.supervisor.host_claim();
+    let (name, held, detail) = apps::host_claim(&daemon.supervisor);
     Ok(Reply::Status(StatusInfo {
         version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
@@ -48,9 +50,7 @@ pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
         projects,
         connections: daemon.connections.load(Ordering::Relaxed),
         web_url: daemon.web_url.get().cloned(),
-        protections: daemon
-            .supervisor
-            .protections()
+        protections: apps::protections(&daemon.supervisor)
             .list(&settings.apps)
             .into_iter()
             .map(|(name, on)| Protection { name, on })
