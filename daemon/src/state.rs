@@ -74,7 +74,7 @@ impl Daemon {
             protections.namespaces_error = Some("turned off by --no-app-namespaces".into());
         }
         let cgroups = match settings.apps.cgroups {
-            true => Cgroups::set_up(&data_dir_tag(&settings.data_dir)),
+            true => Cgroups::set_up(&data_dir_tag(&settings.data_dir)).map_err(|e| e.to_string()),
             false => Err("turned off by --no-app-cgroups".to_string()),
         };
         let cgroups = match cgroups {

@@ -42,11 +42,44 @@ pub struct Cgroups {
     controllers: Vec<String>,
 }
 
+/// Why apps get no cgroups here; `status` shows it.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// No cgroup v2 hierarchy is mounted.
+    #[error("no cgroup v2 hierarchy is mounted")]
+    NoHierarchy,
+    /// The daemon is in no cgroup v2.
+    #[error("this process is in no cgroup v2")]
+    NotInOne,
+    /// The folder above the apps' could not be made.
+    #[error("cannot create {path}: {source}")]
+    Create {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The daemon may not make cgroups below its own.
+    #[error("the daemon's cgroup {path} is not delegated to it ({source}); with systemd, set Delegate=yes")]
+    NotDelegated {
+        /// Its cgroup.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The kernel is too old.
+    #[error("the kernel has no cgroup.kill (Linux 5.14 or later)")]
+    NoKill,
+    /// The apps' cgroup is not below the mount.
+    #[error("the apps' cgroup is outside the hierarchy")]
+    Outside,
+}
+
 impl Cgroups {
     /// Sets up the subtree, or says why it cannot be had here.
-    pub fn set_up(tag: &str) -> Result<Cgroups, String> {
-        let mount = cgroup2_mount().ok_or("no cgroup v2 hierarchy is mounted")?;
-        let own = own_cgroup().ok_or("this process is in no cgroup v2")?;
+    pub fn set_up(tag: &str) -> Result<Cgroups, CgroupError> {
+        let mount = cgroup2_mount().ok_or(CgroupError::NoHierarchy)?;
+        let own = own_cgroup().ok_or(CgroupError::NotInOne)?;
         let own_dir = mount.join(own.trim_start_matches('/'));
         // Controllers may be turned on for children only in a cgroup that
         // holds no process itself: the root, or the service's cgroup when
@@ -56,7 +89,10 @@ impl Cgroups {
         // it again in its own cgroup.
         let (base, limits, made_base) = if own == "/" {
             let base = mount.join(format!("appforge-{tag}"));
-            make_dir(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
+            make_dir(&base).map_err(|source| CgroupError::Create {
+                path: base.clone(),
+                source,
+            })?;
             (base.clone(), true, Some(base))
         } else if own_dir.file_name().is_some_and(|n| n == "daemon") {
             (
@@ -78,11 +114,9 @@ impl Cgroups {
             Vec::new()
         };
         let apps = base.join("apps");
-        make_dir(&apps).map_err(|e| {
-            format!(
-                "the daemon's cgroup {} is not delegated to it ({e}); with systemd, set Delegate=yes",
-                base.display()
-            )
+        make_dir(&apps).map_err(|source| CgroupError::NotDelegated {
+            path: base.clone(),
+            source,
         })?;
         let controllers: Vec<String> = controllers
             .into_iter()
@@ -91,12 +125,12 @@ impl Cgroups {
             })
             .collect();
         if !apps.join("cgroup.kill").exists() {
-            return Err("the kernel has no cgroup.kill (Linux 5.14 or later)".into());
+            return Err(CgroupError::NoKill);
         }
         let relative = apps
             .strip_prefix(&mount)
             .map(|r| format!("/{}/", r.display()))
-            .map_err(|_| "the apps' cgroup is outside the hierarchy".to_string())?;
+            .map_err(|_| CgroupError::Outside)?;
         Ok(Cgroups {
             apps,
             made_base,
