@@ -11,7 +11,7 @@ use appforge_shared::protocol::{
 };
 
 use super::accounts::unexpected;
-use super::projects::saved_json;
+use super::saved::{restarted_note, saved_json};
 use super::Ctx;
 use crate::cli::EditArgs;
 use crate::daemon::DaemonConn;
@@ -94,14 +94,6 @@ fn report(ctx: &Ctx, saved: SavedVersion) -> Result<(), ClientError> {
         ),
     });
     Ok(())
-}
-
-/// A note when the running app moved to the new version.
-pub fn restarted_note(saved: &SavedVersion) -> &'static str {
-    match saved.restarted {
-        true => "\nThe running app was restarted on it.",
-        false => "",
-    }
 }
 
 /// The file set with `path` set to `content`, added if it was not there.

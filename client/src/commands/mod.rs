@@ -8,6 +8,7 @@ mod edit;
 mod generate;
 mod local;
 mod projects;
+mod saved;
 
 use std::path::PathBuf;
 

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 use appforge_shared::protocol::{
     ArchiveFormat, DiffRequest, ExportRequest, ProjectRef, ProjectSummary, Reply, Request,
-    RollbackRequest, SavedVersion, ShowRequest,
+    RollbackRequest, ShowRequest,
 };
 use serde_json::json;
 
 use super::accounts::unexpected;
+use super::saved;
 use super::Ctx;
 use crate::cli::{DiffArgs, ExportArgs, ProjectArg, RollbackArgs, ShowArgs, TargetArg};
 use crate::error::ClientError;
@@ -207,7 +208,7 @@ pub async fn rollback(ctx: &mut Ctx, args: RollbackArgs) -> Result<(), ClientErr
     let Reply::Saved(saved) = reply else {
         return Err(unexpected(&reply));
     };
-    let mut doc = saved_json(&saved);
+    let mut doc = saved::saved_json(&saved);
     doc["rolled_back_to"] = json!(target);
     emit(ctx.json, doc, || match saved.saved {
         true => format!(
@@ -216,7 +217,7 @@ pub async fn rollback(ctx: &mut Ctx, args: RollbackArgs) -> Result<(), ClientErr
             saved.name,
             saved.version,
             saved.changed.len(),
-            super::edit::restarted_note(&saved)
+            saved::restarted_note(&saved)
         ),
         false => format!(
             "`{}` version {} already equals version {target}; nothing saved.",
@@ -345,16 +346,6 @@ pub fn summary_json(p: &ProjectSummary) -> serde_json::Value {
         "id": p.id, "name": p.name, "status": p.status, "port": p.port,
         "version": p.version, "created_at": p.created_at, "last_modified": p.last_modified,
         "check_status": p.check_status,
-    })
-}
-
-/// The JSON form of an edit's or a rollback's outcome.
-pub fn saved_json(s: &SavedVersion) -> serde_json::Value {
-    json!({
-        "project_id": s.project_id, "name": s.name, "version": s.version,
-        "saved": s.saved, "changed": s.changed, "check_status": s.check_status,
-        "checks": s.checks.iter().map(|c| json!({"step": c.step, "passed": c.passed, "ms": c.millis})).collect::<Vec<_>>(),
-        "restarted": s.restarted,
     })
 }
 
