@@ -44,8 +44,36 @@ pub fn write(dir: &Path, files: &[FileContent]) -> std::io::Result<()> {
             }
         }
     }
+    forget_compiled_python(dir, files)?;
     let manifest: String = now.iter().map(|p| format!("{p}\n")).collect();
     write_atomically(&dir.join(MANIFEST), manifest.as_bytes())
+}
+
+/// Removes the `__pycache__` folders beside the Python files written:
+/// Python trusts a cached module whose source has the same size and the
+/// same modification second, so a version written within a second of the
+/// last, its files of equal size, would otherwise run the old code.
+fn forget_compiled_python(dir: &Path, files: &[FileContent]) -> std::io::Result<()> {
+    let folders: BTreeSet<PathBuf> = files
+        .iter()
+        .filter(|f| f.path.ends_with(".py"))
+        .filter_map(|f| inside(dir, &checked(&f.path).ok()?).ok())
+        .filter_map(|file| file.parent().map(|p| p.join("__pycache__")))
+        .collect();
+    for cache in folders {
+        // The app may have put anything there: a folder is removed with
+        // what it holds, anything else (a link included) alone.
+        let removed = match std::fs::symlink_metadata(&cache) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&cache),
+            Ok(_) => std::fs::remove_file(&cache),
+            Err(e) => Err(e),
+        };
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The path, checked, or an `InvalidInput` error that says why not.
@@ -115,6 +143,35 @@ impl PrivateDirs for std::fs::DirBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compiled_python_beside_a_written_file_goes_and_a_planted_link_goes_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("project_1");
+        write(&root, &[FileContent::new("app.py", "one")]).unwrap();
+        std::fs::create_dir(root.join("__pycache__")).unwrap();
+        std::fs::write(root.join("__pycache__/app.cpython-311.pyc"), "old").unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("keep"), "k").unwrap();
+        std::fs::create_dir(root.join("pkg")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("pkg/__pycache__")).unwrap();
+
+        write(
+            &root,
+            &[
+                FileContent::new("app.py", "two"),
+                FileContent::new("pkg/mod.py", "x"),
+            ],
+        )
+        .unwrap();
+        assert!(!root.join("__pycache__").exists());
+        assert!(root.join("pkg/__pycache__").symlink_metadata().is_err());
+        assert!(
+            elsewhere.join("keep").exists(),
+            "a link's target is left alone"
+        );
+    }
 
     #[test]
     fn stale_files_go_and_the_apps_own_files_stay() {
