@@ -117,6 +117,12 @@ pub const MAX_FILES: usize = 200;
 /// Largest file content accepted, in bytes.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// How many prose lines back a heading may still name the file of the next block.
+mod json;
+mod names;
+
+use self::json::json_files;
+use self::names::*;
+
 const HEADING_LOOKBACK: usize = 6;
 /// How many lines past a possible closing fence of a markdown file are examined.
 const LOOKAHEAD_LINES: usize = 400;
@@ -673,131 +679,6 @@ fn is_whole_bold(line: &str) -> bool {
     t.len() >= 5 && t.starts_with("**") && (t.ends_with("**") || t.ends_with("**:"))
 }
 
-fn has_separator(s: &str) -> bool {
-    s.contains(['/', '\\']) && !s.ends_with(['/', '\\'])
-}
-
-fn has_dotdot(s: &str) -> bool {
-    s.split(['/', '\\']).any(|c| c == "..")
-}
-
-fn file_name(s: &str) -> &str {
-    s.rsplit(['/', '\\']).next().unwrap_or(s)
-}
-
-/// True for text shaped like a file path: one word whose last part has an extension or is a
-/// known file name. Words like "Structure", "Usage" or "e.g." are not.
-fn looks_like_file(s: &str) -> bool {
-    if s.is_empty() || s.len() > 1024 || s.chars().any(char::is_whitespace) || s.contains("://") {
-        return false;
-    }
-    if NOT_FILES.iter().any(|n| n.eq_ignore_ascii_case(s)) {
-        return false;
-    }
-    let name = file_name(s);
-    if KNOWN_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-        return true;
-    }
-    if let Some(rest) = name.strip_prefix('.') {
-        // Dotfiles such as .gitignore or .env.example.
-        return rest.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && rest
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    }
-    match name.rsplit_once('.') {
-        Some((stem, ext)) => {
-            !stem.is_empty()
-                && (1..=10).contains(&ext.len())
-                && ext.chars().all(|c| c.is_ascii_alphanumeric())
-                && ext.chars().any(|c| c.is_ascii_alphabetic())
-        }
-        None => false,
-    }
-}
-
-/// True for text that names a file, including unsafe ones that must reach check_path.
-fn path_ish(s: &str) -> bool {
-    looks_like_file(s)
-        || (!s.chars().any(char::is_whitespace) && !s.contains("://") && has_separator(s))
-}
-
-/// True when the file's extension is one of `exts`.
-fn has_ext_in(path: &str, exts: &[&str]) -> bool {
-    file_name(path)
-        .rsplit_once('.')
-        .is_some_and(|(_, ext)| exts.iter().any(|e| e.eq_ignore_ascii_case(ext)))
-}
-
-/// True for names common enough to be files even in running text.
-fn is_familiar_name(path: &str) -> bool {
-    let name = file_name(path);
-    has_ext_in(name, KNOWN_EXTS)
-        || name.starts_with('.')
-        || KNOWN_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
-}
-
-fn is_markdown_path(path: &str) -> bool {
-    has_ext_in(path, &["md", "markdown", "mdx"])
-}
-
-fn is_markdown_lang(lang: &str) -> bool {
-    ["markdown", "md", "mdx"]
-        .iter()
-        .any(|l| l.eq_ignore_ascii_case(lang))
-}
-
-fn is_shell_lang(lang: &str) -> bool {
-    [
-        "bash",
-        "sh",
-        "shell",
-        "zsh",
-        "fish",
-        "console",
-        "terminal",
-        "cmd",
-        "powershell",
-        "ps",
-        "bat",
-        "batch",
-    ]
-    .iter()
-    .any(|l| l.eq_ignore_ascii_case(lang))
-}
-
-fn is_diff_lang(lang: &str) -> bool {
-    ["diff", "patch", "udiff"]
-        .iter()
-        .any(|l| l.eq_ignore_ascii_case(lang))
-}
-
-fn is_diff_path(path: &str) -> bool {
-    has_ext_in(path, &["diff", "patch"])
-}
-
-/// Diffs and SEARCH/REPLACE edits describe changes, not whole files; saving them would
-/// corrupt the file.
-fn is_edit_block(content: &str, path: &str) -> bool {
-    if is_diff_path(path) {
-        return false;
-    }
-    if content.lines().any(|l| l.trim_end() == "<<<<<<< SEARCH") {
-        return true;
-    }
-    let mut significant = content.lines().filter(|l| !is_blank(l));
-    let first = significant.next().unwrap_or("");
-    let second = significant.next().unwrap_or("");
-    first.starts_with("--- ") && second.starts_with("+++ ")
-}
-
-/// Directory trees drawn with box characters describe a layout, not a file.
-fn looks_like_tree(content: &str) -> bool {
-    ["├──", "└──", "|-- ", "`-- "]
-        .iter()
-        .any(|m| content.contains(m))
-}
-
 /// A fence line: ```` ``` ```` or `~~~`, three or more, with an optional info string.
 struct Fence<'a> {
     ch: u8,
@@ -1015,71 +896,6 @@ fn block_content(lines: &[&str], indent: usize) -> String {
         out.push_str(&line[strip..]);
     }
     out
-}
-
-/// Reads a JSON object of files, in any of the shapes models use; None if `src` is not one.
-fn json_files(src: &str) -> Option<Vec<(String, String)>> {
-    let src = src.trim();
-    if !src.starts_with('{') {
-        return None;
-    }
-    let value: Value = serde_json::from_str(src).ok()?;
-    let object = value.as_object()?;
-    match object.get("files") {
-        Some(Value::Array(items)) => items.iter().map(json_entry).collect(),
-        Some(Value::Object(map)) => string_entries(src, map, |_| true),
-        Some(_) => None,
-        None => string_entries(src, object, path_ish),
-    }
-}
-
-/// Reads `{"path": ..., "content": ...}`.
-fn json_entry(item: &Value) -> Option<(String, String)> {
-    let item = item.as_object()?;
-    let path = JSON_PATH_KEYS.iter().find_map(|k| item.get(*k)?.as_str())?;
-    let content = JSON_CONTENT_KEYS
-        .iter()
-        .find_map(|k| item.get(*k)?.as_str())?;
-    Some((path.to_string(), content.to_string()))
-}
-
-/// Reads an object of `path: content` strings, in the order the reply wrote them.
-fn string_entries(
-    src: &str,
-    map: &Map<String, Value>,
-    key_ok: impl Fn(&str) -> bool,
-) -> Option<Vec<(String, String)>> {
-    if map.is_empty() {
-        return None;
-    }
-    let mut entries = Vec::with_capacity(map.len());
-    for (key, value) in map {
-        let content = value.as_str()?;
-        if !key_ok(key) {
-            return None;
-        }
-        entries.push((key_position(src, key), key.clone(), content.to_string()));
-    }
-    // serde_json's map may be sorted by key; files must keep the reply's order.
-    entries.sort_by_key(|e| e.0);
-    Some(entries.into_iter().map(|(_, k, c)| (k, c)).collect())
-}
-
-/// Byte offset of `"key":` in the raw JSON, or usize::MAX when it is spelt with escapes.
-fn key_position(src: &str, key: &str) -> usize {
-    let Ok(needle) = serde_json::to_string(key) else {
-        return usize::MAX;
-    };
-    let mut from = 0;
-    while let Some(found) = src.get(from..).and_then(|s| s.find(&needle)) {
-        let at = from + found;
-        let after = src.get(at + needle.len()..).unwrap_or("");
-        if after.trim_start().starts_with(':') {
-            return at;
-        }
-        from = at + 1;
-    }
-    usize::MAX
 }
 
 #[cfg(test)]
