@@ -21,6 +21,10 @@ use crate::auth;
 use crate::state::Daemon;
 
 /// How long a refused frame's remaining bytes are read past, at most.
+/// How long a request that was already on its way when the daemon was told
+/// to stop may take to arrive whole.
+const ARRIVED_GRACE: Duration = Duration::from_millis(200);
+
 const SKIP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a connection without a valid session may stay silent.
@@ -343,6 +347,7 @@ async fn converse(
         send(writer, &ServerFrame::Welcome(welcome())).await?;
     }
     let mut failed_sign_ins = 0;
+    let mut stopping = false;
     let life = (daemon.settings.client_timeout * UNAUTHENTICATED_LIFE).min(Duration::from_secs(60));
     let deadline = Instant::now() + life;
     loop {
@@ -354,9 +359,22 @@ async fn converse(
                 .idle
                 .min(deadline.saturating_duration_since(Instant::now())),
         };
+        if stopping {
+            return Ok(());
+        }
         let next = tokio::select! {
             frame = tokio::time::timeout(wait, frames.next(limits.frame)) => frame,
-            _ = stop.changed() => return Ok(()),
+            _ = stop.changed() => {
+                // A request the client sent before the daemon was told to
+                // stop is still answered; then the connection ends.
+                match tokio::time::timeout(ARRIVED_GRACE, frames.next(limits.frame)).await {
+                    Ok(Ok(Some(frame))) => {
+                        stopping = true;
+                        Ok(Ok(Some(frame)))
+                    }
+                    _ => return Ok(()),
+                }
+            }
         };
         let frame = match next {
             Err(_) if !signed_in && wait < limits.idle => {
