@@ -709,8 +709,15 @@ fn a_daemon_cut_off_past_its_lease_is_fenced_until_it_holds_its_claim_again() {
         "{status}"
     );
     // Its app dies meanwhile: fenced, the daemon leaves it as it is.
+    let before = alpha.app_processes();
     kill_9(first);
-    wait_for("the app to die", || is_zombie(first as i32));
+    // Its init and the app end a moment after its shim: wait for all of
+    // them, so that any process left is a new one.
+    wait_for("the app's processes to end", || {
+        before
+            .iter()
+            .all(|pid| is_zombie(*pid) || !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    });
     assert!(alpha.app_pids().is_empty(), "restarted while fenced");
 
     // The database is back: the daemon claims its name again, and only
