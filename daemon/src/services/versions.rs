@@ -245,17 +245,15 @@ impl Maker<'_> {
         // The offline scaffolder reads the app from the prompts alone.
         let app_prompt = format!("{}, {}", project.prompt, call.prompt);
         let messages = prompt::improve(&current, &call.prompt);
-        let generation = Generation {
+        let generation = Generation::on_top(
             app_prompt,
             messages,
-            target: Target::NewVersion {
-                project,
-                base,
-                kind: Kind::Improve,
-            },
-            base: Some(current),
-            options: req.checks,
-        };
+            project,
+            base,
+            current,
+            Kind::Improve,
+            req.checks,
+        );
         self.run_and_store(call, generation, report).await
     }
 
@@ -312,17 +310,15 @@ impl Maker<'_> {
         let call = self.call(owner_id, Kind::Fix, words, req.provider, req.model)?;
         let app_prompt = project.prompt.clone();
         let messages = prompt::fix(&current, &failure, req.prompt.as_deref());
-        let generation = Generation {
+        let generation = Generation::on_top(
             app_prompt,
             messages,
-            target: Target::NewVersion {
-                project,
-                base,
-                kind: Kind::Fix,
-            },
-            base: Some(current),
-            options: req.checks,
-        };
+            project,
+            base,
+            current,
+            Kind::Fix,
+            req.checks,
+        );
         self.run_and_store(call, generation, report).await
     }
 
@@ -687,6 +683,32 @@ struct Generation {
     base: Option<Vec<FileContent>>,
     /// Checks, repair rounds, `--keep-broken`.
     options: CheckOptions,
+}
+
+impl Generation {
+    /// A change of `project`'s version `base` (whose files are `current`),
+    /// saved as its next version of `kind`.
+    fn on_top(
+        app_prompt: String,
+        messages: Vec<Message>,
+        project: Project,
+        base: i64,
+        current: Vec<FileContent>,
+        kind: Kind,
+        options: CheckOptions,
+    ) -> Generation {
+        Generation {
+            app_prompt,
+            messages,
+            target: Target::NewVersion {
+                project,
+                base,
+                kind,
+            },
+            base: Some(current),
+            options,
+        }
+    }
 }
 
 /// A file set no model wrote, to save as the next version.
