@@ -197,6 +197,23 @@ def index():
     )
 }
 
+/// A check's test step that forks `children` sleeping children and ends at
+/// once: faster than any count on a timer.
+fn forking_test(children: u32) -> String {
+    format!(
+        r#"import os
+import time
+
+
+def test_floods():
+    for _ in range({children}):
+        if os.fork() == 0:
+            time.sleep(120)
+            os._exit(0)
+"#
+    )
+}
+
 /// Waits until the project's app has ended `failed`, and returns its `ps`
 /// entry.
 fn wait_failed(user: &User, id: i64) -> serde_json::Value {
@@ -248,6 +265,26 @@ fn a_check_step_forking_past_the_process_limit_fails_with_the_reason() {
     let out = ada.run_with_stdin(
         &["edit", "forker", "--file", "app.py", "--stdin"],
         &forking_app(400),
+    );
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert_ne!(out.code, 0, "the check passed: {said}");
+    assert!(
+        said.contains("went past a limit: it ran more than 64 processes"),
+        "the check does not say why: {said}"
+    );
+    wait_for("every process of the check to be gone", || {
+        daemon.app_processes().is_empty()
+    });
+}
+
+#[test]
+fn a_check_step_that_forks_past_the_limit_and_ends_at_once_still_fails_with_the_reason() {
+    let daemon = Daemon::start_with(&["--app-max-processes", "64"], &[]);
+    let ada = signed_up(&daemon, "ada");
+    new_project(&ada, "quick");
+    let out = ada.run_with_stdin(
+        &["edit", "quick", "--file", "test_flood.py", "--stdin"],
+        &forking_test(200),
     );
     let said = format!("{}{}", out.stdout, out.stderr);
     assert_ne!(out.code, 0, "the check passed: {said}");

@@ -82,10 +82,7 @@ impl Watch {
         if let Some(max) = self.max_tasks.filter(|_| now >= self.next_tasks) {
             let count = count_tasks(init, max);
             if count > max {
-                return Some(format!(
-                    "it ran more than {max} processes and threads (--app-max-processes {max}) \
-                     and was stopped"
-                ));
+                return Some(tasks_reason(max));
             }
             self.next_tasks = now
                 + if count > max / 2 {
@@ -186,6 +183,13 @@ pub fn count_tasks(root: i32, max: u64) -> u64 {
         }
     });
     count
+}
+
+/// Why an app that went past `max` tasks was stopped.
+pub fn tasks_reason(max: u64) -> String {
+    format!(
+        "it ran more than {max} processes and threads (--app-max-processes {max}) and was stopped"
+    )
 }
 
 /// Calls `visit(pid, tid)` for every task of every process in the tree

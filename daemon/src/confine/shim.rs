@@ -267,30 +267,50 @@ impl std::fmt::Display for NamespaceError {
     }
 }
 
-/// How the app ended, as init tells the shim: one byte of kind, four of value.
+/// How the app ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Code(i32),
     Signal(i32),
 }
 
-impl Outcome {
+/// What init tells the shim once the app has ended: how, and whether the
+/// processes it left behind were more than its task limit. One byte of kind
+/// (upper case when over the limit), four of value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Report {
+    outcome: Outcome,
+    over_tasks: bool,
+}
+
+impl Report {
     fn encode(&self) -> [u8; 5] {
-        let (kind, value) = match self {
-            Outcome::Code(c) => (b'c', *c),
-            Outcome::Signal(s) => (b's', *s),
+        let (kind, value) = match self.outcome {
+            Outcome::Code(c) => (b'c', c),
+            Outcome::Signal(s) => (b's', s),
+        };
+        let kind = if self.over_tasks {
+            kind.to_ascii_uppercase()
+        } else {
+            kind
         };
         let mut out = [kind, 0, 0, 0, 0];
         out[1..].copy_from_slice(&value.to_le_bytes());
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<Outcome> {
+    fn decode(bytes: &[u8]) -> Option<Report> {
         let value = i32::from_le_bytes(bytes.get(1..5)?.try_into().ok()?);
-        match bytes.first()? {
-            b'c' => Some(Outcome::Code(value)),
-            b's' => Some(Outcome::Signal(value)),
-            _ => None,
-        }
+        let kind = *bytes.first()?;
+        let outcome = match kind.to_ascii_lowercase() {
+            b'c' => Outcome::Code(value),
+            b's' => Outcome::Signal(value),
+            _ => return None,
+        };
+        Some(Report {
+            outcome,
+            over_tasks: kind.is_ascii_uppercase(),
+        })
     }
 }
 
@@ -377,15 +397,27 @@ fn serve() -> Result<std::convert::Infallible, String> {
         tripped: false,
     };
     let init_status = pump(init, &signals, &out_read, &mut log, &mut guard)?;
-    guard.last_check(&mut log);
     let mut told = Vec::new();
     let _ = std::fs::File::from(status_read).read_to_end(&mut told);
-    let outcome = Outcome::decode(&told).unwrap_or(match init_status {
-        WaitStatus::Exited(_, code) => Outcome::Code(code),
-        WaitStatus::Signaled(_, sig, _) => Outcome::Signal(sig as i32),
-        _ => Outcome::Code(125),
-    });
-    mirror(outcome)
+    let report = Report::decode(&told);
+    if let (
+        Some(max),
+        Some(Report {
+            over_tasks: true, ..
+        }),
+    ) = (spec.sandbox.max_tasks, report)
+    {
+        guard.trip(&limits::tasks_reason(max), &mut log);
+    }
+    guard.last_check(&mut log);
+    mirror(report.map_or(
+        match init_status {
+            WaitStatus::Exited(_, code) => Outcome::Code(code),
+            WaitStatus::Signaled(_, sig, _) => Outcome::Signal(sig as i32),
+            _ => Outcome::Code(125),
+        },
+        |r| r.outcome,
+    ))
 }
 
 /// Copies the app's output into its log and forwards stop signals to init
@@ -503,10 +535,19 @@ impl LimitGuard {
             return;
         }
         if let Some(reason) = self.watch.last_check() {
-            self.tripped = true;
-            let _ = limits::record_reason(&self.log, &reason);
-            let _ = log.note(&format!("the app went past a limit: {reason}"));
+            self.trip(&reason, log);
         }
+    }
+
+    /// Records why the app went past a limit, once, and says so in the log:
+    /// whoever sees the app end finds the reason.
+    fn trip(&mut self, reason: &str, log: &mut LogWriter) {
+        if self.tripped {
+            return;
+        }
+        self.tripped = true;
+        let _ = limits::record_reason(&self.log, reason);
+        let _ = log.note(&format!("the app went past a limit: {reason}"));
     }
 
     /// Measures what is due; past a limit, records why, says so in the log
@@ -518,10 +559,8 @@ impl LimitGuard {
         let Some(reason) = self.watch.check(init.as_raw()) else {
             return;
         };
-        self.tripped = true;
         // The record first: whoever sees the app end finds the reason.
-        let _ = limits::record_reason(&self.log, &reason);
-        let _ = log.note(&format!("the app went past a limit: {reason}"));
+        self.trip(&reason, log);
         if self.namespaces {
             // Init is PID 1 of the app's namespace: the kernel kills every
             // other process of the namespace with it.
@@ -658,9 +697,29 @@ fn run_init(spec: &ShimSpec, shim: Pid, namespaces: bool, output: OwnedFd, statu
             break outcome;
         }
     };
+    // The shim counts the app's tasks on a timer, so a flood that the app
+    // made and then ended between two counts would go unseen: what it left
+    // behind is counted here, before it is killed.
+    let over_tasks = spec
+        .sandbox
+        .max_tasks
+        .is_some_and(|max| limits::count_tasks(own_pid(), max) > max);
     kill_the_rest(namespaces);
-    let _ = write_to(&status, &outcome.encode());
+    let report = Report {
+        outcome,
+        over_tasks,
+    };
+    let _ = write_to(&status, &report.encode());
     std::process::exit(0);
+}
+
+/// This process's id as /proc names it: in its own PID namespace, init is
+/// 1 to itself but has another number in the procfs it reads.
+fn own_pid() -> i32 {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|link| link.to_str()?.parse().ok())
+        .unwrap_or_else(|| getpid().as_raw())
 }
 
 /// Kills every process the app left behind and reaps them all.
@@ -839,6 +898,21 @@ fn write_to(fd: &OwnedFd, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_says_how_the_app_ended_and_whether_it_left_too_many_tasks() {
+        for outcome in [Outcome::Code(0), Outcome::Code(-7), Outcome::Signal(9)] {
+            for over_tasks in [false, true] {
+                let report = Report {
+                    outcome,
+                    over_tasks,
+                };
+                assert_eq!(Report::decode(&report.encode()), Some(report));
+            }
+        }
+        assert_eq!(Report::decode(b"x\0\0\0\0"), None);
+        assert_eq!(Report::decode(b"c\0"), None);
+    }
 
     #[test]
     fn probe_lines_are_dropped_and_others_kept_across_reads() {
