@@ -642,3 +642,36 @@ fn improve_and_fix_keep_the_files_a_reply_leaves_out_and_delete_only_on_request(
         "{out}"
     );
 }
+
+#[test]
+fn the_checks_bring_pytest_themselves_and_never_add_it_to_the_requirements() {
+    let daemon = Daemon::start();
+    let user = signed_up(&daemon, "ada");
+    new_project(&user, "todo");
+    // The offline scaffolder's app has tests; without pytest among its
+    // requirements, they still run.
+    let out = user
+        .run_with_stdin(
+            &[
+                "--json",
+                "edit",
+                "todo",
+                "--file",
+                "requirements.txt",
+                "--stdin",
+            ],
+            "flask>=3.0\n",
+        )
+        .ok();
+    let steps = out.json()["checks"].to_string();
+    assert!(
+        steps.contains("\"tests\"") && !steps.contains("false"),
+        "the tests step did not run and pass: {}",
+        out.stdout
+    );
+    let shown = user
+        .run(&["show", "todo", "--file", "requirements.txt"])
+        .ok()
+        .stdout;
+    assert!(!shown.contains("pytest"), "pytest was added: {shown}");
+}

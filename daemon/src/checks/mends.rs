@@ -212,18 +212,19 @@ fn stdlib() -> &'static HashSet<&'static str> {
     })
 }
 
+/// The checks' own tools, which they bring to the tests themselves: never
+/// added to the app's requirements.
+const CHECK_TOOLS: &[&str] = &["pytest", "_pytest"];
+
 /// Adds what the code imports but `requirements.txt` lacks, under its
-/// distribution's name; `pytest` too when the app has tests, as the checks
-/// run them.
+/// distribution's name.
 fn add_missing_requirements(files: &mut Vec<FileContent>) -> Vec<String> {
     let own = own_modules(files);
     let mut imported = BTreeSet::new();
     for f in files.iter().filter(|f| f.path.ends_with(".py")) {
         imported.extend(imports(&f.content));
     }
-    if files.iter().any(|f| is_test_file(&f.path)) {
-        imported.insert("pytest".to_string());
-    }
+    imported.retain(|m| !CHECK_TOOLS.contains(&m.split('.').next().unwrap_or(m)));
     let listed: HashSet<String> = files
         .iter()
         .find(|f| f.path == "requirements.txt")
@@ -452,13 +453,16 @@ mod tests {
     }
 
     #[test]
-    fn tests_bring_pytest_and_a_missing_file_is_made() {
+    fn pytest_is_never_added_and_a_missing_file_is_made() {
         let mut files = vec![
-            FileContent::new("app.py", "from flask import Flask\n"),
-            FileContent::new("tests/test_app.py", "from app import app\n"),
+            FileContent::new("app.py", "from flask import Flask\nimport requests\n"),
+            FileContent::new(
+                "tests/test_app.py",
+                "import pytest\nfrom _pytest.monkeypatch import MonkeyPatch\nfrom app import app\n",
+            ),
         ];
         let done = apply(&mut files);
-        assert_eq!(file(&files, "requirements.txt"), Some("pytest\n"));
+        assert_eq!(file(&files, "requirements.txt"), Some("requests\n"));
         assert_eq!(done.len(), 1);
         assert!(is_test_file("tests/test_app.py") && is_test_file("x_test.py"));
         assert!(!is_test_file("testing.py") && !is_test_file("test_data.json"));

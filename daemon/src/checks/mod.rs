@@ -34,6 +34,8 @@ const IMPORT_LIMIT: Duration = Duration::from_secs(60);
 const TESTS_LIMIT: Duration = Duration::from_secs(180);
 /// How every check's scratch folder is named, a random part following.
 const SCRATCH_PREFIX: &str = "check-";
+/// What the checks install for themselves: the tests' runner.
+const CHECK_TOOLS: &str = "pytest\n";
 /// Cap of each step's log in the scratch folder.
 const STEP_LOG_BYTES: u64 = 1 << 20;
 
@@ -270,28 +272,67 @@ impl Checker {
     fn import(&self, scratch: &Scratch, env: &PythonEnv) -> Result<(), Fault> {
         let args = vec!["-c".to_string(), format!("import {}", launch::APP_MODULE)];
         let log = scratch.log(Step::Import);
-        self.run_to_end(scratch, env, args, &log, IMPORT_LIMIT)
+        self.run_to_end(scratch, env, None, args, &log, IMPORT_LIMIT)
     }
 
+    /// Runs the app's tests with pytest. pytest is a tool of the checks,
+    /// not of the app: unless the app's own requirements bring it, it comes
+    /// from an environment of the checks' own (shared, made once), put on
+    /// the tests' `PYTHONPATH` and nowhere else.
     fn tests(&self, scratch: &Scratch, env: &PythonEnv) -> Result<(), Fault> {
         let args = ["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
             .map(String::from)
             .to_vec();
         let log = scratch.log(Step::Tests);
-        self.run_to_end(scratch, env, args, &log, TESTS_LIMIT)
+        let tools = match env.has_package("pytest") {
+            true => None,
+            false => Some(self.tools(&log)?),
+        };
+        self.run_to_end(scratch, env, tools.as_ref(), args, &log, TESTS_LIMIT)
+    }
+
+    /// The checks' own environment, with pytest, made once and shared.
+    fn tools(&self, log: &LogFiles) -> Result<PythonEnv, Fault> {
+        let how = pyenv::Installing {
+            protections: &self.protections,
+            settings: &self.settings,
+            log,
+        };
+        pyenv::prepare(
+            &self.settings.env_dir,
+            &self.settings.python,
+            self.settings.installer,
+            CHECK_TOOLS,
+            &how,
+        )
+        .map_err(|e| {
+            Fault(format!(
+                "could not install pytest for the checks: {e}\n{}",
+                relevant(log)
+            ))
+        })
     }
 
     /// Runs the app's Python with `args` in the scratch folder, confined,
-    /// until it ends or `limit` passes.
+    /// until it ends or `limit` passes; `tools` adds an environment's
+    /// packages after the app's own.
     fn run_to_end(
         &self,
         scratch: &Scratch,
         env: &PythonEnv,
+        tools: Option<&PythonEnv>,
         args: Vec<String>,
         log: &LogFiles,
         limit: Duration,
     ) -> Result<(), Fault> {
-        let spec = self.spec(scratch, env, args, log, free_port().map_err(Fault::of)?);
+        let mut spec = self.spec(scratch, env, args, log, free_port().map_err(Fault::of)?);
+        if let Some(tools) = tools {
+            spec.sandbox.read_only.push(tools.root.clone());
+            if let Some(site) = tools.site_packages() {
+                spec.env
+                    .push(("PYTHONPATH".into(), site.display().to_string()));
+            }
+        }
         let ran = confine::run_confined(&spec, log, limit);
         if let Some(why) = limits::take_reason(log.path()) {
             return Err(Fault(format!(

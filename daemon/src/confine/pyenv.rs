@@ -67,6 +67,21 @@ impl PythonEnv {
     pub fn python(&self) -> PathBuf {
         self.bin().join("python")
     }
+
+    /// Its `site-packages` folder, where its packages are installed.
+    pub fn site_packages(&self) -> Option<PathBuf> {
+        std::fs::read_dir(self.root.join("lib"))
+            .ok()?
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("python"))
+            .map(|e| e.path().join("site-packages"))
+    }
+
+    /// Whether the top-level package `name` is installed in it.
+    pub fn has_package(&self, name: &str) -> bool {
+        self.site_packages()
+            .is_some_and(|site| site.join(name).is_dir())
+    }
 }
 
 /// Where the environment for these requirements lives, and whether it is ready.
