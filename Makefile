@@ -1,7 +1,7 @@
 # appforge: `make demo` runs the main job, `make test` runs every test.
 CARGO ?= cargo
 
-.PHONY: all build release test lint fmt demo bench bench-tools fuzz clean pyenv tools postgres man completions FORCE
+.PHONY: all build release install test lint fmt demo bench bench-tools fuzz clean pyenv tools postgres man completions FORCE
 
 all: build
 
@@ -25,6 +25,13 @@ release:
 	$(CARGO) build --release -p appforge-daemon --bin appforged
 	$(CARGO) rustc --release -p appforge-daemon --bin appforge-shim -- $(SHIM_LINK)
 	$(CARGO) rustc --release -p appforge-client --bin appforge -- $(CLIENT_LINK)
+
+## The release binaries where the systemd user unit looks for them:
+## appforge-shim beside appforged, which starts one per app.
+PREFIX ?= $(HOME)/.cargo
+install: release
+	install -D -m 0755 -t $(PREFIX)/bin target/release/appforged target/release/appforge-shim target/release/appforge
+	@echo "installed appforged, appforge-shim and appforge in $(PREFIX)/bin"
 
 ## A Python environment with Flask and pytest, for the generated apps under
 ## test, and the validators the tests run on exports: hadolint, and offline,

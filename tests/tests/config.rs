@@ -1,7 +1,7 @@
 //! The daemon's configuration file: keys are the long flags, the command
 //! line beats the environment beats the file beats the default, mistakes
 //! name the key and the file, API keys stay hidden, and every key is in the
-//! README.
+//! daemon reference (docs/daemon.md).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -158,9 +158,9 @@ fn a_daemon_uses_its_files_key_for_the_provider() {
 }
 
 #[test]
-fn every_configuration_key_is_documented_in_the_readme() {
+fn every_configuration_key_is_documented_in_the_daemons_reference() {
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/daemon.md"))
             .unwrap();
     let out = appforged(&["--print-config"], &[]);
     let (printed, err) = text(&out);
@@ -176,7 +176,7 @@ fn every_configuration_key_is_documented_in_the_readme() {
     for key in keys {
         assert!(
             readme.contains(&format!("`{key}`")) || readme.contains(&format!("--{key}")),
-            "the README does not document `{key}`"
+            "docs/daemon.md does not document `{key}`"
         );
     }
 }
