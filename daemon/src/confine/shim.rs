@@ -524,7 +524,11 @@ impl LimitGuard {
     /// How long `poll` may wait before the next measure is due.
     fn timeout(&self) -> PollTimeout {
         match self.watch.due_in().filter(|_| !self.tripped) {
-            Some(left) => PollTimeout::from(u16::try_from(left.as_millis()).unwrap_or(u16::MAX)),
+            // Rounded up: rounded down, poll returns just before the
+            // measure is due and the loop spins on zero timeouts until it is.
+            Some(left) => PollTimeout::from(
+                u16::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u16::MAX),
+            ),
             None => PollTimeout::NONE,
         }
     }
