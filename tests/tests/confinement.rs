@@ -727,3 +727,47 @@ fn a_daemon_without_its_shim_beside_it_refuses_to_start() {
     );
     assert!(!dir.path().join("appforged.sock").exists());
 }
+
+/// An app may only read its environment, so what is not compiled when it is
+/// built would be compiled again at every start: uv (which does not compile
+/// by default) is asked to.
+#[test]
+fn an_environment_built_with_uv_holds_compiled_bytecode() {
+    let python = appforge_e2e::python();
+    let uv = python.with_file_name("uv");
+    assert!(
+        uv.exists(),
+        "no uv beside {}: `make pyenv` installs it",
+        python.display()
+    );
+    let path = format!(
+        "{}:{}",
+        uv.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let daemon = Daemon::start_with(&["--installer", "uv"], &[("PATH", &path)]);
+    let ada = signed_up(&daemon, "ada");
+    new_project(&ada, "todo");
+    // Requirements no other test has, so the environment is built here.
+    let unique = format!("# uv {}\nflask\n", std::process::id());
+    set_requirements(&ada, "todo", &unique);
+    ada.run(&["run", "todo"]).ok();
+    let envs = appforge_e2e::test_env_dir();
+    let env = std::fs::read_dir(&envs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::read_to_string(p.join(".ready")).is_ok_and(|r| r == unique))
+        .expect("the environment of these requirements");
+    let flask = std::fs::read_dir(env.join("lib"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("site-packages/flask/__pycache__");
+    let compiled = std::fs::read_dir(&flask).map_or(0, |d| d.count());
+    assert!(compiled > 5, "{} holds {compiled} files", flask.display());
+    let _ = std::fs::remove_dir_all(&env);
+    let _ = std::fs::remove_file(env.with_extension("lock"));
+}

@@ -227,6 +227,10 @@ fn build(
                     // code could change what another project installs.
                     os("--no-cache"),
                     os("--link-mode=copy"),
+                    // Apps may only read their environment, so bytecode not
+                    // compiled now would be compiled again at every start
+                    // (pip compiles by default; uv does not).
+                    os("--compile-bytecode"),
                     os("--python"),
                     venv_python.clone().into(),
                     os("-r"),
