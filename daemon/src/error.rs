@@ -85,6 +85,7 @@ impl From<ProjectError> for ServiceError {
         match e {
             ProjectError::NotFound(_)
             | ProjectError::NoSuchVersion { .. }
+            | ProjectError::NoVersions(_)
             | ProjectError::NoSuchFile { .. } => ServiceError::NotFound(message),
             ProjectError::Moved { .. } => ServiceError::Conflict(message),
             ProjectError::NameTaken(_) => ServiceError::Conflict(message),

@@ -1752,3 +1752,54 @@ fn an_app_that_leaves_a_fifo_and_a_dev_zero_link_is_restarted_and_adopted_as_usu
     ada.run(&["stop", "todo"]).ok();
     assert!(daemon.app_pids().is_empty(), "{:?}", daemon.app_pids());
 }
+
+/// A wanted app whose versions are gone from the store (a hand-edited or
+/// half-restored database) cannot be started again: the next daemon says
+/// why and goes on with the other apps.
+#[test]
+fn a_wanted_app_without_a_version_is_reported_and_the_others_come_back() {
+    let (mut daemon, ada, broken) = ada_with_app(&[], PLAIN_APP);
+    let sound = project_with_app(&ada, "sound", PLAIN_APP);
+    run_app(&ada, "todo");
+    run_app(&ada, "sound");
+    daemon.signal_and_wait(Signal::SIGKILL);
+    // Both apps gone with the daemon away, and one project's versions too.
+    for pid in daemon.app_pids() {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    wait_for("the apps to be gone", || daemon.app_processes().is_empty());
+    daemon.sql(&format!(
+        "DELETE FROM project_files WHERE version_id IN \
+         (SELECT id FROM project_versions WHERE project_id = {broken})"
+    ));
+    daemon.sql(&format!(
+        "DELETE FROM project_versions WHERE project_id = {broken}"
+    ));
+
+    daemon.restart();
+    wait_for("the sound app to run again", || {
+        ps_of(&ada, sound).is_some_and(|a| a["status"] == "running")
+    });
+    wait_for("the daemon to say why the other did not", || {
+        daemon
+            .log()
+            .contains("could not start an app that should run; skipped it")
+    });
+    let log = daemon.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("could not start an app that should run"))
+        .unwrap();
+    assert!(line.contains(&format!("project_id={broken}")), "{line}");
+    assert!(
+        line.contains("project `todo` has no version in the store"),
+        "{line}"
+    );
+    assert!(ps_of(&ada, broken).is_none_or(|a| a["status"] != "running"));
+    let shown = ada.run(&["show", "todo"]).fails_with(3);
+    assert!(
+        shown.stderr.contains("restore the store from a backup"),
+        "{}",
+        shown.stderr
+    );
+}

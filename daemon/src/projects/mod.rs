@@ -36,6 +36,13 @@ pub enum ProjectError {
         /// Its newest version.
         newest: i64,
     },
+    /// The project has no version at all: the store lost them (a project
+    /// is always made with its first version).
+    #[error(
+        "project `{0}` has no version in the store, so there is nothing to run or show; \
+         restore the store from a backup, or remove it with `appforge delete {0}`"
+    )]
+    NoVersions(String),
     /// The version has no such file.
     #[error("version {version} of `{name}` has no file `{path}`; it has: {files}")]
     NoSuchFile {

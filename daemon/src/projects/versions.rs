@@ -199,10 +199,13 @@ pub fn files_at(
         |r| r.get(0),
     )?;
     let Some(version_id) = version_id else {
-        return Err(ProjectError::NoSuchVersion {
-            name: project.name.clone(),
-            version,
-            newest: latest(conn, project.id)?,
+        return Err(match latest(conn, project.id)? {
+            0 => ProjectError::NoVersions(project.name.clone()),
+            newest => ProjectError::NoSuchVersion {
+                name: project.name.clone(),
+                version,
+                newest,
+            },
         });
     };
     Ok(conn.query(
