@@ -75,7 +75,7 @@ pub enum Command {
     Stop(StopArgs),
     /// Stop an app and start it again.
     Restart(ProjectArg),
-    /// List your supervised apps: pid, port, URL, status, restarts, uptime, CPU, memory.
+    /// List your supervised apps: pid, port, URL, status, restarts, start time, CPU, memory.
     Ps,
     /// Print an app's log; -f keeps printing new lines.
     Logs(LogsArgs),

@@ -10,6 +10,7 @@ mod logview;
 mod output;
 mod render;
 mod session;
+mod when;
 
 use std::process::ExitCode;
 

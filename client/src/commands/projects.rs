@@ -17,6 +17,7 @@ use crate::error::ClientError;
 use crate::escape::{sanitize, Sgr};
 use crate::output::{self, emit, json_line};
 use crate::render;
+use crate::when::Clock;
 
 /// `appforge list`
 pub async fn list(ctx: &mut Ctx) -> Result<(), ClientError> {
@@ -26,6 +27,7 @@ pub async fn list(ctx: &mut Ctx) -> Result<(), ClientError> {
     };
     let doc = serde_json::Value::Array(projects.iter().map(summary_json).collect());
     emit(ctx.json, doc, || {
+        let clock = Clock::system();
         if projects.is_empty() {
             return "No projects yet; make one with `appforge generate \"...\" --save`.".into();
         }
@@ -42,7 +44,7 @@ pub async fn list(ctx: &mut Ctx) -> Result<(), ClientError> {
                     },
                     p.status.clone(),
                     p.port.map_or("-".into(), |p| p.to_string()),
-                    p.last_modified.clone(),
+                    clock.ago(&p.last_modified),
                 ]
             })
             .collect();
@@ -147,13 +149,14 @@ pub async fn history(ctx: &mut Ctx, args: ProjectArg) -> Result<(), ClientError>
         return Err(unexpected(&reply));
     };
     emit(ctx.json, json!(versions), || {
+        let clock = Clock::system();
         let rows = versions
             .iter()
             .map(|v| {
                 vec![
                     v.version.to_string(),
                     v.kind.clone(),
-                    v.created_at.clone(),
+                    clock.ago(&v.created_at),
                     v.tokens_used.to_string(),
                     v.files.to_string(),
                     one_line(&v.prompt, 60),
