@@ -1,9 +1,11 @@
 //! `appforge`: the command-line client of `appforged`. It parses arguments,
 //! sends one request over the daemon's socket, renders the reply and exits.
 
+mod ask;
 mod cli;
 mod commands;
 mod daemon;
+mod diffstat;
 mod error;
 mod escape;
 mod logview;

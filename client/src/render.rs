@@ -231,6 +231,15 @@ pub fn colour_diff(diff: &str) -> String {
         .collect()
 }
 
+/// A diff stat's `+` (added) or `-` marks, green or red as in the diff.
+pub fn paint_change(added: bool, marks: &str) -> String {
+    let style = match added {
+        true => AnsiColor::Green.on_default(),
+        false => AnsiColor::Red.on_default(),
+    };
+    format!("{}{marks}{}", style.render(), style.render_reset())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -924,16 +924,16 @@ fn delete_removes_the_project_by_name_or_id() {
     let (_daemon, ada, id) = ada_with_todo();
     let other = new_project(&ada, "notes");
 
-    let out = ada.run(&["--json", "delete", "todo"]).ok().json();
+    let out = ada.run(&["--json", "delete", "todo", "--yes"]).ok().json();
     assert_eq!(out["id"], id);
     assert_eq!(out["name"], "todo");
     ada.run(&["show", "todo"]).fails_with(3);
     ada.run(&["show", &id.to_string()]).fails_with(3);
     ada.run(&["history", "todo"]).fails_with(3);
-    ada.run(&["delete", "todo"]).fails_with(3);
+    ada.run(&["delete", "todo", "--yes"]).fails_with(3);
 
     let out = ada
-        .run(&["--json", "delete", &other.to_string()])
+        .run(&["--json", "delete", &other.to_string(), "--yes"])
         .ok()
         .json();
     assert_eq!(out["id"], other);
@@ -1397,7 +1397,7 @@ const EVERY_COMMAND: &[&[&str]] = &[
     &["rollback", "{}", "1"],
     &["improve", "{}", "add a priority number"],
     &["export", "{}", "-o", "{out}"],
-    &["delete", "{}"],
+    &["delete", "{}", "--yes"],
 ];
 
 /// Runs one of [`EVERY_COMMAND`] on `project`, with an editor that would
@@ -1558,7 +1558,10 @@ fn a_project_with_an_odd_name_is_used_by_that_name() {
     assert!(is_safe_file_name(&top), "unsafe top folder {top:?}");
 
     ada.run(&["--json", "rollback", ODD_NAME, "1"]).ok();
-    let deleted = ada.run(&["--json", "delete", ODD_NAME]).ok().json();
+    let deleted = ada
+        .run(&["--json", "delete", ODD_NAME, "--yes"])
+        .ok()
+        .json();
     assert_eq!(deleted["id"], id);
     ada.run(&["show", ODD_NAME]).fails_with(3);
 }

@@ -12,7 +12,8 @@ use serde_json::json;
 use super::accounts::unexpected;
 use super::saved;
 use super::Ctx;
-use crate::cli::{DiffArgs, ExportArgs, ProjectArg, RollbackArgs, ShowArgs, TargetArg};
+use crate::ask;
+use crate::cli::{DeleteArgs, DiffArgs, ExportArgs, ProjectArg, RollbackArgs, ShowArgs, TargetArg};
 use crate::error::ClientError;
 use crate::escape::{sanitize, Sgr};
 use crate::output::{self, emit, json_line};
@@ -117,8 +118,41 @@ pub async fn show(ctx: &mut Ctx, args: ShowArgs) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// `appforge delete P`
-pub async fn delete(ctx: &mut Ctx, args: ProjectArg) -> Result<(), ClientError> {
+/// `appforge delete P [--yes]`: asks first on a terminal; elsewhere only
+/// `--yes` deletes, as no one could have seen a question.
+pub async fn delete(ctx: &mut Ctx, args: DeleteArgs) -> Result<(), ClientError> {
+    if !args.yes {
+        if !ask::possible() {
+            return Err(ClientError::Usage(format!(
+                "not deleting `{}`: standard input is not a terminal, so nothing can ask first; \
+                 add --yes to delete it and all its versions",
+                args.project
+            )));
+        }
+        // Named as the daemon knows it, which also fails early on a
+        // project that is not there.
+        let reply = ctx
+            .call(Request::History(ProjectRef {
+                project: args.project.clone(),
+            }))
+            .await?;
+        let Reply::History(versions) = reply else {
+            return Err(unexpected(&reply));
+        };
+        let question = format!(
+            "Delete project `{}` and its {} version(s)? This cannot be undone.",
+            sanitize(&args.project, Sgr::Drop),
+            versions.len()
+        );
+        if !ask::yes(&question) {
+            emit(
+                ctx.json,
+                json!({"project": args.project, "deleted": false}),
+                || format!("Kept `{}`; nothing was deleted.", args.project),
+            );
+            return Ok(());
+        }
+    }
     let reply = ctx
         .call(Request::DeleteProject(ProjectRef {
             project: args.project,
@@ -245,6 +279,9 @@ pub async fn export(ctx: &mut Ctx, args: ExportArgs) -> Result<(), ClientError> 
         _ => PathBuf::from("."),
     };
     let shown = requested.clone().unwrap_or_else(|| dir.clone());
+    if let Some(path) = requested.as_deref().filter(|p| p.exists() && !args.force) {
+        return Err(exists(path));
+    }
     if !dir.is_dir() {
         return Err(ClientError::Usage(format!(
             "cannot write the archive to {}: there is no folder {}; choose another place with -o",
@@ -273,9 +310,16 @@ pub async fn export(ctx: &mut Ctx, args: ExportArgs) -> Result<(), ClientError> 
         .and_then(|()| staging.as_file().sync_all())
         .map_err(|e| cannot_write(&path, &e))?;
     set_readable(staging.path()).map_err(|e| cannot_write(&path, &e))?;
-    staging
-        .persist(&path)
-        .map_err(|e| cannot_write(&path, &e.error))?;
+    // Without --force an archive that appeared meanwhile is not replaced
+    // either: the rename itself refuses.
+    let persisted = match args.force {
+        true => staging.persist(&path),
+        false => staging.persist_noclobber(&path),
+    };
+    persisted.map_err(|e| match e.error.kind() {
+        std::io::ErrorKind::AlreadyExists => exists(&path),
+        _ => cannot_write(&path, &e.error),
+    })?;
     let k8s = args.targets.contains(&TargetArg::K8s);
     let compose = args.targets.contains(&TargetArg::Compose);
     let mut targets = Vec::new();
@@ -334,6 +378,14 @@ fn cannot_write(path: &Path, e: &std::io::Error) -> ClientError {
         "cannot write the archive to {}: {}; choose another place with -o",
         path.display(),
         e.kind()
+    ))
+}
+
+fn exists(path: &Path) -> ClientError {
+    ClientError::Usage(format!(
+        "{} already exists; nothing was written. Add --force to replace it, or choose another \
+         name with -o",
+        path.display()
     ))
 }
 
