@@ -793,6 +793,9 @@ pub struct StatusInfo {
     pub web_url: Option<String>,
     /// The host name this daemon runs as, and whether it holds its claim.
     pub host: Option<HostClaim>,
+    /// Why the dashboard is not served, and what to do, when it is not.
+    #[serde(default)]
+    pub web_off: Option<String>,
 }
 
 /// A daemon's claim on its host name: while it holds it, it supervises
