@@ -9,7 +9,8 @@
 # it stops the app too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/debug
+# The binaries; APPFORGE_BIN_DIR names another build (the tests' own).
+bin=${APPFORGE_BIN_DIR:-target/debug}
 demo_dir=$(mktemp -d "${TMPDIR:-/tmp}/appforge-demo.XXXXXX")
 export APPFORGE_SOCKET="$demo_dir/appforged.sock"
 export APPFORGE_DATA_DIR="$demo_dir/data"
