@@ -277,6 +277,27 @@ mod tests {
     }
 
     #[test]
+    fn code_is_painted_in_the_terminals_basic_colours_on_no_background() {
+        let code = "import os\n\n# why\nclass A:\n    def f(self):\n        return 'x' + 1\n";
+        let painted = highlight("app.py", code);
+        assert!(painted.contains("\x1b[35mimport"), "{painted:?}");
+        assert!(painted.contains("\x1b[2;3m# why"), "{painted:?}");
+        assert!(painted.contains("\x1b[32m"), "strings green: {painted:?}");
+        // Only SGR 0, 1, 2;3 and 31 to 36: no RGB, no 256 colours, no
+        // background, no black, white or yellow.
+        let mut rest = painted.as_str();
+        while let Some(at) = rest.find("\x1b[") {
+            let params = &rest[at + 2..];
+            let end = params.find('m').expect("an SGR");
+            for p in params[..end].split(';') {
+                let ok = matches!(p, "0" | "1" | "2" | "3" | "31" | "32" | "34" | "35" | "36");
+                assert!(ok, "SGR {:?} in {painted:?}", &params[..end]);
+            }
+            rest = &params[end..];
+        }
+    }
+
+    #[test]
     fn a_files_control_sequences_are_escaped_under_the_colour() {
         let hostile = "x = '\x1b]0;owned\x07\x1b[2J\u{9b}'\n";
         for path in ["app.py", "notes.unknownext"] {

@@ -443,9 +443,15 @@ fn generate_and_improve_print_a_short_summary_and_colour_only_where_it_is_shown(
 
     // NO_COLOR on a terminal: none. CLICOLOR_FORCE on a pipe: colour;
     // NO_COLOR wins over it.
-    let plain = terminal_run(&ada, &["diff", "todo"], &[("NO_COLOR", "1")], "");
-    assert_eq!(plain.code, 0, "{plain:?}");
-    assert!(plain.stdout.contains("+++ b/app.py") && !plain.stdout.contains('\x1b'));
+    // Nor with TERM=dumb or CLICOLOR=0.
+    for env in [("NO_COLOR", "1"), ("TERM", "dumb"), ("CLICOLOR", "0")] {
+        let plain = terminal_run(&ada, &["diff", "todo"], &[env], "");
+        assert_eq!(plain.code, 0, "{plain:?}");
+        assert!(
+            plain.stdout.contains("+++ b/app.py") && !plain.stdout.contains('\x1b'),
+            "{env:?}: {plain:?}"
+        );
+    }
     let forced = |no_color: Option<&str>| {
         let mut cmd = ada.command(&["show", "todo", "--file", "app.py"]);
         cmd.env("CLICOLOR_FORCE", "1").env_remove("NO_COLOR");
@@ -482,8 +488,9 @@ fn delete_asks_on_a_terminal_and_needs_yes_elsewhere() {
     let kept = terminal_run(&ada, &["delete", "todo"], &[], "n\n");
     assert_eq!(kept.code, 0, "{kept:?}");
     assert!(
-        kept.stdout
-            .contains("Delete project `todo` and its 1 version(s)? This cannot be undone. [y/N]"),
+        kept.stdout.contains(
+            "Delete project `todo` (id 1) and its 1 version(s)? This cannot be undone. [y/N]"
+        ),
         "{kept:?}"
     );
     assert!(kept.stdout.contains("nothing was deleted"), "{kept:?}");

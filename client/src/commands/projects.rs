@@ -129,20 +129,23 @@ pub async fn delete(ctx: &mut Ctx, args: DeleteArgs) -> Result<(), ClientError> 
                 args.project
             )));
         }
-        // Named as the daemon knows it, which also fails early on a
-        // project that is not there.
+        // Named as the daemon knows it (the argument may be an id), which
+        // also fails early on a project that is not there.
         let reply = ctx
-            .call(Request::History(ProjectRef {
+            .call(Request::ShowProject(ShowRequest {
                 project: args.project.clone(),
+                version: None,
+                file: None,
             }))
             .await?;
-        let Reply::History(versions) = reply else {
+        let Reply::Project(detail) = reply else {
             return Err(unexpected(&reply));
         };
         let question = format!(
-            "Delete project `{}` and its {} version(s)? This cannot be undone.",
-            sanitize(&args.project, Sgr::Drop),
-            versions.len()
+            "Delete project `{}` (id {}) and its {} version(s)? This cannot be undone.",
+            sanitize(&detail.summary.name, Sgr::Drop),
+            detail.summary.id,
+            detail.summary.version
         );
         if !ask::yes(&question) {
             emit(
