@@ -517,3 +517,42 @@ fn delete_asks_on_a_terminal_and_needs_yes_elsewhere() {
     ada.run(&["delete", "more", "--yes"]).ok();
     assert!(!exists());
 }
+
+#[test]
+fn generate_on_a_terminal_shows_the_summary_then_asks_to_save() {
+    let daemon = Daemon::start();
+    let ada = signed_up(&daemon, "ada");
+    let args = [
+        "generate",
+        TODO_PROMPT,
+        "--provider",
+        "template",
+        "--no-check",
+        "--name",
+        "asked",
+    ];
+    let projects = || ada.run(&["--json", "list"]).ok().json();
+
+    let declined = terminal_run(&ada, &args, &[], "n\n");
+    assert_eq!(declined.code, 0, "{declined:?}");
+    let (summary, rest) = declined
+        .stdout
+        .split_once("Save this app as a project? [y/N]")
+        .unwrap_or_else(|| panic!("no question: {declined:?}"));
+    assert!(
+        summary.contains("app.py") && summary.contains(" lines"),
+        "{summary:?}"
+    );
+    assert!(rest.contains("Not saved"), "{rest:?}");
+    assert_eq!(projects(), Value::Array(vec![]));
+
+    let accepted = terminal_run(&ada, &args, &[], "y\n");
+    assert_eq!(accepted.code, 0, "{accepted:?}");
+    assert!(
+        accepted
+            .stdout
+            .contains("Saved as project `asked` (id 1, version 1)"),
+        "{accepted:?}"
+    );
+    assert_eq!(projects()[0]["name"], "asked");
+}

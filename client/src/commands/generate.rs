@@ -21,7 +21,7 @@ use crate::cli::{FixArgs, GenerateArgs, ImproveArgs};
 use crate::diffstat;
 use crate::error::ClientError;
 use crate::escape::{sanitize, Sgr};
-use crate::output::{self, emit};
+use crate::output;
 use crate::render;
 use crate::session;
 
@@ -232,27 +232,24 @@ fn show_json(g: &Generated) {
         .map(|f| json!({"path": f.path, "bytes": f.content.len()}))
         .collect();
     let project = g.project.as_ref();
-    emit(
-        true,
-        json!({
-            "project_id": project.map(|p| p.project_id),
-            "name": project.map(|p| p.name.clone()),
-            "version": project.map(|p| p.version),
-            "generation_id": g.generation_id,
-            "files": files,
-            "tokens_used": g.tokens_used,
-            "provider": g.provider,
-            "model": g.model,
-            "duration_ms": g.duration_ms,
-            "check_status": g.check_status,
-            "checks": g.checks.iter().map(|c| json!({"step": c.step, "passed": c.passed, "ms": c.millis})).collect::<Vec<_>>(),
-            "mends": g.mends,
-            "repair_rounds": g.repair_rounds,
-            "restarted": g.restarted,
-            "deleted": g.deleted,
-        }),
-        String::new,
-    );
+    let doc = json!({
+        "project_id": project.map(|p| p.project_id),
+        "name": project.map(|p| p.name.clone()),
+        "version": project.map(|p| p.version),
+        "generation_id": g.generation_id,
+        "files": files,
+        "tokens_used": g.tokens_used,
+        "provider": g.provider,
+        "model": g.model,
+        "duration_ms": g.duration_ms,
+        "check_status": g.check_status,
+        "checks": g.checks.iter().map(|c| json!({"step": c.step, "passed": c.passed, "ms": c.millis})).collect::<Vec<_>>(),
+        "mends": g.mends,
+        "repair_rounds": g.repair_rounds,
+        "restarted": g.restarted,
+        "deleted": g.deleted,
+    });
+    println!("{}", output::json_line(&doc));
 }
 
 fn print_files(g: &Generated) {
