@@ -384,6 +384,7 @@ fn cannot_write(path: &Path, e: &std::io::Error) -> ClientError {
     ))
 }
 
+/// Refusing to replace an existing archive without --force.
 fn exists(path: &Path) -> ClientError {
     ClientError::Usage(format!(
         "{} already exists; nothing was written. Add --force to replace it, or choose another \
