@@ -139,7 +139,9 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Build, start a daemon on a temporary data directory, sign up a demo user, show status.
+## Build, start a daemon on a temporary data directory (its dashboard on a
+## free port), sign up a demo user, generate and run an app, and print a
+## sign-in link and the line that stops it all.
 demo: build
 	scripts/demo.sh
 

@@ -59,7 +59,7 @@ pub enum Command {
     /// Edit a project's files in $VISUAL or $EDITOR; saves a new version.
     Edit(EditArgs),
     /// Delete a project with all its versions.
-    Delete(ProjectArg),
+    Delete(DeleteArgs),
     /// List a project's versions.
     History(ProjectArg),
     /// Show what changed between two versions, as a unified diff.
@@ -75,7 +75,7 @@ pub enum Command {
     Stop(StopArgs),
     /// Stop an app and start it again.
     Restart(ProjectArg),
-    /// List your supervised apps: pid, port, URL, status, restarts, uptime, CPU, memory.
+    /// List your supervised apps: pid, port, URL, status, restarts, start time, CPU, memory.
     Ps,
     /// Print an app's log; -f keeps printing new lines.
     Logs(LogsArgs),
@@ -142,6 +142,16 @@ pub struct ProjectArg {
     pub project: String,
 }
 
+// Arguments of `delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The project, by id or name.
+    pub project: String,
+    /// Delete without asking (needed when standard input is not a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
 // Arguments of `show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
@@ -206,6 +216,9 @@ pub struct ExportArgs {
     /// Also add deployment files for this platform; repeat for more.
     #[arg(long = "target", value_name = "TARGET", value_enum)]
     pub targets: Vec<TargetArg>,
+    /// Replace the archive if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// A platform `export --target` adds deployment files for.
@@ -239,6 +252,9 @@ pub struct GenerateArgs {
     /// The project's name [default: from the prompt]
     #[arg(long)]
     pub name: Option<String>,
+    /// Print every file too, not only the summary.
+    #[arg(long)]
+    pub files: bool,
     #[command(flatten)]
     pub ai: ProviderArgs,
     #[command(flatten)]
@@ -252,6 +268,9 @@ pub struct ImproveArgs {
     pub project: String,
     /// What to change.
     pub prompt: String,
+    /// Print every file of the new version instead of the diff.
+    #[arg(long)]
+    pub files: bool,
     #[command(flatten)]
     pub ai: ProviderArgs,
     #[command(flatten)]
@@ -265,6 +284,9 @@ pub struct FixArgs {
     pub project: String,
     /// What else the model should know, e.g. "the list does not refresh".
     pub prompt: Option<String>,
+    /// Print every file of the new version instead of the diff.
+    #[arg(long)]
+    pub files: bool,
     #[command(flatten)]
     pub ai: ProviderArgs,
     #[command(flatten)]

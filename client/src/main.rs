@@ -1,15 +1,18 @@
 //! `appforge`: the command-line client of `appforged`. It parses arguments,
 //! sends one request over the daemon's socket, renders the reply and exits.
 
+mod ask;
 mod cli;
 mod commands;
 mod daemon;
+mod diffstat;
 mod error;
 mod escape;
 mod logview;
 mod output;
 mod render;
 mod session;
+mod when;
 
 use std::process::ExitCode;
 

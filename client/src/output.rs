@@ -11,10 +11,26 @@ use serde_json::Value;
 use crate::error::ClientError;
 use crate::escape::{self, Sgr};
 
-/// Whether stdout shows colour: a terminal, and `NO_COLOR` unset or empty
-/// (<https://no-color.org>).
+/// Whether stdout shows colour, decided as most command-line tools do:
+/// `NO_COLOR` (<https://no-color.org>) turns it off; `CLICOLOR_FORCE`
+/// turns it on, on a pipe too; `CLICOLOR=0` turns it off; otherwise a
+/// terminal shows it unless `TERM` is unset or `dumb`.
 pub fn colour() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    colour_on(std::io::stdout().is_terminal())
+}
+
+/// [`colour`] for a stream that is, or is not, a terminal.
+pub fn colour_on(terminal: bool) -> bool {
+    if anstyle_query::no_color() {
+        return false;
+    }
+    if anstyle_query::clicolor_force() {
+        return true;
+    }
+    if anstyle_query::clicolor() == Some(false) {
+        return false;
+    }
+    terminal && anstyle_query::term_supports_color()
 }
 
 /// What becomes of SGR colour in text for stdout.

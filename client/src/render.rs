@@ -1,16 +1,19 @@
 //! Text for people: tables, highlighted code and coloured diffs. Colour is
-//! only ever used when the caller knows stdout is a terminal. What files
+//! only ever used when the caller has decided stdout shows it
+//! ([`crate::output::colour`]). What files
 //! hold is sanitised ([`crate::escape`]) before it is painted, so colour
 //! never carries a file's control sequences to the terminal.
 
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::OnceLock;
 
 use clap::builder::styling::{AnsiColor, Style};
 use syntect::easy::HighlightLines;
-use syntect::highlighting::{Theme, ThemeSet};
+use syntect::highlighting::{
+    Color, FontStyle, ScopeSelectors, Style as HighlightStyle, StyleModifier, Theme, ThemeItem,
+};
 use syntect::parsing::SyntaxSet;
-use syntect::util::as_24_bit_terminal_escaped;
 use unicode_width::UnicodeWidthStr;
 
 use crate::escape::{sanitize, Sgr};
@@ -66,15 +69,92 @@ fn syntaxes() -> &'static SyntaxSet {
     SET.get_or_init(SyntaxSet::load_defaults_newlines)
 }
 
+/// A colour of [`theme`]: one of the terminal's eight basic colours, by
+/// index, kept in the red channel with an alpha of 0 (as bat's `ansi`
+/// theme marks them). The terminal's own palette draws them, and every
+/// palette keeps these readable on its own background, light or dark;
+/// fixed RGB colours read on one kind of background only. Black, white
+/// and yellow are left out: each is faint on one kind of background.
+const fn palette(index: u8) -> Color {
+    Color {
+        r: index,
+        g: 0,
+        b: 0,
+        a: 0,
+    }
+}
+const RED: Color = palette(1);
+const GREEN: Color = palette(2);
+const BLUE: Color = palette(4);
+const MAGENTA: Color = palette(5);
+const CYAN: Color = palette(6);
+
+/// Which scopes get which colour. Plain text keeps the terminal's own
+/// foreground, and nothing sets a background.
+const SCOPES: &[(&str, Option<Color>, FontStyle)] = &[
+    ("comment", None, FontStyle::ITALIC),
+    ("string, markup.inserted", Some(GREEN), FontStyle::empty()),
+    (
+        "constant.numeric, constant.language, constant.character, constant.other",
+        Some(CYAN),
+        FontStyle::empty(),
+    ),
+    ("keyword, storage", Some(MAGENTA), FontStyle::empty()),
+    (
+        "entity.name.function, support.function, entity.name.tag",
+        Some(BLUE),
+        FontStyle::empty(),
+    ),
+    (
+        "entity.name.class, entity.name.type, support.type, support.class",
+        Some(BLUE),
+        FontStyle::BOLD,
+    ),
+    (
+        "entity.other.attribute-name",
+        Some(CYAN),
+        FontStyle::empty(),
+    ),
+    ("invalid, markup.deleted", Some(RED), FontStyle::empty()),
+    ("markup.heading", None, FontStyle::BOLD),
+];
+
 fn theme() -> &'static Theme {
     static THEME: OnceLock<Theme> = OnceLock::new();
-    THEME.get_or_init(|| {
-        let mut themes = ThemeSet::load_defaults();
-        themes
-            .themes
-            .remove("base16-ocean.dark")
-            .unwrap_or_default()
+    THEME.get_or_init(|| Theme {
+        scopes: SCOPES
+            .iter()
+            .filter_map(|&(scope, foreground, font_style)| {
+                Some(ThemeItem {
+                    scope: ScopeSelectors::from_str(scope).ok()?,
+                    style: StyleModifier {
+                        foreground,
+                        background: None,
+                        font_style: Some(font_style),
+                    },
+                })
+            })
+            .collect(),
+        ..Theme::default()
     })
+}
+
+/// The SGR parameters of a highlighted run: empty for plain text.
+fn sgr_of(style: &HighlightStyle) -> String {
+    let mut codes: Vec<String> = Vec::new();
+    if style.font_style.contains(FontStyle::BOLD) {
+        codes.push("1".into());
+    }
+    // Comments: faint as well as italic, for terminals without italics.
+    if style.font_style.contains(FontStyle::ITALIC) {
+        codes.push("2;3".into());
+    }
+    // Only [`palette`] colours have an alpha of 0; the theme's default
+    // foreground (opaque) is the terminal's own.
+    if style.foreground.a == 0 && style.foreground.r < 8 {
+        codes.push((30 + style.foreground.r).to_string());
+    }
+    codes.join(";")
 }
 
 /// `content` with terminal colours for its language, chosen by the path's
@@ -97,13 +177,28 @@ fn paint_code(path: &str, content: &str) -> String {
     };
     let mut lines = HighlightLines::new(syntax, theme());
     let mut out = String::with_capacity(content.len() * 2);
+    // The SGR in force, so that a run in the same style as the last adds none.
+    let mut current = String::new();
     for line in content.split_inclusive('\n') {
-        match lines.highlight_line(line, set) {
-            Ok(ranges) => out.push_str(&as_24_bit_terminal_escaped(&ranges, false)),
-            Err(_) => out.push_str(line),
+        let Ok(ranges) = lines.highlight_line(line, set) else {
+            out.push_str(line);
+            continue;
+        };
+        for (style, text) in ranges {
+            let sgr = sgr_of(&style);
+            if sgr != current {
+                out.push_str("\x1b[0m");
+                if !sgr.is_empty() {
+                    out.push_str(&format!("\x1b[{sgr}m"));
+                }
+                current = sgr;
+            }
+            out.push_str(text);
         }
     }
-    out.push_str("\x1b[0m");
+    if !current.is_empty() {
+        out.push_str("\x1b[0m");
+    }
     out
 }
 
@@ -134,6 +229,15 @@ pub fn colour_diff(diff: &str) -> String {
             painted + end
         })
         .collect()
+}
+
+/// A diff stat's `+` (added) or `-` marks, green or red as in the diff.
+pub fn paint_change(added: bool, marks: &str) -> String {
+    let style = match added {
+        true => AnsiColor::Green.on_default(),
+        false => AnsiColor::Red.on_default(),
+    };
+    format!("{}{marks}{}", style.render(), style.render_reset())
 }
 
 #[cfg(test)]
@@ -170,6 +274,27 @@ mod tests {
         let stripped: String = strip_escapes(&painted);
         assert_eq!(stripped, code);
         assert_eq!(highlight("notes.unknownext", "x\n"), "x\n");
+    }
+
+    #[test]
+    fn code_is_painted_in_the_terminals_basic_colours_on_no_background() {
+        let code = "import os\n\n# why\nclass A:\n    def f(self):\n        return 'x' + 1\n";
+        let painted = highlight("app.py", code);
+        assert!(painted.contains("\x1b[35mimport"), "{painted:?}");
+        assert!(painted.contains("\x1b[2;3m# why"), "{painted:?}");
+        assert!(painted.contains("\x1b[32m"), "strings green: {painted:?}");
+        // Only SGR 0, 1, 2;3 and 31 to 36: no RGB, no 256 colours, no
+        // background, no black, white or yellow.
+        let mut rest = painted.as_str();
+        while let Some(at) = rest.find("\x1b[") {
+            let params = &rest[at + 2..];
+            let end = params.find('m').expect("an SGR");
+            for p in params[..end].split(';') {
+                let ok = matches!(p, "0" | "1" | "2" | "3" | "31" | "32" | "34" | "35" | "36");
+                assert!(ok, "SGR {:?} in {painted:?}", &params[..end]);
+            }
+            rest = &params[end..];
+        }
     }
 
     #[test]

@@ -66,8 +66,15 @@ pub async fn run(
         });
         info!(%addr, "serving metrics over HTTP");
     }
-    if let Some(addr) = settings.web_addr {
-        serve_dashboard(addr, &daemon).await;
+    match settings.web_addr {
+        Some(addr) => serve_dashboard(addr, &daemon).await,
+        None => {
+            let _ = daemon.web_off.set(
+                "turned off by --web-addr off; start appforged with --web-addr 127.0.0.1:PORT \
+                 (or 127.0.0.1:0 for any free port) to serve it"
+                    .into(),
+            );
+        }
     }
     tokio::spawn(sample_usage(Arc::clone(&daemon)));
     systemd::ready("serving");
@@ -129,6 +136,7 @@ async fn serve_dashboard(addr: std::net::SocketAddr, daemon: &Arc<state::Daemon>
         Ok(listener) => listener,
         Err(e) => {
             tracing::warn!(%addr, error = %e, "the web dashboard is off: its address cannot be used; choose another with --web-addr");
+            let _ = daemon.web_off.set(web_off_reason(addr, &e));
             return;
         }
     };
@@ -142,6 +150,27 @@ async fn serve_dashboard(addr: std::net::SocketAddr, daemon: &Arc<state::Daemon>
             tracing::error!(error = %e, "the web dashboard stopped");
         }
     });
+}
+
+/// Why the dashboard could not listen on `addr`, and what to do, in words.
+fn web_off_reason(addr: std::net::SocketAddr, e: &std::io::Error) -> String {
+    let instead = format!(
+        "restart appforged with --web-addr {}:0 to take any free port, or --web-addr off",
+        addr.ip()
+    );
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "port {} is taken by another program (another appforged, say): {instead}; or free \
+             the port (`ss -ltnp 'sport = :{}'` shows what holds it)",
+            addr.port(),
+            addr.port()
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "this user may not listen on port {} (ports below 1024 need privileges): {instead}",
+            addr.port()
+        ),
+        _ => format!("{addr} cannot be used ({e}): {instead}"),
+    }
 }
 
 /// Samples every app's CPU and memory once a minute, for the dashboard's

@@ -41,6 +41,8 @@ pub struct Daemon {
     pub connections: AtomicU64,
     /// The dashboard's address, once it listens.
     pub web_url: std::sync::OnceLock<String>,
+    /// Why the dashboard is off, and what to do, when it is.
+    pub web_off: std::sync::OnceLock<String>,
     /// The apps' CPU and memory over the last hour.
     pub usage: crate::usage::UsageLog,
 }
@@ -146,6 +148,7 @@ impl Daemon {
             started: Instant::now(),
             connections: AtomicU64::new(0),
             web_url: std::sync::OnceLock::new(),
+            web_off: std::sync::OnceLock::new(),
             usage: crate::usage::UsageLog::default(),
         }))
     }

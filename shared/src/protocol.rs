@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::WireError;
 
 /// The protocol version this build speaks; both sides must agree on it.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// A frame sent by the client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -793,6 +793,9 @@ pub struct StatusInfo {
     pub web_url: Option<String>,
     /// The host name this daemon runs as, and whether it holds its claim.
     pub host: Option<HostClaim>,
+    /// Why the dashboard is not served, and what to do, when it is not.
+    #[serde(default)]
+    pub web_off: Option<String>,
 }
 
 /// A daemon's claim on its host name: while it holds it, it supervises

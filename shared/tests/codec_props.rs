@@ -324,6 +324,7 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                         held: users % 2 == 1,
                         detail: version.clone(),
                     }),
+                    web_off: (users % 3 == 1).then(|| version.clone()),
                 }
             ))
         ),

@@ -57,6 +57,42 @@ fn status_and_ping_report_the_daemon() {
 }
 
 #[test]
+fn status_says_why_there_is_no_dashboard_and_what_to_do() {
+    // Turned off: the harness starts daemons with --web-addr off.
+    let daemon = Daemon::start();
+    let user = appforge_e2e::apps::signed_up(&daemon, "ada");
+    let text = user.run(&["status"]).ok().stdout;
+    assert!(
+        text.contains("dashboard:   off: turned off by --web-addr off; start appforged with --web-addr 127.0.0.1:PORT"),
+        "{text}"
+    );
+    let status = user.run(&["--json", "status"]).ok().json();
+    assert_eq!(status["web_url"], serde_json::Value::Null, "{status}");
+    assert!(status["web_off"].as_str().is_some(), "{status}");
+
+    // Its port held by another program: which port, and what to do.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("hold a port");
+    let port = holder.local_addr().unwrap().port();
+    let daemon = Daemon::start_with(&["--web-addr", &format!("127.0.0.1:{port}")], &[]);
+    let user = appforge_e2e::apps::signed_up(&daemon, "ada");
+    let text = user.run(&["status"]).ok().stdout;
+    let why = format!(
+        "dashboard:   off: port {port} is taken by another program (another appforged, say): \
+         restart appforged with --web-addr 127.0.0.1:0 to take any free port"
+    );
+    assert!(text.contains(&why), "{text}");
+    let status = user.run(&["--json", "status"]).ok().json();
+    assert_eq!(status["web_url"], serde_json::Value::Null, "{status}");
+    // Asking for a link says the same.
+    let out = user.run(&["dashboard", "--no-open"]).fails_with(2);
+    assert!(
+        out.stderr.contains(&format!("port {port} is taken")),
+        "{out:?}"
+    );
+    drop(holder);
+}
+
+#[test]
 fn a_missing_daemon_gets_one_line_and_status_5() {
     let daemon = Daemon::start();
     let user = appforge_e2e::User {

@@ -924,16 +924,16 @@ fn delete_removes_the_project_by_name_or_id() {
     let (_daemon, ada, id) = ada_with_todo();
     let other = new_project(&ada, "notes");
 
-    let out = ada.run(&["--json", "delete", "todo"]).ok().json();
+    let out = ada.run(&["--json", "delete", "todo", "--yes"]).ok().json();
     assert_eq!(out["id"], id);
     assert_eq!(out["name"], "todo");
     ada.run(&["show", "todo"]).fails_with(3);
     ada.run(&["show", &id.to_string()]).fails_with(3);
     ada.run(&["history", "todo"]).fails_with(3);
-    ada.run(&["delete", "todo"]).fails_with(3);
+    ada.run(&["delete", "todo", "--yes"]).fails_with(3);
 
     let out = ada
-        .run(&["--json", "delete", &other.to_string()])
+        .run(&["--json", "delete", &other.to_string(), "--yes"])
         .ok()
         .json();
     assert_eq!(out["id"], other);
@@ -1380,6 +1380,95 @@ fn an_unwritable_output_path_fails_cleanly_and_leaves_nothing() {
     }
 }
 
+#[test]
+fn export_replaces_an_existing_archive_only_with_force() {
+    let (_daemon, ada, _) = ada_with_todo();
+    let here = TempDir::new().unwrap();
+    let named = here.path().join("mine.zip");
+    let default = here.path().join("todo.zip");
+    for path in [&named, &default] {
+        std::fs::write(path, "keep me\n").unwrap();
+    }
+    let export = |args: &[&str]| {
+        let mut all = vec!["export", "todo"];
+        all.extend(args);
+        run_cmd(ada.command(&all).current_dir(here.path()))
+    };
+
+    // Named with -o, and by default (./todo.zip): neither is replaced.
+    for args in [&["-o", named.to_str().unwrap()][..], &[]] {
+        let out = export(args).fails_with(2);
+        assert!(
+            out.stderr.contains("already exists") && out.stderr.contains("--force"),
+            "{out:?}"
+        );
+    }
+    for path in [&named, &default] {
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "keep me\n");
+    }
+    assert_eq!(
+        entries_of(here.path()),
+        ["mine.zip", "todo.zip"],
+        "no temporary file is left"
+    );
+
+    // --force replaces them.
+    export(&["-o", named.to_str().unwrap(), "--force"]).ok();
+    export(&["--force"]).ok();
+    for path in [&named, &default] {
+        assert_magic(path, ZIP_MAGIC);
+    }
+    assert_eq!(entries_of(here.path()), ["mine.zip", "todo.zip"]);
+}
+
+#[test]
+fn list_history_and_ps_show_local_relative_times_and_json_keeps_rfc_3339() {
+    let (_daemon, ada, _) = ada_with_todo();
+    let tokyo = |args: &[&str]| run_cmd(ada.command(args).env("TZ", "JST-9")).ok();
+    let listed = ada.run(&["--json", "list"]).ok().json();
+    let stored = listed[0]["last_modified"].as_str().unwrap().to_string();
+    assert!(
+        stored.ends_with('Z') && stored.contains('T'),
+        "RFC 3339 UTC: {stored}"
+    );
+    // In Tokyo (UTC+9, no daylight saving; a POSIX zone, which needs no
+    // zone database) the clock reads nine hours on.
+    let hour: u32 = stored[11..13].parse().unwrap();
+    let local = format!("{:02}:{}", (hour + 9) % 24, &stored[14..16]);
+    for (args, column) in [
+        (&["list"][..], "LAST MODIFIED"),
+        (&["history", "todo"][..], "CREATED"),
+    ] {
+        let table = tokyo(args).stdout;
+        assert!(table.contains(column), "{table}");
+        assert!(!table.contains(&stored[..16]), "raw UTC in:\n{table}");
+        let row = table.lines().nth(1).unwrap_or("");
+        assert!(
+            row.contains(&format!("just now ({local})"))
+                || row.contains(&format!("1 min ago ({local}")),
+            "no local relative time ({local}) in:\n{table}"
+        );
+    }
+    let history = ada.run(&["--json", "history", "todo"]).ok().json();
+    let created = history[0]["created_at"].as_str().unwrap_or("");
+    assert!(
+        created.starts_with(&stored[..19]) && created.ends_with('Z'),
+        "{created}"
+    );
+
+    ada.run(&["run", "todo"]).ok();
+    let table = tokyo(&["ps"]).stdout;
+    assert!(table.contains("STARTED"), "{table}");
+    let row = table.lines().nth(1).unwrap_or("");
+    assert!(
+        row.contains(" just now (") || row.contains(" 1 min ago ("),
+        "{table}"
+    );
+    let ps = ada.run(&["--json", "ps"]).ok().json();
+    assert!(ps[0]["uptime_s"].as_u64().is_some(), "{ps}");
+    ada.run(&["stop", "todo"]).ok();
+}
+
 // ---------------------------------------------------------------------------
 // Access
 // ---------------------------------------------------------------------------
@@ -1397,7 +1486,7 @@ const EVERY_COMMAND: &[&[&str]] = &[
     &["rollback", "{}", "1"],
     &["improve", "{}", "add a priority number"],
     &["export", "{}", "-o", "{out}"],
-    &["delete", "{}"],
+    &["delete", "{}", "--yes"],
 ];
 
 /// Runs one of [`EVERY_COMMAND`] on `project`, with an editor that would
@@ -1558,7 +1647,10 @@ fn a_project_with_an_odd_name_is_used_by_that_name() {
     assert!(is_safe_file_name(&top), "unsafe top folder {top:?}");
 
     ada.run(&["--json", "rollback", ODD_NAME, "1"]).ok();
-    let deleted = ada.run(&["--json", "delete", ODD_NAME]).ok().json();
+    let deleted = ada
+        .run(&["--json", "delete", ODD_NAME, "--yes"])
+        .ok()
+        .json();
     assert_eq!(deleted["id"], id);
     ada.run(&["show", ODD_NAME]).fails_with(3);
 }
@@ -1607,10 +1699,9 @@ fn shell_quote(s: &str) -> String {
 fn on_a_terminal_show_highlights_code_and_diff_is_coloured() {
     let (_daemon, ada, _) = ada_with_todo();
     let shown = on_a_terminal(&ada, &["show", "todo", "--file", "app.py"]);
-    assert!(
-        shown.contains("\x1b[38;2;"),
-        "no 24-bit colour: {shown:.300}"
-    );
+    // The terminal's own colours (keywords magenta), never fixed RGB.
+    assert!(shown.contains("\x1b[35mimport"), "no colour: {shown:.300}");
+    assert!(!shown.contains("38;2;"), "fixed RGB: {shown:.300}");
     assert!(shown.contains("create_app"), "{shown:.300}");
     set_requirements(&ada, "todo", "flask>=3.0\nrequests\n");
     let diff = on_a_terminal(&ada, &["diff", "todo"]);

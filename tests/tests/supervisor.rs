@@ -1168,7 +1168,7 @@ fn deleting_a_running_project_stops_its_app_and_removes_its_files() {
     assert!(run_folder(&daemon, id).is_dir());
     assert!(!log_files(&daemon, id).is_empty());
 
-    ada.run(&["delete", "todo"]).ok();
+    ada.run(&["delete", "todo", "--yes"]).ok();
     assert!(daemon.app_pids().is_empty(), "{:?}", daemon.app_pids());
     assert!(
         reaped_or_not_ours(pid, daemon.pid()),

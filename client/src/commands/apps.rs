@@ -17,6 +17,7 @@ use crate::logview::{LogView, Mode};
 use crate::output::{self, emit};
 use crate::render;
 use crate::session;
+use crate::when::Clock;
 
 /// `appforge run P [--port N]`
 pub async fn run(ctx: &mut Ctx, args: RunArgs) -> Result<(), ClientError> {
@@ -108,6 +109,7 @@ fn ps_text<'a>(apps: &'a [ProcessInfo]) -> String {
     }
     // Text the reply already holds is borrowed, not copied: one row an app.
     let text = |s: &'a Option<String>| Cow::Borrowed(s.as_deref().unwrap_or(""));
+    let clock = Clock::system();
     let rows: Vec<Vec<Cow<'a, str>>> = apps
         .iter()
         .map(|a| {
@@ -120,7 +122,8 @@ fn ps_text<'a>(apps: &'a [ProcessInfo]) -> String {
                 a.pid.map_or("-".into(), |p| p.to_string().into()),
                 text(&a.url),
                 a.restarts.to_string().into(),
-                a.uptime_s.map_or("-".into(), |s| uptime(s).into()),
+                a.uptime_s
+                    .map_or("-".into(), |s| clock.seconds_ago(s).into()),
                 a.cpu_percent
                     .map_or("-".into(), |c| format!("{c:.1}%").into()),
                 a.rss_bytes.map_or("-".into(), |b| {
@@ -144,7 +147,7 @@ fn ps_text<'a>(apps: &'a [ProcessInfo]) -> String {
             "PID",
             "URL",
             "RESTARTS",
-            "UPTIME",
+            "STARTED",
             "CPU",
             "MEM",
             "LAST EXIT",
@@ -212,13 +215,4 @@ fn process_json(a: &ProcessInfo) -> serde_json::Value {
         "version": a.version, "newer_version": a.newer_version, "check_status": a.check_status,
         "hint": a.hint, "host": a.host,
     })
-}
-
-fn uptime(seconds: u64) -> String {
-    match seconds {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
-        s if s < 86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
-        s => format!("{}d{}h", s / 86400, s % 86400 / 3600),
-    }
 }

@@ -22,7 +22,7 @@ pub async fn status(ctx: &mut Ctx) -> Result<(), ClientError> {
             "version": s.version, "pid": s.pid, "uptime_s": s.uptime_s,
             "socket": s.socket, "data_dir": s.data_dir, "database": s.database,
             "users": s.users, "projects": s.projects, "connections": s.connections,
-            "web_url": s.web_url,
+            "web_url": s.web_url, "web_off": s.web_off,
             "protections": s.protections.iter()
                 .map(|p| json!({"name": p.name, "on": p.on}))
                 .collect::<Vec<_>>(),
@@ -54,7 +54,11 @@ pub async fn status(ctx: &mut Ctx) -> Result<(), ClientError> {
                 s.users,
                 s.projects,
                 s.connections,
-                s.web_url.as_deref().unwrap_or("off"),
+                match (&s.web_url, &s.web_off) {
+                    (Some(url), _) => url.clone(),
+                    (None, Some(why)) => format!("off: {why}"),
+                    (None, None) => "off".into(),
+                },
                 protections
             );
             text + &host

@@ -12,11 +12,13 @@ use serde_json::json;
 use super::accounts::unexpected;
 use super::saved;
 use super::Ctx;
-use crate::cli::{DiffArgs, ExportArgs, ProjectArg, RollbackArgs, ShowArgs, TargetArg};
+use crate::ask;
+use crate::cli::{DeleteArgs, DiffArgs, ExportArgs, ProjectArg, RollbackArgs, ShowArgs, TargetArg};
 use crate::error::ClientError;
 use crate::escape::{sanitize, Sgr};
 use crate::output::{self, emit, json_line};
 use crate::render;
+use crate::when::Clock;
 
 /// `appforge list`
 pub async fn list(ctx: &mut Ctx) -> Result<(), ClientError> {
@@ -26,6 +28,7 @@ pub async fn list(ctx: &mut Ctx) -> Result<(), ClientError> {
     };
     let doc = serde_json::Value::Array(projects.iter().map(summary_json).collect());
     emit(ctx.json, doc, || {
+        let clock = Clock::system();
         if projects.is_empty() {
             return "No projects yet; make one with `appforge generate \"...\" --save`.".into();
         }
@@ -42,7 +45,7 @@ pub async fn list(ctx: &mut Ctx) -> Result<(), ClientError> {
                     },
                     p.status.clone(),
                     p.port.map_or("-".into(), |p| p.to_string()),
-                    p.last_modified.clone(),
+                    clock.ago(&p.last_modified),
                 ]
             })
             .collect();
@@ -115,8 +118,44 @@ pub async fn show(ctx: &mut Ctx, args: ShowArgs) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// `appforge delete P`
-pub async fn delete(ctx: &mut Ctx, args: ProjectArg) -> Result<(), ClientError> {
+/// `appforge delete P [--yes]`: asks first on a terminal; elsewhere only
+/// `--yes` deletes, as no one could have seen a question.
+pub async fn delete(ctx: &mut Ctx, args: DeleteArgs) -> Result<(), ClientError> {
+    if !args.yes {
+        if !ask::possible() {
+            return Err(ClientError::Usage(format!(
+                "not deleting `{}`: standard input is not a terminal, so nothing can ask first; \
+                 add --yes to delete it and all its versions",
+                args.project
+            )));
+        }
+        // Named as the daemon knows it (the argument may be an id), which
+        // also fails early on a project that is not there.
+        let reply = ctx
+            .call(Request::ShowProject(ShowRequest {
+                project: args.project.clone(),
+                version: None,
+                file: None,
+            }))
+            .await?;
+        let Reply::Project(detail) = reply else {
+            return Err(unexpected(&reply));
+        };
+        let question = format!(
+            "Delete project `{}` (id {}) and its {} version(s)? This cannot be undone.",
+            sanitize(&detail.summary.name, Sgr::Drop),
+            detail.summary.id,
+            detail.summary.version
+        );
+        if !ask::yes(&question) {
+            emit(
+                ctx.json,
+                json!({"project": args.project, "deleted": false}),
+                || format!("Kept `{}`; nothing was deleted.", args.project),
+            );
+            return Ok(());
+        }
+    }
     let reply = ctx
         .call(Request::DeleteProject(ProjectRef {
             project: args.project,
@@ -147,13 +186,14 @@ pub async fn history(ctx: &mut Ctx, args: ProjectArg) -> Result<(), ClientError>
         return Err(unexpected(&reply));
     };
     emit(ctx.json, json!(versions), || {
+        let clock = Clock::system();
         let rows = versions
             .iter()
             .map(|v| {
                 vec![
                     v.version.to_string(),
                     v.kind.clone(),
-                    v.created_at.clone(),
+                    clock.ago(&v.created_at),
                     v.tokens_used.to_string(),
                     v.files.to_string(),
                     one_line(&v.prompt, 60),
@@ -242,6 +282,9 @@ pub async fn export(ctx: &mut Ctx, args: ExportArgs) -> Result<(), ClientError> 
         _ => PathBuf::from("."),
     };
     let shown = requested.clone().unwrap_or_else(|| dir.clone());
+    if let Some(path) = requested.as_deref().filter(|p| p.exists() && !args.force) {
+        return Err(exists(path));
+    }
     if !dir.is_dir() {
         return Err(ClientError::Usage(format!(
             "cannot write the archive to {}: there is no folder {}; choose another place with -o",
@@ -270,9 +313,16 @@ pub async fn export(ctx: &mut Ctx, args: ExportArgs) -> Result<(), ClientError> 
         .and_then(|()| staging.as_file().sync_all())
         .map_err(|e| cannot_write(&path, &e))?;
     set_readable(staging.path()).map_err(|e| cannot_write(&path, &e))?;
-    staging
-        .persist(&path)
-        .map_err(|e| cannot_write(&path, &e.error))?;
+    // Without --force an archive that appeared meanwhile is not replaced
+    // either: the rename itself refuses.
+    let persisted = match args.force {
+        true => staging.persist(&path),
+        false => staging.persist_noclobber(&path),
+    };
+    persisted.map_err(|e| match e.error.kind() {
+        std::io::ErrorKind::AlreadyExists => exists(&path),
+        _ => cannot_write(&path, &e.error),
+    })?;
     let k8s = args.targets.contains(&TargetArg::K8s);
     let compose = args.targets.contains(&TargetArg::Compose);
     let mut targets = Vec::new();
@@ -331,6 +381,15 @@ fn cannot_write(path: &Path, e: &std::io::Error) -> ClientError {
         "cannot write the archive to {}: {}; choose another place with -o",
         path.display(),
         e.kind()
+    ))
+}
+
+/// Refusing to replace an existing archive without --force.
+fn exists(path: &Path) -> ClientError {
+    ClientError::Usage(format!(
+        "{} already exists; nothing was written. Add --force to replace it, or choose another \
+         name with -o",
+        path.display()
     ))
 }
 

@@ -15,11 +15,13 @@ pub async fn link(daemon: &Daemon, token: Option<&SessionToken>) -> Result<Reply
     let Some(base) = daemon.web_url.get() else {
         // Checked after the session so that no one learns more signed out.
         daemon.accounts.authenticate(token).await?;
-        return Err(ServiceError::InvalidInput(
-            "this daemon serves no dashboard: start appforged with --web-addr 127.0.0.1:PORT \
-             (or free the port named in its log)"
-                .into(),
-        ));
+        let why = daemon.web_off.get().map_or(
+            "start appforged with --web-addr 127.0.0.1:PORT (or free the port named in its log)",
+            String::as_str,
+        );
+        return Err(ServiceError::InvalidInput(format!(
+            "this daemon serves no dashboard: {why}"
+        )));
     };
     let (link, ttl) = daemon.accounts.dashboard_link(token).await?;
     Ok(Reply::DashboardLink(DashboardLink {

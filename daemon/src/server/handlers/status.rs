@@ -56,5 +56,6 @@ pub async fn status(daemon: &Daemon) -> Result<Reply, ServiceError> {
             .map(|(name, on)| Protection { name, on })
             .collect(),
         host: Some(HostClaim { name, held, detail }),
+        web_off: daemon.web_off.get().cloned(),
     }))
 }
