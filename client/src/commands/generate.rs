@@ -151,6 +151,9 @@ fn show(json: bool, g: &Generated) {
             "repair_rounds": g.repair_rounds,
             "restarted": g.restarted,
             "deleted": g.deleted,
+            "unchanged": g.unchanged,
+            "understood": g.understood,
+            "docs_only": g.docs_only,
         }),
         || {
             print_files(g);
@@ -185,10 +188,23 @@ fn summary(g: &Generated) -> String {
     if g.repair_rounds > 0 {
         made.push_str(&format!(", {} repair round(s)", g.repair_rounds));
     }
-    let mut lines: Vec<String> = g.mends.iter().map(|m| format!("mended: {m}")).collect();
+    let mut lines: Vec<String> = g
+        .understood
+        .iter()
+        .map(|u| format!("understood: {u}"))
+        .collect();
+    lines.extend(g.mends.iter().map(|m| format!("mended: {m}")));
     lines.extend(g.deleted.iter().map(|p| format!("deleted: {p}")));
-    lines.push(checks_line(&g.check_status, &g.checks));
+    // Code that did not change was not run again: the line below says so.
+    if !g.docs_only && !g.unchanged {
+        lines.push(checks_line(&g.check_status, &g.checks));
+    }
     lines.push(match &g.project {
+        Some(p) if g.unchanged => format!(
+            "{made}; no change: version {} of `{}` already has this, so nothing was saved or \
+             restarted",
+            p.version, p.name
+        ),
         Some(p) => format!(
             "{made}; saved as project `{}` (id {}, version {})",
             p.name, p.project_id, p.version
@@ -197,6 +213,9 @@ fn summary(g: &Generated) -> String {
     });
     if g.restarted {
         lines.push("the running app was restarted on the new version".into());
+    }
+    if g.docs_only {
+        lines.push("only documentation changed: the app was not run again or restarted".into());
     }
     lines.join("\n")
 }
