@@ -15,7 +15,7 @@ use crate::texts::one_line;
 const SORT_WORDS: &str = "sort sorts sorted sortable sorting order ordered ordering";
 /// Words that turn an order round.
 const DESCENDING_WORDS: &str = "desc descending reverse reversed newest latest highest largest \
-    biggest most recent last";
+    biggest recent";
 /// Words that make a field required.
 const REQUIRED_WORDS: &str = "required mandatory compulsory";
 /// Words that say a colour is the page's.
@@ -258,6 +258,15 @@ fn sort(words: &[String], spec: &mut AppSpec, shown: &str) -> Result<String, Ref
 
 /// "make title required", "the amount must be required".
 fn require(words: &[String], spec: &mut AppSpec, shown: &str) -> Result<String, Refusal> {
+    // "not required", "optional", "don't require": the opposite, which no rule does.
+    if words
+        .iter()
+        .any(|w| matches!(w.as_str(), "not" | "no" | "never" | "optional" | "t"))
+    {
+        return Err(Refusal::new(format!(
+            "\"{shown}\" asks for a field to be optional, and it only makes fields required"
+        )));
+    }
     let Some(index) = mentioned(words, spec) else {
         return Err(Refusal::new(format!(
             "it cannot tell which field \"{shown}\" makes required (the fields are {})",

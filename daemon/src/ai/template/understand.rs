@@ -313,6 +313,7 @@ mod tests {
             "sort it nicely",
             "rename the whole thing",
             "add a chart of spending by month",
+            "description should not be required",
         ] {
             let e = changed(base, &[change]).unwrap_err().to_string();
             assert!(e.contains("cannot do this"), "{change}: {e}");
