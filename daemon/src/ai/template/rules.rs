@@ -29,13 +29,7 @@ const APP_WORDS: &str = "app page site website application";
 /// per rule that applied.
 pub(super) fn apply(change: &str, spec: &mut AppSpec) -> Result<Vec<String>, Refusal> {
     let tokens = tokenize(change);
-    let words: Vec<String> = tokens
-        .iter()
-        .filter_map(|(tok, _)| match tok {
-            Tok::Word(w) => Some(w.clone()),
-            _ => None,
-        })
-        .collect();
+    let mut words = words_of(&tokens);
     let shown = one_line(change, 60);
     if words.first().is_some_and(|w| w == "add" || w == "adding") {
         return add_fields(&tokens[1..], spec, &shown).map(|done| vec![done]);
@@ -48,11 +42,21 @@ pub(super) fn apply(change: &str, spec: &mut AppSpec) -> Result<Vec<String>, Ref
     } else if let Some(title) = title_rule(change, &words) {
         done.push(set_title(title, spec)?);
         titled = true;
+        // The title's own words ask for nothing ("call it \"Sorted Recipes\"").
+        words = words_of(&tokenize(&change.replacen(title, " ", 1)));
     }
-    if words.iter().any(|w| has(SORT_WORDS, w)) {
+    // A rule's word that is part of a field's name ("order number") is the field's.
+    let field_words: Vec<&str> = spec.fields.iter().flat_map(|f| f.name.split('_')).collect();
+    let asks = |list: &str| {
+        words
+            .iter()
+            .any(|w| has(list, w) && !field_words.contains(&w.as_str()))
+    };
+    let (sorting, requiring) = (asks(SORT_WORDS), asks(REQUIRED_WORDS));
+    if sorting {
         done.push(sort(&words, spec, &shown)?);
     }
-    if words.iter().any(|w| has(REQUIRED_WORDS, w)) {
+    if requiring {
         done.push(require(&words, spec, &shown)?);
     }
     if let Some(theme) = theme(&words, titled, &shown)? {
@@ -62,6 +66,17 @@ pub(super) fn apply(change: &str, spec: &mut AppSpec) -> Result<Vec<String>, Ref
         return Err(Refusal::new(format!("it has no rule for \"{shown}\"")));
     }
     Ok(done)
+}
+
+/// The words of a request's tokens.
+fn words_of(tokens: &[(Tok, usize)]) -> Vec<String> {
+    tokens
+        .iter()
+        .filter_map(|(tok, _)| match tok {
+            Tok::Word(w) => Some(w.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The field the words name, the longest match first ("due date" over

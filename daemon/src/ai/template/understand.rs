@@ -290,6 +290,9 @@ mod tests {
         assert!(plan.spec.tweaks.sort.unwrap().descending);
         let plan = changed(base, &["call it \"Family Budget\""]).unwrap();
         assert_eq!(plan.spec.title, "Family Budget");
+        let plan = changed(base, &["call it \"Sorted Blue Money\""]).unwrap();
+        assert_eq!(plan.spec.title, "Sorted Blue Money");
+        assert_eq!(plan.spec.tweaks, Default::default());
         let plan = changed(base, &["change the page title to Our Money"]).unwrap();
         assert_eq!(plan.spec.title, "Our Money");
         let plan = changed(base, &["make amount required"]).unwrap();
