@@ -117,7 +117,9 @@ impl From<MakeError> for ServiceError {
     fn from(e: MakeError) -> Self {
         let message = e.to_string();
         match e {
-            MakeError::InvalidInput(_) => ServiceError::InvalidInput(message),
+            MakeError::InvalidInput(_) | MakeError::Refused(_) => {
+                ServiceError::InvalidInput(message)
+            }
             MakeError::NoUnsaved(_) => ServiceError::NotFound(message),
             MakeError::FailedChecks { .. } => ServiceError::App(message),
             MakeError::Checker(_) | MakeError::StaticChecker(_) => ServiceError::Internal(message),

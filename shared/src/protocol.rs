@@ -640,6 +640,10 @@ pub struct SavedVersion {
     pub checks: Vec<CheckStep>,
     /// Whether a running app was restarted on the new version.
     pub restarted: bool,
+    /// Only documentation changed: the checks did not run the app, and a
+    /// running app was left as it was.
+    #[serde(default)]
+    pub docs_only: bool,
 }
 
 /// One version in a project's history.
@@ -723,6 +727,18 @@ pub struct Generated {
     /// Files of the project that the change deleted (improve, fix): only
     /// an explicit deletion in the model's reply removes one.
     pub deleted: Vec<String>,
+    /// Nothing was saved or restarted: the result equals the project's
+    /// newest version, which `project` names.
+    #[serde(default)]
+    pub unchanged: bool,
+    /// What the offline scaffolder understood the request as, said before
+    /// it wrote anything; `None` for a model.
+    #[serde(default)]
+    pub understood: Option<String>,
+    /// Only documentation changed: the checks did not run the app, and a
+    /// running app was left as it was.
+    #[serde(default)]
+    pub docs_only: bool,
 }
 
 /// One step of the checks and how it went.

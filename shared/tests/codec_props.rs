@@ -222,6 +222,7 @@ fn project_reply() -> impl Strategy<Value = Reply> {
                     millis: 12,
                 }],
                 restarted: !saved,
+                docs_only: saved,
             })
         }),
         summary().prop_map(Reply::Deleted),
@@ -384,6 +385,9 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
                     check_status: "passed".into(),
                     restarted: saved,
                     deleted: vec!["notes.txt".into()],
+                    unchanged: !saved,
+                    understood: saved.then(|| "a list of todos".into()),
+                    docs_only: saved,
                 })
             )),
         (any::<i64>(), text()).prop_map(|(user_id, email)| ServerFrame::Reply(Reply::User(

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use appforge_e2e::apps::{pid_of, ps_of, run_app};
 use appforge_e2e::mock_provider::{Answer, MockProvider, UsageStyle};
 use appforge_e2e::{free_port, handshake, python, read_frame, send_frame, wait_for, Daemon, User};
 use appforge_shared::protocol::{
@@ -97,8 +98,7 @@ fn template_apps_run_for_real_and_pass_their_own_tests() {
         "inventory of products with sku, name, price, quantity, in stock",
         "habit tracker with habit name, streak and last done date",
         "movie watchlist with title, year, watched and rating",
-        "something completely unreadable ☃☃☃",
-        "a \"quoted\" app with 'x', \"\"\" and </script>",
+        "a \"quoted\" notes app with 'x', \"\"\" and </script>",
     ];
     for prompt in prompts {
         let out = user
@@ -499,6 +499,9 @@ fn improve_sends_the_current_files_and_saves_a_new_version() {
         .run(&["--json", "generate", "x", "--save", "--name", "site"])
         .ok()
         .json();
+    mock.push(Answer::Reply(
+        good_reply().replace("<p>hello</p>", "<p><b>hello</b></p>"),
+    ));
     let out = user
         .run(&["--json", "improve", "site", "make the greeting bold"])
         .ok()
@@ -531,17 +534,20 @@ fn bad_generation_requests_are_refused() {
     anon.run(&["generate", "x"]).fails_with(4);
     let user = signed_up(&daemon);
     user.run(&["generate", "   "]).fails_with(2);
+    // The offline scaffolder cannot tell what "x" keeps a list of.
+    user.run(&["generate", "x", "--save"]).fails_with(2);
     user.run(&["generate", "x", "--provider", "nonsense"])
         .fails_with(2);
     let out = user
         .run(&["generate", "x", "--provider", "groq"])
         .fails_with(1);
     assert!(out.stderr.contains("GROQ_API_KEY"), "{out:?}");
-    user.run(&["generate", "x", "--save", "--name", "123"])
+    user.run(&["generate", "notes", "--save", "--name", "123"])
         .fails_with(2);
-    user.run(&["--json", "generate", "x", "--save", "--name", "taken"])
+    user.run(&["--json", "generate", "notes", "--save", "--name", "taken"])
         .ok();
-    user.run(&["generate", "x", "--save", "--name", "taken"])
+    // Another app under a taken name is a conflict; the same app is no change.
+    user.run(&["generate", "books", "--save", "--name", "taken"])
         .fails_with(6);
     user.run(&["generate", &"x".repeat(40_000)]).fails_with(2);
     assert_eq!(project_count(&daemon), 1);
@@ -599,4 +605,74 @@ fn an_unsaved_generation_is_saved_once_and_only_by_its_owner() {
         Some(1),
         "the history row is linked to the project"
     );
+}
+
+/// A model's change that writes the files as they are saves nothing and
+/// restarts nothing (improve, fix, and the same app generated again under
+/// its name); a change of README.md alone is saved without running the
+/// app, which keeps running.
+#[test]
+fn a_models_change_equal_to_the_newest_version_saves_nothing() {
+    let mock = MockProvider::start();
+    mock.set_default(Answer::Reply(good_reply()));
+    let daemon = mock_daemon(&mock, &[]);
+    let user = signed_up(&daemon);
+    user.run(&["--json", "generate", "x", "--save", "--name", "site"])
+        .ok();
+    let pid = pid_of(&run_app(&user, "site"));
+    let same: [&[&str]; 3] = [
+        &["--json", "improve", "site", "make it better"],
+        &["--json", "fix", "site", "it is broken"],
+        &["--json", "generate", "x", "--save", "--name", "site"],
+    ];
+    for args in same {
+        let out = user.run(args).ok().json();
+        assert_eq!(
+            (
+                out["unchanged"].as_bool(),
+                out["version"].as_i64(),
+                out["restarted"].as_bool()
+            ),
+            (Some(true), Some(1), Some(false)),
+            "{args:?}: {out}"
+        );
+    }
+    let said = user.run(&["improve", "site", "make it better"]).ok();
+    assert!(
+        said.stdout
+            .contains("No change: version 1 of `site` already has this"),
+        "{said:?}"
+    );
+    assert_eq!(
+        user.run(&["--json", "history", "site"])
+            .ok()
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    mock.push(Answer::Reply(
+        "### README.md\n```markdown\n# Site\n\nSays hello.\n```\n".into(),
+    ));
+    let out = user
+        .run(&["--json", "improve", "site", "document it"])
+        .ok()
+        .json();
+    assert_eq!(
+        (
+            out["version"].as_i64(),
+            out["docs_only"].as_bool(),
+            out["restarted"].as_bool()
+        ),
+        (Some(2), Some(true), Some(false)),
+        "{out}"
+    );
+    assert_eq!(
+        out["checks"],
+        serde_json::json!([]),
+        "the app was not run: {out}"
+    );
+    let app = ps_of(&user, 1).expect("the app is listed");
+    assert_eq!(pid_of(&app), pid, "not restarted: {app}");
 }

@@ -23,10 +23,11 @@ use tempfile::TempDir;
 const TODO_PROMPT: &str = "a todo app with title and done flag";
 
 /// What every generated project holds.
-const TEMPLATE_FILES: [&str; 5] = [
+const TEMPLATE_FILES: [&str; 6] = [
     "README.md",
     "app.py",
     "requirements.txt",
+    "scaffold.json",
     "templates/index.html",
     "test_app.py",
 ];

@@ -5,8 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use appforge_e2e::apps::{http_get, http_send, json_body, port_of, ps_of, run_app, signed_up};
-use appforge_e2e::Daemon;
+use appforge_e2e::apps::{
+    http_get, http_send, json_body, page, pid_of, port_of, ps_of, run_app, signed_up,
+};
+use appforge_e2e::{Daemon, User};
 use serde_json::{json, Value};
 
 /// Varied, realistic prompts, plus a few odd phrasings.
@@ -202,4 +204,298 @@ fn improve_adds_the_field_it_names_and_the_running_app_follows() {
             ("file taxes", &json!(1))
         ]
     );
+}
+
+/// The versions `history` lists for a project.
+fn versions(user: &User, project: &str) -> Vec<Value> {
+    user.run(&["--json", "history", project])
+        .ok()
+        .json()
+        .as_array()
+        .expect("history prints an array")
+        .clone()
+}
+
+/// `appforge --json ARGS… --provider template`, which must succeed.
+fn offline(user: &User, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--provider", "template"]);
+    user.run(&all).ok().json()
+}
+
+/// The records the app on `port` lists at `path`, each as the value of `key`.
+fn listed(port: u16, path: &str, key: &str) -> Vec<Value> {
+    let body = json_body(&http_get(port, path, Duration::from_secs(10)).unwrap_or_default());
+    body.as_array()
+        .unwrap_or_else(|| panic!("{path} answered {body}"))
+        .iter()
+        .map(|r| r[key].clone())
+        .collect()
+}
+
+/// Requests the scaffolder has no rule for end with exit 2, a message that
+/// says what it can do and that a model can do the rest, and nothing saved:
+/// no project, no version, no history row.
+#[test]
+fn requests_the_scaffolder_cannot_carry_out_are_refused_and_save_nothing() {
+    let daemon = Daemon::start();
+    let user = signed_up(&daemon, "ada");
+    for (prompt, why) in [
+        ("a weather dashboard for my city", "not a list of records"),
+        (
+            "a chat app where friends send messages",
+            "not a list of records",
+        ),
+        (
+            "a todo app with title, done and a chart of progress",
+            "cannot place",
+        ),
+    ] {
+        let run = user
+            .run(&["generate", prompt, "--provider", "template", "--save"])
+            .fails_with(2);
+        for part in [why, "GROQ_API_KEY", "--provider openai", "list of records"] {
+            assert!(
+                run.stderr.contains(part),
+                "{part:?} not said for {prompt:?}: {run:?}"
+            );
+        }
+    }
+    let count = |table: &str| daemon.sql(&format!("SELECT count(*) FROM {table}"))[0][0].clone();
+    assert_eq!(count("projects").as_deref(), Some("0"));
+    assert_eq!(count("generation_history").as_deref(), Some("0"));
+
+    offline(
+        &user,
+        &[
+            "generate",
+            "expense tracker with description, amount and date",
+            "--save",
+            "--name",
+            "expenses",
+        ],
+    );
+    let before = versions(&user, "expenses");
+    for (command, words) in [
+        ("improve", "make the header bigger"),
+        ("improve", "make the background cerulean"),
+        ("fix", "the page should load faster"),
+        ("improve", "sort it nicely"),
+    ] {
+        let run = user
+            .run(&[command, "expenses", words, "--provider", "template"])
+            .fails_with(2);
+        assert!(
+            run.stderr.contains("cannot do this") && run.stderr.contains("GROQ_API_KEY"),
+            "{command} {words:?}: {run:?}"
+        );
+    }
+    assert_eq!(versions(&user, "expenses"), before, "history unchanged");
+    assert_eq!(count("generation_history").as_deref(), Some("1"));
+}
+
+/// The changes a rule carries out, each seen in the running app: a theme
+/// colour, a page title, an order, a required field, a renamed field that
+/// keeps its values. Names come from the prompt's noun.
+#[test]
+fn the_changes_the_scaffolder_knows_work_in_the_running_app() {
+    let daemon = Daemon::start();
+    let user = signed_up(&daemon, "ada");
+    let made = offline(
+        &user,
+        &[
+            "generate",
+            "a recipe box with title, ingredients and rating",
+            "--save",
+        ],
+    );
+    assert_eq!(made["name"], "recipe-box", "{made}");
+    let understood = made["understood"].as_str().unwrap_or_default();
+    for part in [
+        "/api/recipes",
+        "title (text)",
+        "ingredients (long text)",
+        "rating (number)",
+        "recipe-box",
+    ] {
+        assert!(understood.contains(part), "{part:?} not in {understood:?}");
+    }
+    let port = port_of(&run_app(&user, "recipe-box"));
+    let timeout = Duration::from_secs(10);
+    for (title, ingredients, rating) in [("Soup", "water", 3), ("Cake", "flour", 5)] {
+        let record = json!({"title": title, "ingredients": ingredients, "rating": rating});
+        let created =
+            http_send(port, "POST", "/api/recipes", Some(&record), timeout).unwrap_or_default();
+        assert!(created.contains(" 201 "), "{created}");
+    }
+
+    let change = |words: &str| {
+        let out = offline(&user, &["improve", "recipe-box", words]);
+        assert_eq!(
+            (
+                out["check_status"].as_str(),
+                out["restarted"].as_bool(),
+                out["unchanged"].as_bool()
+            ),
+            (Some("passed"), Some(true), Some(false)),
+            "{words}: {out}"
+        );
+        out
+    };
+    let out = change("make the background blue");
+    assert!(
+        out["understood"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("blue theme"),
+        "{out}"
+    );
+    assert!(page(port).contains("background: #dbeafe"), "{}", page(port));
+
+    change("call it \"Family Recipes\"");
+    assert!(
+        page(port).contains("<title>Family Recipes</title>"),
+        "{}",
+        page(port)
+    );
+
+    change("sort by rating, highest first");
+    assert_eq!(
+        listed(port, "/api/recipes", "title"),
+        [json!("Cake"), json!("Soup")]
+    );
+    assert_eq!(
+        listed(port, "/api/recipes?order=asc", "title"),
+        [json!("Soup"), json!("Cake")]
+    );
+
+    change("make ingredients required");
+    let missing = json!({"title": "Air", "rating": 1});
+    let refused =
+        http_send(port, "POST", "/api/recipes", Some(&missing), timeout).unwrap_or_default();
+    assert!(
+        refused.contains(" 400 ") && refused.contains("ingredients is required"),
+        "{refused}"
+    );
+
+    change("rename title to dish");
+    assert_eq!(
+        listed(port, "/api/recipes", "dish"),
+        [json!("Cake"), json!("Soup")]
+    );
+    assert_eq!(versions(&user, "recipe-box").len(), 6);
+}
+
+/// A generate, improve, fix or edit whose files equal the newest version's
+/// saves nothing, restarts nothing, and says so, with exit 0.
+#[test]
+fn a_result_equal_to_the_newest_version_saves_and_restarts_nothing() {
+    let daemon = Daemon::start();
+    let user = signed_up(&daemon, "ada");
+    let prompt = "a todo app with title and done flag";
+    offline(&user, &["generate", prompt, "--save", "--name", "todo"]);
+    let pid = pid_of(&run_app(&user, "todo"));
+
+    let again = offline(&user, &["generate", prompt, "--save", "--name", "todo"]);
+    // A todo's title is its required field already.
+    let improved = offline(&user, &["improve", "todo", "make title required"]);
+    let fixed = offline(&user, &["fix", "todo", "the title should be required"]);
+    for out in [&again, &improved, &fixed] {
+        assert_eq!(
+            (
+                out["unchanged"].as_bool(),
+                out["version"].as_i64(),
+                out["restarted"].as_bool()
+            ),
+            (Some(true), Some(1), Some(false)),
+            "{out}"
+        );
+    }
+    let said = user
+        .run(&[
+            "improve",
+            "todo",
+            "make title required",
+            "--provider",
+            "template",
+        ])
+        .ok();
+    assert!(
+        said.stdout
+            .contains("No change: version 1 of `todo` already has this"),
+        "{said:?}"
+    );
+    let readme = user
+        .run(&["show", "todo", "--file", "README.md"])
+        .ok()
+        .stdout;
+    let edited = user
+        .run_with_stdin(
+            &["--json", "edit", "todo", "--file", "README.md", "--stdin"],
+            &readme,
+        )
+        .ok()
+        .json();
+    assert_eq!(
+        (edited["saved"].as_bool(), edited["version"].as_i64()),
+        (Some(false), Some(1))
+    );
+
+    assert_eq!(versions(&user, "todo").len(), 1);
+    let app = ps_of(&user, 1).expect("the app is listed");
+    assert_eq!(
+        (pid_of(&app), app["version"].as_i64()),
+        (pid, Some(1)),
+        "{app}"
+    );
+}
+
+/// An edit of README.md alone is saved as a version without running the
+/// app's checks, and the running app is left as it was.
+#[test]
+fn a_documentation_only_edit_is_saved_unchecked_and_the_app_keeps_running() {
+    let daemon = Daemon::start();
+    let user = signed_up(&daemon, "ada");
+    offline(
+        &user,
+        &[
+            "generate",
+            "a book list with title and author",
+            "--save",
+            "--name",
+            "books",
+        ],
+    );
+    let pid = pid_of(&run_app(&user, "books"));
+    let readme = user
+        .run(&["show", "books", "--file", "README.md"])
+        .ok()
+        .stdout;
+    let edited = user
+        .run_with_stdin(
+            &["--json", "edit", "books", "--file", "README.md", "--stdin"],
+            &format!("{readme}\nBorrowed books go back by Friday.\n"),
+        )
+        .ok()
+        .json();
+    assert_eq!(
+        (
+            edited["saved"].as_bool(),
+            edited["version"].as_i64(),
+            edited["docs_only"].as_bool(),
+            edited["restarted"].as_bool(),
+        ),
+        (Some(true), Some(2), Some(true), Some(false)),
+        "{edited}"
+    );
+    assert_eq!(edited["checks"], json!([]), "the app was not run: {edited}");
+    assert_eq!(versions(&user, "books").len(), 2);
+    let app = ps_of(&user, 1).expect("the app is listed");
+    assert_eq!(pid_of(&app), pid, "not restarted: {app}");
+    assert!(user
+        .run(&["show", "books", "--file", "README.md"])
+        .ok()
+        .stdout
+        .contains("Borrowed books go back by Friday."),);
 }

@@ -81,7 +81,10 @@ fn report(ctx: &Ctx, saved: SavedVersion) -> Result<(), ClientError> {
     emit(ctx.json, saved_json(&saved), || match saved.saved {
         true => format!(
             "{}\nSaved `{}` version {} ({} changed: {}).{}",
-            super::generate::checks_line(&saved.check_status, &saved.checks),
+            match saved.docs_only {
+                true => "checks skipped: only documentation changed".to_string(),
+                false => super::generate::checks_line(&saved.check_status, &saved.checks),
+            },
             saved.name,
             saved.version,
             saved.changed.len(),

@@ -108,7 +108,9 @@ async fn changed(ctx: &mut Ctx, g: &Generated, files: bool) -> Result<(), Client
         show_json(g);
         return Ok(());
     }
-    if let Some(project) = &g.project {
+    // An unchanged result has no diff of its own: the newest version's
+    // would be shown as if it were this one.
+    if let Some(project) = g.project.as_ref().filter(|_| !g.unchanged) {
         let reply = ctx
             .call(Request::Diff(DiffRequest {
                 project: project.project_id.to_string(),
@@ -248,6 +250,9 @@ fn show_json(g: &Generated) {
         "repair_rounds": g.repair_rounds,
         "restarted": g.restarted,
         "deleted": g.deleted,
+        "unchanged": g.unchanged,
+        "understood": g.understood,
+        "docs_only": g.docs_only,
     });
     println!("{}", output::json_line(&doc));
 }
@@ -293,14 +298,24 @@ fn made(g: &Generated, what: Made) -> String {
     if g.repair_rounds > 0 {
         how.push_str(&format!(", {} repair round(s)", g.repair_rounds));
     }
-    let mut lines = vec![how];
+    let mut lines: Vec<String> = g
+        .understood
+        .iter()
+        .map(|u| format!("understood: {u}"))
+        .collect();
+    lines.push(how);
     if what == Made::Files {
-        lines[0].push(':');
+        if let Some(last) = lines.last_mut() {
+            last.push(':');
+        }
         lines.push(file_sizes(g));
     }
     lines.extend(g.mends.iter().map(|m| format!("mended: {m}")));
     lines.extend(g.deleted.iter().map(|p| format!("deleted: {p}")));
-    lines.push(checks_line(&g.check_status, &g.checks));
+    // Code that did not change was not run again: the saved line says so.
+    if !g.docs_only && !g.unchanged {
+        lines.push(checks_line(&g.check_status, &g.checks));
+    }
     lines.join("\n")
 }
 
@@ -326,6 +341,10 @@ fn file_sizes(g: &Generated) -> String {
 /// Where the files were saved, and what to do next.
 fn saved_line(g: &Generated, what: Made) -> String {
     let mut line = match &g.project {
+        Some(p) if g.unchanged => format!(
+            "No change: version {} of `{}` already has this, so nothing was saved or restarted.",
+            p.version, p.name
+        ),
         Some(p) if what == Made::Changes => format!(
             "Saved `{}` version {} (project id {}).",
             p.name, p.version, p.project_id
@@ -341,6 +360,9 @@ fn saved_line(g: &Generated, what: Made) -> String {
     };
     if g.restarted {
         line.push_str("\nThe running app was restarted on the new version.");
+    }
+    if g.docs_only {
+        line.push_str("\nOnly documentation changed: the app was not run again or restarted.");
     }
     line
 }

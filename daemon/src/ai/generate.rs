@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use appforge_shared::protocol::Progress;
 
 use super::{
-    prompt, ChatRequest, Finish, Message, Provider, ProviderError, Usage, MAX_REPLY_BYTES,
+    prompt, AppWords, ChatRequest, Finish, Message, Provider, ProviderError, Usage, MAX_REPLY_BYTES,
 };
 
 /// Continuations asked for when a reply hits the token limit.
@@ -50,7 +50,7 @@ pub struct Asking<'a> {
     /// Which model.
     pub model: &'a str,
     /// The app in the user's words (for the offline scaffolder).
-    pub app_prompt: &'a str,
+    pub app: &'a AppWords,
     /// Where progress goes.
     pub report: &'a (dyn Fn(Progress) + Send + Sync),
 }
@@ -88,7 +88,7 @@ pub async fn whole_reply(
         let request = ChatRequest {
             model: asking.model.to_string(),
             messages: conversation.clone(),
-            app_prompt: asking.app_prompt.to_string(),
+            app: asking.app.clone(),
         };
         let completion = match asking
             .provider

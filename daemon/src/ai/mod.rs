@@ -16,6 +16,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use appforge_shared::protocol::FileContent;
+
 use crate::config::AiSettings;
 
 pub use openai::OpenAiProvider;
@@ -70,7 +72,19 @@ pub struct ChatRequest {
     pub messages: Vec<Message>,
     /// The app the user asked for, in their words: all the offline
     /// scaffolder reads.
-    pub app_prompt: String,
+    pub app: AppWords,
+}
+
+/// The app in the user's words, and the change asked of it: all the
+/// offline scaffolder reads (a model reads the messages instead).
+#[derive(Debug, Clone, Default)]
+pub struct AppWords {
+    /// The prompt the app was (or is to be) made from.
+    pub prompt: String,
+    /// The change asked for (`improve`, `fix`), in the user's words.
+    pub change: Option<String>,
+    /// The files of the version a change starts from; empty for a new app.
+    pub current: Vec<FileContent>,
 }
 
 /// Why the model stopped.
@@ -250,6 +264,12 @@ pub trait Provider: Send + Sync {
     fn name(&self) -> &str;
     /// The model used when the caller names none.
     fn default_model(&self) -> &str;
+    /// What the provider understood the request as, said before anything
+    /// is written; a request it cannot carry out is refused here, before
+    /// anything is recorded. A model says nothing in advance.
+    fn understand(&self, _app: &AppWords) -> Result<Option<String>, template::Refusal> {
+        Ok(None)
+    }
     /// Sends one request, retrying transient failures, and streams the text
     /// to `on_text`. `on_retry` is told when an attempt is abandoned.
     fn complete<'a>(
@@ -272,6 +292,10 @@ impl Provider for TemplateProvider {
         "scaffold-v1"
     }
 
+    fn understand(&self, app: &AppWords) -> Result<Option<String>, template::Refusal> {
+        template::understand(app).map(|plan| Some(plan.said))
+    }
+
     fn complete<'a>(
         &'a self,
         request: &'a ChatRequest,
@@ -279,7 +303,12 @@ impl Provider for TemplateProvider {
         _on_retry: TextSink<'a>,
     ) -> BoxFuture<'a, Result<Completion, ProviderError>> {
         Box::pin(async move {
-            let text = template::render_reply(&request.app_prompt);
+            // Refusals are made in `understand`, before the call; one here
+            // (the request changed in between) is a malformed answer.
+            let text = template::answer(&request.app).map_err(|e| ProviderError::Malformed {
+                provider: self.name().to_string(),
+                message: e.to_string(),
+            })?;
             on_text(&text);
             Ok(Completion {
                 text,

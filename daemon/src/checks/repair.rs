@@ -11,6 +11,7 @@ use super::{mends, CheckError, RunCheck, StepOutcome};
 use crate::ai::generate::{self, Asking, GenerationError, Reply};
 use crate::ai::validate::{self, CheckError as StaticError};
 use crate::ai::{parse, prompt, Message, Role, Usage};
+use crate::projects::change::Change;
 
 /// What a generation needs besides the conversation.
 pub struct Job<'a> {
@@ -287,6 +288,23 @@ async fn examine(
     let Some(checker) = job.checker else {
         return Examined::Good(files);
     };
+    // What the app runs did not change, so running it again proves nothing.
+    match job.base.map(|base| Change::of(base, &files)) {
+        Some(Change::Nothing) => {
+            report(Progress::Step(
+                "the files equal the version they started from: nothing to check".into(),
+            ));
+            return Examined::Good(files);
+        }
+        Some(Change::DocsOnly(paths)) => {
+            report(Progress::Step(format!(
+                "only documentation changed ({}): the app is not run again",
+                paths.join(", ")
+            )));
+            return Examined::Good(files);
+        }
+        Some(Change::Code(_)) | None => {}
+    }
     let say = |line: String| report(Progress::Step(line));
     match checker.run_checks(&files, &say).await {
         Ok(ran) => {

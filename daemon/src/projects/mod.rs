@@ -2,6 +2,7 @@
 //! and deleting them; their versions, diffs and exports live in the
 //! submodules.
 
+pub mod change;
 pub mod diff;
 pub mod export;
 pub mod folder;
@@ -217,10 +218,55 @@ fn is_hidden_char(c: char) -> bool {
         )
 }
 
-/// A name derived from a prompt: its first five words, dashed.
+/// Words that open a request without naming the app ("please build me a …").
+const OPENING_WORDS: &[&str] = &[
+    "a", "an", "the", "my", "our", "your", "some", "please", "build", "make", "create", "write",
+    "generate", "give", "me", "us", "i", "we", "want", "need", "would", "like", "can", "could",
+    "you", "simple", "small", "basic", "little", "quick", "tiny", "new",
+];
+
+/// Words after which a prompt describes the app rather than names it
+/// ("a recipe box *with* title, …").
+const DESCRIBING_WORDS: &[&str] = &[
+    "with",
+    "including",
+    "containing",
+    "that",
+    "which",
+    "where",
+    "who",
+    "to",
+    "for",
+    "using",
+    "in",
+    "on",
+    "of",
+    "and",
+    "so",
+    "has",
+    "have",
+    "having",
+];
+
+/// A name derived from a prompt: the words that name the app ("a recipe
+/// box with title, …" gives `recipe-box`), else its first five words, dashed.
 pub fn name_from_prompt(prompt: &str) -> String {
-    let words = slug::words(prompt);
-    let name = slug::join(&words[..words.len().min(5)], '-', 40);
+    let head = prompt
+        .split([',', ':', ';', '.', '!', '?', '\n', '('])
+        .next()
+        .unwrap_or("");
+    let named: Vec<String> = slug::words(head)
+        .into_iter()
+        .skip_while(|w| OPENING_WORDS.contains(&w.as_str()))
+        .take_while(|w| !DESCRIBING_WORDS.contains(&w.as_str()))
+        .take(4)
+        .collect();
+    let mut words = named;
+    if words.is_empty() {
+        words = slug::words(prompt);
+        words.truncate(5);
+    }
+    let name = slug::join(&words, '-', 40);
     if name.is_empty() || name.chars().all(|c| c.is_ascii_digit()) {
         return format!("app-{name}").trim_end_matches('-').to_string();
     }
@@ -315,8 +361,21 @@ mod tests {
     fn names_derive_from_prompts() {
         assert_eq!(
             name_from_prompt("A todo app with title, due date"),
-            "a-todo-app-with-title"
+            "todo-app"
         );
+        assert_eq!(
+            name_from_prompt("a recipe box with title, ingredients and rating"),
+            "recipe-box"
+        );
+        assert_eq!(
+            name_from_prompt("please build me a habit tracker"),
+            "habit-tracker"
+        );
+        assert_eq!(
+            name_from_prompt("track my books: title, author"),
+            "track-my-books"
+        );
+        assert_eq!(name_from_prompt("with the"), "with-the");
         assert_eq!(name_from_prompt("☃☃"), "app");
         assert_eq!(name_from_prompt(""), "app");
         assert_eq!(name_from_prompt("123"), "app-123");

@@ -175,6 +175,7 @@ pub fn save_if_changed(
         check_status: checks.as_str().to_string(),
         checks: Vec::new(),
         restarted: false,
+        docs_only: false,
     })
 }
 

@@ -16,11 +16,12 @@ use super::history;
 use crate::ai::generate::{Asking, GenerationError};
 use crate::ai::parse::{MAX_FILES, MAX_FILE_BYTES};
 use crate::ai::validate::{self, CheckError as StaticError};
-use crate::ai::{prompt, Message, ProviderChoiceError, Providers};
+use crate::ai::{prompt, template, AppWords, Message, ProviderChoiceError, Providers};
 use crate::checks::repair::{self, Job};
 use crate::checks::{CheckError, RunCheck, StepOutcome};
 use crate::db::{Conn, Db, DbError};
 use crate::metrics::Metrics;
+use crate::projects::change::Change;
 use crate::projects::path::SafePath;
 use crate::projects::versions::{CheckStatus, Kind};
 use crate::projects::{self, versions, NewVersion, Project, ProjectError};
@@ -60,6 +61,9 @@ pub enum MakeError {
     /// The provider asked for cannot be used.
     #[error(transparent)]
     Provider(#[from] ProviderChoiceError),
+    /// The offline scaffolder cannot carry the request out.
+    #[error(transparent)]
+    Refused(#[from] template::Refusal),
     /// The model gave no usable app.
     #[error(transparent)]
     Generation(#[from] GenerationError),
@@ -115,21 +119,30 @@ enum Target {
 enum Stored {
     /// They were not to be saved.
     Nowhere,
-    /// They were saved.
-    Saved(SavedAs),
+    /// They were saved, or found to equal the newest version.
+    Saved(SavedAs, Placed),
     /// Saving them failed (a name taken meanwhile, a project that moved
     /// on); the history rows are kept all the same.
     NotSaved(ProjectError),
 }
 
 impl Stored {
-    fn into_saved(self) -> Result<Option<SavedAs>, ProjectError> {
+    fn into_saved(self) -> Result<Option<(SavedAs, Placed)>, ProjectError> {
         match self {
             Stored::Nowhere => Ok(None),
-            Stored::Saved(saved) => Ok(Some(saved)),
+            Stored::Saved(saved, placed) => Ok(Some((saved, placed))),
             Stored::NotSaved(e) => Err(e),
         }
     }
+}
+
+/// Whether files became a new version, or equal the newest one already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placed {
+    /// A new version (or a new project).
+    New,
+    /// The newest version already has these files: nothing was saved.
+    Same,
 }
 
 /// One generation call: who asks, what, and whom.
@@ -165,9 +178,13 @@ impl Maker<'_> {
             req.model,
         )?;
         let messages = prompt::generate(&call.prompt);
-        let app_prompt = call.prompt.clone();
+        let app = AppWords {
+            prompt: call.prompt.clone(),
+            change: None,
+            current: Vec::new(),
+        };
         let generation = Generation {
-            app_prompt,
+            app,
             messages,
             target,
             base: None,
@@ -206,9 +223,13 @@ impl Maker<'_> {
                 Ok((stored, unsaved))
             })
             .await?;
+        let (project, unchanged) = match stored.into_saved()? {
+            Some((saved, placed)) => (Some(saved), placed == Placed::Same),
+            None => (None, false),
+        };
         Ok(Generated {
             generation_id: id,
-            project: stored.into_saved()?,
+            project,
             files: unsaved.files,
             tokens_used: unsaved.tokens_used,
             provider: String::new(),
@@ -220,6 +241,9 @@ impl Maker<'_> {
             check_status: unsaved.check_status.as_str().to_string(),
             restarted: false,
             deleted: Vec::new(),
+            unchanged,
+            understood: None,
+            docs_only: false,
         })
     }
 
@@ -242,11 +266,14 @@ impl Maker<'_> {
             })
             .await?;
         let call = self.call(owner_id, Kind::Improve, req.prompt, req.provider, req.model)?;
-        // The offline scaffolder reads the app from the prompts alone.
-        let app_prompt = format!("{}, {}", project.prompt, call.prompt);
+        let app = AppWords {
+            prompt: project.prompt.clone(),
+            change: Some(call.prompt.clone()),
+            current: current.clone(),
+        };
         let messages = prompt::improve(&current, &call.prompt);
         let generation = Generation::on_top(
-            app_prompt,
+            app,
             messages,
             project,
             base,
@@ -308,17 +335,14 @@ impl Maker<'_> {
             .clone()
             .unwrap_or_else(|| "fix the app's last failure".into());
         let call = self.call(owner_id, Kind::Fix, words, req.provider, req.model)?;
-        let app_prompt = project.prompt.clone();
+        let app = AppWords {
+            prompt: project.prompt.clone(),
+            change: req.prompt.clone(),
+            current: current.clone(),
+        };
         let messages = prompt::fix(&current, &failure, req.prompt.as_deref());
-        let generation = Generation::on_top(
-            app_prompt,
-            messages,
-            project,
-            base,
-            current,
-            Kind::Fix,
-            req.checks,
-        );
+        let generation =
+            Generation::on_top(app, messages, project, base, current, Kind::Fix, req.checks);
         self.run_and_store(call, generation, report).await
     }
 
@@ -391,6 +415,29 @@ impl Maker<'_> {
         Ok(saved)
     }
 
+    /// What the provider understood, said before it writes; its refusal
+    /// ends the request before anything is recorded. For a new project
+    /// the line also names the project it would become.
+    fn understood(
+        &self,
+        call: &Call,
+        app: &AppWords,
+        target: &Target,
+        report: Report<'_>,
+    ) -> Result<Option<String>, MakeError> {
+        let Some(mut said) = call.provider.understand(app)? else {
+            return Ok(None);
+        };
+        if let Target::NewProject { name } = target {
+            let name = name
+                .clone()
+                .unwrap_or_else(|| projects::name_from_prompt(&app.prompt));
+            said.push_str(&format!("; project `{name}`"));
+        }
+        report(Progress::Step(format!("understood: {said}")));
+        Ok(Some(said))
+    }
+
     fn call(
         &self,
         owner_id: i64,
@@ -420,17 +467,18 @@ impl Maker<'_> {
         report: Report<'_>,
     ) -> Result<Generated, MakeError> {
         let Generation {
-            app_prompt,
+            app,
             messages,
             target,
             base,
             options,
         } = generation;
+        let understood = self.understood(&call, &app, &target, report)?;
         let job = Job {
             asking: Asking {
                 provider: &*call.provider,
                 model: &call.model,
-                app_prompt: &app_prompt,
+                app: &app,
                 report,
             },
             repair_rounds: options.repair_rounds.unwrap_or(self.repair_rounds),
@@ -439,8 +487,14 @@ impl Maker<'_> {
             base: base.as_deref(),
         };
         let outcome = repair::run(job, messages).await;
+        // A change that leaves the app's code as it was is not run again.
+        let change = match (&base, &outcome.files) {
+            (Some(base), Ok(files)) => Some(Change::of(base, files)),
+            _ => None,
+        };
+        let ran = !matches!(change, Some(Change::Nothing | Change::DocsOnly(_)));
         let (to_save, check_status) = match &outcome.files {
-            Ok(files) if options.check => (Some(files.clone()), Some(CheckStatus::Passed)),
+            Ok(files) if options.check && ran => (Some(files.clone()), Some(CheckStatus::Passed)),
             Ok(files) => (Some(files.clone()), Some(CheckStatus::Skipped)),
             Err(GenerationError::Invalid { .. } | GenerationError::Stuck { .. })
                 if options.keep_broken && outcome.broken.is_some() =>
@@ -525,17 +579,36 @@ impl Maker<'_> {
                 "deleted {path}, as the model asked"
             )));
         }
-        let project = stored.into_saved()?;
+        let (project, unchanged) = match stored.into_saved()? {
+            Some((saved, placed)) => (Some(saved), placed == Placed::Same),
+            None => (None, false),
+        };
+        if let (true, Some(same)) = (unchanged, &project) {
+            report(Progress::Step(format!(
+                "no change: version {} of `{}` already has this; nothing was saved",
+                same.version, same.name
+            )));
+        }
+        let docs_only = !unchanged && matches!(change, Some(Change::DocsOnly(_)));
         tracing::info!(
             generation_id,
             user_id = owner_id,
             kind = kind.as_str(),
-            saved = project.is_some(),
+            saved = project.is_some() && !unchanged,
+            docs_only,
             rounds = outcome.rounds.len(),
             check_status = check_status.as_str(),
             "generated an app"
         );
         let restarted = match (&project, following) {
+            _ if unchanged => false,
+            (Some(_), Some(_)) if docs_only => {
+                report(Progress::Step(
+                    "only documentation changed: the running app, if any, was left as it was"
+                        .into(),
+                ));
+                false
+            }
             (Some(saved), Some(project)) => {
                 let release = NewRelease {
                     version: saved.version,
@@ -565,6 +638,9 @@ impl Maker<'_> {
             check_status: check_status.as_str().to_string(),
             restarted,
             deleted: outcome.deleted.clone(),
+            unchanged,
+            understood,
+            docs_only,
         })
     }
 
@@ -583,9 +659,35 @@ impl Maker<'_> {
             kind,
             prompt,
         } = made;
-        let (status, steps) = self.check(&mut files, options, kind, report).await?;
-        let to_save = files.clone();
         let (owner_id, id) = (project.owner_id, project.id.to_string());
+        let (reference, version) = (id.clone(), base);
+        let old = self
+            .db
+            .transaction(move |c| {
+                let project = projects::resolve(c, owner_id, &reference)?;
+                versions::files_at(c, &project, version)
+            })
+            .await?;
+        // Files the app runs that did not change are not run again; equal
+        // files are not saved at all (below), so they are not checked either.
+        let change = Change::of(&old, &files);
+        let (status, steps) = match &change {
+            Change::Nothing => (CheckStatus::Skipped, Vec::new()),
+            Change::DocsOnly(paths) => {
+                report(Progress::Step(format!(
+                    "only documentation changed ({}): the app is not run again",
+                    paths.join(", ")
+                )));
+                let options = CheckOptions {
+                    check: false,
+                    ..options
+                };
+                self.check(&mut files, options, kind, report).await?
+            }
+            Change::Code(_) => self.check(&mut files, options, kind, report).await?,
+        };
+        let docs_only = matches!(change, Change::DocsOnly(_));
+        let to_save = files.clone();
         let mut saved = self
             .db
             .transaction(move |tx| {
@@ -604,7 +706,12 @@ impl Maker<'_> {
             })
             .await?;
         saved.checks = steps;
-        if saved.saved {
+        saved.docs_only = saved.saved && docs_only;
+        if saved.saved && docs_only {
+            report(Progress::Step(
+                "only documentation changed: the running app, if any, was left as it was".into(),
+            ));
+        } else if saved.saved {
             let release = NewRelease {
                 version: saved.version,
                 check_status: status,
@@ -674,7 +781,7 @@ impl Maker<'_> {
 /// A generation to run: the conversation, and where its files go.
 struct Generation {
     /// The app in the user's words, for the offline scaffolder.
-    app_prompt: String,
+    app: AppWords,
     /// The conversation so far.
     messages: Vec<Message>,
     /// Where the files go.
@@ -689,7 +796,7 @@ impl Generation {
     /// A change of `project`'s version `base` (whose files are `current`),
     /// saved as its next version of `kind`.
     fn on_top(
-        app_prompt: String,
+        app: AppWords,
         messages: Vec<Message>,
         project: Project,
         base: i64,
@@ -698,7 +805,7 @@ impl Generation {
         options: CheckOptions,
     ) -> Generation {
         Generation {
-            app_prompt,
+            app,
             messages,
             target: Target::NewVersion {
                 project,
@@ -762,27 +869,60 @@ fn store(
     let saved = match target {
         Target::Nowhere => return Ok(Stored::Nowhere),
         Target::NewProject { name } => {
-            projects::create(tx, owner_id, name.as_deref(), prompt, version)
+            match same_project(tx, owner_id, name.as_deref(), prompt, files) {
+                Ok(Some(same)) => Ok((same, Placed::Same)),
+                Ok(None) => projects::create(tx, owner_id, name.as_deref(), prompt, version)
+                    .map(|saved| (saved, Placed::New)),
+                Err(e) => Err(e),
+            }
         }
         Target::NewVersion { project, base, .. } => add_on_top(tx, project, base, version),
     };
     match saved {
-        Ok(saved) => {
-            history::link(tx, generation_id, saved.project_id)?;
-            Ok(Stored::Saved(saved))
+        Ok((saved, placed)) => {
+            if placed == Placed::New {
+                history::link(tx, generation_id, saved.project_id)?;
+            }
+            Ok(Stored::Saved(saved, placed))
         }
         Err(e) => Ok(Stored::NotSaved(e)),
     }
 }
 
+/// The caller's project that a new project would be (the one named, else
+/// the one the prompt's name gives) when its newest version already has
+/// exactly these files: generating the same app again saves nothing.
+fn same_project(
+    tx: &Conn<'_>,
+    owner_id: i64,
+    name: Option<&str>,
+    prompt: &str,
+    files: &[FileContent],
+) -> Result<Option<SavedAs>, ProjectError> {
+    let name = name.map_or_else(|| projects::name_from_prompt(prompt), str::to_string);
+    let project = match projects::resolve(tx, owner_id, &name) {
+        Ok(project) if project.name == name => project,
+        Ok(_) | Err(ProjectError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let newest = versions::latest(tx, project.id)?;
+    let current = versions::files_at(tx, &project, newest)?;
+    let same = SavedAs {
+        project_id: project.id,
+        name: project.name,
+        version: newest,
+    };
+    Ok((Change::of(&current, files) == Change::Nothing).then_some(same))
+}
+
 /// Adds an improvement as the next version, unless the project moved on from
-/// `base` while the model worked.
+/// `base` while the model worked, or the files equal `base`'s.
 fn add_on_top(
     tx: &Conn<'_>,
     project: Project,
     base: i64,
     version: NewVersion<'_>,
-) -> Result<SavedAs, ProjectError> {
+) -> Result<(SavedAs, Placed), ProjectError> {
     let newest = versions::latest(tx, project.id)?;
     if newest != base {
         return Err(ProjectError::Moved {
@@ -791,12 +931,22 @@ fn add_on_top(
             newest,
         });
     }
+    let current = versions::files_at(tx, &project, base)?;
+    if Change::of(&current, version.files) == Change::Nothing {
+        let same = SavedAs {
+            project_id: project.id,
+            name: project.name,
+            version: base,
+        };
+        return Ok((same, Placed::Same));
+    }
     let version = versions::add_version(tx, project.id, version)?;
-    Ok(SavedAs {
+    let saved = SavedAs {
         project_id: project.id,
         name: project.name,
         version,
-    })
+    };
+    Ok((saved, Placed::New))
 }
 
 fn check_prompt(prompt: &str) -> Result<(), MakeError> {
@@ -1020,8 +1170,17 @@ mod tests {
         }
 
         async fn generate(&self, name: &str, checks: CheckOptions) -> Result<Generated, MakeError> {
+            self.generate_from("a todo list", name, checks).await
+        }
+
+        async fn generate_from(
+            &self,
+            prompt: &str,
+            name: &str,
+            checks: CheckOptions,
+        ) -> Result<Generated, MakeError> {
             let req = GenerateRequest {
-                prompt: "a todo list".into(),
+                prompt: prompt.into(),
                 save: true,
                 name: Some(name.into()),
                 provider: None,
@@ -1200,7 +1359,7 @@ mod tests {
             .await
             .unwrap();
         let e = world
-            .generate("todo", CheckOptions::default())
+            .generate_from("a list of books", "todo", CheckOptions::default())
             .await
             .unwrap_err();
         assert!(
@@ -1249,7 +1408,7 @@ mod tests {
         let project_id = first.project.unwrap().project_id;
         let req = ImproveRequest {
             project: "todo".into(),
-            prompt: "with due dates".into(),
+            prompt: "add a priority field".into(),
             provider: None,
             model: None,
             checks: CheckOptions::default(),
@@ -1499,14 +1658,120 @@ mod tests {
             },
             ..world
         };
+        // The scaffolder writes the app as it made it: the same files, so
+        // nothing is saved.
         let made = failed
             .maker()
             .fix(failed.owner, req, &failed.report())
             .await
             .unwrap();
-        assert_eq!(made.project.unwrap().version, 2);
+        assert!(made.unchanged);
+        assert_eq!(made.project.unwrap().version, 1);
         assert!(failed.said("sending the app's last failure to the model: NameError"));
+        assert!(failed.said("no change: version 1 of `todo` already has this"));
         assert_eq!(failed.history().await[1].0, "fix");
+    }
+
+    #[tokio::test]
+    async fn a_change_that_changes_nothing_saves_and_restarts_nothing() {
+        let apps = FakeApps {
+            running: true,
+            ..FakeApps::default()
+        };
+        let world = World::new(false, apps).await;
+        let first = world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap();
+        let project_id = first.project.unwrap().project_id;
+        // A todo list has a title already, and it is the required field.
+        let req = ImproveRequest {
+            project: "todo".into(),
+            prompt: "make title required".into(),
+            provider: None,
+            model: None,
+            checks: CheckOptions::default(),
+        };
+        let runs = world.checker.runs.load(Ordering::SeqCst);
+        let made = world
+            .maker()
+            .improve(world.owner, req, &world.report())
+            .await
+            .unwrap();
+        assert!(made.unchanged && !made.restarted, "{made:?}");
+        assert_eq!(made.project.unwrap().version, 1);
+        assert_eq!(
+            world.checker.runs.load(Ordering::SeqCst),
+            runs,
+            "not run again"
+        );
+        assert!(world.apps.followed.lock().unwrap().is_empty());
+        assert_eq!(world.versions(project_id).await.len(), 1);
+        // The same app generated again under its name saves nothing either.
+        let again = world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap();
+        assert!(again.unchanged);
+        assert_eq!(world.versions(project_id).await.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_the_scaffolder_cannot_do_is_refused_before_any_record() {
+        let world = World::new(false, FakeApps::default()).await;
+        let e = world
+            .generate_from("a weather dashboard", "weather", CheckOptions::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, MakeError::Refused(_)), "{e:?}");
+        assert!(e.to_string().contains("GROQ_API_KEY"), "{e}");
+        world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap();
+        let req = ImproveRequest {
+            project: "todo".into(),
+            prompt: "make the header bigger".into(),
+            provider: None,
+            model: None,
+            checks: CheckOptions::default(),
+        };
+        let e = world
+            .maker()
+            .improve(world.owner, req, &world.report())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, MakeError::Refused(_)), "{e:?}");
+        assert_eq!(world.history().await.len(), 1, "only the first generation");
+    }
+
+    #[tokio::test]
+    async fn an_edit_of_documentation_only_is_saved_unchecked_and_not_followed() {
+        let apps = FakeApps {
+            running: true,
+            ..FakeApps::default()
+        };
+        let world = World::new(false, apps).await;
+        let first = world
+            .generate("todo", CheckOptions::default())
+            .await
+            .unwrap();
+        let mut files = first.files.clone();
+        let readme = files.iter_mut().find(|f| f.path == "README.md").unwrap();
+        readme.content.push_str("\nMore words.\n");
+        let runs = world.checker.runs.load(Ordering::SeqCst);
+        let saved = world
+            .maker()
+            .edit(world.owner, edit("todo", 1, files), &world.report())
+            .await
+            .unwrap();
+        assert!(
+            saved.saved && saved.docs_only && !saved.restarted,
+            "{saved:?}"
+        );
+        assert_eq!(saved.version, 2);
+        assert_eq!(world.checker.runs.load(Ordering::SeqCst), runs);
+        assert!(world.apps.followed.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

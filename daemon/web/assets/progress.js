@@ -92,7 +92,10 @@ export function renderGenerated(box, g) {
   const secs = (g.duration_ms / 1000).toFixed(1);
   let made = `${g.files.length} files from ${g.provider} (${g.model}) in ${secs} s, ${g.tokens_used} tokens`;
   if (g.repair_rounds > 0) made += `, ${g.repair_rounds} repair round${g.repair_rounds === 1 ? "" : "s"}`;
-  const parts = [el("p", { className: "summary", textContent: made }), checksBlock(g.check_status, g.checks)];
+  const parts = [el("p", { className: "summary", textContent: made })];
+  if (g.understood) parts.push(el("p", { attrs: { "data-testid": "understood" }, textContent: `Understood: ${g.understood}.` }));
+  // Code that did not change was not run again: the notes below say so.
+  if (!g.unchanged && !g.docs_only) parts.push(checksBlock(g.check_status, g.checks));
   if (g.mends && g.mends.length) {
     parts.push(
       el("p", { className: "muted", textContent: "Mended without a model round:" }),
@@ -105,7 +108,17 @@ export function renderGenerated(box, g) {
       el("ul", { className: "mends", attrs: { "data-testid": "deleted" } }, g.deleted.map((p) => el("li", { textContent: p }))),
     );
   }
-  if (g.project) {
+  if (g.project && g.unchanged) {
+    parts.push(
+      el(
+        "p",
+        { attrs: { "data-testid": "unchanged" } },
+        "No change: ",
+        el("a", { href: `#/projects/${g.project.project_id}`, textContent: g.project.name }),
+        ` version ${g.project.version} already has this; nothing was saved or restarted.`,
+      ),
+    );
+  } else if (g.project) {
     parts.push(
       el(
         "p",
@@ -117,6 +130,7 @@ export function renderGenerated(box, g) {
     );
   }
   if (g.restarted) parts.push(el("p", { textContent: "The running app was restarted on the new version." }));
+  if (g.docs_only) parts.push(el("p", { textContent: "Only documentation changed: the app was not run again or restarted." }));
   box.replaceChildren(...parts);
 }
 
@@ -125,10 +139,12 @@ export function renderSaved(box, s) {
   if (!s.saved) {
     parts.push(el("p", { textContent: `Nothing changed: still version ${s.version}.` }));
   } else {
-    parts.push(
-      el("p", { className: "summary", textContent: `Saved version ${s.version}; changed: ${s.changed.join(", ") || "nothing"}.` }),
-      checksBlock(s.check_status, s.checks),
-    );
+    parts.push(el("p", { className: "summary", textContent: `Saved version ${s.version}; changed: ${s.changed.join(", ") || "nothing"}.` }));
+    if (s.docs_only) {
+      parts.push(el("p", { textContent: "Only documentation changed: the app was not run again or restarted." }));
+    } else {
+      parts.push(checksBlock(s.check_status, s.checks));
+    }
     if (s.restarted) parts.push(el("p", { textContent: "The running app was restarted on the new version." }));
   }
   box.replaceChildren(...parts);

@@ -6,16 +6,18 @@
 //! Markdown); Python and JavaScript see nothing but sanitized identifiers.
 //!
 //! The files' text is in `daemon/templates/scaffold/`; this module reads the
-//! prompt and fills them in.
+//! prompt and fills them in. What it understood, and what it refuses, is
+//! decided in `understand`; the changes it can make to an app it made are
+//! the rules in `rules`, and what they set is kept in `tweaks`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::process::launch;
 use crate::projects::slug;
 use crate::texts::{self, one_line};
 
-/// What the scaffolder read from a prompt.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the scaffolder read from a prompt, and the changes made since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppSpec {
     /// Human title taken from the prompt; raw text, escape before use.
     pub title: String,
@@ -25,10 +27,13 @@ pub struct AppSpec {
     pub plural: String,
     /// The entity's fields, in prompt order.
     pub fields: Vec<Field>,
+    /// What changes asked for since: colour, order, required fields, renames.
+    #[serde(default)]
+    pub tweaks: Tweaks,
 }
 
 /// One field of the entity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Field {
     /// snake_case Python identifier; never a keyword, never "id".
     pub name: String,
@@ -39,7 +44,8 @@ pub struct Field {
 }
 
 /// The kind of value a field holds; decides storage, validation and input type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FieldKind {
     /// One line of text.
     Text,
@@ -77,6 +83,21 @@ impl FieldKind {
         }
     }
 
+    /// The kind in words, for what the scaffolder says it understood.
+    fn words(self) -> &'static str {
+        match self {
+            FieldKind::Text => "text",
+            FieldKind::LongText => "long text",
+            FieldKind::Integer => "whole number",
+            FieldKind::Number => "number",
+            FieldKind::Boolean => "yes/no",
+            FieldKind::Date => "date",
+            FieldKind::Url => "link",
+            FieldKind::Email => "email",
+            FieldKind::Tags => "tags",
+        }
+    }
+
     fn sql_type(self) -> &'static str {
         match self {
             FieldKind::Integer | FieldKind::Boolean => "INTEGER",
@@ -91,9 +112,14 @@ fn has(list: &str, word: &str) -> bool {
     list.split_ascii_whitespace().any(|w| w == word)
 }
 
+mod rules;
+mod tweaks;
+mod understand;
 /// Only the start of a prompt is read, so a huge prompt costs no more than a long one.
 mod words;
 
+pub use self::tweaks::{Sort, Tweaks};
+pub use self::understand::{answer, understand, Plan, Refusal};
 use self::words::*;
 
 const MAX_PROMPT_CHARS: usize = 4000;
@@ -106,6 +132,22 @@ const MAX_FIELD_WORDS: usize = 4;
 
 /// Reads the entity and fields from a prompt; anything it cannot read falls back to a generic "item" with name and notes.
 pub fn read_spec(prompt: &str) -> AppSpec {
+    read(prompt).spec
+}
+
+/// A prompt as read, with what could not be read, so the strict reading
+/// in `understand` can refuse what `read_spec` papers over.
+struct Reading {
+    spec: AppSpec,
+    /// Whether the entity was found, not a fallback.
+    found_entity: bool,
+    /// The words before the field list, lower-case.
+    head: Vec<String>,
+    /// Phrases of the field list that name no field the app can hold.
+    rejected: Vec<String>,
+}
+
+fn read(prompt: &str) -> Reading {
     let prompt = clip_chars(prompt, MAX_PROMPT_CHARS);
     let tokens = tokenize(prompt);
     let marker = tokens
@@ -116,7 +158,7 @@ pub fn read_spec(prompt: &str) -> AppSpec {
             Tok::Word(word) => has(MARKERS, word) || starts_an_addition(&tokens, index),
             _ => false,
         });
-    let (head, region) = match marker {
+    let (head, mut region) = match marker {
         Some(index) => (&tokens[..index], &tokens[index + 1..]),
         None => (&tokens[..], &tokens[tokens.len()..]),
     };
@@ -127,8 +169,34 @@ pub fn read_spec(prompt: &str) -> AppSpec {
             _ => None,
         })
         .collect();
-    let entity = find_entity(&head_words).unwrap_or_else(|| "item".to_string());
-    let mut fields = read_fields(region, &entity);
+    let found = find_entity(&head_words)
+        .or_else(|| match marker {
+            // "a recipe box with …": before a field list, the first noun names the thing.
+            Some(_) => head_words
+                .iter()
+                .find(|w| is_noun(w))
+                .map(|w| entity_from(w)),
+            None => None,
+        })
+        .or_else(|| {
+            // "an app: tasks (title, done)": the thing, and its fields in brackets.
+            let (noun, fields) = noun_with_fields(region)?;
+            region = fields;
+            Some(entity_from(noun))
+        })
+        .or_else(|| {
+            // "a journal with …": a list named by itself keeps entries, events, items.
+            head_words.iter().find_map(|w| {
+                LIST_ENTITIES
+                    .iter()
+                    .find(|(list, _)| list == w)
+                    .map(|(_, entity)| entity.to_string())
+            })
+        });
+    let found_entity = found.is_some();
+    let entity = found.unwrap_or_else(|| "item".to_string());
+    let mut rejected = Vec::new();
+    let mut fields = read_fields(region, &entity, &mut rejected);
     if marker.is_some_and(|index| starts_an_addition(&tokens, index)) {
         // "a notes app, add a priority field": the fields a notes app has, and a priority.
         let added = std::mem::replace(&mut fields, default_fields(&entity));
@@ -144,12 +212,40 @@ pub fn read_spec(prompt: &str) -> AppSpec {
     let plural = pluralize(&entity);
     let head_end = marker.map_or(prompt.len(), |index| tokens[index].1);
     let title = make_title(&prompt[..head_end], &plural);
-    normalize(&AppSpec {
+    let spec = normalize(&AppSpec {
         title,
         entity,
         plural,
         fields,
-    })
+        tweaks: Tweaks::default(),
+    });
+    Reading {
+        spec,
+        found_entity,
+        head: head_words.iter().map(|w| w.to_string()).collect(),
+        rejected,
+    }
+}
+
+/// "tasks (title, done)" at the start of a field list: the noun, and the
+/// tokens inside its brackets.
+fn noun_with_fields(region: &[(Tok, usize)]) -> Option<(&str, &[(Tok, usize)])> {
+    let [(Tok::Word(noun), _), (Tok::Open, _), inside @ ..] = region else {
+        return None;
+    };
+    if !is_noun(noun) {
+        return None;
+    }
+    let mut depth = 1usize;
+    let end = inside.iter().position(|(tok, _)| {
+        match tok {
+            Tok::Open => depth += 1,
+            Tok::Close => depth -= 1,
+            _ => {}
+        }
+        depth == 0
+    })?;
+    Some((noun, &inside[..end]))
 }
 
 /// Whether the word at `index` is "add" starting a clause: "…, add a
@@ -346,19 +442,21 @@ fn pluralize(word: &str) -> String {
     format!("{word}s")
 }
 
-/// Reads fields from the part of the prompt after "with" / ":".
-fn read_fields(region: &[(Tok, usize)], entity: &str) -> Vec<Field> {
+/// Reads fields from the part of the prompt after "with" / ":"; phrases
+/// that name no field go to `rejected`.
+fn read_fields(region: &[(Tok, usize)], entity: &str, rejected: &mut Vec<String>) -> Vec<Field> {
     let mut fields: Vec<Field> = Vec::new();
     let mut words: Vec<String> = Vec::new();
     let mut hints: Vec<String> = Vec::new();
     let mut depth = 0usize;
     // After a second "with" the rest of the phrase describes the field ("notes with markdown").
     let mut skipping = false;
-    let finish = |words: &mut Vec<String>, hints: &mut Vec<String>, fields: &mut Vec<Field>| {
-        if let Some(field) = make_field(words, hints, entity) {
-            if !fields.iter().any(|f| f.name == field.name) {
-                fields.push(field);
-            }
+    let mut finish = |words: &mut Vec<String>, hints: &mut Vec<String>, fields: &mut Vec<Field>| {
+        match make_field(words, hints, entity) {
+            Some(field) if !fields.iter().any(|f| f.name == field.name) => fields.push(field),
+            Some(_) => {}
+            None if names_something(words) => rejected.push(words.join(" ")),
+            None => {}
         }
         words.clear();
         hints.clear();
@@ -402,6 +500,14 @@ fn read_fields(region: &[(Tok, usize)], entity: &str) -> Vec<Field> {
         finish(&mut words, &mut hints, &mut fields);
     }
     fields
+}
+
+/// Whether a phrase that made no field still asked for something: not
+/// empty, not only filler ("the following fields").
+fn names_something(words: &[String]) -> bool {
+    words
+        .iter()
+        .any(|w| !has(STOP_WORDS, w) && !has(NOISE_WORDS, w) && !has(FILLERS, w))
 }
 
 /// Turns one phrase of the field list into a field, or None if it names no field.
@@ -643,6 +749,7 @@ fn normalize(spec: &AppSpec) -> AppSpec {
     if fields.is_empty() {
         fields = default_fields(&entity);
     }
+    let tweaks = spec.tweaks.normalized(&fields);
     let mut title = one_line(&spec.title, MAX_TITLE_CHARS);
     if !title.chars().any(char::is_alphanumeric) {
         title = label_from_words(&plural.split('_').collect::<Vec<_>>());
@@ -652,6 +759,7 @@ fn normalize(spec: &AppSpec) -> AppSpec {
         entity,
         plural,
         fields,
+        tweaks,
     }
 }
 
@@ -669,6 +777,7 @@ pub fn render_files(spec: &AppSpec, prompt: &str) -> Vec<(String, String)> {
             texts::render("scaffold/index.html", &view),
         ),
         ("test_app.py", texts::render("scaffold/test_app.py", &view)),
+        (understand::SPEC_FILE, understand::spec_file(&spec)),
     ];
     files.sort_by(|a, b| a.0.cmp(b.0));
     files
@@ -679,9 +788,13 @@ pub fn render_files(spec: &AppSpec, prompt: &str) -> Vec<(String, String)> {
 
 /// The whole reply as a model would write it: for each file a `### path` line followed by a fenced code block.
 pub fn render_reply(prompt: &str) -> String {
-    let spec = read_spec(prompt);
+    reply_of(&read_spec(prompt), prompt)
+}
+
+/// `spec`'s files as a model's reply.
+fn reply_of(spec: &AppSpec, prompt: &str) -> String {
     let mut reply = String::new();
-    for (path, content) in render_files(&spec, prompt) {
+    for (path, content) in render_files(spec, prompt) {
         let language = match path.rsplit('.').next() {
             Some("py") => "python",
             Some("html") => "html",
@@ -711,12 +824,29 @@ struct ScaffoldView<'a> {
     entity_words: String,
     /// How the app is started, as people type it.
     run_command: String,
-    /// The field the API insists on, if any.
-    required: Option<&'a str>,
+    /// The fields the API insists on.
+    required: Vec<&'a str>,
     fields: Vec<FieldView<'a>>,
     /// app.py's SQL constants, each a whole Python assignment.
     sql_constants: Vec<String>,
+    /// The list's order, when a change asked for one.
+    sort: Option<SortView<'a>>,
+    /// The page's colours, when a change asked for them.
+    theme: Option<tweaks::Colours>,
+    /// Columns renamed by changes, (old, new) in order, for databases made
+    /// before.
+    renamed: Vec<(&'a str, &'a str)>,
     prompt: &'a str,
+}
+
+/// The list's order as the templates see it.
+#[derive(Serialize)]
+struct SortView<'a> {
+    field: &'a str,
+    label: &'a str,
+    /// "asc" or "desc": the default; the other is asked with `?order=`.
+    order: &'static str,
+    other: &'static str,
 }
 
 /// One field as the templates see it.
@@ -736,7 +866,7 @@ struct FieldView<'a> {
 
 impl<'a> ScaffoldView<'a> {
     fn of(spec: &'a AppSpec, prompt: &'a str) -> Self {
-        let required = required_field(spec).map(|f| f.name.as_str());
+        let required = required_fields(spec);
         let fields = spec
             .fields
             .iter()
@@ -747,7 +877,7 @@ impl<'a> ScaffoldView<'a> {
                     label: &field.label,
                     kind: field.kind.slug(),
                     sql_type: field.kind.sql_type(),
-                    required: Some(field.name.as_str()) == required,
+                    required: required.contains(&field.name.as_str()),
                     sample,
                     updated,
                     bad,
@@ -764,15 +894,47 @@ impl<'a> ScaffoldView<'a> {
             required,
             fields,
             sql_constants: sql_constants(spec),
+            sort: spec.tweaks.sort.as_ref().and_then(|sort| {
+                let field = spec.fields.iter().find(|f| f.name == sort.field)?;
+                let (order, other) = match sort.descending {
+                    true => ("desc", "asc"),
+                    false => ("asc", "desc"),
+                };
+                Some(SortView {
+                    field: &field.name,
+                    label: &field.label,
+                    order,
+                    other,
+                })
+            }),
+            theme: spec.tweaks.theme.as_deref().and_then(tweaks::colours),
+            renamed: spec
+                .tweaks
+                .renamed
+                .iter()
+                .map(|(old, new)| (old.as_str(), new.as_str()))
+                .collect(),
             prompt,
         }
     }
 }
 
-/// The field the API insists on: the first one that is not a checkbox, since an
-/// unchecked box is a valid answer.
-fn required_field(spec: &AppSpec) -> Option<&Field> {
-    spec.fields.iter().find(|f| f.kind != FieldKind::Boolean)
+/// The fields the API insists on: the first one that is not a checkbox (an
+/// unchecked box is a valid answer), and those a change made required.
+fn required_fields(spec: &AppSpec) -> Vec<&str> {
+    spec.fields
+        .iter()
+        .enumerate()
+        .filter(|(index, f)| {
+            let first = spec
+                .fields
+                .iter()
+                .position(|f| f.kind != FieldKind::Boolean)
+                == Some(*index);
+            first || spec.tweaks.required.contains(&f.name)
+        })
+        .map(|(_, f)| f.name.as_str())
+        .collect()
 }
 
 /// "due_date" → "due date": identifiers as words for messages and buttons.
@@ -810,7 +972,17 @@ fn sql_constants(spec: &AppSpec) -> Vec<String> {
         ("TABLE_INFO_SQL", format!("PRAGMA table_info(\"{table}\")")),
         (
             "SELECT_ALL_SQL",
-            format!("SELECT \"id\", {columns} FROM \"{table}\" ORDER BY \"id\""),
+            format!(
+                "SELECT \"id\", {columns} FROM \"{table}\" ORDER BY {}",
+                order_by(spec, false)
+            ),
+        ),
+        (
+            "SELECT_ALL_REVERSED_SQL",
+            format!(
+                "SELECT \"id\", {columns} FROM \"{table}\" ORDER BY {}",
+                order_by(spec, true)
+            ),
         ),
         (
             "SELECT_ONE_SQL",
@@ -833,8 +1005,24 @@ fn sql_constants(spec: &AppSpec) -> Vec<String> {
         ),
     ]
     .iter()
+    // Without a sort field, both orders are by id: one constant is enough.
+    .filter(|(target, _)| *target != "SELECT_ALL_REVERSED_SQL" || spec.tweaks.sort.is_some())
     .map(|(target, sql)| py_sql(target, sql))
     .collect()
+}
+
+/// The list's ORDER BY: by the sort field, empty values last and ties by
+/// id, or by id alone; `reversed` turns the sort field's direction.
+fn order_by(spec: &AppSpec, reversed: bool) -> String {
+    let Some(sort) = &spec.tweaks.sort else {
+        return "\"id\"".to_string();
+    };
+    let direction = match sort.descending != reversed {
+        true => "DESC",
+        false => "ASC",
+    };
+    let field = &sort.field;
+    format!("\"{field}\" IS NULL, \"{field}\" {direction}, \"id\"")
 }
 
 /// A Python assignment of a constant SQL string, wrapped when long. SQL built here
@@ -1384,7 +1572,7 @@ mod tests {
     }
 
     #[test]
-    fn renders_the_five_files_sorted() {
+    fn renders_the_six_files_sorted() {
         let files = render_files(&read_spec(EXAMPLES[0]), EXAMPLES[0]);
         let paths: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(
@@ -1393,6 +1581,7 @@ mod tests {
                 "README.md",
                 "app.py",
                 "requirements.txt",
+                "scaffold.json",
                 "templates/index.html",
                 "test_app.py"
             ]
@@ -1510,6 +1699,7 @@ mod tests {
                     kind: Text,
                 },
             ],
+            tweaks: Tweaks::default(),
         };
         let safe = normalize(&spec);
         assert_safe_spec(&safe);
@@ -1528,6 +1718,7 @@ mod tests {
             entity: String::new(),
             plural: "sqlite_master".to_string(),
             fields: Vec::new(),
+            tweaks: Tweaks::default(),
         };
         let safe = normalize(&empty);
         assert_eq!(safe.entity, "item");

@@ -166,3 +166,23 @@ pub(super) const ENTITY_ALIASES: &[(&str, &str)] = &[
     ("reading", "book"),
     ("wish", "item"),
 ];
+
+/// Lists named by themselves, and what they keep ("a journal" keeps entries).
+pub(super) const LIST_ENTITIES: &[(&str, &str)] = &[
+    ("journal", "entry"),
+    ("diary", "entry"),
+    ("log", "entry"),
+    ("logbook", "entry"),
+    ("calendar", "event"),
+    ("planner", "event"),
+    ("directory", "contact"),
+    ("inventory", "item"),
+    ("catalog", "item"),
+    ("catalogue", "item"),
+    ("collection", "item"),
+    ("checklist", "item"),
+    ("wishlist", "item"),
+    ("list", "item"),
+    ("registry", "item"),
+    ("database", "record"),
+];
