@@ -18,6 +18,27 @@ use unicode_width::UnicodeWidthStr;
 
 use crate::escape::{sanitize, Sgr};
 
+/// `n` and the noun, pluralised: "1 version", "3 versions".
+pub fn count(n: impl Into<i64>, one: &str, many: &str) -> String {
+    match n.into() {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    #[test]
+    fn one_is_singular_and_the_rest_plural() {
+        assert_eq!(super::count(1, "version", "versions"), "1 version");
+        assert_eq!(super::count(0u32, "version", "versions"), "0 versions");
+        assert_eq!(
+            super::count(3, "repair round", "repair rounds"),
+            "3 repair rounds"
+        );
+    }
+}
+
 /// A plain table: a header row, then one row per item, columns aligned.
 ///
 /// Each column is as wide as its widest line (a cell's text may hold

@@ -348,10 +348,11 @@ fn an_app_filling_its_folders_past_the_disk_limit_ends_failed() {
     let _ = ada.run(&["run", "filler"]);
     assert_failed_past_the_disk_limit(&daemon, &ada, id, "more than its disk limit of 64 MiB");
 
-    // A check step past it fails, even one that ends before a measure.
+    // A check step past it fails, even one that ends before a measure (a
+    // new version, or there would be nothing to check).
     let out = ada.run_with_stdin(
         &["edit", "filler", "--file", "app.py", "--stdin"],
-        &filling_app(4, 20),
+        &format!("{}\n# checked\n", filling_app(4, 20)),
     );
     let said = format!("{}{}", out.stdout, out.stderr);
     assert_ne!(out.code, 0, "the check passed: {said}");

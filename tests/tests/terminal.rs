@@ -494,7 +494,7 @@ fn delete_asks_on_a_terminal_and_needs_yes_elsewhere() {
     assert_eq!(kept.code, 0, "{kept:?}");
     assert!(
         kept.stdout.contains(
-            "Delete project `todo` (id 1) and its 1 version(s)? This cannot be undone. [y/N]"
+            "Delete project `todo` (id 1) and its 1 version? This cannot be undone. [y/N]"
         ),
         "{kept:?}"
     );

@@ -296,7 +296,10 @@ fn made(g: &Generated, what: Made) -> String {
         g.tokens_used
     );
     if g.repair_rounds > 0 {
-        how.push_str(&format!(", {} repair round(s)", g.repair_rounds));
+        how.push_str(&format!(
+            ", {}",
+            render::count(g.repair_rounds, "repair round", "repair rounds")
+        ));
     }
     let mut lines: Vec<String> = g
         .understood

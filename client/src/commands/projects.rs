@@ -142,10 +142,10 @@ pub async fn delete(ctx: &mut Ctx, args: DeleteArgs) -> Result<(), ClientError> 
             return Err(unexpected(&reply));
         };
         let question = format!(
-            "Delete project `{}` (id {}) and its {} version(s)? This cannot be undone.",
+            "Delete project `{}` (id {}) and its {}? This cannot be undone.",
             sanitize(&detail.summary.name, Sgr::Drop),
             detail.summary.id,
-            detail.summary.version
+            crate::render::count(detail.summary.version, "version", "versions")
         );
         if !ask::yes(&question) {
             emit(
@@ -168,8 +168,10 @@ pub async fn delete(ctx: &mut Ctx, args: DeleteArgs) -> Result<(), ClientError> 
     doc["deleted"] = json!(true);
     emit(ctx.json, doc, || {
         format!(
-            "Deleted project `{}` (id {}) and its {} versions.",
-            p.name, p.id, p.version
+            "Deleted project `{}` (id {}) and its {}.",
+            p.name,
+            p.id,
+            crate::render::count(p.version, "version", "versions")
         )
     });
     Ok(())
