@@ -13,7 +13,7 @@
 // installs playwright-core and Debian's chromium.
 //
 // Every wait is on a condition (a locator, a response, a download), never a
-// fixed sleep. Any console error, page error or CSP violation fails the run.
+// fixed sleep; a change made from the CLI must show within STALE_MS. Any console error, page error or CSP violation fails the run.
 
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
@@ -24,12 +24,16 @@ const require = createRequire(import.meta.url);
 
 const BASE = process.env.DASHBOARD_URL;
 const SHOTS = process.env.SCREENSHOT_DIR || "target/dashboard-screenshots";
+/** Where the README's picture of the overview goes, when set. */
+const OVERVIEW_PNG = process.env.OVERVIEW_PNG || "";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const APPFORGE = process.env.APPFORGE;
 const USER_EMAIL = process.env.USER_EMAIL;
 /** Generation and runs: the checks install, import, start and test the app. */
 const LONG = 120_000;
 const SHORT = 20_000;
+/** How soon the page shows a change made elsewhere (its event stream). */
+const STALE_MS = 3_000;
 const PROMPT = "a todo app with title and done flag";
 const EDIT_LINE = "Edited in the browser test.";
 const OTHER_LINE = "Edited by someone else meanwhile.";
@@ -72,6 +76,16 @@ function step(name) {
 
 function check(cond, message) {
   if (!cond) throw new Error(message);
+}
+
+/** Runs the signed-in CLI (`appforge ARGS…`), as someone in a terminal would. */
+function cli(...args) {
+  return execFileSync(APPFORGE, args, { encoding: "utf8" });
+}
+
+/** How far the page is wider than the window, in pixels (0: it fits). */
+function overflow() {
+  return page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
 }
 
 fs.mkdirSync(SHOTS, { recursive: true });
@@ -336,10 +350,36 @@ try {
   await page.waitForFunction(() => document.getElementById("usage-note").textContent.trim().length > 0);
   const usageNote = await page.locator("#usage-note").textContent();
   check(!/not available/.test(usageNote), `Usage failed: ${usageNote}`);
-  // It refreshes by itself while shown.
-  const updated = await page.locator("#apps-updated").textContent();
-  await page.waitForFunction((before) => document.getElementById("apps-updated").textContent !== before, updated, { timeout: SHORT });
+  await page.locator("#apps-updated", { hasText: "1 app supervised" }).waitFor();
+  // The charts have a value axis and clock times under them.
+  await page.locator('[data-testid="usage-card"] svg.chart text.tick').first().waitFor();
+  {
+    const ticks = await page.locator('[data-testid="usage-card"] svg.chart.cpu text.tick').allTextContents();
+    check(ticks.some((t) => /%/.test(t)), `the CPU chart has no value labels: ${JSON.stringify(ticks)}`);
+    check(ticks.some((t) => /\d{1,2}:\d{2}/.test(t)), `the CPU chart has no time labels: ${JSON.stringify(ticks)}`);
+  }
   await shot("apps");
+  if (OVERVIEW_PNG) {
+    await page.screenshot({ path: OVERVIEW_PNG });
+    log(`  screenshot ${OVERVIEW_PNG}`);
+  }
+
+  step("the overview at phone width: no sideways scrolling, rows as cards");
+  await page.setViewportSize({ width: 390, height: 844 });
+  {
+    const wider = await overflow();
+    check(wider <= 0, `the overview is ${wider}px wider than a 390px screen`);
+    const row = page.locator(`[data-testid="app-row"][data-project-id="${projectId}"]`);
+    const name = await row.locator("th").boundingBox();
+    check(name && name.width > 150, `the app's name gets ${name && name.width}px: it wraps a letter a line`);
+    for (const label of ["CPU", "Memory", "Address"]) {
+      const cell = row.locator(`td[data-label="${label}"]`);
+      const box = await cell.boundingBox();
+      check(box && box.x >= 0 && box.x + box.width <= 390, `${label} is off the screen: ${JSON.stringify(box)}`);
+    }
+  }
+  await shot("apps-phone");
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // ---------------------------------------------------------------------------
   step("edit README.md as a new version");
@@ -364,6 +404,35 @@ try {
   await page.locator("#diff-view .dl.add", { hasText: EDIT_LINE }).waitFor();
   check((await page.locator("#diff-view .dl.file").count()) > 0, "the diff has no file header");
 
+  step("an edit that fails its checks shows why beside the editor, not as the last save's outcome");
+  {
+    await page.click("#tab-files");
+    await page.click('[data-testid="file"][data-path="app.py"]');
+    await page.click("#file-edit");
+    const good = await page.inputValue("#edit-text");
+    const broken = `${good.replace(/\n?$/, "\n")}def broken(:\n    pass\n`;
+    await page.fill("#edit-text", broken);
+    // No repair round: the edit fails as written.
+    await page.fill("#proj-repair-rounds", "0");
+    await page.click("#edit-save");
+    const error = page.locator("#edit-form #edit-error");
+    await error.waitFor({ timeout: LONG });
+    const text = await error.textContent();
+    log(`  ${text.replace(/\s+/g, " ").trim().slice(0, 200)}`);
+    check(/SyntaxError|syntax/i.test(text), `the error beside the editor does not name the syntax error: ${text}`);
+    check(await error.isVisible(), "the editor's error is not shown");
+    const box = await error.boundingBox();
+    const viewport = page.viewportSize();
+    check(box && box.y >= 0 && box.y < viewport.height, `the editor's error is out of view: ${JSON.stringify(box)}`);
+    check(!(await page.locator("#alert").isVisible()), `the failure went to the top alert: ${await alertText()}`);
+    check((await page.locator('[data-testid="edit-outcome"]').count()) === 0, "the last save's outcome stays beside the failed edit");
+    check((await page.inputValue("#edit-text")) === broken, "the failed edit's text is gone");
+    await page.fill("#proj-repair-rounds", "");
+    await page.click("#edit-cancel");
+    await error.waitFor({ state: "hidden" });
+    await page.locator("#project-badges", { hasText: "v2" }).waitFor();
+  }
+
   step("an edit from a version that is no longer the newest is refused, clearly");
   {
     // The page starts editing version 2; meanwhile someone else saves version 3.
@@ -383,8 +452,8 @@ try {
     );
     check(other.last && other.last.reply && other.last.reply.Saved.version === 3, `the other edit: ${JSON.stringify(other.last)}`);
     await page.click("#edit-save");
-    await page.locator("#alert").waitFor({ timeout: LONG });
-    const conflict = await alertText();
+    await page.locator("#edit-error").waitFor({ timeout: LONG });
+    const conflict = await page.locator("#edit-error").textContent();
     log(`  ${conflict}`);
     check(/changed since version 2/.test(conflict), `the conflict is not explained: ${conflict}`);
     check((await page.inputValue("#edit-text")) === "This edit loses the race.\n", "the refused edit's text is gone");
@@ -442,8 +511,8 @@ try {
     await page.click('[data-testid="new-file-add"]');
     await page.fill("#edit-text", "print('out')\n");
     await page.click("#edit-save");
-    await page.locator("#alert").waitFor({ timeout: LONG });
-    const refused = await alertText();
+    await page.locator("#edit-error").waitFor({ timeout: LONG });
+    const refused = await page.locator("#edit-error").textContent();
     log(`  ${refused}`);
     check(refused.length > 0, "a refused path says nothing");
     check((await page.inputValue("#edit-text")) === "print('out')\n", "the refused file's text is gone");
@@ -453,8 +522,9 @@ try {
     // A path the project has: told, and nothing opened.
     await page.fill("#new-file-path", "app.py");
     await page.click('[data-testid="new-file-add"]');
-    await page.locator("#alert").waitFor();
-    check(/already has app\.py/.test(await alertText()), `an existing path: ${await alertText()}`);
+    await page.locator("#new-file-error").waitFor();
+    const existing = await page.locator("#new-file-error").textContent();
+    check(/already has app\.py/.test(existing), `an existing path: ${existing}`);
     check(await page.locator("#edit-form").isHidden(), "the editor opened on an existing path");
 
     await page.click(`[data-testid="file"][data-path="${NEW_FILE}"]`);
@@ -469,13 +539,43 @@ try {
   step("phone width");
   await page.setViewportSize({ width: 390, height: 844 });
   await page.locator("#tab-files").scrollIntoViewIfNeeded();
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  check(overflow <= 0, `the project page is ${overflow}px wider than a 390px screen`);
+  const wider = await overflow();
+  check(wider <= 0, `the project page is ${wider}px wider than a 390px screen`);
   await page.evaluate(() => window.scrollTo(0, 0));
   await shot("project-phone");
   await page.setViewportSize({ width: 1280, height: 800 });
 
   // ---------------------------------------------------------------------------
+  step("a stop from the CLI shows on the open page at once");
+  await page.locator("#app-state", { hasText: "running" }).waitFor();
+  cli("stop", "browser-todo");
+  {
+    const stoppedAt = Date.now();
+    await page.locator("#app-state", { hasText: "not running" }).waitFor({ timeout: STALE_MS });
+    await page.locator("#app-url").waitFor({ state: "hidden", timeout: STALE_MS });
+    await page.waitForFunction(() => !document.getElementById("app-run").disabled, null, { timeout: STALE_MS });
+    log(`  shown ${Date.now() - stoppedAt} ms after \`appforge stop\` returned`);
+  }
+
+  step("run it again from the page, and a restart from the CLI shows too");
+  await page.click("#app-run");
+  await until(page.locator("#app-url"), LONG);
+  await page.locator("#app-state", { hasText: "running" }).waitFor();
+  {
+    const pidOf = async () => (await page.locator("#app-state").textContent()).match(/pid (\d+)/)?.[1];
+    const before = await pidOf();
+    check(before, `no pid shown: ${await page.locator("#app-state").textContent()}`);
+    cli("restart", "browser-todo");
+    await page.waitForFunction(
+      (old) => {
+        const m = document.getElementById("app-state").textContent.match(/running pid (\d+)/);
+        return m && m[1] !== old;
+      },
+      before,
+      { timeout: STALE_MS },
+    );
+  }
+
   step("stop the app");
   await page.locator("#app-stop").waitFor();
   await page.click("#app-stop");

@@ -1,5 +1,7 @@
-// What the page says while it works: the status line, the busy indicator
-// (action buttons disabled), and the alert for failures.
+// What the page says while it works: the status line (shown while work
+// goes on, announced to screen readers always), the busy indicator (action
+// buttons disabled), and failures: beside what failed when the work names
+// a place for them, in the alert at the top otherwise.
 
 import { $, show } from "./dom.js";
 import { isAbort } from "./api.js";
@@ -21,9 +23,12 @@ export function setOff(button, off) {
 }
 
 /** Runs `fn(step)` as the page's current work: a spinner, the step text in
- * the status line, every action button disabled until it ends. */
-export async function work(label, fn) {
+ * the status line, every action button disabled until it ends. A failure
+ * shows in `errorBox` (an element beside the control that started the
+ * work), or in the alert at the top without one. */
+export async function work(label, fn, { errorBox = null } = {}) {
   clearAlert();
+  if (errorBox) clearError(errorBox);
   state.busy += 1;
   document.body.setAttribute("aria-busy", "true");
   show($("spinner"), true);
@@ -34,7 +39,8 @@ export async function work(label, fn) {
     return await fn(step);
   } catch (err) {
     if (!isAbort(err)) {
-      fail(err);
+      if (errorBox) showError(errorBox, err);
+      else fail(err);
       setStatus(`${label}: failed.`);
     }
     return undefined;
@@ -61,4 +67,17 @@ export function showAlert(message) {
 export function clearAlert() {
   show($("alert"), false);
   $("alert-text").textContent = "";
+}
+
+/** Shows a failure in `box`, the place beside what caused it, and brings
+ * it into view. */
+export function showError(box, err) {
+  box.textContent = err instanceof Error ? err.message : String(err);
+  show(box, true);
+  box.scrollIntoView({ block: "nearest" });
+}
+
+export function clearError(box) {
+  show(box, false);
+  box.textContent = "";
 }

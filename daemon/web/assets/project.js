@@ -77,7 +77,7 @@ export async function appAction(kind) {
     renderAppState();
     if (kindOf === "Running") setStatus(`Running at ${reply.Running.url || "its port"}.`);
     else setStatus("Stopped.");
-  });
+  }, { errorBox: $("app-error") });
   if (state.tab === "logs" && !state.logs) startLogs();
 }
 
@@ -119,7 +119,7 @@ export async function downloadExport(format) {
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 60_000);
     setStatus(`Downloaded ${file} (${fmtBytes(blob.size)}).`);
-  });
+  }, { errorBox: $("app-error") });
 }
 
 export async function deleteProject() {
@@ -130,5 +130,5 @@ export async function deleteProject() {
     state.projectId = null;
     location.hash = "#/";
     setStatus(`Deleted ${name}.`);
-  });
+  }, { errorBox: $("app-error") });
 }
