@@ -43,6 +43,8 @@ pub struct Daemon {
     pub web_url: std::sync::OnceLock<String>,
     /// The apps' CPU and memory over the last hour.
     pub usage: crate::usage::UsageLog,
+    /// News of changed projects, for the dashboard's live pages.
+    pub project_news: crate::services::news::ProjectNews,
 }
 
 impl Daemon {
@@ -147,6 +149,7 @@ impl Daemon {
             connections: AtomicU64::new(0),
             web_url: std::sync::OnceLock::new(),
             usage: crate::usage::UsageLog::default(),
+            project_news: Default::default(),
         }))
     }
 }

@@ -36,7 +36,17 @@ const SHORT = 20_000;
 const STALE_MS = 3_000;
 const PROMPT = "a todo app with title and done flag";
 const EDIT_LINE = "Edited in the browser test.";
+/** An app that warns in colour, then crashes on import with a traceback. */
+const CRASHING_APP = `import sys
+
+from flask import Flask
+
+app = Flask(__name__)
+print("\\033[33mwarning: no database\\033[0m", file=sys.stderr, flush=True)
+raise RuntimeError("crashing on purpose: the database is missing")
+`;
 const OTHER_LINE = "Edited by someone else meanwhile.";
+const CLI_LINE = "Edited from the CLI while the page was open.";
 const EXPECTED_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "frame-src http://127.0.0.1:* http://localhost:*; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -546,6 +556,19 @@ try {
   await page.setViewportSize({ width: 1280, height: 800 });
 
   // ---------------------------------------------------------------------------
+  step("a version saved from the CLI shows on the open page at once");
+  {
+    await page.click("#tab-files");
+    await page.click('[data-testid="file"][data-path="README.md"]');
+    const readme = await page.locator("#file-view .src").textContent();
+    execFileSync(APPFORGE, ["edit", "browser-todo", "--file", "README.md", "--stdin", "--no-check"], {
+      encoding: "utf8",
+      input: `${readme.replace(/\n?$/, "\n")}${CLI_LINE}\n`,
+    });
+    await page.locator("#project-badges", { hasText: "v8" }).waitFor({ timeout: STALE_MS });
+    await page.locator("#file-view .src", { hasText: CLI_LINE }).waitFor({ timeout: STALE_MS });
+  }
+
   step("a stop from the CLI shows on the open page at once");
   await page.locator("#app-state", { hasText: "running" }).waitFor();
   cli("stop", "browser-todo");
@@ -605,6 +628,41 @@ try {
   await page.click("#project-delete");
   await page.locator("#view-projects").waitFor();
   await page.locator("#list-empty").waitFor();
+
+  // ---------------------------------------------------------------------------
+  step("a crashing app: the failure beside the Run button, its traceback in colour, a Fix button");
+  {
+    cli("generate", PROMPT, "--save", "--name", "crasher", "--provider", "template");
+    // Unchecked: the checks would refuse an app that crashes on import.
+    execFileSync(APPFORGE, ["edit", "crasher", "--file", "app.py", "--stdin", "--no-check"], {
+      encoding: "utf8",
+      input: CRASHING_APP,
+    });
+    // The open list follows projects made elsewhere.
+    await page.locator('[data-testid="project-row"]', { hasText: "crasher" }).waitFor({ timeout: STALE_MS });
+    await page.locator('[data-testid="project-row"]', { hasText: "crasher" }).locator("a").click();
+    await page.locator("#project-title", { hasText: "crasher" }).waitFor();
+    await page.locator("#project-badges", { hasText: "v2" }).waitFor();
+    await page.click("#app-run");
+    await page.locator("#app-error").waitFor({ timeout: LONG });
+    const why = await page.locator("#app-error").textContent();
+    log(`  ${why.split("\n")[0]}`);
+    check(/did not start/.test(why), `the failed run does not say so beside Run: ${why}`);
+    check(!(await page.locator("#alert").isVisible()), `the failed run went to the top alert: ${await alertText()}`);
+    await page.locator("#app-state", { hasText: "failed" }).waitFor({ timeout: STALE_MS });
+    await page.locator("#app-failure").waitFor();
+    await page.locator("#app-fix").waitFor();
+    check(!/appforge fix/.test(await page.locator("#app-state").textContent()), "the page shows the CLI's `appforge fix` hint");
+    const failureLog = page.locator("#app-failure-log");
+    await failureLog.locator("text=the database is missing").first().waitFor();
+    check(/Traceback/.test(await failureLog.textContent()), `no traceback in the failure box: ${await failureLog.textContent()}`);
+    await shot("failed-app");
+    // Its log: the colour it printed is rendered, not shown as codes.
+    await page.click("#tab-logs");
+    await page.locator("#logs-view .sgr-fg-3", { hasText: "warning: no database" }).first().waitFor();
+    const logText = await page.locator("#logs-view").textContent();
+    check(!logText.includes("\u241b"), `a colour code is shown raw in the log: ${logText.slice(0, 500)}`);
+  }
 
   // ---------------------------------------------------------------------------
   step("sign out");

@@ -1363,6 +1363,16 @@ impl EventStream {
             .collect()
     }
 
+    /// How many events named `name` came.
+    fn count(&self, name: &str) -> usize {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .count()
+    }
+
     /// Whether the last `apps` event says `apps`.
     fn last_says(&self, apps: &[(&str, &str)]) -> bool {
         let wanted: Vec<(String, String)> = apps
@@ -1373,8 +1383,8 @@ impl EventStream {
     }
 }
 
-/// The page's one event stream follows its account's apps, whoever
-/// changes them (here the CLI), and shows no one else's.
+/// The page's one event stream follows its account's apps and projects,
+/// whoever changes them (here the CLI), and tells of no one else's.
 #[test]
 fn the_event_stream_follows_the_accounts_apps_and_no_one_elses() {
     let (daemon, addr) = daemon_with_dashboard(&[]);
@@ -1401,6 +1411,16 @@ fn the_event_stream_follows_the_accounts_apps_and_no_one_elses() {
     wait_for("bob's page to hear his app runs", || {
         bob_events.last_says(&[("books", "running")])
     });
+    // A project made from the CLI is news on its owner's page only.
+    new_project(&ada, "notes");
+    wait_for("ada's page to hear of her new project", || {
+        ada_events.count("projects") > 0
+    });
+    assert_eq!(
+        bob_events.count("projects"),
+        0,
+        "bob heard of ada's project"
+    );
 
     let ada_saw: BTreeSet<String> = ada_events
         .apps()

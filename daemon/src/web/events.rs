@@ -5,11 +5,14 @@
 //! Events, each `data` a JSON object:
 //! - `apps`: `{"apps": [ProcessInfo…]}`, the signed-in account's apps as
 //!   `ps` lists them; sent at once, then after each change of one of them;
+//! - `projects`: `{}`, the account's projects changed (one made or deleted,
+//!   a version saved); the page reads what it shows again;
 //! - `signed-out`: `{"message": …}`, the session ended; the stream ends.
 //!
 //! A stream shows only what `ps` shows its account, found the way every
-//! request finds it (its session). It costs nothing while no app changes:
-//! it waits on the apps' own status watches, with a comment now and then
+//! request finds it (its session), and news of that account's projects. It
+//! costs nothing while nothing changes: it waits on the apps' own status
+//! watches and the project news, with a comment now and then
 //! that keeps proxies and the listener's write-stall check content. Streams
 //! are capped apart from requests, below the listener's connection cap, so
 //! open pages cannot take every connection.
@@ -31,6 +34,7 @@ use super::api::{error_response, status_of, Session};
 use super::Web;
 use crate::error::ServiceError;
 use crate::services::apps::{self, OwnerWatch};
+use crate::services::news::OwnerNews;
 
 /// Event streams open at once, at most: well below the listener's
 /// connection cap, so requests always find a connection.
@@ -49,6 +53,7 @@ struct Stream {
     token: SessionToken,
     owner_id: i64,
     watch: OwnerWatch,
+    news: OwnerNews,
     /// Sent the first snapshot yet.
     started: bool,
     _slot: OwnedSemaphorePermit,
@@ -75,11 +80,13 @@ pub(super) async fn events(
         );
     };
     let watch = apps::watch(&web.daemon.supervisor, user.id);
+    let news = web.daemon.project_news.listen(user.id);
     let stream = Stream {
         web,
         token,
         owner_id: user.id,
         watch,
+        news,
         started: false,
         _slot: slot,
     };
@@ -96,23 +103,26 @@ pub(super) async fn events(
 impl Stream {
     /// The next event, and whether the stream goes on after it.
     async fn next(&mut self) -> (Event, bool) {
-        if self.started {
-            loop {
-                tokio::select! {
-                    () = self.watch.changed(&self.web.daemon.supervisor) => {
-                        tokio::time::sleep(COALESCE).await;
-                        break;
-                    }
-                    () = tokio::time::sleep(SESSION_CHECK) => {
-                        if let Some(ended) = self.session_ended().await {
-                            return (ended, false);
-                        }
+        if !self.started {
+            self.started = true;
+            return (self.apps().await, true);
+        }
+        loop {
+            tokio::select! {
+                () = self.watch.changed(&self.web.daemon.supervisor) => {
+                    tokio::time::sleep(COALESCE).await;
+                    return (self.apps().await, true);
+                }
+                () = self.news.changed() => {
+                    return (event("projects", &json!({})), true);
+                }
+                () = tokio::time::sleep(SESSION_CHECK) => {
+                    if let Some(ended) = self.session_ended().await {
+                        return (ended, false);
                     }
                 }
             }
         }
-        self.started = true;
-        (self.apps().await, true)
     }
 
     /// The `apps` event: the account's apps now.

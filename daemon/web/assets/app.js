@@ -18,9 +18,9 @@ import { appAction, deleteProject, downloadExport, selectTab, tabKeys } from "./
 import { change } from "./project-change.js";
 import { deleteFile, saveEdit } from "./project-edit.js";
 import { endEdit, startEdit, startNewFile } from "./project-files.js";
-import { reloadNewest, renderAppState } from "./project-load.js";
+import { projectChanged, reloadNewest, renderAppState } from "./project-load.js";
 import { TABS } from "./project-panels.js";
-import { generate, loadProjects, projectAppsChanged, saveGeneration } from "./projects.js";
+import { generate, loadProjects, projectAppsChanged, projectsChanged, saveGeneration } from "./projects.js";
 import { route } from "./router.js";
 import { state } from "./state.js";
 
@@ -33,6 +33,10 @@ onEvent("apps", ({ apps }) => {
   if (state.detail && !$("view-project").hidden) renderAppState();
   projectAppsChanged();
   appsChanged();
+});
+onEvent("projects", () => {
+  projectsChanged();
+  projectChanged();
 });
 onEvent("signed-out", ({ message }) => {
   stopEvents();

@@ -2,12 +2,13 @@
 // apps, and drawing its title, version and app bar.
 
 import { $, el, show } from "./dom.js";
-import { call, unpack } from "./api.js";
-import { setOff, work } from "./feedback.js";
+import { call, codeIs, unpack } from "./api.js";
+import { setOff, showAlert, work } from "./feedback.js";
 import { badge, checkBadge, plural, safeAppUrl } from "./format.js";
 import { logEntries } from "./logs.js";
 import { terminal } from "./terminal.js";
 import { endEdit, renderFiles } from "./project-files.js";
+import { loadHistory } from "./project-history.js";
 import { loadPreview, showTab } from "./project-panels.js";
 import { currentApp, ref, state } from "./state.js";
 
@@ -114,6 +115,40 @@ async function readFailureLog(projectId, key) {
   const term = terminal();
   view.replaceChildren(...term.render(shown.trimEnd()));
   show(view, shown.trim().length > 0);
+  // The error itself is the traceback's last line.
+  view.scrollTop = view.scrollHeight;
+}
+
+/** The event stream's news that projects changed (here or elsewhere, the
+ * CLI included): a newer version is shown, unless the editor is open or
+ * an older version is being read, which are told of it instead; a project
+ * deleted elsewhere leaves the page. */
+export async function projectChanged() {
+  if ($("view-project").hidden || !state.detail) return;
+  const id = state.projectId;
+  let newest;
+  try {
+    newest = unpack(await call({ ShowProject: { project: ref(), version: null, file: null } }), "Project");
+  } catch (err) {
+    if (state.projectId === id && codeIs(err, "not-found")) {
+      const name = state.detail.summary.name;
+      state.projectId = null;
+      location.hash = "#/";
+      showAlert(`The project ${name} was deleted elsewhere.`);
+    }
+    return;
+  }
+  if (state.projectId !== id || newest.summary.version === state.newest) return;
+  const reading = state.detail.version !== state.newest;
+  const editing = !$("edit-form").hidden;
+  if (reading || editing || state.busy > 0) {
+    state.newest = newest.summary.version;
+    renderVersion();
+    if (editing) show($("edit-reload"), true);
+    return;
+  }
+  await loadProject();
+  if (state.tab === "history") await loadHistory();
 }
 
 /** Which version is shown; an older one links to the newest. */

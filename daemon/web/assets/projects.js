@@ -19,6 +19,11 @@ export async function loadProjects() {
   });
 }
 
+/** The event stream's news that projects changed: the list is read again. */
+export function projectsChanged() {
+  if (!$("view-projects").hidden) refreshListQuietly();
+}
+
 /** The event stream's news: the list's App column follows the apps. */
 export function projectAppsChanged() {
   if (state.projects && !$("view-projects").hidden) renderProjects(state.projects);
