@@ -1,7 +1,11 @@
 // The dashboard in a real browser, as a person would use it: sign in with
-// a one-time link from `appforge dashboard`, generate an app (offline template provider) and save it, read its files,
-// run it and open it, edit a file, read the diff, roll back, add and
-// delete a file, stop it, download its export, delete it, sign out.
+// a one-time link from `appforge dashboard`, generate an app (offline
+// template provider) and save it, read its files, run it and open it, the
+// overview (at phone width too, and its picture for the README), edit a
+// file, fail an edit, read the diff, roll back, add and delete a file, see
+// an edit, a stop and a restart made from the CLI on the open page, stop
+// it, download its export, delete it, see a crashing app fail with its
+// traceback and a Fix button, sign out.
 //
 // Run by tests/tests/dashboard_browser.rs against a real appforged:
 //   DASHBOARD_URL=http://127.0.0.1:PORT/ SCREENSHOT_DIR=target/dashboard-screenshots \
