@@ -666,6 +666,20 @@ try {
     await page.locator("#logs-view .sgr-fg-3", { hasText: "warning: no database" }).first().waitFor();
     const logText = await page.locator("#logs-view").textContent();
     check(!logText.includes("\u241b"), `a colour code is shown raw in the log: ${logText.slice(0, 500)}`);
+
+    // Fix: the change panel opens and tells how it went, there.
+    await page.click("#tab-files");
+    await page.click("#app-fix");
+    await page.locator("#panel-change").waitFor();
+    await page.locator('#change-outcome [data-testid="saved-as"], #change-error:not([hidden])').first().waitFor({ timeout: LONG });
+    const fixed = (await page.locator("#change-outcome").textContent()) || (await page.locator("#change-error").textContent());
+    log(`  fix: ${fixed.replace(/\s+/g, " ").trim().slice(0, 200)}`);
+    check(!(await page.locator("#alert").isVisible()), `the fix's outcome went to the top alert: ${await alertText()}`);
+    if (/restarted on the new version/.test(fixed)) {
+      // The app came back: the page says so, and the failure box goes.
+      await page.locator("#app-state", { hasText: "running" }).waitFor({ timeout: STALE_MS });
+      await page.locator("#app-failure").waitFor({ state: "hidden", timeout: STALE_MS });
+    }
   }
 
   // ---------------------------------------------------------------------------

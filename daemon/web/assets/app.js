@@ -12,7 +12,7 @@ import { call, codeIs, storeToken, storedToken, takeLinkToken, unpack, whenSessi
 import { renderUser, signOut, signedOut } from "./account.js";
 import { appsChanged, startAppsTimer } from "./apps.js";
 import { onEvent, startEvents, stopEvents } from "./events.js";
-import { clearAlert, fail } from "./feedback.js";
+import { clearAlert, clearError, fail } from "./feedback.js";
 import { mountChecks } from "./forms.js";
 import { appAction, deleteProject, downloadExport, selectTab, tabKeys } from "./project.js";
 import { change } from "./project-change.js";
@@ -57,6 +57,7 @@ function wire() {
   $("file-edit").addEventListener("click", startEdit);
   $("file-delete").addEventListener("click", deleteFile);
   $("new-file-form").addEventListener("submit", startNewFile);
+  $("new-file-path").addEventListener("input", () => clearError($("new-file-error")));
   $("edit-form").addEventListener("submit", saveEdit);
   $("edit-cancel").addEventListener("click", endEdit);
   $("edit-reload").addEventListener("click", reloadNewest);

@@ -8,6 +8,9 @@ import { state } from "./state.js";
 
 export function renderFiles() {
   const d = state.detail;
+  // A version loaded: what failed before is past.
+  clearError($("new-file-error"));
+  clearError($("file-error"));
   const list = $("file-list");
   list.replaceChildren();
   if (!d.files.some((f) => f.path === state.file)) {
