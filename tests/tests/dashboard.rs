@@ -1407,6 +1407,8 @@ fn the_event_stream_follows_the_accounts_apps_and_no_one_elses() {
     wait_for("ada's page to hear her app stopped", || {
         ada_events.last_says(&[])
     });
+    // Ada's changes do not even wake bob's stream.
+    assert_eq!(bob_events.apps().len(), 1, "{:?}", bob_events.apps());
     run_app(&bob, "books");
     wait_for("bob's page to hear his app runs", || {
         bob_events.last_says(&[("books", "running")])

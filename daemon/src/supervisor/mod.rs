@@ -455,7 +455,7 @@ impl Supervisor {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(project_id, handle);
-        self.roster.bump();
+        self.roster.bump(order.app.owner_id);
         Ok(status)
     }
 
@@ -539,7 +539,7 @@ impl Supervisor {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&project_id)?;
-        self.roster.bump();
+        self.roster.bump(handle.owner_id);
         let before = handle.status.borrow().clone();
         if before.state.is_live() {
             handle.app.stop().await;
@@ -608,7 +608,7 @@ impl Supervisor {
             }
             if let Replaces::No(why) = order.replaces {
                 handle.newer = Some(order.version);
-                self.roster.bump();
+                self.roster.bump(handle.owner_id);
                 step(format!(
                     "the app keeps running its version: version {} {why}, so it does not \
                      replace it; `appforge restart {}` runs it",

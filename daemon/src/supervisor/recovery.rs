@@ -96,7 +96,7 @@ impl Supervisor {
                             handle.newer = Some(order.version);
                         }
                         drop(apps);
-                        self.roster.bump();
+                        self.roster.bump(run.owner_id);
                     }
                     launched
                 }

@@ -41,7 +41,7 @@ use crate::services::news::OwnerNews;
 pub(super) const MAX_STREAMS: usize = 32;
 /// How often a comment is sent while nothing happens.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// How often an idle stream checks that its session still stands.
+/// How often a stream checks that its session still stands.
 const SESSION_CHECK: Duration = Duration::from_secs(30);
 /// Changes this close together are sent as one (an app's start passes
 /// through several states within a few milliseconds).
@@ -56,6 +56,8 @@ struct Stream {
     news: OwnerNews,
     /// Sent the first snapshot yet.
     started: bool,
+    /// When the session is checked next, however busy the stream.
+    check_at: tokio::time::Instant,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -88,6 +90,7 @@ pub(super) async fn events(
         watch,
         news,
         started: false,
+        check_at: tokio::time::Instant::now() + SESSION_CHECK,
         _slot: slot,
     };
     let events = futures_util::stream::unfold(Some(stream), |stream| async move {
@@ -116,7 +119,8 @@ impl Stream {
                 () = self.news.changed() => {
                     return (event("projects", &json!({})), true);
                 }
-                () = tokio::time::sleep(SESSION_CHECK) => {
+                () = tokio::time::sleep_until(self.check_at) => {
+                    self.check_at = tokio::time::Instant::now() + SESSION_CHECK;
                     if let Some(ended) = self.session_ended().await {
                         return (ended, false);
                     }
