@@ -77,7 +77,12 @@ function renderApps(apps) {
         cell(
           "Status",
           badge(a.status, a.status),
-          a.hint ? el("div", { className: "hint", textContent: a.hint }) : null,
+          // A failed app's hint is the CLI's (`appforge fix`): its page has the Fix button.
+          a.status === "failed"
+            ? el("div", {}, el("a", { href: `#/projects/${a.project_id}`, textContent: "Fix it on its page" }))
+            : a.hint
+              ? el("div", { className: "hint", textContent: a.hint })
+              : null,
           a.last_exit && a.status !== "running" ? el("div", { className: "muted", textContent: `last exit: ${a.last_exit}` }) : null,
         ),
         cell("Version", version),

@@ -6,6 +6,7 @@
 import { $, show } from "./dom.js";
 import { isAbort } from "./api.js";
 import { state } from "./state.js";
+import { terminal } from "./terminal.js";
 
 export function setStatus(text) {
   $("status").textContent = text;
@@ -60,7 +61,7 @@ export function fail(err) {
 }
 
 export function showAlert(message) {
-  $("alert-text").textContent = message;
+  $("alert-text").replaceChildren(...terminal().render(message));
   show($("alert"), true);
 }
 
@@ -72,7 +73,9 @@ export function clearAlert() {
 /** Shows a failure in `box`, the place beside what caused it, and brings
  * it into view. */
 export function showError(box, err) {
-  box.textContent = err instanceof Error ? err.message : String(err);
+  // Check output and app logs in a message keep their colours; any other
+  // control sequence is shown, never run.
+  box.replaceChildren(...terminal().render(err instanceof Error ? err.message : String(err)));
   show(box, true);
   box.scrollIntoView({ block: "nearest" });
 }
