@@ -1279,6 +1279,8 @@ fn an_app_calling_the_dashboard_gets_no_session() {
 /// its own: every event, by name, with its data as JSON.
 struct EventStream {
     status: u16,
+    /// The daemon ended the stream (or the connection).
+    ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
     events: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
     stream: std::net::TcpStream,
 }
@@ -1306,6 +1308,8 @@ impl EventStream {
             .unwrap_or_else(|| panic!("odd status line {status_line:?}"));
         let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = std::sync::Arc::clone(&events);
+        let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ends = std::sync::Arc::clone(&ended);
         std::thread::spawn(move || {
             // The body is chunked; each event comes whole, `event:` then
             // `data:` lines, so the chunk sizes between them are skipped.
@@ -1318,10 +1322,16 @@ impl EventStream {
                     let data = serde_json::from_str(data).unwrap_or(Value::Null);
                     seen.lock().unwrap().push((name.clone(), data));
                 }
+                // The last chunk of a body the daemon ended.
+                if line == "0" {
+                    break;
+                }
             }
+            ends.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         EventStream {
             status,
+            ended,
             events,
             stream,
         }
@@ -1480,4 +1490,25 @@ fn event_streams_need_a_session_and_are_capped() {
         EventStream::open(&page, &[]).status == 200
     });
     drop(open);
+}
+
+/// A page signed out elsewhere (another tab, a revoked session) is told so
+/// on its stream, which then ends: an open stream is no session of its own.
+#[test]
+fn an_event_stream_ends_when_its_session_is_signed_out() {
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let (_ada, page) = signed_in(&daemon, addr, "ada");
+    let events = EventStream::open(&page, &[]);
+    assert_eq!(events.status, 200);
+    wait_for("the first event", || events.last_says(&[]));
+    let out = page.call(json!("Logout"));
+    assert_eq!(out.status, 200, "{}", out.text());
+    wait_for("the stream to say it is signed out", || {
+        events.count("signed-out") == 1
+    });
+    wait_for("the stream to end", || {
+        events.ended.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    let refused = EventStream::open(&page, &[]);
+    assert_eq!(refused.status, 401);
 }

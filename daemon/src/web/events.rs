@@ -42,7 +42,7 @@ pub(super) const MAX_STREAMS: usize = 32;
 /// How often a comment is sent while nothing happens.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How often a stream checks that its session still stands.
-const SESSION_CHECK: Duration = Duration::from_secs(30);
+const SESSION_CHECK: Duration = Duration::from_secs(10);
 /// Changes this close together are sent as one (an app's start passes
 /// through several states within a few milliseconds).
 const COALESCE: Duration = Duration::from_millis(100);

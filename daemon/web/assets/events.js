@@ -41,9 +41,14 @@ async function follow(own) {
         cache: "no-store",
         signal: own.signal,
       });
-      if (response.status === 401) {
-        dispatch("signed-out", { message: await errorMessage(response) });
-        return;
+      if (!response.ok) {
+        // Signed out, or a daemon that has restarted since (its API key
+        // is another): no retry can succeed.
+        const error = await errorOf(response);
+        if (response.status === 401 || error.code === "unauthenticated") {
+          dispatch("signed-out", { message: error.message });
+          return;
+        }
       }
       if (response.ok && response.body) {
         document.body.dataset.live = "1";
@@ -61,11 +66,12 @@ async function follow(own) {
   }
 }
 
-async function errorMessage(response) {
+async function errorOf(response) {
   try {
-    return (await response.json()).error.message;
+    const { code, message } = (await response.json()).error;
+    return { code, message };
   } catch {
-    return "This browser is no longer signed in; run `appforge dashboard` in a terminal.";
+    return { code: "", message: "This browser is no longer signed in; run `appforge dashboard` in a terminal." };
   }
 }
 
