@@ -89,6 +89,9 @@ function renderFailure(app) {
   const key = `${app.project_id}/${app.restarts}/${app.last_exit || ""}`;
   if (failureShown === key) return;
   failureShown = key;
+  // Not another failure's log meanwhile.
+  $("app-failure-log").replaceChildren();
+  show($("app-failure-log"), false);
   readFailureLog(app.project_id, key);
 }
 
