@@ -45,6 +45,8 @@ pub struct Daemon {
     pub web_off: std::sync::OnceLock<String>,
     /// The apps' CPU and memory over the last hour.
     pub usage: crate::usage::UsageLog,
+    /// News of changed projects, for the dashboard's live pages.
+    pub project_news: crate::services::news::ProjectNews,
 }
 
 impl Daemon {
@@ -150,6 +152,7 @@ impl Daemon {
             web_url: std::sync::OnceLock::new(),
             web_off: std::sync::OnceLock::new(),
             usage: crate::usage::UsageLog::default(),
+            project_news: Default::default(),
         }))
     }
 }

@@ -1,7 +1,11 @@
 // The dashboard in a real browser, as a person would use it: sign in with
-// a one-time link from `appforge dashboard`, generate an app (offline template provider) and save it, read its files,
-// run it and open it, edit a file, read the diff, roll back, add and
-// delete a file, stop it, download its export, delete it, sign out.
+// a one-time link from `appforge dashboard`, generate an app (offline
+// template provider) and save it, read its files, run it and open it, the
+// overview (at phone width too, and its picture for the README), edit a
+// file, fail an edit, read the diff, roll back, add and delete a file, see
+// an edit, a stop and a restart made from the CLI on the open page, stop
+// it, download its export, delete it, see a crashing app fail with its
+// traceback and a Fix button, sign out.
 //
 // Run by tests/tests/dashboard_browser.rs against a real appforged:
 //   DASHBOARD_URL=http://127.0.0.1:PORT/ SCREENSHOT_DIR=target/dashboard-screenshots \
@@ -13,7 +17,7 @@
 // installs playwright-core and Debian's chromium.
 //
 // Every wait is on a condition (a locator, a response, a download), never a
-// fixed sleep. Any console error, page error or CSP violation fails the run.
+// fixed sleep; a change made from the CLI must show within STALE_MS. Any console error, page error or CSP violation fails the run.
 
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
@@ -24,15 +28,29 @@ const require = createRequire(import.meta.url);
 
 const BASE = process.env.DASHBOARD_URL;
 const SHOTS = process.env.SCREENSHOT_DIR || "target/dashboard-screenshots";
+/** Where the README's picture of the overview goes, when set. */
+const OVERVIEW_PNG = process.env.OVERVIEW_PNG || "";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const APPFORGE = process.env.APPFORGE;
 const USER_EMAIL = process.env.USER_EMAIL;
 /** Generation and runs: the checks install, import, start and test the app. */
 const LONG = 120_000;
 const SHORT = 20_000;
+/** How soon the page shows a change made elsewhere (its event stream). */
+const STALE_MS = 3_000;
 const PROMPT = "a todo app with title and done flag";
 const EDIT_LINE = "Edited in the browser test.";
+/** An app that warns in colour, then crashes on import with a traceback. */
+const CRASHING_APP = `import sys
+
+from flask import Flask
+
+app = Flask(__name__)
+print("\\033[33mwarning: no database\\033[0m", file=sys.stderr, flush=True)
+raise RuntimeError("crashing on purpose: the database is missing")
+`;
 const OTHER_LINE = "Edited by someone else meanwhile.";
+const CLI_LINE = "Edited from the CLI while the page was open.";
 const EXPECTED_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "frame-src http://127.0.0.1:* http://localhost:*; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -72,6 +90,16 @@ function step(name) {
 
 function check(cond, message) {
   if (!cond) throw new Error(message);
+}
+
+/** Runs the signed-in CLI (`appforge ARGS…`), as someone in a terminal would. */
+function cli(...args) {
+  return execFileSync(APPFORGE, args, { encoding: "utf8" });
+}
+
+/** How far the page is wider than the window, in pixels (0: it fits). */
+function overflow() {
+  return page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
 }
 
 fs.mkdirSync(SHOTS, { recursive: true });
@@ -336,10 +364,36 @@ try {
   await page.waitForFunction(() => document.getElementById("usage-note").textContent.trim().length > 0);
   const usageNote = await page.locator("#usage-note").textContent();
   check(!/not available/.test(usageNote), `Usage failed: ${usageNote}`);
-  // It refreshes by itself while shown.
-  const updated = await page.locator("#apps-updated").textContent();
-  await page.waitForFunction((before) => document.getElementById("apps-updated").textContent !== before, updated, { timeout: SHORT });
+  await page.locator("#apps-updated", { hasText: "1 app supervised" }).waitFor();
+  // The charts have a value axis and clock times under them.
+  await page.locator('[data-testid="usage-card"] svg.chart text.tick').first().waitFor();
+  {
+    const ticks = await page.locator('[data-testid="usage-card"] svg.chart.cpu text.tick').allTextContents();
+    check(ticks.some((t) => /%/.test(t)), `the CPU chart has no value labels: ${JSON.stringify(ticks)}`);
+    check(ticks.some((t) => /\d{1,2}:\d{2}/.test(t)), `the CPU chart has no time labels: ${JSON.stringify(ticks)}`);
+  }
   await shot("apps");
+  if (OVERVIEW_PNG) {
+    await page.screenshot({ path: OVERVIEW_PNG });
+    log(`  screenshot ${OVERVIEW_PNG}`);
+  }
+
+  step("the overview at phone width: no sideways scrolling, rows as cards");
+  await page.setViewportSize({ width: 390, height: 844 });
+  {
+    const wider = await overflow();
+    check(wider <= 0, `the overview is ${wider}px wider than a 390px screen`);
+    const row = page.locator(`[data-testid="app-row"][data-project-id="${projectId}"]`);
+    const name = await row.locator("th").boundingBox();
+    check(name && name.width > 150, `the app's name gets ${name && name.width}px: it wraps a letter a line`);
+    for (const label of ["CPU", "Memory", "Address"]) {
+      const cell = row.locator(`td[data-label="${label}"]`);
+      const box = await cell.boundingBox();
+      check(box && box.x >= 0 && box.x + box.width <= 390, `${label} is off the screen: ${JSON.stringify(box)}`);
+    }
+  }
+  await shot("apps-phone");
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // ---------------------------------------------------------------------------
   step("edit README.md as a new version");
@@ -364,6 +418,35 @@ try {
   await page.locator("#diff-view .dl.add", { hasText: EDIT_LINE }).waitFor();
   check((await page.locator("#diff-view .dl.file").count()) > 0, "the diff has no file header");
 
+  step("an edit that fails its checks shows why beside the editor, not as the last save's outcome");
+  {
+    await page.click("#tab-files");
+    await page.click('[data-testid="file"][data-path="app.py"]');
+    await page.click("#file-edit");
+    const good = await page.inputValue("#edit-text");
+    const broken = `${good.replace(/\n?$/, "\n")}def broken(:\n    pass\n`;
+    await page.fill("#edit-text", broken);
+    // No repair round: the edit fails as written.
+    await page.fill("#proj-repair-rounds", "0");
+    await page.click("#edit-save");
+    const error = page.locator("#edit-form #edit-error");
+    await error.waitFor({ timeout: LONG });
+    const text = await error.textContent();
+    log(`  ${text.replace(/\s+/g, " ").trim().slice(0, 200)}`);
+    check(/SyntaxError|syntax/i.test(text), `the error beside the editor does not name the syntax error: ${text}`);
+    check(await error.isVisible(), "the editor's error is not shown");
+    const box = await error.boundingBox();
+    const viewport = page.viewportSize();
+    check(box && box.y >= 0 && box.y < viewport.height, `the editor's error is out of view: ${JSON.stringify(box)}`);
+    check(!(await page.locator("#alert").isVisible()), `the failure went to the top alert: ${await alertText()}`);
+    check((await page.locator('[data-testid="edit-outcome"]').count()) === 0, "the last save's outcome stays beside the failed edit");
+    check((await page.inputValue("#edit-text")) === broken, "the failed edit's text is gone");
+    await page.fill("#proj-repair-rounds", "");
+    await page.click("#edit-cancel");
+    await error.waitFor({ state: "hidden" });
+    await page.locator("#project-badges", { hasText: "v2" }).waitFor();
+  }
+
   step("an edit from a version that is no longer the newest is refused, clearly");
   {
     // The page starts editing version 2; meanwhile someone else saves version 3.
@@ -383,8 +466,8 @@ try {
     );
     check(other.last && other.last.reply && other.last.reply.Saved.version === 3, `the other edit: ${JSON.stringify(other.last)}`);
     await page.click("#edit-save");
-    await page.locator("#alert").waitFor({ timeout: LONG });
-    const conflict = await alertText();
+    await page.locator("#edit-error").waitFor({ timeout: LONG });
+    const conflict = await page.locator("#edit-error").textContent();
     log(`  ${conflict}`);
     check(/changed since version 2/.test(conflict), `the conflict is not explained: ${conflict}`);
     check((await page.inputValue("#edit-text")) === "This edit loses the race.\n", "the refused edit's text is gone");
@@ -442,8 +525,8 @@ try {
     await page.click('[data-testid="new-file-add"]');
     await page.fill("#edit-text", "print('out')\n");
     await page.click("#edit-save");
-    await page.locator("#alert").waitFor({ timeout: LONG });
-    const refused = await alertText();
+    await page.locator("#edit-error").waitFor({ timeout: LONG });
+    const refused = await page.locator("#edit-error").textContent();
     log(`  ${refused}`);
     check(refused.length > 0, "a refused path says nothing");
     check((await page.inputValue("#edit-text")) === "print('out')\n", "the refused file's text is gone");
@@ -453,8 +536,9 @@ try {
     // A path the project has: told, and nothing opened.
     await page.fill("#new-file-path", "app.py");
     await page.click('[data-testid="new-file-add"]');
-    await page.locator("#alert").waitFor();
-    check(/already has app\.py/.test(await alertText()), `an existing path: ${await alertText()}`);
+    await page.locator("#new-file-error").waitFor();
+    const existing = await page.locator("#new-file-error").textContent();
+    check(/already has app\.py/.test(existing), `an existing path: ${existing}`);
     check(await page.locator("#edit-form").isHidden(), "the editor opened on an existing path");
 
     await page.click(`[data-testid="file"][data-path="${NEW_FILE}"]`);
@@ -469,13 +553,56 @@ try {
   step("phone width");
   await page.setViewportSize({ width: 390, height: 844 });
   await page.locator("#tab-files").scrollIntoViewIfNeeded();
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  check(overflow <= 0, `the project page is ${overflow}px wider than a 390px screen`);
+  const wider = await overflow();
+  check(wider <= 0, `the project page is ${wider}px wider than a 390px screen`);
   await page.evaluate(() => window.scrollTo(0, 0));
   await shot("project-phone");
   await page.setViewportSize({ width: 1280, height: 800 });
 
   // ---------------------------------------------------------------------------
+  step("a version saved from the CLI shows on the open page at once");
+  {
+    await page.click("#tab-files");
+    await page.click('[data-testid="file"][data-path="README.md"]');
+    const readme = await page.locator("#file-view .src").textContent();
+    execFileSync(APPFORGE, ["edit", "browser-todo", "--file", "README.md", "--stdin", "--no-check"], {
+      encoding: "utf8",
+      input: `${readme.replace(/\n?$/, "\n")}${CLI_LINE}\n`,
+    });
+    await page.locator("#project-badges", { hasText: "v8" }).waitFor({ timeout: STALE_MS });
+    await page.locator("#file-view .src", { hasText: CLI_LINE }).waitFor({ timeout: STALE_MS });
+  }
+
+  step("a stop from the CLI shows on the open page at once");
+  await page.locator("#app-state", { hasText: "running" }).waitFor();
+  cli("stop", "browser-todo");
+  {
+    const stoppedAt = Date.now();
+    await page.locator("#app-state", { hasText: "not running" }).waitFor({ timeout: STALE_MS });
+    await page.locator("#app-url").waitFor({ state: "hidden", timeout: STALE_MS });
+    await page.waitForFunction(() => !document.getElementById("app-run").disabled, null, { timeout: STALE_MS });
+    log(`  shown ${Date.now() - stoppedAt} ms after \`appforge stop\` returned`);
+  }
+
+  step("run it again from the page, and a restart from the CLI shows too");
+  await page.click("#app-run");
+  await until(page.locator("#app-url"), LONG);
+  await page.locator("#app-state", { hasText: "running" }).waitFor();
+  {
+    const pidOf = async () => (await page.locator("#app-state").textContent()).match(/pid (\d+)/)?.[1];
+    const before = await pidOf();
+    check(before, `no pid shown: ${await page.locator("#app-state").textContent()}`);
+    cli("restart", "browser-todo");
+    await page.waitForFunction(
+      (old) => {
+        const m = document.getElementById("app-state").textContent.match(/running pid (\d+)/);
+        return m && m[1] !== old;
+      },
+      before,
+      { timeout: STALE_MS },
+    );
+  }
+
   step("stop the app");
   await page.locator("#app-stop").waitFor();
   await page.click("#app-stop");
@@ -505,6 +632,55 @@ try {
   await page.click("#project-delete");
   await page.locator("#view-projects").waitFor();
   await page.locator("#list-empty").waitFor();
+
+  // ---------------------------------------------------------------------------
+  step("a crashing app: the failure beside the Run button, its traceback in colour, a Fix button");
+  {
+    cli("generate", PROMPT, "--save", "--name", "crasher", "--provider", "template");
+    // Unchecked: the checks would refuse an app that crashes on import.
+    execFileSync(APPFORGE, ["edit", "crasher", "--file", "app.py", "--stdin", "--no-check"], {
+      encoding: "utf8",
+      input: CRASHING_APP,
+    });
+    // The open list follows projects made elsewhere.
+    await page.locator('[data-testid="project-row"]', { hasText: "crasher" }).waitFor({ timeout: STALE_MS });
+    await page.locator('[data-testid="project-row"]', { hasText: "crasher" }).locator("a").click();
+    await page.locator("#project-title", { hasText: "crasher" }).waitFor();
+    await page.locator("#project-badges", { hasText: "v2" }).waitFor();
+    await page.click("#app-run");
+    await page.locator("#app-error").waitFor({ timeout: LONG });
+    const why = await page.locator("#app-error").textContent();
+    log(`  ${why.split("\n")[0]}`);
+    check(/did not start/.test(why), `the failed run does not say so beside Run: ${why}`);
+    check(!(await page.locator("#alert").isVisible()), `the failed run went to the top alert: ${await alertText()}`);
+    await page.locator("#app-state", { hasText: "failed" }).waitFor({ timeout: STALE_MS });
+    await page.locator("#app-failure").waitFor();
+    await page.locator("#app-fix").waitFor();
+    check(!/appforge fix/.test(await page.locator("#app-state").textContent()), "the page shows the CLI's `appforge fix` hint");
+    const failureLog = page.locator("#app-failure-log");
+    await failureLog.locator("text=the database is missing").first().waitFor();
+    check(/Traceback/.test(await failureLog.textContent()), `no traceback in the failure box: ${await failureLog.textContent()}`);
+    await shot("failed-app");
+    // Its log: the colour it printed is rendered, not shown as codes.
+    await page.click("#tab-logs");
+    await page.locator("#logs-view .sgr-fg-3", { hasText: "warning: no database" }).first().waitFor();
+    const logText = await page.locator("#logs-view").textContent();
+    check(!logText.includes("\u241b"), `a colour code is shown raw in the log: ${logText.slice(0, 500)}`);
+
+    // Fix: the change panel opens and tells how it went, there.
+    await page.click("#tab-files");
+    await page.click("#app-fix");
+    await page.locator("#panel-change").waitFor();
+    await page.locator('#change-outcome [data-testid="saved-as"], #change-error:not([hidden])').first().waitFor({ timeout: LONG });
+    const fixed = (await page.locator("#change-outcome").textContent()) || (await page.locator("#change-error").textContent());
+    log(`  fix: ${fixed.replace(/\s+/g, " ").trim().slice(0, 200)}`);
+    check(!(await page.locator("#alert").isVisible()), `the fix's outcome went to the top alert: ${await alertText()}`);
+    if (/restarted on the new version/.test(fixed)) {
+      // The app came back: the page says so, and the failure box goes.
+      await page.locator("#app-state", { hasText: "running" }).waitFor({ timeout: STALE_MS });
+      await page.locator("#app-failure").waitFor({ state: "hidden", timeout: STALE_MS });
+    }
+  }
 
   // ---------------------------------------------------------------------------
   step("sign out");

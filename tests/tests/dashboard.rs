@@ -1274,3 +1274,241 @@ fn an_app_calling_the_dashboard_gets_no_session() {
     let status = ada.run(&["--json", "status"]).ok().json();
     assert_eq!(status["users"], 1, "the app made an account: {status}");
 }
+
+/// A page's event stream (`GET /api/{key}/events`), read on a thread of
+/// its own: every event, by name, with its data as JSON.
+struct EventStream {
+    status: u16,
+    /// The daemon ended the stream (or the connection).
+    ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    events: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+    stream: std::net::TcpStream,
+}
+
+impl EventStream {
+    /// Opens the stream as `browser`'s page would, with `headers` left out.
+    fn open(browser: &Browser, without: &[&str]) -> EventStream {
+        use std::io::{BufRead, BufReader, Write};
+        let mut stream = std::net::TcpStream::connect(browser.addr).expect("connect");
+        let mut head = format!("GET {} HTTP/1.1\r\n", browser.api("events"));
+        for (name, value) in browser.headers() {
+            if name != "Content-Type" && !without.contains(&name.as_str()) {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        head.push_str("Accept: text/event-stream\r\n\r\n");
+        stream.write_all(head.as_bytes()).expect("send the request");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).expect("a status line");
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("odd status line {status_line:?}"));
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&events);
+        let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ends = std::sync::Arc::clone(&ended);
+        std::thread::spawn(move || {
+            // The body is chunked; each event comes whole, `event:` then
+            // `data:` lines, so the chunk sizes between them are skipped.
+            let mut name = String::new();
+            for line in reader.lines() {
+                let Ok(line) = line else { break };
+                if let Some(event) = line.strip_prefix("event: ") {
+                    name = event.to_string();
+                } else if let Some(data) = line.strip_prefix("data: ") {
+                    let data = serde_json::from_str(data).unwrap_or(Value::Null);
+                    seen.lock().unwrap().push((name.clone(), data));
+                }
+                // The last chunk of a body the daemon ended.
+                if line == "0" {
+                    break;
+                }
+            }
+            ends.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        EventStream {
+            status,
+            ended,
+            events,
+            stream,
+        }
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl EventStream {
+    /// Closes the connection, for the reading thread's copy too.
+    fn close(&self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// The `apps` events so far: each the names and statuses of the apps.
+    fn apps(&self) -> Vec<Vec<(String, String)>> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| name == "apps")
+            .map(|(_, data)| {
+                data["apps"]
+                    .as_array()
+                    .expect("apps is an array")
+                    .iter()
+                    .map(|a| {
+                        (
+                            a["name"].as_str().unwrap_or_default().to_string(),
+                            a["status"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// How many events named `name` came.
+    fn count(&self, name: &str) -> usize {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| n == name)
+            .count()
+    }
+
+    /// Whether the last `apps` event says `apps`.
+    fn last_says(&self, apps: &[(&str, &str)]) -> bool {
+        let wanted: Vec<(String, String)> = apps
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect();
+        self.apps().last() == Some(&wanted)
+    }
+}
+
+/// The page's one event stream follows its account's apps and projects,
+/// whoever changes them (here the CLI), and tells of no one else's.
+#[test]
+fn the_event_stream_follows_the_accounts_apps_and_no_one_elses() {
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let (ada, ada_page) = signed_in(&daemon, addr, "ada");
+    let (bob, bob_page) = signed_in(&daemon, addr, "bob");
+    new_project(&ada, "todo");
+    new_project(&bob, "books");
+    let ada_events = EventStream::open(&ada_page, &[]);
+    let bob_events = EventStream::open(&bob_page, &[]);
+    assert_eq!(ada_events.status, 200);
+    assert_eq!(bob_events.status, 200);
+    wait_for("ada's first event: no app", || ada_events.last_says(&[]));
+    wait_for("bob's first event: no app", || bob_events.last_says(&[]));
+
+    run_app(&ada, "todo");
+    wait_for("ada's page to hear her app runs", || {
+        ada_events.last_says(&[("todo", "running")])
+    });
+    ada.run(&["stop", "todo"]).ok();
+    wait_for("ada's page to hear her app stopped", || {
+        ada_events.last_says(&[])
+    });
+    // Ada's changes do not even wake bob's stream.
+    assert_eq!(bob_events.apps().len(), 1, "{:?}", bob_events.apps());
+    run_app(&bob, "books");
+    wait_for("bob's page to hear his app runs", || {
+        bob_events.last_says(&[("books", "running")])
+    });
+    // A project made from the CLI is news on its owner's page only.
+    new_project(&ada, "notes");
+    wait_for("ada's page to hear of her new project", || {
+        ada_events.count("projects") > 0
+    });
+    assert_eq!(
+        bob_events.count("projects"),
+        0,
+        "bob heard of ada's project"
+    );
+
+    let ada_saw: BTreeSet<String> = ada_events
+        .apps()
+        .into_iter()
+        .flatten()
+        .map(|(n, _)| n)
+        .collect();
+    let bob_saw: BTreeSet<String> = bob_events
+        .apps()
+        .into_iter()
+        .flatten()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        ada_saw,
+        BTreeSet::from(["todo".to_string()]),
+        "{:?}",
+        ada_events.apps()
+    );
+    assert_eq!(
+        bob_saw,
+        BTreeSet::from(["books".to_string()]),
+        "{:?}",
+        bob_events.apps()
+    );
+}
+
+/// The stream proves its session like every API request, and open pages
+/// cannot take every connection: past the streams' cap a page is told so,
+/// while requests still get through, and a closed stream frees its slot.
+#[test]
+fn event_streams_need_a_session_and_are_capped() {
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let (_ada, page) = signed_in(&daemon, addr, "ada");
+    let no_csrf = EventStream::open(&page, &["X-CSRF-Token"]);
+    assert_eq!(no_csrf.status, 403);
+    let no_cookie = EventStream::open(&page, &["Cookie"]);
+    assert_eq!(no_cookie.status, 401);
+
+    // The daemon's cap on streams (web/events.rs).
+    const MAX_STREAMS: usize = 32;
+    let open: Vec<EventStream> = (0..MAX_STREAMS)
+        .map(|_| EventStream::open(&page, &[]))
+        .collect();
+    assert!(open.iter().all(|s| s.status == 200));
+    let refused = EventStream::open(&page, &[]);
+    assert_eq!(refused.status, 503);
+    let me = page.call(json!("Whoami"));
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert!(me.last()["reply"]["User"].is_object(), "{}", me.text());
+
+    let mut open = open;
+    open.pop().expect("a stream").close();
+    wait_for("a closed stream's slot to be free again", || {
+        EventStream::open(&page, &[]).status == 200
+    });
+    drop(open);
+}
+
+/// A page signed out elsewhere (another tab, a revoked session) is told so
+/// on its stream, which then ends: an open stream is no session of its own.
+#[test]
+fn an_event_stream_ends_when_its_session_is_signed_out() {
+    let (daemon, addr) = daemon_with_dashboard(&[]);
+    let (_ada, page) = signed_in(&daemon, addr, "ada");
+    let events = EventStream::open(&page, &[]);
+    assert_eq!(events.status, 200);
+    wait_for("the first event", || events.last_says(&[]));
+    let out = page.call(json!("Logout"));
+    assert_eq!(out.status, 200, "{}", out.text());
+    wait_for("the stream to say it is signed out", || {
+        events.count("signed-out") == 1
+    });
+    wait_for("the stream to end", || {
+        events.ended.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    let refused = EventStream::open(&page, &[]);
+    assert_eq!(refused.status, 401);
+}

@@ -2,10 +2,13 @@
 //! and `tests/browser/flow.mjs` driving headless Chromium through
 //! playwright-core from a sign-in link of `appforge dashboard` to sign-out
 //! (refused sign-ins without a link, a tossed session cookie, terminal
-//! escapes, generate, save, files, run,
-//! preview, logs, edit, diff, rollback, stop, export, delete), failing on any
-//! console error or CSP violation. Screenshots land in
-//! `target/dashboard-screenshots`.
+//! escapes, generate, save, files, run, preview, logs, the overview at
+//! desktop and phone width, edit, a failed edit's error beside the editor,
+//! diff, rollback, a stop and a restart from the CLI shown on the open page
+//! within seconds, stop, export, delete), failing on any console error or
+//! CSP violation. Screenshots land in `target/dashboard-screenshots`; the
+//! overview with a running app is also written to `docs/dashboard.png`,
+//! the README's picture.
 //!
 //! `make tools` installs playwright-core (into `.tools/node_modules`, passed
 //! as `APPFORGE_TEST_NODE_PATH` by `make test`) and Debian's chromium;
@@ -93,6 +96,7 @@ fn the_dashboard_takes_a_project_from_prompt_to_export_in_a_real_browser() {
         .env("NODE_PATH", &modules)
         .env("DASHBOARD_URL", format!("http://{addr}/"))
         .env("SCREENSHOT_DIR", &shots)
+        .env("OVERVIEW_PNG", repo().join("docs/dashboard.png"))
         .env("CHROMIUM", &browser)
         .env("APPFORGE", appforge_e2e::bin("appforge"))
         .env("APPFORGE_SOCKET", &user.socket)

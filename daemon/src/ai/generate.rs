@@ -20,7 +20,7 @@ pub enum GenerationError {
     #[error(transparent)]
     Provider(#[from] ProviderError),
     /// The app still failed its checks after the repair rounds.
-    #[error("the generated app still failed its checks after {} repair {}; nothing was saved (--keep-broken saves it unchecked). Last failure: {problem}", rounds, if *rounds == 1 { "round" } else { "rounds" })]
+    #[error("the generated app still failed its checks after {rounds} repair round{}; nothing was saved (--keep-broken saves it unchecked). Last failure: {problem}", if *rounds == 1 { "" } else { "s" })]
     Invalid {
         /// Repair rounds tried.
         rounds: u32,

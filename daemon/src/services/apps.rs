@@ -16,6 +16,8 @@ use crate::projects::versions::{CheckStatus, Release};
 use crate::projects::Project;
 use crate::supervisor::{RunError, Supervisor};
 
+pub use crate::supervisor::OwnerWatch;
+
 use super::orders;
 
 /// A version just saved, as the running app is moved onto it.
@@ -147,6 +149,12 @@ pub async fn ps(supervisor: &Supervisor, owner_id: i64) -> Result<Vec<ProcessInf
     let mut apps = supervisor.ps(owner_id);
     apps.extend(supervisor.elsewhere(owner_id).await?);
     Ok(apps)
+}
+
+/// A watch on `owner_id`'s apps, for pages that show them live: its
+/// `changed` returns when one of them changes state, starts or stops.
+pub fn watch(supervisor: &Supervisor, owner_id: i64) -> OwnerWatch {
+    supervisor.watch_owner(owner_id)
 }
 
 /// The caller's apps this daemon runs.

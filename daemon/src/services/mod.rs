@@ -3,5 +3,6 @@
 
 pub mod apps;
 pub mod history;
+pub mod news;
 pub mod orders;
 pub mod versions;

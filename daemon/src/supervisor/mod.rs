@@ -8,6 +8,7 @@
 //! daemon left running.
 
 pub mod app;
+mod changes;
 mod gauges;
 mod hosts;
 pub mod lifecycle;
@@ -31,6 +32,8 @@ use appforge_shared::protocol::ProcessInfo;
 use tokio::sync::watch;
 
 use self::app::{AppConfig, AppHandle, Launch, Origin, State, Status};
+pub use self::changes::OwnerWatch;
+use self::changes::Roster;
 use self::gauges::Gauges;
 use self::lifecycle::RunEnd;
 use self::order::{AppRef, Content, Order, Orders, Replaces};
@@ -136,6 +139,9 @@ pub struct Supervisor {
     /// The scheduler of health probes, started with the first app.
     scheduler: std::sync::OnceLock<Scheduler>,
     apps: Mutex<HashMap<i64, Handle>>,
+    /// Bumped when `apps` gains or loses an app, or what `ps` shows of one
+    /// besides its status changes, for [`OwnerWatch`].
+    roster: Roster,
     /// One lock a project: its starts and stops are serialised, so it never
     /// runs twice, while another project's slow install goes on beside.
     projects: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
@@ -199,6 +205,7 @@ impl Supervisor {
             settings: Arc::new(settings.clone()),
             scheduler: std::sync::OnceLock::new(),
             apps: Mutex::new(HashMap::new()),
+            roster: Roster::default(),
             projects: Mutex::new(HashMap::new()),
             reserved_ports: Arc::default(),
             recovery: tokio::sync::RwLock::new(()),
@@ -448,6 +455,7 @@ impl Supervisor {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(project_id, handle);
+        self.roster.bump(order.app.owner_id);
         Ok(status)
     }
 
@@ -531,6 +539,7 @@ impl Supervisor {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&project_id)?;
+        self.roster.bump(handle.owner_id);
         let before = handle.status.borrow().clone();
         if before.state.is_live() {
             handle.app.stop().await;
@@ -599,6 +608,7 @@ impl Supervisor {
             }
             if let Replaces::No(why) = order.replaces {
                 handle.newer = Some(order.version);
+                self.roster.bump(handle.owner_id);
                 step(format!(
                     "the app keeps running its version: version {} {why}, so it does not \
                      replace it; `appforge restart {}` runs it",

@@ -95,6 +95,8 @@ impl Supervisor {
                             handle.check_status = None;
                             handle.newer = Some(order.version);
                         }
+                        drop(apps);
+                        self.roster.bump(run.owner_id);
                     }
                     launched
                 }

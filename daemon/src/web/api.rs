@@ -57,7 +57,7 @@ pub(super) fn wrong_key() -> Response {
 /// The session a request has proven from its headers, set by the guard for
 /// every `/api/` handler.
 #[derive(Debug, Clone)]
-pub(super) struct Session(SessionToken);
+pub(super) struct Session(pub(super) SessionToken);
 
 /// Marks a refusal as the end of its connection: its body is never read.
 pub(super) fn closing(mut response: Response) -> Response {
@@ -330,17 +330,21 @@ pub(super) async fn export(
         ),
         Err(e) => {
             let wire = WireError::from(e);
-            let status = match wire.code {
-                ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
-                ErrorCode::NotFound => StatusCode::NOT_FOUND,
-                ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-                ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-                ErrorCode::Conflict => StatusCode::CONFLICT,
-                ErrorCode::ProviderError | ErrorCode::Internal | ErrorCode::AppFailed => {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
-            };
-            error_response(status, wire.code.as_str(), &wire.message)
+            error_response(status_of(wire.code), wire.code.as_str(), &wire.message)
+        }
+    }
+}
+
+/// The HTTP status of an error answered whole (not as a JSON line).
+pub(super) fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::ProviderError | ErrorCode::Internal | ErrorCode::AppFailed => {
+            StatusCode::INTERNAL_SERVER_ERROR
         }
     }
 }

@@ -8,7 +8,9 @@
 //! - `POST /api/{key}/call`: one protocol [`Request`] as JSON, answered as
 //!   newline-delimited JSON: `{"progress": …}` lines, then `{"reply": …}`
 //!   or `{"error": {"code", "message"}}`;
-//! - `POST /api/{key}/export`: an [`ExportRequest`], answered with the archive.
+//! - `POST /api/{key}/export`: an [`ExportRequest`], answered with the archive;
+//! - `GET /api/{key}/events`: the page's stream of server-sent events: its
+//!   account's apps, whenever they change ([`events`]).
 //!
 //! `{key}` is random, made at daemon start, and handed to the page with
 //! its CSRF token at sign-in. The session cookie's `Path` is `/api/{key}/`,
@@ -30,6 +32,7 @@
 //! [`ExportRequest`]: appforge_shared::protocol::ExportRequest
 
 mod api;
+mod events;
 pub mod guard;
 mod keys;
 mod listener;
@@ -92,6 +95,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     script!("apps.js"),
     script!("charts.js"),
     script!("dom.js"),
+    script!("events.js"),
     script!("feedback.js"),
     script!("format.js"),
     script!("forms.js"),
@@ -120,6 +124,8 @@ struct Web {
     /// cookie's `Path`.
     api_prefix: String,
     slots: Semaphore,
+    /// Slots for the pages' event streams ([`events`]), held while one is open.
+    event_slots: Arc<Semaphore>,
 }
 
 /// Serves the dashboard on `listener` until the daemon exits.
@@ -131,13 +137,15 @@ pub async fn serve(listener: TcpListener, daemon: Arc<Daemon>) -> std::io::Resul
         .route("/assets/{name}", get(asset))
         .route(LOGIN_PATH, get(login))
         .route(&format!("{api_prefix}call"), post(api::call))
-        .route(&format!("{api_prefix}export"), post(api::export));
+        .route(&format!("{api_prefix}export"), post(api::export))
+        .route(&format!("{api_prefix}events"), get(events::events));
     let web = Arc::new(Web {
         daemon,
         hosts: guard::Hosts::for_addr(addr),
         csrf: keys::CsrfTokens::default(),
         api_prefix,
         slots: Semaphore::new(MAX_REQUESTS),
+        event_slots: Arc::new(Semaphore::new(events::MAX_STREAMS)),
     });
     let app = app
         .fallback(not_found)

@@ -3,6 +3,7 @@
 
 import { $, show } from "./dom.js";
 import { call, codeIs, storeToken } from "./api.js";
+import { stopEvents } from "./events.js";
 import { setStatus, showAlert, work } from "./feedback.js";
 import { state } from "./state.js";
 
@@ -14,6 +15,7 @@ export function renderUser() {
 
 export function signedOut(message) {
   if (!state.user) return;
+  stopEvents();
   state.user = null;
   renderUser();
   if (location.hash !== "#/signin") {
@@ -30,6 +32,7 @@ export async function signOut() {
     } catch (err) {
       if (!codeIs(err, "unauthenticated")) throw err;
     }
+    stopEvents();
     storeToken("");
     state.user = null;
     state.wanted = null;

@@ -10,20 +10,38 @@
 import { $, show } from "./dom.js";
 import { call, codeIs, storeToken, storedToken, takeLinkToken, unpack, whenSessionEnds } from "./api.js";
 import { renderUser, signOut, signedOut } from "./account.js";
-import { startAppsTimer } from "./apps.js";
-import { clearAlert, fail } from "./feedback.js";
+import { appsChanged, startAppsTimer } from "./apps.js";
+import { onEvent, startEvents, stopEvents } from "./events.js";
+import { clearAlert, clearError, fail } from "./feedback.js";
 import { mountChecks } from "./forms.js";
 import { appAction, deleteProject, downloadExport, selectTab, tabKeys } from "./project.js";
 import { change } from "./project-change.js";
 import { deleteFile, saveEdit } from "./project-edit.js";
 import { endEdit, startEdit, startNewFile } from "./project-files.js";
-import { reloadNewest } from "./project-load.js";
+import { projectChanged, reloadNewest, renderAppState } from "./project-load.js";
 import { TABS } from "./project-panels.js";
-import { generate, loadProjects, saveGeneration } from "./projects.js";
+import { generate, loadProjects, projectAppsChanged, projectsChanged, saveGeneration } from "./projects.js";
 import { route } from "./router.js";
 import { state } from "./state.js";
 
 whenSessionEnds(signedOut);
+
+// The page's one event stream: what it shows of the apps follows them,
+// whoever changed them.
+onEvent("apps", ({ apps }) => {
+  state.ps = apps || [];
+  if (state.detail && !$("view-project").hidden) renderAppState();
+  projectAppsChanged();
+  appsChanged();
+});
+onEvent("projects", () => {
+  projectsChanged();
+  projectChanged();
+});
+onEvent("signed-out", ({ message }) => {
+  stopEvents();
+  signedOut(message);
+});
 
 function wire() {
   for (const slot of document.querySelectorAll("[data-checks]")) mountChecks(slot);
@@ -39,6 +57,7 @@ function wire() {
   $("file-edit").addEventListener("click", startEdit);
   $("file-delete").addEventListener("click", deleteFile);
   $("new-file-form").addEventListener("submit", startNewFile);
+  $("new-file-path").addEventListener("input", () => clearError($("new-file-error")));
   $("edit-form").addEventListener("submit", saveEdit);
   $("edit-cancel").addEventListener("click", endEdit);
   $("edit-reload").addEventListener("click", reloadNewest);
@@ -47,6 +66,10 @@ function wire() {
   $("app-run").addEventListener("click", () => appAction("Run"));
   $("app-stop").addEventListener("click", () => appAction("Stop"));
   $("app-restart").addEventListener("click", () => appAction("Restart"));
+  $("app-fix").addEventListener("click", () => {
+    selectTab("change");
+    change("Fix", null);
+  });
   $("project-delete").addEventListener("click", deleteProject);
   $("export-zip").addEventListener("click", () => downloadExport("Zip"));
   $("export-tgz").addEventListener("click", () => downloadExport("TarGz"));
@@ -84,6 +107,7 @@ async function start() {
     }
   }
   renderUser();
+  if (state.user) startEvents();
   await route();
 }
 

@@ -1,14 +1,16 @@
-// The running apps page: the caller's apps and their usage in the last
-// hour, refreshed while the page is open and visible.
+// The running apps page: the caller's apps, as the page's event stream
+// tells them (state changes show at once), and their usage in the last
+// hour, read again once a minute while the page is open and visible (the
+// daemon samples usage once a minute).
 
 import { $, el, show } from "./dom.js";
 import { call, codeIs, unpack } from "./api.js";
 import { chart } from "./charts.js";
-import { fail, setStatus } from "./feedback.js";
-import { badge, fmtBytes, fmtDuration, fmtPercent, safeAppUrl } from "./format.js";
+import { fail } from "./feedback.js";
+import { badge, fmtBytes, fmtDuration, fmtPercent, plural, safeAppUrl } from "./format.js";
 import { state } from "./state.js";
 
-const APPS_EVERY_MS = 5000;
+const USAGE_EVERY_MS = 60_000;
 
 export function startAppsTimer() {
   stopAppsTimer();
@@ -16,7 +18,7 @@ export function startAppsTimer() {
     state.appsTimer = null;
     if (location.hash !== "#/apps") return;
     if (document.visibilityState === "visible") await refreshApps();
-    if (location.hash === "#/apps" && !state.appsTimer) state.appsTimer = setTimeout(tick, APPS_EVERY_MS);
+    if (location.hash === "#/apps" && !state.appsTimer) state.appsTimer = setTimeout(tick, USAGE_EVERY_MS);
   };
   tick();
 }
@@ -24,6 +26,13 @@ export function startAppsTimer() {
 export function stopAppsTimer() {
   if (state.appsTimer) clearTimeout(state.appsTimer);
   state.appsTimer = null;
+}
+
+/** The event stream's news: the table shows it at once, the usage follows. */
+export function appsChanged() {
+  if (location.hash !== "#/apps") return;
+  renderApps(state.ps);
+  refreshApps();
 }
 
 async function refreshApps() {
@@ -40,8 +49,6 @@ async function refreshApps() {
     state.ps = unpack(psReply, "Processes");
     renderApps(state.ps);
     renderUsage(usage);
-    $("apps-updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
-    if (state.busy === 0) setStatus(`${state.ps.length} app(s) supervised.`);
   } catch (err) {
     if (!codeIs(err, "unauthenticated")) fail(err);
   } finally {
@@ -54,6 +61,11 @@ function renderApps(apps) {
   rows.replaceChildren();
   show($("apps-empty"), apps.length === 0);
   show($("apps-table"), apps.length > 0);
+  $("apps-updated").replaceChildren(
+    `${plural(apps.length, "app")} supervised · updated `,
+    el("time", { textContent: new Date().toLocaleTimeString(), attrs: { datetime: new Date().toISOString() } }),
+  );
+  const cell = (label, ...children) => el("td", { attrs: { "data-label": label } }, ...children);
   for (const a of apps) {
     const url = a.url ? safeAppUrl(a.url) : null;
     const version = a.version ? `v${a.version}${a.newer_version ? ` (v${a.newer_version} newer)` : ""}` : "–";
@@ -62,19 +74,23 @@ function renderApps(apps) {
         "tr",
         { attrs: { "data-testid": "app-row", "data-project-id": a.project_id } },
         el("th", { scope: "row" }, el("a", { href: `#/projects/${a.project_id}`, textContent: a.name })),
-        el(
-          "td",
-          {},
+        cell(
+          "Status",
           badge(a.status, a.status),
-          a.hint ? el("div", { className: "hint", textContent: a.hint }) : null,
+          // A failed app's hint is the CLI's (`appforge fix`): its page has the Fix button.
+          a.status === "failed"
+            ? el("div", {}, el("a", { href: `#/projects/${a.project_id}`, textContent: "Fix it on its page" }))
+            : a.hint
+              ? el("div", { className: "hint", textContent: a.hint })
+              : null,
           a.last_exit && a.status !== "running" ? el("div", { className: "muted", textContent: `last exit: ${a.last_exit}` }) : null,
         ),
-        el("td", { textContent: version }),
-        el("td", { textContent: String(a.restarts) }),
-        el("td", { textContent: fmtDuration(a.uptime_s) }),
-        el("td", { textContent: fmtPercent(a.cpu_percent) }),
-        el("td", { textContent: fmtBytes(a.rss_bytes) }),
-        el("td", {}, url ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer", textContent: new URL(url).host }) : "–"),
+        cell("Version", version),
+        cell("Restarts", String(a.restarts)),
+        cell("Uptime", fmtDuration(a.uptime_s)),
+        cell("CPU", fmtPercent(a.cpu_percent)),
+        cell("Memory", fmtBytes(a.rss_bytes)),
+        cell("Address", url ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer", textContent: new URL(url).host }) : "–"),
       ),
     );
   }

@@ -60,3 +60,8 @@ export function safeAppUrl(url) {
     return null;
   }
 }
+
+/** `n` and its noun, pluralised: "1 app", "2 apps", "0 versions". */
+export function plural(n, noun, nouns = `${noun}s`) {
+  return `${n} ${n === 1 ? noun : nouns}`;
+}

@@ -2,18 +2,21 @@
 // the outcome of the ones that save versions.
 
 import { el, show } from "./dom.js";
-import { checkBadge } from "./format.js";
+import { checkBadge, plural } from "./format.js";
 import { appendLog, logEntries } from "./logs.js";
 import { terminal } from "./terminal.js";
 
-export function progressView(container) {
+/** Live progress in `container`. `source` names where streamed text comes
+ * from: "Model output" for a model, something else for the offline
+ * scaffolder, which is no model. */
+export function progressView(container, source = "Model output") {
   const current = el("p", { className: "current", textContent: "Starting…" });
   const steps = el("ol", { className: "steps", attrs: { "data-testid": "progress-steps" } });
-  const textLabel = el("p", { className: "muted", textContent: "Model output" });
+  const textLabel = el("p", { className: "muted", textContent: source });
   const text = el("pre", {
     className: "modeltext",
     tabIndex: 0,
-    attrs: { "aria-label": "Model output", "data-testid": "model-text" },
+    attrs: { "aria-label": source, "data-testid": "model-text" },
   });
   const logs = el("pre", { className: "logs small", tabIndex: 0, attrs: { "aria-label": "Log lines" } });
   show(textLabel, false);
@@ -62,6 +65,11 @@ export function progressView(container) {
     done(message) {
       current.textContent = message;
     },
+    /** Names the streamed text's source, once the reply has said it. */
+    source(name) {
+      textLabel.textContent = name;
+      text.setAttribute("aria-label", name);
+    },
   };
 }
 
@@ -88,10 +96,19 @@ function checksBlock(status, checks) {
   return el("div", { className: "checkblock" }, checkBadge(status), note ? el("span", { textContent: ` ${note}` }) : null, list);
 }
 
+/** What streamed text is called, by the provider that wrote it: the
+ * offline scaffolder is no model. */
+export function sourceName(provider) {
+  if (provider === "template") return "Scaffolder output";
+  return provider ? "Model output" : "Output";
+}
+
 export function renderGenerated(box, g) {
   const secs = (g.duration_ms / 1000).toFixed(1);
-  let made = `${g.files.length} files from ${g.provider} (${g.model}) in ${secs} s, ${g.tokens_used} tokens`;
-  if (g.repair_rounds > 0) made += `, ${g.repair_rounds} repair round${g.repair_rounds === 1 ? "" : "s"}`;
+  const from = g.provider === "template" ? "the offline scaffolder" : `${g.provider} (${g.model})`;
+  let made = `${plural(g.files.length, "file")} from ${from} in ${secs} s`;
+  if (g.provider !== "template") made += `, ${plural(g.tokens_used, "token")}`;
+  if (g.repair_rounds > 0) made += `, ${plural(g.repair_rounds, "repair round")}`;
   const parts = [el("p", { className: "summary", textContent: made })];
   if (g.understood) parts.push(el("p", { attrs: { "data-testid": "understood" }, textContent: `Understood: ${g.understood}.` }));
   // Code that did not change was not run again: the notes below say so.

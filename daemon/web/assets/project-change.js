@@ -2,22 +2,24 @@
 
 import { $, show } from "./dom.js";
 import { call, unpack } from "./api.js";
-import { setStatus, showAlert, work } from "./feedback.js";
+import { clearError, setStatus, showError, work } from "./feedback.js";
 import { optional, readChecks } from "./forms.js";
 import { loadProject } from "./project-load.js";
-import { progressView, renderGenerated } from "./progress.js";
+import { progressView, renderGenerated, sourceName } from "./progress.js";
 import { ref } from "./state.js";
 
 export async function change(kind, event) {
-  event.preventDefault();
+  if (event) event.preventDefault();
   const prompt = kind === "Improve" ? $("improve-prompt").value.trim() : optional($("fix-prompt").value);
+  clearError($("change-error"));
   if (kind === "Improve" && !prompt) {
-    showAlert("Say what to change first.");
+    showError($("change-error"), "Say what to change first.");
+    $("improve-prompt").focus();
     return;
   }
   show($("change-progress"), true);
   $("change-outcome").replaceChildren();
-  const progress = progressView(document.querySelector('[data-progress="change"]'));
+  const progress = progressView(document.querySelector('[data-progress="change"]'), sourceName($("change-provider").value));
   let finished = false;
   await work(kind === "Improve" ? "Improving" : "Fixing", async (step) => {
     const args = {
@@ -30,10 +32,11 @@ export async function change(kind, event) {
     const reply = await call({ [kind]: args }, { onProgress: (p) => progress.onProgress(p, step) });
     const g = unpack(reply, "Generated");
     finished = true;
-    progress.done("Done.");
+    progress.source(sourceName(g.provider));
+    progress.done(g.project ? `Done: saved as version ${g.project.version}.` : "Done.");
     renderGenerated($("change-outcome"), g);
     await loadProject();
     setStatus(g.project ? `Saved version ${g.project.version}.` : "Done.");
-  });
+  }, { errorBox: $("change-error") });
   if (!finished) progress.done("Failed: see the message above.");
 }

@@ -19,7 +19,7 @@ export async function saveEdit(event) {
   const files = adding
     ? [...d.files, { path, content: text }]
     : d.files.map((f) => (f.path === path ? { path: f.path, content: text } : f));
-  await saveFiles(files, adding ? `Adding ${path}` : `Saving ${path}`, path);
+  await saveFiles(files, adding ? `Adding ${path}` : `Saving ${path}`, path, $("edit-error"));
   if (adding && state.detail.files.some((f) => f.path === path)) $("new-file-path").value = "";
 }
 
@@ -31,13 +31,17 @@ export async function deleteFile() {
     d.files.filter((f) => f.path !== path),
     `Deleting ${path}`,
     null,
+    $("file-error"),
   );
 }
 
 /** Saves `files` as the project's whole file set, a new version on top of
- * the one shown, and shows `select` (or the preferred file) afterwards. */
-async function saveFiles(files, label, select) {
+ * the one shown, and shows `select` (or the preferred file) afterwards. A
+ * failure shows in `errorBox`, beside the control that saved; the outcome
+ * of an earlier save goes, so that it is not read as this one's. */
+async function saveFiles(files, label, select, errorBox) {
   const d = state.detail;
+  for (const old of document.querySelectorAll('[data-testid="edit-outcome"]')) old.remove();
   await work(label, async (step) => {
     let reply;
     try {
@@ -76,5 +80,5 @@ async function saveFiles(files, label, select) {
     }
     $("file-view").before(box);
     setStatus(saved.saved ? `Saved version ${saved.version}.` : "Nothing changed.");
-  });
+  }, { errorBox });
 }

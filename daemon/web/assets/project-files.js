@@ -2,12 +2,15 @@
 // file or on a new one (saving is project-edit.js).
 
 import { $, el, show } from "./dom.js";
-import { clearAlert, showAlert } from "./feedback.js";
+import { clearError, showError } from "./feedback.js";
 import { renderCode } from "./highlight.js";
 import { state } from "./state.js";
 
 export function renderFiles() {
   const d = state.detail;
+  // A version loaded: what failed before is past.
+  clearError($("new-file-error"));
+  clearError($("file-error"));
   const list = $("file-list");
   list.replaceChildren();
   if (!d.files.some((f) => f.path === state.file)) {
@@ -70,11 +73,11 @@ export function startNewFile(event) {
   const path = $("new-file-path").value.trim();
   if (!path) return;
   if (state.detail.files.some((f) => f.path === path)) {
-    showAlert(`The project already has ${path}: choose it in the list to edit it.`);
+    showError($("new-file-error"), `The project already has ${path}: choose it in the list to edit it.`);
     return;
   }
   if (!$("edit-form").hidden && !confirm("Leave the edit? Your changes to this file are not saved.")) return;
-  clearAlert();
+  clearError($("new-file-error"));
   state.adding = path;
   openEditor(`New file ${path} (on top of version ${state.detail.version})`, "");
 }
@@ -92,6 +95,7 @@ function openEditor(label, text) {
 
 export function endEdit() {
   state.adding = null;
+  clearError($("edit-error"));
   show($("edit-form"), false);
   show($("file-view"), true);
   showFileActions();

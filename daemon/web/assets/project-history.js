@@ -58,10 +58,10 @@ function renderHistory() {
         "tr",
         { attrs: { "data-testid": "history-row", "data-version": v.version } },
         el("th", { scope: "row", textContent: `v${v.version}` }),
-        el("td", { textContent: v.kind }),
-        el("td", { className: "clip", textContent: v.prompt, title: v.prompt }),
-        el("td", {}, checkBadge(v.check_status)),
-        el("td", {}, timeEl(v.created_at)),
+        el("td", { textContent: v.kind, attrs: { "data-label": "Kind" } }),
+        el("td", { className: "clip", textContent: v.prompt, title: v.prompt, attrs: { "data-label": "What" } }),
+        el("td", { attrs: { "data-label": "Checks" } }, checkBadge(v.check_status)),
+        el("td", { attrs: { "data-label": "Saved" } }, timeEl(v.created_at)),
         actions,
       ),
     );
@@ -81,7 +81,7 @@ export async function showDiffOf(version) {
     show($("diff-box"), true);
     $("diff-box").scrollIntoView({ block: "nearest" });
     setStatus(`Diff of version ${diff.from} to ${diff.to}.`);
-  });
+  }, { errorBox: $("history-error") });
 }
 
 async function rollback(version) {
@@ -94,7 +94,7 @@ async function rollback(version) {
     await loadProject();
     await loadHistory();
     setStatus(saved.saved ? `Version ${saved.version} equals version ${version}.` : `Already equal to version ${version}.`);
-  });
+  }, { errorBox: $("history-error") });
   if (state.history.length) {
     const newest = state.history[state.history.length - 1].version;
     if (newest > version) await showDiffOf(newest);

@@ -4,7 +4,7 @@
 import { $, el, show } from "./dom.js";
 import { ApiError, apiUrl, call, codeIs, headers, unpack } from "./api.js";
 import { signedOut } from "./account.js";
-import { setStatus, work } from "./feedback.js";
+import { clearError, setStatus, work } from "./feedback.js";
 import { fmtBytes } from "./format.js";
 import { loadHistory } from "./project-history.js";
 import { loadProject, renderAppState } from "./project-load.js";
@@ -18,6 +18,8 @@ export async function openProject(id, { version = null } = {}) {
     state.file = null;
     state.history = [];
     $("logs-view").textContent = "";
+    for (const old of document.querySelectorAll('[data-testid="edit-outcome"]')) old.remove();
+    for (const box of document.querySelectorAll("#view-project .fielderror")) clearError(box);
     show($("diff-box"), false);
     show($("change-progress"), false);
     $("project-title").textContent = `Project ${id}`;
@@ -71,13 +73,22 @@ export async function appAction(kind) {
         ? { Stop: { project: ref(), all: false } }
         : { Restart: { project: ref() } };
   await work(label, async (step) => {
-    const reply = await call(request, { onProgress: (p) => p.Step && step(p.Step) });
+    let reply;
+    try {
+      reply = await call(request, { onProgress: (p) => p.Step && step(p.Step) });
+    } catch (err) {
+      // An app that did not come up: the box below shows the end of its
+      // log and the Fix button, so its first line is enough here (the rest
+      // is the log, and the CLI's `appforge fix`).
+      if (codeIs(err, "app-failed")) throw new ApiError(err.code, err.message.split("\n--- ")[0], err.status);
+      throw err;
+    }
     const [kindOf] = Object.keys(reply);
     state.ps = unpack(await call("Ps"), "Processes");
     renderAppState();
     if (kindOf === "Running") setStatus(`Running at ${reply.Running.url || "its port"}.`);
     else setStatus("Stopped.");
-  });
+  }, { errorBox: $("app-error") });
   if (state.tab === "logs" && !state.logs) startLogs();
 }
 
@@ -119,7 +130,7 @@ export async function downloadExport(format) {
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 60_000);
     setStatus(`Downloaded ${file} (${fmtBytes(blob.size)}).`);
-  });
+  }, { errorBox: $("app-error") });
 }
 
 export async function deleteProject() {
@@ -130,5 +141,5 @@ export async function deleteProject() {
     state.projectId = null;
     location.hash = "#/";
     setStatus(`Deleted ${name}.`);
-  });
+  }, { errorBox: $("app-error") });
 }

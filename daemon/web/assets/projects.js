@@ -2,20 +2,31 @@
 
 import { $, el, show } from "./dom.js";
 import { call, unpack } from "./api.js";
-import { fail, setStatus, showAlert, work } from "./feedback.js";
-import { badge, checkBadge, fmtBytes, safeAppUrl, timeEl } from "./format.js";
+import { clearError, fail, setStatus, showError, work } from "./feedback.js";
+import { badge, checkBadge, fmtBytes, plural, safeAppUrl, timeEl } from "./format.js";
 import { optional, readChecks } from "./forms.js";
 import { renderCode } from "./highlight.js";
-import { progressView, renderGenerated } from "./progress.js";
+import { progressView, renderGenerated, sourceName } from "./progress.js";
 import { state } from "./state.js";
 
 export async function loadProjects() {
   await work("Loading projects", async () => {
     const [projects, processes] = await Promise.all([call("ListProjects"), call("Ps")]);
     state.ps = unpack(processes, "Processes");
-    renderProjects(unpack(projects, "Projects"));
-    setStatus(`${state.user.email}: ${unpack(projects, "Projects").length} project(s).`);
+    state.projects = unpack(projects, "Projects");
+    renderProjects(state.projects);
+    setStatus(`${plural(state.projects.length, "project")}.`);
   });
+}
+
+/** The event stream's news that projects changed: the list is read again. */
+export function projectsChanged() {
+  if (!$("view-projects").hidden) refreshListQuietly();
+}
+
+/** The event stream's news: the list's App column follows the apps. */
+export function projectAppsChanged() {
+  if (state.projects && !$("view-projects").hidden) renderProjects(state.projects);
 }
 
 function renderProjects(list) {
@@ -32,15 +43,15 @@ function renderProjects(list) {
         "tr",
         { attrs: { "data-testid": "project-row", "data-project-id": p.id } },
         el("th", { scope: "row" }, el("a", { href: `#/projects/${p.id}`, textContent: p.name })),
-        el("td", { textContent: `v${p.version}` }),
-        el("td", {}, checkBadge(p.check_status)),
+        el("td", { textContent: `v${p.version}`, attrs: { "data-label": "Version" } }),
+        el("td", { attrs: { "data-label": "Checks" } }, checkBadge(p.check_status)),
         el(
           "td",
-          {},
+          { attrs: { "data-label": "App" } },
           badge(status, status),
           url ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer", textContent: ` ${new URL(url).host}`, className: "applink" }) : null,
         ),
-        el("td", {}, timeEl(p.last_modified)),
+        el("td", { attrs: { "data-label": "Changed" } }, timeEl(p.last_modified)),
       ),
     );
   }
@@ -50,8 +61,9 @@ export async function generate(event) {
   event.preventDefault();
   const form = $("gen-form");
   const prompt = $("gen-prompt").value.trim();
+  clearError($("gen-error"));
   if (!prompt) {
-    showAlert("Describe the app first.");
+    showError($("gen-error"), "Describe the app first.");
     $("gen-prompt").focus();
     return;
   }
@@ -60,7 +72,7 @@ export async function generate(event) {
   show($("gen-save-form"), false);
   show($("gen-saved"), false);
   $("gen-files").replaceChildren();
-  const progress = progressView(document.querySelector('[data-progress="gen"]'));
+  const progress = progressView(document.querySelector('[data-progress="gen"]'), sourceName($("gen-provider").value));
   let finished = false;
   await work("Generating", async (step) => {
     const request = {
@@ -77,7 +89,8 @@ export async function generate(event) {
     const g = unpack(reply, "Generated");
     state.lastGeneration = g;
     finished = true;
-    progress.done(g.project ? "Done: saved." : "Done: not saved yet.");
+    progress.source(sourceName(g.provider));
+    progress.done(g.project ? `Done: saved as ${g.project.name} (version ${g.project.version}).` : "Done: not saved yet.");
     renderGenerated($("gen-outcome"), g);
     renderGenFiles(g);
     show($("gen-result"), true);
@@ -89,8 +102,8 @@ export async function generate(event) {
       setStatus(`Saved as ${g.project.name}, version ${g.project.version}.`);
       await refreshListQuietly();
     }
-  });
-  if (!finished) progress.done("Failed: see the message above.");
+  }, { errorBox: $("gen-error") });
+  if (!finished) progress.done("Failed: see the message beside Generate.");
   form.querySelector("button[type=submit]").focus();
 }
 
@@ -124,6 +137,9 @@ export async function saveGeneration(event) {
     const saved = unpack(reply, "Generated");
     show($("gen-save-form"), false);
     const p = saved.project;
+    // The progress above said "not saved yet": it says what is true now.
+    const current = document.querySelector('[data-progress="gen"] .current');
+    if (current) current.textContent = `Done: saved as ${p.name} (version ${p.version}).`;
     $("gen-saved").replaceChildren(
       "Saved as ",
       el("a", { href: `#/projects/${p.project_id}`, textContent: p.name, attrs: { "data-testid": "gen-saved-link" } }),
@@ -133,14 +149,15 @@ export async function saveGeneration(event) {
     setStatus(`Saved as ${p.name}.`);
     await refreshListQuietly();
     $("gen-saved").querySelector("a").focus();
-  });
+  }, { errorBox: $("gen-save-error") });
 }
 
 async function refreshListQuietly() {
   try {
     const [projects, processes] = await Promise.all([call("ListProjects"), call("Ps")]);
     state.ps = unpack(processes, "Processes");
-    renderProjects(unpack(projects, "Projects"));
+    state.projects = unpack(projects, "Projects");
+    renderProjects(state.projects);
   } catch (err) {
     fail(err);
   }

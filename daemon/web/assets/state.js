@@ -8,6 +8,7 @@ export const state = {
   detail: null, // ProjectDetail shown
   newest: null, // newest version of the project shown
   history: [],
+  projects: null, // ProjectSummary list last shown
   file: null, // path shown
   adding: null, // path of the new file open in the editor
   ps: [], // ProcessInfo of the caller's apps

@@ -70,13 +70,38 @@ pub async fn dispatch(
     progress: ProgressTx,
 ) -> Result<Reply, ServiceError> {
     let kind = envelope.request.kind();
+    let changes_projects = matches!(
+        envelope.request,
+        Request::Generate(_)
+            | Request::SaveGeneration(_)
+            | Request::Improve(_)
+            | Request::Fix(_)
+            | Request::EditProject(_)
+            | Request::Rollback(_)
+            | Request::DeleteProject(_)
+    );
+    let token = changes_projects.then(|| envelope.token.clone()).flatten();
     let result = handle(daemon, envelope, progress).await;
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) => e.code().as_str(),
     };
     daemon.metrics.request(kind, outcome);
+    if changes_projects && result.is_ok() {
+        tell_project_news(daemon, token.as_ref()).await;
+    }
     result
+}
+
+/// Tells the owner's open dashboard pages that their projects changed,
+/// whichever door the change came through.
+async fn tell_project_news(daemon: &Daemon, token: Option<&SessionToken>) {
+    match daemon.accounts.authenticate(token).await {
+        Ok(user) => daemon.project_news.changed(user.id),
+        // The request just succeeded with this session; it may have ended
+        // since (an expiry): its pages hear it from their own check.
+        Err(e) => tracing::debug!(error = %e, "no project news: the session ended"),
+    }
 }
 
 async fn handle(
