@@ -11,6 +11,7 @@ use super::{mends, CheckError, RunCheck, StepOutcome};
 use crate::ai::generate::{self, Asking, GenerationError, Reply};
 use crate::ai::validate::{self, CheckError as StaticError};
 use crate::ai::{parse, prompt, Message, Role, Usage};
+use crate::process::launch::Variables;
 
 /// What a generation needs besides the conversation.
 pub struct Job<'a> {
@@ -22,6 +23,8 @@ pub struct Job<'a> {
     pub python: &'a Path,
     /// Runs the files; `None` skips that (`--no-check`).
     pub checker: Option<&'a dyn RunCheck>,
+    /// The app's settings the checks run with, secrets as placeholders.
+    pub settings: &'a Variables,
     /// The files a change starts from (`improve`, `fix`): a reply writes
     /// some of them or new ones and deletes some by name, and every file
     /// it does not mention is kept. `None` for a new app, which a reply
@@ -288,7 +291,7 @@ async fn examine(
         return Examined::Good(files);
     };
     let say = |line: String| report(Progress::Step(line));
-    match checker.run_checks(&files, &say).await {
+    match checker.run_checks(&files, job.settings, &say).await {
         Ok(ran) => {
             *steps = ran;
             Examined::Good(files)

@@ -4,4 +4,5 @@
 pub mod apps;
 pub mod history;
 pub mod orders;
+pub mod settings;
 pub mod versions;
