@@ -282,15 +282,14 @@ pub fn placeholders(stored: &[Stored]) -> Variables {
     )
 }
 
-/// The id of a key that sealed one of the store's secrets other than
-/// `ours`, if any: a daemon about to seal with its key learns that the
-/// store's other secrets were sealed with another.
-pub fn other_key(conn: &Conn<'_>, ours: &str) -> Result<Option<String>, SettingsError> {
-    Ok(conn.query_opt(
-        "SELECT key_id FROM project_settings WHERE key_id IS NOT NULL AND key_id <> $1 LIMIT 1",
-        params![ours],
+/// The ids of the keys the store's secrets were sealed with: one, when
+/// every daemon sharing the store has the same key.
+pub fn key_ids(conn: &Conn<'_>) -> Result<Vec<String>, DbError> {
+    conn.query(
+        "SELECT DISTINCT key_id FROM project_settings WHERE key_id IS NOT NULL",
+        &[],
         |r| r.get(0),
-    )?)
+    )
 }
 
 #[cfg(test)]

@@ -115,17 +115,18 @@ impl Settings<'_> {
             project: project.name.clone(),
             error,
         };
-        let key = self.keys.sealing().map_err(sealing)?;
-        // A daemon whose key differs from the one the store's secrets were
-        // sealed with would seal secrets no other daemon can open.
-        let ours = key.id().to_string();
-        let other = self
-            .db
-            .call(move |c| Ok(settings::other_key(c, &ours)))
-            .await??;
-        if let Some(sealed) = other {
+        // The first secret of the store makes the key; after it, a daemon
+        // seals only with the key the store's secrets were sealed with, or
+        // it would seal secrets no other daemon can open.
+        let sealed_with = self.db.call(settings::key_ids).await?;
+        let key = match sealed_with.is_empty() {
+            true => self.keys.sealing(),
+            false => self.keys.opening(),
+        }
+        .map_err(sealing)?;
+        if let Some(other) = sealed_with.into_iter().find(|id| id != key.id()) {
             return Err(sealing(SealError::WrongKey {
-                sealed,
+                sealed: other,
                 ours: key.id().to_string(),
                 source_of: self.keys.source().clone(),
             })
@@ -204,15 +205,7 @@ pub async fn for_checks(db: &Db, project_id: i64) -> Result<Variables, DbError> 
 /// store holds (no key, or another key than the one they were sealed
 /// with): the apps that have them will not start until it can.
 pub async fn check_key(db: &Db, keys: &Keyring) -> Result<(), DbError> {
-    let sealed_with: Vec<String> = db
-        .call(|c| {
-            c.query(
-                "SELECT DISTINCT key_id FROM project_settings WHERE key_id IS NOT NULL",
-                &[],
-                |r| r.get(0),
-            )
-        })
-        .await?;
+    let sealed_with = db.call(settings::key_ids).await?;
     if sealed_with.is_empty() {
         return Ok(());
     }
