@@ -88,7 +88,8 @@ impl From<SettingsError> for ServiceError {
         match e {
             SettingsError::BadName { .. }
             | SettingsError::BadValue { .. }
-            | SettingsError::TooMany => ServiceError::InvalidInput(message),
+            | SettingsError::TooMany
+            | SettingsError::Nothing => ServiceError::InvalidInput(message),
             SettingsError::NotSet { .. } => ServiceError::NotFound(message),
             SettingsError::Seal { .. } => ServiceError::Conflict(message),
             SettingsError::Db(e) => ServiceError::Db(e),

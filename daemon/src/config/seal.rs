@@ -114,6 +114,16 @@ pub struct Sealed {
     pub text: String,
 }
 
+impl Sealed {
+    /// Bytes of the value sealed in it.
+    pub fn plain_len(&self) -> usize {
+        (self.text.len() / 2).saturating_sub(NONCE_LEN + TAG_LEN)
+    }
+}
+
+/// Bytes of the tag after the ciphertext.
+const TAG_LEN: usize = 16;
+
 impl SealKey {
     fn from_bytes(bytes: &[u8; KEY_LEN], source: KeySource) -> SealKey {
         let digest = sha2::Sha256::new()
@@ -291,6 +301,7 @@ mod tests {
         let key = keyring(dir.path()).sealing().unwrap();
         let sealed = key.seal("1/API_KEY", "sk-very-secret");
         assert!(!sealed.text.contains("sk-very-secret"));
+        assert_eq!(sealed.plain_len(), "sk-very-secret".len());
         assert_eq!(key.open("1/API_KEY", &sealed).unwrap(), "sk-very-secret");
         assert!(matches!(
             key.open("2/API_KEY", &sealed),

@@ -22,7 +22,13 @@ pub const MASK: &str = "********";
 pub const MAX_SETTINGS: usize = 100;
 
 /// Bytes of one value, at most.
-pub const MAX_VALUE: usize = 32 * 1024;
+pub const MAX_VALUE: usize = 8 * 1024;
+
+/// Bytes of all of an app's names and values, at most: the app's launch
+/// spec, which carries them, must fit the pipe its shim reads it from
+/// (64 KiB), JSON escapes (at most two bytes for each allowed byte)
+/// included.
+pub const MAX_TOTAL: usize = 16 * 1024;
 
 /// Why a settings operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +49,15 @@ pub enum SettingsError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// The app would have too many settings.
-    #[error("an app has at most {MAX_SETTINGS} settings; unset some first")]
+    /// The app would have too many settings, or too long ones.
+    #[error(
+        "an app has at most {MAX_SETTINGS} settings of {} KiB in all; unset some first",
+        MAX_TOTAL / 1024
+    )]
     TooMany,
+    /// A change named no setting.
+    #[error("name at least one setting to set or unset")]
+    Nothing,
     /// The app has no such setting.
     #[error("`{project}` has no setting `{name}`; `appforge env {project}` lists them")]
     NotSet {
@@ -83,6 +95,16 @@ pub enum Value {
     Plain(String),
     /// A secret's value, sealed.
     Sealed(Sealed),
+}
+
+impl Value {
+    /// Bytes of the value as the app gets it.
+    fn plain_len(&self) -> usize {
+        match self {
+            Value::Plain(v) => v.len(),
+            Value::Sealed(s) => s.plain_len(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Value {
@@ -129,8 +151,14 @@ pub fn check(name: &str, value: &str) -> Result<(), SettingsError> {
     if value.contains('\0') {
         return bad("holds a NUL byte, which no environment can carry");
     }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return bad("holds a control character (only newlines and tabs may be in one)");
+    }
     if value.len() > MAX_VALUE {
-        return bad("is longer than 32 KiB");
+        return bad("is longer than 8 KiB");
     }
     Ok(())
 }
@@ -188,12 +216,9 @@ pub fn set(conn: &Conn<'_>, project: &Project, settings: &[Stored]) -> Result<()
             params![project.id, setting.name.as_str(), value, key_id, crate::db::now()],
         )?;
     }
-    let count: i64 = conn.query_one(
-        "SELECT count(*) FROM project_settings WHERE project_id = $1",
-        params![project.id],
-        |r| r.get(0),
-    )?;
-    if count as usize > MAX_SETTINGS {
+    let all = list(conn, project.id)?;
+    let total: usize = all.iter().map(|s| s.name.len() + s.value.plain_len()).sum();
+    if all.len() > MAX_SETTINGS || total > MAX_TOTAL {
         return Err(SettingsError::TooMany);
     }
     Ok(())
@@ -363,5 +388,7 @@ mod tests {
         );
         assert!(check("A", "a\0b").is_err());
         assert!(check("A", &"x".repeat(MAX_VALUE + 1)).is_err());
+        assert!(check("A", "line\nline\tx").is_ok());
+        assert!(check("A", "\u{1b}]0;x\u{7}").is_err());
     }
 }

@@ -59,6 +59,14 @@ impl Settings<'_> {
         step: &(dyn Fn(String) + Sync),
     ) -> Result<EnvInfo, ChangeError> {
         let changed = !matches!(change, EnvChange::List);
+        let empty = match &change {
+            EnvChange::List => false,
+            EnvChange::Set { settings, .. } => settings.is_empty(),
+            EnvChange::Unset { names } => names.is_empty(),
+        };
+        if empty {
+            return Err(SettingsError::Nothing.into());
+        }
         let write = match change {
             EnvChange::List => Write::Nothing,
             EnvChange::Set { settings, secret } => {
