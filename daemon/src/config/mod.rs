@@ -881,6 +881,19 @@ mod tests {
     }
 
     #[test]
+    fn the_secrets_key_is_the_credential_when_there_is_one_else_a_file_beside_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = Secrets::default().or_credentials(dir.path());
+        assert_eq!(none.app_secrets_key, None);
+        std::fs::write(dir.path().join(seal::CREDENTIAL), "ab".repeat(32)).unwrap();
+        let found = Secrets::default().or_credentials(dir.path());
+        assert_eq!(
+            found.app_secrets_key,
+            Some(dir.path().join(seal::CREDENTIAL))
+        );
+    }
+
+    #[test]
     fn host_names_are_checked() {
         assert_eq!(host_name(Some("build-1.lan")).unwrap(), "build-1.lan");
         assert!(host_name(Some("")).is_err());
