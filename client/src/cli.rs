@@ -79,6 +79,8 @@ pub enum Command {
     Ps,
     /// Print an app's log; -f keeps printing new lines.
     Logs(LogsArgs),
+    /// List an app's settings, or set or unset them (--secret: never shown again); a change restarts it.
+    Env(EnvArgs),
     /// Print the daemon's counters in the Prometheus text format.
     Metrics,
     /// Open the web dashboard, signed in: a one-time link (60 s, one use) in your browser, or printed.
@@ -125,6 +127,36 @@ pub struct LogsArgs {
     /// How many of the last lines to print first.
     #[arg(short = 'n', long, default_value_t = 50)]
     pub lines: u32,
+}
+
+// Arguments of `env`.
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// The project, by id or name.
+    pub project: String,
+    /// What to change; without it, the settings are listed.
+    #[command(subcommand)]
+    pub change: Option<EnvCommand>,
+}
+
+// What `env` changes.
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Set settings: KEY=VALUE, or KEY alone to read its value from stdin.
+    Set {
+        /// KEY=VALUE (or KEY, value from stdin, which keeps it out of the shell's history).
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+        /// Store them as secrets: sealed, never shown again, not in exports or checks.
+        #[arg(long)]
+        secret: bool,
+    },
+    /// Remove settings.
+    Unset {
+        /// Their names.
+        #[arg(required = true, value_name = "KEY")]
+        names: Vec<String>,
+    },
 }
 
 // Arguments of `dashboard`.

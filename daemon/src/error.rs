@@ -7,7 +7,9 @@ use crate::ai::ProviderChoiceError;
 use crate::auth::AuthError;
 use crate::confine::pyenv::EnvError;
 use crate::db::DbError;
+use crate::projects::settings::SettingsError;
 use crate::projects::ProjectError;
+use crate::services::settings::ChangeError;
 use crate::services::versions::MakeError;
 use crate::supervisor::RunError;
 
@@ -51,7 +53,8 @@ impl From<RunError> for ServiceError {
             | RunError::NoPort(..)
             | RunError::RunsElsewhere(_)
             | RunError::OnAnotherHost { .. }
-            | RunError::Fenced(_) => ServiceError::Conflict(message),
+            | RunError::Fenced(_)
+            | RunError::Settings(_) => ServiceError::Conflict(message),
             RunError::PortOutOfRange { .. } => ServiceError::InvalidInput(message),
             RunError::Db(e) => ServiceError::Db(e),
             RunError::Env(EnvError::Refused(_)) => ServiceError::InvalidInput(message),
@@ -75,6 +78,32 @@ impl From<AuthError> for ServiceError {
             | AuthError::LinkRefused(_) => ServiceError::Unauthenticated(message),
             AuthError::Db(e) => ServiceError::Db(e),
             AuthError::Hashing(e) => ServiceError::Internal(e),
+        }
+    }
+}
+
+impl From<SettingsError> for ServiceError {
+    fn from(e: SettingsError) -> Self {
+        let message = e.to_string();
+        match e {
+            SettingsError::BadName { .. }
+            | SettingsError::BadValue { .. }
+            | SettingsError::TooMany
+            | SettingsError::Nothing => ServiceError::InvalidInput(message),
+            SettingsError::NotSet { .. } => ServiceError::NotFound(message),
+            SettingsError::Seal { .. } => ServiceError::Conflict(message),
+            SettingsError::Db(e) => ServiceError::Db(e),
+        }
+    }
+}
+
+impl From<ChangeError> for ServiceError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::Settings(e) => e.into(),
+            ChangeError::Project(e) => e.into(),
+            e @ ChangeError::Restart { .. } => ServiceError::App(e.to_string()),
+            ChangeError::Db(e) => ServiceError::Db(e),
         }
     }
 }

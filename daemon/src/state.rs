@@ -10,6 +10,7 @@ use anyhow::Context;
 use crate::ai::Providers;
 use crate::auth::Accounts;
 use crate::checks::Checker;
+use crate::config::seal::Keyring;
 use crate::config::Settings;
 use crate::confine::cgroup::Cgroups;
 use crate::confine::Protections;
@@ -47,6 +48,8 @@ pub struct Daemon {
     pub usage: crate::usage::UsageLog,
     /// News of changed projects, for the dashboard's live pages.
     pub project_news: crate::services::news::ProjectNews,
+    /// The key that seals the apps' secrets.
+    pub keys: Arc<Keyring>,
 }
 
 impl Daemon {
@@ -123,6 +126,8 @@ impl Daemon {
         };
         let lease = HostLease::claim(&db, &settings.apps.host, &settings.socket).await?;
         tracing::info!(host = lease.host(), database = %db.describe(), "opened the store");
+        let keys = Arc::new(Keyring::new(settings.secrets_key.clone()));
+        crate::services::settings::check_key(&db, &keys).await?;
         let providers = Providers::new(&settings.ai).context("could not set up the AI client")?;
         let metrics = Arc::new(Metrics::default());
         let checker = Checker::new(
@@ -137,7 +142,7 @@ impl Daemon {
             Arc::clone(&metrics),
             protections,
             cgroups,
-            Arc::new(StoredOrders::new(db.clone())),
+            Arc::new(StoredOrders::new(db.clone(), Arc::clone(&keys))),
         );
         Ok(Arc::new(Daemon {
             supervisor,
@@ -153,6 +158,7 @@ impl Daemon {
             web_off: std::sync::OnceLock::new(),
             usage: crate::usage::UsageLog::default(),
             project_news: Default::default(),
+            keys,
         }))
     }
 }

@@ -144,6 +144,8 @@ pub enum Request {
     Usage,
     /// A one-time link that signs a browser in to the dashboard as the caller.
     DashboardLink,
+    /// An app's own settings: list, set or unset them.
+    Env(EnvRequest),
 }
 
 impl Request {
@@ -176,6 +178,7 @@ impl Request {
             Request::Metrics => "metrics",
             Request::Usage => "usage",
             Request::DashboardLink => "dashboard-link",
+            Request::Env(_) => "env",
         }
     }
 }
@@ -515,6 +518,8 @@ pub enum Reply {
     Usage(Vec<UsageSeries>),
     /// Answer to [`Request::DashboardLink`].
     DashboardLink(DashboardLink),
+    /// Answer to [`Request::Env`]: the settings after the change.
+    Env(EnvInfo),
 }
 
 /// A one-time sign-in link to the dashboard.
@@ -857,4 +862,57 @@ pub struct UserInfo {
     pub email: String,
     /// When the account was created, as RFC 3339 UTC.
     pub created_at: String,
+}
+
+/// Arguments of [`Request::Env`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvRequest {
+    /// The project, by id or name.
+    pub project: String,
+    /// What to do.
+    pub change: EnvChange,
+}
+
+/// What [`Request::Env`] does to an app's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnvChange {
+    /// Nothing: list them.
+    List,
+    /// Set each name to its value (values are redacted in `Debug`); as
+    /// secrets, never shown again, when `secret`.
+    Set {
+        /// Names and values.
+        settings: Vec<(String, Secret)>,
+        /// Whether they are secrets.
+        secret: bool,
+    },
+    /// Remove these.
+    Unset {
+        /// Their names.
+        names: Vec<String>,
+    },
+}
+
+/// One of an app's settings, as `env` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvSetting {
+    /// Its name.
+    pub name: String,
+    /// Its value; a secret's is masked.
+    pub value: String,
+    /// Whether it is a secret.
+    pub secret: bool,
+}
+
+/// An app's settings, as [`Request::Env`] answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvInfo {
+    /// The project's id.
+    pub project_id: i64,
+    /// The project's name.
+    pub project: String,
+    /// Its settings, by name.
+    pub settings: Vec<EnvSetting>,
+    /// Whether its running app was restarted to take the change.
+    pub restarted: bool,
 }

@@ -137,6 +137,24 @@ fn request() -> impl Strategy<Value = Request> {
                 },
                 targets,
             })),
+        (
+            text(),
+            proptest::collection::vec((text(), text()), 0..3),
+            any::<bool>()
+        )
+            .prop_map(|(project, pairs, secret)| Request::Env(EnvRequest {
+                project,
+                change: EnvChange::Set {
+                    settings: pairs.into_iter().map(|(k, v)| (k, Secret(v))).collect(),
+                    secret,
+                },
+            })),
+        (text(), proptest::collection::vec(text(), 0..3)).prop_map(|(project, names)| {
+            Request::Env(EnvRequest {
+                project,
+                change: EnvChange::Unset { names },
+            })
+        }),
     ]
 }
 

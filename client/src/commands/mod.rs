@@ -5,6 +5,7 @@ mod apps;
 mod daemon_info;
 mod dashboard;
 mod edit;
+mod env;
 mod generate;
 mod local;
 mod projects;
@@ -95,6 +96,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Restart(args) => apps::restart(&mut ctx, args).await,
         Command::Ps => apps::ps(&mut ctx).await,
         Command::Logs(args) => apps::logs(&mut ctx, args).await,
+        Command::Env(args) => env::env(&mut ctx, args).await,
         Command::Metrics => daemon_info::metrics(&mut ctx).await,
         Command::Dashboard(args) => dashboard::dashboard(&mut ctx, args).await,
         Command::Completions { .. } | Command::Manpage => unreachable!("handled above"),

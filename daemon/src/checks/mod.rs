@@ -24,8 +24,9 @@ use crate::confine::pyenv::{self, PythonEnv};
 use crate::confine::shim::{self, ShimSpec};
 use crate::confine::{self, Protections, Sandbox};
 use crate::process::excerpt::relevant_lines;
+use crate::process::launch::{self, Variables};
 use crate::process::logfile::LogFiles;
-use crate::process::{launch, requirements};
+use crate::process::requirements;
 use crate::projects::folder;
 
 /// Time limit of the import step.
@@ -119,11 +120,13 @@ pub enum CheckError {
 /// Checks files by running them: the daemon's [`Checker`], or a stand-in
 /// where no app can run (the workflows' unit tests).
 pub trait RunCheck: Send + Sync {
-    /// Checks `files` step by step, telling `report` of each; returns the
-    /// steps that ran.
+    /// Checks `files` step by step, with the app's `settings` in its
+    /// environment (secrets as placeholders), telling `report` of each;
+    /// returns the steps that ran.
     fn run_checks<'a>(
         &'a self,
         files: &'a [FileContent],
+        settings: &'a Variables,
         report: &'a (dyn Fn(String) + Send + Sync),
     ) -> BoxFuture<'a, Result<Vec<StepOutcome>, CheckError>>;
 }
@@ -132,9 +135,10 @@ impl RunCheck for Checker {
     fn run_checks<'a>(
         &'a self,
         files: &'a [FileContent],
+        settings: &'a Variables,
         report: &'a (dyn Fn(String) + Send + Sync),
     ) -> BoxFuture<'a, Result<Vec<StepOutcome>, CheckError>> {
-        Box::pin(self.check(files, report))
+        Box::pin(self.check(files, settings, report))
     }
 }
 
@@ -188,17 +192,20 @@ impl Checker {
             .count()
     }
 
-    /// Checks `files` step by step, telling `report` of each; returns the
-    /// steps that ran.
+    /// Checks `files` step by step, with `settings` in the app's
+    /// environment, telling `report` of each; returns the steps that ran.
     pub async fn check(
         &self,
         files: &[FileContent],
+        settings: &Variables,
         report: &(dyn Fn(String) + Send + Sync),
     ) -> Result<Vec<StepOutcome>, CheckError> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let checker = self.clone();
         let files = files.to_vec();
-        let mut work = tokio::task::spawn_blocking(move || checker.check_blocking(&files, &tx));
+        let settings = settings.clone();
+        let mut work =
+            tokio::task::spawn_blocking(move || checker.check_blocking(&files, settings, &tx));
         loop {
             tokio::select! {
                 Some(line) = rx.recv() => report(line),
@@ -215,9 +222,10 @@ impl Checker {
     fn check_blocking(
         &self,
         files: &[FileContent],
+        settings: Variables,
         report: &tokio::sync::mpsc::UnboundedSender<String>,
     ) -> Result<Vec<StepOutcome>, CheckError> {
-        let scratch = Scratch::make(&self.scratch, files)?;
+        let scratch = Scratch::make(&self.scratch, files, settings)?;
         let mut steps = Vec::new();
         let mut step = |which: Step, run: &mut dyn FnMut() -> Result<(), Fault>| {
             let _ = report.send(format!("check: {}", which.doing()));
@@ -421,7 +429,7 @@ impl Checker {
             program: env.python(),
             args,
             dir: scratch.app.clone(),
-            env: launch::environment(&env.root, port, &scratch.tmp),
+            env: launch::environment(&env.root, port, &scratch.tmp, &scratch.settings),
             log: log.path().to_path_buf(),
             log_max_bytes: log.max_bytes(),
             log_files: log.files(),
@@ -450,10 +458,16 @@ struct Scratch {
     root: PathBuf,
     app: PathBuf,
     tmp: PathBuf,
+    /// The app's settings, as its environment has them.
+    settings: Variables,
 }
 
 impl Scratch {
-    fn make(parent: &Path, files: &[FileContent]) -> Result<Scratch, CheckError> {
+    fn make(
+        parent: &Path,
+        files: &[FileContent],
+        settings: Variables,
+    ) -> Result<Scratch, CheckError> {
         use std::os::unix::fs::DirBuilderExt;
         let broken = |e: std::io::Error| CheckError::Broken(e.to_string());
         let name = format!("{SCRATCH_PREFIX}{}", hex::encode(rand::random::<[u8; 8]>()));
@@ -466,7 +480,12 @@ impl Scratch {
                 .create(dir)
                 .map_err(broken)?;
         }
-        let scratch = Scratch { root, app, tmp };
+        let scratch = Scratch {
+            root,
+            app,
+            tmp,
+            settings,
+        };
         folder::write(&scratch.app, files).map_err(broken)?;
         Ok(scratch)
     }

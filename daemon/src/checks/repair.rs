@@ -12,6 +12,7 @@ use crate::ai::generate::{self, Asking, GenerationError, Reply};
 use crate::ai::validate::{self, CheckError as StaticError};
 use crate::ai::{parse, prompt, Message, Role, Usage};
 use crate::projects::change::Change;
+use crate::process::launch::Variables;
 
 /// What a generation needs besides the conversation.
 pub struct Job<'a> {
@@ -23,6 +24,8 @@ pub struct Job<'a> {
     pub python: &'a Path,
     /// Runs the files; `None` skips that (`--no-check`).
     pub checker: Option<&'a dyn RunCheck>,
+    /// The app's settings the checks run with, secrets as placeholders.
+    pub settings: &'a Variables,
     /// The files a change starts from (`improve`, `fix`): a reply writes
     /// some of them or new ones and deletes some by name, and every file
     /// it does not mention is kept. `None` for a new app, which a reply
@@ -306,7 +309,7 @@ async fn examine(
         Some(Change::Code(_)) | None => {}
     }
     let say = |line: String| report(Progress::Step(line));
-    match checker.run_checks(&files, &say).await {
+    match checker.run_checks(&files, job.settings, &say).await {
         Ok(ran) => {
             *steps = ran;
             Examined::Good(files)

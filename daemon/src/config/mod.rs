@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod policy;
+pub mod seal;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -339,6 +340,8 @@ pub struct Settings {
     pub web_addr: Option<std::net::SocketAddr>,
     /// The PostgreSQL store, if one is used instead of SQLite.
     pub database: Option<Database>,
+    /// Where the key that seals the apps' secrets is.
+    pub secrets_key: seal::KeySource,
 }
 
 /// Where the PostgreSQL store is, and its password kept apart.
@@ -464,6 +467,9 @@ pub struct Secrets {
     /// `APPFORGE_DATABASE_URL`, which may carry a password: it is taken out
     /// of the environment with the keys.
     pub database_url: Option<Secret>,
+    /// The systemd credential that holds the key sealing the apps'
+    /// secrets, when there is one.
+    pub app_secrets_key: Option<PathBuf>,
 }
 
 /// Removes `name` from the environment and overwrites its bytes where they
@@ -523,6 +529,7 @@ impl Secrets {
             any: take("APPFORGE_API_KEY"),
             database_password: take("APPFORGE_DATABASE_PASSWORD"),
             database_url: take("APPFORGE_DATABASE_URL"),
+            app_secrets_key: None,
         };
         // systemd's LoadCredential= puts files in $CREDENTIALS_DIRECTORY,
         // readable only by this service; the environment wins over them.
@@ -542,11 +549,14 @@ impl Secrets {
             any: self.any.or(other.any),
             database_password: self.database_password.or(other.database_password),
             database_url: self.database_url.or(other.database_url),
+            app_secrets_key: self.app_secrets_key.or(other.app_secrets_key),
         }
     }
 
     /// Fills the keys still missing from systemd credential files named
-    /// `groq-api-key`, `openai-api-key`, `api-key` and `database-password`.
+    /// `groq-api-key`, `openai-api-key`, `api-key` and `database-password`,
+    /// and finds the key of the apps' secrets (`app-secrets-key`), read
+    /// when first needed.
     fn or_credentials(self, dir: &std::path::Path) -> Secrets {
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name))
@@ -561,6 +571,9 @@ impl Secrets {
             any: self.any.or_else(|| read("api-key")),
             database_password: self.database_password.or_else(|| read("database-password")),
             database_url: self.database_url,
+            app_secrets_key: self
+                .app_secrets_key
+                .or_else(|| Some(dir.join(seal::CREDENTIAL)).filter(|p| p.exists())),
         }
     }
 }
@@ -787,7 +800,12 @@ impl Settings {
                 None => None,
             },
         };
+        let secrets_key = match keys.app_secrets_key {
+            Some(credential) => seal::KeySource::Credential(credential),
+            None => seal::KeySource::File(data_dir.join(seal::KEY_FILE)),
+        };
         Ok(Settings {
+            secrets_key,
             database,
             metrics_addr,
             web_addr,
@@ -859,6 +877,19 @@ mod tests {
         assert_eq!(
             (db.url.as_str(), db.password.unwrap().0.as_str()),
             ("postgres://a@h/d", "other")
+        );
+    }
+
+    #[test]
+    fn the_secrets_key_is_the_credential_when_there_is_one_else_a_file_beside_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = Secrets::default().or_credentials(dir.path());
+        assert_eq!(none.app_secrets_key, None);
+        std::fs::write(dir.path().join(seal::CREDENTIAL), "ab".repeat(32)).unwrap();
+        let found = Secrets::default().or_credentials(dir.path());
+        assert_eq!(
+            found.app_secrets_key,
+            Some(dir.path().join(seal::CREDENTIAL))
         );
     }
 

@@ -169,7 +169,9 @@ pub fn start(spec: &ShimSpec, errors: Stdio) -> std::io::Result<Child> {
         });
     }
     let mut child = command.spawn()?;
-    // The spec is a few KiB: it fits the pipe, so this does not block.
+    // The spec is a few KiB, and an app's settings at most 32 KiB more
+    // (projects::settings::MAX_TOTAL): it fits the pipe, so this does not
+    // block.
     if let Some(mut stdin) = child.stdin.take() {
         stdin.write_all(&json)?;
     }

@@ -19,6 +19,7 @@ const TABLES: &[&str] = &[
     "project_versions",
     "project_files",
     "project_runs",
+    "project_settings",
 ];
 
 /// Why a copy did not happen.

@@ -133,6 +133,19 @@ const SQLITE: &[&str] = &[
     ALTER TABLE daemons ADD COLUMN machine TEXT;
     ALTER TABLE daemons ADD COLUMN lease_until TEXT;
     "#,
+    // 7: each app's own settings (`appforge env`). A secret's value is
+    // sealed, and `key_id` names the key that sealed it; a plain setting
+    // has none.
+    r#"
+    CREATE TABLE project_settings (
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        key_id     TEXT,
+        updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ','now')),
+        PRIMARY KEY (project_id, name)
+    );
+    "#,
 ];
 
 /// PostgreSQL's migrations, numbered as [`SQLITE`]'s. Integers are BIGINT, so
@@ -258,6 +271,17 @@ const POSTGRES: &[&str] = &[
     ALTER TABLE daemons ADD COLUMN instance TEXT;
     ALTER TABLE daemons ADD COLUMN machine TEXT;
     ALTER TABLE daemons ADD COLUMN lease_until TIMESTAMPTZ;
+    "#,
+    // 7: each app's own settings, secrets sealed.
+    r#"
+    CREATE TABLE project_settings (
+        project_id BIGINT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        name       TEXT COLLATE "C" NOT NULL,
+        value      TEXT NOT NULL,
+        key_id     TEXT,
+        updated_at TEXT NOT NULL DEFAULT appforge_now(),
+        PRIMARY KEY (project_id, name)
+    );
     "#,
 ];
 

@@ -17,6 +17,7 @@ use serde::Serialize;
 use std::io::{Cursor, Write};
 
 use super::path::SafePath;
+use super::settings::Expected;
 use super::slug;
 use crate::process::launch;
 use crate::texts;
@@ -179,12 +180,14 @@ impl Targets {
 /// and ours is left out, since it is the user's code; the exception is
 /// `README.md`, whose text goes into ours under "About this app". A project
 /// without `requirements.txt` gets one that lists Flask, as everything here
-/// installs from it.
+/// installs from it. The app's `settings` are named in the README, in
+/// `compose.yaml` and in the Deployment (from a Secret), never valued.
 pub fn deployment_files(
     name: &str,
     prompt: &str,
     files: &[FileContent],
     targets: &[ExportTarget],
+    settings: &[Expected],
 ) -> Vec<FileContent> {
     let shape = AppShape::of(files);
     let root = archive_root(name);
@@ -198,7 +201,7 @@ pub fn deployment_files(
         (".dockerignore", render_dockerignore(targets)),
         (
             "README.md",
-            render_readme(name, prompt, &root, &shape, &readmes, targets),
+            render_readme(name, prompt, &root, &shape, &readmes, targets, settings),
         ),
         ("test_smoke.py", render_smoke_test(&shape)),
         (".github/workflows/ci.yml", render_ci(&root, targets)),
@@ -208,7 +211,7 @@ pub fn deployment_files(
         ),
     ];
     if targets.k8s {
-        let text = DeployText::new(&root, &shape);
+        let text = DeployText::new(&root, &shape, settings);
         ours.extend(
             K8S_FILES
                 .iter()
@@ -218,7 +221,10 @@ pub fn deployment_files(
     if targets.compose {
         ours.push((
             "compose.yaml",
-            texts::render("export/compose.yaml", &DeployText::new(&root, &shape)),
+            texts::render(
+                "export/compose.yaml",
+                &DeployText::new(&root, &shape, settings),
+            ),
         ));
     }
     ours.into_iter()
@@ -237,6 +243,7 @@ pub fn export_files(
     prompt: &str,
     files: &[FileContent],
     targets: &[ExportTarget],
+    settings: &[Expected],
 ) -> Vec<FileContent> {
     let mut all: Vec<FileContent> = files
         .iter()
@@ -244,7 +251,7 @@ pub fn export_files(
         .filter(|f| !same_path(&f.path, "README.md"))
         .cloned()
         .collect();
-    all.extend(deployment_files(name, prompt, files, targets));
+    all.extend(deployment_files(name, prompt, files, targets, settings));
     all.sort_by(|a, b| a.path.cmp(&b.path));
     all
 }
@@ -378,10 +385,12 @@ struct DeployText<'a> {
     /// Whether `APP_DATABASE` puts the database on the volume; if not, the
     /// app runs in the volume's folder, where its relative paths land.
     uses_app_database: bool,
+    /// The settings the app expects, by name.
+    settings: &'a [Expected],
 }
 
 impl<'a> DeployText<'a> {
-    fn new(root: &'a str, shape: &AppShape) -> Self {
+    fn new(root: &'a str, shape: &AppShape, settings: &'a [Expected]) -> Self {
         DeployText {
             name: k8s_name(root),
             image: root,
@@ -391,6 +400,7 @@ impl<'a> DeployText<'a> {
             app_dir: APP_DIR,
             health: shape.health,
             uses_app_database: shape.uses_app_database,
+            settings,
         }
     }
 }
@@ -403,6 +413,7 @@ fn render_readme(
     shape: &AppShape,
     readmes: &[&FileContent],
     targets: Targets,
+    settings: &[Expected],
 ) -> String {
     let title = name.split_whitespace().collect::<Vec<_>>().join(" ");
     let title = if title.is_empty() { root } else { &title };
@@ -427,6 +438,7 @@ fn render_readme(
             k8s: targets.k8s,
             k8s_name: k8s_name(root),
             compose: targets.compose,
+            settings,
         },
     )
 }
@@ -456,6 +468,8 @@ struct ReadmeText<'a> {
     k8s_name: String,
     /// Whether the export has `compose.yaml` to explain.
     compose: bool,
+    /// The settings the app expects, by name.
+    settings: &'a [Expected],
 }
 
 /// `text` with every ATX heading (`# x`) `by` levels deeper, at most `######`;
@@ -740,7 +754,7 @@ def index():
     #[test]
     fn export_adds_deployment_files_sorted() {
         let files = project(FACTORY_APP);
-        let all = export_files("Todo", "a todo app", &files, &[]);
+        let all = export_files("Todo", "a todo app", &files, &[], &[]);
         assert_eq!(
             paths(&all),
             [
@@ -759,10 +773,10 @@ def index():
         let smoke = content(&all, "test_smoke.py");
         assert!(smoke.contains("test_healthz_answers"));
         assert!(smoke.contains("monkeypatch.setenv(\"APP_DATABASE\""));
-        let plain = export_files("Todo", "", &project(PLAIN_APP), &[]);
+        let plain = export_files("Todo", "", &project(PLAIN_APP), &[], &[]);
         assert!(!content(&plain, "test_smoke.py").contains("healthz"));
         // Without requirements.txt, ours lists Flask.
-        let bare = export_files("x", "", &[FileContent::new("app.py", PLAIN_APP)], &[]);
+        let bare = export_files("x", "", &[FileContent::new("app.py", PLAIN_APP)], &[], &[]);
         assert_eq!(content(&bare, "requirements.txt"), "flask\n");
     }
 
@@ -776,13 +790,13 @@ def index():
             "Readme.md",
             "# Todo\n\nMy notes.\n\n```sh\n# a comment\n```\n",
         ));
-        let ours = deployment_files("Todo", "a todo app", &files, &[]);
+        let ours = deployment_files("Todo", "a todo app", &files, &[], &[]);
         assert_eq!(
             paths(&ours),
             [".dockerignore", "README.md"],
             "the project's files are left alone"
         );
-        let all = export_files("Todo", "a todo app", &files, &[]);
+        let all = export_files("Todo", "a todo app", &files, &[], &[]);
         assert_eq!(content(&all, "Dockerfile"), "FROM scratch\n");
         assert_eq!(content(&all, "test_smoke.py"), "def test_mine(): pass\n");
         assert_eq!(content(&all, ".github/workflows/CI.yml"), "name: mine\n");
@@ -801,7 +815,7 @@ def index():
     fn readme_explains_running_testing_docker_and_ci() {
         let files = project(FACTORY_APP);
         let readme = content(
-            &export_files("My  Todo\nApp", "line one\n\nline two", &files, &[]),
+            &export_files("My  Todo\nApp", "line one\n\nline two", &files, &[], &[]),
             "README.md",
         )
         .to_string();
@@ -828,7 +842,7 @@ def index():
         // The literal above checks the spelling; this, that it is launch's line.
         assert!(readme.contains(&format!("\n{}\n```\n", launch::shell_line("5000"))));
         let plain = content(
-            &export_files("p", "", &project(PLAIN_APP), &[]),
+            &export_files("p", "", &project(PLAIN_APP), &[], &[]),
             "README.md",
         )
         .to_string();
@@ -869,9 +883,9 @@ def index():
     /// The paths the targets add to a plain export.
     fn added_by(targets: &[ExportTarget]) -> Vec<String> {
         let files = project(FACTORY_APP);
-        let plain = export_files("Todo", "a todo app", &files, &[]);
+        let plain = export_files("Todo", "a todo app", &files, &[], &[]);
         let plain = paths(&plain);
-        export_files("Todo", "a todo app", &files, targets)
+        export_files("Todo", "a todo app", &files, targets, &[])
             .iter()
             .map(|f| f.path.clone())
             .filter(|p| !plain.contains(&p.as_str()))
@@ -894,12 +908,12 @@ def index():
         // Order and repeats do not matter.
         let files = project(FACTORY_APP);
         assert_eq!(
-            export_files("Todo", "", &files, &[K8s, Compose]),
-            export_files("Todo", "", &files, &[Compose, K8s, Compose, K8s])
+            export_files("Todo", "", &files, &[K8s, Compose], &[]),
+            export_files("Todo", "", &files, &[Compose, K8s, Compose, K8s], &[])
         );
 
         // Without a target the shared files say nothing of either.
-        let plain = export_files("Todo", "a todo app", &files, &[]);
+        let plain = export_files("Todo", "a todo app", &files, &[], &[]);
         for (path, absent) in [
             (".github/workflows/ci.yml", "deploy"),
             (".github/workflows/ci.yml", "KUBECONFIG"),
@@ -918,8 +932,8 @@ def index():
             );
         }
         // A target leaves the files it does not concern as they were.
-        let k8s = export_files("Todo", "a todo app", &files, &[K8s]);
-        let compose = export_files("Todo", "a todo app", &files, &[Compose]);
+        let k8s = export_files("Todo", "a todo app", &files, &[K8s], &[]);
+        let compose = export_files("Todo", "a todo app", &files, &[Compose], &[]);
         for path in ["Dockerfile", "test_smoke.py", "requirements.txt", "app.py"] {
             assert_eq!(content(&k8s, path), content(&plain, path), "{path}");
             assert_eq!(content(&compose, path), content(&plain, path), "{path}");
@@ -935,7 +949,7 @@ def index():
         // The project's own file wins over ours, as for the other files.
         let mut own = project(FACTORY_APP);
         own.push(FileContent::new("compose.yaml", "services: {}\n"));
-        let all = export_files("Todo", "", &own, &[K8s, Compose]);
+        let all = export_files("Todo", "", &own, &[K8s, Compose], &[]);
         assert_eq!(content(&all, "compose.yaml"), "services: {}\n");
     }
 
@@ -943,8 +957,14 @@ def index():
     fn deployment_files_are_deterministic() {
         use ExportTarget::{Compose, K8s};
         let files = project(FACTORY_APP);
-        let first = export_files("My Todo", "a todo app", &files, &[K8s, Compose]);
-        let again = export_files("My Todo", "a todo app", &shuffled(&files), &[Compose, K8s]);
+        let first = export_files("My Todo", "a todo app", &files, &[K8s, Compose], &[]);
+        let again = export_files(
+            "My Todo",
+            "a todo app",
+            &shuffled(&files),
+            &[Compose, K8s],
+            &[],
+        );
         assert_eq!(first, again);
         for format in [ArchiveFormat::Zip, ArchiveFormat::TarGz] {
             assert_eq!(
@@ -957,7 +977,13 @@ def index():
 
     #[test]
     fn the_deployment_probes_twice_and_runs_unprivileged() {
-        let all = export_files("My Todo", "", &project(FACTORY_APP), &[ExportTarget::K8s]);
+        let all = export_files(
+            "My Todo",
+            "",
+            &project(FACTORY_APP),
+            &[ExportTarget::K8s],
+            &[],
+        );
         let deployment = content(&all, "deploy/k8s/deployment.yaml");
         assert!(deployment.contains("kind: Deployment\n"));
         assert!(deployment.contains("\n          image: \"my-todo\"\n"));
@@ -981,7 +1007,7 @@ def index():
         assert!(liveness.contains(&"            initialDelaySeconds: 30"));
         assert!(liveness.contains(&"            failureThreshold: 5"));
         assert!(!readiness.iter().any(|l| l.contains("initialDelaySeconds")));
-        let root_only = export_files("x", "", &project(PLAIN_APP), &[ExportTarget::K8s]);
+        let root_only = export_files("x", "", &project(PLAIN_APP), &[ExportTarget::K8s], &[]);
         let root_only = content(&root_only, "deploy/k8s/deployment.yaml");
         assert_eq!(root_only.matches("path: \"/\"\n").count(), 2);
         assert!(dockerfile(&project(PLAIN_APP)).contains("8000/'"));
@@ -1084,7 +1110,7 @@ def index():
     #[test]
     fn compose_runs_the_image_with_a_health_check_and_a_volume() {
         let files = project(FACTORY_APP);
-        let all = export_files("My Todo", "", &files, &[ExportTarget::Compose]);
+        let all = export_files("My Todo", "", &files, &[ExportTarget::Compose], &[]);
         let compose = content(&all, "compose.yaml");
         assert!(compose.contains("    build: .\n    image: \"my-todo\"\n"));
         assert!(compose.contains("      - \"8000:8000\"\n"));
@@ -1102,7 +1128,7 @@ def index():
             healthcheck.contains(&"      interval: 30s"),
             "{healthcheck:?}"
         );
-        let plain = export_files("x", "", &project(PLAIN_APP), &[ExportTarget::Compose]);
+        let plain = export_files("x", "", &project(PLAIN_APP), &[ExportTarget::Compose], &[]);
         let plain = content(&plain, "compose.yaml");
         assert!(!plain.contains("APP_DATABASE"));
         assert!(plain.contains("    working_dir: \"/data\"\n"));
@@ -1242,7 +1268,7 @@ def index():
     fn archive_input() -> Vec<FileContent> {
         // Longer than a plain tar header's 100 bytes; each name within SafePath's.
         let long = format!("static/{}/{}/deep.txt", "d".repeat(90), "e".repeat(90));
-        let mut files = export_files("Demo", "a demo", &project(FACTORY_APP), &[]);
+        let mut files = export_files("Demo", "a demo", &project(FACTORY_APP), &[], &[]);
         files.push(FileContent::new(&long, "deep\n"));
         files.push(FileContent::new("static/img@2x+1.txt", "odd name\n"));
         files
@@ -1382,5 +1408,44 @@ def index():
             );
             assert!(build_archive(format, "demo", &[]).is_ok());
         }
+    }
+
+    #[test]
+    fn the_settings_are_named_in_the_readme_compose_and_the_deployment() {
+        use ExportTarget::{Compose, K8s};
+        let settings = [
+            Expected {
+                name: "API_KEY".into(),
+                secret: true,
+            },
+            Expected {
+                name: "MODE".into(),
+                secret: false,
+            },
+        ];
+        let all = export_files("Shop", "", &project(PLAIN_APP), &[K8s, Compose], &settings);
+        let text = |path: &str| {
+            all.iter()
+                .find(|f| f.path == path)
+                .unwrap_or_else(|| panic!("no {path}"))
+                .content
+                .clone()
+        };
+        let readme = text("README.md");
+        assert!(readme.contains("- `API_KEY` (a secret)"), "{readme}");
+        assert!(readme.contains("- `MODE`\n"), "{readme}");
+        assert!(readme.contains("--from-literal=API_KEY=..."), "{readme}");
+        let compose = text("compose.yaml");
+        assert!(
+            compose.contains(r#"API_KEY: "${API_KEY:?set API_KEY}""#),
+            "{compose}"
+        );
+        let deployment = text("deploy/k8s/deployment.yaml");
+        assert!(
+            deployment.contains("name: \"shop-settings\"\n                  key: API_KEY"),
+            "{deployment}"
+        );
+        let none = export_files("Shop", "", &project(PLAIN_APP), &[K8s, Compose], &[]);
+        assert!(!none.iter().any(|f| f.content.contains("-settings")));
     }
 }

@@ -7,6 +7,7 @@ pub mod diff;
 pub mod export;
 pub mod folder;
 pub mod path;
+pub mod settings;
 pub mod slug;
 pub mod versions;
 

@@ -54,11 +54,13 @@ impl Apps for Supervisor {
         step: &'a (dyn Fn(String) + Send + Sync),
     ) -> BoxFuture<'a, Result<bool, RunError>> {
         Box::pin(async move {
+            let settings = self.settings(&orders::app_of(project)).await?;
             let order = orders::order_of_files(
                 project,
                 release.version,
                 Some(release.check_status),
                 release.files,
+                settings,
             );
             Supervisor::follow(self, &order, step).await
         })
@@ -78,8 +80,9 @@ pub async fn run(
     port: Option<u16>,
     step: &(dyn Fn(String) + Sync),
 ) -> Result<ProcessInfo, RunError> {
+    let settings = supervisor.settings(&orders::app_of(project)).await?;
     supervisor
-        .run(&orders::order_of(project, release), port, step)
+        .run(&orders::order_of(project, release, settings), port, step)
         .await
 }
 
@@ -110,6 +113,16 @@ pub async fn stop_all(
     Ok(stopped)
 }
 
+/// The version this daemon's app of `project` runs, if it runs here and
+/// is wanted running (a failed app included: its owner still wants it).
+pub fn version_running_here(supervisor: &Supervisor, project: &Project) -> Option<i64> {
+    supervisor
+        .ps(project.owner_id)
+        .into_iter()
+        .find(|p| p.project_id == project.id && p.status != "stopped")
+        .and_then(|p| p.version)
+}
+
 /// Stops a project's app and starts it on `release`, as one operation
 /// that keeps it wanted, unless another host's daemon keeps it running.
 pub async fn restart(
@@ -118,7 +131,8 @@ pub async fn restart(
     release: &Release,
     step: &(dyn Fn(String) + Sync),
 ) -> Result<ProcessInfo, RunError> {
-    let order = orders::order_of(project, release);
+    let settings = supervisor.settings(&orders::app_of(project)).await?;
+    let order = orders::order_of(project, release, settings);
     supervisor.check_here(&order.app, false).await?;
     supervisor.restart(&order, step).await
 }

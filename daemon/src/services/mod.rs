@@ -5,4 +5,5 @@ pub mod apps;
 pub mod history;
 pub mod news;
 pub mod orders;
+pub mod settings;
 pub mod versions;

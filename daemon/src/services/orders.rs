@@ -7,11 +7,15 @@ use std::sync::Arc;
 
 use appforge_shared::protocol::FileContent;
 
+use crate::config::seal::Keyring;
 use crate::db::Db;
-use crate::process::{launch, requirements};
+use crate::process::launch::{self, Variables};
+use crate::process::requirements;
 use crate::projects::versions::{self, CheckStatus, Release};
-use crate::projects::{export, folder, Project};
-use crate::supervisor::order::{AppRef, Content, Order, OrderFuture, Orders, Replaces};
+use crate::projects::{export, folder, settings, Project};
+use crate::supervisor::order::{
+    AppRef, Content, Order, OrderError, OrderFuture, Orders, Replaces, SettingsFuture,
+};
 
 /// A version's files as the run folder holds them: with a Dockerfile
 /// when the version has none, so the folder can be built as it is.
@@ -23,19 +27,21 @@ impl Content for Files {
     }
 }
 
-/// What the supervisor runs for `release` of `project`.
-pub fn order_of(project: &Project, release: &Release) -> Order {
+/// What the supervisor runs for `release` of `project`, with its
+/// `settings`.
+pub fn order_of(project: &Project, release: &Release, settings: Variables) -> Order {
     let checks = release.check_status.as_deref().and_then(CheckStatus::parse);
-    order_of_files(project, release.version, checks, &release.files)
+    order_of_files(project, release.version, checks, &release.files, settings)
 }
 
 /// What the supervisor runs for version `version` of `project`, with
-/// `files`, which fared so in its checks.
+/// `files`, which fared so in its checks, and its `settings`.
 pub fn order_of_files(
     project: &Project,
     version: i64,
     checks: Option<CheckStatus>,
     files: &[FileContent],
+    settings: Variables,
 ) -> Order {
     let mut on_disk = files.to_vec();
     if !on_disk.iter().any(|f| f.path == "Dockerfile") {
@@ -53,6 +59,7 @@ pub fn order_of_files(
         requirements: requirements::of(files),
         health_path: launch::health_path(files),
         content: Arc::new(Files(on_disk)),
+        settings,
     }
 }
 
@@ -65,33 +72,53 @@ pub fn app_of(project: &Project) -> AppRef {
     }
 }
 
-/// The store's newest versions, for the supervisor.
+/// The store's newest versions and the apps' settings, for the supervisor.
 pub struct StoredOrders {
     db: Db,
+    keys: Arc<Keyring>,
 }
 
 impl StoredOrders {
-    /// Orders read from `db`.
-    pub fn new(db: Db) -> StoredOrders {
-        StoredOrders { db }
+    /// Orders read from `db`, secrets opened with `keys`.
+    pub fn new(db: Db, keys: Arc<Keyring>) -> StoredOrders {
+        StoredOrders { db, keys }
+    }
+}
+
+/// The project an [`AppRef`] names, as far as orders need it.
+fn project_of(app: AppRef) -> Project {
+    Project {
+        id: app.project_id,
+        name: app.name,
+        prompt: String::new(),
+        owner_id: app.owner_id,
     }
 }
 
 impl Orders for StoredOrders {
     fn newest(&self, app: AppRef) -> OrderFuture<'_> {
         Box::pin(async move {
-            let project = Project {
-                id: app.project_id,
-                name: app.name,
-                prompt: String::new(),
-                owner_id: app.owner_id,
-            };
+            let project = project_of(app);
             let read = project.clone();
-            let release = self
+            let (release, stored) = self
                 .db
-                .call(move |c| Ok(versions::newest_release(c, &read)))
+                .call(move |c| {
+                    Ok(versions::newest_release(c, &read)
+                        .map_err(OrderError::from)
+                        .and_then(|r| Ok((r, settings::list(c, read.id)?))))
+                })
                 .await??;
-            Ok(order_of(&project, &release))
+            let opened = settings::opened(&project, &stored, || self.keys.opening())?;
+            Ok(order_of(&project, &release, opened))
+        })
+    }
+
+    fn settings(&self, app: AppRef) -> SettingsFuture<'_> {
+        Box::pin(async move {
+            let project = project_of(app);
+            let id = project.id;
+            let stored = self.db.call(move |c| settings::list(c, id)).await?;
+            Ok(settings::opened(&project, &stored, || self.keys.opening())?)
         })
     }
 }

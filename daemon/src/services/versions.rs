@@ -12,7 +12,7 @@ use appforge_shared::protocol::{
 };
 
 use super::apps::{Apps, NewRelease};
-use super::history;
+use super::{history, settings};
 use crate::ai::generate::{Asking, GenerationError};
 use crate::ai::parse::{MAX_FILES, MAX_FILE_BYTES};
 use crate::ai::validate::{self, CheckError as StaticError};
@@ -22,6 +22,7 @@ use crate::checks::{CheckError, RunCheck, StepOutcome};
 use crate::db::{Conn, Db, DbError};
 use crate::metrics::Metrics;
 use crate::projects::change::Change;
+use crate::process::launch::Variables;
 use crate::projects::path::SafePath;
 use crate::projects::versions::{CheckStatus, Kind};
 use crate::projects::{self, versions, NewVersion, Project, ProjectError};
@@ -474,6 +475,12 @@ impl Maker<'_> {
             options,
         } = generation;
         let understood = self.understood(&call, &app, &target, report)?;
+        // A new version is checked with the project's settings (secrets as
+        // placeholders); a new project has none yet.
+        let settings = match &target {
+            Target::NewVersion { project, .. } => settings::for_checks(self.db, project.id).await?,
+            _ => Variables::default(),
+        };
         let job = Job {
             asking: Asking {
                 provider: &*call.provider,
@@ -484,6 +491,7 @@ impl Maker<'_> {
             repair_rounds: options.repair_rounds.unwrap_or(self.repair_rounds),
             python: self.python,
             checker: options.check.then_some(self.checker),
+            settings: &settings,
             base: base.as_deref(),
         };
         let outcome = repair::run(job, messages).await;
@@ -659,6 +667,7 @@ impl Maker<'_> {
             kind,
             prompt,
         } = made;
+        let settings = settings::for_checks(self.db, project.id).await?;
         let (owner_id, id) = (project.owner_id, project.id.to_string());
         let (reference, version) = (id.clone(), base);
         let old = self
@@ -682,9 +691,13 @@ impl Maker<'_> {
                     check: false,
                     ..options
                 };
-                self.check(&mut files, options, kind, report).await?
+                self.check(&mut files, &settings, options, kind, report)
+                    .await?
             }
-            Change::Code(_) => self.check(&mut files, options, kind, report).await?,
+            Change::Code(_) => {
+                self.check(&mut files, &settings, options, kind, report)
+                    .await?
+            }
         };
         let docs_only = matches!(change, Change::DocsOnly(_));
         let to_save = files.clone();
@@ -728,6 +741,7 @@ impl Maker<'_> {
     async fn check(
         &self,
         files: &mut Vec<FileContent>,
+        settings: &Variables,
         options: CheckOptions,
         what: Kind,
         report: Report<'_>,
@@ -744,7 +758,7 @@ impl Maker<'_> {
             return Ok((CheckStatus::Skipped, Vec::new()));
         }
         let say = |line: String| report(Progress::Step(line));
-        match self.checker.run_checks(files, &say).await {
+        match self.checker.run_checks(files, settings, &say).await {
             Ok(steps) => Ok((CheckStatus::Passed, check_steps(&steps))),
             Err(CheckError::Failed { steps, failure }) if options.keep_broken => {
                 say(format!(
@@ -1048,6 +1062,7 @@ mod tests {
         fn run_checks<'a>(
             &'a self,
             _files: &'a [FileContent],
+            _settings: &'a Variables,
             report: &'a (dyn Fn(String) + Send + Sync),
         ) -> BoxFuture<'a, Result<Vec<StepOutcome>, CheckError>> {
             Box::pin(async move {

@@ -26,6 +26,7 @@ use crate::confine::Protections;
 use crate::db::hosts::Fence;
 use crate::db::Db;
 use crate::metrics::Metrics;
+use crate::process::launch::Variables;
 use crate::process::logfile::LogFiles;
 
 pub use super::lifecycle::State;
@@ -64,6 +65,8 @@ pub struct Launch {
     pub health_path: &'static str,
     /// The project version it runs.
     pub version: Option<i64>,
+    /// Its own settings, added to its environment.
+    pub settings: Variables,
 }
 
 /// Everything the task needs to run one app, whatever version it runs.

@@ -178,6 +178,7 @@ fn launch(dir: &std::path::Path, version: i64) -> Launch {
         },
         health_path: "/",
         version: Some(version),
+        settings: Default::default(),
     }
 }
 

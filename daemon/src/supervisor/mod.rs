@@ -94,6 +94,9 @@ pub enum RunError {
     /// No version of the app could be found to start it.
     #[error("could not find the version to run: {0}")]
     NoVersion(order::OrderError),
+    /// The app's settings could not be read or its secrets opened.
+    #[error("{0}")]
+    Settings(order::OrderError),
     /// The app did not come up.
     #[error("the app did not start: {why}\n--- last lines of its log ---\n{log}\n---\n`appforge fix {name}` asks the model to repair it from this error")]
     NotUp {
@@ -415,6 +418,7 @@ impl Supervisor {
             env,
             health_path: order.health_path,
             version: Some(order.version),
+            settings: order.settings.clone(),
         };
         let cfg = AppConfig {
             project_id,

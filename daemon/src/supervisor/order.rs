@@ -9,6 +9,8 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::process::launch::Variables;
+
 /// Whose app it is and what it is called, for lists and messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppRef {
@@ -56,6 +58,9 @@ pub struct Order {
     pub health_path: &'static str,
     /// Its files.
     pub content: Arc<dyn Content>,
+    /// The app's own settings, secrets opened: its restarts, automatic
+    /// ones included, keep them.
+    pub settings: Variables,
 }
 
 impl std::fmt::Debug for Order {
@@ -73,9 +78,17 @@ pub type OrderError = Box<dyn std::error::Error + Send + Sync>;
 /// A boxed future, as [`Orders`] returns.
 pub type OrderFuture<'a> = Pin<Box<dyn Future<Output = Result<Order, OrderError>> + Send + 'a>>;
 
+/// A boxed future of an app's settings, as [`Orders`] returns them.
+pub type SettingsFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Variables, OrderError>> + Send + 'a>>;
+
 /// Where the supervisor gets the newest version of an app it must start
 /// on its own: a wanted app whose process is gone after a daemon restart.
 pub trait Orders: Send + Sync {
     /// The app's newest saved version.
     fn newest(&self, app: AppRef) -> OrderFuture<'_>;
+
+    /// The app's own settings now, secrets opened, for an order made
+    /// above the supervisor.
+    fn settings(&self, app: AppRef) -> SettingsFuture<'_>;
 }

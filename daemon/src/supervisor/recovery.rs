@@ -9,6 +9,7 @@ use super::app::{self, Origin};
 use super::lifecycle::RunEnd;
 use super::order::{AppRef, Order};
 use super::{runs, RunError, Supervisor};
+use crate::process::launch::Variables;
 use crate::process::procfs;
 
 /// Runs recovered at once at start-up.
@@ -171,5 +172,13 @@ impl Supervisor {
     /// The app's newest version, to start it unasked.
     pub(super) async fn newest(&self, app: AppRef) -> Result<Order, RunError> {
         self.orders.newest(app).await.map_err(RunError::NoVersion)
+    }
+
+    /// The app's own settings, secrets opened, for an order to run it.
+    pub async fn settings(&self, app: &AppRef) -> Result<Variables, RunError> {
+        self.orders
+            .settings(app.clone())
+            .await
+            .map_err(RunError::Settings)
     }
 }

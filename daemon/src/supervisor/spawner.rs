@@ -164,7 +164,7 @@ impl Spawner for Shim {
             program: launch.env.python(),
             args: launch::python_args(cfg.port),
             dir: launch.dir.clone(),
-            env: launch::environment(&launch.env.root, cfg.port, &tmp),
+            env: launch::environment(&launch.env.root, cfg.port, &tmp, &launch.settings),
             log: cfg.log.path().to_path_buf(),
             log_max_bytes: cfg.log.max_bytes(),
             log_files: cfg.log.files(),

@@ -2,6 +2,7 @@
 
 mod apps;
 pub mod dashboard;
+mod env;
 mod generate;
 mod projects;
 mod status;
@@ -144,6 +145,7 @@ async fn handle(
         Request::Metrics => Ok(Reply::Metrics(status::metrics_text(daemon))),
         Request::Usage => apps::usage(daemon, token).await,
         Request::DashboardLink => dashboard::link(daemon, token).await,
+        Request::Env(req) => env::env(daemon, token, req, &progress).await,
     }
 }
 

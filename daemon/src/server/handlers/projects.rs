@@ -7,7 +7,7 @@ use appforge_shared::protocol::{
 
 use super::with_project;
 use crate::error::ServiceError;
-use crate::projects::{self, export, versions, ProjectError};
+use crate::projects::{self, export, settings, versions, ProjectError};
 use crate::services::apps;
 use crate::state::Daemon;
 
@@ -87,15 +87,21 @@ pub async fn export(
     token: Option<&SessionToken>,
     req: ExportRequest,
 ) -> Result<Reply, ServiceError> {
-    let (project, files) = with_project(daemon, token, req.project, |tx, project| {
-        Ok((project.clone(), versions::current_files(tx, project)?))
+    let (project, files, expected) = with_project(daemon, token, req.project, |tx, project| {
+        let stored = settings::list(tx, project.id)?;
+        Ok((
+            project.clone(),
+            versions::current_files(tx, project)?,
+            settings::expected(&stored),
+        ))
     })
     .await?;
     let format = req.format;
     let targets = req.targets;
     // Compressing is CPU work: keep it off the async workers and the database.
     let info = tokio::task::spawn_blocking(move || {
-        let files = export::export_files(&project.name, &project.prompt, &files, &targets);
+        let files =
+            export::export_files(&project.name, &project.prompt, &files, &targets, &expected);
         let root = export::archive_root(&project.name);
         let archive = export::build_archive(format, &root, &files)?;
         Ok::<_, export::ExportError>(ExportInfo {
