@@ -11,8 +11,8 @@ use super::{mends, CheckError, RunCheck, StepOutcome};
 use crate::ai::generate::{self, Asking, GenerationError, Reply};
 use crate::ai::validate::{self, CheckError as StaticError};
 use crate::ai::{parse, prompt, Message, Role, Usage};
-use crate::projects::change::Change;
 use crate::process::launch::Variables;
+use crate::projects::change::Change;
 
 /// What a generation needs besides the conversation.
 pub struct Job<'a> {
