@@ -1,10 +1,9 @@
 //! `run`, `stop`, `restart`, `ps` and `logs`.
 
 use std::borrow::Cow;
-use std::io::IsTerminal;
 
 use appforge_shared::protocol::{
-    LogsRequest, ProcessInfo, Progress, ProjectRef, Reply, Request, RunRequest, StopRequest,
+    LogsRequest, ProcessInfo, ProjectRef, Reply, Request, RunRequest, StopRequest,
 };
 use serde_json::json;
 
@@ -38,15 +37,7 @@ pub async fn restart(ctx: &mut Ctx, args: ProjectArg) -> Result<(), ClientError>
 
 /// Sends `run` or `restart`, showing each step on a terminal, and prints the URL.
 async fn started(ctx: &mut Ctx, request: Request) -> Result<(), ClientError> {
-    let chatty = !ctx.json && std::io::stderr().is_terminal();
-    let reply = ctx
-        .conn
-        .request(session::load(), request, |p| {
-            if let (true, Progress::Step(step)) = (chatty, p) {
-                eprintln!("  {}", sanitize(&step, Sgr::Drop));
-            }
-        })
-        .await?;
+    let reply = ctx.call_showing_steps(request).await?;
     let Reply::Running(app) = reply else {
         return Err(unexpected(&reply));
     };

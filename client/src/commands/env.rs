@@ -2,16 +2,14 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use appforge_shared::protocol::{EnvChange, EnvInfo, EnvRequest, Progress, Reply, Request, Secret};
+use appforge_shared::protocol::{EnvChange, EnvInfo, EnvRequest, Reply, Request, Secret};
 use serde_json::json;
 
 use super::accounts::unexpected;
 use super::Ctx;
 use crate::cli::{EnvArgs, EnvCommand};
 use crate::error::ClientError;
-use crate::escape::{sanitize, Sgr};
 use crate::output::emit;
-use crate::session;
 
 /// `appforge env P [set KEY=VALUE… [--secret] | unset KEY…]`
 pub async fn env(ctx: &mut Ctx, args: EnvArgs) -> Result<(), ClientError> {
@@ -24,19 +22,11 @@ pub async fn env(ctx: &mut Ctx, args: EnvArgs) -> Result<(), ClientError> {
         Some(EnvCommand::Unset { names }) => EnvChange::Unset { names },
     };
     let listing = matches!(change, EnvChange::List);
-    let chatty = !ctx.json && std::io::stderr().is_terminal();
     let request = Request::Env(EnvRequest {
         project: args.project,
         change,
     });
-    let reply = ctx
-        .conn
-        .request(session::load(), request, |p| {
-            if let (true, Progress::Step(step)) = (chatty, p) {
-                eprintln!("  {}", sanitize(&step, Sgr::Drop));
-            }
-        })
-        .await?;
+    let reply = ctx.call_showing_steps(request).await?;
     let Reply::Env(info) = reply else {
         return Err(unexpected(&reply));
     };

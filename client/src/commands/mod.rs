@@ -11,13 +11,15 @@ mod local;
 mod projects;
 mod saved;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use appforge_shared::protocol::{Reply, Request, SessionToken};
+use appforge_shared::protocol::{Progress, Reply, Request, SessionToken};
 
 use crate::cli::{Cli, Command};
 use crate::daemon::{socket_path, DaemonConn};
 use crate::error::ClientError;
+use crate::escape::{sanitize, Sgr};
 use crate::session;
 
 /// What every command needs: the connection and the output mode.
@@ -34,6 +36,19 @@ impl Ctx {
     /// Sends a request with the saved session and returns the final reply.
     pub async fn call(&mut self, request: Request) -> Result<Reply, ClientError> {
         self.conn.request(session::load(), request, |_| {}).await
+    }
+
+    /// Like [`Ctx::call`], showing the daemon's steps on stderr as they
+    /// come when it is a terminal (and not for `--json`).
+    pub async fn call_showing_steps(&mut self, request: Request) -> Result<Reply, ClientError> {
+        let shown = !self.json && std::io::stderr().is_terminal();
+        self.conn
+            .request(session::load(), request, |p| {
+                if let (true, Progress::Step(step)) = (shown, p) {
+                    eprintln!("  {}", sanitize(&step, Sgr::Drop));
+                }
+            })
+            .await
     }
 }
 
