@@ -146,6 +146,9 @@ pub enum Request {
     DashboardLink,
     /// An app's own settings: list, set or unset them.
     Env(EnvRequest),
+    /// Make a new project of a folder the client read; answered by
+    /// [`Reply::Saved`].
+    Import(ImportRequest),
 }
 
 impl Request {
@@ -179,6 +182,7 @@ impl Request {
             Request::Usage => "usage",
             Request::DashboardLink => "dashboard-link",
             Request::Env(_) => "env",
+            Request::Import(_) => "import",
         }
     }
 }
@@ -289,6 +293,20 @@ pub struct EditRequest {
     /// The whole file set after the edit.
     pub files: Vec<FileContent>,
     /// How the result is checked.
+    pub checks: CheckOptions,
+}
+
+/// Arguments of [`Request::Import`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRequest {
+    /// The project's name; derived from `folder` if absent.
+    pub name: Option<String>,
+    /// The folder's own name (not its path), for the project's name and
+    /// description.
+    pub folder: String,
+    /// The folder's text files that belong in the project, by relative path.
+    pub files: Vec<FileContent>,
+    /// How the import is checked.
     pub checks: CheckOptions,
 }
 
@@ -494,7 +512,8 @@ pub enum Reply {
     Projects(Vec<ProjectSummary>),
     /// Answer to [`Request::ShowProject`].
     Project(ProjectDetail),
-    /// Answer to [`Request::EditProject`] and [`Request::Rollback`].
+    /// Answer to [`Request::EditProject`], [`Request::Rollback`] and
+    /// [`Request::Import`].
     Saved(SavedVersion),
     /// Answer to [`Request::DeleteProject`].
     Deleted(ProjectSummary),
@@ -656,7 +675,7 @@ pub struct SavedVersion {
 pub struct VersionInfo {
     /// Its number, from 1.
     pub version: i64,
-    /// `generate`, `improve`, `edit` or `rollback`.
+    /// `generate`, `improve`, `fix`, `edit`, `rollback` or `import`.
     pub kind: String,
     /// The prompt behind it, or what was done.
     pub prompt: String,

@@ -291,16 +291,7 @@ pub fn create(
             }
             n.to_string()
         }
-        None => {
-            let base = name_from_prompt(prompt);
-            let mut candidate = base.clone();
-            let mut n = 2;
-            while name_taken(tx, owner_id, &candidate)? {
-                candidate = format!("{base}-{n}");
-                n += 1;
-            }
-            candidate
-        }
+        None => unused_name(tx, owner_id, &name_from_prompt(prompt))?,
     };
     let project_id: i64 = tx.query_one(
         "INSERT INTO projects (name, description, prompt, owner_id) VALUES ($1, $2, $2, $3) \
@@ -314,6 +305,18 @@ pub fn create(
         name,
         version,
     })
+}
+
+/// `base`, or, when the owner has a project of that name, the first of
+/// `base-2`, `base-3`, … that is free.
+pub fn unused_name(conn: &Conn<'_>, owner_id: i64, base: &str) -> Result<String, ProjectError> {
+    let mut candidate = base.to_string();
+    let mut n = 2;
+    while name_taken(conn, owner_id, &candidate)? {
+        candidate = format!("{base}-{n}");
+        n += 1;
+    }
+    Ok(candidate)
 }
 
 fn name_taken(conn: &Conn<'_>, owner_id: i64, name: &str) -> Result<bool, ProjectError> {

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use appforge_shared::protocol::{
     CheckOptions, CheckStep, EditRequest, FileContent, FixRequest, GenerateRequest, Generated,
-    ImproveRequest, Progress, RollbackRequest, SaveGenerationRequest, SavedAs, SavedVersion,
+    ImportRequest, ImproveRequest, Progress, RollbackRequest, SaveGenerationRequest, SavedAs,
+    SavedVersion,
 };
 
 use super::apps::{Apps, NewRelease};
@@ -48,7 +49,7 @@ pub enum MakeError {
          failing; --no-check skips the checks)"
     )]
     FailedChecks {
-        /// `edit` or `rollback`.
+        /// `edit`, `rollback` or `import`.
         what: Kind,
         /// What failed.
         failure: crate::checks::Failure,
@@ -362,7 +363,7 @@ impl Maker<'_> {
             .db
             .transaction(move |c| projects::resolve(c, owner_id, &reference))
             .await?;
-        let files = checked_paths(req.files)?;
+        let files = checked_paths(req.files, Kind::Edit)?;
         let made = Unwritten {
             project,
             base: req.base_version,
@@ -379,6 +380,91 @@ impl Maker<'_> {
             );
         }
         Ok(saved)
+    }
+
+    /// Makes a new project of a folder's files (read by the client, which
+    /// left out what does not belong in a project), once they pass their
+    /// checks; nothing is saved when they fail, unless `--keep-broken`.
+    pub async fn import(
+        &self,
+        owner_id: i64,
+        req: ImportRequest,
+        report: Report<'_>,
+    ) -> Result<SavedVersion, MakeError> {
+        let ImportRequest {
+            name,
+            folder,
+            files,
+            checks,
+        } = req;
+        if let Some(name) = &name {
+            projects::check_name(name)?;
+        }
+        let mut files = checked_paths(files, Kind::Import)?;
+        if files.is_empty() {
+            return Err(MakeError::InvalidInput(
+                "the import was not saved: the folder has no files to import".into(),
+            ));
+        }
+        // A taken name is refused before the checks, which take a while.
+        if let Some(wanted) = name.clone() {
+            self.db
+                .transaction(
+                    move |tx| match projects::unused_name(tx, owner_id, &wanted)? {
+                        free if free == wanted => Ok(()),
+                        _ => Err(ProjectError::NameTaken(wanted)),
+                    },
+                )
+                .await?;
+        }
+        // A new project has no settings yet.
+        let (status, steps) = self
+            .check(
+                &mut files,
+                &Variables::default(),
+                checks,
+                Kind::Import,
+                report,
+            )
+            .await?;
+        let prompt = format!("imported from the folder `{folder}`");
+        let paths = files.iter().map(|f| f.path.clone()).collect();
+        let saved = self
+            .db
+            .transaction(move |tx| {
+                let name = match name {
+                    Some(name) => name,
+                    None => {
+                        projects::unused_name(tx, owner_id, &projects::name_from_prompt(&folder))?
+                    }
+                };
+                let version = NewVersion {
+                    kind: Kind::Import,
+                    prompt: &prompt,
+                    generation_id: None,
+                    tokens_used: 0,
+                    files: &files,
+                    checks: status,
+                };
+                projects::create(tx, owner_id, Some(&name), &prompt, version)
+            })
+            .await?;
+        tracing::info!(
+            project_id = saved.project_id,
+            check_status = status.as_str(),
+            "imported a folder"
+        );
+        Ok(SavedVersion {
+            project_id: saved.project_id,
+            name: saved.name,
+            version: saved.version,
+            saved: true,
+            changed: paths,
+            check_status: status.as_str().to_string(),
+            checks: steps,
+            restarted: false,
+            docs_only: false,
+        })
     }
 
     /// Makes a new version equal to an earlier one, once it passes its checks.
@@ -983,11 +1069,12 @@ fn check_prompt(prompt: &str) -> Result<(), MakeError> {
     Ok(())
 }
 
-/// Checks the paths and sizes of an edited file set, as strictly as a model's.
-fn checked_paths(files: Vec<FileContent>) -> Result<Vec<FileContent>, MakeError> {
+/// Checks the paths and sizes of a file set the user gave (an edit, an
+/// import), as strictly as a model's.
+fn checked_paths(files: Vec<FileContent>, what: Kind) -> Result<Vec<FileContent>, MakeError> {
     let refuse = |why: String| {
         Err(MakeError::InvalidInput(format!(
-            "the edit was not saved: {why}"
+            "the {what} was not saved: {why}"
         )))
     };
     if files.len() > MAX_FILES {
