@@ -163,6 +163,9 @@ fn the_text_summary_lists_files_with_lines_and_what_was_left_out() {
     assert!(out.stdout.contains("checks skipped"), "{}", out.stdout);
 }
 
+/// Spoils an app folder.
+type Spoil<'a> = Box<dyn Fn(&Path) + 'a>;
+
 /// Each folder that cannot be imported is refused with exit status 2, its
 /// path named, and no project saved.
 #[test]
@@ -172,7 +175,7 @@ fn refusals_name_the_path_and_save_nothing() {
     let outside = tempfile::tempdir().unwrap();
     fs::write(outside.path().join("secret.txt"), "hush\n").unwrap();
 
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    let cases: Vec<(&str, Spoil<'_>, &str)> = vec![
         (
             "link",
             Box::new(|root: &Path| {
