@@ -253,6 +253,11 @@ pub struct ImportArgs {
     /// Save the import even when it fails its checks, marked as failing.
     #[arg(long)]
     pub keep_broken: bool,
+    /// When it fails its checks, have the model repair it: the folder as it was becomes version 1 (marked as failing), the repair version 2.
+    #[arg(long, conflicts_with = "no_check")]
+    pub repair: bool,
+    #[command(flatten)]
+    pub ai: ProviderArgs,
 }
 
 // Arguments of `export`.

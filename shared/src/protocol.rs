@@ -308,6 +308,14 @@ pub struct ImportRequest {
     pub files: Vec<FileContent>,
     /// How the import is checked.
     pub checks: CheckOptions,
+    /// Have a model repair it when it fails its checks: the folder as it
+    /// was is saved as version 1, marked as failing, and the repair as
+    /// version 2.
+    pub repair: bool,
+    /// Provider for the repair instead of the daemon's default.
+    pub provider: Option<String>,
+    /// Model for the repair instead of the provider's default.
+    pub model: Option<String>,
 }
 
 /// Arguments of [`Request::Diff`].

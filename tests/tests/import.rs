@@ -7,6 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use appforge_e2e::apps::{page, port_of, run_app, signed_up};
+use appforge_e2e::mock_provider::{Answer, MockProvider};
 use appforge_e2e::{Daemon, User};
 
 /// The same requirements as the offline scaffolder's, so the checks share
@@ -278,4 +279,89 @@ fn a_taken_name_is_refused_before_the_checks() {
         .ok()
         .json();
     assert_eq!(again["name"], "shop-2", "{again}");
+}
+
+/// A folder whose app fails to import, as the model would be shown it.
+fn broken_folder(root: &Path) {
+    app_folder(root);
+    write(
+        root,
+        "app.py",
+        format!("{APP}\nraise RuntimeError(\"no-database-configured\")\n").as_bytes(),
+    );
+}
+
+/// The text of every message of the `n`th request the provider got.
+fn request_text(mock: &MockProvider, n: usize) -> String {
+    mock.requests()[n].body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or("").to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn repair_keeps_the_folder_as_version_one_and_saves_the_models_repair_as_two() {
+    let mock = MockProvider::start();
+    let repaired = format!(
+        "Here is the app.\n\n### app.py\n````\n{APP}\n````\n\n### requirements.txt\n````\n\
+         {REQUIREMENTS}\n````\n"
+    );
+    mock.push(Answer::Reply(repaired));
+    let daemon = mock.daemon(&[], &[]);
+    let user = signed_up(&daemon, "ada");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("broken");
+    broken_folder(&root);
+
+    let out = user
+        .run(&["--json", "import", root.to_str().unwrap(), "--repair"])
+        .ok()
+        .json();
+    assert_eq!(out["version"], 2, "{out}");
+    assert_eq!(out["repaired"], true, "{out}");
+    assert_eq!(out["check_status"], "passed", "{out}");
+    assert_eq!(out["changed"], serde_json::json!(["app.py"]), "{out}");
+    let asked = request_text(&mock, 0);
+    assert!(
+        asked.contains("no-database-configured"),
+        "the model is shown the check's failure: {asked}"
+    );
+    let history = user.run(&["--json", "history", "broken"]).ok().json();
+    let kinds: Vec<(&str, &str)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap(),
+                v["check_status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("import", "failed"), ("fix", "passed")]);
+}
+
+#[test]
+fn a_failed_repair_says_version_one_is_kept_as_failing() {
+    let mock = MockProvider::start();
+    mock.push(Answer::Status(400));
+    let daemon = mock.daemon(&[], &[]);
+    let user = signed_up(&daemon, "ada");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("broken");
+    broken_folder(&root);
+
+    let out = user.run(&["import", root.to_str().unwrap(), "--repair"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("saved as version 1") && out.stderr.contains("the repair failed"),
+        "{}",
+        out.stderr
+    );
+    let history = user.run(&["--json", "history", "broken"]).ok().json();
+    assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
+    assert_eq!(history[0]["check_status"], "failed", "{history}");
 }

@@ -18,7 +18,7 @@ use crate::session;
 /// Files listed one per line in the summary; more are counted.
 const LISTED: usize = 30;
 
-/// `appforge import DIR [--name N] [--no-check] [--keep-broken]`
+/// `appforge import DIR [--name N] [--no-check] [--keep-broken] [--repair]`
 pub async fn import(ctx: &mut Ctx, args: ImportArgs) -> Result<(), ClientError> {
     let read = folder::read(&args.dir).map_err(|e| ClientError::Usage(e.to_string()))?;
     if read.files.is_empty() {
@@ -40,6 +40,9 @@ pub async fn import(ctx: &mut Ctx, args: ImportArgs) -> Result<(), ClientError> 
             keep_broken: args.keep_broken,
             repair_rounds: None,
         },
+        repair: args.repair,
+        provider: args.ai.provider,
+        model: args.ai.model,
     });
     let quiet = ctx.json;
     if !quiet {
@@ -67,7 +70,8 @@ pub async fn import(ctx: &mut Ctx, args: ImportArgs) -> Result<(), ClientError> 
 
 fn json_doc(saved: &SavedVersion, read: &Folder) -> serde_json::Value {
     let mut doc = saved_json(saved);
-    doc["kind"] = json!("import");
+    doc["kind"] = json!(if saved.version > 1 { "fix" } else { "import" });
+    doc["repaired"] = json!(saved.version > 1);
     doc["files"] = read
         .files
         .iter()
@@ -107,8 +111,17 @@ fn summary(saved: &SavedVersion, read: &Folder) -> String {
         &saved.check_status,
         &saved.checks,
     ));
+    let what = match saved.version {
+        1 => "(import)".to_string(),
+        // Version 1 is the folder as it was; the repair came after it.
+        _ => format!(
+            "(the model's repair of version 1, the folder as it was; {} changed: {})",
+            saved.changed.len(),
+            saved.changed.join(", ")
+        ),
+    };
     out.push_str(&format!(
-        "\nSaved as `{}` version {} (import). Start it with `appforge run {}`.",
+        "\nSaved as `{}` version {} {what}. Start it with `appforge run {}`.",
         saved.name, saved.version, saved.name
     ));
     out

@@ -75,6 +75,18 @@ pub enum MakeError {
     /// The store failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// An import failed its checks and the model could not repair it; the
+    /// import itself is saved, marked as failing.
+    #[error(
+        "`{name}` is saved as version 1, the folder as it was, marked as failing its checks; \
+         the repair failed: {error}"
+    )]
+    RepairFailed {
+        /// The new project.
+        name: String,
+        /// Why the repair failed.
+        error: Box<MakeError>,
+    },
 }
 
 /// What making a version needs: the store, the models, the checks and the
@@ -396,7 +408,22 @@ impl Maker<'_> {
             folder,
             files,
             checks,
+            repair,
+            provider,
+            model,
         } = req;
+        // The provider is chosen first, so a wrong one is refused before
+        // the checks run.
+        let repairer = match repair {
+            true => Some(self.call(
+                owner_id,
+                Kind::Fix,
+                "repair the imported app so that it passes its checks".into(),
+                provider,
+                model,
+            )?),
+            false => None,
+        };
         if let Some(name) = &name {
             projects::check_name(name)?;
         }
@@ -418,17 +445,23 @@ impl Maker<'_> {
                 .await?;
         }
         // A new project has no settings yet.
-        let (status, steps) = self
+        // With a repair to come, a failing import is kept as version 1.
+        let options = CheckOptions {
+            keep_broken: checks.keep_broken || repairer.is_some(),
+            ..checks
+        };
+        let (status, steps, failure) = self
             .check(
                 &mut files,
                 &Variables::default(),
-                checks,
+                options,
                 Kind::Import,
                 report,
             )
             .await?;
         let prompt = format!("imported from the folder `{folder}`");
         let paths = files.iter().map(|f| f.path.clone()).collect();
+        let imported = files.clone();
         let saved = self
             .db
             .transaction(move |tx| {
@@ -454,6 +487,11 @@ impl Maker<'_> {
             check_status = status.as_str(),
             "imported a folder"
         );
+        if let (Some(call), Some(failure)) = (repairer, failure) {
+            return self
+                .repair_import(call, saved, imported, failure, checks, report)
+                .await;
+        }
         Ok(SavedVersion {
             project_id: saved.project_id,
             name: saved.name,
@@ -462,6 +500,67 @@ impl Maker<'_> {
             changed: paths,
             check_status: status.as_str().to_string(),
             checks: steps,
+            restarted: false,
+            docs_only: false,
+        })
+    }
+
+    /// Has the model repair an import that failed its checks, saved as its
+    /// version 1; the repair, once it passes, becomes version 2.
+    async fn repair_import(
+        &self,
+        call: Call,
+        saved: SavedAs,
+        imported: Vec<FileContent>,
+        failure: crate::checks::Failure,
+        checks: CheckOptions,
+        report: Report<'_>,
+    ) -> Result<SavedVersion, MakeError> {
+        report(Progress::Step(format!(
+            "version 1 is saved as the folder was, marked as failing; asking {} to repair it",
+            call.provider.name()
+        )));
+        let (owner_id, id) = (call.owner_id, saved.project_id.to_string());
+        let project = self
+            .db
+            .transaction(move |c| projects::resolve(c, owner_id, &id))
+            .await?;
+        let app = AppWords {
+            prompt: project.prompt.clone(),
+            change: None,
+            current: imported.clone(),
+        };
+        let messages = prompt::fix(&imported, &failure.to_string(), None);
+        let generation = Generation::on_top(
+            app,
+            messages,
+            project,
+            saved.version,
+            imported.clone(),
+            Kind::Fix,
+            checks,
+        );
+        let repaired = match self.run_and_store(call, generation, report).await {
+            Ok(repaired) => repaired,
+            Err(error) => {
+                return Err(MakeError::RepairFailed {
+                    name: saved.name,
+                    error: Box::new(error),
+                })
+            }
+        };
+        let version = repaired
+            .project
+            .as_ref()
+            .map_or(saved.version, |p| p.version);
+        Ok(SavedVersion {
+            project_id: saved.project_id,
+            name: saved.name,
+            version,
+            saved: true,
+            changed: versions::changed_paths(&imported, &repaired.files),
+            check_status: repaired.check_status,
+            checks: repaired.checks,
             restarted: false,
             docs_only: false,
         })
@@ -766,8 +865,8 @@ impl Maker<'_> {
         // Files the app runs that did not change are not run again; equal
         // files are not saved at all (below), so they are not checked either.
         let change = Change::of(&old, &files);
-        let (status, steps) = match &change {
-            Change::Nothing => (CheckStatus::Skipped, Vec::new()),
+        let (status, steps, _) = match &change {
+            Change::Nothing => (CheckStatus::Skipped, Vec::new(), None),
             Change::DocsOnly(paths) => {
                 report(Progress::Step(format!(
                     "only documentation changed ({}): the app is not run again",
@@ -831,7 +930,7 @@ impl Maker<'_> {
         options: CheckOptions,
         what: Kind,
         report: Report<'_>,
-    ) -> Result<(CheckStatus, Vec<CheckStep>), MakeError> {
+    ) -> Result<(CheckStatus, Vec<CheckStep>, Option<crate::checks::Failure>), MakeError> {
         validate::check(files, self.python)
             .await
             .map_err(|e| match e {
@@ -841,16 +940,16 @@ impl Maker<'_> {
                 e @ StaticError::Checker(_) => MakeError::StaticChecker(e),
             })?;
         if !options.check {
-            return Ok((CheckStatus::Skipped, Vec::new()));
+            return Ok((CheckStatus::Skipped, Vec::new(), None));
         }
         let say = |line: String| report(Progress::Step(line));
         match self.checker.run_checks(files, settings, &say).await {
-            Ok(steps) => Ok((CheckStatus::Passed, check_steps(&steps))),
+            Ok(steps) => Ok((CheckStatus::Passed, check_steps(&steps), None)),
             Err(CheckError::Failed { steps, failure }) if options.keep_broken => {
                 say(format!(
                     "saving although it failed its checks (--keep-broken): {failure}"
                 ));
-                Ok((CheckStatus::Failed, check_steps(&steps)))
+                Ok((CheckStatus::Failed, check_steps(&steps), Some(failure)))
             }
             Err(CheckError::Failed { failure, .. }) => {
                 Err(MakeError::FailedChecks { what, failure })
