@@ -109,15 +109,17 @@ pub fn read(root: &Path) -> Result<Folder, FolderError> {
     if !meta.is_dir() {
         return Err(FolderError::NotAFolder(root.to_path_buf()));
     }
+    // Walked by its real path: `.gitignore` patterns match against it, and
+    // a link's target is inside when it starts with it.
     let canonical = fs::canonicalize(root).map_err(unreadable(root))?;
     let mut walk = Walk {
-        root: root.to_path_buf(),
-        canonical,
+        root: canonical.clone(),
+        canonical: canonical.clone(),
         ignores: Vec::new(),
         read: Folder::default(),
         bytes: 0,
     };
-    walk.dir(root, "")?;
+    walk.dir(&canonical, "")?;
     walk.read.files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(walk.read)
 }
@@ -333,6 +335,24 @@ mod tests {
         ] {
             assert!(left.contains(&gone), "{gone} not in {left:?}");
         }
+    }
+
+    #[test]
+    fn gitignore_patterns_hold_below_their_folder_and_nested_ones_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, ".gitignore", b"sub/b.txt\n*.log\n");
+        write(root, "sub/b.txt", b"b\n");
+        write(root, "sub/c.txt", b"c\n");
+        write(root, "sub/keep.log", b"k\n");
+        write(root, "sub/.gitignore", b"!keep.log\n");
+        write(root, "other.log", b"o\n");
+        let read = read(root).unwrap();
+        let paths: Vec<&str> = read.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [".gitignore", "sub/.gitignore", "sub/c.txt", "sub/keep.log"]
+        );
     }
 
     #[test]
