@@ -274,6 +274,16 @@ pub fn name_from_prompt(prompt: &str) -> String {
     name
 }
 
+/// A name derived from a folder's name: all its words, dashed ("My Shop"
+/// gives `my-shop`), as a folder is already named by its owner.
+pub fn name_from_folder(folder: &str) -> String {
+    let name = slug::join(&slug::words(folder), '-', 40);
+    if name.is_empty() || name.chars().all(|c| c.is_ascii_digit()) {
+        return format!("app-{name}").trim_end_matches('-').to_string();
+    }
+    name
+}
+
 /// Creates a project with its first version. Without an explicit name, a
 /// taken derived name gets a numeric suffix.
 pub fn create(

@@ -444,8 +444,8 @@ impl Maker<'_> {
                 )
                 .await?;
         }
-        // A new project has no settings yet.
-        // With a repair to come, a failing import is kept as version 1.
+        // With a repair to come, a failing import is kept as version 1. A
+        // new project has no settings yet to check with.
         let options = CheckOptions {
             keep_broken: checks.keep_broken || repairer.is_some(),
             ..checks
@@ -459,6 +459,12 @@ impl Maker<'_> {
                 report,
             )
             .await?;
+        // The folder's name is the client's word: it only names things.
+        let folder: String = folder
+            .chars()
+            .filter(|c| !c.is_control() && *c != '`')
+            .take(100)
+            .collect();
         let prompt = format!("imported from the folder `{folder}`");
         let paths = files.iter().map(|f| f.path.clone()).collect();
         let imported = files.clone();
@@ -468,7 +474,7 @@ impl Maker<'_> {
                 let name = match name {
                     Some(name) => name,
                     None => {
-                        projects::unused_name(tx, owner_id, &projects::name_from_prompt(&folder))?
+                        projects::unused_name(tx, owner_id, &projects::name_from_folder(&folder))?
                     }
                 };
                 let version = NewVersion {
@@ -2004,5 +2010,96 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, MakeError::Provider(_)), "{e:?}");
         assert!(world.history().await.is_empty());
+    }
+
+    fn import(files: Vec<FileContent>, checks: CheckOptions) -> ImportRequest {
+        ImportRequest {
+            name: None,
+            folder: "My Shop".into(),
+            files,
+            checks,
+            repair: false,
+            provider: None,
+            model: None,
+        }
+    }
+
+    fn folder_files() -> Vec<FileContent> {
+        vec![
+            FileContent::new("app.py", "from flask import Flask\napp = Flask(__name__)\n"),
+            FileContent::new("requirements.txt", "flask\n"),
+        ]
+    }
+
+    #[tokio::test]
+    async fn import_saves_version_one_of_kind_import_or_nothing_when_it_fails() {
+        let failing = World::new(true, FakeApps::default()).await;
+        let e = failing
+            .maker()
+            .import(
+                failing.owner,
+                import(folder_files(), CheckOptions::default()),
+                &failing.report(),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                MakeError::FailedChecks {
+                    what: Kind::Import,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("GET / answered 500"), "{e}");
+        let kept = CheckOptions {
+            keep_broken: true,
+            ..CheckOptions::default()
+        };
+        let saved = failing
+            .maker()
+            .import(
+                failing.owner,
+                import(folder_files(), kept),
+                &failing.report(),
+            )
+            .await
+            .unwrap();
+        assert_eq!((saved.version, saved.check_status.as_str()), (1, "failed"));
+        assert_eq!(saved.name, "my-shop");
+
+        let world = World::new(false, FakeApps::default()).await;
+        let saved = world
+            .maker()
+            .import(
+                world.owner,
+                import(folder_files(), CheckOptions::default()),
+                &world.report(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(saved.check_status, "passed");
+        assert_eq!(saved.changed, ["app.py", "requirements.txt"]);
+        let kinds = world
+            .db
+            .transaction(move |c| versions::history(c, saved.project_id))
+            .await
+            .unwrap();
+        assert_eq!(kinds.len(), 1);
+        assert_eq!(kinds[0].kind, "import");
+
+        let unsafe_name = vec![FileContent::new("../app.py", "x = 1\n")];
+        let e = world
+            .maker()
+            .import(
+                world.owner,
+                import(unsafe_name, CheckOptions::default()),
+                &world.report(),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("`../app.py`"), "{e}");
     }
 }
