@@ -329,7 +329,8 @@ pub fn unused_name(conn: &Conn<'_>, owner_id: i64, base: &str) -> Result<String,
     Ok(candidate)
 }
 
-fn name_taken(conn: &Conn<'_>, owner_id: i64, name: &str) -> Result<bool, ProjectError> {
+/// Whether the owner has a project called `name`.
+pub fn name_taken(conn: &Conn<'_>, owner_id: i64, name: &str) -> Result<bool, ProjectError> {
     Ok(conn
         .query_opt(
             "SELECT 1 FROM projects WHERE owner_id = $1 AND name = $2",

@@ -437,9 +437,9 @@ impl Maker<'_> {
         if let Some(wanted) = name.clone() {
             self.db
                 .transaction(
-                    move |tx| match projects::unused_name(tx, owner_id, &wanted)? {
-                        free if free == wanted => Ok(()),
-                        _ => Err(ProjectError::NameTaken(wanted)),
+                    move |tx| match projects::name_taken(tx, owner_id, &wanted)? {
+                        true => Err(ProjectError::NameTaken(wanted)),
+                        false => Ok(()),
                     },
                 )
                 .await?;
