@@ -952,9 +952,7 @@ impl Maker<'_> {
         match self.checker.run_checks(files, settings, &say).await {
             Ok(steps) => Ok((CheckStatus::Passed, check_steps(&steps), None)),
             Err(CheckError::Failed { steps, failure }) if options.keep_broken => {
-                say(format!(
-                    "saving although it failed its checks (--keep-broken): {failure}"
-                ));
+                say(format!("saving although it failed its checks: {failure}"));
                 Ok((CheckStatus::Failed, check_steps(&steps), Some(failure)))
             }
             Err(CheckError::Failed { failure, .. }) => {
