@@ -66,6 +66,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Make a new version equal to an earlier one; history is kept.
     Rollback(RollbackArgs),
+    /// Make a new project of a folder you already have (its text files; .git, virtual environments, caches, build output and what .gitignore names are left out).
+    Import(ImportArgs),
     /// Write the project as a .zip or .tar.gz, ready for Docker and CI
     /// (--target adds Kubernetes manifests or a Compose file).
     Export(ExportArgs),
@@ -235,6 +237,27 @@ pub struct RollbackArgs {
     pub version: i64,
     #[command(flatten)]
     pub checks: CheckArgs,
+}
+
+// Arguments of `import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The folder that holds the app.
+    pub dir: PathBuf,
+    /// The project's name [default: from the folder's name]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Save without running the checks (install, import, start, tests).
+    #[arg(long)]
+    pub no_check: bool,
+    /// Save the import even when it fails its checks, marked as failing.
+    #[arg(long)]
+    pub keep_broken: bool,
+    /// When it fails its checks, have the model repair it: the folder as it was becomes version 1 (marked as failing), the repair version 2.
+    #[arg(long, conflicts_with = "no_check")]
+    pub repair: bool,
+    #[command(flatten)]
+    pub ai: ProviderArgs,
 }
 
 // Arguments of `export`.

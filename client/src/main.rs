@@ -8,6 +8,7 @@ mod daemon;
 mod diffstat;
 mod error;
 mod escape;
+mod folder;
 mod logview;
 mod output;
 mod render;

@@ -156,6 +156,12 @@ impl From<MakeError> for ServiceError {
             MakeError::Generation(e) => e.into(),
             MakeError::Project(e) => e.into(),
             MakeError::Db(e) => ServiceError::Db(e),
+            // Exits as the repair's own failure would, with the whole message.
+            MakeError::RepairFailed { error, .. } => match ServiceError::from(*error) {
+                ServiceError::Provider(_) => ServiceError::Provider(message),
+                ServiceError::InvalidInput(_) => ServiceError::InvalidInput(message),
+                _ => ServiceError::App(message),
+            },
         }
     }
 }

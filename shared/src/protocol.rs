@@ -146,6 +146,9 @@ pub enum Request {
     DashboardLink,
     /// An app's own settings: list, set or unset them.
     Env(EnvRequest),
+    /// Make a new project of a folder the client read; answered by
+    /// [`Reply::Saved`].
+    Import(ImportRequest),
 }
 
 impl Request {
@@ -179,6 +182,7 @@ impl Request {
             Request::Usage => "usage",
             Request::DashboardLink => "dashboard-link",
             Request::Env(_) => "env",
+            Request::Import(_) => "import",
         }
     }
 }
@@ -290,6 +294,28 @@ pub struct EditRequest {
     pub files: Vec<FileContent>,
     /// How the result is checked.
     pub checks: CheckOptions,
+}
+
+/// Arguments of [`Request::Import`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRequest {
+    /// The project's name; derived from `folder` if absent.
+    pub name: Option<String>,
+    /// The folder's own name (not its path), for the project's name and
+    /// description.
+    pub folder: String,
+    /// The folder's text files that belong in the project, by relative path.
+    pub files: Vec<FileContent>,
+    /// How the import is checked.
+    pub checks: CheckOptions,
+    /// Have a model repair it when it fails its checks: the folder as it
+    /// was is saved as version 1, marked as failing, and the repair as
+    /// version 2.
+    pub repair: bool,
+    /// Provider for the repair instead of the daemon's default.
+    pub provider: Option<String>,
+    /// Model for the repair instead of the provider's default.
+    pub model: Option<String>,
 }
 
 /// Arguments of [`Request::Diff`].
@@ -494,7 +520,8 @@ pub enum Reply {
     Projects(Vec<ProjectSummary>),
     /// Answer to [`Request::ShowProject`].
     Project(ProjectDetail),
-    /// Answer to [`Request::EditProject`] and [`Request::Rollback`].
+    /// Answer to [`Request::EditProject`], [`Request::Rollback`] and
+    /// [`Request::Import`].
     Saved(SavedVersion),
     /// Answer to [`Request::DeleteProject`].
     Deleted(ProjectSummary),
@@ -656,7 +683,7 @@ pub struct SavedVersion {
 pub struct VersionInfo {
     /// Its number, from 1.
     pub version: i64,
-    /// `generate`, `improve`, `edit` or `rollback`.
+    /// `generate`, `improve`, `fix`, `edit`, `rollback` or `import`.
     pub kind: String,
     /// The prompt behind it, or what was done.
     pub prompt: String,

@@ -155,6 +155,24 @@ fn request() -> impl Strategy<Value = Request> {
                 change: EnvChange::Unset { names },
             })
         }),
+        (
+            proptest::option::of(text()),
+            text(),
+            files(),
+            any::<bool>(),
+            proptest::option::of(text())
+        )
+            .prop_map(|(name, folder, files, repair, model)| {
+                Request::Import(ImportRequest {
+                    name,
+                    folder,
+                    files,
+                    checks: CheckOptions::default(),
+                    repair,
+                    provider: None,
+                    model,
+                })
+            }),
     ]
 }
 

@@ -7,6 +7,7 @@ mod dashboard;
 mod edit;
 mod env;
 mod generate;
+mod import;
 mod local;
 mod projects;
 mod saved;
@@ -106,6 +107,7 @@ pub async fn run(cli: Cli) -> Result<(), ClientError> {
         Command::Rollback(args) => projects::rollback(&mut ctx, args).await,
         Command::Export(args) => projects::export(&mut ctx, args).await,
         Command::Edit(args) => edit::edit(&mut ctx, args).await,
+        Command::Import(args) => import::import(&mut ctx, args).await,
         Command::Run(args) => apps::run(&mut ctx, args).await,
         Command::Stop(args) => apps::stop(&mut ctx, args).await,
         Command::Restart(args) => apps::restart(&mut ctx, args).await,

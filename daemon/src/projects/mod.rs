@@ -274,6 +274,16 @@ pub fn name_from_prompt(prompt: &str) -> String {
     name
 }
 
+/// A name derived from a folder's name: all its words, dashed ("My Shop"
+/// gives `my-shop`), as a folder is already named by its owner.
+pub fn name_from_folder(folder: &str) -> String {
+    let name = slug::join(&slug::words(folder), '-', 40);
+    if name.is_empty() || name.chars().all(|c| c.is_ascii_digit()) {
+        return format!("app-{name}").trim_end_matches('-').to_string();
+    }
+    name
+}
+
 /// Creates a project with its first version. Without an explicit name, a
 /// taken derived name gets a numeric suffix.
 pub fn create(
@@ -291,16 +301,7 @@ pub fn create(
             }
             n.to_string()
         }
-        None => {
-            let base = name_from_prompt(prompt);
-            let mut candidate = base.clone();
-            let mut n = 2;
-            while name_taken(tx, owner_id, &candidate)? {
-                candidate = format!("{base}-{n}");
-                n += 1;
-            }
-            candidate
-        }
+        None => unused_name(tx, owner_id, &name_from_prompt(prompt))?,
     };
     let project_id: i64 = tx.query_one(
         "INSERT INTO projects (name, description, prompt, owner_id) VALUES ($1, $2, $2, $3) \
@@ -316,7 +317,20 @@ pub fn create(
     })
 }
 
-fn name_taken(conn: &Conn<'_>, owner_id: i64, name: &str) -> Result<bool, ProjectError> {
+/// `base`, or, when the owner has a project of that name, the first of
+/// `base-2`, `base-3`, … that is free.
+pub fn unused_name(conn: &Conn<'_>, owner_id: i64, base: &str) -> Result<String, ProjectError> {
+    let mut candidate = base.to_string();
+    let mut n = 2;
+    while name_taken(conn, owner_id, &candidate)? {
+        candidate = format!("{base}-{n}");
+        n += 1;
+    }
+    Ok(candidate)
+}
+
+/// Whether the owner has a project called `name`.
+pub fn name_taken(conn: &Conn<'_>, owner_id: i64, name: &str) -> Result<bool, ProjectError> {
     Ok(conn
         .query_opt(
             "SELECT 1 FROM projects WHERE owner_id = $1 AND name = $2",

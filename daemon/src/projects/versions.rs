@@ -64,6 +64,8 @@ pub enum Kind {
     Edit,
     /// An earlier version's files again.
     Rollback,
+    /// A folder the user already had.
+    Import,
 }
 
 impl Kind {
@@ -75,6 +77,7 @@ impl Kind {
             Kind::Fix => "fix",
             Kind::Edit => "edit",
             Kind::Rollback => "rollback",
+            Kind::Import => "import",
         }
     }
 }

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use appforge_shared::protocol::{
     CheckOptions, CheckStep, EditRequest, FileContent, FixRequest, GenerateRequest, Generated,
-    ImproveRequest, Progress, RollbackRequest, SaveGenerationRequest, SavedAs, SavedVersion,
+    ImportRequest, ImproveRequest, Progress, RollbackRequest, SaveGenerationRequest, SavedAs,
+    SavedVersion,
 };
 
 use super::apps::{Apps, NewRelease};
@@ -48,7 +49,7 @@ pub enum MakeError {
          failing; --no-check skips the checks)"
     )]
     FailedChecks {
-        /// `edit` or `rollback`.
+        /// `edit`, `rollback` or `import`.
         what: Kind,
         /// What failed.
         failure: crate::checks::Failure,
@@ -74,6 +75,18 @@ pub enum MakeError {
     /// The store failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// An import failed its checks and the model could not repair it; the
+    /// import itself is saved, marked as failing.
+    #[error(
+        "`{name}` is saved as version 1, the folder as it was, marked as failing its checks; \
+         the repair failed: {error}"
+    )]
+    RepairFailed {
+        /// The new project.
+        name: String,
+        /// Why the repair failed.
+        error: Box<MakeError>,
+    },
 }
 
 /// What making a version needs: the store, the models, the checks and the
@@ -362,7 +375,7 @@ impl Maker<'_> {
             .db
             .transaction(move |c| projects::resolve(c, owner_id, &reference))
             .await?;
-        let files = checked_paths(req.files)?;
+        let files = checked_paths(req.files, Kind::Edit)?;
         let made = Unwritten {
             project,
             base: req.base_version,
@@ -379,6 +392,184 @@ impl Maker<'_> {
             );
         }
         Ok(saved)
+    }
+
+    /// Makes a new project of a folder's files (read by the client, which
+    /// left out what does not belong in a project), once they pass their
+    /// checks; nothing is saved when they fail, unless `--keep-broken`.
+    pub async fn import(
+        &self,
+        owner_id: i64,
+        req: ImportRequest,
+        report: Report<'_>,
+    ) -> Result<SavedVersion, MakeError> {
+        let ImportRequest {
+            name,
+            folder,
+            files,
+            checks,
+            repair,
+            provider,
+            model,
+        } = req;
+        // The provider is chosen first, so a wrong one is refused before
+        // the checks run.
+        let repairer = match repair {
+            true => Some(self.call(
+                owner_id,
+                Kind::Fix,
+                "repair the imported app so that it passes its checks".into(),
+                provider,
+                model,
+            )?),
+            false => None,
+        };
+        if let Some(name) = &name {
+            projects::check_name(name)?;
+        }
+        let mut files = checked_paths(files, Kind::Import)?;
+        if files.is_empty() {
+            return Err(MakeError::InvalidInput(
+                "the import was not saved: the folder has no files to import".into(),
+            ));
+        }
+        // A taken name is refused before the checks, which take a while.
+        if let Some(wanted) = name.clone() {
+            self.db
+                .transaction(
+                    move |tx| match projects::name_taken(tx, owner_id, &wanted)? {
+                        true => Err(ProjectError::NameTaken(wanted)),
+                        false => Ok(()),
+                    },
+                )
+                .await?;
+        }
+        // With a repair to come, a failing import is kept as version 1. A
+        // new project has no settings yet to check with.
+        let options = CheckOptions {
+            keep_broken: checks.keep_broken || repairer.is_some(),
+            ..checks
+        };
+        let (status, steps, failure) = self
+            .check(
+                &mut files,
+                &Variables::default(),
+                options,
+                Kind::Import,
+                report,
+            )
+            .await?;
+        // The folder's name is the client's word: it only names things.
+        let folder: String = folder
+            .chars()
+            .filter(|c| !c.is_control() && *c != '`')
+            .take(100)
+            .collect();
+        let prompt = format!("imported from the folder `{folder}`");
+        let paths = files.iter().map(|f| f.path.clone()).collect();
+        let imported = files.clone();
+        let saved = self
+            .db
+            .transaction(move |tx| {
+                let name = match name {
+                    Some(name) => name,
+                    None => {
+                        projects::unused_name(tx, owner_id, &projects::name_from_folder(&folder))?
+                    }
+                };
+                let version = NewVersion {
+                    kind: Kind::Import,
+                    prompt: &prompt,
+                    generation_id: None,
+                    tokens_used: 0,
+                    files: &files,
+                    checks: status,
+                };
+                projects::create(tx, owner_id, Some(&name), &prompt, version)
+            })
+            .await?;
+        tracing::info!(
+            project_id = saved.project_id,
+            check_status = status.as_str(),
+            "imported a folder"
+        );
+        if let (Some(call), Some(failure)) = (repairer, failure) {
+            return self
+                .repair_import(call, saved, imported, failure, checks, report)
+                .await;
+        }
+        Ok(SavedVersion {
+            project_id: saved.project_id,
+            name: saved.name,
+            version: saved.version,
+            saved: true,
+            changed: paths,
+            check_status: status.as_str().to_string(),
+            checks: steps,
+            restarted: false,
+            docs_only: false,
+        })
+    }
+
+    /// Has the model repair an import that failed its checks, saved as its
+    /// version 1; the repair, once it passes, becomes version 2.
+    async fn repair_import(
+        &self,
+        call: Call,
+        saved: SavedAs,
+        imported: Vec<FileContent>,
+        failure: crate::checks::Failure,
+        checks: CheckOptions,
+        report: Report<'_>,
+    ) -> Result<SavedVersion, MakeError> {
+        report(Progress::Step(format!(
+            "version 1 is saved as the folder was, marked as failing; asking {} to repair it",
+            call.provider.name()
+        )));
+        let (owner_id, id) = (call.owner_id, saved.project_id.to_string());
+        let project = self
+            .db
+            .transaction(move |c| projects::resolve(c, owner_id, &id))
+            .await?;
+        let app = AppWords {
+            prompt: project.prompt.clone(),
+            change: None,
+            current: imported.clone(),
+        };
+        let messages = prompt::fix(&imported, &failure.to_string(), None);
+        let generation = Generation::on_top(
+            app,
+            messages,
+            project,
+            saved.version,
+            imported.clone(),
+            Kind::Fix,
+            checks,
+        );
+        let repaired = match self.run_and_store(call, generation, report).await {
+            Ok(repaired) => repaired,
+            Err(error) => {
+                return Err(MakeError::RepairFailed {
+                    name: saved.name,
+                    error: Box::new(error),
+                })
+            }
+        };
+        let version = repaired
+            .project
+            .as_ref()
+            .map_or(saved.version, |p| p.version);
+        Ok(SavedVersion {
+            project_id: saved.project_id,
+            name: saved.name,
+            version,
+            saved: true,
+            changed: versions::changed_paths(&imported, &repaired.files),
+            check_status: repaired.check_status,
+            checks: repaired.checks,
+            restarted: false,
+            docs_only: false,
+        })
     }
 
     /// Makes a new version equal to an earlier one, once it passes its checks.
@@ -680,8 +871,8 @@ impl Maker<'_> {
         // Files the app runs that did not change are not run again; equal
         // files are not saved at all (below), so they are not checked either.
         let change = Change::of(&old, &files);
-        let (status, steps) = match &change {
-            Change::Nothing => (CheckStatus::Skipped, Vec::new()),
+        let (status, steps, _) = match &change {
+            Change::Nothing => (CheckStatus::Skipped, Vec::new(), None),
             Change::DocsOnly(paths) => {
                 report(Progress::Step(format!(
                     "only documentation changed ({}): the app is not run again",
@@ -745,7 +936,7 @@ impl Maker<'_> {
         options: CheckOptions,
         what: Kind,
         report: Report<'_>,
-    ) -> Result<(CheckStatus, Vec<CheckStep>), MakeError> {
+    ) -> Result<(CheckStatus, Vec<CheckStep>, Option<crate::checks::Failure>), MakeError> {
         validate::check(files, self.python)
             .await
             .map_err(|e| match e {
@@ -755,16 +946,14 @@ impl Maker<'_> {
                 e @ StaticError::Checker(_) => MakeError::StaticChecker(e),
             })?;
         if !options.check {
-            return Ok((CheckStatus::Skipped, Vec::new()));
+            return Ok((CheckStatus::Skipped, Vec::new(), None));
         }
         let say = |line: String| report(Progress::Step(line));
         match self.checker.run_checks(files, settings, &say).await {
-            Ok(steps) => Ok((CheckStatus::Passed, check_steps(&steps))),
+            Ok(steps) => Ok((CheckStatus::Passed, check_steps(&steps), None)),
             Err(CheckError::Failed { steps, failure }) if options.keep_broken => {
-                say(format!(
-                    "saving although it failed its checks (--keep-broken): {failure}"
-                ));
-                Ok((CheckStatus::Failed, check_steps(&steps)))
+                say(format!("saving although it failed its checks: {failure}"));
+                Ok((CheckStatus::Failed, check_steps(&steps), Some(failure)))
             }
             Err(CheckError::Failed { failure, .. }) => {
                 Err(MakeError::FailedChecks { what, failure })
@@ -983,11 +1172,12 @@ fn check_prompt(prompt: &str) -> Result<(), MakeError> {
     Ok(())
 }
 
-/// Checks the paths and sizes of an edited file set, as strictly as a model's.
-fn checked_paths(files: Vec<FileContent>) -> Result<Vec<FileContent>, MakeError> {
+/// Checks the paths and sizes of a file set the user gave (an edit, an
+/// import), as strictly as a model's.
+fn checked_paths(files: Vec<FileContent>, what: Kind) -> Result<Vec<FileContent>, MakeError> {
     let refuse = |why: String| {
         Err(MakeError::InvalidInput(format!(
-            "the edit was not saved: {why}"
+            "the {what} was not saved: {why}"
         )))
     };
     if files.len() > MAX_FILES {
@@ -1818,5 +2008,96 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, MakeError::Provider(_)), "{e:?}");
         assert!(world.history().await.is_empty());
+    }
+
+    fn import(files: Vec<FileContent>, checks: CheckOptions) -> ImportRequest {
+        ImportRequest {
+            name: None,
+            folder: "My Shop".into(),
+            files,
+            checks,
+            repair: false,
+            provider: None,
+            model: None,
+        }
+    }
+
+    fn folder_files() -> Vec<FileContent> {
+        vec![
+            FileContent::new("app.py", "from flask import Flask\napp = Flask(__name__)\n"),
+            FileContent::new("requirements.txt", "flask\n"),
+        ]
+    }
+
+    #[tokio::test]
+    async fn import_saves_version_one_of_kind_import_or_nothing_when_it_fails() {
+        let failing = World::new(true, FakeApps::default()).await;
+        let e = failing
+            .maker()
+            .import(
+                failing.owner,
+                import(folder_files(), CheckOptions::default()),
+                &failing.report(),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                MakeError::FailedChecks {
+                    what: Kind::Import,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("GET / answered 500"), "{e}");
+        let kept = CheckOptions {
+            keep_broken: true,
+            ..CheckOptions::default()
+        };
+        let saved = failing
+            .maker()
+            .import(
+                failing.owner,
+                import(folder_files(), kept),
+                &failing.report(),
+            )
+            .await
+            .unwrap();
+        assert_eq!((saved.version, saved.check_status.as_str()), (1, "failed"));
+        assert_eq!(saved.name, "my-shop");
+
+        let world = World::new(false, FakeApps::default()).await;
+        let saved = world
+            .maker()
+            .import(
+                world.owner,
+                import(folder_files(), CheckOptions::default()),
+                &world.report(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(saved.check_status, "passed");
+        assert_eq!(saved.changed, ["app.py", "requirements.txt"]);
+        let kinds = world
+            .db
+            .transaction(move |c| versions::history(c, saved.project_id))
+            .await
+            .unwrap();
+        assert_eq!(kinds.len(), 1);
+        assert_eq!(kinds[0].kind, "import");
+
+        let unsafe_name = vec![FileContent::new("../app.py", "x = 1\n")];
+        let e = world
+            .maker()
+            .import(
+                world.owner,
+                import(unsafe_name, CheckOptions::default()),
+                &world.report(),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("`../app.py`"), "{e}");
     }
 }

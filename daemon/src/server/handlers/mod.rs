@@ -80,6 +80,7 @@ pub async fn dispatch(
             | Request::EditProject(_)
             | Request::Rollback(_)
             | Request::DeleteProject(_)
+            | Request::Import(_)
     );
     let token = changes_projects.then(|| envelope.token.clone()).flatten();
     let result = handle(daemon, envelope, progress).await;
@@ -146,6 +147,7 @@ async fn handle(
         Request::Usage => apps::usage(daemon, token).await,
         Request::DashboardLink => dashboard::link(daemon, token).await,
         Request::Env(req) => env::env(daemon, token, req, &progress).await,
+        Request::Import(req) => versions::import(daemon, token, req, &progress).await,
     }
 }
 

@@ -1,7 +1,8 @@
-//! `edit`, `history`, `diff` and `rollback`: a project's versions.
+//! `edit`, `history`, `diff`, `rollback` and `import`: a project's versions.
 
 use appforge_shared::protocol::{
-    DiffInfo, DiffRequest, EditRequest, ProjectRef, Reply, RollbackRequest, SessionToken,
+    DiffInfo, DiffRequest, EditRequest, ImportRequest, ProjectRef, Reply, RollbackRequest,
+    SessionToken,
 };
 
 use super::{maker, with_project, ProgressTx};
@@ -73,5 +74,18 @@ pub async fn rollback(
     let user = daemon.accounts.authenticate(token).await?;
     let report = progress.reporter();
     let saved = maker(daemon).rollback(user.id, req, &report).await?;
+    Ok(Reply::Saved(saved))
+}
+
+/// Makes a new project of a folder's files, once they pass their checks.
+pub async fn import(
+    daemon: &Daemon,
+    token: Option<&SessionToken>,
+    req: ImportRequest,
+    progress: &ProgressTx,
+) -> Result<Reply, ServiceError> {
+    let user = daemon.accounts.authenticate(token).await?;
+    let report = progress.reporter();
+    let saved = maker(daemon).import(user.id, req, &report).await?;
     Ok(Reply::Saved(saved))
 }
