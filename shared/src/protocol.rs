@@ -589,6 +589,10 @@ pub struct ProcessInfo {
     pub hint: Option<String>,
     /// The host whose daemon runs it (daemons may share one database).
     pub host: String,
+    /// Settings its code reads without a default that were not set when it
+    /// was started (neither its own settings nor the launch's), by name.
+    #[serde(default)]
+    pub missing_settings: Vec<String>,
 }
 
 /// A project as `list` shows it.

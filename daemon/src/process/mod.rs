@@ -7,6 +7,7 @@ pub mod excerpt;
 pub mod launch;
 pub mod logfile;
 pub mod procfs;
+pub mod reads;
 pub mod requirements;
 
 /// The first argument of an app's shim (`appforge-shim __app-shim`, and
