@@ -1,8 +1,9 @@
 //! The settings an app's code reads from its environment, found in its
 //! stored Python files alone (never its folder, which the app may write):
 //! `os.environ["X"]`, `os.environ.get("X")` and `os.getenv("X")`, the last
-//! two only without a default, as those are the reads that fail or give
-//! `None` when `X` is not set. A name the code itself sets
+//! two only without a default (an argument, or an `or` after the call), as
+//! those are the reads that fail or give `None` when `X` is not set. Test
+//! files are left out: the app's process never runs them. A name the code itself sets
 //! (`os.environ["X"] = …`, `setdefault`) or tests for (`"X" in os.environ`)
 //! is not needed from outside. Names built at run time are not seen.
 
@@ -28,12 +29,24 @@ pub fn missing(files: &[FileContent], settings: &Variables) -> Vec<String> {
 /// or test for themselves.
 pub fn needed(files: &[FileContent]) -> BTreeSet<String> {
     let mut reads = Reads::default();
-    for file in files.iter().filter(|f| f.path.ends_with(".py")) {
+    for file in files
+        .iter()
+        .filter(|f| f.path.ends_with(".py") && !is_test(&f.path))
+    {
         for line in file.content.lines() {
             scan(code_of(line), &mut reads);
         }
     }
     reads.needed.difference(&reads.provided).cloned().collect()
+}
+
+/// Whether pytest would collect the file (or it configures pytest).
+fn is_test(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name.starts_with("test_")
+        || name.ends_with("_test.py")
+        || name == "conftest.py"
+        || path.starts_with("tests/")
 }
 
 #[derive(Default)]
@@ -98,13 +111,14 @@ fn scan(code: &str, reads: &mut Reads) {
     }
 }
 
-/// `("X")` after `get`/`getenv`: needed unless a default follows the name.
+/// `("X")` after `get`/`getenv`: needed unless a default follows the name
+/// or the call (`get("X") or "data.db"`).
 fn call(rest: &mut Cursor<'_>, reads: &mut Reads) {
     if !rest.eat("(") {
         return;
     }
     let Some(name) = rest.literal() else { return };
-    if rest.eat(")") {
+    if rest.eat(")") && !rest.eat_word("or") {
         reads.needed.insert(name);
     }
 }
@@ -156,6 +170,18 @@ impl Cursor<'_> {
         }
     }
 
+    /// Takes the keyword `word` if it comes next.
+    fn eat_word(&mut self, word: &str) -> bool {
+        let text = self.0.trim_start();
+        match text.strip_prefix(word) {
+            Some(rest) if !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') => {
+                self.0 = rest;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Takes a plain string literal (`"X"` or `'X'`) holding a name.
     fn literal(&mut self) -> Option<String> {
         let text = self.0.trim_start();
@@ -177,8 +203,10 @@ mod tests {
     fn files(code: &str) -> Vec<FileContent> {
         vec![
             FileContent::new("app.py", code),
-            // Not Python: never read.
+            // Not Python, or not run by the app: never read.
             FileContent::new("README.md", "os.environ[\"IN_README\"]\n"),
+            FileContent::new("test_app.py", "os.environ[\"IN_TEST\"]\n"),
+            FileContent::new("tests/conftest.py", "os.environ[\"IN_CONFTEST\"]\n"),
         ]
     }
 
@@ -214,8 +242,10 @@ mod tests {
             G = 1  # os.getenv(\"TRAILING\")\n\
             H = os.environ[name]\n\
             my_environ = {}\nI = my_environ[\"NOT_OS\"]\n\
-            J = os.environ[\"SAME\"] == \"1\"\n";
-        assert_eq!(needed_in(code), ["SAME"]);
+            J = os.environ[\"SAME\"] == \"1\"\n\
+            K = db or os.environ.get(\"APP_DATABASE\") or \"data.db\"\n\
+            L = os.getenv(\"ORDER\") or_else\n";
+        assert_eq!(needed_in(code), ["ORDER", "SAME"]);
     }
 
     #[test]

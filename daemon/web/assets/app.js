@@ -20,6 +20,7 @@ import { deleteFile, saveEdit } from "./project-edit.js";
 import { endEdit, startEdit, startNewFile } from "./project-files.js";
 import { projectChanged, reloadNewest, renderAppState } from "./project-load.js";
 import { TABS } from "./project-panels.js";
+import { refreshSettings, saveSetting, secretChanged } from "./project-settings.js";
 import { generate, loadProjects, projectAppsChanged, projectsChanged, saveGeneration } from "./projects.js";
 import { route } from "./router.js";
 import { state } from "./state.js";
@@ -30,7 +31,10 @@ whenSessionEnds(signedOut);
 // whoever changed them.
 onEvent("apps", ({ apps }) => {
   state.ps = apps || [];
-  if (state.detail && !$("view-project").hidden) renderAppState();
+  if (state.detail && !$("view-project").hidden) {
+    renderAppState();
+    if (state.tab === "settings") refreshSettings();
+  }
   projectAppsChanged();
   appsChanged();
 });
@@ -71,6 +75,8 @@ function wire() {
     change("Fix", null);
   });
   $("project-delete").addEventListener("click", deleteProject);
+  $("settings-form").addEventListener("submit", saveSetting);
+  $("setting-secret").addEventListener("change", secretChanged);
   $("export-zip").addEventListener("click", () => downloadExport("Zip"));
   $("export-tgz").addEventListener("click", () => downloadExport("TarGz"));
   $("logs-clear").addEventListener("click", () => {
