@@ -919,4 +919,8 @@ pub struct EnvInfo {
     pub settings: Vec<EnvSetting>,
     /// Whether its running app was restarted to take the change.
     pub restarted: bool,
+    /// Settings the code of its newest version reads without a default
+    /// that are not set (neither here nor by the launch), by name.
+    #[serde(default)]
+    pub missing_settings: Vec<String>,
 }

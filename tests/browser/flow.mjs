@@ -4,8 +4,9 @@
 // overview (at phone width too, and its picture for the README), edit a
 // file, fail an edit, read the diff, roll back, add and delete a file, see
 // an edit, a stop and a restart made from the CLI on the open page, stop
-// it, download its export, delete it, see a crashing app fail with its
-// traceback and a Fix button, sign out.
+// it, set a setting and a secret (the secret masked, its value in no answer
+// the page got), download its export, delete it, see a crashing app fail
+// with its traceback, its missing setting and a Fix button, sign out.
 //
 // Run by tests/tests/dashboard_browser.rs against a real appforged:
 //   DASHBOARD_URL=http://127.0.0.1:PORT/ SCREENSHOT_DIR=target/dashboard-screenshots \
@@ -762,6 +763,12 @@ try {
     await page.locator("#app-state", { hasText: "failed" }).waitFor({ timeout: STALE_MS });
     // It reads a setting it was not given: named beside its state.
     await page.locator('#app-state [data-testid="app-missing-setting"]', { hasText: "missing setting: CRASHER_TOKEN" }).waitFor();
+    // Its settings say so too, and offer to add it.
+    await page.click("#tab-settings");
+    await page.locator('#settings-missing [data-testid="missing-setting"]', { hasText: "missing setting: CRASHER_TOKEN" }).waitFor();
+    await page.locator("#settings-missing button", { hasText: "add it" }).click();
+    check((await page.inputValue("#setting-name")) === "CRASHER_TOKEN", "“add it” does not fill the name");
+    await page.click("#tab-files");
     await page.locator("#app-failure").waitFor();
     await page.locator("#app-fix").waitFor();
     check(!/appforge fix/.test(await page.locator("#app-state").textContent()), "the page shows the CLI's `appforge fix` hint");

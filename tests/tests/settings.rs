@@ -466,6 +466,15 @@ fn a_setting_the_code_reads_shows_missing_in_ps_until_it_is_set() {
     let daemon = Daemon::start();
     let user = signed_up(&daemon, "ada");
     let id = project_with_app(&user, "shop", TOKEN_APP);
+    // Known from the code alone, before the app ever runs.
+    let listed = user.run(&["--json", "env", "shop"]).ok().json();
+    assert_eq!(listed["missing_settings"], serde_json::json!(["API_TOKEN"]));
+    let text = user.run(&["env", "shop"]).ok();
+    assert!(
+        text.stdout
+            .contains("Missing: its code reads API_TOKEN without a default"),
+        "{text:?}"
+    );
     user.run(&["run", "shop"]).ok();
     assert_eq!(missing_of(&user, id), serde_json::json!(["API_TOKEN"]));
     let text = user.run(&["ps"]).ok();
@@ -480,6 +489,7 @@ fn a_setting_the_code_reads_shows_missing_in_ps_until_it_is_set() {
         .ok()
         .json();
     assert_eq!(set["restarted"], true, "{set}");
+    assert_eq!(set["missing_settings"], serde_json::json!([]), "{set}");
     assert_eq!(missing_of(&user, id), serde_json::json!([]));
     let text = user.run(&["ps"]).ok();
     assert!(!text.stdout.contains("missing setting"), "{text:?}");

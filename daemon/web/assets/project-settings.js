@@ -8,7 +8,7 @@ import { ApiError, call, unpack } from "./api.js";
 import { clearError, setStatus, work } from "./feedback.js";
 import { badge } from "./format.js";
 import { renderAppState } from "./project-load.js";
-import { currentApp, ref, state } from "./state.js";
+import { ref, state } from "./state.js";
 
 /** Reads the settings and draws them. */
 export async function loadSettings() {
@@ -69,13 +69,11 @@ function renderSettings(info) {
   $("settings-rows").replaceChildren(...rows);
   show($("settings-table"), rows.length > 0);
   show($("settings-empty"), rows.length === 0);
-  renderMissing();
+  renderMissing(info.missing_settings || []);
 }
 
-/** The settings the running app's code reads but was started without. */
-export function renderMissing() {
-  const app = currentApp();
-  const missing = (app && app.missing_settings) || [];
+/** The settings the newest version's code reads that are not set. */
+function renderMissing(missing) {
   const box = $("settings-missing");
   box.replaceChildren(
     ...missing.map((name) =>
