@@ -3,9 +3,10 @@
 //! `os.environ["X"]`, `os.environ.get("X")` and `os.getenv("X")`, the last
 //! two only without a default (an argument, or an `or` after the call), as
 //! those are the reads that fail or give `None` when `X` is not set. Test
-//! files are left out: the app's process never runs them. A name the code itself sets
-//! (`os.environ["X"] = …`, `setdefault`) or tests for (`"X" in os.environ`)
-//! is not needed from outside. Names built at run time are not seen.
+//! files are left out: the app's process never runs them. A name the code
+//! itself sets (`os.environ["X"] = …`, `setdefault`) or tests for
+//! (`"X" in os.environ`) is not needed from outside. Names built at run
+//! time, and calls split over lines, are not seen.
 
 use std::collections::BTreeSet;
 use std::path::Path;
