@@ -8,11 +8,15 @@ use super::{Message, Role};
 
 /// How an app gets its settings and secrets: the user sets them with
 /// `appforge env`, the app reads them from its environment, and the names
-/// are listed where the user looks for them.
+/// are listed where the user looks for them. They are read where they are
+/// used, as the checks start the app and run its tests without them.
 pub const SETTINGS_RULE: &str = "Settings and secrets (API keys, tokens, passwords, URLs of \
      other services) are read from the environment with `os.environ[\"NAME\"]`, or \
      `os.environ.get(\"NAME\", default)` when the app works without them; never write a key, \
-     token or password into the code or its files. Names are upper case letters, digits and `_`; \
+     token or password into the code or its files. Read a setting where it is used (in the \
+     request handler), not when the module is imported, so that the app starts and its tests \
+     pass without it; tests set what they need with `monkeypatch.setenv`. Names are upper case \
+     letters, digits and `_`; \
      `PORT` and `HOST` are set for the app, and names starting with `APPFORGE_`, `PYTHON` or \
      `LD_` are not available. List every name the app reads in `README.md` under a `## Settings` \
      heading, one a line with what it is for.";
@@ -91,8 +95,9 @@ pub fn repair(problem: &str, changing: bool) -> Message {
 /// What a repair keeps to: a missing setting is read from the environment,
 /// never made up in the code.
 const SETTINGS_REMINDER: &str = "If the error is a setting that is not set (a `KeyError` of \
-     `os.environ`), keep reading it from the environment and list it in `README.md` under \
-     `## Settings`; never write a value for it into the code.";
+     `os.environ`), keep reading it from the environment, where it is used rather than at \
+     import, and list it in `README.md` under `## Settings`; never write a value for it into \
+     the code.";
 
 /// The conversation for repairing an app from its real failure: its files,
 /// what went wrong, and what the user adds.
@@ -145,6 +150,7 @@ mod tests {
             assert!(all.contains("os.environ[\"NAME\"]"), "{all}");
             assert!(all.contains("never write a key"), "{all}");
             assert!(all.contains("## Settings"), "{all}");
+            assert!(all.contains("not when the module is imported"), "{all}");
             assert!(!all.contains("no API keys"), "{all}");
         }
         let fixing = text(&fix(&files, "KeyError: 'API_TOKEN'", None));
