@@ -699,6 +699,11 @@ try {
     await page.locator('[data-testid="setting-row"][data-name="MODE"]').waitFor({ state: "detached" });
     await page.locator("#app-state", { hasText: "running" }).waitFor({ timeout: LONG });
 
+    // A setting made from the CLI shows on the open tab.
+    cli("env", "browser-todo", "set", "FROM_CLI=yes");
+    await page.locator('[data-testid="setting-row"][data-name="FROM_CLI"]', { hasText: "yes" }).waitFor({ timeout: STALE_MS });
+    await page.locator("#app-state", { hasText: "running" }).waitFor({ timeout: LONG });
+
     // The secret reached the page once, typed: nothing the daemon sent holds it.
     const html = await page.content();
     check(!html.includes(SECRET), "the secret's value is in the page's HTML");

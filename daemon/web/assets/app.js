@@ -41,6 +41,8 @@ onEvent("apps", ({ apps }) => {
 onEvent("projects", () => {
   projectsChanged();
   projectChanged();
+  // Settings changed elsewhere (the CLI) show on an open Settings tab.
+  if (state.detail && !$("view-project").hidden && state.tab === "settings") refreshSettings();
 });
 onEvent("signed-out", ({ message }) => {
   stopEvents();
