@@ -616,6 +616,10 @@ pub struct ProcessInfo {
     pub hint: Option<String>,
     /// The host whose daemon runs it (daemons may share one database).
     pub host: String,
+    /// Settings its code reads without a default that were not set when it
+    /// was started (neither its own settings nor the launch's), by name.
+    #[serde(default)]
+    pub missing_settings: Vec<String>,
 }
 
 /// A project as `list` shows it.
@@ -942,4 +946,8 @@ pub struct EnvInfo {
     pub settings: Vec<EnvSetting>,
     /// Whether its running app was restarted to take the change.
     pub restarted: bool,
+    /// Settings the code of its newest version reads without a default
+    /// that are not set (neither here nor by the launch), by name.
+    #[serde(default)]
+    pub missing_settings: Vec<String>,
 }

@@ -221,7 +221,8 @@ fn process() -> impl Strategy<Value = ProcessInfo> {
             newer_version: pid.map(i64::from),
             check_status: None,
             hint: Some(name.clone()),
-            host: name,
+            host: name.clone(),
+            missing_settings: vec![name],
         })
 }
 

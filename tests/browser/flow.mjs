@@ -4,8 +4,9 @@
 // overview (at phone width too, and its picture for the README), edit a
 // file, fail an edit, read the diff, roll back, add and delete a file, see
 // an edit, a stop and a restart made from the CLI on the open page, stop
-// it, download its export, delete it, see a crashing app fail with its
-// traceback and a Fix button, sign out.
+// it, set a setting and a secret (the secret masked, its value in no answer
+// the page got), download its export, delete it, see a crashing app fail
+// with its traceback, its missing setting and a Fix button, sign out.
 //
 // Run by tests/tests/dashboard_browser.rs against a real appforged:
 //   DASHBOARD_URL=http://127.0.0.1:PORT/ SCREENSHOT_DIR=target/dashboard-screenshots \
@@ -41,14 +42,18 @@ const STALE_MS = 3_000;
 const PROMPT = "a todo app with title and done flag";
 const EDIT_LINE = "Edited in the browser test.";
 /** An app that warns in colour, then crashes on import with a traceback. */
-const CRASHING_APP = `import sys
+const CRASHING_APP = `import os
+import sys
 
 from flask import Flask
 
 app = Flask(__name__)
+TOKEN = os.environ.get("CRASHER_TOKEN")
 print("\\033[33mwarning: no database\\033[0m", file=sys.stderr, flush=True)
 raise RuntimeError("crashing on purpose: the database is missing")
 `;
+/** A secret set on the page: it must never come back to it. */
+const SECRET = "sk-browser-5e0c9a7d41b2f863";
 const OTHER_LINE = "Edited by someone else meanwhile.";
 const CLI_LINE = "Edited from the CLI while the page was open.";
 const EXPECTED_CSP =
@@ -125,6 +130,29 @@ page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
 const scripts = [];
 page.on("response", (response) => {
   if (response.request().resourceType() === "script") scripts.push(response);
+});
+// Every API answer the page reads, as text, so that a secret is looked for
+// in all of them: the page's fetches are teed (the event stream included).
+await page.addInitScript(() => {
+  const original = window.fetch.bind(window);
+  window.apiBodies = [];
+  window.fetch = async (input, init) => {
+    const response = await original(input, init);
+    const url = typeof input === "string" ? input : input.url;
+    if (!url.includes("/api/") || !response.body) return response;
+    const [theirs, ours] = response.body.tee();
+    const at = window.apiBodies.push("") - 1;
+    (async () => {
+      const reader = ours.getReader();
+      const decoder = new TextDecoder();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        window.apiBodies[at] += decoder.decode(value, { stream: true });
+      }
+    })().catch(() => {});
+    return new Response(theirs, { status: response.status, statusText: response.statusText, headers: response.headers });
+  };
 });
 await page.addInitScript(() => {
   document.addEventListener("securitypolicyviolation", (e) => {
@@ -603,6 +631,90 @@ try {
     );
   }
 
+  step("settings and a secret: set on the page, the app restarted with them, the secret never shown again");
+  {
+    const pidOf = async () => (await page.locator("#app-state").textContent()).match(/running pid (\d+)/)?.[1];
+    await page.click("#tab-settings");
+    await page.locator("#settings-empty").waitFor();
+    const before = await pidOf();
+    await page.fill("#setting-name", "MODE");
+    await page.fill("#setting-value", "fast");
+    await page.click("#setting-save");
+    await page.locator("#status", { hasText: "Saved MODE" }).waitFor({ timeout: LONG });
+    await page.locator('[data-testid="setting-row"][data-name="MODE"]', { hasText: "fast" }).waitFor();
+    // The page follows the restart the change caused.
+    await page.waitForFunction(
+      (old) => {
+        const m = document.getElementById("app-state").textContent.match(/running pid (\d+)/);
+        return m && m[1] !== old;
+      },
+      before,
+      { timeout: LONG },
+    );
+    check(/restarted/.test(await page.locator("#status").textContent()), `the status does not say the app restarted: ${await page.locator("#status").textContent()}`);
+
+    // A secret: typed into a password field, masked once saved.
+    await page.fill("#setting-name", "API_KEY");
+    await page.check("#setting-secret");
+    check((await page.getAttribute("#setting-value", "type")) === "password", "a secret's value is typed in plain sight");
+    await page.fill("#setting-value", SECRET);
+    await page.click("#setting-save");
+    await page.locator("#status", { hasText: "Saved API_KEY" }).waitFor({ timeout: LONG });
+    const secretRow = page.locator('[data-testid="setting-row"][data-name="API_KEY"]');
+    await secretRow.waitFor();
+    const shown = await secretRow.textContent();
+    check(shown.includes("********") && shown.includes("secret"), `the secret is not shown masked: ${shown}`);
+    check((await page.inputValue("#setting-value")) === "", "the secret's value stays in its field");
+    await page.locator("#app-state", { hasText: "running" }).waitFor({ timeout: LONG });
+    await shot("settings");
+
+    // Changing it: the form is filled with its name, never its value.
+    await secretRow.locator("button", { hasText: "Change" }).click();
+    check((await page.inputValue("#setting-name")) === "API_KEY", "Change does not fill the name");
+    check((await page.inputValue("#setting-value")) === "", "Change fills a secret's value");
+    check(await page.isChecked("#setting-secret"), "Change does not keep it a secret");
+    await page.fill("#setting-name", "");
+    await page.uncheck("#setting-secret");
+
+    // A name the daemon sets is refused, beside the form.
+    await page.fill("#setting-name", "PORT");
+    await page.fill("#setting-value", "1");
+    await page.click("#setting-save");
+    await page.locator("#settings-error").waitFor();
+    const refused = await page.locator("#settings-error").textContent();
+    check(/PORT/.test(refused) && /cannot be a setting/.test(refused), `the refusal does not say why: ${refused}`);
+    check(!(await page.locator("#alert").isVisible()), `the refusal went to the top alert: ${await alertText()}`);
+    await page.fill("#setting-name", "");
+    await page.fill("#setting-value", "");
+
+    // The CLI sees what the page set, the secret masked.
+    const listed = JSON.parse(cli("--json", "env", "browser-todo"));
+    const names = listed.settings.map((x) => `${x.name}=${x.value}`).join(" ");
+    check(names === "API_KEY=******** MODE=fast", `appforge env lists ${names}`);
+
+    // Remove one.
+    page.once("dialog", (dialog) => dialog.accept());
+    await page.locator('[data-testid="setting-row"][data-name="MODE"] [data-testid="setting-remove"]').click();
+    await page.locator("#status", { hasText: "Removed MODE" }).waitFor({ timeout: LONG });
+    await page.locator('[data-testid="setting-row"][data-name="MODE"]').waitFor({ state: "detached" });
+    await page.locator("#app-state", { hasText: "running" }).waitFor({ timeout: LONG });
+
+    // A setting made from the CLI shows on the open tab.
+    cli("env", "browser-todo", "set", "FROM_CLI=yes");
+    await page.locator('[data-testid="setting-row"][data-name="FROM_CLI"]', { hasText: "yes" }).waitFor({ timeout: STALE_MS });
+    await page.locator("#app-state", { hasText: "running" }).waitFor({ timeout: LONG });
+
+    // The secret reached the page once, typed: nothing the daemon sent holds it.
+    const html = await page.content();
+    check(!html.includes(SECRET), "the secret's value is in the page's HTML");
+    const bodies = await page.evaluate(() => window.apiBodies);
+    check(bodies.length > 5, `only ${bodies.length} API answers were seen`);
+    check(bodies.some((b) => b.includes('"API_KEY"')), "no API answer listed the secret's name");
+    const leaked = bodies.filter((b) => b.includes(SECRET));
+    check(leaked.length === 0, `an API answer holds the secret's value: ${leaked[0] && leaked[0].slice(0, 200)}`);
+    await page.click("#tab-files");
+  }
+
   step("stop the app");
   await page.locator("#app-stop").waitFor();
   await page.click("#app-stop");
@@ -654,6 +766,14 @@ try {
     check(/did not start/.test(why), `the failed run does not say so beside Run: ${why}`);
     check(!(await page.locator("#alert").isVisible()), `the failed run went to the top alert: ${await alertText()}`);
     await page.locator("#app-state", { hasText: "failed" }).waitFor({ timeout: STALE_MS });
+    // It reads a setting it was not given: named beside its state.
+    await page.locator('#app-state [data-testid="app-missing-setting"]', { hasText: "missing setting: CRASHER_TOKEN" }).waitFor();
+    // Its settings say so too, and offer to add it.
+    await page.click("#tab-settings");
+    await page.locator('#settings-missing [data-testid="missing-setting"]', { hasText: "missing setting: CRASHER_TOKEN" }).waitFor();
+    await page.locator("#settings-missing button", { hasText: "add it" }).click();
+    check((await page.inputValue("#setting-name")) === "CRASHER_TOKEN", "“add it” does not fill the name");
+    await page.click("#tab-files");
     await page.locator("#app-failure").waitFor();
     await page.locator("#app-fix").waitFor();
     check(!/appforge fix/.test(await page.locator("#app-state").textContent()), "the page shows the CLI's `appforge fix` hint");

@@ -424,3 +424,98 @@ fn an_adopted_app_keeps_its_settings_through_the_restarts_it_needs() {
     );
     assert!(!daemon.log().contains(SECRET));
 }
+
+/// Reads `API_TOKEN` when asked, without a default; `DEBUG` with one,
+/// which is never missing.
+const TOKEN_APP: &str = r#"import os
+
+from flask import Flask
+
+app = Flask(__name__)
+DEBUG = os.environ.get("DEBUG", "0")
+
+@app.route("/")
+def index():
+    return "ok\n"
+
+@app.route("/token")
+def token():
+    return os.environ["API_TOKEN"][:1]
+"#;
+
+/// Reads `API_TOKEN` as it starts, so it cannot start without it.
+const BOOT_TOKEN_APP: &str = r#"import os
+
+from flask import Flask
+
+TOKEN = os.environ["API_TOKEN"]
+app = Flask(__name__)
+
+@app.route("/")
+def index():
+    return "ok\n"
+"#;
+
+/// What `ps --json` says the project's app lacks.
+fn missing_of(user: &User, id: i64) -> Value {
+    ps_of(user, id).expect("listed by ps")["missing_settings"].clone()
+}
+
+#[test]
+fn a_setting_the_code_reads_shows_missing_in_ps_until_it_is_set() {
+    let daemon = Daemon::start();
+    let user = signed_up(&daemon, "ada");
+    let id = project_with_app(&user, "shop", TOKEN_APP);
+    // Known from the code alone, before the app ever runs.
+    let listed = user.run(&["--json", "env", "shop"]).ok().json();
+    assert_eq!(listed["missing_settings"], serde_json::json!(["API_TOKEN"]));
+    let text = user.run(&["env", "shop"]).ok();
+    assert!(
+        text.stdout
+            .contains("Missing: its code reads API_TOKEN without a default"),
+        "{text:?}"
+    );
+    user.run(&["run", "shop"]).ok();
+    assert_eq!(missing_of(&user, id), serde_json::json!(["API_TOKEN"]));
+    let text = user.run(&["ps"]).ok();
+    assert!(
+        text.stdout
+            .contains("shop: missing setting: API_TOKEN; `appforge env shop set API_TOKEN=…`"),
+        "{text:?}"
+    );
+
+    let set = user
+        .run(&["--json", "env", "shop", "set", "API_TOKEN=x"])
+        .ok()
+        .json();
+    assert_eq!(set["restarted"], true, "{set}");
+    assert_eq!(set["missing_settings"], serde_json::json!([]), "{set}");
+    assert_eq!(missing_of(&user, id), serde_json::json!([]));
+    let text = user.run(&["ps"]).ok();
+    assert!(!text.stdout.contains("missing setting"), "{text:?}");
+
+    // Unset again: missing again once the app has restarted without it.
+    user.run(&["env", "shop", "unset", "API_TOKEN"]).ok();
+    assert_eq!(missing_of(&user, id), serde_json::json!(["API_TOKEN"]));
+}
+
+#[test]
+fn an_app_that_cannot_start_without_a_setting_names_it_and_starts_once_it_is_set() {
+    let daemon = Daemon::start();
+    let user = signed_up(&daemon, "ada");
+    let id = project_with_app(&user, "boot", BOOT_TOKEN_APP);
+    let failed = user.run(&["run", "boot"]);
+    assert_ne!(failed.code, 0, "{failed:?}");
+    assert!(failed.stderr.contains("API_TOKEN"), "{failed:?}");
+    let listed = ps_of(&user, id).expect("a failed app is listed");
+    assert_eq!(listed["missing_settings"], serde_json::json!(["API_TOKEN"]));
+
+    let set = user
+        .run(&["--json", "env", "boot", "set", "API_TOKEN=x", "--secret"])
+        .ok()
+        .json();
+    assert_eq!(set["restarted"], true, "{set}");
+    let listed = ps_of(&user, id).expect("listed");
+    assert_eq!(listed["status"], "running", "{listed}");
+    assert_eq!(listed["missing_settings"], serde_json::json!([]));
+}

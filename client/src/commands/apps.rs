@@ -127,6 +127,7 @@ fn ps_text<'a>(apps: &'a [ProcessInfo]) -> String {
     let hints: Vec<String> = apps
         .iter()
         .filter_map(|a| a.hint.as_ref().map(|h| format!("{}: {h}", a.name)))
+        .chain(apps.iter().filter_map(missing_note))
         .collect();
     let table = render::table(
         &[
@@ -197,6 +198,21 @@ fn version_cell(a: &ProcessInfo) -> String {
     cell
 }
 
+/// What to say of the settings an app reads that were not set, if any.
+fn missing_note(a: &ProcessInfo) -> Option<String> {
+    let (first, names) = (a.missing_settings.first()?, &a.missing_settings);
+    let word = match names.len() {
+        1 => "setting",
+        _ => "settings",
+    };
+    Some(format!(
+        "{}: missing {word}: {}; `appforge env {} set {first}=…` sets it",
+        a.name,
+        names.join(", "),
+        a.name
+    ))
+}
+
 /// The JSON form of a supervised app.
 fn process_json(a: &ProcessInfo) -> serde_json::Value {
     json!({
@@ -204,6 +220,6 @@ fn process_json(a: &ProcessInfo) -> serde_json::Value {
         "url": a.url, "status": a.status, "restarts": a.restarts, "uptime_s": a.uptime_s,
         "cpu_percent": a.cpu_percent, "rss_bytes": a.rss_bytes, "last_exit": a.last_exit,
         "version": a.version, "newer_version": a.newer_version, "check_status": a.check_status,
-        "hint": a.hint, "host": a.host,
+        "hint": a.hint, "host": a.host, "missing_settings": a.missing_settings,
     })
 }

@@ -93,6 +93,13 @@ fn text(info: &EnvInfo, listing: bool) -> String {
             info.project, info.project
         ));
     }
+    if !info.missing_settings.is_empty() {
+        lines.push(format!(
+            "Missing: its code reads {} without a default; `appforge env {} set NAME=VALUE` sets one.",
+            info.missing_settings.join(", "),
+            info.project
+        ));
+    }
     if !listing {
         lines.push(match info.restarted {
             true => format!("`{}` was restarted with them.", info.project),
@@ -112,5 +119,6 @@ fn env_json(info: &EnvInfo) -> serde_json::Value {
             "secret": s.secret,
         })).collect::<Vec<_>>(),
         "restarted": info.restarted,
+        "missing_settings": info.missing_settings,
     })
 }

@@ -6,6 +6,21 @@ use appforge_shared::protocol::FileContent;
 use super::parse::{CHANGE_INSTRUCTIONS, FORMAT_INSTRUCTIONS};
 use super::{Message, Role};
 
+/// How an app gets its settings and secrets: the user sets them with
+/// `appforge env`, the app reads them from its environment, and the names
+/// are listed where the user looks for them. They are read where they are
+/// used, as the checks start the app and run its tests without them.
+pub const SETTINGS_RULE: &str = "Settings and secrets (API keys, tokens, passwords, URLs of \
+     other services) are read from the environment with `os.environ[\"NAME\"]`, or \
+     `os.environ.get(\"NAME\", default)` when the app works without them; never write a key, \
+     token or password into the code or its files. Read a setting where it is used (in the \
+     request handler), not when the module is imported, so that the app starts and its tests \
+     pass without it; tests set what they need with `monkeypatch.setenv`. Names are upper case \
+     letters, digits and `_`; \
+     `PORT` and `HOST` are set for the app, and names starting with `APPFORGE_`, `PYTHON` or \
+     `LD_` are not available. List every name the app reads in `README.md` under a `## Settings` \
+     heading, one a line with what it is for.";
+
 fn system_prompt() -> String {
     // The run convention every app follows; the supervisor starts apps this way.
     let run_convention = crate::process::launch::shell_line("$PORT");
@@ -19,7 +34,8 @@ fn system_prompt() -> String {
          - The main page is `templates/index.html`, served at `/`; put other static assets in \
          `static/`.\n\
          - Persist data with Python's built-in `sqlite3` in a file next to `app.py` when the app \
-         needs storage. No external services, no API keys, no network calls.\n\
+         needs storage. Prefer no external services and no network calls.\n\
+         - {SETTINGS_RULE}\n\
          - `requirements.txt` lists every package, starting with `flask`.\n\
          - Add `test_app.py` with pytest tests of the API using `app.test_client()`.\n\
          - Relative paths only, no `..`.\n\n\
@@ -69,9 +85,19 @@ pub fn repair(problem: &str, changing: bool) -> Message {
     };
     Message::new(
         Role::User,
-        format!("Your answer could not be used: {problem}\nFind the cause of this error and fix it. {how}"),
+        format!(
+            "Your answer could not be used: {problem}\nFind the cause of this error and fix it. \
+             {how} {SETTINGS_REMINDER}"
+        ),
     )
 }
+
+/// What a repair keeps to: a missing setting is read from the environment,
+/// never made up in the code.
+const SETTINGS_REMINDER: &str = "If the error is a setting that is not set (a `KeyError` of \
+     `os.environ`), keep reading it from the environment, where it is used rather than at \
+     import, and list it in `README.md` under `## Settings`; never write a value for it into \
+     the code.";
 
 /// The conversation for repairing an app from its real failure: its files,
 /// what went wrong, and what the user adds.
@@ -84,7 +110,7 @@ pub fn fix(files: &[FileContent], failure: &str, extra: Option<&str>) -> Vec<Mes
         current.push_str(&format!("The user adds: {extra}\n\n"));
     }
     current.push_str(&format!(
-        "Find the cause and fix it.\n\n{CHANGE_INSTRUCTIONS}"
+        "Find the cause and fix it. {SETTINGS_REMINDER}\n\n{CHANGE_INSTRUCTIONS}"
     ));
     vec![
         Message::new(Role::System, system_prompt()),
@@ -98,4 +124,45 @@ pub fn continue_reply() -> Message {
         Role::User,
         "Your answer was cut off. Continue exactly where it stopped, without repeating anything.",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(messages: &[Message]) -> String {
+        messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn every_conversation_says_settings_come_from_the_environment_and_are_listed() {
+        let files = [FileContent::new("app.py", "import os\n")];
+        for messages in [
+            generate("a todo list"),
+            improve(&files, "add a due date"),
+            fix(&files, "KeyError: 'API_TOKEN'", None),
+        ] {
+            let all = text(&messages);
+            assert!(all.contains("os.environ[\"NAME\"]"), "{all}");
+            assert!(all.contains("never write a key"), "{all}");
+            assert!(all.contains("## Settings"), "{all}");
+            assert!(all.contains("not when the module is imported"), "{all}");
+            assert!(!all.contains("no API keys"), "{all}");
+        }
+        let fixing = text(&fix(&files, "KeyError: 'API_TOKEN'", None));
+        assert!(fixing.contains("never write a value for it into the code"));
+    }
+
+    #[test]
+    fn a_repair_keeps_settings_in_the_environment() {
+        for changing in [true, false] {
+            let message = repair("GET / answered 500", changing);
+            assert!(message.content.contains("from the environment"));
+            assert!(message.content.contains("## Settings"));
+        }
+    }
 }

@@ -1,12 +1,14 @@
 //! Mechanics of processes shared by the supervisor, the sandbox and the
 //! checks: reading `/proc`, the app's log files, the launch spec (how an
-//! app is started) and the requirement lines its environment installs.
+//! app is started), the requirement lines its environment installs and
+//! the settings its code reads.
 //! Nothing here knows of projects, the store or the sandbox.
 
 pub mod excerpt;
 pub mod launch;
 pub mod logfile;
 pub mod procfs;
+pub mod reads;
 pub mod requirements;
 
 /// The first argument of an app's shim (`appforge-shim __app-shim`, and

@@ -10,7 +10,7 @@ use appforge_shared::protocol::FileContent;
 use crate::config::seal::Keyring;
 use crate::db::Db;
 use crate::process::launch::{self, Variables};
-use crate::process::requirements;
+use crate::process::{reads, requirements};
 use crate::projects::versions::{self, CheckStatus, Release};
 use crate::projects::{export, folder, settings, Project};
 use crate::supervisor::order::{
@@ -59,6 +59,7 @@ pub fn order_of_files(
         requirements: requirements::of(files),
         health_path: launch::health_path(files),
         content: Arc::new(Files(on_disk)),
+        missing_settings: reads::missing(files, &settings),
         settings,
     }
 }

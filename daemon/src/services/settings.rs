@@ -9,6 +9,7 @@ use super::apps;
 use crate::config::seal::{Keyring, SealError};
 use crate::db::{Db, DbError};
 use crate::process::launch::Variables;
+use crate::process::reads;
 use crate::projects::settings::{self, SettingsError, Stored, Value};
 use crate::projects::{versions, Project, ProjectError};
 use crate::supervisor::{RunError, Supervisor};
@@ -92,12 +93,41 @@ impl Settings<'_> {
             tracing::info!(project_id = project.id, ?names, "changed an app's settings");
         }
         let restarted = changed && self.restart_if_running(project, step).await?;
+        let missing_settings = self.missing(project, &stored).await?;
         Ok(EnvInfo {
             project_id: project.id,
             project: project.name.clone(),
             settings: settings::shown(&stored),
             restarted,
+            missing_settings,
         })
+    }
+
+    /// The settings the newest version's code reads that `stored` lacks.
+    async fn missing(
+        &self,
+        project: &Project,
+        stored: &[Stored],
+    ) -> Result<Vec<String>, ChangeError> {
+        let read = project.clone();
+        let files = match self
+            .db
+            .call(move |c| Ok(versions::current_files(c, &read)))
+            .await?
+        {
+            Ok(files) => files,
+            // No code yet: nothing is read.
+            Err(ProjectError::NoVersions(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        // Names alone: a value is never needed to know what is missing.
+        let names = Variables(
+            stored
+                .iter()
+                .map(|s| (s.name.clone(), String::new()))
+                .collect(),
+        );
+        Ok(reads::missing(&files, &names))
     }
 
     /// The values to store: checked, and sealed when they are secrets.

@@ -61,6 +61,7 @@ impl Supervisor {
                 version: None,
                 newer_version: None,
                 check_status: None,
+                missing_settings: Vec::new(),
             });
         }
         Ok(list)

@@ -128,6 +128,8 @@ struct Handle {
     newer: Option<i64>,
     /// The files `ps` reads its process's figures from.
     gauges: Arc<Gauges>,
+    /// The settings its code reads that were not set when it started.
+    missing_settings: Vec<String>,
 }
 
 /// The daemon's supervisor.
@@ -454,6 +456,7 @@ impl Supervisor {
             check_status: order.check_status.clone(),
             newer: None,
             gauges: Arc::default(),
+            missing_settings: order.missing_settings.clone(),
         };
         self.apps
             .lock()

@@ -61,6 +61,9 @@ pub struct Order {
     /// The app's own settings, secrets opened: its restarts, automatic
     /// ones included, keep them.
     pub settings: Variables,
+    /// The settings its code reads that are set neither by `settings` nor
+    /// by the launch, as `ps` shows them.
+    pub missing_settings: Vec<String>,
 }
 
 impl std::fmt::Debug for Order {

@@ -18,6 +18,7 @@ pub(super) struct Shown {
     version: Option<i64>,
     check_status: Option<String>,
     newer: Option<i64>,
+    missing_settings: Vec<String>,
 }
 
 impl Shown {
@@ -27,6 +28,7 @@ impl Shown {
             version: handle.version,
             check_status: handle.check_status.clone(),
             newer: handle.newer,
+            missing_settings: handle.missing_settings.clone(),
         }
     }
 }
@@ -125,6 +127,7 @@ impl Supervisor {
                 version: None,
                 check_status: None,
                 newer: None,
+                missing_settings: Vec::new(),
             },
             Shown::of,
         )
@@ -178,6 +181,7 @@ impl Supervisor {
             rss_bytes: reading.memory,
             last_exit: status.last_exit.clone().or(status.failure.clone()),
             host: self.settings.host.clone(),
+            missing_settings: shown.missing_settings.clone(),
         }
     }
 }

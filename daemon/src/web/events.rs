@@ -6,7 +6,8 @@
 //! - `apps`: `{"apps": [ProcessInfo…]}`, the signed-in account's apps as
 //!   `ps` lists them; sent at once, then after each change of one of them;
 //! - `projects`: `{}`, the account's projects changed (one made or deleted,
-//!   a version saved); the page reads what it shows again;
+//!   a version saved, settings changed); the page reads what it shows
+//!   again;
 //! - `signed-out`: `{"message": …}`, the session ended; the stream ends.
 //!
 //! A stream shows only what `ps` shows its account, found the way every

@@ -108,6 +108,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     script!("project-history.js"),
     script!("project-load.js"),
     script!("project-panels.js"),
+    script!("project-settings.js"),
     script!("project.js"),
     script!("projects.js"),
     script!("router.js"),

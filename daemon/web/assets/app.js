@@ -20,6 +20,7 @@ import { deleteFile, saveEdit } from "./project-edit.js";
 import { endEdit, startEdit, startNewFile } from "./project-files.js";
 import { projectChanged, reloadNewest, renderAppState } from "./project-load.js";
 import { TABS } from "./project-panels.js";
+import { refreshSettings, saveSetting, secretChanged } from "./project-settings.js";
 import { generate, loadProjects, projectAppsChanged, projectsChanged, saveGeneration } from "./projects.js";
 import { route } from "./router.js";
 import { state } from "./state.js";
@@ -30,13 +31,18 @@ whenSessionEnds(signedOut);
 // whoever changed them.
 onEvent("apps", ({ apps }) => {
   state.ps = apps || [];
-  if (state.detail && !$("view-project").hidden) renderAppState();
+  if (state.detail && !$("view-project").hidden) {
+    renderAppState();
+    if (state.tab === "settings") refreshSettings();
+  }
   projectAppsChanged();
   appsChanged();
 });
 onEvent("projects", () => {
   projectsChanged();
   projectChanged();
+  // Settings changed elsewhere (the CLI) show on an open Settings tab.
+  if (state.detail && !$("view-project").hidden && state.tab === "settings") refreshSettings();
 });
 onEvent("signed-out", ({ message }) => {
   stopEvents();
@@ -71,6 +77,8 @@ function wire() {
     change("Fix", null);
   });
   $("project-delete").addEventListener("click", deleteProject);
+  $("settings-form").addEventListener("submit", saveSetting);
+  $("setting-secret").addEventListener("change", secretChanged);
   $("export-zip").addEventListener("click", () => downloadExport("Zip"));
   $("export-tgz").addEventListener("click", () => downloadExport("TarGz"));
   $("logs-clear").addEventListener("click", () => {

@@ -84,6 +84,9 @@ function renderApps(apps) {
               ? el("div", { className: "hint", textContent: a.hint })
               : null,
           a.last_exit && a.status !== "running" ? el("div", { className: "muted", textContent: `last exit: ${a.last_exit}` }) : null,
+          ...(a.missing_settings || []).map((name) =>
+            el("div", { className: "missing-setting", textContent: `missing setting: ${name}`, attrs: { "data-testid": "app-missing-setting" } }),
+          ),
         ),
         cell("Version", version),
         cell("Restarts", String(a.restarts)),

@@ -49,6 +49,9 @@ export function renderAppState() {
     if (app.newer_version) bits.push(` (v${app.newer_version} is newer: restart to run it)`);
     if (app.restarts) bits.push(` · ${plural(app.restarts, "restart")}`);
     if (app.last_exit && !live && !failed) bits.push(` · last exit: ${app.last_exit}`);
+    for (const name of app.missing_settings || []) {
+      bits.push(" · ", el("span", { className: "missing-setting", textContent: `missing setting: ${name}`, data: { testid: "app-missing-setting" } }));
+    }
     // A failed app's hint is the CLI's (`appforge fix`): here the Fix button says it.
     if (app.hint && !failed) bits.push(el("span", { className: "hint", textContent: ` ${app.hint}` }));
   } else {

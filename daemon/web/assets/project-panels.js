@@ -86,7 +86,7 @@ export function resetPreview() {
 
 // Tabs ----------------------------------------------------------------------
 
-export const TABS = ["files", "change", "history", "logs", "preview"];
+export const TABS = ["files", "change", "history", "logs", "preview", "settings"];
 
 /** Shows the panel `name` alone; the log follow and the preview stop when
  * their panel is left. */

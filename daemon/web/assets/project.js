@@ -9,6 +9,7 @@ import { fmtBytes } from "./format.js";
 import { loadHistory } from "./project-history.js";
 import { loadProject, renderAppState } from "./project-load.js";
 import { TABS, loadPreview, showTab, startLogs } from "./project-panels.js";
+import { loadSettings } from "./project-settings.js";
 import { ref, state } from "./state.js";
 
 export async function openProject(id, { version = null } = {}) {
@@ -18,6 +19,8 @@ export async function openProject(id, { version = null } = {}) {
     state.file = null;
     state.history = [];
     $("logs-view").textContent = "";
+    $("settings-rows").replaceChildren();
+    $("settings-missing").replaceChildren();
     for (const old of document.querySelectorAll('[data-testid="edit-outcome"]')) old.remove();
     for (const box of document.querySelectorAll("#view-project .fielderror")) clearError(box);
     show($("diff-box"), false);
@@ -48,6 +51,8 @@ async function enterTab(name) {
     if (!state.logs) startLogs();
   } else if (name === "preview") {
     loadPreview();
+  } else if (name === "settings") {
+    await loadSettings();
   }
 }
 

@@ -1597,6 +1597,14 @@ mod tests {
             "INSERT INTO \"todos\" (\"title\", \"due_date\", \"done\") VALUES (?, ?, ?)"
         ));
         assert!(app.contains("APP_DATABASE"));
+        // It works without it: `ps` names no missing setting.
+        let contents: Vec<appforge_shared::protocol::FileContent> = files
+            .iter()
+            .map(|(path, content)| {
+                appforge_shared::protocol::FileContent::new(path.as_str(), content.as_str())
+            })
+            .collect();
+        assert!(crate::process::reads::needed(&contents).is_empty());
         let html = file(&files, "templates/index.html");
         assert!(html.contains("<title>Todo app</title>"));
         assert!(html.contains("type=\"date\""));

@@ -11,7 +11,8 @@ mod versions;
 pub use status::metrics_text;
 
 use appforge_shared::protocol::{
-    Envelope, Progress, Reply, Request, SessionToken, Welcome, PROTOCOL_VERSION,
+    EnvChange, EnvRequest, Envelope, Progress, Reply, Request, SessionToken, Welcome,
+    PROTOCOL_VERSION,
 };
 use tokio::sync::mpsc;
 
@@ -81,6 +82,10 @@ pub async fn dispatch(
             | Request::Rollback(_)
             | Request::DeleteProject(_)
             | Request::Import(_)
+            | Request::Env(EnvRequest {
+                change: EnvChange::Set { .. } | EnvChange::Unset { .. },
+                ..
+            })
     );
     let token = changes_projects.then(|| envelope.token.clone()).flatten();
     let result = handle(daemon, envelope, progress).await;
