@@ -8,7 +8,8 @@ use super::{Message, Role};
 
 fn system_prompt() -> String {
     // The run convention every app follows; the supervisor starts apps this way.
-    let run_convention = crate::process::launch::shell_line("$PORT");
+    let run_convention =
+        crate::process::launch::shell_line(&crate::process::shape::Target::convention(), "$PORT");
     format!(
         "You write small, complete, working web apps: a Python Flask backend and an HTML/JS \
          frontend.\n\

@@ -113,6 +113,9 @@ pub enum RunError {
     /// This daemon does not hold its host claim, so it acts on no app.
     #[error("{0}")]
     Fenced(String),
+    /// The version's files do not tell what to run or install.
+    #[error("{0}")]
+    Shape(#[from] crate::process::shape::ShapeError),
 }
 
 /// One supervised app, as the supervisor holds it.
@@ -417,6 +420,7 @@ impl Supervisor {
             dir,
             env,
             health_path: order.health_path,
+            target: order.target.clone(),
             version: Some(order.version),
             settings: order.settings.clone(),
         };
