@@ -165,15 +165,17 @@ pub fn target(files: &[FileContent]) -> Result<Target, ShapeError> {
                 found: Found::OnlyPackage,
             })
         }
-        _ => Err(ShapeError::Ambiguous(
-            candidates
+        _ => {
+            let mut names: Vec<String> = candidates
                 .into_iter()
                 .map(|(name, in_src, _)| match in_src {
                     true => format!("src/{name}"),
                     false => name,
                 })
-                .collect(),
-        )),
+                .collect();
+            names.sort();
+            Err(ShapeError::Ambiguous(names))
+        }
     }
 }
 
