@@ -149,6 +149,7 @@ mod tests {
             rss_bytes: Some(rss),
             last_exit: None,
             host: "here".into(),
+            target: None,
         }
     }
 

@@ -589,6 +589,10 @@ pub struct ProcessInfo {
     pub hint: Option<String>,
     /// The host whose daemon runs it (daemons may share one database).
     pub host: String,
+    /// What it runs and how that was found, e.g. `flaskr:create_app()
+    /// (named in pyproject.toml)`; none when not known here.
+    #[serde(default)]
+    pub target: Option<String>,
 }
 
 /// A project as `list` shows it.

@@ -203,6 +203,7 @@ fn process() -> impl Strategy<Value = ProcessInfo> {
             newer_version: pid.map(i64::from),
             check_status: None,
             hint: Some(name.clone()),
+            target: Some(name.clone()),
             host: name,
         })
 }

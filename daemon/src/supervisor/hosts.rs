@@ -61,6 +61,7 @@ impl Supervisor {
                 version: None,
                 newer_version: None,
                 check_status: None,
+                target: None,
             });
         }
         Ok(list)

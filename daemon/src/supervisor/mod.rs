@@ -129,6 +129,8 @@ struct Handle {
     check_status: Option<String>,
     /// A newer version that it does not follow (one that failed its checks).
     newer: Option<i64>,
+    /// What it runs, and how that was found.
+    target: Option<String>,
     /// The files `ps` reads its process's figures from.
     gauges: Arc<Gauges>,
 }
@@ -437,7 +439,10 @@ impl Supervisor {
             cgroups: self.cgroups.clone(),
         };
         if matches!(origin, Origin::Spawn) {
-            step(format!("starting on port {port}"));
+            step(format!(
+                "starting {} on port {port}",
+                order.target.describe()
+            ));
         }
         let (status_tx, status) = watch::channel(Status {
             state: State::Starting,
@@ -457,6 +462,7 @@ impl Supervisor {
             version: Some(order.version),
             check_status: order.check_status.clone(),
             newer: None,
+            target: Some(order.target.describe()),
             gauges: Arc::default(),
         };
         self.apps

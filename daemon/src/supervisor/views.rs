@@ -18,6 +18,7 @@ pub(super) struct Shown {
     version: Option<i64>,
     check_status: Option<String>,
     newer: Option<i64>,
+    target: Option<String>,
 }
 
 impl Shown {
@@ -27,6 +28,7 @@ impl Shown {
             version: handle.version,
             check_status: handle.check_status.clone(),
             newer: handle.newer,
+            target: handle.target.clone(),
         }
     }
 }
@@ -125,6 +127,7 @@ impl Supervisor {
                 version: None,
                 check_status: None,
                 newer: None,
+                target: None,
             },
             Shown::of,
         )
@@ -178,6 +181,7 @@ impl Supervisor {
             rss_bytes: reading.memory,
             last_exit: status.last_exit.clone().or(status.failure.clone()),
             host: self.settings.host.clone(),
+            target: shown.target.clone(),
         }
     }
 }
