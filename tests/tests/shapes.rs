@@ -307,6 +307,46 @@ fn a_wsgi_py_is_run_and_exported_as_its_target() {
 }
 
 #[test]
+fn a_src_layout_package_named_by_its_build_backend_runs_from_src() {
+    let daemon = Daemon::start();
+    let ada = signed_up(&daemon, "ada");
+    let id = new_project(&ada, "shop");
+    let pyproject = r#"[project]
+name = "shop-app"
+version = "0.1.0"
+dependencies = ["flask>=3.0", "pytest>=8"]
+
+[tool.hatch.build.targets.wheel]
+packages = ["src/shop"]
+
+[tool.pytest.ini_options]
+pythonpath = ["src"]
+"#;
+    let conftest = CONFTEST.replace("from notebook import", "from shop import");
+    let files = [
+        ("pyproject.toml", pyproject),
+        ("src/shop/__init__.py", PACKAGE),
+        ("tests/conftest.py", conftest.as_str()),
+        ("tests/test_notes.py", TEST_NOTES),
+    ];
+    let edit = replace_files(&ada, "shop", &files).ok();
+    assert_eq!(steps(&edit.json()), ["install", "import", "start", "tests"]);
+    assert_runs(&ada, "shop", "shop:create_app() (named in pyproject.toml)");
+    let port = port_of(&run_app(&ada, "shop"));
+    assert_eq!(body(port, "/add?text=tea"), "added\n");
+    assert_eq!(body(port, "/"), "notes: tea\n");
+    // Flask's instance folder is beside the package, in the app's folder.
+    let instance = run_folder(&daemon, id).join("src/instance/notes.txt");
+    assert_eq!(std::fs::read_to_string(instance).unwrap(), "tea\n");
+    let (_keep, tree) = exported(&ada, "shop");
+    let dockerfile = std::fs::read_to_string(tree.join("Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(r#""--pythonpath", "/app/src", "shop:create_app()"]"#),
+        "{dockerfile}"
+    );
+}
+
+#[test]
 fn two_packages_that_could_be_the_app_are_refused_naming_both() {
     let daemon = Daemon::start();
     let ada = signed_up(&daemon, "ada");
