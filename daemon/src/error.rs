@@ -57,7 +57,9 @@ impl From<RunError> for ServiceError {
             | RunError::Settings(_) => ServiceError::Conflict(message),
             RunError::PortOutOfRange { .. } => ServiceError::InvalidInput(message),
             RunError::Db(e) => ServiceError::Db(e),
-            RunError::Env(EnvError::Refused(_)) => ServiceError::InvalidInput(message),
+            RunError::Env(EnvError::Refused(_)) | RunError::Shape(_) => {
+                ServiceError::InvalidInput(message)
+            }
             RunError::Env(_) | RunError::NotUp { .. } => ServiceError::App(message),
             RunError::Files(_) | RunError::NoVersion(_) => ServiceError::Internal(message),
         }

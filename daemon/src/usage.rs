@@ -150,6 +150,7 @@ mod tests {
             last_exit: None,
             host: "here".into(),
             missing_settings: Vec::new(),
+            target: None,
         }
     }
 

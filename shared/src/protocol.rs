@@ -620,6 +620,10 @@ pub struct ProcessInfo {
     /// was started (neither its own settings nor the launch's), by name.
     #[serde(default)]
     pub missing_settings: Vec<String>,
+    /// What it runs and how that was found, e.g. `flaskr:create_app()
+    /// (named in pyproject.toml)`; none when not known here.
+    #[serde(default)]
+    pub target: Option<String>,
 }
 
 /// A project as `list` shows it.

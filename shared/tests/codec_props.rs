@@ -221,6 +221,7 @@ fn process() -> impl Strategy<Value = ProcessInfo> {
             newer_version: pid.map(i64::from),
             check_status: None,
             hint: Some(name.clone()),
+            target: Some(name.clone()),
             host: name.clone(),
             missing_settings: vec![name],
         })

@@ -42,8 +42,11 @@ async fn started(ctx: &mut Ctx, request: Request) -> Result<(), ClientError> {
         return Err(unexpected(&reply));
     };
     emit(ctx.json, process_json(&app), || {
+        let runs = app.target.as_deref().map_or(String::new(), |t| {
+            format!("\n  it runs {}", sanitize(t, Sgr::Drop))
+        });
         format!(
-            "`{}` is running (pid {}): {}",
+            "`{}` is running (pid {}): {}{runs}",
             app.name,
             app.pid.map_or("-".into(), |p| p.to_string()),
             app.url.clone().unwrap_or_default()
@@ -221,5 +224,6 @@ fn process_json(a: &ProcessInfo) -> serde_json::Value {
         "cpu_percent": a.cpu_percent, "rss_bytes": a.rss_bytes, "last_exit": a.last_exit,
         "version": a.version, "newer_version": a.newer_version, "check_status": a.check_status,
         "hint": a.hint, "host": a.host, "missing_settings": a.missing_settings,
+        "hint": a.hint, "host": a.host, "target": a.target,
     })
 }

@@ -23,7 +23,8 @@ pub const SETTINGS_RULE: &str = "Settings and secrets (API keys, tokens, passwor
 
 fn system_prompt() -> String {
     // The run convention every app follows; the supervisor starts apps this way.
-    let run_convention = crate::process::launch::shell_line("$PORT");
+    let run_convention =
+        crate::process::launch::shell_line(&crate::process::shape::Target::convention(), "$PORT");
     format!(
         "You write small, complete, working web apps: a Python Flask backend and an HTML/JS \
          frontend.\n\

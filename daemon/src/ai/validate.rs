@@ -1,5 +1,6 @@
-//! Checks generated files before anything is saved: the entry file exists,
-//! `requirements.txt` lists Flask, and every Python file compiles.
+//! Checks generated files before anything is saved: there is a module to
+//! run (see `process::shape`), the requirements list Flask, and every
+//! Python file compiles.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -7,6 +8,8 @@ use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 
 use appforge_shared::protocol::FileContent;
+
+use crate::process::{requirements, shape};
 
 /// Why generated files cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -32,18 +35,17 @@ for path, source in json.load(sys.stdin):
 json.dump(errors, sys.stdout)
 "#;
 
-/// Checks the files, adding Flask to `requirements.txt` when it is missing.
+/// Checks the files, adding Flask to `requirements.txt` when it is
+/// missing (unless `pyproject.toml` declares the dependencies).
 pub async fn check(files: &mut Vec<FileContent>, python: &Path) -> Result<(), CheckError> {
-    if !files.iter().any(|f| f.path == "app.py") {
-        return Err(CheckError::Invalid(
-            "there is no `app.py` defining the Flask `app`".into(),
-        ));
+    let invalid = |e: &dyn std::fmt::Display| CheckError::Invalid(e.to_string());
+    shape::target(files).map_err(|e| invalid(&e))?;
+    let declared = shape::dependencies(files).map_err(|e| invalid(&e))?;
+    if declared.is_none() || files.iter().any(|f| f.path == "requirements.txt") {
+        ensure_flask(files);
     }
-    ensure_flask(files);
-    if let Some(f) = files.iter().find(|f| f.path == "requirements.txt") {
-        crate::process::requirements::check(&f.content)
-            .map_err(|e| CheckError::Invalid(e.to_string()))?;
-    }
+    let requirements = requirements::of(files).map_err(|e| invalid(&e))?;
+    requirements::check(&requirements).map_err(|e| invalid(&e))?;
     let errors = syntax_errors(files, python).await?;
     if errors.is_empty() {
         Ok(())
@@ -59,7 +61,7 @@ pub async fn check(files: &mut Vec<FileContent>, python: &Path) -> Result<(), Ch
 fn ensure_flask(files: &mut Vec<FileContent>) {
     let names_flask = |text: &str| {
         text.lines()
-            .any(|line| crate::process::requirements::name(line).as_deref() == Some("flask"))
+            .any(|line| requirements::name(line).as_deref() == Some("flask"))
     };
     match files.iter_mut().find(|f| f.path == "requirements.txt") {
         Some(f) if names_flask(&f.content) => {}
@@ -150,6 +152,29 @@ mod tests {
             check(&mut none, python).await,
             Err(CheckError::Invalid(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_package_declaring_its_dependencies_in_pyproject_gets_no_requirements_txt() {
+        let python = Path::new("python3");
+        let mut files = vec![
+            FileContent::new(
+                "pyproject.toml",
+                "[project]\nname = \"shop\"\ndependencies = [\"flask\"]\n",
+            ),
+            FileContent::new("shop/__init__.py", "def create_app():\n    pass\n"),
+        ];
+        check(&mut files, python).await.unwrap();
+        assert_eq!(files.len(), 2);
+        // Options are refused there as in requirements.txt.
+        files[0].content = "[project]\nname = \"shop\"\ndependencies = [\"-e ../x\"]\n".into();
+        let err = check(&mut files, python).await.unwrap_err().to_string();
+        assert!(err.contains("-e ../x"), "{err}");
+        // Two packages that could be the app: the error names both.
+        files[0].content = "[project]\nname = \"other\"\n".into();
+        files.push(FileContent::new("admin/__init__.py", "app = None\n"));
+        let err = check(&mut files, python).await.unwrap_err().to_string();
+        assert!(err.contains("(admin, shop)"), "{err}");
     }
 
     #[tokio::test]

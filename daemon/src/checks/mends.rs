@@ -1,6 +1,7 @@
 //! Known model mistakes, mended before anything is checked and without a
 //! model round: templates and static files put where Flask does not look,
-//! and third-party imports missing from `requirements.txt`.
+//! and third-party imports missing from `requirements.txt` (a project that
+//! declares its dependencies in `pyproject.toml` is left as it is).
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::OnceLock;
@@ -219,6 +220,13 @@ const CHECK_TOOLS: &[&str] = &["pytest", "_pytest"];
 /// Adds what the code imports but `requirements.txt` lacks, under its
 /// distribution's name.
 fn add_missing_requirements(files: &mut Vec<FileContent>) -> Vec<String> {
+    // Dependencies declared in pyproject.toml are the project's to keep: a
+    // requirements.txt added beside them would replace them all.
+    let declared = !files.iter().any(|f| f.path == "requirements.txt")
+        && !matches!(crate::process::shape::dependencies(files), Ok(None));
+    if declared {
+        return Vec::new();
+    }
     let own = own_modules(files);
     let mut imported = BTreeSet::new();
     for f in files.iter().filter(|f| f.path.ends_with(".py")) {

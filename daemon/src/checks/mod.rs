@@ -27,6 +27,7 @@ use crate::process::excerpt::relevant_lines;
 use crate::process::launch::{self, Variables};
 use crate::process::logfile::LogFiles;
 use crate::process::requirements;
+use crate::process::shape::{self, Target};
 use crate::projects::folder;
 
 /// Time limit of the import step.
@@ -46,7 +47,7 @@ const STEP_LOG_BYTES: u64 = 1 << 20;
 pub enum Step {
     /// Install the requirements into the app's (shared, cached) environment.
     Install,
-    /// Import `app.py`.
+    /// Import the module the app runs (`app.py`, say).
     Import,
     /// Start it and ask for `/`.
     Start,
@@ -244,8 +245,16 @@ impl Checker {
         let outcome = (|| {
             step(Step::Install, &mut || self.install(&scratch, files))?;
             let env = env_of(&self.settings, files);
-            step(Step::Import, &mut || self.import(&scratch, &env))?;
-            step(Step::Start, &mut || self.start(&scratch, &env))?;
+            let mut target = None;
+            step(Step::Import, &mut || {
+                let found = shape::target(files).map_err(Fault::of)?;
+                let _ = report.send(format!("check: the app is {}", found.describe()));
+                self.import(&scratch, &env, &found)?;
+                target = Some(found);
+                Ok(())
+            })?;
+            let target = target.unwrap_or_else(Target::convention);
+            step(Step::Start, &mut || self.start(&scratch, &env, &target))?;
             if files.iter().any(|f| mends::is_test_file(&f.path)) {
                 step(Step::Tests, &mut || self.tests(&scratch, &env))?;
             }
@@ -264,7 +273,7 @@ impl Checker {
             settings: &self.settings,
             log: &log,
         };
-        let requirements = requirements::of(files);
+        let requirements = requirements::of(files).map_err(Fault::of)?;
         match pyenv::prepare(
             &self.settings.env_dir,
             &self.settings.python,
@@ -277,8 +286,8 @@ impl Checker {
         }
     }
 
-    fn import(&self, scratch: &Scratch, env: &PythonEnv) -> Result<(), Fault> {
-        let args = vec!["-c".to_string(), format!("import {}", launch::APP_MODULE)];
+    fn import(&self, scratch: &Scratch, env: &PythonEnv, target: &Target) -> Result<(), Fault> {
+        let args = vec!["-c".to_string(), target.import_statement()];
         let log = scratch.log(Step::Import);
         self.run_to_end(scratch, env, None, args, &log, IMPORT_LIMIT)
     }
@@ -362,10 +371,10 @@ impl Checker {
 
     /// Starts the app as `run` would, waits until it answers, and asks for
     /// `/`: any answer below 500 passes.
-    fn start(&self, scratch: &Scratch, env: &PythonEnv) -> Result<(), Fault> {
+    fn start(&self, scratch: &Scratch, env: &PythonEnv, target: &Target) -> Result<(), Fault> {
         let port = free_port().map_err(Fault::of)?;
         let log = scratch.log(Step::Start);
-        let spec = self.spec(scratch, env, launch::python_args(port), &log, port);
+        let spec = self.spec(scratch, env, launch::python_args(target, port), &log, port);
         let errors = log.open_for_child().map_err(Fault::of)?;
         let mut child = shim::start(&spec, errors.into()).map_err(Fault::of)?;
         let group = nix::unistd::Pid::from_raw(child.id() as i32);
@@ -446,9 +455,11 @@ impl Checker {
     }
 }
 
-/// The environment `run` uses for these files (ready once installed).
+/// The environment `run` uses for these files (ready once installed,
+/// which also read their requirements).
 fn env_of(settings: &AppSettings, files: &[FileContent]) -> PythonEnv {
-    let (root, _) = pyenv::locate(&settings.env_dir, &requirements::of(files));
+    let requirements = requirements::of(files).unwrap_or_default();
+    let (root, _) = pyenv::locate(&settings.env_dir, &requirements);
     PythonEnv { root }
 }
 

@@ -6,8 +6,7 @@ use std::path::Path;
 
 use appforge_shared::protocol::FileContent;
 
-/// The module Flask loads: every app's entry file is `app.py`.
-pub const APP_MODULE: &str = "app";
+use super::shape::Target;
 
 /// The path an app's health is probed on: `/healthz` when one of its
 /// Python files declares that route, else `/`. Read from the stored
@@ -24,27 +23,28 @@ pub fn health_path(files: &[FileContent]) -> &'static str {
     }
 }
 
-/// The arguments to the app's Python that serve it on `port` of 127.0.0.1.
-pub fn python_args(port: u16) -> Vec<String> {
-    [
-        "-m",
-        "flask",
-        "--app",
-        APP_MODULE,
-        "run",
-        "--host",
-        "127.0.0.1",
-        "--port",
-    ]
-    .into_iter()
-    .map(String::from)
-    .chain([port.to_string()])
-    .collect()
+/// The arguments to the app's Python that serve `target` on `port` of
+/// 127.0.0.1.
+pub fn python_args(target: &Target, port: u16) -> Vec<String> {
+    ["-m", "flask", "--app"]
+        .into_iter()
+        .map(String::from)
+        .chain([target.flask_app()])
+        .chain(
+            ["run", "--host", "127.0.0.1", "--port"]
+                .into_iter()
+                .map(String::from),
+        )
+        .chain([port.to_string()])
+        .collect()
 }
 
 /// The command line as people type it, with `port` as given (`$PORT`, say).
-pub fn shell_line(port: &str) -> String {
-    format!("python -m flask --app {APP_MODULE} run --host 127.0.0.1 --port {port}")
+pub fn shell_line(target: &Target, port: &str) -> String {
+    format!(
+        "python -m flask --app {} run --host 127.0.0.1 --port {port}",
+        target.flask_app()
+    )
 }
 
 /// An app's own settings (`appforge env`), added to its environment: the
@@ -152,8 +152,13 @@ mod tests {
 
     #[test]
     fn the_command_line_and_its_shell_spelling_agree() {
-        let argv = python_args(5000).join(" ");
-        assert_eq!(format!("python {argv}"), shell_line("5000"));
+        let target = Target::convention();
+        let argv = python_args(&target, 5000).join(" ");
+        assert_eq!(format!("python {argv}"), shell_line(&target, "5000"));
+        assert_eq!(
+            shell_line(&target, "5000"),
+            "python -m flask --app app run --host 127.0.0.1 --port 5000"
+        );
     }
 
     #[test]

@@ -22,13 +22,15 @@ pub struct RequirementError {
     pub why: &'static str,
 }
 
-/// The requirements an app is installed with: its `requirements.txt`, or
-/// Flask alone when it has none.
-pub fn of(files: &[appforge_shared::protocol::FileContent]) -> String {
-    files
-        .iter()
-        .find(|f| f.path == "requirements.txt")
-        .map_or_else(|| "flask\n".to_string(), |f| f.content.clone())
+/// The requirements an app is installed with: its `requirements.txt`, else
+/// its `pyproject.toml`'s `[project].dependencies`, else Flask alone.
+pub fn of(
+    files: &[appforge_shared::protocol::FileContent],
+) -> Result<String, super::shape::ShapeError> {
+    if let Some(f) = files.iter().find(|f| f.path == "requirements.txt") {
+        return Ok(f.content.clone());
+    }
+    Ok(super::shape::dependencies(files)?.unwrap_or_else(|| "flask\n".to_string()))
 }
 
 /// The name a requirement line installs, normalised as PEP 503 does

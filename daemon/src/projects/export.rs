@@ -19,7 +19,8 @@ use std::io::{Cursor, Write};
 use super::path::SafePath;
 use super::settings::Expected;
 use super::slug;
-use crate::process::launch;
+use crate::process::shape::{self, Target};
+use crate::process::{launch, requirements};
 use crate::texts;
 
 /// Port the container serves on.
@@ -73,6 +74,13 @@ pub enum ExportError {
 struct AppShape {
     /// gunicorn's `module:variable` or `module:factory()`.
     target: String,
+    /// Whether that module lives in `src/` (gunicorn then adds it to the
+    /// import path).
+    src: bool,
+    /// How to run it locally, on Flask's default address.
+    run_line: String,
+    /// The module the smoke test imports.
+    module: String,
     /// Path the health check asks for.
     health: &'static str,
     /// Whether the app reads its database path from `APP_DATABASE`.
@@ -82,25 +90,19 @@ struct AppShape {
 }
 
 impl AppShape {
-    /// Reads the shape from the project's files; heuristics, since app.py is free text.
+    /// Reads the shape from the project's files; heuristics, since Python
+    /// is free text.
     fn of(files: &[FileContent]) -> Self {
-        let app_py = find(files, "app.py").map_or("", |f| f.content.as_str());
-        let target = if defines_module_variable(app_py, "app") {
-            "app:app"
-        } else if defines_module_variable(app_py, "application") {
-            "app:application"
-        } else if app_py.lines().any(|l| l.starts_with("def create_app(")) {
-            "app:create_app()"
-        } else {
-            // The project's convention; a wrong guess shows up in the smoke test.
-            "app:app"
-        };
+        // A project whose target cannot be told fails its checks and does
+        // not run; its export falls back on the convention, and a wrong
+        // guess shows up in the smoke test.
+        let target = shape::target(files).unwrap_or_else(|_| Target::convention());
         let uses_app_database = files
             .iter()
             .filter(|f| f.path.ends_with(".py") && !is_test_file(&f.path))
             .any(|f| f.content.contains("APP_DATABASE"));
-        let has_gunicorn = find(files, "requirements.txt").is_some_and(|f| {
-            f.content.lines().any(|l| {
+        let has_gunicorn = requirements::of(files).is_ok_and(|r| {
+            r.lines().any(|l| {
                 let l = l.trim_start().to_ascii_lowercase();
                 l.strip_prefix("gunicorn").is_some_and(|rest| {
                     !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -108,7 +110,10 @@ impl AppShape {
             })
         });
         AppShape {
-            target: target.to_string(),
+            target: target.wsgi(),
+            src: target.in_src,
+            run_line: launch::shell_line(&target, "5000"),
+            module: target.module.clone(),
             health: launch::health_path(files),
             uses_app_database,
             has_gunicorn,
@@ -116,20 +121,10 @@ impl AppShape {
     }
 }
 
-/// Whether `source` assigns `name` at module level (`app = ...` or `app: Flask = ...`).
-fn defines_module_variable(source: &str, name: &str) -> bool {
-    source.lines().any(|line| {
-        let Some(rest) = line.strip_prefix(name) else {
-            return false;
-        };
-        let rest = rest.trim_start_matches([' ', '\t']);
-        if let Some(after) = rest.strip_prefix('=') {
-            !after.starts_with('=')
-        } else {
-            // An annotated assignment; a bare annotation binds nothing.
-            rest.starts_with(':') && rest.contains('=')
-        }
-    })
+/// The export's `requirements.txt` for a project without one: what the
+/// app is installed with (its `pyproject.toml`'s dependencies, or Flask).
+fn requirements_txt(files: &[FileContent]) -> String {
+    requirements::of(files).unwrap_or_else(|_| texts::render("export/requirements.txt", &()))
 }
 
 /// Whether pytest would collect `path`; those set `APP_DATABASE` rather than honour it.
@@ -146,11 +141,6 @@ fn is_test_file(path: &str) -> bool {
 /// file on a case-insensitive file system.
 fn same_path(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
-}
-
-/// The project's file at `path`, if any.
-fn find<'a>(files: &'a [FileContent], path: &str) -> Option<&'a FileContent> {
-    files.iter().find(|f| f.path == path)
 }
 
 /// Which of the optional deployment files an export holds.
@@ -205,10 +195,7 @@ pub fn deployment_files(
         ),
         ("test_smoke.py", render_smoke_test(&shape)),
         (".github/workflows/ci.yml", render_ci(&root, targets)),
-        (
-            "requirements.txt",
-            texts::render("export/requirements.txt", &()),
-        ),
+        ("requirements.txt", requirements_txt(files)),
     ];
     if targets.k8s {
         let text = DeployText::new(&root, &shape, settings);
@@ -274,6 +261,7 @@ fn render_dockerfile(shape: &AppShape) -> String {
             uses_app_database: shape.uses_app_database,
             health: shape.health,
             target: &shape.target,
+            src: shape.src,
         },
     )
 }
@@ -290,6 +278,8 @@ struct DockerfileText<'a> {
     uses_app_database: bool,
     health: &'a str,
     target: &'a str,
+    /// Whether the target lives in `src/`.
+    src: bool,
 }
 
 /// What `docker build` leaves out: local environments, caches, databases and
@@ -318,13 +308,19 @@ fn render_smoke_test(shape: &AppShape) -> String {
         "export/test_smoke.py",
         &SmokeTestText {
             healthz: shape.health == "/healthz",
+            module: &shape.module,
+            src: shape.src,
         },
     )
 }
 
 /// What `templates/export/test_smoke.py.j2` is filled in with.
 #[derive(Serialize)]
-struct SmokeTestText {
+struct SmokeTestText<'a> {
+    /// The module the app runs.
+    module: &'a str,
+    /// Whether it lives in `src/`.
+    src: bool,
     /// Whether the app answers on `/healthz`, so that is tested too.
     healthz: bool,
 }
@@ -427,7 +423,7 @@ fn render_readme(
                 .iter()
                 .map(|readme| demote_headings(&readme.content, 2).trim().to_string())
                 .collect(),
-            run_line: launch::shell_line("5000"),
+            run_line: shape.run_line.clone(),
             root,
             port: PORT,
             data_dir: DATA_DIR,
@@ -712,6 +708,38 @@ def index():
     }
 
     #[test]
+    fn a_packaged_app_is_exported_by_its_detected_target() {
+        let files = vec![
+            FileContent::new(
+                "pyproject.toml",
+                "[project]\nname = \"shop\"\ndependencies = [\"flask>=3\", \"itsdangerous\"]\n",
+            ),
+            FileContent::new(
+                "src/shop/__init__.py",
+                "from flask import Flask\n\ndef create_app():\n    return Flask(__name__)\n",
+            ),
+        ];
+        let all = export_files("Shop", "a shop", &files, &[ExportTarget::Compose], &[]);
+        let docker = content(&all, "Dockerfile");
+        assert!(
+            docker.contains(r#""--pythonpath", "/app/src", "shop:create_app()"]"#),
+            "{docker}"
+        );
+        assert_eq!(
+            content(&all, "requirements.txt"),
+            "flask>=3\nitsdangerous\n"
+        );
+        let smoke = content(&all, "test_smoke.py");
+        assert!(
+            smoke.contains(r#"importlib.import_module("shop")"#),
+            "{smoke}"
+        );
+        assert!(smoke.contains("syspath_prepend"), "{smoke}");
+        let readme = content(&all, "README.md");
+        assert!(readme.contains("--app src/shop run"), "{readme}");
+    }
+
+    #[test]
     fn dockerfile_carries_the_shape() {
         let factory = dockerfile(&project(FACTORY_APP));
         assert!(factory.contains("FROM python:3.12-slim\n"));
@@ -840,7 +868,10 @@ def index():
             );
         }
         // The literal above checks the spelling; this, that it is launch's line.
-        assert!(readme.contains(&format!("\n{}\n```\n", launch::shell_line("5000"))));
+        assert!(readme.contains(&format!(
+            "\n{}\n```\n",
+            launch::shell_line(&Target::convention(), "5000")
+        )));
         let plain = content(
             &export_files("p", "", &project(PLAIN_APP), &[], &[]),
             "README.md",

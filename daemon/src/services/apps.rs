@@ -61,7 +61,7 @@ impl Apps for Supervisor {
                 Some(release.check_status),
                 release.files,
                 settings,
-            );
+            )?;
             Supervisor::follow(self, &order, step).await
         })
     }
@@ -82,7 +82,7 @@ pub async fn run(
 ) -> Result<ProcessInfo, RunError> {
     let settings = supervisor.settings(&orders::app_of(project)).await?;
     supervisor
-        .run(&orders::order_of(project, release, settings), port, step)
+        .run(&orders::order_of(project, release, settings)?, port, step)
         .await
 }
 
@@ -132,7 +132,7 @@ pub async fn restart(
     step: &(dyn Fn(String) + Sync),
 ) -> Result<ProcessInfo, RunError> {
     let settings = supervisor.settings(&orders::app_of(project)).await?;
-    let order = orders::order_of(project, release, settings);
+    let order = orders::order_of(project, release, settings)?;
     supervisor.check_here(&order.app, false).await?;
     supervisor.restart(&order, step).await
 }

@@ -10,6 +10,7 @@ use appforge_shared::protocol::FileContent;
 use crate::config::seal::Keyring;
 use crate::db::Db;
 use crate::process::launch::{self, Variables};
+use crate::process::shape::{self, ShapeError};
 use crate::process::{reads, requirements};
 use crate::projects::versions::{self, CheckStatus, Release};
 use crate::projects::{export, folder, settings, Project};
@@ -28,26 +29,31 @@ impl Content for Files {
 }
 
 /// What the supervisor runs for `release` of `project`, with its
-/// `settings`.
-pub fn order_of(project: &Project, release: &Release, settings: Variables) -> Order {
+/// `settings`, or why its files do not tell what to run.
+pub fn order_of(
+    project: &Project,
+    release: &Release,
+    settings: Variables,
+) -> Result<Order, ShapeError> {
     let checks = release.check_status.as_deref().and_then(CheckStatus::parse);
     order_of_files(project, release.version, checks, &release.files, settings)
 }
 
 /// What the supervisor runs for version `version` of `project`, with
-/// `files`, which fared so in its checks, and its `settings`.
+/// `files`, which fared so in its checks, and its `settings`, or why its
+/// files do not tell what to run.
 pub fn order_of_files(
     project: &Project,
     version: i64,
     checks: Option<CheckStatus>,
     files: &[FileContent],
     settings: Variables,
-) -> Order {
+) -> Result<Order, ShapeError> {
     let mut on_disk = files.to_vec();
     if !on_disk.iter().any(|f| f.path == "Dockerfile") {
         on_disk.push(FileContent::new("Dockerfile", export::dockerfile(files)));
     }
-    Order {
+    Ok(Order {
         app: app_of(project),
         version,
         check_status: checks.map(|c| c.as_str().to_string()),
@@ -56,12 +62,13 @@ pub fn order_of_files(
             Some(CheckStatus::Failed) => Replaces::No("failed its checks"),
             Some(CheckStatus::Skipped) | None => Replaces::No("was saved without its checks"),
         },
-        requirements: requirements::of(files),
+        requirements: requirements::of(files)?,
         health_path: launch::health_path(files),
+        target: shape::target(files)?,
         content: Arc::new(Files(on_disk)),
         missing_settings: reads::missing(files, &settings),
         settings,
-    }
+    })
 }
 
 /// How the supervisor names a project's app.
@@ -110,7 +117,7 @@ impl Orders for StoredOrders {
                 })
                 .await??;
             let opened = settings::opened(&project, &stored, || self.keys.opening())?;
-            Ok(order_of(&project, &release, opened))
+            Ok(order_of(&project, &release, opened)?)
         })
     }
 

@@ -28,6 +28,7 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::process::launch::Variables;
 use crate::process::logfile::LogFiles;
+use crate::process::shape::Target;
 
 pub use super::lifecycle::State;
 pub use super::spawner::terminate;
@@ -63,6 +64,8 @@ pub struct Launch {
     /// What its health probe asks for (`/healthz` or `/`): from the stored
     /// version, never read from the app's folder, which the app can write.
     pub health_path: &'static str,
+    /// The module it runs, found in the stored version's files.
+    pub target: Target,
     /// The project version it runs.
     pub version: Option<i64>,
     /// Its own settings, added to its environment.

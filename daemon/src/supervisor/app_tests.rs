@@ -177,6 +177,7 @@ fn launch(dir: &std::path::Path, version: i64) -> Launch {
             root: dir.join("env"),
         },
         health_path: "/",
+        target: crate::process::shape::Target::convention(),
         version: Some(version),
         settings: Default::default(),
     }

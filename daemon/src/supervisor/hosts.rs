@@ -62,6 +62,7 @@ impl Supervisor {
                 newer_version: None,
                 check_status: None,
                 missing_settings: Vec::new(),
+                target: None,
             });
         }
         Ok(list)

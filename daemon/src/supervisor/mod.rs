@@ -113,6 +113,9 @@ pub enum RunError {
     /// This daemon does not hold its host claim, so it acts on no app.
     #[error("{0}")]
     Fenced(String),
+    /// The version's files do not tell what to run or install.
+    #[error("{0}")]
+    Shape(#[from] crate::process::shape::ShapeError),
 }
 
 /// One supervised app, as the supervisor holds it.
@@ -126,6 +129,8 @@ struct Handle {
     check_status: Option<String>,
     /// A newer version that it does not follow (one that failed its checks).
     newer: Option<i64>,
+    /// What it runs, and how that was found.
+    target: Option<String>,
     /// The files `ps` reads its process's figures from.
     gauges: Arc<Gauges>,
     /// The settings its code reads that were not set when it started.
@@ -419,6 +424,7 @@ impl Supervisor {
             dir,
             env,
             health_path: order.health_path,
+            target: order.target.clone(),
             version: Some(order.version),
             settings: order.settings.clone(),
         };
@@ -435,7 +441,10 @@ impl Supervisor {
             cgroups: self.cgroups.clone(),
         };
         if matches!(origin, Origin::Spawn) {
-            step(format!("starting on port {port}"));
+            step(format!(
+                "starting {} on port {port}",
+                order.target.describe()
+            ));
         }
         let (status_tx, status) = watch::channel(Status {
             state: State::Starting,
@@ -455,6 +464,7 @@ impl Supervisor {
             version: Some(order.version),
             check_status: order.check_status.clone(),
             newer: None,
+            target: Some(order.target.describe()),
             gauges: Arc::default(),
             missing_settings: order.missing_settings.clone(),
         };

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::process::launch::Variables;
+use crate::process::shape::Target;
 
 /// Whose app it is and what it is called, for lists and messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +57,8 @@ pub struct Order {
     /// The path its health probe asks for (`/healthz` or `/`), taken from
     /// the stored version, never from files the app can write.
     pub health_path: &'static str,
+    /// The module it runs, found in the stored version's files.
+    pub target: Target,
     /// Its files.
     pub content: Arc<dyn Content>,
     /// The app's own settings, secrets opened: its restarts, automatic

@@ -94,6 +94,7 @@ impl Supervisor {
                         if let Some(handle) = apps.get_mut(&run.project_id) {
                             handle.version = Some(version);
                             handle.check_status = None;
+                            handle.target = None;
                             handle.newer = Some(order.version);
                         }
                         drop(apps);

@@ -162,7 +162,7 @@ impl Spawner for Shim {
         };
         let spec = ShimSpec {
             program: launch.env.python(),
-            args: launch::python_args(cfg.port),
+            args: launch::python_args(&launch.target, cfg.port),
             dir: launch.dir.clone(),
             env: launch::environment(&launch.env.root, cfg.port, &tmp, &launch.settings),
             log: cfg.log.path().to_path_buf(),

@@ -19,6 +19,7 @@ pub(super) struct Shown {
     check_status: Option<String>,
     newer: Option<i64>,
     missing_settings: Vec<String>,
+    target: Option<String>,
 }
 
 impl Shown {
@@ -29,6 +30,7 @@ impl Shown {
             check_status: handle.check_status.clone(),
             newer: handle.newer,
             missing_settings: handle.missing_settings.clone(),
+            target: handle.target.clone(),
         }
     }
 }
@@ -128,6 +130,7 @@ impl Supervisor {
                 check_status: None,
                 newer: None,
                 missing_settings: Vec::new(),
+                target: None,
             },
             Shown::of,
         )
@@ -182,6 +185,7 @@ impl Supervisor {
             last_exit: status.last_exit.clone().or(status.failure.clone()),
             host: self.settings.host.clone(),
             missing_settings: shown.missing_settings.clone(),
+            target: shown.target.clone(),
         }
     }
 }

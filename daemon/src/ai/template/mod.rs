@@ -890,7 +890,7 @@ impl<'a> ScaffoldView<'a> {
             plural: &spec.plural,
             plural_words: words_of(&spec.plural),
             entity_words: words_of(&spec.entity),
-            run_command: launch::shell_line("5000"),
+            run_command: launch::shell_line(&crate::process::shape::Target::convention(), "5000"),
             required,
             fields,
             sql_constants: sql_constants(spec),
