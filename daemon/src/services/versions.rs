@@ -1395,6 +1395,18 @@ mod tests {
             self.maker().generate(self.owner, req, &self.report()).await
         }
 
+        /// Improves the project `todo` with `prompt`.
+        async fn improve(&self, prompt: &str) -> Result<Generated, MakeError> {
+            let req = ImproveRequest {
+                project: "todo".into(),
+                prompt: prompt.into(),
+                provider: None,
+                model: None,
+                checks: CheckOptions::default(),
+            };
+            self.maker().improve(self.owner, req, &self.report()).await
+        }
+
         /// (kind, outcome, project) of each history row, oldest first.
         async fn history(&self) -> Vec<(String, String, Option<i64>)> {
             self.db
@@ -1611,18 +1623,7 @@ mod tests {
             .await
             .unwrap();
         let project_id = first.project.unwrap().project_id;
-        let req = ImproveRequest {
-            project: "todo".into(),
-            prompt: "add a priority field".into(),
-            provider: None,
-            model: None,
-            checks: CheckOptions::default(),
-        };
-        let made = world
-            .maker()
-            .improve(world.owner, req, &world.report())
-            .await
-            .unwrap();
+        let made = world.improve("add a priority field").await.unwrap();
         assert_eq!(made.project.unwrap().version, 2);
         assert!(made.restarted);
         assert_eq!(
@@ -1890,19 +1891,8 @@ mod tests {
             .unwrap();
         let project_id = first.project.unwrap().project_id;
         // A todo list has a title already, and it is the required field.
-        let req = ImproveRequest {
-            project: "todo".into(),
-            prompt: "make title required".into(),
-            provider: None,
-            model: None,
-            checks: CheckOptions::default(),
-        };
         let runs = world.checker.runs.load(Ordering::SeqCst);
-        let made = world
-            .maker()
-            .improve(world.owner, req, &world.report())
-            .await
-            .unwrap();
+        let made = world.improve("make title required").await.unwrap();
         assert!(made.unchanged && !made.restarted, "{made:?}");
         assert_eq!(made.project.unwrap().version, 1);
         assert_eq!(
@@ -1934,18 +1924,7 @@ mod tests {
             .generate("todo", CheckOptions::default())
             .await
             .unwrap();
-        let req = ImproveRequest {
-            project: "todo".into(),
-            prompt: "make the header bigger".into(),
-            provider: None,
-            model: None,
-            checks: CheckOptions::default(),
-        };
-        let e = world
-            .maker()
-            .improve(world.owner, req, &world.report())
-            .await
-            .unwrap_err();
+        let e = world.improve("make the header bigger").await.unwrap_err();
         assert!(matches!(e, MakeError::Refused(_)), "{e:?}");
         assert_eq!(world.history().await.len(), 1, "only the first generation");
     }
