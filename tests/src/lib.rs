@@ -274,8 +274,18 @@ impl Daemon {
             .arg(&self.socket)
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .arg("--env-dir")
-            .arg(test_env_dir())
+            // The shared environments, unless a test gives its own.
+            .args(
+                (!self
+                    .args
+                    .iter()
+                    .map(String::as_str)
+                    .chain(extra.iter().copied())
+                    .any(|a| a == "--env-dir"))
+                .then(|| ["--env-dir".into(), test_env_dir().into_os_string()])
+                .into_iter()
+                .flatten(),
+            )
             .arg("--port-range")
             .arg(&self.ports)
             // Daemons under test serve no dashboard unless a test asks for

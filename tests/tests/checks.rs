@@ -675,3 +675,57 @@ fn the_checks_bring_pytest_themselves_and_never_add_it_to_the_requirements() {
         .stdout;
     assert!(!shown.contains("pytest"), "pytest was added: {shown}");
 }
+
+/// When the checks cannot install pytest for themselves, an edit whose app
+/// lacks it is refused with that reason, and nothing is saved.
+#[test]
+fn checks_that_cannot_install_pytest_say_so_and_save_nothing() {
+    let python = appforge_e2e::python();
+    let real_uv = python.with_file_name("uv");
+    assert!(
+        real_uv.exists(),
+        "no uv beside {}: `make pyenv` installs it",
+        python.display()
+    );
+    // A uv that refuses to install the checks' own requirements (pytest
+    // alone), as an index without it would, and is the real one otherwise.
+    let bin = tempfile::tempdir().unwrap();
+    let uv = bin.path().join("uv");
+    std::fs::write(
+        &uv,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do\n  if [ -f \"$a\" ] && [ \"$(cat \"$a\")\" = pytest ]; then\n    \
+             echo 'no pytest on this index' >&2; exit 1\n  fi\ndone\nexec {} \"$@\"\n",
+            real_uv.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&uv, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let envs = tempfile::tempdir().unwrap();
+    let envs_arg = envs.path().display().to_string();
+    let daemon = Daemon::start_with(
+        &["--installer", "uv", "--env-dir", &envs_arg],
+        &[("PATH", &path)],
+    );
+    let user = signed_up(&daemon, "ada");
+    new_project(&user, "todo");
+    let out = user
+        .run_with_stdin(
+            &["edit", "todo", "--file", "requirements.txt", "--stdin"],
+            "flask>=3.0\n",
+        )
+        .fails_with(7);
+    assert!(
+        out.stderr
+            .contains("could not install pytest for the checks"),
+        "{}",
+        out.stderr
+    );
+    let history = user.run(&["--json", "history", "todo"]).ok().json();
+    assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
+}
